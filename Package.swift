@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+// Parley: BEAM-style processes and core.async/Go-style channels for Swift, on a scheduler of its own.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    // Async functions run on their caller's executor: no executor hop (and no task-status
+    // lock in the Swift runtime) on every receive.
+    .enableUpcomingFeature("NonisolatedNonsendingByDefault"),
+]
+
+let package = Package(
+    name: "parley",
+    platforms: [.macOS(.v15)],
+    products: [
+        // The scheduler, timers and blocking pool: no process semantics.
+        .library(name: "ParleyRuntime", targets: ["ParleyRuntime"]),
+        // Processes, links, monitors, registry, introspection (re-exports ParleyRuntime).
+        .library(name: "Parley", targets: ["Parley"]),
+        .executable(name: "parley", targets: ["ParleyCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.3.0"),
+    ],
+    targets: [
+        // Three libc calls Swift cannot reach portably (thread names, malloc_usable_size, PAUSE).
+        .target(name: "CParleyShims"),
+        .target(
+            name: "ParleyRuntime",
+            dependencies: [
+                "CParleyShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Parley",
+            dependencies: [
+                "ParleyRuntime",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ParleyCLI",
+            dependencies: [
+                "Parley",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
+        .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
+    ]
+)

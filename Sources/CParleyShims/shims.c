@@ -1,0 +1,29 @@
+#define _GNU_SOURCE
+#include "CParleyShims.h"
+#include <pthread.h>
+#if defined(__linux__)
+#include <malloc.h>
+#endif
+
+void parley_set_thread_name(const char *name) {
+#if defined(__linux__)
+    pthread_setname_np(pthread_self(), name);
+#elif defined(__APPLE__)
+    pthread_setname_np(name);
+#endif
+}
+
+size_t parley_malloc_usable_size(void *p) {
+#if defined(__linux__)
+    return malloc_usable_size(p);
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
+void parley_malloc_trim(void) {
+#if defined(__linux__)
+    malloc_trim(0);
+#endif
+}

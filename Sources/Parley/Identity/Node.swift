@@ -1,0 +1,44 @@
+import Synchronization
+
+/// A node of a Parley or Erlang cluster, as named in pids and references.
+///
+/// Nodes are interned: two `Node` values with the same name are the same object, so pid
+/// equality across nodes is cheap. The local node is `nonode@nohost` until distribution
+/// starts (a later issue), as on the BEAM.
+///
+/// ```swift
+/// let other = Node.named("worker@10.0.0.2")
+/// print(other.name)            // worker@10.0.0.2
+/// print(Node.local.name)       // nonode@nohost
+/// ```
+public final class Node: Hashable, Sendable, CustomStringConvertible {
+    /// The full node name, such as `app@host`.
+    public let name: String
+    /// The small number this node is printed with inside pids (`<N.id.serial>`); 0 is the local node.
+    public let index: Int
+
+    private init(name: String, index: Int) {
+        self.name = name
+        self.index = index
+    }
+
+    private static let table = Mutex<[String: Node]>([:])
+    private static let localName = Mutex<String>("nonode@nohost")
+
+    /// The interned node called `name`.
+    public static func named(_ name: String) -> Node {
+        table.withLock { t in
+            if let n = t[name] { return n }
+            let n = Node(name: name, index: t.count + 1)
+            t[name] = n
+            return n
+        }
+    }
+
+    /// The name of this node (`nonode@nohost` when not distributed).
+    public static var localNodeName: String { localName.withLock { $0 } }
+
+    public static func == (a: Node, b: Node) -> Bool { a === b }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
+    public var description: String { name }
+}

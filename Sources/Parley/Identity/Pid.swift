@@ -1,0 +1,99 @@
+/// A process identifier, shaped like Erlang's NEW_PID so that it can travel between nodes:
+/// node, id, serial and creation. Local pids print as `<0.id.serial>`, remote ones as
+/// `<N.id.serial>` where N is the node's local index, as Erlang prints them.
+///
+/// Equality and hashing use node, id, serial and creation only, so a pid decoded from
+/// another node compares equal to the same pid held here.
+///
+/// ```swift
+/// let pid = Process.spawn { me in
+///     let text = try await me.receive(String.self)
+///     print("got", text)
+/// }
+/// pid.send("hello")        // never blocks; dropped silently if the process is dead
+/// print(pid)               // <0.42.0>
+/// ```
+public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
+    /// The node the process lives on; `nil` means this node.
+    public let node: Node?
+    /// The process number on its node.
+    public let id: UInt32
+    /// Bumped each time `id` wraps around, so pids are not reused soon.
+    public let serial: UInt32
+    /// The incarnation of the node that created the pid (Erlang's creation).
+    public let creation: UInt32
+    /// The local process, for local pids: sends need no table lookup.
+    let process: ProcessCore?
+
+    init(local process: ProcessCore) {
+        self.node = nil
+        self.id = process.id
+        self.serial = process.serial
+        self.creation = LocalNode.creation
+        self.process = process
+    }
+
+    init(placeholderId: UInt32) {
+        self.node = nil
+        self.id = placeholderId
+        self.serial = 0
+        self.creation = LocalNode.creation
+        self.process = nil
+    }
+
+    /// A pid on another node, as decoded from the wire.
+    public init(node: Node, id: UInt32, serial: UInt32, creation: UInt32) {
+        self.node = node
+        self.id = id
+        self.serial = serial
+        self.creation = creation
+        self.process = nil
+    }
+
+    /// Whether the pid names a process on this node.
+    public var isLocal: Bool { node == nil }
+
+    /// The name of the pid's node.
+    public var nodeName: String { node?.name ?? Node.localNodeName }
+
+    /// Whether the process is alive. Always `false` for a pid of another node until
+    /// distribution is connected.
+    public var isAlive: Bool { process?.isAlive ?? false }
+
+    /// Sends `message` to the process. Never blocks. A message to a dead process, or to a
+    /// process on a node we are not connected to, is dropped silently, as on the BEAM.
+    /// Messages from one sender to one receiver arrive in the order sent.
+    @inlinable
+    public func send(_ message: any Sendable) {
+        deliver(message)
+    }
+
+    @usableFromInline
+    func deliver(_ message: any Sendable) {
+        process?.deliver(message)
+    }
+
+    public static func == (a: Pid, b: Pid) -> Bool {
+        a.id == b.id && a.serial == b.serial && a.creation == b.creation && a.node == b.node
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(id)
+        h.combine(serial)
+        h.combine(creation)
+        h.combine(node)
+    }
+
+    /// Orders pids by node index, then serial, then id, as Erlang's term order does for local pids.
+    public static func < (a: Pid, b: Pid) -> Bool {
+        (a.node?.index ?? 0, a.serial, a.id) < (b.node?.index ?? 0, b.serial, b.id)
+    }
+
+    public var description: String { "<\(node?.index ?? 0).\(id).\(serial)>" }
+}
+
+/// This node's identity as pids and references carry it.
+enum LocalNode {
+    /// Erlang's creation of this node incarnation; 0 while not distributed.
+    static let creation: UInt32 = 0
+}

@@ -1,0 +1,123 @@
+import ParleyRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Process {
+    /// What `Process.info/1` (Erlang's `process_info/2`) tells about a live process.
+    ///
+    /// ```swift
+    /// if let info = Process.info(pid) {
+    ///     print(info.status, info.messageQueueLength, info.reductions, info.memory)
+    /// }
+    /// ```
+    public struct Info: Sendable, CustomStringConvertible {
+        /// Erlang's `status` values that apply here.
+        public enum Status: String, Sendable {
+            /// Running on a scheduler thread now.
+            case running
+            /// Ready to run, waiting for a scheduler thread.
+            case runnable
+            /// Waiting for a message.
+            case waiting
+            /// Exited; the info is the last one seen.
+            case exiting
+        }
+        public let pid: Pid
+        public let kind: Kind
+        public let status: Status
+        /// Messages in the mailbox (`message_queue_len`).
+        public let messageQueueLength: Int
+        /// Messages taken out of the mailbox so far.
+        public let messagesHandled: Int
+        /// Reductions used so far (at least one per message handled).
+        public let reductions: Int
+        public let links: [Pid]
+        /// Pids this process monitors (`monitors`).
+        public let monitors: [Pid]
+        /// Pids monitoring this process (`monitored_by`).
+        public let monitoredBy: [Pid]
+        public let registeredName: String?
+        public let label: String?
+        public let trapExit: Bool
+        /// The mailbox bound, if any, and messages dropped by its overflow policy.
+        public let mailboxLimit: MailboxLimit?
+        public let droppedMessages: Int
+        /// An estimate in bytes of what the process holds: its object, its mailbox and its
+        /// bookkeeping, plus for a sequential process the Swift task it runs as.
+        public let memory: Int
+
+        public var description: String {
+            var parts = ["\(pid)", kind.rawValue, status.rawValue, "queue=\(messageQueueLength)",
+                         "handled=\(messagesHandled)", "reductions=\(reductions)", "memory=\(memory)B"]
+            if let registeredName { parts.append("name=\(registeredName)") }
+            if let label { parts.append("label=\(label)") }
+            if !links.isEmpty { parts.append("links=\(links.map(\.description).joined(separator: ","))") }
+            if !monitors.isEmpty { parts.append("monitors=\(monitors.count)") }
+            if !monitoredBy.isEmpty { parts.append("monitored_by=\(monitoredBy.count)") }
+            if trapExit { parts.append("trap_exit") }
+            return parts.joined(separator: " ")
+        }
+    }
+
+    /// Information about a live local process, or `nil` if it is dead or remote
+    /// (`process_info/1` returning `undefined`).
+    public static func info(_ pid: Pid) -> Info? {
+        guard let p = pid.process, p.isAlive else { return nil }
+        return p.info()
+    }
+}
+
+/// Bytes a Swift task of a parked sequential process holds beyond the process object, as
+/// measured by `parley bench spawn-idle` on this machine kind (task object and first slab).
+let estimatedTaskBytes = 1100
+
+extension ProcessCore {
+    func info() -> Process.Info? {
+        typealias Snapshot = (status: Status, incoming: Int, links: [Pid], monitors: [Pid], monitoredBy: [Pid],
+                              name: String?, label: String?, trap: Bool, dropped: Int, extrasBytes: Int)
+        let snap = shared.withLock { s -> Snapshot? in
+            guard s.status != .dead else { return nil }
+            let e = s.extras
+            let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0
+            return (s.status, s.incoming.count, e.map { Array($0.links) } ?? [], e.map { Array($0.monitoring.values) } ?? [],
+                    e.map { Array($0.monitoredBy.values) } ?? [], e?.name, e?.label, e?.trapExit ?? false,
+                    e?.dropped ?? 0, extrasBytes)
+        }
+        guard let snap else { return nil }
+        let status: Process.Info.Status
+        switch snap.status {
+        case .waiting, .idle: status = .waiting
+        case .scheduled: status = onCPU.load(ordering: .relaxed) ? .running : .runnable
+        case .running: status = .running
+        case .dead: status = .exiting
+        }
+        let queued = snap.incoming + savedCount.load(ordering: .relaxed)
+        var memory = objectBytes + queued * MemoryLayout<any Sendable>.stride + snap.extrasBytes
+        if kind == .sequential { memory += estimatedTaskBytes }
+        return Process.Info(
+            pid: pid, kind: kind, status: status, messageQueueLength: queued,
+            messagesHandled: handledCount.load(ordering: .relaxed), reductions: reductionCount.load(ordering: .relaxed),
+            links: snap.links.sorted(), monitors: snap.monitors, monitoredBy: snap.monitoredBy,
+            registeredName: snap.name, label: snap.label, trapExit: snap.trap,
+            mailboxLimit: mailboxLimit > 0 ? MailboxLimit(capacity: mailboxLimit, overflow: overflow) : nil,
+            droppedMessages: snap.dropped, memory: memory)
+    }
+
+    /// The size of this process's own heap block.
+    private var objectBytes: Int {
+        if let usableSize { return usableSize(Unmanaged.passUnretained(self).toOpaque()) }
+        return 128
+    }
+}
+
+/// glibc's `malloc_usable_size`, looked up at run time (its header is not in the Glibc module).
+private let usableSize: (@convention(c) (UnsafeMutableRawPointer?) -> Int)? = {
+    #if canImport(Glibc)
+    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_usable_size") else { return nil }
+    return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutableRawPointer?) -> Int).self)
+    #else
+    return nil
+    #endif
+}()

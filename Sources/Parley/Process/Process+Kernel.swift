@@ -1,0 +1,234 @@
+import ParleyRuntime
+import Synchronization
+
+/// The functions of Elixir's `Kernel` and `Process` modules that need no current process.
+extension Process {
+    /// The pid that signals and messages sent from outside any process come from (`<0.0.0>`).
+    public static let outside = Pid(outsidePlaceholder: ())
+
+    // MARK: Spawning
+
+    /// Spawns a sequential process running `body`. Returns at once; the process runs on
+    /// Parley's schedulers.
+    ///
+    /// ```swift
+    /// let pid = Process.spawn { me in
+    ///     while let n = try await me.receive(Int.self, after: .seconds(1)) { print(n) }
+    /// }
+    /// ```
+    @discardableResult
+    public static func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
+        try! spawnProcess(SpawnOptions(), parent: nil, makeSequential: true, body: body, callback: nil)
+    }
+
+    /// Spawns a sequential process with options (name, mailbox bound, trap exits, label).
+    /// `options.link` needs a spawning process: use ``Process/spawn(_:_:)-(SpawnOptions,_)`` on a `Process`.
+    /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
+    @discardableResult
+    public static func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
+        try spawnProcess(options, parent: nil, makeSequential: true, body: body, callback: nil)
+    }
+
+    /// Spawns a callback process: no Swift task while idle; `handler` runs once per message,
+    /// in arrival order, with the process's state.
+    ///
+    /// ```swift
+    /// let counter = try Process.spawn(state: 0) { count, message, me in
+    ///     switch message {
+    ///     case let n as Int: count += n
+    ///     case let from as Pid: me.send(count, to: from)
+    ///     default: break
+    ///     }
+    ///     return .continue
+    /// }
+    /// ```
+    @discardableResult
+    public static func spawn<State>(
+        _ options: SpawnOptions = SpawnOptions(), state: sending State,
+        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+    ) throws(ProcessError) -> Pid {
+        try spawnCallback(options, parent: nil, state: state, handler: handler)
+    }
+
+    /// Runs `body` as a sequential process and returns its result: the bridge from ordinary
+    /// async code (a test, `main`) into the process world.
+    ///
+    /// ```swift
+    /// let answer = try await Process.run { me in
+    ///     me.send(42, to: me.pid)
+    ///     return try await me.receive(Int.self)
+    /// }
+    /// ```
+    /// - Throws: whatever `body` throws, or ``ProcessExit`` if the process is killed.
+    public static func run<T: Sendable>(
+        _ options: SpawnOptions = SpawnOptions(),
+        _ body: @escaping @Sendable (Process) async throws -> T
+    ) async throws -> T {
+        let started = Mutex<Pid?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<T, any Error>) in
+                do {
+                    let pid = try spawn(options) { me in
+                        do {
+                            c.resume(returning: try await body(me))
+                        } catch {
+                            c.resume(throwing: error)
+                            throw error
+                        }
+                    }
+                    started.withLock { $0 = pid }
+                    if Task.isCancelled { exit(pid, .kill) }
+                } catch {
+                    c.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            // The caller gave up: the process is killed, and its receive throws ProcessExit.
+            if let pid = started.withLock({ $0 }) { exit(pid, .kill) }
+        }
+    }
+
+    static func spawnProcess(
+        _ options: SpawnOptions, parent: ProcessCore?, makeSequential: Bool,
+        body: (@Sendable (Process) async throws -> Void)?, callback: ProcessCore?,
+        monitorRef: Reference? = nil
+    ) throws(ProcessError) -> Pid {
+        let process = SequentialProcess(limit: options.mailbox)
+        try prepare(process, options, parent: parent, monitorRef: monitorRef)
+        process.start(body!)
+        return process.pid
+    }
+
+    static func spawnCallback<State>(
+        _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
+        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+    ) throws(ProcessError) -> Pid {
+        let process = CallbackProcess(state: state, limit: options.mailbox, handler: handler)
+        try prepare(process, options, parent: parent, monitorRef: nil)
+        return process.pid
+    }
+
+    /// Everything that must hold before a new process runs: table entry, name, flags, link.
+    private static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
+        if options.trapExit || options.label != nil {
+            p.shared.withLock { s in
+                let e = s.ensureExtras()
+                e.trapExit = options.trapExit
+                e.label = options.label
+            }
+        }
+        if let name = options.name { try LocalRegistry.register(name, p.pid) }
+        ProcessTable.insert(p)
+        if let parent {
+            if options.link, parent.addLink(p.pid) { _ = p.addLink(parent.pid) }
+            if let monitorRef { establishMonitor(monitorRef, watcher: parent, target: p.pid) }
+        }
+    }
+
+    static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
+        guard let t = target.process else {
+            watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noproc))
+            return
+        }
+        guard watcher.noteMonitoring(ref, target: target) else { return }
+        if !t.addMonitor(ref, watcher: watcher.pid) {
+            _ = watcher.forgetMonitoring(ref)
+            watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noproc))
+        }
+    }
+
+    // MARK: Messages and signals
+
+    /// Sends `message` to `pid` from outside any process. Same as `pid.send(message)`.
+    public static func send(_ message: any Sendable, to pid: Pid) { pid.deliver(message) }
+
+    /// Sends to a registered name.
+    /// - Throws: ``ProcessError/notRegistered(_:)`` if no process has the name.
+    public static func send(_ message: any Sendable, to name: String) throws(ProcessError) {
+        guard let pid = whereis(name) else { throw .notRegistered(name) }
+        pid.deliver(message)
+    }
+
+    /// Sends an exit signal to `pid` (Erlang's `exit/2`), by Erlang's rules:
+    /// - `.kill` ends the process with `killed`, even if it traps exits;
+    /// - a process that traps exits gets an ``ExitMessage`` instead;
+    /// - otherwise `.normal` is ignored, and any other reason ends the process with it.
+    ///
+    /// Swift cannot interrupt running code: the signal takes effect at once (links, monitors
+    /// and the name see the death immediately), and a process that is running stops at its
+    /// next suspension point, where `receive` throws ``ProcessExit``; anything it sends after
+    /// the signal is discarded.
+    public static func exit(_ pid: Pid, _ reason: ExitReason) {
+        sendExit(to: pid, from: outside, reason: reason)
+    }
+
+    static func sendExit(to pid: Pid, from: Pid, reason: ExitReason) {
+        ExitSignals.propagate([.init(target: pid, from: from, reason: reason, isLink: false)])
+    }
+
+    /// Sends `message` to `pid` after `delay` (`erlang:send_after/3`). The timer runs on the
+    /// scheduler, with no thread or task of its own.
+    ///
+    /// ```swift
+    /// let timer = Process.sendAfter("tick", to: pid, after: .seconds(1))
+    /// let left = timer.cancel()     // time left, or nil if it already fired
+    /// ```
+    @discardableResult
+    public static func sendAfter(_ message: any Sendable, to pid: Pid, after delay: Duration) -> TimerRef {
+        TimerRef(timer: Scheduler.shared.timers.schedule(after: delay) { pid.deliver(message) })
+    }
+
+    // MARK: Registry
+
+    /// Registers `pid` under `name` (Erlang's `register/2`).
+    /// - Throws: ``ProcessError/nameTaken(_:by:)``, ``ProcessError/alreadyRegistered(_:as:)``,
+    ///   or ``ProcessError/noproc(_:)`` for a dead process.
+    public static func register(_ name: String, _ pid: Pid) throws(ProcessError) {
+        try LocalRegistry.register(name, pid)
+    }
+
+    /// Removes a registered name (`unregister/1`).
+    /// - Throws: ``ProcessError/notRegistered(_:)`` if nobody has it.
+    public static func unregister(_ name: String) throws(ProcessError) {
+        try LocalRegistry.unregister(name)
+    }
+
+    /// The pid registered under `name`, or `nil` (`whereis/1`).
+    public static func whereis(_ name: String) -> Pid? { LocalRegistry.whereis(name) }
+
+    /// All registered names, sorted (`registered/0`).
+    public static func registered() -> [String] { LocalRegistry.registered() }
+
+    // MARK: Introspection
+
+    /// Every live local process (`Process.list/0`).
+    public static func list() -> [Pid] { ProcessTable.all().map(\.pid).sorted() }
+
+    /// How many local processes are alive.
+    public static var count: Int { ProcessTable.count }
+
+    /// Whether `pid` is alive (`Process.alive?/1`).
+    public static func isAlive(_ pid: Pid) -> Bool { pid.isAlive }
+}
+
+extension Pid {
+    init(outsidePlaceholder: ()) {
+        self.init(placeholderId: 0)
+    }
+}
+
+/// A timer from ``Process/sendAfter(_:to:after:)``: Erlang's `TRef`.
+public struct TimerRef: Sendable {
+    let timer: ScheduledTimer
+
+    /// Cancels the timer. Returns the time that was left, or `nil` if it already fired or was
+    /// cancelled (`erlang:cancel_timer/1` returning `false`).
+    @discardableResult
+    public func cancel() -> Duration? {
+        let left = timer.remaining
+        return timer.cancel() ? (left ?? .zero) : nil
+    }
+
+    /// Time left before it fires, or `nil` if it fired or was cancelled (`erlang:read_timer/1`).
+    public var remaining: Duration? { timer.remaining }
+}

@@ -1,0 +1,143 @@
+import ParleyRuntime
+import Synchronization
+
+/// A process whose body is an async function that calls `receive`: a Swift task on
+/// Parley's `TaskExecutor`, parked on an `UnsafeContinuation` while it waits.
+@usableFromInline
+final class SequentialProcess: ProcessCore, @unchecked Sendable {
+    // @unchecked Sendable: see ProcessCore; `task` is a Mutex.
+    let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(limit: MailboxLimit?) {
+        super.init(initialStatus: .running, limit: limit)
+    }
+
+    override var kind: Process.Kind { .sequential }
+
+    func start(_ body: @escaping @Sendable (Process) async throws -> Void) {
+        let t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in
+            await self.main(body)
+        }
+        task.withLock { $0 = t }
+        if !isAlive { t.cancel() }
+    }
+
+    private func main(_ body: @Sendable (Process) async throws -> Void) async {
+        Scheduler.noteRunning(self)
+        let reason: ExitReason
+        do {
+            try await body(Process(core: self))
+            reason = .normal
+        } catch let e as ProcessExit {
+            reason = e.reason
+        } catch {
+            reason = isAlive ? .error(error) : finalReason()
+        }
+        if isAlive { ExitSignals.exit(self, reason: reason) }
+        saved.removeAll()
+        savedCount.store(0, ordering: .relaxed)
+        task.withLock { $0 = nil }
+    }
+
+    override func didDie(external: Bool, wasIdle: Bool) {
+        // A process ended from outside stops at its next suspension point: receive throws,
+        // and cancellation interrupts Task.sleep and other cancellable waits.
+        if external { task.withLock { $0 }?.cancel() }
+    }
+
+    func finalReason() -> ExitReason {
+        shared.withLock { $0.extras?.exitReason } ?? .killed
+    }
+
+    /// Selective receive: scans the mailbox in arrival order for the first message `match`
+    /// accepts, removes it and returns true, leaving the others in place; false on timeout.
+    /// `deadline` nil waits forever; a deadline in the past polls once (`after 0`).
+    /// Not generic, so that it is compiled once; the public generic wrappers are inlinable.
+    @usableFromInline
+    func receive(deadline: UInt64?, _ match: (any Sendable) throws -> Bool) async throws -> Bool {
+        var index = 0
+        var generation: UInt32 = 0
+        var timer: ScheduledTimer? = nil
+        defer { timer?.cancel() }
+        while true {
+            guard isAlive else { throw ProcessExit(finalReason()) }
+            if mailboxLimit > 0 { index = max(0, index - applyPendingDrops()) }
+            while index < saved.count {
+                if try match(saved[index]) {
+                    saved.remove(at: index)
+                    savedCount.store(saved.count, ordering: .relaxed)
+                    handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                    reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                    sinceYield &+= 1
+                    if sinceYield >= Scheduler.shared.configuration.reductions {
+                        sinceYield = 0
+                        await Scheduler.yield()
+                        Scheduler.noteRunning(self)
+                    }
+                    return true
+                }
+                index += 1
+            }
+            let gen = generation
+            let step = shared.withLock { s -> ReceiveStep in
+                if s.status == .dead { return .dead }
+                if refill(&s) { return .pulled }
+                if gen != 0 && s.timedOutGeneration == gen { return .timedOut }
+                return .wait
+            }
+            switch step {
+            case .pulled: continue
+            case .dead: throw ProcessExit(finalReason())
+            case .timedOut: return false
+            case .wait: break
+            }
+            if let deadline {
+                if deadline <= MonotonicClock.now { return false }
+                if timer == nil {
+                    generation = shared.withLock { s in
+                        s.waitGeneration &+= 1
+                        if s.waitGeneration == 0 { s.waitGeneration = 1 }
+                        return s.waitGeneration
+                    }
+                    let g = generation
+                    timer = Scheduler.shared.timers.schedule(at: deadline) { [self] in self.timeout(g) }
+                }
+            }
+            let g = generation
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let resumeNow = shared.withLock { s -> Bool in
+                    if s.status == .dead || !s.incoming.isEmpty || (g != 0 && s.timedOutGeneration == g) { return true }
+                    s.status = .waiting
+                    s.waiter = c
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+            Scheduler.noteRunning(self)
+        }
+    }
+
+    private func timeout(_ generation: UInt32) {
+        let waiter = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
+            s.timedOutGeneration = generation
+            guard s.status == .waiting, s.waitGeneration == generation, let w = s.waiter else { return nil }
+            s.status = .running
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume()
+    }
+
+    /// Removes the first message `match` accepts without waiting (demonitor's flush).
+    func removeFirst(where match: (any Sendable) -> Bool) -> Bool {
+        _ = shared.withLock { s in refill(&s) }
+        if let i = saved.firstIndex(where: match) {
+            saved.remove(at: i)
+            savedCount.store(saved.count, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+}
+
+enum ReceiveStep { case pulled, dead, timedOut, wait }

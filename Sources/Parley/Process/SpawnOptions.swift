@@ -1,0 +1,32 @@
+/// Options for spawning a process (Erlang's `spawn_opt`, plus a registered name and a
+/// mailbox bound).
+///
+/// ```swift
+/// var options = SpawnOptions()
+/// options.name = "logger"
+/// options.mailbox = MailboxLimit(capacity: 10_000, overflow: .dropOldest)
+/// let pid = try Process.spawn(options) { me in
+///     while true { print(try await me.receive()) }
+/// }
+/// ```
+public struct SpawnOptions: Sendable {
+    /// Link the new process to the spawning process (`spawn_link`). Needs a spawning process:
+    /// use it with `Process.spawn` on a ``Process`` value.
+    public var link = false
+    /// Register the process under this name before it runs; a taken name is an error.
+    public var name: String?
+    /// Bound the mailbox; `nil` (the default) leaves it unbounded, as on the BEAM.
+    public var mailbox: MailboxLimit?
+    /// Start with exit trapping on (`process_flag(trap_exit, true)`).
+    public var trapExit = false
+    /// A label shown by introspection (OTP 27's `proc_lib:set_label/1`).
+    public var label: String?
+
+    public init(link: Bool = false, name: String? = nil, mailbox: MailboxLimit? = nil, trapExit: Bool = false, label: String? = nil) {
+        self.link = link
+        self.name = name
+        self.mailbox = mailbox
+        self.trapExit = trapExit
+        self.label = label
+    }
+}

@@ -1,0 +1,23 @@
+/// Delivery of exit signals, one worklist at a time: a process that dies from a signal adds
+/// its own links' signals to the list instead of recursing.
+enum ExitSignals {
+    struct Pending {
+        let target: Pid
+        let from: Pid
+        let reason: ExitReason
+        let isLink: Bool
+    }
+
+    static func propagate(_ initial: [Pending]) {
+        var work = initial
+        while let s = work.popLast() {
+            guard let p = s.target.process else { continue }  // remote: distribution's job
+            work.append(contentsOf: p.receiveExitSignal(from: s.from, reason: s.reason, isLink: s.isLink))
+        }
+    }
+
+    /// Ends `process` with `reason` as its own decision (body returned or threw, handler stopped).
+    static func exit(_ process: ProcessCore, reason: ExitReason) {
+        propagate(process.die(reason, external: false))
+    }
+}

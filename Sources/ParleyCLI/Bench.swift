@@ -1,0 +1,50 @@
+import ArgumentParser
+import Parley
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the peer workloads (../shared/peers/README.md) on Parley.",
+        discussion: "With --json, prints one line per figure: {\"peer\":\"parley\",\"workload\":...,\"value\":...,\"unit\":...}"
+    )
+
+    @Flag(help: "Print JSON lines for ../shared/peers/table.")
+    var json = false
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Argument(help: "Workloads to run (default: all). Known: \(Workloads.all.joined(separator: ", ")).")
+    var workloads: [String] = []
+
+    func run() async throws {
+        try runtime.apply()
+        let chosen = workloads.isEmpty ? Workloads.all : workloads
+        for w in chosen where !Workloads.all.contains(w) {
+            throw ValidationError("unknown workload \(w); known: \(Workloads.all.joined(separator: ", "))")
+        }
+        for w in chosen {
+            let results = try await Process.run { me in try await Workloads.run(w, me: me) }
+            for r in results {
+                if json {
+                    print("{\"peer\":\"parley\",\"workload\":\"\(r.workload)\",\"value\":\(format(r.value)),\"unit\":\"\(r.unit)\"}")
+                } else {
+                    print(pad(r.workload, 28) + " \(format(r.value)) \(r.unit)")
+                }
+            }
+        }
+    }
+
+    private func format(_ v: Double) -> String {
+        if v >= 100 { return String(Int(v.rounded())) }
+        let s = "\(Double(Int((v * 10000).rounded())) / 10000)"
+        return s
+    }
+}
+
+struct Tour: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the talk's demonstrations live.")
+    @OptionGroup var runtime: RuntimeOptions
+    func run() async throws {
+        try runtime.apply()
+        print("tour: coming")
+    }
+}

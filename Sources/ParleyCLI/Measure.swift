@@ -1,0 +1,36 @@
+import Parley
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Seconds since `start` (a MonotonicClock reading).
+func seconds(since start: UInt64) -> Double { Double(MonotonicClock.now - start) / 1e9 }
+
+/// Resident memory of this OS process, from /proc/self/status.
+func rssBytes() -> Double {
+    guard let f = fopen("/proc/self/status", "r") else { return 0 }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, 256, f) != nil {
+        let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if s.hasPrefix("VmRSS:") {
+            let digits = s.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "0"
+            return (Double(digits) ?? 0) * 1024
+        }
+    }
+    return 0
+}
+
+/// Gives memory freed by earlier work back to the system, so RSS deltas mean something.
+func trimHeap() {
+    #if canImport(Glibc)
+    typealias Trim = @convention(c) (Int) -> Int32
+    if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+        _ = unsafeBitCast(sym, to: Trim.self)(0)
+    }
+    #endif
+}
+
+/// `s` padded with spaces to `width` characters.
+func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }

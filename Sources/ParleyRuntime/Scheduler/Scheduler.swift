@@ -1,0 +1,257 @@
+import DequeModule
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Parley's scheduler: one OS thread per core by default, a run queue per thread with a
+/// `runnext` slot (as Go's runtime has), work stealing, a short spin before parking, and
+/// no thread wake-up while every scheduler is busy.
+///
+/// Sequential processes run as Swift tasks on ``executor`` (a `TaskExecutor`); callback
+/// processes are ``ScheduledJob``s. Neither touches Swift's global executor or Dispatch.
+///
+/// ```swift
+/// let scheduler = Scheduler.shared
+/// let task = Task(executorPreference: scheduler.executor) { 40 + 2 }
+/// print(await task.value)
+/// ```
+public final class Scheduler: @unchecked Sendable {
+    // @unchecked Sendable: every mutable field is a Mutex or an Atomic; `workers` is written
+    // once in init before any thread starts.
+
+    /// The configuration this scheduler runs with.
+    public let configuration: Configuration
+    /// The `TaskExecutor` that runs Swift tasks (sequential processes) on this scheduler's threads.
+    public let executor: ParleyExecutor
+    /// Timers that fire on the scheduler threads (no thread or task per timer).
+    public let timers: TimerQueue
+    /// The pool for blocking and CPU-heavy work (the BEAM's dirty schedulers).
+    public let blocking: BlockingPool
+    let logger: Logger
+    private(set) var workers: [Worker] = []
+    let unownedExecutor: UnownedTaskExecutor
+
+    private let global = Mutex<Deque<Runnable>>([])
+    private let globalCount = Atomic<Int>(0)
+    private let parked = Mutex<[Int]>([])
+    let parkedCount = Atomic<Int>(0)
+    let spinning = Atomic<Int>(0)
+    let stopping = Atomic<Bool>(false)
+    let longScheduleNanos: UInt64
+    private let longSchedules = Mutex<(count: Int, recent: Deque<LongScheduleReport>)>((0, []))
+
+    /// Starts a scheduler with its own threads. Most programs use ``shared``; tests and
+    /// embedders may run several.
+    public init(configuration: Configuration = .init(), logger: Logger = Logger(label: "parley.scheduler")) {
+        self.configuration = configuration
+        self.logger = logger
+        self.longScheduleNanos = configuration.longScheduleLimit.map(MonotonicClock.nanoseconds) ?? 0
+        let executor = ParleyExecutor()
+        self.executor = executor
+        self.unownedExecutor = executor.asUnownedTaskExecutor()
+        self.timers = TimerQueue()
+        self.blocking = BlockingPool(maxThreads: configuration.blockingThreads)
+        executor.scheduler = self
+        timers.onNewEarliest = { [unowned self] in self.wakeForTimer() }
+        workers = (0..<configuration.schedulers).map { Worker(index: $0, scheduler: self) }
+        for w in workers {
+            startThread(name: "parley-sched-\(w.index)") { w.loop() }
+        }
+    }
+
+    // MARK: The shared scheduler
+
+    private static let pending = Mutex<(configuration: Configuration?, started: Bool)>((nil, false))
+
+    /// The process-wide scheduler, started on first use with the configuration given to
+    /// ``configure(_:)`` or the defaults.
+    public static let shared: Scheduler = {
+        let config = pending.withLock { state -> Configuration in
+            state.started = true
+            return state.configuration ?? Configuration()
+        }
+        return Scheduler(configuration: config)
+    }()
+
+    /// Sets the configuration of ``shared``. Call it before anything uses Parley.
+    /// - Throws: ``SchedulerError/alreadyStarted`` once the shared scheduler runs.
+    public static func configure(_ configuration: Configuration) throws(SchedulerError) {
+        try pending.withLock { state throws(SchedulerError) in
+            if state.started { throw SchedulerError.alreadyStarted }
+            state.configuration = configuration
+        }
+    }
+
+    /// Stops this scheduler's threads once they finish their current job. Jobs still queued
+    /// are not run. For schedulers created in tests; never call it on ``shared``.
+    public func shutdown() {
+        stopping.store(true, ordering: .releasing)
+        for w in workers { w.parker.unpark() }
+    }
+
+    // MARK: Enqueueing
+
+    /// Makes a job runnable because something it waited for happened (a message arrived).
+    /// On a scheduler thread the job goes to that thread's `runnext` slot, so a receiver runs
+    /// right after its sender yields, on the same core, without waking any thread.
+    @inlinable
+    public func enqueue(_ job: ScheduledJob) { wake(.job(job)) }
+
+    /// Puts a job behind all queued work: for a job that used up its reductions. Like Go's
+    /// `Gosched`, it goes to the global queue, so work queued anywhere runs before it again.
+    public func enqueueAtBack(_ job: ScheduledJob) {
+        pushGlobal(.job(job))
+    }
+
+    @usableFromInline
+    func wake(_ r: Runnable) {
+        if let w = Worker.current, w.scheduler === self {
+            if w.yieldRequested {
+                w.yieldRequested = false
+                pushGlobal(r)
+            } else {
+                w.pushNext(r)
+            }
+        } else {
+            pushGlobal(r)
+        }
+    }
+
+    func pushGlobal(_ r: Runnable) {
+        global.withLock { $0.append(r) }
+        globalCount.add(1, ordering: .sequentiallyConsistent)
+        wakeIdle()
+    }
+
+    func popGlobal() -> Runnable? {
+        guard globalCount.load(ordering: .relaxed) > 0 else { return nil }
+        let r = global.withLock { $0.popFirst() }
+        if r != nil { globalCount.subtract(1, ordering: .relaxed) }
+        return r
+    }
+
+    /// Wakes one parked scheduler thread if there is one and none is already spinning
+    /// (a spinning thread will find the work itself).
+    func wakeIdle() {
+        guard parkedCount.load(ordering: .sequentiallyConsistent) > 0,
+              spinning.load(ordering: .sequentiallyConsistent) == 0 else { return }
+        unparkOne()
+    }
+
+    private func wakeForTimer() {
+        if parkedCount.load(ordering: .sequentiallyConsistent) > 0 { unparkOne() }
+    }
+
+    private func unparkOne() {
+        let index = parked.withLock { list -> Int? in
+            guard let i = list.popLast() else { return nil }
+            parkedCount.subtract(1, ordering: .sequentiallyConsistent)
+            return i
+        }
+        if let index { workers[index].parker.unpark() }
+    }
+
+    func registerParked(_ index: Int) {
+        parked.withLock {
+            $0.append(index)
+            parkedCount.add(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Removes the worker from the parked list if nobody has popped it yet.
+    func unregisterParked(_ index: Int) {
+        parked.withLock { list in
+            if let pos = list.firstIndex(of: index) {
+                list.remove(at: pos)
+                parkedCount.subtract(1, ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
+    /// Whether any queue holds work (used by a worker about to park, after registering).
+    func hasVisibleWork() -> Bool {
+        if globalCount.load(ordering: .sequentiallyConsistent) > 0 { return true }
+        for w in workers where w.hasWork() { return true }
+        return false
+    }
+
+    // MARK: Long schedules
+
+    func reportLongSchedule(_ description: String, nanoseconds: UInt64) {
+        let report = LongScheduleReport(job: description, milliseconds: Double(nanoseconds) / 1e6)
+        longSchedules.withLock {
+            $0.count += 1
+            $0.recent.append(report)
+            if $0.recent.count > 64 { $0.recent.removeFirst() }
+        }
+        logger.warning("long_schedule", metadata: [
+            "process": "\(description)",
+            "ms": "\(Int(report.milliseconds))",
+            "limit_ms": "\(longScheduleNanos / 1_000_000)",
+        ])
+    }
+
+    /// The most recent long-schedule reports (at most 64), oldest first, and how many there were in all.
+    public var longScheduleReports: (total: Int, recent: [LongScheduleReport]) {
+        longSchedules.withLock { ($0.count, Array($0.recent)) }
+    }
+
+    /// Records which job the current scheduler thread is running, so that a long schedule is
+    /// reported with its pid and name. Sequential processes call it when they resume.
+    @inlinable
+    public static func noteRunning(_ job: ScheduledJob) {
+        if let w = Worker.current { w.current = job }
+    }
+
+    /// Sends the current Swift task to the back of its scheduler's run queue, as the BEAM does
+    /// to a process whose reductions are used up.
+    ///
+    /// ```swift
+    /// for i in 0..<1_000_000 { work(i); if i % 4000 == 0 { await Scheduler.yield() } }
+    /// ```
+    public static func yield() async {
+        if let w = Worker.current { w.yieldRequested = true }
+        await Task.yield()
+        if let w = Worker.current { w.yieldRequested = false }
+    }
+
+    /// The number of scheduler threads.
+    public var count: Int { workers.count }
+}
+
+/// A process or job that held a scheduler thread longer than the configured limit
+/// (`erlang:system_monitor(long_schedule)`).
+public struct LongScheduleReport: Sendable, CustomStringConvertible {
+    /// The pid and name of the process, or a description of the job.
+    public let job: String
+    /// How long it ran without giving the scheduler back.
+    public let milliseconds: Double
+    public var description: String { "long_schedule: \(job) ran \(Int(milliseconds)) ms" }
+}
+
+/// Errors from configuring the scheduler.
+public enum SchedulerError: Error, Sendable, Equatable {
+    /// ``Scheduler/configure(_:)`` was called after the shared scheduler had started.
+    case alreadyStarted
+}
+
+/// The `TaskExecutor` of a Parley scheduler: tasks created with this executor preference
+/// run on Parley's scheduler threads.
+///
+/// ```swift
+/// Task(executorPreference: Scheduler.shared.executor) { /* runs on Parley's threads */ }
+/// ```
+public final class ParleyExecutor: TaskExecutor, @unchecked Sendable {
+    // @unchecked Sendable: `scheduler` is set once in Scheduler.init, before the executor is
+    // published to any other thread.
+    fileprivate(set) var scheduler: Scheduler!
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        scheduler.wake(.task(UnownedJob(job)))
+    }
+}

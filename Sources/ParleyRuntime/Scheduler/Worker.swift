@@ -1,0 +1,230 @@
+import DequeModule
+import Synchronization
+import CParleyShims
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+private let workerKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
+/// One scheduler thread and its run queue.
+@usableFromInline
+final class Worker: @unchecked Sendable {
+    // @unchecked Sendable: `queue` is a Mutex and `ticks` an Atomic; `yieldRequested`,
+    // `current` and `rng` are touched only by this worker's own thread.
+    let index: Int
+    let scheduler: Scheduler
+    let parker = Parker()
+    /// Jobs run so far; a stealer that sees it unchanged knows this worker is stuck on one job.
+    let ticks = Atomic<UInt64>(0)
+    private let queue = Mutex<LocalQueue>(LocalQueue())
+    /// Lock-free hints for stealers, written under `queue`'s lock: items in the queue, and
+    /// whether runnext is occupied. Stale reads only cost a wasted or a skipped steal attempt.
+    let queuedHint = Atomic<Int>(0)
+    let hasNextHint = Atomic<Bool>(false)
+    @usableFromInline var yieldRequested = false
+    @usableFromInline var current: ScheduledJob?
+    private var rng: UInt64
+
+    struct LocalQueue {
+        var next: Runnable?
+        var items = Deque<Runnable>()
+    }
+
+    init(index: Int, scheduler: Scheduler) {
+        self.index = index
+        self.scheduler = scheduler
+        self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    @usableFromInline
+    static var current: Worker? {
+        guard let p = pthread_getspecific(workerKey) else { return nil }
+        return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    // MARK: Queue operations
+
+    /// Puts `r` in the runnext slot; a job already there moves to the back of the queue,
+    /// where other schedulers can steal it.
+    func pushNext(_ r: Runnable) {
+        let kicked = queue.withLock { q -> Bool in
+            guard let old = q.next else {
+                q.next = r
+                hasNextHint.store(true, ordering: .relaxed)
+                return false
+            }
+            q.next = r
+            q.items.append(old)
+            queuedHint.store(q.items.count, ordering: .relaxed)
+            return true
+        }
+        if kicked { scheduler.wakeIdle() }
+    }
+
+    func pushBack(_ r: Runnable) {
+        queue.withLock { q in
+            q.items.append(r)
+            queuedHint.store(q.items.count, ordering: .relaxed)
+        }
+        scheduler.wakeIdle()
+    }
+
+    private func popLocal() -> Runnable? {
+        queue.withLock { q in
+            if let n = q.next {
+                q.next = nil
+                hasNextHint.store(false, ordering: .relaxed)
+                return n
+            }
+            let r = q.items.popFirst()
+            if r != nil { queuedHint.store(q.items.count, ordering: .relaxed) }
+            return r
+        }
+    }
+
+    func hasWork() -> Bool {
+        queue.withLock { $0.next != nil || !$0.items.isEmpty }
+    }
+
+    /// Takes half of this worker's queue for `thief`; the runnext slot too when `includeNext`
+    /// (its owner has been running the same job for a while).
+    private func steal(into thief: Worker, includeNext: Bool) -> Runnable? {
+        var taken: [Runnable] = []
+        let first: Runnable? = queue.withLock { q in
+            let n = q.items.count
+            if n == 0 {
+                if includeNext, let next = q.next {
+                    q.next = nil
+                    hasNextHint.store(false, ordering: .relaxed)
+                    return next
+                }
+                return nil
+            }
+            let half = (n + 1) / 2
+            let head = q.items.popFirst()
+            if half > 1 {
+                taken.reserveCapacity(half - 1)
+                for _ in 1..<half { if let r = q.items.popFirst() { taken.append(r) } }
+            }
+            queuedHint.store(q.items.count, ordering: .relaxed)
+            return head
+        }
+        if !taken.isEmpty {
+            thief.queue.withLock { q in
+                q.items.append(contentsOf: taken)
+                thief.queuedHint.store(q.items.count, ordering: .relaxed)
+            }
+        }
+        return first
+    }
+
+    // MARK: The loop
+
+    func loop() {
+        pthread_setspecific(workerKey, Unmanaged.passUnretained(self).toOpaque())
+        var tick: UInt32 = 0
+        while !scheduler.stopping.load(ordering: .relaxed) {
+            tick &+= 1
+            if tick & 15 == 0 { scheduler.timers.fireDue() }
+            var r: Runnable? = nil
+            if tick % 61 == 0 { r = scheduler.popGlobal() }
+            if r == nil { r = popLocal() }
+            if r == nil { r = scheduler.popGlobal() }
+            if r == nil { r = findWorkOrPark() }
+            if let r { run(r) }
+        }
+    }
+
+    @inline(__always)
+    private func run(_ r: Runnable) {
+        ticks.store(ticks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        let limit = scheduler.longScheduleNanos
+        let start = limit > 0 ? MonotonicClock.coarse : 0
+        switch r {
+        case .task(let job):
+            current = nil
+            job.runSynchronously(on: scheduler.unownedExecutor)
+        case .job(let job):
+            current = job
+            job.run(budget: scheduler.configuration.reductions)
+        }
+        if limit > 0 {
+            let elapsed = MonotonicClock.coarse &- start
+            if elapsed >= limit {
+                scheduler.reportLongSchedule(current?.scheduleDescription ?? "a Swift task", nanoseconds: elapsed)
+            }
+        }
+        current = nil
+    }
+
+    /// Spins a bounded number of rounds looking for work (timers, the global queue, other
+    /// workers' queues), then parks until woken or until the next timer is due.
+    private func findWorkOrPark() -> Runnable? {
+        let s = scheduler
+        s.spinning.add(1, ordering: .sequentiallyConsistent)
+        var seen = [(ticks: UInt64, since: UInt64)](repeating: (.max, 0), count: s.workers.count)
+        var round = 0
+        while round < max(1, s.configuration.spinIterations / 64) && !s.stopping.load(ordering: .relaxed) {
+            s.timers.fireDue()
+            if let r = popLocal() ?? s.popGlobal() ?? stealOnce(&seen) {
+                s.spinning.subtract(1, ordering: .sequentiallyConsistent)
+                return r
+            }
+            for _ in 0..<64 { spinPause() }
+            round += 1
+        }
+        s.spinning.subtract(1, ordering: .sequentiallyConsistent)
+
+        s.registerParked(index)
+        if s.hasVisibleWork() || s.stopping.load(ordering: .relaxed) {
+            s.unregisterParked(index)
+            return nil
+        }
+        parker.park(deadline: s.timers.nextDeadline)
+        s.unregisterParked(index)
+        s.timers.fireDue()
+        return nil
+    }
+
+    /// A worker whose job count has not moved for this long is stuck on one job, and its
+    /// runnext slot may be stolen (Go waits about 3 µs; wake-ups cost ~50 µs here).
+    static let runnextStealAfter: UInt64 = 50_000
+
+    private func stealOnce(_ seen: inout [(ticks: UInt64, since: UInt64)]) -> Runnable? {
+        let all = scheduler.workers
+        let n = all.count
+        guard n > 1 else { return nil }
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+        let start = Int(rng % UInt64(n))
+        for k in 0..<n {
+            let victim = all[(start + k) % n]
+            if victim === self { continue }
+            let t = victim.ticks.load(ordering: .relaxed)
+            var stuck = false
+            if victim.hasNextHint.load(ordering: .relaxed) {
+                let now = MonotonicClock.now
+                if seen[victim.index].ticks == t {
+                    stuck = now - seen[victim.index].since >= Self.runnextStealAfter
+                } else {
+                    seen[victim.index] = (t, now)
+                }
+            }
+            guard stuck || victim.queuedHint.load(ordering: .relaxed) > 0 else { continue }
+            if let r = victim.steal(into: self, includeNext: stuck) { return r }
+        }
+        return nil
+    }
+}
+
+@inline(__always)
+func spinPause() {
+    parley_cpu_relax()
+}

@@ -1,0 +1,142 @@
+import Logging
+import ParleyRuntime
+import Synchronization
+import Testing
+
+final class Counter: ScheduledJob, @unchecked Sendable {
+    // @unchecked Sendable: all state is in Atomics.
+    let runs = Atomic<Int>(0)
+    override func run(budget: Int) { runs.add(1, ordering: .relaxed) }
+}
+
+@Suite("Scheduler", .timeLimit(.minutes(1)))
+struct SchedulerTests {
+    @Test("Swift tasks with Parley's executor preference run on the scheduler and complete")
+    func tasksRun() async {
+        let s = Scheduler(configuration: .init(schedulers: 2))
+        defer { s.shutdown() }
+        let sum = await withTaskGroup(of: Int.self) { g in
+            for i in 0..<1000 { g.addTask(executorPreference: s.executor) { i } }
+            return await g.reduce(0, +)
+        }
+        #expect(sum == 499_500)
+    }
+
+    @Test("Jobs enqueued from outside and from scheduler threads all run exactly once")
+    func jobsRunOnce() async {
+        let s = Scheduler(configuration: .init(schedulers: 2))
+        defer { s.shutdown() }
+        let jobs = (0..<2000).map { _ in Counter() }
+        for j in jobs { s.enqueue(j) }
+        #expect(await waitUntil { jobs.allSatisfy { $0.runs.load(ordering: .relaxed) == 1 } })
+    }
+
+    @Test("A job that uses up its budget and goes to the back lets queued jobs run first")
+    func backOfQueue() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        final class Hog: ScheduledJob, @unchecked Sendable {
+            // @unchecked Sendable: state in Atomics; `s` and `other` are set before enqueue.
+            let rounds = Atomic<Int>(0)
+            let sawOther = Atomic<Int>(-1)
+            let s: Scheduler
+            let other: Counter
+            init(_ s: Scheduler, _ other: Counter) { self.s = s; self.other = other }
+            override func run(budget: Int) {
+                let r = rounds.add(1, ordering: .relaxed).newValue
+                if other.runs.load(ordering: .relaxed) > 0, sawOther.load(ordering: .relaxed) < 0 {
+                    sawOther.store(r, ordering: .relaxed)
+                }
+                if r < 100 { s.enqueueAtBack(self) }
+            }
+        }
+        let other = Counter()
+        let hog = Hog(s, other)
+        s.enqueue(hog)
+        s.enqueue(other)
+        #expect(await waitUntil { hog.rounds.load(ordering: .relaxed) == 100 })
+        #expect(hog.sawOther.load(ordering: .relaxed) <= 3)
+    }
+
+    @Test("erlang:system_monitor long_schedule: a job holding a scheduler past the limit is reported")
+    func longScheduleReported() async {
+        let s = Scheduler(configuration: .init(schedulers: 1, longScheduleLimit: .milliseconds(50)))
+        defer { s.shutdown() }
+        final class Slow: ScheduledJob, @unchecked Sendable {
+            override func run(budget: Int) {
+                let t0 = MonotonicClock.now
+                while MonotonicClock.now - t0 < 120_000_000 {}
+            }
+            override var scheduleDescription: String { "<0.99.0> (slowpoke)" }
+        }
+        s.enqueue(Slow())
+        s.enqueue(Counter())
+        #expect(await waitUntil { s.longScheduleReports.total == 1 })
+        let r = s.longScheduleReports.recent.first
+        #expect(r?.job == "<0.99.0> (slowpoke)")
+        #expect((r?.milliseconds ?? 0) >= 50)
+    }
+
+    @Test("Scheduler.configure after the shared scheduler started is a typed error")
+    func configureTooLate() {
+        _ = Scheduler.shared
+        #expect(throws: SchedulerError.alreadyStarted) { try Scheduler.configure(.init(schedulers: 1)) }
+    }
+
+    @Test("The blocking pool runs work off the schedulers and returns results and errors")
+    func blockingPool() async throws {
+        let s = Scheduler(configuration: .init(schedulers: 1, blockingThreads: 4))
+        defer { s.shutdown() }
+        let v = try await s.blocking.run { 6 * 7 }
+        #expect(v == 42)
+        struct Oops: Error {}
+        await #expect(throws: Oops.self) { try await s.blocking.run { throw Oops() } }
+        #expect(s.blocking.threadCounts.started <= 4)
+    }
+}
+
+@Suite("Timers", .timeLimit(.minutes(1)))
+struct TimerTests {
+    @Test("Timers fire once, in deadline order, on the scheduler")
+    func fireInOrder() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let fired = Mutex<[Int]>([])
+        for ms in [30, 10, 20] {
+            s.timers.schedule(after: .milliseconds(ms)) { fired.withLock { $0.append(ms) } }
+        }
+        #expect(await waitUntil { fired.withLock { $0.count } == 3 })
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(fired.withLock { $0 } == [10, 20, 30])
+    }
+
+    @Test("erlang:cancel_timer: a cancelled timer never fires; cancel reports whether it was pending")
+    func cancel() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let fired = Atomic<Int>(0)
+        let t = s.timers.schedule(after: .milliseconds(30)) { fired.add(1, ordering: .relaxed) }
+        #expect(t.remaining != nil)
+        #expect(t.cancel())
+        #expect(!t.cancel())
+        #expect(t.remaining == nil)
+        try? await Task.sleep(for: .milliseconds(80))
+        #expect(fired.load(ordering: .relaxed) == 0)
+    }
+
+    @Test("Cancelled timers are swept, so long cancelled timeouts don't pile up")
+    func sweep() {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        for _ in 0..<10_000 { s.timers.schedule(after: .seconds(3600)) {}.cancel() }
+        #expect(s.timers.count < 2100)
+    }
+}
+
+func waitUntil(_ condition: () -> Bool) async -> Bool {
+    for _ in 0..<500 {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}

@@ -1,0 +1,39 @@
+import Foundation
+import Parley
+import Testing
+
+/// Scales stress tests down under the thread sanitizer (`.ci/run` sets PARLEY_STRESS_SCALE).
+let stressScale: Double = {
+    if let s = ProcessInfo.processInfo.environment["PARLEY_STRESS_SCALE"], let v = Double(s) { return v }
+    return 1
+}()
+
+func scaled(_ n: Int) -> Int { max(10, Int(Double(n) * stressScale)) }
+
+/// A unique atom-like tag for test messages.
+struct Tag: Sendable, Hashable { let id = UUID() }
+
+extension Parley.Process {
+    /// Waits for the DOWN of `ref` (fails the test after 10 s).
+    func down(_ ref: Reference) async throws -> DownMessage {
+        let d = try await receive(DownMessage.self, after: .seconds(10), where: { $0.ref == ref })
+        return try #require(d, "no DOWN for \(ref)")
+    }
+
+    /// Sleeps by waiting for a timer message.
+    func sleep(_ d: Duration) async throws {
+        struct Wake: Sendable { let tag: Tag }
+        let tag = Tag()
+        sendAfter(Wake(tag: tag), after: d)
+        _ = try await receive(Wake.self, where: { $0.tag == tag })
+    }
+}
+
+/// Polls `condition` for up to 5 s.
+func eventually(_ condition: () -> Bool) async -> Bool {
+    for _ in 0..<500 {
+        if condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return condition()
+}
