@@ -101,7 +101,7 @@ struct TimerTests {
     func fireInOrder() async {
         let s = Scheduler(configuration: .init(schedulers: 1))
         defer { s.shutdown() }
-        let fired = Mutex<[Int]>([])
+        let fired = Locked<[Int]>([])
         for ms in [30, 10, 20] {
             s.timers.schedule(after: .milliseconds(ms)) { fired.withLock { $0.append(ms) } }
         }

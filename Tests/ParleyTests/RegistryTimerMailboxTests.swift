@@ -236,7 +236,7 @@ struct Tick: Sendable {}
 
 /// A one-shot flag a blocking-pool thread can wait on.
 final class Flag: Sendable {
-    private let value = Mutex<Bool>(false)
+    private let value = Locked<Bool>(false)
     func set() { value.withLock { $0 = true } }
     func wait() { while !value.withLock({ $0 }) { usleepBlocking(1000) } }
 }

@@ -1,3 +1,4 @@
+import ParleyRuntime
 import Synchronization
 
 /// A node of a Parley or Erlang cluster, as named in pids and references.
@@ -22,8 +23,8 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
         self.index = index
     }
 
-    private static let table = Mutex<[String: Node]>([:])
-    private static let localName = Mutex<String>("nonode@nohost")
+    private static let table = Locked<[String: Node]>([:])
+    private static let localName = Locked<String>("nonode@nohost")
 
     /// The interned node called `name`.
     public static func named(_ name: String) -> Node {

@@ -1,3 +1,4 @@
+import ParleyRuntime
 import Synchronization
 
 /// A unique reference, as Erlang's `make_ref()`: used for monitors, timers and call tags.

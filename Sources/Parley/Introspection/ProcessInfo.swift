@@ -77,7 +77,7 @@ extension ProcessCore {
     func info() -> Process.Info? {
         typealias Snapshot = (status: Status, incoming: Int, links: [Pid], monitors: [Pid], monitoredBy: [Pid],
                               name: String?, label: String?, trap: Bool, dropped: Int, extrasBytes: Int)
-        let snap = shared.withLock { s -> Snapshot? in
+        let snap = withShared { s -> Snapshot? in
             guard s.status != .dead else { return nil }
             let e = s.extras
             let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0

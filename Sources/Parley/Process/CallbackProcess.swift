@@ -34,7 +34,7 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
             guard isAlive else { release(); return }
             if mailboxLimit > 0 { _ = applyPendingDrops() }
             if saved.isEmpty {
-                let step = shared.withLock { s -> RefillStep in
+                let step = withShared { s -> RefillStep in
                     if s.status == .dead { return .dead }
                     if refill(&s) { return .more }
                     s.status = .idle

@@ -64,7 +64,7 @@ extension Process {
         _ options: SpawnOptions = SpawnOptions(),
         _ body: @escaping @Sendable (Process) async throws -> T
     ) async throws -> T {
-        let started = Mutex<Pid?>(nil)
+        let started = Locked<Pid?>(nil)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<T, any Error>) in
                 do {
@@ -111,7 +111,7 @@ extension Process {
     /// Everything that must hold before a new process runs: table entry, name, flags, link.
     private static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
         if options.trapExit || options.label != nil {
-            p.shared.withLock { s in
+            p.withShared { s in
                 let e = s.ensureExtras()
                 e.trapExit = options.trapExit
                 e.label = options.label

@@ -225,14 +225,14 @@ public struct Process {
     /// Whether exit signals become ``ExitMessage``s instead of ending this process
     /// (`process_flag(trap_exit, Bool)`). `kill` sent with `Process.exit` is never trapped.
     public var trapExit: Bool {
-        get { core.shared.withLock { $0.extras?.trapExit ?? false } }
-        nonmutating set { core.shared.withLock { s in if s.status != .dead { s.ensureExtras().trapExit = newValue } } }
+        get { core.withShared { $0.extras?.trapExit ?? false } }
+        nonmutating set { core.withShared { s in if s.status != .dead { s.ensureExtras().trapExit = newValue } } }
     }
 
     /// A label for introspection (OTP 27's `proc_lib:set_label/1`).
     public var label: String? {
-        get { core.shared.withLock { $0.extras?.label } }
-        nonmutating set { core.shared.withLock { s in if s.status != .dead { s.ensureExtras().label = newValue } } }
+        get { core.withShared { $0.extras?.label } }
+        nonmutating set { core.withShared { s in if s.status != .dead { s.ensureExtras().label = newValue } } }
     }
 
     /// Sends an exit signal from this process to `pid` (Erlang's `exit/2`); see

@@ -11,7 +11,7 @@ import Synchronization
 /// `receive` scans. The owner moves `incoming` into `saved` in one step when it runs dry.
 @usableFromInline
 class ProcessCore: ScheduledJob, @unchecked Sendable {
-    // @unchecked Sendable: shared mutable state lives in `shared` (a Mutex) or in Atomics;
+    // @unchecked Sendable: shared mutable state lives in `sharedState` (behind `sharedLock`) or in Atomics;
     // `saved` and `sinceYield` are touched only by the thread currently running the process,
     // which the scheduler serialises (each hand-over goes through a run-queue lock or the
     // mailbox lock, so it is ordered).
@@ -58,7 +58,8 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     let serial: UInt32
     let mailboxLimit: Int
     let overflow: MailboxLimit.Overflow
-    let shared: Mutex<Shared>
+    let sharedLock = LockWord()
+    @exclusivity(unchecked) var sharedState: Shared
     private let alive = Atomic<Bool>(true)
     let handledCount = Atomic<Int>(0)
     let reductionCount = Atomic<Int>(0)
@@ -74,8 +75,16 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         serial = n.serial
         mailboxLimit = limit?.capacity ?? 0
         overflow = limit?.overflow ?? .dropNewest
-        shared = Mutex(Shared(status: initialStatus))
+        sharedState = Shared(status: initialStatus)
         super.init()
+    }
+
+    /// Runs `body` with the shared state locked. Keep it short: no user code, no sends.
+    @inline(__always)
+    final func withShared<R, E: Error>(_ body: (inout Shared) throws(E) -> R) throws(E) -> R {
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        return try body(&sharedState)
     }
 
     final var pid: Pid { Pid(local: self) }
@@ -83,7 +92,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     var kind: Process.Kind { .sequential }
 
     override var scheduleDescription: String {
-        let name = shared.withLock { $0.extras?.name }
+        let name = withShared { $0.extras?.name }
         return name.map { "\(pid) (\($0))" } ?? "\(pid)"
     }
 
@@ -99,7 +108,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// Appends a message to the mailbox and wakes the process if it waits. Never blocks
     /// beyond the mailbox lock; a dead process drops the message.
     final func deliver(_ message: any Sendable) {
-        let wake = shared.withLock { s -> Wake in
+        let wake = withShared { s -> Wake in
             if s.status == .dead { return .none }
             if mailboxLimit > 0 {
                 let length = s.incoming.count + savedCount.load(ordering: .relaxed) - Int(s.pendingDrops)
@@ -144,7 +153,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
 
     /// Owner only: applies drops that `dropOldest` asked for while the oldest messages sat in `saved`.
     final func applyPendingDrops() -> Int {
-        let n = shared.withLock { s -> Int32 in
+        let n = withShared { s -> Int32 in
             let n = s.pendingDrops
             s.pendingDrops = 0
             return n
@@ -176,7 +185,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// `external` is true when something other than the process itself ends it.
     final func die(_ reason: ExitReason, external: Bool) -> [ExitSignals.Pending] {
         var dropped = Deque<any Sendable>()
-        let taken = shared.withLock { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status)? in
+        let taken = withShared { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status)? in
             guard s.status != .dead else { return nil }
             let before = s.status
             s.status = .dead
@@ -198,7 +207,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var name: String?
         if let extras {
             // Safe without the lock: status is .dead, so nobody adds to extras any more.
-            let links = shared.withLock { _ in
+            let links = withShared { _ in
                 let l = extras.links
                 extras.links = []
                 watchers = Array(extras.monitoredBy)
@@ -227,7 +236,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     final func receiveExitSignal(from: Pid, reason: ExitReason, isLink: Bool) -> [ExitSignals.Pending] {
         enum Outcome { case ignore, message(ExitMessage), die(ExitReason) }
         let me = pid
-        let outcome = shared.withLock { s -> Outcome in
+        let outcome = withShared { s -> Outcome in
             guard s.status != .dead else { return .ignore }
             if isLink { s.extras?.links.remove(from) }
             // exit(Pid, kill) is untrappable and becomes `killed`; a link signal carrying
@@ -250,7 +259,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
 
     /// Adds `other` to this process's links unless this process is dead.
     final func addLink(_ other: Pid) -> Bool {
-        shared.withLock { s in
+        withShared { s in
             guard s.status != .dead else { return false }
             s.ensureExtras().links.insert(other)
             return true
@@ -258,12 +267,12 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     final func removeLink(_ other: Pid) {
-        shared.withLock { s in _ = s.extras?.links.remove(other) }
+        withShared { s in _ = s.extras?.links.remove(other) }
     }
 
     /// Records that `watcher` monitors this process; false if this process is dead.
     final func addMonitor(_ ref: Reference, watcher: Pid) -> Bool {
-        shared.withLock { s in
+        withShared { s in
             guard s.status != .dead else { return false }
             s.ensureExtras().monitoredBy[ref] = watcher
             return true
@@ -271,11 +280,11 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     final func removeMonitor(_ ref: Reference) {
-        shared.withLock { s in _ = s.extras?.monitoredBy.removeValue(forKey: ref) }
+        withShared { s in _ = s.extras?.monitoredBy.removeValue(forKey: ref) }
     }
 
     final func noteMonitoring(_ ref: Reference, target: Pid) -> Bool {
-        shared.withLock { s in
+        withShared { s in
             guard s.status != .dead else { return false }
             s.ensureExtras().monitoring[ref] = target
             return true
@@ -283,12 +292,12 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     final func forgetMonitoring(_ ref: Reference) -> Pid? {
-        shared.withLock { s in s.extras?.monitoring.removeValue(forKey: ref) }
+        withShared { s in s.extras?.monitoring.removeValue(forKey: ref) }
     }
 
     /// The monitored process `pid` died: forget the monitor and deliver DOWN.
     final func monitorFired(_ ref: Reference, pid: Pid, reason: ExitReason) {
-        let wanted = shared.withLock { s -> Bool in
+        let wanted = withShared { s -> Bool in
             guard s.status != .dead else { return false }
             return s.extras?.monitoring.removeValue(forKey: ref) != nil
         }

@@ -1,3 +1,4 @@
+import ParleyRuntime
 import Synchronization
 
 /// Every live local process, by id: for `Process.list()`, introspection, and (later) finding
@@ -5,7 +6,7 @@ import Synchronization
 /// schedulers from contending. Sends never look here: a local pid holds its process.
 enum ProcessTable {
     final class Shard: Sendable {
-        let map = Mutex<[UInt64: ProcessCore]>([:])
+        let map = Locked<[UInt64: ProcessCore]>([:])
     }
 
     static let shardCount = 16

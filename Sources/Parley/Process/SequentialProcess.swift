@@ -6,7 +6,7 @@ import Synchronization
 @usableFromInline
 final class SequentialProcess: ProcessCore, @unchecked Sendable {
     // @unchecked Sendable: see ProcessCore; `task` is a Mutex.
-    let task = Mutex<Task<Void, Never>?>(nil)
+    let task = Locked<Task<Void, Never>?>(nil)
 
     init(limit: MailboxLimit?) {
         super.init(initialStatus: .running, limit: limit)
@@ -46,7 +46,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     }
 
     func finalReason() -> ExitReason {
-        shared.withLock { $0.extras?.exitReason } ?? .killed
+        withShared { $0.extras?.exitReason } ?? .killed
     }
 
     /// Selective receive: scans the mailbox in arrival order for the first message `match`
@@ -79,7 +79,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
                 index += 1
             }
             let gen = generation
-            let step = shared.withLock { s -> ReceiveStep in
+            let step = withShared { s -> ReceiveStep in
                 if s.status == .dead { return .dead }
                 if refill(&s) { return .pulled }
                 if gen != 0 && s.timedOutGeneration == gen { return .timedOut }
@@ -94,7 +94,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
             if let deadline {
                 if deadline <= MonotonicClock.now { return false }
                 if timer == nil {
-                    generation = shared.withLock { s in
+                    generation = withShared { s in
                         s.waitGeneration &+= 1
                         if s.waitGeneration == 0 { s.waitGeneration = 1 }
                         return s.waitGeneration
@@ -105,7 +105,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
             }
             let g = generation
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let resumeNow = shared.withLock { s -> Bool in
+                let resumeNow = withShared { s -> Bool in
                     if s.status == .dead || !s.incoming.isEmpty || (g != 0 && s.timedOutGeneration == g) { return true }
                     s.status = .waiting
                     s.waiter = c
@@ -118,7 +118,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     }
 
     private func timeout(_ generation: UInt32) {
-        let waiter = shared.withLock { s -> UnsafeContinuation<Void, Never>? in
+        let waiter = withShared { s -> UnsafeContinuation<Void, Never>? in
             s.timedOutGeneration = generation
             guard s.status == .waiting, s.waitGeneration == generation, let w = s.waiter else { return nil }
             s.status = .running
@@ -130,7 +130,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
 
     /// Removes the first message `match` accepts without waiting (demonitor's flush).
     func removeFirst(where match: (any Sendable) -> Bool) -> Bool {
-        _ = shared.withLock { s in refill(&s) }
+        _ = withShared { s in refill(&s) }
         if let i = saved.firstIndex(where: match) {
             saved.remove(at: i)
             savedCount.store(saved.count, ordering: .relaxed)

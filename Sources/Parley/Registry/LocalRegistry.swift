@@ -1,16 +1,17 @@
+import ParleyRuntime
 import Synchronization
 
 /// Erlang's local name registry: `register/2`, `whereis/1`, `unregister/1`, `registered/0`.
 /// A name is freed when its process exits.
 enum LocalRegistry {
-    private static let names = Mutex<[String: Pid]>([:])
+    private static let names = Locked<[String: Pid]>([:])
 
     /// Lock order: the registry lock, then a process lock; never the reverse.
     static func register(_ name: String, _ pid: Pid) throws(ProcessError) {
         guard let process = pid.process else { throw .notLocal(pid) }
         try names.withLock { table throws(ProcessError) in
             if let owner = table[name] { throw ProcessError.nameTaken(name, by: owner) }
-            try process.shared.withLock { s throws(ProcessError) in
+            try process.withShared { s throws(ProcessError) in
                 if s.status == .dead { throw ProcessError.noproc(pid) }
                 let e = s.ensureExtras()
                 if let existing = e.name { throw ProcessError.alreadyRegistered(pid, as: existing) }
@@ -23,7 +24,7 @@ enum LocalRegistry {
     static func unregister(_ name: String) throws(ProcessError) {
         let pid = names.withLock { $0.removeValue(forKey: name) }
         guard let pid else { throw .notRegistered(name) }
-        pid.process?.shared.withLock { s in
+        pid.process?.withShared { s in
             if s.extras?.name == name { s.extras?.name = nil }
         }
     }

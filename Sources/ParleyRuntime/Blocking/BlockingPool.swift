@@ -17,7 +17,7 @@ public final class BlockingPool: @unchecked Sendable {
         var busy = 0
     }
 
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
     /// The most threads the pool starts.
     public let maxThreads: Int
 

@@ -36,14 +36,14 @@ public final class Scheduler: @unchecked Sendable {
     private(set) var workers: [Worker] = []
     let unownedExecutor: UnownedTaskExecutor
 
-    private let global = Mutex<Deque<Runnable>>([])
+    private let global = Locked<Deque<Runnable>>([])
     private let globalCount = Atomic<Int>(0)
-    private let parked = Mutex<[Int]>([])
+    private let parked = Locked<[Int]>([])
     let parkedCount = Atomic<Int>(0)
     let spinning = Atomic<Int>(0)
     let stopping = Atomic<Bool>(false)
     let longScheduleNanos: UInt64
-    private let longSchedules = Mutex<(count: Int, recent: Deque<LongScheduleReport>)>((0, []))
+    private let longSchedules = Locked<(count: Int, recent: Deque<LongScheduleReport>)>((0, []))
 
     /// Starts a scheduler with its own threads. Most programs use ``shared``; tests and
     /// embedders may run several.
@@ -66,7 +66,7 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: The shared scheduler
 
-    private static let pending = Mutex<(configuration: Configuration?, started: Bool)>((nil, false))
+    private static let pending = Locked<(configuration: Configuration?, started: Bool)>((nil, false))
 
     /// The process-wide scheduler, started on first use with the configuration given to
     /// ``configure(_:)`` or the defaults.

@@ -24,7 +24,7 @@ final class Worker: @unchecked Sendable {
     let parker = Parker()
     /// Jobs run so far; a stealer that sees it unchanged knows this worker is stuck on one job.
     let ticks = Atomic<UInt64>(0)
-    private let queue = Mutex<LocalQueue>(LocalQueue())
+    private let queue = Locked<LocalQueue>(LocalQueue())
     /// Lock-free hints for stealers, written under `queue`'s lock: items in the queue, and
     /// whether runnext is occupied. Stale reads only cost a wasted or a skipped steal attempt.
     let queuedHint = Atomic<Int>(0)

@@ -63,7 +63,7 @@ public final class TimerQueue: @unchecked Sendable {
         var cancelled = 0
     }
 
-    private let state = Mutex<State>(State())
+    private let state = Locked<State>(State())
     private let nextDeadlineValue = Atomic<UInt64>(.max)
     var onNewEarliest: (@Sendable () -> Void)?
 
