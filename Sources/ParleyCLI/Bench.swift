@@ -40,11 +40,3 @@ struct Bench: AsyncParsableCommand {
     }
 }
 
-struct Tour: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the talk's demonstrations live.")
-    @OptionGroup var runtime: RuntimeOptions
-    func run() async throws {
-        try runtime.apply()
-        print("tour: coming")
-    }
-}

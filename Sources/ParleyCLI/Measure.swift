@@ -34,3 +34,10 @@ func trimHeap() {
 
 /// `s` padded with spaces to `width` characters.
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
+
+/// Blocks the calling OS thread (for demonstrations of the blocking pool).
+func blockFor(milliseconds: Int) {
+    #if canImport(Glibc)
+    usleep(UInt32(milliseconds * 1000))
+    #endif
+}

@@ -208,7 +208,10 @@ enum Workloads {
         let t0 = MonotonicClock.now
         for _ in 0..<producers {
             me.spawn { p in
-                for i in 0..<each { p.send(i, to: consumer) }
+                for i in 0..<each {
+                    p.send(i, to: consumer)
+                    if i & 4095 == 0 { await p.yield() }   // as the BEAM preempts a sender after its reductions
+                }
             }
         }
         for _ in 0..<(producers * each) { _ = try await me.receive() }

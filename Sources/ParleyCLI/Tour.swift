@@ -1,0 +1,277 @@
+import ArgumentParser
+import Parley
+
+struct Tour: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the talk's demonstrations live, with real numbers.")
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Processes for the last chapter.")
+    var million = 1_000_000
+
+    func run() async throws {
+        try runtime.apply()
+        print("""
+        Parley tour: BEAM-style processes in Swift
+        \(Scheduler.shared.count) scheduler threads (like erl +S), reductions budget \(Scheduler.shared.configuration.reductions), node \(Node.localNodeName)
+
+        """)
+        try await chapter("1. spawn, send, receive (the talk's iex example)", spawnSendReceive)
+        try await chapter("2. receive blocks until a matching message arrives", blockingReceive)
+        try await chapter("3. receive ... after: a timeout", receiveTimeout)
+        try await chapter("4. a mailbox fills while its owner ignores it; a bounded one holds", mailboxes)
+        try await chapter("5. links and monitors at a crash", linksAndMonitors)
+        try await chapter("6. timers on the scheduler: send_after and cancel", timers)
+        try await chapter("7. fairness, blocking work and the long-schedule detector", scheduling)
+        let n = million
+        try await chapter("8. a million processes", { me in try await aMillion(me, n) })
+        print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
+    }
+
+    private func chapter(_ title: String, _ body: @escaping @Sendable (Parley.Process) async throws -> Void) async throws {
+        print("== \(title)")
+        try await Parley.Process.run { me in try await body(me) }
+        print("")
+    }
+}
+
+private struct Hello: Sendable { let from: Pid }
+
+@Sendable private func spawnSendReceive(_ me: Parley.Process) async throws {
+    let iex = me.pid
+    print("  iex> iex_process = self()                       # \(iex)")
+    print("  iex> spawn(fn -> send(iex_process, {:hello, self()}) end)")
+    me.spawn { p in p.send(Hello(from: p.pid), to: iex) }
+    let hello = try await me.receive(Hello.self)
+    print("  iex> receive do {:hello, pid} -> \"Got hello from #{inspect pid}\" end")
+    print("  \"Got hello from \(hello.from)\"")
+}
+
+@Sendable private func blockingReceive(_ me: Parley.Process) async throws {
+    let parent = me.pid
+    me.send("unmatched", to: me.pid)
+    let t0 = MonotonicClock.now
+    let sender = me.spawn { p in
+        // Look at the waiting parent, then send what it waits for 50 ms later.
+        try await sleep(p, .milliseconds(25))
+        if let info = Parley.Process.info(parent) {
+            print("  while it waits: \(parent) status=\(info.status.rawValue), mailbox=\(info.messageQueueLength) (the unmatched message)")
+        }
+        try await sleep(p, .milliseconds(25))
+        p.send(Hello(from: p.pid), to: parent)
+    }
+    let hello = try await me.receive(Hello.self)
+    let ms = Double(MonotonicClock.now - t0) / 1e6
+    print("  receive waited \(fmt(ms)) ms for {:hello, \(hello.from)} from \(sender); the unmatched message is still queued:",
+          try await me.receive(String.self, after: .zero) ?? "none")
+}
+
+@Sendable private func receiveTimeout(_ me: Parley.Process) async throws {
+    let t0 = MonotonicClock.now
+    let got = try await me.receive(Hello.self, after: .milliseconds(100))
+    print("  receive {:hello, _} after 100 ms -> \(got == nil ? ":timeout" : "message") after \(fmt(Double(MonotonicClock.now - t0) / 1e6)) ms")
+    let polled = try await me.receive(after: .zero)
+    print("  receive ... after 0 (a poll) on an empty mailbox -> \(polled == nil ? ":timeout" : "message") at once")
+}
+
+@Sendable private func mailboxes(_ me: Parley.Process) async throws {
+    let ignorer = me.spawn { p in try await sleep(p, .seconds(3600)) }
+    print("  process_info(pid, :messages) before: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) messages")
+    me.send(Hello(from: me.pid), to: ignorer)
+    print("  after one send: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) message, though the owner never called receive")
+    for i in 0..<200_000 {
+        me.send(i, to: ignorer)
+        if i % 4000 == 0 { await me.yield() }
+    }
+    if let info = Parley.Process.info(ignorer) {
+        print("  after 200,000 more: \(info.messageQueueLength) messages, about \(info.memory / 1024) KiB: an unbounded mailbox grows (the BEAM's way to run out of memory)")
+    }
+    me.exit(ignorer, .kill)
+
+    var options = SpawnOptions(label: "bounded")
+    options.mailbox = MailboxLimit(capacity: 1000, overflow: .dropOldest)
+    let bounded = try me.spawn(options) { p in try await sleep(p, .seconds(3600)) }
+    for i in 0..<200_000 {
+        me.send(i, to: bounded)
+        if i % 4000 == 0 { await me.yield() }
+    }
+    if let info = Parley.Process.info(bounded) {
+        print("  bounded (1000, drop oldest) after 200,000 sends: \(info.messageQueueLength) messages, \(info.droppedMessages) dropped, \(info.memory / 1024) KiB")
+    }
+    me.exit(bounded, .kill)
+
+    options.mailbox = MailboxLimit(capacity: 1000, overflow: .exit)
+    let strict = try me.spawn(options) { p in try await sleep(p, .seconds(3600)) }
+    let ref = me.monitor(strict)
+    for i in 0..<2000 { me.send(i, to: strict) }
+    let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
+    print("  bounded (1000, exit) flooded: DOWN with reason \(down.reason); the runtime carries on")
+}
+
+@Sendable private func linksAndMonitors(_ me: Parley.Process) async throws {
+    struct Crash: Error, CustomStringConvertible { var description: String { "division by zero" } }
+    me.trapExit = true
+    let worker = me.spawnLink { p in
+        _ = try await p.receive(String.self)
+        throw Crash()
+    }
+    let watcher = me.spawn { p in
+        let ref = p.monitor(worker)
+        let down = try await p.receive(DownMessage.self, where: { $0.ref == ref })
+        print("  monitor in \(p.pid) got \(down)")
+    }
+    _ = watcher
+    try await sleep(me, .milliseconds(10))
+    print("  \(me.pid) traps exits and is linked to worker \(worker); \(watcher) monitors it. Crashing the worker:")
+    me.send("crash", to: worker)
+    let exit = try await me.receive(ExitMessage.self)
+    print("  link in \(me.pid) got \(exit)")
+    try await sleep(me, .milliseconds(10))
+
+    me.trapExit = false
+    let normal = me.spawnLink { _ in }
+    try await sleep(me, .milliseconds(10))
+    print("  a linked process \(normal) exiting normal: \(me.pid) is still alive = \(Parley.Process.isAlive(me.pid))")
+
+    let stubborn = me.spawn { p in
+        p.trapExit = true
+        while true { _ = try await p.receive() }
+    }
+    let ref = me.monitor(stubborn)
+    me.exit(stubborn, .kill)
+    let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
+    print("  exit(pid, :kill) on a process that traps exits: DOWN reason \(down.reason) (kill can't be trapped)")
+    let late = me.monitor(stubborn)
+    let noproc = try await me.receive(DownMessage.self, where: { $0.ref == late })
+    print("  monitoring it again: DOWN reason \(noproc.reason) at once")
+}
+
+@Sendable private func timers(_ me: Parley.Process) async throws {
+    let t0 = MonotonicClock.now
+    me.sendAfter("tick", after: .milliseconds(30))
+    let never = me.sendAfter("never", after: .milliseconds(60))
+    let left = never.cancel()
+    let tick = try await me.receive(String.self)
+    print("  send_after 30 ms -> \"\(tick)\" after \(fmt(Double(MonotonicClock.now - t0) / 1e6)) ms; cancel_timer on a 60 ms timer -> \(left.map { "\(fmt(Double($0.components.attoseconds) / 1e15 + Double($0.components.seconds) * 1000)) ms left" } ?? "false")")
+    let gone = try await me.receive(String.self, after: .milliseconds(80))
+    print("  the cancelled timer's message: \(gone ?? "never arrived")")
+}
+
+@Sendable private func scheduling(_ me: Parley.Process) async throws {
+    let parent = me.pid
+    let busy = try me.spawn(state: 0) { n, _, _ in n &+= 1; return .continue }
+    for i in 0..<100_000 {
+        me.send(i, to: busy)
+        if i % 4000 == 0 { await me.yield() }
+    }
+    let t0 = MonotonicClock.now
+    let quick = try me.spawn(state: 0) { _, _, p in p.send("quick", to: parent); return .stop(.normal) }
+    me.send("go", to: quick)
+    _ = try await me.receive(String.self, where: { $0 == "quick" })
+    print("  a process with 100,000 queued messages yields every \(Scheduler.shared.configuration.reductions) reductions: another process answered in \(fmt(Double(MonotonicClock.now - t0) / 1e6)) ms")
+    me.exit(busy, .kill)
+
+    let t1 = MonotonicClock.now
+    let (sleeps, echoes) = try await withBlockingWork(me)
+    print("  \(sleeps) blocking calls of 100 ms each ran on the blocking pool while \(echoes) ping-pongs went on: \(fmt(Double(MonotonicClock.now - t1) / 1e6)) ms in all")
+
+    let before = Scheduler.shared.longScheduleReports.total
+    let hog = me.spawn { p in
+        let t = MonotonicClock.now
+        while MonotonicClock.now - t < 150_000_000 {}   // holds a scheduler thread for 150 ms
+        _ = p
+    }
+    let ref = me.monitor(hog)
+    _ = try await me.receive(DownMessage.self, where: { $0.ref == ref })
+    let reports = Scheduler.shared.longScheduleReports
+    if reports.total > before, let last = reports.recent.last {
+        print("  a process that spun for 150 ms was reported: \(last) (also logged through swift-log)")
+    }
+}
+
+private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
+    let parent = me.pid
+    let k = Scheduler.shared.count * 2
+    for _ in 0..<k {
+        me.spawn { p in
+            try await p.blocking { blockFor(milliseconds: 100) }
+            p.send("slept", to: parent)
+        }
+    }
+    let echo = me.spawn { p in
+        while true { let from = try await p.receive(Pid.self); p.send("pong", to: from) }
+    }
+    var echoes = 0
+    let t0 = MonotonicClock.now
+    while MonotonicClock.now - t0 < 100_000_000 {
+        me.send(me.pid, to: echo)
+        _ = try await me.receive(String.self, where: { $0 == "pong" })
+        echoes += 1
+    }
+    for _ in 0..<k { _ = try await me.receive(String.self, where: { $0 == "slept" }) }
+    me.exit(echo, .kill)
+    return (k, echoes)
+}
+
+@Sendable private func aMillion(_ me: Parley.Process, _ n: Int) async throws {
+    let parent = me.pid
+    trimHeap()
+    var rss0 = rssBytes()
+    var t0 = MonotonicClock.now
+    var pids: [Pid] = []
+    pids.reserveCapacity(n)
+    let handler: @Sendable (inout Int, any Sendable, Parley.Process) throws -> Next = { _, m, p in
+        p.send(m, to: parent)
+        return .stop(.normal)
+    }
+    for i in 0..<n {
+        pids.append(try Parley.Process.spawn(state: 0, handler: handler))
+        if i % 4000 == 0 { await me.yield() }   // a long loop gives the scheduler back, as the BEAM's reductions do
+    }
+    let spawnS = seconds(since: t0)
+    let perProc = (rssBytes() - rss0) / Double(n)
+    print("  spawned \(n) callback processes in \(fmt(spawnS * 1000)) ms, \(Int(perProc)) B each; alive now: \(Parley.Process.count)")
+    t0 = MonotonicClock.now
+    for (i, p) in pids.enumerated() {
+        me.send(1, to: p)
+        if i % 4000 == 0 { await me.yield() }
+    }
+    var sum = 0
+    for _ in 0..<n { sum += try await me.receive(Int.self) }
+    print("  sent each one a message and got \(sum) replies in \(fmt(seconds(since: t0) * 1000)) ms")
+    pids = []
+
+    let m = n / 10
+    trimHeap()
+    rss0 = rssBytes()
+    t0 = MonotonicClock.now
+    for i in 0..<m {
+        if i % 4000 == 0 { await me.yield() }
+        pids.append(me.spawn { p in
+            _ = try await p.receive()
+            p.send(1, to: parent)
+        })
+    }
+    try await sleep(me, .milliseconds(100))
+    let seqSpawn = seconds(since: t0)
+    let seqPer = (rssBytes() - rss0) / Double(m)
+    for (i, p) in pids.enumerated() {
+        me.send(1, to: p)
+        if i % 4000 == 0 { await me.yield() }
+    }
+    for _ in 0..<m { _ = try await me.receive(Int.self) }
+    print("  and \(m) sequential processes (each a parked Swift task in receive): \(fmt(seqSpawn * 1000)) ms, \(Int(seqPer)) B each")
+}
+
+private func sleep(_ p: Parley.Process, _ d: Duration) async throws {
+    struct Wake: Sendable { let ref: Reference }
+    let ref = Reference.make()
+    p.sendAfter(Wake(ref: ref), after: d)
+    _ = try await p.receive(Wake.self, where: { $0.ref == ref })
+}
+
+private func fmt(_ v: Double) -> String {
+    let r = (v * 10).rounded() / 10
+    return "\(r)"
+}
