@@ -69,9 +69,11 @@ extension Process {
     }
 }
 
-/// Bytes a Swift task of a parked sequential process holds beyond the process object, as
-/// measured by `parley bench spawn-idle` on this machine kind (task object and first slab).
-let estimatedTaskBytes = 1100
+/// Bytes a Swift task of a parked sequential process holds beyond the process object: the
+/// task object, its first allocator slab and the parked async frames. `parley bench
+/// spawn-idle` measured about 2.8 KB per sequential process in all (BENCHMARKS.md), of
+/// which the process object, table entry and closures are about 300 B.
+let estimatedTaskBytes = 2500
 
 extension ProcessCore {
     func info() -> Process.Info? {
