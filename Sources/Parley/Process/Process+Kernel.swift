@@ -18,7 +18,7 @@ extension Process {
     /// ```
     @discardableResult
     public static func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
-        try! spawnProcess(SpawnOptions(), parent: nil, makeSequential: true, body: body, callback: nil)
+        try! spawnSequential(SpawnOptions(), parent: nil, body: body)
     }
 
     /// Spawns a sequential process with options (name, mailbox bound, trap exits, label).
@@ -26,7 +26,7 @@ extension Process {
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
     @discardableResult
     public static func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
-        try spawnProcess(options, parent: nil, makeSequential: true, body: body, callback: nil)
+        try spawnSequential(options, parent: nil, body: body)
     }
 
     /// Spawns a callback process: no Swift task while idle; `handler` runs once per message,
@@ -88,14 +88,14 @@ extension Process {
         }
     }
 
-    static func spawnProcess(
-        _ options: SpawnOptions, parent: ProcessCore?, makeSequential: Bool,
-        body: (@Sendable (Process) async throws -> Void)?, callback: ProcessCore?,
+    static func spawnSequential(
+        _ options: SpawnOptions, parent: ProcessCore?,
+        body: @escaping @Sendable (Process) async throws -> Void,
         monitorRef: Reference? = nil
     ) throws(ProcessError) -> Pid {
         let process = SequentialProcess(limit: options.mailbox)
         try prepare(process, options, parent: parent, monitorRef: monitorRef)
-        process.start(body!)
+        process.start(body)
         return process.pid
     }
 

@@ -145,7 +145,7 @@ public struct Process {
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
     @discardableResult
     public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
-        try Process.spawnProcess(options, parent: core, makeSequential: true, body: body, callback: nil)
+        try Process.spawnSequential(options, parent: core, body: body)
     }
 
     /// Spawns a sequential process.
@@ -163,7 +163,7 @@ public struct Process {
     /// Spawns a sequential process and monitors it (`spawn_monitor`).
     public func spawnMonitor(_ body: @escaping @Sendable (Process) async throws -> Void) -> (Pid, Reference) {
         let ref = Reference.make()
-        let pid = try! Process.spawnProcess(SpawnOptions(), parent: core, makeSequential: true, body: body, callback: nil, monitorRef: ref)
+        let pid = try! Process.spawnSequential(SpawnOptions(), parent: core, body: body, monitorRef: ref)
         return (pid, ref)
     }
 

@@ -206,7 +206,8 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var watched: [(Reference, Pid)] = []
         var name: String?
         if let extras {
-            // Safe without the lock: status is .dead, so nobody adds to extras any more.
+            // Status is .dead, so nothing adds to extras any more; the lock orders this read
+            // after the last writer's release.
             let links = withShared { _ in
                 let l = extras.links
                 extras.links = []
@@ -254,8 +255,6 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     // MARK: Links and monitors
-
-    enum LinkResult { case linked, targetDead, selfDead }
 
     /// Adds `other` to this process's links unless this process is dead.
     final func addLink(_ other: Pid) -> Bool {

@@ -5,7 +5,7 @@ import Synchronization
 /// Parley's `TaskExecutor`, parked on an `UnsafeContinuation` while it waits.
 @usableFromInline
 final class SequentialProcess: ProcessCore, @unchecked Sendable {
-    // @unchecked Sendable: see ProcessCore; `task` is a Mutex.
+    // @unchecked Sendable: see ProcessCore; `task` is behind its own lock (`Locked`).
     let task = Locked<Task<Void, Never>?>(nil)
 
     init(limit: MailboxLimit?) {

@@ -9,7 +9,7 @@ import Synchronization
 /// let bytes = try await Scheduler.shared.blocking.run { try readWholeFile(path) }
 /// ```
 public final class BlockingPool: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is inside `state`, a Mutex.
+    // @unchecked Sendable: all mutable state is inside `state`, a `Locked`.
     private struct State {
         var work = Deque<@Sendable () -> Void>()
         var idle: [Parker] = []

@@ -21,7 +21,7 @@ import Darwin
 /// print(await task.value)
 /// ```
 public final class Scheduler: @unchecked Sendable {
-    // @unchecked Sendable: every mutable field is a Mutex or an Atomic; `workers` is written
+    // @unchecked Sendable: every mutable field is `Locked` or an Atomic; `workers` is written
     // once in init before any thread starts.
 
     /// The configuration this scheduler runs with.

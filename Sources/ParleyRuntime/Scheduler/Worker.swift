@@ -17,7 +17,7 @@ private let workerKey: pthread_key_t = {
 /// One scheduler thread and its run queue.
 @usableFromInline
 final class Worker: @unchecked Sendable {
-    // @unchecked Sendable: `queue` is a Mutex and `ticks` an Atomic; `yieldRequested`,
+    // @unchecked Sendable: `queue` is `Locked` and `ticks` an Atomic; `yieldRequested`,
     // `current` and `rng` are touched only by this worker's own thread.
     let index: Int
     let scheduler: Scheduler
@@ -67,14 +67,6 @@ final class Worker: @unchecked Sendable {
             return true
         }
         if kicked { scheduler.wakeIdle() }
-    }
-
-    func pushBack(_ r: Runnable) {
-        queue.withLock { q in
-            q.items.append(r)
-            queuedHint.store(q.items.count, ordering: .relaxed)
-        }
-        scheduler.wakeIdle()
     }
 
     private func popLocal() -> Runnable? {

@@ -47,7 +47,7 @@ public final class ScheduledTimer: Sendable {
 /// The scheduler's timers: a min-heap under one lock, checked by scheduler threads between
 /// jobs and used as the deadline when they park. No thread or task per timer.
 public final class TimerQueue: @unchecked Sendable {
-    // @unchecked Sendable: `state` is a Mutex and `nextDeadlineValue` an Atomic; `onNewEarliest`
+    // @unchecked Sendable: `state` is `Locked` and `nextDeadlineValue` an Atomic; `onNewEarliest`
     // is set once by the Scheduler before the queue is shared.
     private struct Entry: Comparable {
         let deadline: UInt64
