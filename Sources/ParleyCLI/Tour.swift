@@ -54,11 +54,11 @@ private struct Hello: Sendable { let from: Pid }
     let t0 = MonotonicClock.now
     let sender = me.spawn { p in
         // Look at the waiting parent, then send what it waits for 50 ms later.
-        try await sleep(p, .milliseconds(25))
+        try await p.sleep(for: .milliseconds(25))
         if let info = Parley.Process.info(parent) {
             print("  while it waits: \(parent) status=\(info.status.rawValue), mailbox=\(info.messageQueueLength) (the unmatched message)")
         }
-        try await sleep(p, .milliseconds(25))
+        try await p.sleep(for: .milliseconds(25))
         p.send(Hello(from: p.pid), to: parent)
     }
     let hello = try await me.receive(Hello.self)
@@ -76,7 +76,7 @@ private struct Hello: Sendable { let from: Pid }
 }
 
 @Sendable private func mailboxes(_ me: Parley.Process) async throws {
-    let ignorer = me.spawn { p in try await sleep(p, .seconds(3600)) }
+    let ignorer = me.spawn { p in try await p.sleep(for: .seconds(3600)) }
     print("  process_info(pid, :messages) before: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) messages")
     me.send(Hello(from: me.pid), to: ignorer)
     print("  after one send: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) message, though the owner never called receive")
@@ -91,7 +91,7 @@ private struct Hello: Sendable { let from: Pid }
 
     var options = SpawnOptions(label: "bounded")
     options.mailbox = MailboxLimit(capacity: 1000, overflow: .dropOldest)
-    let bounded = try me.spawn(options) { p in try await sleep(p, .seconds(3600)) }
+    let bounded = try me.spawn(options) { p in try await p.sleep(for: .seconds(3600)) }
     for i in 0..<200_000 {
         me.send(i, to: bounded)
         if i % 4000 == 0 { await me.yield() }
@@ -102,7 +102,7 @@ private struct Hello: Sendable { let from: Pid }
     me.exit(bounded, .kill)
 
     options.mailbox = MailboxLimit(capacity: 1000, overflow: .exit)
-    let strict = try me.spawn(options) { p in try await sleep(p, .seconds(3600)) }
+    let strict = try me.spawn(options) { p in try await p.sleep(for: .seconds(3600)) }
     let ref = me.monitor(strict)
     for i in 0..<2000 { me.send(i, to: strict) }
     let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
@@ -122,16 +122,16 @@ private struct Hello: Sendable { let from: Pid }
         print("  monitor in \(p.pid) got \(down)")
     }
     _ = watcher
-    try await sleep(me, .milliseconds(10))
+    try await me.sleep(for: .milliseconds(10))
     print("  \(me.pid) traps exits and is linked to worker \(worker); \(watcher) monitors it. Crashing the worker:")
     me.send("crash", to: worker)
     let exit = try await me.receive(ExitMessage.self)
     print("  link in \(me.pid) got \(exit)")
-    try await sleep(me, .milliseconds(10))
+    try await me.sleep(for: .milliseconds(10))
 
     me.trapExit = false
     let normal = me.spawnLink { _ in }
-    try await sleep(me, .milliseconds(10))
+    try await me.sleep(for: .milliseconds(10))
     print("  a linked process \(normal) exiting normal: \(me.pid) is still alive = \(Parley.Process.isAlive(me.pid))")
 
     let stubborn = me.spawn { p in
@@ -253,7 +253,7 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
             p.send(1, to: parent)
         })
     }
-    try await sleep(me, .milliseconds(100))
+    try await me.sleep(for: .milliseconds(100))
     let seqSpawn = seconds(since: t0)
     let seqPer = (rssBytes() - rss0) / Double(m)
     for (i, p) in pids.enumerated() {
@@ -262,13 +262,6 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
     }
     for _ in 0..<m { _ = try await me.receive(Int.self) }
     print("  and \(m) sequential processes (each a parked Swift task in receive): \(fmt(seqSpawn * 1000)) ms, \(Int(seqPer)) B each")
-}
-
-private func sleep(_ p: Parley.Process, _ d: Duration) async throws {
-    struct Wake: Sendable { let ref: Reference }
-    let ref = Reference.make()
-    p.sendAfter(Wake(ref: ref), after: d)
-    _ = try await p.receive(Wake.self, where: { $0.ref == ref })
 }
 
 private func fmt(_ v: Double) -> String {

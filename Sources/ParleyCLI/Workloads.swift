@@ -142,7 +142,7 @@ enum Workloads {
             })
         }
         let spawn = seconds(since: t0)
-        try await sleep(me, .milliseconds(200))
+        try await me.sleep(for: .milliseconds(200))
         let memory = (rssBytes() - before) / Double(n)
         let t1 = MonotonicClock.now
         for p in pids { me.send(1, to: p) }
@@ -166,7 +166,7 @@ enum Workloads {
         let t0 = MonotonicClock.now
         for _ in 0..<n { pids.append(try Process.spawn(state: 0, handler: handler)) }
         let spawn = seconds(since: t0)
-        try await sleep(me, .milliseconds(200))
+        try await me.sleep(for: .milliseconds(200))
         let memory = (rssBytes() - before) / Double(n)
         let t1 = MonotonicClock.now
         for p in pids { me.send(1, to: p) }
@@ -216,13 +216,6 @@ enum Workloads {
         }
         for _ in 0..<(producers * each) { _ = try await me.receive() }
         return Result(workload: "fan-in", value: Double(producers * each) / seconds(since: t0) / 1e6, unit: "M msg/s")
-    }
-
-    static func sleep(_ me: Process, _ d: Duration) async throws {
-        struct Wake: Sendable { let ref: Reference }
-        let ref = Reference.make()
-        me.sendAfter(Wake(ref: ref), after: d)
-        _ = try await me.receive(Wake.self, where: { $0.ref == ref })
     }
 }
 

@@ -95,7 +95,7 @@ struct MessagingTests {
         let got = try await Parley.Process.run { me in
             let parent = me.pid
             me.spawn { p in
-                try await p.sleep(.milliseconds(30))
+                try await p.sleep(for: .milliseconds(30))
                 p.send(("hello", p.pid), to: parent)
             }
             me.send("unmatched noise", to: me.pid)
@@ -134,10 +134,24 @@ struct MessagingTests {
     func messageBeatsTimeout() async throws {
         let v = try await Parley.Process.run { me in
             let parent = me.pid
-            me.spawn { p in try await p.sleep(.milliseconds(10)); p.send(42, to: parent) }
+            me.spawn { p in try await p.sleep(for: .milliseconds(10)); p.send(42, to: parent) }
             return try await me.receive(Int.self, after: .seconds(5))
         }
         #expect(v == 42)
+    }
+
+    @Test("Erlang timer:sleep (receive after T): sleeping leaves the mailbox untouched, in order")
+    func sleepLeavesMailbox() async throws {
+        let (elapsed, got) = try await Parley.Process.run { me in
+            me.send(1, to: me.pid)
+            me.send("two", to: me.pid)
+            let t0 = MonotonicClock.now
+            try await me.sleep(for: .milliseconds(30))
+            let elapsed = MonotonicClock.now - t0
+            return (elapsed, ["\(try await me.receive())", "\(try await me.receive())"])
+        }
+        #expect(elapsed >= 30_000_000)
+        #expect(got == ["1", "two"])
     }
 
     @Test("Erlang: send to a dead pid is silently dropped")

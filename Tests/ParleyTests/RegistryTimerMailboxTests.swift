@@ -144,7 +144,7 @@ struct RegistryTimerMailboxTests {
                 while let v = try await p.receive(Int.self, after: .zero) { kept.append(v) }
                 p.send(kept, to: parent)
             }
-            try await me.sleep(.milliseconds(20))
+            try await me.sleep(for: .milliseconds(20))
             for i in 0..<n { me.send(i, to: sink) }
             me.send("go", to: sink)
             return try await me.receive([Int].self)
@@ -158,7 +158,7 @@ struct RegistryTimerMailboxTests {
         let reason = try await Parley.Process.run { me in
             var opts = SpawnOptions()
             opts.mailbox = MailboxLimit(capacity: 50, overflow: .exit)
-            let sink = try me.spawn(opts) { p in try await p.sleep(.seconds(30)) }
+            let sink = try me.spawn(opts) { p in try await p.sleep(for: .seconds(30)) }
             let ref = me.monitor(sink)
             for i in 0..<1000 { me.send(i, to: sink) }
             return try await me.down(ref).reason
@@ -169,7 +169,7 @@ struct RegistryTimerMailboxTests {
     @Test("The talk's mailbox demo: messages pile up while the owner ignores them (unbounded by default)")
     func unboundedMailboxGrows() async throws {
         let len = try await Parley.Process.run { me in
-            let idle = me.spawn { p in try await p.sleep(.seconds(30)) }
+            let idle = me.spawn { p in try await p.sleep(for: .seconds(30)) }
             for i in 0..<10_000 { me.send(i, to: idle) }
             let len = Parley.Process.info(idle)?.messageQueueLength
             me.exit(idle, .kill)
@@ -184,7 +184,7 @@ struct RegistryTimerMailboxTests {
         try await Parley.Process.run { me in
             var opts = SpawnOptions(link: true, name: name, label: "worker #1")
             opts.trapExit = true
-            let pid = try me.spawn(opts) { p in try await p.sleep(.seconds(30)) }
+            let pid = try me.spawn(opts) { p in try await p.sleep(for: .seconds(30)) }
             let ref = me.monitor(pid)
             for i in 0..<5 { me.send(i, to: pid) }
             #expect(await eventually { Parley.Process.info(pid)?.status == .waiting })

@@ -13,7 +13,7 @@ struct SignalTests {
                 while true { _ = try await p.receive() }
             }
             let ref = me.monitor(victim)
-            try await me.sleep(.milliseconds(10))
+            try await me.sleep(for: .milliseconds(10))
             me.exit(victim, .kill)
             return try await me.down(ref).reason
         }
@@ -30,7 +30,7 @@ struct SignalTests {
                 let v = try await p.receive(String.self)
                 p.send(v == "ping", to: parent)
             }
-            try await me.sleep(.milliseconds(30))
+            try await me.sleep(for: .milliseconds(30))
             me.send("ping", to: survivor)
             return try await me.receive(Bool.self, after: .seconds(5))
         }
@@ -72,7 +72,7 @@ struct SignalTests {
         let (ignored, selfReason) = try await Parley.Process.run { me in
             let target = me.spawn { p in _ = try await p.receive(); }
             me.exit(target, .normal)
-            try await me.sleep(.milliseconds(20))
+            try await me.sleep(for: .milliseconds(20))
             let ignored = target.isAlive
             me.send("stop", to: target)
             let (selfExiter, ref) = me.spawnMonitor { p in
@@ -101,7 +101,7 @@ struct SignalTests {
         let reason = try await Parley.Process.run { me in
             me.trapExit = true
             let victim = me.spawnLink { p in _ = try await p.receive() }
-            try await me.sleep(.milliseconds(10))
+            try await me.sleep(for: .milliseconds(10))
             Parley.Process.exit(victim, .kill)
             return try await me.receive(ExitMessage.self, after: .seconds(5))?.reason
         }
@@ -133,7 +133,7 @@ struct SignalTests {
     func demonitorFlush() async throws {
         let leftover = try await Parley.Process.run { me in
             let (_, ref) = me.spawnMonitor { _ in }
-            try await me.sleep(.milliseconds(50))  // the DOWN is in the mailbox now
+            try await me.sleep(for: .milliseconds(50))  // the DOWN is in the mailbox now
             me.demonitor(ref, flush: true)
             return try await me.receive(DownMessage.self, after: .milliseconds(50))
         }
@@ -183,7 +183,7 @@ struct SignalTests {
             }
             me.unlink(child)
             me.send("crash", to: child)
-            try await me.sleep(.milliseconds(50))
+            try await me.sleep(for: .milliseconds(50))
             return true
         }
         #expect(alive)
@@ -203,7 +203,7 @@ struct SignalTests {
                 p.send("unreachable", to: parent)
             }
             me.send("go", to: victim)
-            try await me.sleep(.milliseconds(5))
+            try await me.sleep(for: .milliseconds(5))
             Parley.Process.exit(victim, .kill)
             return try await me.receive(String.self, after: .milliseconds(200))
         }

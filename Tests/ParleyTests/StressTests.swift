@@ -68,7 +68,7 @@ struct StressTests {
             while killed.count < receivers / 2 {
                 let victim = targets.randomElement(using: &rng)!
                 if killed.insert(victim).inserted { me.exit(victim, .kill) }
-                try await me.sleep(.microseconds(200))
+                try await me.sleep(for: .microseconds(200))
             }
             for _ in 0..<senders { _ = try await me.receive(String.self, where: { $0 == "sent" }) }
             for r in targets { me.send("report", to: r) }

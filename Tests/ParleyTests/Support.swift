@@ -19,14 +19,6 @@ extension Parley.Process {
         let d = try await receive(DownMessage.self, after: .seconds(10), where: { $0.ref == ref })
         return try #require(d, "no DOWN for \(ref)")
     }
-
-    /// Sleeps by waiting for a timer message.
-    func sleep(_ d: Duration) async throws {
-        struct Wake: Sendable { let tag: Tag }
-        let tag = Tag()
-        sendAfter(Wake(tag: tag), after: d)
-        _ = try await receive(Wake.self, where: { $0.tag == tag })
-    }
 }
 
 /// Polls `condition` for up to 5 s.

@@ -132,6 +132,17 @@ public struct Process {
         }
     }
 
+    /// Suspends this process for `duration` and leaves its mailbox untouched: Erlang's
+    /// `timer:sleep/1`, which is `receive after T -> ok end`. No scheduler thread is held.
+    ///
+    /// ```swift
+    /// try await me.sleep(for: .milliseconds(100))
+    /// ```
+    /// - Throws: ``ProcessExit`` if the process is killed while it sleeps.
+    public func sleep(for duration: Duration) async throws {
+        _ = try await sequential.receive(deadline: MonotonicClock.deadline(after: duration)) { _ in false }
+    }
+
     /// Gives the scheduler to other processes: for a long loop that does not receive
     /// (Erlang's `erlang:yield/0`).
     public func yield() async {
