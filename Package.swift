@@ -42,6 +42,7 @@ let package = Package(
             name: "Parley",
             dependencies: [
                 "ParleyRuntime",
+                "CParleyShims",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,6 +52,7 @@ let package = Package(
             name: "ParleyCLI",
             dependencies: [
                 "Parley",
+                "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,3 +1,4 @@
+import CParleyShims
 import Parley
 
 #if canImport(Glibc)
@@ -23,14 +24,7 @@ func rssBytes() -> Double {
 }
 
 /// Gives memory freed by earlier work back to the system, so RSS deltas mean something.
-func trimHeap() {
-    #if canImport(Glibc)
-    typealias Trim = @convention(c) (Int) -> Int32
-    if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
-        _ = unsafeBitCast(sym, to: Trim.self)(0)
-    }
-    #endif
-}
+func trimHeap() { parley_malloc_trim() }
 
 /// `s` padded with spaces to `width` characters.
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }

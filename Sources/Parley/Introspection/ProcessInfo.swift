@@ -1,8 +1,5 @@
+import CParleyShims
 import ParleyRuntime
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension Process {
     /// What `Process.info/1` (Erlang's `process_info/2`) tells about a live process.
@@ -109,17 +106,8 @@ extension ProcessCore {
 
     /// The size of this process's own heap block.
     private var objectBytes: Int {
-        if let usableSize { return usableSize(Unmanaged.passUnretained(self).toOpaque()) }
-        return 128
+        let n = parley_malloc_usable_size(Unmanaged.passUnretained(self).toOpaque())
+        return n > 0 ? n : 128
     }
 }
 
-/// glibc's `malloc_usable_size`, looked up at run time (its header is not in the Glibc module).
-private let usableSize: (@convention(c) (UnsafeMutableRawPointer?) -> Int)? = {
-    #if canImport(Glibc)
-    guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_usable_size") else { return nil }
-    return unsafeBitCast(sym, to: (@convention(c) (UnsafeMutableRawPointer?) -> Int).self)
-    #else
-    return nil
-    #endif
-}()
