@@ -80,10 +80,7 @@ private struct Hello: Sendable { let from: Pid }
     print("  process_info(pid, :messages) before: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) messages")
     me.send(Hello(from: me.pid), to: ignorer)
     print("  after one send: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) message, though the owner never called receive")
-    for i in 0..<200_000 {
-        me.send(i, to: ignorer)
-        if i % 4000 == 0 { await me.yield() }
-    }
+    await flood(me, ignorer, count: 200_000)
     if let info = Parley.Process.info(ignorer) {
         print("  after 200,000 more: \(info.messageQueueLength) messages, about \(info.memory / 1024) KiB: an unbounded mailbox grows (the BEAM's way to run out of memory)")
     }
@@ -92,10 +89,7 @@ private struct Hello: Sendable { let from: Pid }
     var options = SpawnOptions(label: "bounded")
     options.mailbox = MailboxLimit(capacity: 1000, overflow: .dropOldest)
     let bounded = try me.spawn(options) { p in try await p.sleep(for: .seconds(3600)) }
-    for i in 0..<200_000 {
-        me.send(i, to: bounded)
-        if i % 4000 == 0 { await me.yield() }
-    }
+    await flood(me, bounded, count: 200_000)
     if let info = Parley.Process.info(bounded) {
         print("  bounded (1000, drop oldest) after 200,000 sends: \(info.messageQueueLength) messages, \(info.droppedMessages) dropped, \(info.memory / 1024) KiB")
     }
@@ -161,10 +155,7 @@ private struct Hello: Sendable { let from: Pid }
 @Sendable private func scheduling(_ me: Parley.Process) async throws {
     let parent = me.pid
     let busy = try me.spawn(state: 0) { n, _, _ in n &+= 1; return .continue }
-    for i in 0..<100_000 {
-        me.send(i, to: busy)
-        if i % 4000 == 0 { await me.yield() }
-    }
+    await flood(me, busy, count: 100_000)
     let t0 = MonotonicClock.now
     let quick = try me.spawn(state: 0) { _, _, p in p.send("quick", to: parent); return .stop(.normal) }
     me.send("go", to: quick)
@@ -227,16 +218,13 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
     }
     for i in 0..<n {
         pids.append(try Parley.Process.spawn(state: 0, handler: handler))
-        if i % 4000 == 0 { await me.yield() }   // a long loop gives the scheduler back, as the BEAM's reductions do
+        if i % yieldEvery == 0 { await me.yield() }
     }
     let spawnS = seconds(since: t0)
     let perProc = (rssBytes() - rss0) / Double(n)
     print("  spawned \(n) callback processes in \(fmt(spawnS * 1000)) ms, \(Int(perProc)) B each; alive now: \(Parley.Process.count)")
     t0 = MonotonicClock.now
-    for (i, p) in pids.enumerated() {
-        me.send(1, to: p)
-        if i % 4000 == 0 { await me.yield() }
-    }
+    await sendToEach(me, 1, pids)
     var sum = 0
     for _ in 0..<n { sum += try await me.receive(Int.self) }
     print("  sent each one a message and got \(sum) replies in \(fmt(seconds(since: t0) * 1000)) ms")
@@ -247,7 +235,7 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
     rss0 = rssBytes()
     t0 = MonotonicClock.now
     for i in 0..<m {
-        if i % 4000 == 0 { await me.yield() }
+        if i % yieldEvery == 0 { await me.yield() }
         pids.append(me.spawn { p in
             _ = try await p.receive()
             p.send(1, to: parent)
@@ -256,12 +244,29 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
     try await me.sleep(for: .milliseconds(100))
     let seqSpawn = seconds(since: t0)
     let seqPer = (rssBytes() - rss0) / Double(m)
-    for (i, p) in pids.enumerated() {
-        me.send(1, to: p)
-        if i % 4000 == 0 { await me.yield() }
-    }
+    await sendToEach(me, 1, pids)
     for _ in 0..<m { _ = try await me.receive(Int.self) }
     print("  and \(m) sequential processes (each a parked Swift task in receive): \(fmt(seqSpawn * 1000)) ms, \(Int(seqPer)) B each")
+}
+
+/// A long loop in a process gives the scheduler back this often, as the BEAM's reductions
+/// would make it (sends don't suspend, so a sending loop must yield itself).
+private let yieldEvery = 4000
+
+/// Sends 0..<count to `pid`, yielding every `yieldEvery` sends.
+private func flood(_ me: Parley.Process, _ pid: Pid, count: Int) async {
+    for i in 0..<count {
+        me.send(i, to: pid)
+        if i % yieldEvery == 0 { await me.yield() }
+    }
+}
+
+/// Sends `message` to each pid, yielding every `yieldEvery` sends.
+private func sendToEach(_ me: Parley.Process, _ message: some Sendable, _ pids: [Pid]) async {
+    for (i, p) in pids.enumerated() {
+        me.send(message, to: p)
+        if i % yieldEvery == 0 { await me.yield() }
+    }
 }
 
 private func fmt(_ v: Double) -> String {
