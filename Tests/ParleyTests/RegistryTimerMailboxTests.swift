@@ -58,6 +58,18 @@ struct RegistryTimerMailboxTests {
         }
     }
 
+    @Test("spawn with link outside any process is a typed error, and nothing is spawned or registered")
+    func linkWithoutParent() throws {
+        let name = "orphan-\(Tag().id)"
+        #expect(throws: ProcessError.linkWithoutParent) {
+            try Parley.Process.spawn(SpawnOptions(link: true, name: name)) { _ in }
+        }
+        #expect(throws: ProcessError.linkWithoutParent) {
+            try Parley.Process.spawn(SpawnOptions(link: true), state: 0) { _, _, _ in .continue }
+        }
+        #expect(Parley.Process.whereis(name) == nil)
+    }
+
     @Test("Erlang send/2: sending to an unregistered name is an error (badarg), not a silent drop")
     func sendToUnknownName() throws {
         #expect(throws: ProcessError.notRegistered("nobody-here")) {

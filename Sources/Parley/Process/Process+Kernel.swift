@@ -22,8 +22,9 @@ extension Process {
     }
 
     /// Spawns a sequential process with options (name, mailbox bound, trap exits, label).
-    /// `options.link` needs a spawning process: use ``Process/spawn(_:_:)-(SpawnOptions,_)`` on a `Process`.
-    /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
+    /// `options.link` needs a spawning process: use `spawn(_:_:)` on a ``Process`` value.
+    /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken;
+    ///   ``ProcessError/linkWithoutParent`` if `options.link` is set.
     @discardableResult
     public static func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
         try spawnSequential(options, parent: nil, body: body)
@@ -110,6 +111,7 @@ extension Process {
 
     /// Everything that must hold before a new process runs: table entry, name, flags, link.
     private static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
+        if options.link && parent == nil { throw .linkWithoutParent }
         if options.trapExit || options.label != nil {
             p.withShared { s in
                 let e = s.ensureExtras()

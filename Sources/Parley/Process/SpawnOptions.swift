@@ -11,7 +11,8 @@
 /// ```
 public struct SpawnOptions: Sendable {
     /// Link the new process to the spawning process (`spawn_link`). Needs a spawning process:
-    /// use it with `Process.spawn` on a ``Process`` value.
+    /// use it with `spawn` on a ``Process`` value; the static `Process.spawn` throws
+    /// ``ProcessError/linkWithoutParent``.
     public var link = false
     /// Register the process under this name before it runs; a taken name is an error.
     public var name: String?

@@ -124,6 +124,8 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
     case notSequential(Pid)
     /// The pid belongs to another node and distribution is not running.
     case notLocal(Pid)
+    /// `SpawnOptions.link` outside any process: there is no process to link the new one to.
+    case linkWithoutParent
 
     public var description: String {
         switch self {
@@ -133,6 +135,7 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notRegistered(let n): return "no process is registered as '\(n)'"
         case .notSequential(let p): return "\(p) is a callback process: it receives through its handler, not receive()"
         case .notLocal(let p): return "\(p) lives on node \(p.nodeName), which this node is not connected to"
+        case .linkWithoutParent: return "spawn with link: true needs a spawning process; call spawn on a Process value"
         }
     }
 }
