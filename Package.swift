@@ -18,12 +18,18 @@ let package = Package(
         .library(name: "ParleyRuntime", targets: ["ParleyRuntime"]),
         // Processes, links, monitors, registry, introspection (re-exports ParleyRuntime).
         .library(name: "Parley", targets: ["Parley"]),
+        // GenServer, Supervisor, DynamicSupervisor, Registry, Task, Agent (re-exports Parley).
+        .library(name: "ParleyOTP", targets: ["ParleyOTP"]),
+        // A supervision tree as a swift-service-lifecycle Service.
+        .library(name: "ParleyServiceLifecycle", targets: ["ParleyServiceLifecycle"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // Three libc calls Swift cannot reach portably (thread names, malloc_usable_size, PAUSE).
@@ -48,10 +54,29 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "ParleyOTP",
+            dependencies: [
+                "Parley",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ParleyServiceLifecycle",
+            dependencies: [
+                "ParleyOTP",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ParleyCLI",
             dependencies: [
                 "Parley",
+                "ParleyOTP",
                 "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -60,5 +85,15 @@ let package = Package(
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
+        .testTarget(
+            name: "ParleyOTPTests",
+            dependencies: [
+                "ParleyOTP", "ParleyServiceLifecycle",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Parley
 
 struct Bench: AsyncParsableCommand {
@@ -17,6 +18,13 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         try runtime.apply()
+        // supervisor-restart crashes a child 10,000 times: the crash reports would measure
+        // the terminal, not the restart.
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .critical
+            return h
+        }
         let chosen = workloads.isEmpty ? Workloads.all : workloads
         for w in chosen where !Workloads.all.contains(w) {
             throw ValidationError("unknown workload \(w); known: \(Workloads.all.joined(separator: ", "))")

@@ -1,4 +1,4 @@
-import Parley
+import ParleyOTP
 
 /// The workloads of ../shared/peers/README.md, written with Parley processes. Each returns
 /// its result lines; the driver prints them as JSON.
@@ -9,13 +9,15 @@ enum Workloads {
         let unit: String
     }
 
-    static let all = ["skynet", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
+    static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
                       "ping-pong-callback", "skynet-callback"]
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
         switch name {
         case "skynet": return [try await skynet(me)]
         case "skynet-callback": return [try await skynetCallback(me)]
+        case "genserver-call": return [try await genserverCall(me, n: 1_000_000)]
+        case "supervisor-restart": return [try await supervisorRestart(me, n: 10_000)]
         case "ping-pong": return [try await pingPong(me, n: 1_000_000)]
         case "ping-pong-callback": return [try await pingPongCallback(me, n: 1_000_000)]
         case "spawn-idle": return try await spawnIdle(me, n: 1_000_000)

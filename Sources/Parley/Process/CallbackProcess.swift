@@ -18,20 +18,37 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
     @exclusivity(unchecked) private var state: State?
     @exclusivity(unchecked) private var handler: Handler?
 
-    init(state: sending State, limit: MailboxLimit?, handler: @escaping Handler) {
+    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, handler: @escaping Handler) {
         self.state = state
         self.handler = handler
-        super.init(initialStatus: .idle, limit: limit)
+        super.init(initialStatus: initialStatus, limit: limit)
     }
 
     override var kind: Process.Kind { .callback }
 
     override func run(budget: Int) {
+        // Reductions used up with messages left: to the back of the run queue (status stays
+        // .scheduled, so senders don't enqueue it twice).
+        if drain(max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
+    }
+
+    override func runClaimed(max: Int) -> Bool {
+        switch drain(max: max) {
+        case .more: Scheduler.shared.enqueue(self); return true
+        case .idle: return true
+        case .dead: return false
+        }
+    }
+
+    enum Drained { case idle, more, dead }
+
+    /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
+    private func drain(max: Int) -> Drained {
         onCPU.store(true, ordering: .relaxed)
         defer { onCPU.store(false, ordering: .relaxed) }
         var used = 0
-        while used < budget {
-            guard isAlive else { release(); return }
+        while used < max {
+            guard isAlive else { release(); return .dead }
             if mailboxLimit > 0 { _ = applyPendingDrops() }
             if saved.isEmpty {
                 let step = withShared { s -> RefillStep in
@@ -42,8 +59,8 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
                 }
                 switch step {
                 case .more: break
-                case .idle: return
-                case .dead: release(); return
+                case .idle: return .idle
+                case .dead: release(); return .dead
                 }
             }
             let message = saved.removeFirst()
@@ -62,12 +79,66 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
             if case .stop(let reason) = next {
                 if isAlive { ExitSignals.exit(self, reason: reason) }
                 release()
-                return
+                return .dead
             }
         }
-        // Reductions used up with messages left: to the back of the run queue (status stays
-        // .scheduled, so senders don't enqueue it twice).
-        Scheduler.shared.enqueueAtBack(self)
+        if !isAlive { release(); return .dead }
+        if saved.isEmpty {
+            // Budget spent exactly as the mailbox ran dry: go idle now rather than queue a
+            // run that would find nothing (and keep a caller's next hand-off from claiming it).
+            let step = withShared { s -> RefillStep in
+                if s.status == .dead { return .dead }
+                if refill(&s) { return .more }
+                s.status = .idle
+                return .idle
+            }
+            switch step {
+            case .more: return .more
+            case .idle: return .idle
+            case .dead: release(); return .dead
+            }
+        }
+        return .more
+    }
+
+    /// Runs `initialize` as this process, on the caller's thread, before the process takes
+    /// any message (status is `.scheduled`, so senders queue without scheduling it). Returns
+    /// the outcome; on success the process is live and scheduled if messages arrived.
+    func start(_ initialize: (Process) throws -> sending State?) -> StartOutcome {
+        let value: State?
+        do {
+            value = try initialize(Process(core: self))
+        } catch let e as ProcessExit {
+            release()
+            return .failed(e.reason)
+        } catch {
+            release()
+            return .failed(.error(error))
+        }
+        guard let value else { release(); return .ignored }
+        guard isAlive else { release(); return .failed(exitReason ?? .killed) }
+        state = value
+        let schedule = withShared { s -> Bool? in
+            if s.status == .dead { return nil }
+            if s.incoming.isEmpty { s.status = .idle; return false }
+            return true
+        }
+        switch schedule {
+        case nil:
+            release()
+            return .failed(exitReason ?? .killed)
+        case true?:
+            Scheduler.shared.enqueue(self)
+        case false?:
+            break
+        }
+        return .started
+    }
+
+    enum StartOutcome {
+        case started
+        case ignored
+        case failed(ExitReason)
     }
 
     private func release() {

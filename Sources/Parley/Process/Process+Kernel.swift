@@ -6,6 +6,21 @@ extension Process {
     /// The pid that signals and messages sent from outside any process come from (`<0.0.0>`).
     public static let outside = Pid(outsidePlaceholder: ())
 
+    /// The process whose body the current Swift task runs (Erlang's `self()`), or `nil`
+    /// outside any process and in child tasks a process's body creates (they share its
+    /// task-locals but not its mailbox). Async, so callback handlers (which are synchronous
+    /// and get their ``Process`` as an argument) cannot ask it.
+    ///
+    /// ```swift
+    /// func log(_ text: String) async {
+    ///     let who = await Process.current?.pid.description ?? "outside"
+    ///     print(who, text)
+    /// }
+    /// ```
+    public static var current: Process? {
+        get async { SequentialProcess.currentOwned().map { Process(core: $0) } }
+    }
+
     // MARK: Spawning
 
     /// Spawns a sequential process running `body`. Returns at once; the process runs on
@@ -110,7 +125,7 @@ extension Process {
     }
 
     /// Everything that must hold before a new process runs: table entry, name, flags, link.
-    private static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
+    static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
         if options.link && parent == nil { throw .linkWithoutParent }
         if options.trapExit || options.label != nil {
             p.withShared { s in
@@ -178,6 +193,17 @@ extension Process {
     @discardableResult
     public static func sendAfter(_ message: any Sendable, to pid: Pid, after delay: Duration) -> TimerRef {
         TimerRef(timer: Scheduler.shared.timers.schedule(after: delay) { pid.deliver(message) })
+    }
+
+    /// Runs `body` on a scheduler thread after `delay` (`timer:apply_after/4`). Keep it
+    /// short: it runs on the scheduler, like a callback process's handler.
+    ///
+    /// ```swift
+    /// Process.applyAfter(.seconds(1)) { print("a second later") }
+    /// ```
+    @discardableResult
+    public static func applyAfter(_ delay: Duration, _ body: @escaping @Sendable () -> Void) -> TimerRef {
+        TimerRef(timer: Scheduler.shared.timers.schedule(after: delay, body))
     }
 
     // MARK: Registry

@@ -253,6 +253,31 @@ public struct Process {
         Process.sendExit(to: pid, from: core.pid, reason: reason)
     }
 
+    /// Makes an alias of this process (Erlang's `alias/0`): a ``Reference`` that others can
+    /// send to with ``Reference/send(_:)``. Messages to it arrive in this mailbox until
+    /// ``unalias(_:)``; after that they are dropped, so a reply that comes too late never
+    /// lands (the mechanism behind ``Gen/call(_:_:timeout:)``).
+    ///
+    /// ```swift
+    /// let alias = me.alias()
+    /// worker.send((alias, job))          // the worker answers with alias.send(result)
+    /// let result = try await me.receive(Result.self, after: .seconds(1))
+    /// me.unalias(alias)                  // anything later is dropped
+    /// ```
+    public func alias() -> Reference {
+        let ref = Reference.makeAlias(owner: core)
+        core.withShared { s in if s.status != .dead { s.ensureExtras().aliases.insert(ref.id) } }
+        return ref
+    }
+
+    /// Deactivates an alias made by ``alias()`` (Erlang's `unalias/1`). Returns whether it
+    /// was an active alias of this process.
+    @discardableResult
+    public func unalias(_ alias: Reference) -> Bool {
+        guard alias.owner === core else { return false }
+        return core.withShared { s in s.extras?.aliases.remove(alias.id) != nil }
+    }
+
     /// Registers this process under `name`.
     public func register(_ name: String) throws(ProcessError) {
         try LocalRegistry.register(name, core.pid)

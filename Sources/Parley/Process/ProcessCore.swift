@@ -32,6 +32,9 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var timedOutGeneration: UInt32 = 0
         var waiter: UnsafeContinuation<Void, Never>? = nil
         var extras: Extras? = nil
+        /// The alias of the call this process is making (0: none). A process makes one call
+        /// at a time, so one slot covers the hot path; other aliases live in `extras`.
+        var callAlias: UInt64 = 0
 
         mutating func ensureExtras() -> Extras {
             if let e = extras { return e }
@@ -52,6 +55,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var trapExit = false
         var exitReason: ExitReason?
         var dropped = 0
+        var aliases = Set<UInt64>()
     }
 
     let id: UInt32
@@ -106,10 +110,12 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     /// Appends a message to the mailbox and wakes the process if it waits. Never blocks
-    /// beyond the mailbox lock; a dead process drops the message.
-    final func deliver(_ message: any Sendable) {
+    /// beyond the mailbox lock; a dead process drops the message. With `alias` (non-zero),
+    /// the message is dropped unless that alias is active.
+    final func deliver(_ message: any Sendable, alias: UInt64 = 0) {
         let wake = withShared { s -> Wake in
             if s.status == .dead { return .none }
+            if alias != 0 && s.callAlias != alias && s.extras?.aliases.contains(alias) != true { return .none }
             if mailboxLimit > 0 {
                 let length = s.incoming.count + savedCount.load(ordering: .relaxed) - Int(s.pendingDrops)
                 if length >= mailboxLimit {
@@ -149,6 +155,46 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         case .resume(let c): c.resume()
         case .overflowExit: ExitSignals.propagate(die(.mailboxOverflow, external: true))
         }
+    }
+
+    enum Claim {
+        /// The process was idle: the caller now owns its run loop (status `.scheduled`) and
+        /// must run it (``runClaimed(max:)``). `ahead` messages precede this one.
+        case claimed(ahead: Int)
+        /// Delivered the ordinary way.
+        case delivered
+        /// The process was dead; the message was dropped.
+        case dead
+    }
+
+    /// Delivers `message`; if the process is an idle callback process with an unbounded
+    /// mailbox, takes ownership of its run loop instead of scheduling it, so that the caller
+    /// can run it on its own thread (a call's direct hand-off: no thread switch, no queue).
+    final func deliverClaiming(_ message: any Sendable) -> Claim {
+        if mailboxLimit == 0 {
+            let ahead = withShared { s -> Int in
+                guard s.status == .idle else { return -1 }
+                let n = s.incoming.count
+                s.incoming.append(message)
+                s.status = .scheduled
+                return n
+            }
+            if ahead >= 0 { return .claimed(ahead: ahead) }
+        }
+        if !isAlive { return .dead }
+        deliver(message)
+        return .delivered
+    }
+
+    /// Runs a claimed callback process for at most `max` messages on this thread; returns
+    /// whether it is still alive. Only callback processes can be claimed.
+    func runClaimed(max: Int) -> Bool { isAlive }
+
+    /// The reason the process exited with, once dead: recorded for abnormal and external
+    /// exits, `normal` otherwise. `nil` while alive.
+    final var exitReason: ExitReason? {
+        if isAlive { return nil }
+        return withShared { $0.extras?.exitReason } ?? .normal
     }
 
     /// Owner only: applies drops that `dropOldest` asked for while the oldest messages sat in `saved`.
@@ -192,7 +238,8 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
             let w = s.waiter
             s.waiter = nil
             swap(&dropped, &s.incoming)
-            if external { s.ensureExtras().exitReason = reason }
+            s.callAlias = 0
+            if external || !reason.isNormal { s.ensureExtras().exitReason = reason }
             return (s.extras, w, before)
         }
         guard let (extras, waiter, before) = taken else { return [] }

@@ -7,6 +7,24 @@ import Synchronization
 final class SequentialProcess: ProcessCore, @unchecked Sendable {
     // @unchecked Sendable: see ProcessCore; `task` is behind its own lock (`Locked`).
     let task = Locked<Task<Void, Never>?>(nil)
+    /// The address of the Swift task running the body, to tell it from child tasks that
+    /// inherit the `current` task-local. Written once before the body runs.
+    @exclusivity(unchecked) private(set) var taskAddress: UInt = 0
+
+    /// The process whose body the current task runs (set for the body's duration).
+    @TaskLocal static var current: SequentialProcess?
+
+    /// The process the current task *is*: `nil` in a child task of a process (it inherits
+    /// the task-local but does not own the mailbox), and outside any process.
+    static func currentOwned() -> SequentialProcess? {
+        guard let p = current else { return nil }
+        return currentTaskAddress() == p.taskAddress ? p : nil
+    }
+
+    static func currentTaskAddress() -> UInt {
+        // UnsafeCurrentTask is one pointer to the task object; compared, never dereferenced.
+        withUnsafeCurrentTask { t in t.map { unsafeBitCast($0, to: UInt.self) } ?? 0 }
+    }
 
     init(limit: MailboxLimit?) {
         super.init(initialStatus: .running, limit: limit)
@@ -24,9 +42,10 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
 
     private func main(_ body: @Sendable (Process) async throws -> Void) async {
         Scheduler.noteRunning(self)
+        taskAddress = Self.currentTaskAddress()
         let reason: ExitReason
         do {
-            try await body(Process(core: self))
+            try await Self.$current.withValue(self) { try await body(Process(core: self)) }
             reason = .normal
         } catch let e as ProcessExit {
             reason = e.reason
@@ -54,14 +73,15 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// `deadline` nil waits forever; a deadline in the past polls once (`after 0`).
     /// Not generic, so that it is compiled once; the public generic wrappers are inlinable.
     @usableFromInline
-    func receive(deadline: UInt64?, _ match: (any Sendable) throws -> Bool) async throws -> Bool {
-        var index = 0
+    func receive(deadline: UInt64?, from start: Int = 0, _ match: (any Sendable) throws -> Bool) async throws -> Bool {
+        var index = start
         var generation: UInt32 = 0
         var timer: ScheduledTimer? = nil
         defer { timer?.cancel() }
         while true {
             guard isAlive else { throw ProcessExit(finalReason()) }
             if mailboxLimit > 0 { index = max(0, index - applyPendingDrops()) }
+            index = min(index, saved.count)
             while index < saved.count {
                 if try match(saved[index]) {
                     saved.remove(at: index)

@@ -1,0 +1,269 @@
+import Logging
+import Parley
+
+/// Elixir's `DynamicSupervisor`: starts with no children, starts them on demand, restarts
+/// them one for one, and stops them all at once (concurrently) when it stops.
+///
+/// ```swift
+/// let sup = try await DynamicSupervisor.start(maxChildren: 10_000)
+/// let pid = try await sup.startChild(ChildSpec(id: "session", restart: .transient) { me in
+///     try Session().startLink(me).pid
+/// })
+/// try await sup.terminateChild(pid!)
+/// ```
+public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
+    public let pid: Pid
+
+    public init(_ pid: Pid) { self.pid = pid }
+
+    public var description: String { "DynamicSupervisor\(pid)" }
+
+    /// Starts a dynamic supervisor, not linked.
+    /// - Parameters:
+    ///   - maxChildren: ``startChild(_:)`` fails with ``SupervisorError/maxChildren(_:)`` beyond it.
+    ///   - extraArguments: passed to every child's start function (after `me`).
+    public static func start(
+        maxChildren: Int? = nil, intensity: Int = 3, period: Duration = .seconds(5),
+        extraArguments: [any Sendable] = [], name: ServerName? = nil
+    ) async throws(StartError) -> DynamicSupervisor {
+        try await start(maxChildren: maxChildren, intensity: intensity, period: period, extraArguments: extraArguments, name: name, parent: nil)
+    }
+
+    /// Starts a dynamic supervisor linked to `parent`, for a supervisor's child spec.
+    public static func startLink(
+        _ parent: Process, maxChildren: Int? = nil, intensity: Int = 3, period: Duration = .seconds(5),
+        extraArguments: [any Sendable] = [], name: ServerName? = nil
+    ) async throws(StartError) -> DynamicSupervisor {
+        try await start(maxChildren: maxChildren, intensity: intensity, period: period, extraArguments: extraArguments, name: name, parent: parent)
+    }
+
+    /// A child spec for a dynamic supervisor under another supervisor.
+    public static func childSpec(
+        id: String, maxChildren: Int? = nil, intensity: Int = 3, period: Duration = .seconds(5),
+        extraArguments: [any Sendable] = [], name: ServerName? = nil
+    ) -> ChildSpec {
+        ChildSpec(id: id, type: .supervisor) { me in
+            try await DynamicSupervisor.startLink(me, maxChildren: maxChildren, intensity: intensity, period: period, extraArguments: extraArguments, name: name).pid
+        }
+    }
+
+    static func start(
+        maxChildren: Int?, intensity: Int, period: Duration, extraArguments: [any Sendable], name: ServerName?, parent: Process?
+    ) async throws(StartError) -> DynamicSupervisor {
+        let extra = Transfer(extraArguments)
+        let pid = try spawnSupervisor(name: name, parent: parent) { me, parentPid in
+            var state = DynamicSupervisorState(
+                me: me, name: name?.description ?? "\(me.pid)", parent: parentPid, maxChildren: maxChildren,
+                intensity: RestartIntensity(intensity: intensity, period: period), extra: extra.take())
+            try await state.run()
+        }
+        try await Process.awaitSupervisorStart(pid)
+        return DynamicSupervisor(pid)
+    }
+
+    /// Starts a child (`DynamicSupervisor.start_child/2`). Returns its pid, or `nil` if its
+    /// start ignored. The spec's `id` is only used in reports.
+    @discardableResult
+    public func startChild(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
+        guard case .started(let p) = try await supervisorReply(pid, .startChild(spec)) else { return nil }
+        return p
+    }
+
+    /// Stops a child (`DynamicSupervisor.terminate_child/2`).
+    /// - Throws: ``SupervisorError/notFound(_:)`` if `child` is not its child.
+    public func terminateChild(_ child: Pid) async throws(SupervisorError) {
+        _ = try await supervisorReply(pid, .terminatePid(child))
+    }
+
+    /// The children, in no particular order (`which_children/1`).
+    public func whichChildren() async throws(SupervisorError) -> [ChildInfo] {
+        guard case .children(let c) = try await supervisorReply(pid, .whichChildren) else { return [] }
+        return c
+    }
+
+    /// Counts of children (`count_children/1`).
+    public func countChildren() async throws(SupervisorError) -> ChildCounts {
+        guard case .counts(let c) = try await supervisorReply(pid, .countChildren) else { throw .call(.badReply("counts")) }
+        return c
+    }
+
+    /// Stops the supervisor; its children are stopped concurrently first.
+    public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
+        do {
+            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
+        } catch {
+            if case .exited = error { return }
+            throw error
+        }
+    }
+}
+
+struct DynamicSupervisorState {
+    let me: Process
+    let name: String
+    let parent: Pid?
+    let maxChildren: Int?
+    var intensity: RestartIntensity
+    let extra: [any Sendable]
+    var children: [Pid: ChildSpec] = [:]
+
+    init(me: Process, name: String, parent: Pid?, maxChildren: Int?, intensity: RestartIntensity, extra: [any Sendable]) {
+        self.me = me
+        self.name = name
+        self.parent = parent
+        self.maxChildren = maxChildren
+        self.intensity = intensity
+        self.extra = extra
+    }
+
+    mutating func run() async throws {
+        me.label = "dynamic supervisor \(name)"
+        while true {
+            let message = try await me.receive()
+            switch message {
+            case let exit as ExitMessage:
+                if exit.from == parent {
+                    await terminateAll()
+                    throw ProcessExit(exit.reason)
+                }
+                if let spec = children.removeValue(forKey: exit.from) {
+                    try await childExited(exit.from, spec, exit.reason)
+                }
+            case let call as Gen.CallMessage:
+                guard let request = call.request as? SupervisorRequest else {
+                    Gen.reply(call.from, Gen.Rejected(reason: "a dynamic supervisor handles SupervisorRequest"))
+                    continue
+                }
+                Gen.reply(call.from, await handle(request))
+            case let system as Gen.SystemMessage:
+                switch system.request {
+                case .terminate(let reason):
+                    await terminateAll()
+                    throw ProcessExit(reason)
+                case .getState:
+                    Gen.reply(system.from, children.count)
+                }
+            default:
+                SupervisorLog.logger.warning("dynamic supervisor \(name) received an unexpected message: \(message)")
+            }
+        }
+    }
+
+    mutating func start(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
+        let pid: Pid?
+        do {
+            pid = try await spec.start(me, extra)
+        } catch let e as StartError {
+            if case .ignored = e { return nil }
+            let reason: ExitReason
+            if case .failed(let r) = e { reason = r } else { reason = .custom("\(e)") }
+            throw .startFailed(spec.id, reason)
+        } catch {
+            throw .startFailed(spec.id, (error as? ProcessExit)?.reason ?? .error(error))
+        }
+        guard let pid else { return nil }
+        try? me.link(pid)
+        children[pid] = spec
+        return pid
+    }
+
+    mutating func childExited(_ pid: Pid, _ spec: ChildSpec, _ reason: ExitReason) async throws {
+        if reason.isAbnormal {
+            SupervisorLog.report("child_terminated", supervisor: name, child: spec.id, pid: pid, reason: reason, restarts: intensity.total)
+        }
+        switch spec.restart {
+        case .temporary: return
+        case .transient where !reason.isAbnormal: return
+        default: break
+        }
+        while true {
+            guard intensity.add() else {
+                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: spec.id, pid: pid, reason: .shutdown, restarts: intensity.total)
+                await terminateAll()
+                throw ProcessExit(.shutdown)
+            }
+            intensity.total += 1
+            OTPMetrics.restarted(supervisor: name, child: spec.id)
+            do {
+                _ = try await start(spec)
+                return
+            } catch {
+                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: .custom("\(error)"), restarts: intensity.total)
+            }
+        }
+    }
+
+    /// Stops every child at once: all get their signal, then the supervisor waits for each
+    /// DOWN until that child's own deadline, and kills those that overrun.
+    mutating func terminateAll() async {
+        var waiting: [Reference: (pid: Pid, deadline: ContinuousClock.Instant?)] = [:]
+        for (pid, spec) in children {
+            let ref = me.monitor(pid)
+            me.unlink(pid)
+            switch spec.shutdown {
+            case .brutalKill:
+                me.exit(pid, .kill)
+                waiting[ref] = (pid, nil)
+            case .timeout(let t):
+                me.exit(pid, .shutdown)
+                waiting[ref] = (pid, .now + t)
+            case .infinity:
+                me.exit(pid, .shutdown)
+                waiting[ref] = (pid, nil)
+            }
+        }
+        children.removeAll()
+        while !waiting.isEmpty {
+            let next = waiting.values.compactMap(\.deadline).min()
+            let wait = next.map { max(.zero, $0 - .now) }
+            let down: DownMessage?
+            do {
+                if let wait {
+                    down = try await me.receive(DownMessage.self, after: wait, where: { waiting[$0.ref] != nil })
+                } else {
+                    down = try await me.receive(DownMessage.self, where: { waiting[$0.ref] != nil })
+                }
+            } catch {
+                return
+            }
+            if let down {
+                waiting[down.ref] = nil
+            } else {
+                let now = ContinuousClock.now
+                for (ref, entry) in waiting where entry.deadline.map({ $0 <= now }) == true {
+                    me.exit(entry.pid, .kill)
+                    waiting[ref] = (entry.pid, nil)
+                }
+            }
+        }
+        // EXIT messages that arrived before the unlinks are stale now.
+        while (try? await me.receive(ExitMessage.self, after: .zero)) != nil {}
+    }
+
+    mutating func handle(_ request: SupervisorRequest) async -> SupervisorReply {
+        switch request {
+        case .awaitStarted:
+            return .ok
+        case .startChild(let spec):
+            if let maxChildren, children.count >= maxChildren { return .error(.maxChildren(maxChildren)) }
+            do {
+                return .started(try await start(spec))
+            } catch {
+                return .error(error)
+            }
+        case .terminatePid(let pid):
+            guard let spec = children.removeValue(forKey: pid) else { return .error(.notFound("\(pid)")) }
+            _ = try? await me.shutdownChild(pid, spec.shutdown)
+            return .ok
+        case .whichChildren:
+            return .children(children.map { ChildInfo(id: $0.value.id, pid: $0.key, type: $0.value.type, restart: $0.value.restart) })
+        case .countChildren:
+            return .counts(ChildCounts(
+                specs: children.count, active: children.keys.filter(\.isAlive).count,
+                supervisors: children.values.filter { $0.type == .supervisor }.count,
+                workers: children.values.filter { $0.type == .worker }.count))
+        case .terminateChild(let id), .restartChild(let id), .deleteChild(let id):
+            return .error(.notFound(id))
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Logging
+import Parley
+
+/// A server process with OTP's gen_server behaviour: state, synchronous calls, asynchronous
+/// casts, other messages, continue, and terminate, as Elixir's `GenServer`.
+///
+/// The conforming type *is* the state: its mutating methods are the callbacks. The server
+/// runs as a callback process, so an idle server holds no Swift task and no thread; each
+/// callback runs to completion, one message at a time.
+///
+/// ```swift
+/// struct Counter: GenServer {
+///     var count = 0
+///     enum Call: Sendable { case get, add(Int) }
+///     enum Cast: Sendable { case reset }
+///
+///     mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+///         switch request {
+///         case .get: return .reply(count)
+///         case .add(let n): count += n; return .reply(count)
+///         }
+///     }
+///     mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+///         count = 0
+///         return .noreply
+///     }
+/// }
+///
+/// let counter = try Counter().start()
+/// try await counter.call(.add(2))      // 2
+/// counter.cast(.reset)
+/// ```
+///
+/// Calls travel as gen_server's messages (``Gen/CallMessage`` is
+/// `{'$gen_call', {From, Tag}, Request}`), so a caller written by hand with ``Gen`` and, with
+/// distribution, an Erlang node can call it too. Callbacks are synchronous: to wait for
+/// something (another server, I/O), return `.noreply`, do the work elsewhere (a ``ProcessTask``,
+/// `blocking`), and answer with ``Gen/reply(_:_:)`` using the caller's `from`.
+public protocol GenServer: SendableMetatype {
+    /// The requests ``ServerRef/call(_:timeout:)`` sends (`Never`: none).
+    associatedtype Call: Sendable = Never
+    /// What calls reply.
+    associatedtype Reply: Sendable = Never
+    /// The requests ``ServerRef/cast(_:)`` sends (`Never`: none).
+    associatedtype Cast: Sendable = Never
+    /// The value a callback passes to ``handleContinue(_:_:)`` (`Never`: none).
+    associatedtype Continue = Never
+
+    /// Runs in the new server process before ``GenServer/start(name:options:)`` returns (OTP's
+    /// `init/1`). Default: `.ok`. Throwing (or `.stop`) makes start fail with that reason.
+    mutating func initialize(_ me: Process) throws -> GenServerInitResult<Self>
+    /// Handles a call (`handle_call/3`). Reply now with `.reply`, later with
+    /// ``Gen/reply(_:_:)`` after `.noreply`, or stop.
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) throws -> GenServerCallResult<Self>
+    /// Handles a cast (`handle_cast/2`).
+    mutating func handleCast(_ request: Cast, _ me: Process) throws -> GenServerResult<Self>
+    /// Handles any other message: timers, monitors' DOWN, EXIT when trapping exits
+    /// (`handle_info/2`). Default: logs it and carries on, as Elixir's default does.
+    mutating func handleInfo(_ message: any Sendable, _ me: Process) throws -> GenServerResult<Self>
+    /// Runs right after a callback that returned a continue value, before any other message
+    /// (`handle_continue/2`).
+    mutating func handleContinue(_ value: Continue, _ me: Process) throws -> GenServerResult<Self>
+    /// Runs before the server exits (`terminate/2`): after a callback stops or throws, on
+    /// ``ServerRef/stop(_:timeout:)``, and on an exit signal from its parent when it traps
+    /// exits. Not when it is killed, nor for an exit signal it does not trap.
+    mutating func terminate(_ reason: ExitReason, _ me: Process)
+}
+
+extension GenServer {
+    public typealias CallResult = GenServerCallResult<Self>
+    public typealias HandleResult = GenServerResult<Self>
+    public typealias InitResult = GenServerInitResult<Self>
+
+    public mutating func initialize(_ me: Process) throws -> InitResult { .ok }
+    public mutating func handleInfo(_ message: any Sendable, _ me: Process) throws -> HandleResult {
+        GenServerLog.logger.warning("\(Self.self) \(me.pid) received an unexpected message in handleInfo: \(message)")
+        return .noreply
+    }
+    public mutating func terminate(_ reason: ExitReason, _ me: Process) {}
+}
+
+extension GenServer where Call == Never {
+    public mutating func handleCall(_ request: Never, from: Gen.From, _ me: Process) throws -> CallResult {}
+}
+
+extension GenServer where Cast == Never {
+    public mutating func handleCast(_ request: Never, _ me: Process) throws -> HandleResult {}
+}
+
+extension GenServer where Continue == Never {
+    public mutating func handleContinue(_ value: Never, _ me: Process) throws -> HandleResult {}
+}
+
+/// What ``GenServer/handleCall(_:from:_:)`` returns: gen_server's `{reply, ...}`,
+/// `{noreply, ...}` and `{stop, ...}`.
+public struct GenServerCallResult<Server: GenServer> {
+    public typealias Reply = Server.Reply
+    public typealias Continue = Server.Continue
+    @usableFromInline enum Kind {
+        case reply(Reply)
+        case noreply
+        case stop(ExitReason, Reply?)
+    }
+    @usableFromInline let kind: Kind
+    @usableFromInline let next: Continue?
+    @inlinable init(kind: Kind, next: Continue?) {
+        self.kind = kind
+        self.next = next
+    }
+
+    /// Reply to the caller (`{reply, Reply, State}`).
+    @inlinable public static func reply(_ reply: Reply) -> Self { Self(kind: .reply(reply), next: nil) }
+    /// Reply, then run `handleContinue` (`{reply, Reply, State, {continue, C}}`).
+    @inlinable public static func reply(_ reply: Reply, continue value: Continue) -> Self { Self(kind: .reply(reply), next: value) }
+    /// Don't reply now (`{noreply, State}`); reply later with ``Gen/reply(_:_:)``.
+    @inlinable public static var noreply: Self { Self(kind: .noreply, next: nil) }
+    /// Don't reply now; run `handleContinue`.
+    @inlinable public static func noreply(continue value: Continue) -> Self { Self(kind: .noreply, next: value) }
+    /// Reply, then stop with `reason` (`{stop, Reason, Reply, State}`).
+    @inlinable public static func stop(_ reason: ExitReason, reply: Reply) -> Self { Self(kind: .stop(reason, reply), next: nil) }
+    /// Stop without replying (`{stop, Reason, State}`): the caller gets
+    /// ``Gen/CallError/exited(_:)`` with `reason`.
+    @inlinable public static func stop(_ reason: ExitReason) -> Self { Self(kind: .stop(reason, nil), next: nil) }
+}
+
+/// What cast, info and continue callbacks return: `{noreply, ...}` or `{stop, ...}`.
+public struct GenServerResult<Server: GenServer> {
+    public typealias Continue = Server.Continue
+    @usableFromInline let stopReason: ExitReason?
+    @usableFromInline let next: Continue?
+    @inlinable init(stopReason: ExitReason?, next: Continue?) {
+        self.stopReason = stopReason
+        self.next = next
+    }
+
+    /// Carry on (`{noreply, State}`).
+    @inlinable public static var noreply: Self { Self(stopReason: nil, next: nil) }
+    /// Carry on with `handleContinue` first (`{noreply, State, {continue, C}}`).
+    @inlinable public static func noreply(continue value: Continue) -> Self { Self(stopReason: nil, next: value) }
+    /// Stop (`{stop, Reason, State}`).
+    @inlinable public static func stop(_ reason: ExitReason) -> Self { Self(stopReason: reason, next: nil) }
+}
+
+/// What ``GenServer/initialize(_:)`` returns: `{ok, State}`, `{ok, State, {continue, C}}`,
+/// `ignore` or `{stop, Reason}`.
+public struct GenServerInitResult<Server: GenServer> {
+    public typealias Continue = Server.Continue
+    @usableFromInline enum Kind {
+        case ok
+        case ignore
+        case stop(ExitReason)
+    }
+    @usableFromInline let kind: Kind
+    @usableFromInline let next: Continue?
+    @inlinable init(kind: Kind, next: Continue?) {
+        self.kind = kind
+        self.next = next
+    }
+
+    @inlinable public static var ok: Self { Self(kind: .ok, next: nil) }
+    @inlinable public static func ok(continue value: Continue) -> Self { Self(kind: .ok, next: value) }
+    /// Don't start; start throws ``StartError/ignored`` (a supervisor records the child as not running).
+    @inlinable public static var ignore: Self { Self(kind: .ignore, next: nil) }
+    @inlinable public static func stop(_ reason: ExitReason) -> Self { Self(kind: .stop(reason), next: nil) }
+}
+
+@usableFromInline
+enum GenServerLog {
+    @usableFromInline static let logger = Logger(label: "parley.genserver")
+}

@@ -1,0 +1,392 @@
+import Logging
+import Parley
+
+/// How a server is registered and found: a local name (Erlang's `{local, Name}`) or a key in
+/// a ``NameRegistry`` such as ``Registry`` (`{via, Module, Key}`).
+///
+/// ```swift
+/// let names = Registry<String, Void>(keys: .unique)
+/// let counter = try Counter().start(name: .via(names, "counter-1"))
+/// try await ServerRef<Counter>(name: .via(names, "counter-1")).call(.get)
+/// ```
+public enum ServerName: Sendable, CustomStringConvertible {
+    case local(String)
+    case via(any NameRegistry, any Hashable & Sendable)
+
+    /// The pid registered under this name now, if any.
+    public var pid: Pid? {
+        switch self {
+        case .local(let n): return Process.whereis(n)
+        case .via(let r, let k): return r.whereisName(k)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .local(let n): return n
+        case .via(let r, let k): return "{via, \(type(of: r)), \(k)}"
+        }
+    }
+}
+
+/// Options for starting a server (gen_server's start options plus Parley's spawn options).
+public struct GenServerOptions: Sendable {
+    /// Trap exits (`process_flag(trap_exit, true)` in init), so that a parent's exit signal
+    /// runs `terminate`. Supervisors' children usually want this when `terminate` matters.
+    public var trapExit = false
+    /// Bound the mailbox.
+    public var mailbox: MailboxLimit? = nil
+    /// A label for introspection.
+    public var label: String? = nil
+    public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil) {
+        self.trapExit = trapExit
+        self.mailbox = mailbox
+        self.label = label
+    }
+}
+
+extension GenServer {
+    /// Starts the server, not linked to anyone (`GenServer.start/3`). Returns once
+    /// ``initialize(_:)`` has run in the new process.
+    /// - Throws: ``StartError``: `.alreadyStarted` if the name is taken, `.ignored`, or
+    ///   `.failed(reason)` if `initialize` threw or returned `.stop`.
+    @inlinable
+    public consuming func start(name: ServerName? = nil, options: GenServerOptions = GenServerOptions()) throws(StartError) -> ServerRef<Self> {
+        try GenServerProcess.start(self, parent: nil, name: name, options: options)
+    }
+
+    /// Starts the server linked to `parent` (`GenServer.start_link/3`): what a child spec's
+    /// start function calls with the supervisor's process.
+    @inlinable
+    public consuming func startLink(_ parent: Process, name: ServerName? = nil, options: GenServerOptions = GenServerOptions()) throws(StartError) -> ServerRef<Self> {
+        try GenServerProcess.start(self, parent: parent, name: name, options: options)
+    }
+}
+
+extension GenServer where Self: Sendable {
+    /// A child spec that starts a copy of this value, linked to the supervisor, on every
+    /// (re)start (Elixir's `child_spec/1`).
+    ///
+    /// ```swift
+    /// let sup = try await Supervisor.start([Counter().childSpec(id: "counter", name: .local("counter"))], strategy: .oneForOne)
+    /// ```
+    public func childSpec(
+        id: String, name: ServerName? = nil, restart: ChildSpec.Restart = .permanent,
+        shutdown: ChildSpec.Shutdown = .timeout(.milliseconds(5000)), options: GenServerOptions = GenServerOptions()
+    ) -> ChildSpec {
+        let template = self
+        return ChildSpec(id: id, restart: restart, shutdown: shutdown, type: .worker) { me in
+            try template.startLink(me, name: name, options: options).pid
+        }
+    }
+}
+
+/// A typed reference to a running ``GenServer``: call, cast, send, stop. By pid, or by name,
+/// resolved at each use (so it follows restarts).
+public struct ServerRef<Server: GenServer>: Sendable, CustomStringConvertible {
+    @usableFromInline enum Target: Sendable {
+        case pid(Pid)
+        case name(ServerName)
+    }
+    @usableFromInline let target: Target
+    @usableFromInline let metrics: CallMetrics?
+
+    /// A reference to the server with this pid.
+    public init(_ pid: Pid) {
+        target = .pid(pid)
+        metrics = nil
+    }
+
+    /// A reference to whichever server has `name` at the time of each call.
+    public init(name: ServerName) {
+        target = .name(name)
+        metrics = CallMetrics(server: name.description)
+    }
+
+    @usableFromInline
+    init(pid: Pid, name: ServerName?) {
+        target = .pid(pid)
+        metrics = name.flatMap { CallMetrics(server: $0.description) }
+    }
+
+    /// The server's pid now (`nil` if a name is not registered).
+    public var pid: Pid? {
+        switch target {
+        case .pid(let p): return p
+        case .name(let n): return n.pid
+        }
+    }
+
+    public var description: String {
+        switch target {
+        case .pid(let p): return "\(Server.self)\(p)"
+        case .name(let n): return "\(Server.self)(\(n))"
+        }
+    }
+
+    @usableFromInline
+    func resolve() throws(Gen.CallError) -> Pid {
+        switch target {
+        case .pid(let p): return p
+        case .name(let n):
+            guard let p = n.pid else { throw .noproc(n.description) }
+            return p
+        }
+    }
+
+    /// Calls the server and waits for its reply (`GenServer.call/3`), from a process or any
+    /// Swift task.
+    /// - Parameter timeout: default 5000 ms; `nil` waits forever.
+    /// - Throws: ``Gen/CallError``: `.timeout` (a late reply is dropped), `.exited(reason)`
+    ///   if the server died during the call (a crash in `handleCall` carries the error),
+    ///   `.noproc` if it is not running.
+    ///
+    /// ```swift
+    /// let n = try await counter.call(.get, timeout: .seconds(1))
+    /// ```
+    @inlinable
+    public func call(_ request: Server.Call, timeout: Duration? = Gen.defaultTimeout) async throws(Gen.CallError) -> Server.Reply {
+        let pid = try resolve()
+        let started = metrics?.start() ?? 0
+        let reply = try await Gen.call(pid, request, timeout: timeout)
+        metrics?.record(since: started)
+        guard let typed = reply as? Server.Reply else { throw Self.badReply(reply) }
+        return typed
+    }
+
+    @usableFromInline
+    static func badReply(_ reply: any Sendable) -> Gen.CallError {
+        .badReply("expected \(Server.Reply.self), got \(type(of: reply))")
+    }
+
+    /// Sends a cast (`GenServer.cast/2`): returns at once; dropped if the server is not running.
+    public func cast(_ request: Server.Cast) {
+        if let pid = try? resolve() { Gen.cast(pid, request) }
+    }
+
+    /// Sends a plain message, which the server gets in ``GenServer/handleInfo(_:_:)``.
+    public func send(_ message: any Sendable) {
+        if let pid = try? resolve() { pid.send(message) }
+    }
+
+    /// Stops the server with `reason` and waits until it has exited (`GenServer.stop/3`):
+    /// it runs `terminate` first.
+    /// - Throws: ``Gen/CallError``: `.noproc` if it is not running, `.timeout`.
+    public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
+        let pid = try resolve()
+        do {
+            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
+        } catch {
+            if case .exited = error { return }
+            throw error
+        }
+    }
+
+    /// The server's state (`sys:get_state/1`): for tests and debugging.
+    public func state(timeout: Duration? = Gen.defaultTimeout) async throws(Gen.CallError) -> Server where Server: Sendable {
+        let pid = try resolve()
+        let reply = try await Gen.systemCall(pid, .getState, timeout: timeout)
+        guard let s = reply as? Transfer<Server> else { throw .badReply("expected \(Server.self)") }
+        return s.take()
+    }
+}
+
+
+/// Moves a value that is not `Sendable` into a process, or out of it to a caller that may
+/// hold it (a `Sendable` server's state).
+@usableFromInline
+struct Transfer<Value>: @unchecked Sendable {
+    // @unchecked Sendable: a Transfer is made from a value its maker gives up (a consumed
+    // server, a state copy replied to a typed caller whose Server is Sendable); only one
+    // side ever uses the value.
+    @usableFromInline var value: Value
+    @inlinable init(_ value: consuming Value) { self.value = value }
+    @inlinable func take() -> Value { value }
+}
+
+/// The callback process that runs a GenServer: decodes gen_server's messages and applies
+/// the callbacks' results. The hot path (calls and casts) is inlinable so that it is
+/// specialized for each server type in the client module: unspecialized, every message
+/// would look up generic metadata at run time.
+@usableFromInline
+struct GenServerProcess<Server: GenServer> {
+    @usableFromInline var server: Server
+    @usableFromInline let parent: Pid?
+    @usableFromInline let name: ServerName?
+
+    @usableFromInline
+    init(server: consuming Server, parent: Pid?, name: ServerName?) {
+        self.server = server
+        self.parent = parent
+        self.name = name
+    }
+
+    struct NameTaken: Error { let owner: Pid }
+
+    @inlinable
+    static func start(_ server: consuming Server, parent: Process?, name: ServerName?, options: GenServerOptions) throws(StartError) -> ServerRef<Server> {
+        let handler: @Sendable (inout Transfer<GenServerProcess>, any Sendable, Process) throws -> Next = { state, message, me in
+            state.value.handle(message, me)
+        }
+        let initial = Transfer(GenServerProcess(server: server, parent: parent?.pid, name: name))
+        return try spawn(initial, parent: parent, options: options, handler: handler)
+    }
+
+    @usableFromInline
+    static func spawn(
+        _ initial: Transfer<GenServerProcess>, parent: Process?, options: GenServerOptions,
+        handler: @escaping @Sendable (inout Transfer<GenServerProcess>, any Sendable, Process) throws -> Next
+    ) throws(StartError) -> ServerRef<Server> {
+        var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label)
+        spawn.mailbox = options.mailbox
+        let name = initial.value.name
+        if case .local(let n)? = name { spawn.name = n }
+        let initialize: (Process) throws -> sending Transfer<GenServerProcess>? = { me in
+            var state = initial.take()
+            if case .via(let registry, let key)? = name {
+                do throws(RegistryError) { try registry.registerName(key, me.pid) } catch {
+                    if case .alreadyRegistered(_, let owner) = error { throw NameTaken(owner: owner) }
+                    throw error
+                }
+            }
+            let result: Server.InitResult
+            do {
+                result = try state.server.initialize(me)
+            } catch let e as ProcessExit {
+                throw e
+            } catch {
+                throw ProcessExit(.error(error))
+            }
+            switch result.kind {
+            case .ignore: return nil
+            case .stop(let reason): throw ProcessExit(reason)
+            case .ok: break
+            }
+            if let next = result.next, case .stop(let reason) = state.continueWith(next, me) {
+                throw ProcessExit(reason)
+            }
+            return Transfer(state)
+        }
+        do throws(StartError) {
+            let pid: Pid
+            if let parent {
+                pid = try parent.start(spawn, initialize: initialize, handler: handler)
+            } else {
+                pid = try Process.start(spawn, initialize: initialize, handler: handler)
+            }
+            return ServerRef(pid: pid, name: name)
+        } catch {
+            if case .failed(.error(let e)) = error, let taken = e as? NameTaken { throw .alreadyStarted(taken.owner) }
+            throw error
+        }
+    }
+
+    @inlinable
+    mutating func handle(_ message: any Sendable, _ me: Process) -> Next {
+        if let call = message as? Gen.CallMessage {
+            guard let request = call.request as? Server.Call else { return rejectCall(call, me) }
+            let result: Server.CallResult
+            do {
+                result = try server.handleCall(request, from: call.from, me)
+            } catch {
+                return crashed(error, message: message, me)
+            }
+            switch result.kind {
+            case .reply(let reply):
+                Gen.reply(call.from, reply)
+            case .noreply:
+                break
+            case .stop(let reason, let reply):
+                if let reply { Gen.reply(call.from, reply) }
+                return terminate(reason, me)
+            }
+            if let next = result.next { return continueWith(next, me) }
+            return .continue
+        }
+        if let cast = message as? Gen.CastMessage {
+            guard let request = cast.request as? Server.Cast else { return rejectCast(cast, me) }
+            let result: Server.HandleResult
+            do { result = try server.handleCast(request, me) } catch { return crashed(error, message: message, me) }
+            return apply(result, me)
+        }
+        return handleOther(message, me)
+    }
+
+    @usableFromInline
+    mutating func handleOther(_ message: any Sendable, _ me: Process) -> Next {
+        switch message {
+        case let system as Gen.SystemMessage:
+            switch system.request {
+            case .terminate(let reason):
+                return terminate(reason, me)
+            case .getState:
+                // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
+                Gen.reply(system.from, Transfer(server))
+                return .continue
+            }
+        case let exit as ExitMessage where exit.from == parent:
+            // gen_server: an exit signal from the parent, when trapped, ends the server
+            // with the same reason after terminate.
+            return terminate(exit.reason, me)
+        default:
+            let result: Server.HandleResult
+            do { result = try server.handleInfo(message, me) } catch { return crashed(error, message: message, me) }
+            return apply(result, me)
+        }
+    }
+
+    @usableFromInline
+    func rejectCall(_ call: Gen.CallMessage, _ me: Process) -> Next {
+        GenServerLog.logger.error("\(Server.self) \(me.pid) rejected a call of type \(type(of: call.request)); it handles \(Server.Call.self)")
+        Gen.reply(call.from, Gen.Rejected(reason: "\(Server.self) handles \(Server.Call.self), not \(type(of: call.request))"))
+        return .continue
+    }
+
+    @usableFromInline
+    func rejectCast(_ cast: Gen.CastMessage, _ me: Process) -> Next {
+        GenServerLog.logger.error("\(Server.self) \(me.pid) dropped a cast of type \(type(of: cast.request)); it handles \(Server.Cast.self)")
+        return .continue
+    }
+
+    @inlinable
+    mutating func apply(_ result: Server.HandleResult, _ me: Process) -> Next {
+        if let reason = result.stopReason { return terminate(reason, me) }
+        if let next = result.next { return continueWith(next, me) }
+        return .continue
+    }
+
+    @usableFromInline
+    mutating func continueWith(_ first: Server.Continue, _ me: Process) -> Next {
+        var next: Server.Continue? = first
+        while let value = next {
+            let result: Server.HandleResult
+            do {
+                result = try server.handleContinue(value, me)
+            } catch {
+                return crashed(error, message: "{continue, \(value)}", me)
+            }
+            if let reason = result.stopReason { return terminate(reason, me) }
+            next = result.next
+        }
+        return .continue
+    }
+
+    @usableFromInline
+    mutating func crashed(_ error: any Error, message: any Sendable, _ me: Process) -> Next {
+        let reason: ExitReason = (error as? ProcessExit)?.reason ?? .error(error)
+        return terminate(reason, me, lastMessage: message)
+    }
+
+    @usableFromInline
+    mutating func terminate(_ reason: ExitReason, _ me: Process, lastMessage: (any Sendable)? = nil) -> Next {
+        server.terminate(reason, me)
+        if reason.isAbnormal {
+            var metadata: Logger.Metadata = ["pid": "\(me.pid)", "reason": "\(reason)"]
+            if let name { metadata["name"] = "\(name)" }
+            if let lastMessage { metadata["last_message"] = "\(String(describing: lastMessage).prefix(500))" }
+            metadata["state"] = "\(String(describing: server).prefix(500))"
+            GenServerLog.logger.error("generic server \(name?.description ?? "\(me.pid)") (\(Server.self)) terminating", metadata: metadata)
+        }
+        return .stop(reason)
+    }
+}

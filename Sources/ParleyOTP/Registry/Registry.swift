@@ -1,0 +1,201 @@
+import Parley
+
+/// Errors from ``Registry`` operations.
+public enum RegistryError: Error, Sendable, CustomStringConvertible {
+    /// A unique registry already has the key, for this pid (`{:error, {:already_registered, pid}}`).
+    case alreadyRegistered(String, Pid)
+    /// Registration is for a live local process only.
+    case notAlive(Pid)
+
+    public var description: String {
+        switch self {
+        case .alreadyRegistered(let k, let p): return "key \(k) is already registered to \(p)"
+        case .notAlive(let p): return "\(p) is not a live local process"
+        }
+    }
+}
+
+/// What `via` naming needs from a registry (Erlang's `{via, Module, Name}` callbacks
+/// `register_name/2`, `whereis_name/1`, `unregister_name/1`). ``Registry`` with unique keys
+/// conforms; so can your own.
+public protocol NameRegistry: Sendable {
+    /// Registers `pid` under `key`; throws ``RegistryError/alreadyRegistered(_:_:)`` if taken.
+    func registerName(_ key: any Hashable & Sendable, _ pid: Pid) throws(RegistryError)
+    /// Removes `key`.
+    func unregisterName(_ key: any Hashable & Sendable)
+    /// The pid under `key`, if any.
+    func whereisName(_ key: any Hashable & Sendable) -> Pid?
+}
+
+/// Elixir's `Registry`: a local key-value store of processes, with unique or duplicate keys,
+/// partitioned for concurrency. Entries are removed when their process exits.
+///
+/// ```swift
+/// let rooms = Registry<String, String>(keys: .duplicate)
+/// try rooms.register(me, key: "lobby", value: "alice")
+/// rooms.dispatch("lobby") { entries in
+///     for (pid, _) in entries { pid.send("hello, lobby") }
+/// }
+/// ```
+///
+/// Registering is for the calling process only, as in Elixir (`register(me, ...)` takes
+/// the caller's own ``Process``). Each partition has a watcher process that monitors the
+/// registered processes and removes their entries when they exit; lookups also skip dead
+/// processes, so a dead process is never returned.
+public final class Registry<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state is in the partitions' `Locked` values.
+
+    /// Unique keys (one process per key, like names) or duplicate keys (many, like topics).
+    public enum Keys: Sendable { case unique, duplicate }
+
+    public let keys: Keys
+    let partitions: [Partition]
+
+    final class Partition: @unchecked Sendable {
+        // @unchecked Sendable: `table` is only touched under its lock; `watcher` is set once in init.
+        struct Table {
+            var entries: [Key: [(pid: Pid, value: Value)]] = [:]
+            var keysOf: [Pid: [Key]] = [:]
+            var watched = Set<Pid>()
+        }
+        let table = Locked(Table())
+        var watcher: Pid!
+
+        /// Removes every entry of `pid` (its DOWN arrived).
+        func purge(_ pid: Pid) {
+            table.withLock { t in
+                t.watched.remove(pid)
+                guard let keys = t.keysOf.removeValue(forKey: pid) else { return }
+                for k in keys {
+                    t.entries[k]?.removeAll { $0.pid == pid }
+                    if t.entries[k]?.isEmpty == true { t.entries[k] = nil }
+                }
+            }
+        }
+    }
+
+    /// A registry with `partitions` partitions (default: one per scheduler thread).
+    public init(keys: Keys, partitions: Int = Scheduler.shared.count) {
+        self.keys = keys
+        self.partitions = (0..<max(1, partitions)).map { _ in Partition() }
+        for p in self.partitions {
+            p.watcher = try! Process.spawn(state: p) { partition, message, me in
+                switch message {
+                case let watch as Watch: me.monitor(watch.pid)
+                case let down as DownMessage: partition.purge(down.pid)
+                case is StopWatcher: return .stop(.normal)
+                default: break
+                }
+                return .continue
+            }
+        }
+    }
+
+    deinit {
+        for p in partitions { p.watcher.send(StopWatcher()) }
+    }
+
+    struct StopWatcher: Sendable {}
+    /// Asks a partition's watcher to monitor `pid` (if `pid` is already dead, the DOWN
+    /// comes at once with `noproc` and purges it just the same).
+    struct Watch: Sendable { let pid: Pid }
+
+    private func partition(_ key: Key) -> Partition {
+        partitions[Int(UInt(bitPattern: key.hashValue) % UInt(partitions.count))]
+    }
+
+    /// Registers the calling process under `key` with `value` (`Registry.register/3`). In a
+    /// duplicate registry a process may register a key several times.
+    /// - Throws: ``RegistryError/alreadyRegistered(_:_:)`` in a unique registry whose key is
+    ///   held by a live process.
+    public func register(_ me: Process, key: Key, value: Value) throws(RegistryError) {
+        try register(pid: me.pid, key: key, value: value)
+    }
+
+    func register(pid: Pid, key: Key, value: Value) throws(RegistryError) {
+        guard pid.isAlive else { throw .notAlive(pid) }
+        let p = partition(key)
+        let needsMonitor = try p.table.withLock { t throws(RegistryError) -> Bool in
+            if keys == .unique, let owner = t.entries[key]?.first(where: { $0.pid.isAlive }) {
+                throw .alreadyRegistered("\(key)", owner.pid)
+            }
+            if keys == .unique { t.entries[key] = [(pid, value)] } else { t.entries[key, default: []].append((pid, value)) }
+            t.keysOf[pid, default: []].append(key)
+            return t.watched.insert(pid).inserted
+        }
+        if needsMonitor { p.watcher.send(Watch(pid: pid)) }
+    }
+
+    /// Removes the calling process's entries under `key` (`Registry.unregister/2`).
+    public func unregister(_ me: Process, key: Key) {
+        unregister(pid: me.pid, key: key)
+    }
+
+    func unregister(pid: Pid, key: Key) {
+        partition(key).table.withLock { t in
+            t.entries[key]?.removeAll { $0.pid == pid }
+            if t.entries[key]?.isEmpty == true { t.entries[key] = nil }
+            t.keysOf[pid]?.removeAll { $0 == key }
+        }
+    }
+
+    /// The live processes under `key`, with their values (`Registry.lookup/2`), in the order
+    /// they registered.
+    public func lookup(_ key: Key) -> [(pid: Pid, value: Value)] {
+        partition(key).table.withLock { $0.entries[key] ?? [] }.filter { $0.pid.isAlive }
+    }
+
+    /// The keys `pid` is registered under (`Registry.keys/2`).
+    public func keys(of pid: Pid) -> [Key] {
+        var out: [Key] = []
+        guard pid.isAlive else { return out }
+        for p in partitions { p.table.withLock { t in out.append(contentsOf: t.keysOf[pid] ?? []) } }
+        return out
+    }
+
+    /// Calls `body` with the entries under `key` (`Registry.dispatch/3`): pub/sub. `body`
+    /// runs outside the registry's locks, so it may send, register or look up freely.
+    public func dispatch(_ key: Key, _ body: ([(pid: Pid, value: Value)]) throws -> Void) rethrows {
+        let entries = lookup(key)
+        if !entries.isEmpty { try body(entries) }
+    }
+
+    /// Replaces the calling process's value under a unique `key` (`Registry.update_value/3`).
+    /// Returns the new value, or `nil` if the caller does not own the key.
+    @discardableResult
+    public func updateValue(_ me: Process, key: Key, _ transform: (Value) -> Value) -> Value? {
+        partition(key).table.withLock { t -> Value? in
+            guard var list = t.entries[key], let i = list.firstIndex(where: { $0.pid == me.pid }) else { return nil }
+            let v = transform(list[i].value)
+            list[i].value = v
+            t.entries[key] = list
+            return v
+        }
+    }
+
+    /// The number of live entries (`Registry.count/1`).
+    public var count: Int {
+        partitions.reduce(0) { n, p in
+            n + p.table.withLock { t in t.entries.values.reduce(0) { $0 + $1.filter { $0.pid.isAlive }.count } }
+        }
+    }
+}
+
+/// Via naming: `ServerName.via(registry, key)` registers a server under `key` with no value.
+extension Registry: NameRegistry where Value == Void {
+    public func registerName(_ key: any Hashable & Sendable, _ pid: Pid) throws(RegistryError) {
+        guard let k = key as? Key else { preconditionFailure("via key \(key) is not a \(Key.self)") }
+        precondition(keys == .unique, "via naming needs a registry with unique keys")
+        try register(pid: pid, key: k, value: ())
+    }
+
+    public func unregisterName(_ key: any Hashable & Sendable) {
+        guard let k = key as? Key else { return }
+        for e in lookup(k) { unregister(pid: e.pid, key: k) }
+    }
+
+    public func whereisName(_ key: any Hashable & Sendable) -> Pid? {
+        guard let k = key as? Key else { return nil }
+        return lookup(k).first?.pid
+    }
+}

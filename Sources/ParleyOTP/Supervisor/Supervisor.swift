@@ -1,0 +1,393 @@
+import Logging
+import Parley
+
+/// A supervisor with OTP's semantics: it starts its children in order, restarts them by
+/// its strategy when they exit, gives up when restarts come too fast, and stops them in
+/// reverse order.
+///
+/// ```swift
+/// let sup = try await Supervisor.start([
+///     Counter().childSpec(id: "counter", name: .local("counter")),
+///     ChildSpec(id: "ticker") { me in me.spawnLink { t in try await tick(t) } },
+/// ], strategy: .oneForOne)
+///
+/// print(try await sup.whichChildren())
+/// try await sup.stop()          // children stop in reverse start order
+/// ```
+///
+/// The supervisor is a process that traps exits and answers calls with gen_server's wire
+/// shapes, as `supervisor.erl` is a gen_server. While it stops a child it waits for it,
+/// as OTP's does, and other requests wait in its mailbox.
+public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
+    /// The supervisor's pid.
+    public let pid: Pid
+
+    /// Restart strategies.
+    public enum Strategy: String, Sendable {
+        /// Restart only the child that exited.
+        case oneForOne = "one_for_one"
+        /// Terminate all the other children (in reverse order), then restart all.
+        case oneForAll = "one_for_all"
+        /// Terminate the children started after the one that exited, then restart it and them.
+        case restForOne = "rest_for_one"
+    }
+
+    /// Restart intensity and flags (`sup_flags()`): by default 3 restarts in 5 seconds, as
+    /// Elixir's.
+    public struct Flags: Sendable {
+        public var strategy: Strategy
+        public var intensity: Int
+        public var period: Duration
+        public init(strategy: Strategy, intensity: Int = 3, period: Duration = .seconds(5)) {
+            self.strategy = strategy
+            self.intensity = intensity
+            self.period = period
+        }
+    }
+
+    public init(_ pid: Pid) { self.pid = pid }
+
+    public var description: String { "Supervisor\(pid)" }
+
+    /// Starts a supervisor not linked to anyone. Returns once every child has started.
+    /// - Throws: ``StartError/failed(_:)`` with `{shutdown, failed_to_start_child ...}` if a
+    ///   child failed to start (those already started are stopped first).
+    public static func start(
+        _ children: [ChildSpec], strategy: Strategy, intensity: Int = 3, period: Duration = .seconds(5), name: ServerName? = nil
+    ) async throws(StartError) -> Supervisor {
+        try await start(children, flags: Flags(strategy: strategy, intensity: intensity, period: period), name: name, parent: nil)
+    }
+
+    /// Starts a supervisor linked to `parent` (`Supervisor.start_link/2`): for a child spec
+    /// of another supervisor. See ``childSpec(id:_:strategy:intensity:period:name:)``.
+    public static func startLink(
+        _ parent: Process, _ children: [ChildSpec], strategy: Strategy, intensity: Int = 3, period: Duration = .seconds(5), name: ServerName? = nil
+    ) async throws(StartError) -> Supervisor {
+        try await start(children, flags: Flags(strategy: strategy, intensity: intensity, period: period), name: name, parent: parent)
+    }
+
+    /// A child spec for a nested supervisor (type `.supervisor`, shutdown `infinity`).
+    public static func childSpec(
+        id: String, _ children: [ChildSpec], strategy: Strategy, intensity: Int = 3, period: Duration = .seconds(5),
+        name: ServerName? = nil, restart: ChildSpec.Restart = .permanent
+    ) -> ChildSpec {
+        ChildSpec(id: id, restart: restart, type: .supervisor) { me in
+            try await Supervisor.startLink(me, children, strategy: strategy, intensity: intensity, period: period, name: name).pid
+        }
+    }
+
+    static func start(_ children: [ChildSpec], flags: Flags, name: ServerName?, parent: Process?) async throws(StartError) -> Supervisor {
+        let pid = try spawnSupervisor(name: name, parent: parent) { me, parentPid in
+            var state = SupervisorState(me: me, flags: flags, name: name, parent: parentPid, specs: children)
+            try await state.run()
+        }
+        try await Process.awaitSupervisorStart(pid)
+        return Supervisor(pid)
+    }
+
+    // MARK: Operations (calls to the supervisor)
+
+    /// The children, in start order (`which_children/1`).
+    public func whichChildren() async throws(SupervisorError) -> [ChildInfo] {
+        guard case .children(let c) = try await supervisorReply(pid, .whichChildren) else { return [] }
+        return c
+    }
+
+    /// Counts of specs, running children, supervisors and workers (`count_children/1`).
+    public func countChildren() async throws(SupervisorError) -> ChildCounts {
+        guard case .counts(let c) = try await supervisorReply(pid, .countChildren) else { throw .call(.badReply("counts")) }
+        return c
+    }
+
+    /// Adds a child at the end and starts it (`start_child/2`). Returns its pid (`nil` if its
+    /// start ignored).
+    @discardableResult
+    public func startChild(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
+        guard case .started(let p) = try await supervisorReply(pid, .startChild(spec)) else { return nil }
+        return p
+    }
+
+    /// Stops a child and keeps its spec (`terminate_child/2`); a temporary child's spec is removed.
+    public func terminateChild(_ id: String) async throws(SupervisorError) {
+        _ = try await supervisorReply(pid, .terminateChild(id))
+    }
+
+    /// Starts a stopped child again (`restart_child/2`).
+    @discardableResult
+    public func restartChild(_ id: String) async throws(SupervisorError) -> Pid? {
+        guard case .started(let p) = try await supervisorReply(pid, .restartChild(id)) else { return nil }
+        return p
+    }
+
+    /// Removes a stopped child's spec (`delete_child/2`).
+    public func deleteChild(_ id: String) async throws(SupervisorError) {
+        _ = try await supervisorReply(pid, .deleteChild(id))
+    }
+
+    /// Stops the supervisor: its children stop in reverse start order, then it exits with
+    /// `reason` (`Supervisor.stop/3`).
+    public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
+        do {
+            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
+        } catch {
+            if case .exited = error { return }
+            throw error
+        }
+    }
+}
+
+/// Spawns a supervisor process (trapping exits, linked to `parent`, registered under `name`).
+func spawnSupervisor(
+    name: ServerName?, parent: Process?, body: @escaping @Sendable (Process, Pid?) async throws -> Void
+) throws(StartError) -> Pid {
+    var options = SpawnOptions(link: parent != nil, trapExit: true)
+    if case .local(let n)? = name { options.name = n }
+    let parentPid = parent?.pid
+    let spawnBody: @Sendable (Process) async throws -> Void = { me in
+        if case .via(let registry, let key)? = name {
+            do { try registry.registerName(key, me.pid) } catch {
+                if let parentPid { me.unlink(parentPid) }
+                throw ProcessExit(.custom("already_started: \(error)"))
+            }
+        }
+        try await body(me, parentPid)
+    }
+    do throws(ProcessError) {
+        if let parent { return try parent.spawn(options, spawnBody) }
+        return try Process.spawn(options, spawnBody)
+    } catch {
+        if case .nameTaken(_, let owner) = error { throw .alreadyStarted(owner) }
+        throw .process(error)
+    }
+}
+
+/// The supervisor's state and loop, in its own process.
+struct SupervisorState {
+    struct Child {
+        var spec: ChildSpec
+        var pid: Pid?
+    }
+
+    let me: Process
+    let flags: Supervisor.Flags
+    let name: String
+    let parent: Pid?
+    var children: [Child]
+    var intensity: RestartIntensity
+
+    init(me: Process, flags: Supervisor.Flags, name: ServerName?, parent: Pid?, specs: [ChildSpec]) {
+        self.me = me
+        self.flags = flags
+        self.name = name?.description ?? "\(me.pid)"
+        self.parent = parent
+        self.children = specs.map { Child(spec: $0, pid: nil) }
+        self.intensity = RestartIntensity(intensity: flags.intensity, period: flags.period)
+    }
+
+    mutating func run() async throws {
+        me.label = "supervisor \(name) (\(flags.strategy.rawValue))"
+        for i in children.indices {
+            do {
+                try await startChild(at: i)
+            } catch {
+                await terminateAll()
+                if let parent { me.unlink(parent) }
+                throw ProcessExit(.shutdownWith("failed_to_start_child \(children[i].spec.id): \(error)"))
+            }
+        }
+        while true {
+            let message = try await me.receive()
+            switch message {
+            case let exit as ExitMessage:
+                if exit.from == parent {
+                    await terminateAll()
+                    throw ProcessExit(exit.reason)
+                }
+                if let i = children.firstIndex(where: { $0.pid == exit.from }) {
+                    try await childExited(at: i, reason: exit.reason)
+                }
+            case let call as Gen.CallMessage:
+                guard let request = call.request as? SupervisorRequest else {
+                    Gen.reply(call.from, Gen.Rejected(reason: "a supervisor handles SupervisorRequest, not \(type(of: call.request))"))
+                    continue
+                }
+                Gen.reply(call.from, await handle(request))
+            case let system as Gen.SystemMessage:
+                switch system.request {
+                case .terminate(let reason):
+                    await terminateAll()
+                    throw ProcessExit(reason)
+                case .getState:
+                    Gen.reply(system.from, children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) })
+                }
+            default:
+                SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
+            }
+        }
+    }
+
+    // MARK: Starting
+
+    /// Starts child `i`; throws its failure reason.
+    mutating func startChild(at i: Int) async throws(SupervisorError) {
+        let spec = children[i].spec
+        let pid: Pid?
+        do {
+            pid = try await spec.start(me, [])
+        } catch let e as StartError {
+            if case .ignored = e { pid = nil } else {
+                let reason: ExitReason
+                if case .failed(let r) = e { reason = r } else { reason = .custom("\(e)") }
+                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, restarts: intensity.total)
+                throw .startFailed(spec.id, reason)
+            }
+        } catch {
+            let reason = (error as? ProcessExit)?.reason ?? .error(error)
+            SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, restarts: intensity.total)
+            throw .startFailed(spec.id, reason)
+        }
+        children[i].pid = pid
+        if let pid { try? me.link(pid) }
+    }
+
+    // MARK: Restarting
+
+    mutating func childExited(at i: Int, reason: ExitReason) async throws {
+        let child = children[i]
+        children[i].pid = nil
+        if reason.isAbnormal {
+            SupervisorLog.report("child_terminated", supervisor: name, child: child.spec.id, pid: child.pid, reason: reason, restarts: intensity.total)
+        }
+        switch child.spec.restart {
+        case .temporary:
+            children.remove(at: i)
+            return
+        case .transient where !reason.isAbnormal:
+            return
+        default:
+            break
+        }
+        try await restart(at: i)
+    }
+
+    /// Restarts child `i` by the strategy, retrying failed starts; each attempt counts
+    /// toward the intensity, and exceeding it ends the supervisor with `shutdown`.
+    mutating func restart(at index: Int) async throws {
+        var i = index
+        let id = children[i].spec.id
+        while true {
+            guard intensity.add() else {
+                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: id, pid: nil, reason: .shutdown, restarts: intensity.total)
+                await terminateAll()
+                throw ProcessExit(.shutdown)
+            }
+            intensity.total += 1
+            OTPMetrics.restarted(supervisor: name, child: id)
+            var toStart: [Int]
+            switch flags.strategy {
+            case .oneForOne:
+                toStart = [i]
+            case .oneForAll, .restForOne:
+                let from = flags.strategy == .oneForAll ? 0 : i
+                // Siblings stop in reverse start order; temporary ones are then dropped.
+                for j in stride(from: children.count - 1, through: from, by: -1) where j != i {
+                    if let pid = children[j].pid {
+                        _ = try await me.shutdownChild(pid, children[j].spec.shutdown)
+                        children[j].pid = nil
+                    }
+                }
+                let kept = children.indices.filter { $0 < from || $0 == i || children[$0].spec.restart != .temporary }
+                let restartedID = children[i].spec.id
+                children = kept.map { children[$0] }
+                i = children.firstIndex { $0.spec.id == restartedID }!
+                toStart = Array((flags.strategy == .oneForAll ? 0 : i)..<children.count)
+            }
+            var failed = false
+            for j in toStart where children[j].pid == nil {
+                do {
+                    try await startChild(at: j)
+                } catch {
+                    failed = true
+                    i = j
+                    break
+                }
+            }
+            if !failed { return }
+        }
+    }
+
+    // MARK: Stopping
+
+    /// Stops every running child in reverse start order.
+    mutating func terminateAll() async {
+        for j in children.indices.reversed() {
+            guard let pid = children[j].pid else { continue }
+            let reason = (try? await me.shutdownChild(pid, children[j].spec.shutdown)) ?? .killed
+            if !isExpectedShutdown(reason, children[j].spec.shutdown) {
+                SupervisorLog.report("shutdown_error", supervisor: name, child: children[j].spec.id, pid: pid, reason: reason, restarts: intensity.total)
+            }
+            children[j].pid = nil
+        }
+    }
+
+    // MARK: Calls
+
+    mutating func handle(_ request: SupervisorRequest) async -> SupervisorReply {
+        switch request {
+        case .awaitStarted:
+            return .ok
+        case .whichChildren:
+            return .children(children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) })
+        case .countChildren:
+            return .counts(ChildCounts(
+                specs: children.count, active: children.filter { $0.pid?.isAlive == true }.count,
+                supervisors: children.filter { $0.spec.type == .supervisor }.count,
+                workers: children.filter { $0.spec.type == .worker }.count))
+        case .startChild(let spec):
+            if let existing = children.first(where: { $0.spec.id == spec.id }) {
+                if let pid = existing.pid { return .error(.alreadyStarted(spec.id, pid)) }
+                return .error(.alreadyPresent(spec.id))
+            }
+            children.append(Child(spec: spec, pid: nil))
+            do {
+                try await startChild(at: children.count - 1)
+                return .started(children[children.count - 1].pid)
+            } catch {
+                children.removeLast()
+                return .error(error)
+            }
+        case .terminateChild(let id):
+            guard let j = children.firstIndex(where: { $0.spec.id == id }) else { return .error(.notFound(id)) }
+            if let pid = children[j].pid { _ = try? await me.shutdownChild(pid, children[j].spec.shutdown) }
+            children[j].pid = nil
+            if children[j].spec.restart == .temporary { children.remove(at: j) }
+            return .ok
+        case .terminatePid:
+            return .error(.notFound("pid"))
+        case .restartChild(let id):
+            guard let j = children.firstIndex(where: { $0.spec.id == id }) else { return .error(.notFound(id)) }
+            if children[j].pid != nil { return .error(.running(id)) }
+            do {
+                try await startChild(at: j)
+                return .started(children[j].pid)
+            } catch {
+                return .error(error)
+            }
+        case .deleteChild(let id):
+            guard let j = children.firstIndex(where: { $0.spec.id == id }) else { return .error(.notFound(id)) }
+            if children[j].pid != nil { return .error(.running(id)) }
+            children.remove(at: j)
+            return .ok
+        }
+    }
+}
+
+/// Whether a child stopped the way its shutdown asked (else OTP logs a `shutdown_error`).
+func isExpectedShutdown(_ reason: ExitReason, _ shutdown: ChildSpec.Shutdown) -> Bool {
+    switch shutdown {
+    case .brutalKill: if case .killed = reason { return true }
+    case .timeout, .infinity: if reason.isShutdown { return true }
+    }
+    if case .noproc = reason { return true }
+    return false
+}

@@ -1,0 +1,114 @@
+import Logging
+import Parley
+
+/// OTP's restart intensity: more than `intensity` restarts within `period` and the
+/// supervisor gives up.
+struct RestartIntensity {
+    let intensity: Int
+    let period: Duration
+    private var times: [ContinuousClock.Instant] = []
+
+    init(intensity: Int, period: Duration) {
+        self.intensity = intensity
+        self.period = period
+    }
+
+    /// Records a restart now; false if that makes more than `intensity` within `period`
+    /// (supervisor.erl's `add_restart/1`).
+    mutating func add(now: ContinuousClock.Instant = .now) -> Bool {
+        times.append(now)
+        times.removeAll { now - $0 > period }
+        return times.count <= intensity
+    }
+
+    var total = 0
+}
+
+enum SupervisorLog {
+    static let logger = Logger(label: "parley.supervisor")
+
+    /// A supervisor report, as OTP's `supervisor_report` with its context.
+    static func report(_ context: String, supervisor: String, child: String, pid: Pid?, reason: ExitReason, restarts: Int, level: Logger.Level = .error) {
+        logger.log(level: level, "supervisor report: \(context)", metadata: [
+            "supervisor": "\(supervisor)", "child": "\(child)", "pid": "\(pid.map { "\($0)" } ?? "undefined")",
+            "reason": "\(reason)", "restarts": "\(restarts)",
+        ])
+    }
+}
+
+/// Requests a supervisor answers, as calls.
+enum SupervisorRequest: Sendable {
+    case awaitStarted
+    case whichChildren
+    case countChildren
+    case startChild(ChildSpec)
+    case terminateChild(String)
+    case terminatePid(Pid)
+    case restartChild(String)
+    case deleteChild(String)
+}
+
+enum SupervisorReply: Sendable {
+    case ok
+    case started(Pid?)
+    case children([ChildInfo])
+    case counts(ChildCounts)
+    case error(SupervisorError)
+}
+
+extension Process {
+    /// Stops a child the way supervisor.erl's `shutdown/2` does: monitor, unlink, send
+    /// `shutdown` (or `kill`), wait for DOWN up to the timeout, then `kill`. Returns the
+    /// reason it exited with.
+    func shutdownChild(_ pid: Pid, _ shutdown: ChildSpec.Shutdown) async throws -> ExitReason {
+        let ref = monitor(pid)
+        unlink(pid)
+        // If it already died, its EXIT is here: that reason is the real one.
+        let early = try await receive(ExitMessage.self, after: .zero, where: { $0.from == pid })
+        switch shutdown {
+        case .brutalKill:
+            exit(pid, .kill)
+        case .timeout, .infinity:
+            exit(pid, .shutdown)
+        }
+        var timeout: Duration? = nil
+        if case .timeout(let t) = shutdown { timeout = t }
+        var down: DownMessage?
+        if let timeout {
+            down = try await receive(DownMessage.self, after: timeout, where: { $0.ref == ref })
+            if down == nil {
+                exit(pid, .kill)
+                down = try await receive(DownMessage.self, where: { $0.ref == ref })
+            }
+        } else {
+            down = try await receive(DownMessage.self, where: { $0.ref == ref })
+        }
+        return early?.reason ?? down!.reason
+    }
+
+    /// Waits for the reply to `call` from a supervisor started by `start`: its init ack.
+    static func awaitSupervisorStart(_ pid: Pid) async throws(StartError) {
+        do {
+            _ = try await Gen.call(pid, SupervisorRequest.awaitStarted, timeout: nil)
+        } catch {
+            switch error {
+            case .exited(let reason): throw .failed(reason)
+            case .noproc: throw .failed(.noproc)
+            default: throw .failed(.custom("\(error)"))
+            }
+        }
+    }
+}
+
+/// The ok/error shape of a supervisor's reply, as the public API returns it.
+func supervisorReply(_ pid: Pid, _ request: SupervisorRequest) async throws(SupervisorError) -> SupervisorReply {
+    let reply: any Sendable
+    do {
+        reply = try await Gen.call(pid, request, timeout: nil)
+    } catch {
+        throw .call(error)
+    }
+    guard let r = reply as? SupervisorReply else { throw .call(.badReply("\(type(of: reply))")) }
+    if case .error(let e) = r { throw e }
+    return r
+}
