@@ -178,6 +178,15 @@ public struct Process {
         return (pid, ref)
     }
 
+    /// Spawns a sequential process with options and monitors it (`spawn_opt` with
+    /// `monitor`): the monitor exists before the process runs, so even an instant death is
+    /// reported with its real reason.
+    public func spawnMonitor(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> (Pid, Reference) {
+        let ref = Reference.make()
+        let pid = try Process.spawnSequential(options, parent: core, body: body, monitorRef: ref)
+        return (pid, ref)
+    }
+
     /// Spawns a callback process whose `handler` runs once per message with its state.
     /// With `options.link`, it is linked to this process.
     @discardableResult

@@ -51,13 +51,12 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
         maxChildren: Int?, intensity: Int, period: Duration, extraArguments: [any Sendable], name: ServerName?, parent: Process?
     ) async throws(StartError) -> DynamicSupervisor {
         let extra = Transfer(extraArguments)
-        let pid = try spawnSupervisor(name: name, parent: parent) { me, parentPid in
+        let pid = try await startSupervisor(name: name, parent: parent) { me, parentPid in
             var state = DynamicSupervisorState(
                 me: me, name: name?.description ?? "\(me.pid)", parent: parentPid, maxChildren: maxChildren,
                 intensity: RestartIntensity(intensity: intensity, period: period), extra: extra.take())
             try await state.run()
         }
-        try await Process.awaitSupervisorStart(pid)
         return DynamicSupervisor(pid)
     }
 

@@ -12,6 +12,7 @@ import Parley
 /// struct Counter: GenServer {
 ///     var count = 0
 ///     enum Call: Sendable { case get, add(Int) }
+///     typealias Reply = Int
 ///     enum Cast: Sendable { case reset }
 ///
 ///     mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
@@ -39,7 +40,8 @@ import Parley
 public protocol GenServer: SendableMetatype {
     /// The requests ``ServerRef/call(_:timeout:)`` sends (`Never`: none).
     associatedtype Call: Sendable = Never
-    /// What calls reply.
+    /// What calls reply. Declare it (`typealias Reply = Int`) when the server has calls:
+    /// Swift cannot infer it from `handleCall`.
     associatedtype Reply: Sendable = Never
     /// The requests ``ServerRef/cast(_:)`` sends (`Never`: none).
     associatedtype Cast: Sendable = Never

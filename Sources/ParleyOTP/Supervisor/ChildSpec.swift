@@ -85,6 +85,12 @@ public struct ChildCounts: Sendable, Hashable {
     public let active: Int
     public let supervisors: Int
     public let workers: Int
+    public init(specs: Int, active: Int, supervisors: Int, workers: Int) {
+        self.specs = specs
+        self.active = active
+        self.supervisors = supervisors
+        self.workers = workers
+    }
 }
 
 /// Errors from supervisor operations.

@@ -77,11 +77,10 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func start(_ children: [ChildSpec], flags: Flags, name: ServerName?, parent: Process?) async throws(StartError) -> Supervisor {
-        let pid = try spawnSupervisor(name: name, parent: parent) { me, parentPid in
+        let pid = try await startSupervisor(name: name, parent: parent) { me, parentPid in
             var state = SupervisorState(me: me, flags: flags, name: name, parent: parentPid, specs: children)
             try await state.run()
         }
-        try await Process.awaitSupervisorStart(pid)
         return Supervisor(pid)
     }
 
@@ -136,13 +135,28 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Spawns a supervisor process (trapping exits, linked to `parent`, registered under `name`).
-func spawnSupervisor(
+/// Spawns a supervisor process (trapping exits, linked to `parent`, registered under
+/// `name`) and waits for its init: the reply to an `awaitStarted` call, or its exit reason.
+func startSupervisor(
     name: ServerName?, parent: Process?, body: @escaping @Sendable (Process, Pid?) async throws -> Void
-) throws(StartError) -> Pid {
-    var options = SpawnOptions(link: parent != nil, trapExit: true)
+) async throws(StartError) -> Pid {
+    if let parent { return try await startSupervisor(name: name, starter: parent, link: true, body: body) }
+    // Outside any process: a short-lived starter process holds the monitor.
+    do {
+        return try await Process.run { me in try await startSupervisor(name: name, starter: me, link: false, body: body) }
+    } catch let e as StartError {
+        throw e
+    } catch {
+        throw .failed((error as? ProcessExit)?.reason ?? .error(error))
+    }
+}
+
+private func startSupervisor(
+    name: ServerName?, starter: Process, link: Bool, body: @escaping @Sendable (Process, Pid?) async throws -> Void
+) async throws(StartError) -> Pid {
+    var options = SpawnOptions(link: link, trapExit: true)
     if case .local(let n)? = name { options.name = n }
-    let parentPid = parent?.pid
+    let parentPid: Pid? = link ? starter.pid : nil
     let spawnBody: @Sendable (Process) async throws -> Void = { me in
         if case .via(let registry, let key)? = name {
             do { try registry.registerName(key, me.pid) } catch {
@@ -152,12 +166,23 @@ func spawnSupervisor(
         }
         try await body(me, parentPid)
     }
+    let pid: Pid
+    let ref: Reference
     do throws(ProcessError) {
-        if let parent { return try parent.spawn(options, spawnBody) }
-        return try Process.spawn(options, spawnBody)
+        (pid, ref) = try starter.spawnMonitor(options, spawnBody)
     } catch {
         if case .nameTaken(_, let owner) = error { throw .alreadyStarted(owner) }
         throw .process(error)
+    }
+    do {
+        _ = try await Gen.call(pid, SupervisorRequest.awaitStarted, timeout: nil)
+        starter.demonitor(ref, flush: true)
+        return pid
+    } catch {
+        // It died during init: its monitor tells why (a call to a process that is already
+        // gone can only say noproc).
+        let down = try? await starter.receive(DownMessage.self, where: { $0.ref == ref })
+        throw .failed(down?.reason ?? .noproc)
     }
 }
 

@@ -85,19 +85,6 @@ extension Process {
         }
         return early?.reason ?? down!.reason
     }
-
-    /// Waits for the reply to `call` from a supervisor started by `start`: its init ack.
-    static func awaitSupervisorStart(_ pid: Pid) async throws(StartError) {
-        do {
-            _ = try await Gen.call(pid, SupervisorRequest.awaitStarted, timeout: nil)
-        } catch {
-            switch error {
-            case .exited(let reason): throw .failed(reason)
-            case .noproc: throw .failed(.noproc)
-            default: throw .failed(.custom("\(error)"))
-            }
-        }
-    }
 }
 
 /// The ok/error shape of a supervisor's reply, as the public API returns it.

@@ -1,0 +1,82 @@
+import ParleyOTP
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An ordered log shared between test processes.
+final class Events: Sendable {
+    private let items = Locked<[String]>([])
+    func add(_ s: String) { items.withLock { $0.append(s) } }
+    var all: [String] { items.withLock { $0 } }
+    func count(_ s: String) -> Int { all.filter { $0 == s }.count }
+}
+
+/// Polls `condition` for up to 5 s.
+func eventually(_ condition: () async -> Bool) async -> Bool {
+    for _ in 0..<500 {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
+/// Scales stress tests down under the thread sanitizer (`.ci/run` sets PARLEY_STRESS_SCALE).
+let stressScale: Double = {
+    if let s = getenv("PARLEY_STRESS_SCALE"), let v = Double(String(cString: s)) { return v }
+    return 1
+}()
+
+func scaled(_ n: Int) -> Int { max(10, Int(Double(n) * stressScale)) }
+
+/// A counter server, as in the docs.
+struct Counter: GenServer, Sendable {
+    var count = 0
+    enum Call: Sendable { case get, add(Int) }
+    typealias Reply = Int
+    enum Cast: Sendable { case reset }
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+        switch request {
+        case .get: return .reply(count)
+        case .add(let n): count += n; return .reply(count)
+        }
+    }
+    mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+        count = 0
+        return .noreply
+    }
+}
+
+/// A worker whose lifecycle is logged: "start id", "stop id reason", and which exits
+/// with the reason it is cast.
+struct Worker: GenServer, Sendable {
+    let id: String
+    let events: Events
+    var trap = true
+    enum Cast: Sendable { case exit(ExitReason) }
+    typealias Call = String
+    typealias Reply = String
+
+    mutating func initialize(_ me: Process) throws -> InitResult {
+        me.trapExit = trap
+        events.add("start \(id)")
+        return .ok
+    }
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: Process) -> CallResult { .reply(id) }
+    mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+        if case .exit(let r) = request { return .stop(r) }
+        return .noreply
+    }
+    mutating func terminate(_ reason: ExitReason, _ me: Process) {
+        events.add("stop \(id) \(reason)")
+    }
+
+    static func spec(_ id: String, _ events: Events, restart: ChildSpec.Restart = .permanent, shutdown: ChildSpec.Shutdown = .timeout(.milliseconds(5000))) -> ChildSpec {
+        Worker(id: id, events: events).childSpec(id: id, name: .local("w-\(id)-\(ObjectIdentifier(events).hashValue)"), restart: restart, shutdown: shutdown)
+    }
+}
+
+extension Events {
+    func name(_ id: String) -> String { "w-\(id)-\(ObjectIdentifier(self).hashValue)" }
+    func pid(_ id: String) -> Pid? { Process.whereis(name(id)) }
+}
