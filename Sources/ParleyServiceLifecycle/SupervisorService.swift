@@ -39,19 +39,20 @@ public final class SupervisorService: Service, Sendable {
     public func run() async throws {
         let sup = try await Supervisor.start(children, strategy: flags.strategy, intensity: flags.intensity, period: flags.period, name: name)
         started.withLock { $0 = sup }
-        let exit = try await Process.run { me -> ExitReason in
-            let ref = me.monitor(sup.pid)
-            return try await withGracefulShutdownHandler {
-                try await me.receive(DownMessage.self, where: { $0.ref == ref }).reason
-            } onGracefulShutdown: {
-                // Stop the tree: the supervisor stops its children in reverse order, then exits.
-                Process.exit(sup.pid, .shutdown)
+        // The handler is installed in this (the service's) task: the process below runs as
+        // its own task and does not inherit the service group's task-locals.
+        let exit = try await withGracefulShutdownHandler {
+            try await Process.run { me -> ExitReason in
+                let ref = me.monitor(sup.pid)
+                return try await me.receive(DownMessage.self, where: { $0.ref == ref }).reason
             }
+        } onGracefulShutdown: {
+            // As its parent would: the supervisor stops its children in reverse start order,
+            // with their shutdown timeouts, then exits with `shutdown`. (A plain exit signal
+            // from a process that is not its parent is ignored by a supervisor, as in OTP.)
+            Task { try? await sup.stop(.shutdown) }
         }
-        if exit.isShutdown, Task.isShuttingDownGracefully { return }
-        if exit.isShutdown && !exit.isNormal, Task.isShuttingDownGracefully == false {
-            throw Exited(reason: exit)
-        }
+        if exit.isNormal || (exit.isShutdown && Task.isShuttingDownGracefully) { return }
         if !exit.isNormal { throw Exited(reason: exit) }
     }
 }

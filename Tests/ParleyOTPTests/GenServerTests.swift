@@ -82,6 +82,8 @@ struct Ping: Sendable {}
 
 @Suite("GenServer (gen_server semantics)")
 struct GenServerTests {
+    init() { TestLogging.installed }
+
     @Test("call replies, cast is asynchronous, state persists between callbacks")
     func callAndCast() async throws {
         let counter = try Counter().start()

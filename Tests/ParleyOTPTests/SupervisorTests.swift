@@ -19,6 +19,8 @@ func castExit(_ events: Events, _ id: String, _ reason: ExitReason) -> Pid? {
 
 @Suite("Supervisor (supervisor.erl semantics)")
 struct SupervisorTests {
+    init() { TestLogging.installed }
+
     /// OTP's table: permanent always restarts; transient only after an abnormal exit (not
     /// normal, shutdown or {shutdown, _}); temporary never.
     @Test("restart types × exit reasons follow OTP's table", arguments: [

@@ -1,3 +1,4 @@
+import Logging
 import ParleyOTP
 import Testing
 #if canImport(Glibc)
@@ -79,4 +80,44 @@ struct Worker: GenServer, Sendable {
 extension Events {
     func name(_ id: String) -> String { "w-\(id)-\(ObjectIdentifier(self).hashValue)" }
     func pid(_ id: String) -> Pid? { Process.whereis(name(id)) }
+}
+
+/// Log records captured from Parley's loggers during tests (and kept off the terminal:
+/// the crash-storm test alone makes 60,000 crash reports).
+enum TestLogging {
+    struct Record: Sendable {
+        let label: String
+        let level: Logger.Level
+        let message: String
+        let metadata: [String: String]
+    }
+
+    static let records = Locked<[Record]>([])
+
+    /// Installs the capturing handler once per test process.
+    static let installed: Void = {
+        LoggingSystem.bootstrap { label in CaptureHandler(label: label) }
+    }()
+
+    struct CaptureHandler: LogHandler {
+        let label: String
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard event.level >= .warning else { return }
+            var flat: [String: String] = [:]
+            for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { flat[k] = "\(v)" }
+            let record = Record(label: label, level: event.level, message: "\(event.message)", metadata: flat)
+            TestLogging.records.withLock { r in
+                r.append(record)
+                if r.count > 100_000 { r.removeFirst(50_000) }
+            }
+        }
+    }
 }

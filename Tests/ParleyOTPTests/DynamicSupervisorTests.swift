@@ -1,0 +1,126 @@
+import ParleyOTP
+import Testing
+
+/// A child that crashes on every `crash` cast and reports each start to `events`.
+struct Flaky: GenServer, Sendable {
+    enum Cast: Sendable { case crash }
+    mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+        throw ProcessExit(.custom("crash"))
+    }
+}
+
+@Suite("DynamicSupervisor (Elixir semantics)")
+struct DynamicSupervisorTests {
+    init() { TestLogging.installed }
+
+    @Test("start_child starts on demand; terminate_child stops; children restart one for one")
+    func startTerminateRestart() async throws {
+        let sup = try await DynamicSupervisor.start()
+        let a = try #require(try await sup.startChild(Flaky().childSpec(id: "a")))
+        let b = try #require(try await sup.startChild(Flaky().childSpec(id: "b")))
+        #expect(try await sup.countChildren().active == 2)
+        Gen.cast(a, Flaky.Cast.crash)
+        #expect(await eventually { (try? await sup.whichChildren().compactMap(\.pid).filter { $0 != a && $0 != b }.count) == 1 })
+        try await sup.terminateChild(b)
+        #expect(!b.isAlive)
+        #expect(try await sup.countChildren().active == 1)
+        await #expect(throws: SupervisorError.self) { try await sup.terminateChild(b) }
+        try await sup.stop()
+    }
+
+    @Test("max_children: starting one more gives a typed error, and the supervisor keeps working")
+    func maxChildren() async throws {
+        let sup = try await DynamicSupervisor.start(maxChildren: 2)
+        try await sup.startChild(Counter().childSpec(id: "1"))
+        try await sup.startChild(Counter().childSpec(id: "2"))
+        do {
+            try await sup.startChild(Counter().childSpec(id: "3"))
+            Issue.record("expected max_children")
+        } catch {
+            guard case .maxChildren(2) = error else { Issue.record("got \(error)"); return }
+        }
+        #expect(try await sup.countChildren().active == 2)
+        try await sup.stop()
+    }
+
+    @Test("extra_arguments are passed to every child's start function")
+    func extraArguments() async throws {
+        let seen = Events()
+        let sup = try await DynamicSupervisor.start(extraArguments: ["db-url", 5])
+        let spec = ChildSpec(id: "w", startWithArguments: { me, args in
+            seen.add(args.map { "\($0)" }.joined(separator: ","))
+            return me.spawnLink { p in _ = try await p.receive() }
+        })
+        try await sup.startChild(spec)
+        #expect(seen.all == ["db-url,5"])
+        try await sup.stop()
+    }
+
+    @Test("children shut down concurrently: ten that take 200 ms each stop in well under 2 s")
+    func concurrentShutdown() async throws {
+        let sup = try await DynamicSupervisor.start()
+        // Each child takes 200 ms to clean up after the shutdown signal (without holding a thread).
+        let slow = ChildSpec(id: "slow") { me in
+            try me.spawn(SpawnOptions(link: true, trapExit: true)) { p in
+                _ = try await p.receive(ExitMessage.self)
+                try await p.sleep(for: .milliseconds(200))
+            }
+        }
+        for _ in 0..<10 { try await sup.startChild(slow) }
+        let t0 = ContinuousClock.now
+        try await sup.stop()
+        #expect(ContinuousClock.now - t0 < .milliseconds(1500))
+    }
+
+    @Test("crash storm: 10,000 children crashing in a loop leak nothing (processes and memory back to baseline)")
+    func crashStorm() async throws {
+        let n = scaled(10_000)
+        let rounds = 3
+        let baselineProcesses = Process.count
+        let baselineMemory = residentBytes()
+        let sup = try await DynamicSupervisor.start(intensity: n * rounds * 2, period: .seconds(60))
+        var pids: [Pid] = []
+        for i in 0..<n { pids.append(try #require(try await sup.startChild(Flaky().childSpec(id: "\(i)")))) }
+        for _ in 0..<rounds {
+            for p in try await sup.whichChildren().compactMap(\.pid) { Gen.cast(p, Flaky.Cast.crash) }
+            // Wait until every child has been replaced.
+            #expect(await eventually {
+                let now = (try? await sup.whichChildren().compactMap(\.pid)) ?? []
+                return now.count == n && Set(now).isDisjoint(with: pids)
+            })
+            pids = try await sup.whichChildren().compactMap(\.pid)
+        }
+        try await sup.stop()
+        #expect(await eventually { Process.count <= baselineProcesses })
+        trimMemory()
+        let grown = residentBytes() - baselineMemory
+        #expect(grown < 64 << 20, "resident memory grew by \(grown >> 20) MiB")
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+
+func residentBytes() -> Int {
+    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(f) }
+    var size = 0, resident = 0
+    _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &resident) { r in
+        vfscanf_wrapper(f, s, r)
+    } }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+private func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ s: UnsafeMutablePointer<Int>, _ r: UnsafeMutablePointer<Int>) -> Int32 {
+    var line = [CChar](repeating: 0, count: 256)
+    guard fgets(&line, 256, f) != nil else { return 0 }
+    let parts = String(cString: line).split(separator: " ")
+    if parts.count > 1 { s.pointee = Int(parts[0]) ?? 0; r.pointee = Int(parts[1]) ?? 0 }
+    return 2
+}
+
+func trimMemory() {}
+#else
+func residentBytes() -> Int { 0 }
+func trimMemory() {}
+#endif
