@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import Parley
 
@@ -6,7 +7,9 @@ import Parley
 struct RestartIntensity {
     let intensity: Int
     let period: Duration
-    private var times: [ContinuousClock.Instant] = []
+    /// Restart times, oldest first: expired ones leave from the front, so a restart costs
+    /// O(1) however high the intensity.
+    private var times = Deque<ContinuousClock.Instant>()
 
     init(intensity: Int, period: Duration) {
         self.intensity = intensity
@@ -17,7 +20,8 @@ struct RestartIntensity {
     /// (supervisor.erl's `add_restart/1`).
     mutating func add(now: ContinuousClock.Instant = .now) -> Bool {
         times.append(now)
-        times.removeAll { now - $0 > period }
+        let horizon = now - period
+        while let first = times.first, first < horizon { times.removeFirst() }
         return times.count <= intensity
     }
 
