@@ -212,8 +212,10 @@ struct DynamicSupervisorState {
             }
         }
         children.removeAll()
+        // The earliest deadline, recomputed only when it passes: a DOWN can only remove a
+        // later one, so it stays a valid time to wake (10,000 children stop in linear time).
+        var next = waiting.values.compactMap(\.deadline).min()
         while !waiting.isEmpty {
-            let next = waiting.values.compactMap(\.deadline).min()
             let wait = next.map { max(.zero, $0 - .now) }
             let down: DownMessage?
             do {
@@ -233,6 +235,7 @@ struct DynamicSupervisorState {
                     me.exit(entry.pid, .kill)
                     waiting[ref] = (entry.pid, nil)
                 }
+                next = waiting.values.compactMap(\.deadline).min()
             }
         }
         // EXIT messages that arrived before the unlinks are stale now.
