@@ -51,6 +51,6 @@ extension Workloads {
         }
         let us = Double(MonotonicClock.now - t0) / Double(n) / 1000
         try await sup.stop()
-        return Result(workload: "supervisor-restart", value: us, unit: "µs/restart")
+        return Result(workload: "supervisor-restart", value: us, unit: "us/restart")
     }
 }

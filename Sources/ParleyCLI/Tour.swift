@@ -13,7 +13,7 @@ struct Tour: AsyncParsableCommand {
     func run() async throws {
         try runtime.apply()
         print("""
-        Parley tour: BEAM-style processes in Swift
+        Parley tour: BEAM-style processes and OTP behaviours in Swift
         \(Scheduler.shared.count) scheduler threads (like erl +S), reductions budget \(Scheduler.shared.configuration.reductions), node \(Node.localNodeName)
 
         """)
@@ -25,7 +25,8 @@ struct Tour: AsyncParsableCommand {
         try await chapter("6. timers on the scheduler: send_after and cancel", timers)
         try await chapter("7. fairness, blocking work and the long-schedule detector", scheduling)
         let n = million
-        try await chapter("8. a million processes", { me in try await aMillion(me, n) })
+        try await chapter("8. OTP: a supervised tree, a GenServer, a Registry, a Task and an Agent", otpChapter)
+        try await chapter("9. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
     }
 

@@ -1,0 +1,100 @@
+import ParleyOTP
+
+// Chapter 9: OTP behaviours: a supervised tree, restarts, giving up, a GenServer, a
+// Registry dispatching to subscribers, a Task and an Agent.
+
+private struct TourCounter: GenServer, Sendable {
+    var count = 0
+    enum Call: Sendable { case get, add(Int) }
+    typealias Reply = Int
+    enum Cast: Sendable { case crash }
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+        switch request {
+        case .get: return .reply(count)
+        case .add(let n): count += n; return .reply(count)
+        }
+    }
+    mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+        throw ProcessExit(.custom("boom"))
+    }
+}
+
+private struct News: Sendable { let headline: String }
+private struct Join: Sendable { let topic: String }
+
+@Sendable func otpChapter(_ me: Process) async throws {
+    let names = Registry<String, Void>(keys: .unique)
+    let sup = try await Supervisor.start([
+        TourCounter().childSpec(id: "counter", name: .via(names, "counter")),
+        Agent<[String]>.childSpec(id: "journal", name: .local("tour-journal")) { [] },
+    ], strategy: .oneForOne, name: .local("tour-sup"))
+    let counter = ServerRef<TourCounter>(name: .via(names, "counter"))
+    print("  Supervisor.start([counter, journal], strategy: :one_for_one)  # \(sup.pid)")
+    for child in try await sup.whichChildren() { print("    \(child)") }
+
+    _ = try await counter.call(.add(40))
+    print("  GenServer.call(counter, {:add, 40}) -> \(try await counter.call(.add(2)) - 2); then {:add, 2} -> \(try await counter.call(.get))")
+
+    let old = counter.pid!
+    counter.cast(.crash)
+    var fresh = counter.pid
+    while fresh == nil || fresh == old {
+        try await me.sleep(for: .milliseconds(1))
+        fresh = counter.pid
+    }
+    print("  the counter crashes (reason boom): the supervisor logs a report and restarts it")
+    print("    old \(old) -> new \(fresh!), state starts again: get -> \(try await counter.call(.get))")
+
+    // Restart intensity: more than 3 restarts in 5 s and the supervisor gives up.
+    let ref = me.monitor(sup.pid)
+    var crashes = 0
+    while true {
+        guard let pid = counter.pid else { break }
+        counter.cast(.crash)
+        crashes += 1
+        while counter.pid == pid { try await me.sleep(for: .milliseconds(1)) }
+        if let down = try await me.receive(DownMessage.self, after: .milliseconds(20), where: { $0.ref == ref }) {
+            print("  \(crashes) crashes in a row: intensity (3 restarts in 5 s) exceeded; the supervisor stops its")
+            print("    children and exits with reason \(down.reason), leaving the decision to its own supervisor")
+            break
+        }
+    }
+
+    // Registry dispatch: pub/sub over duplicate keys.
+    let topics = Registry<String, Void>(keys: .duplicate)
+    let got = Locked<[String]>([])
+    var readers: [Pid] = []
+    for name in ["ana", "ben", "cy"] {
+        readers.append(try Process.spawn(state: ()) { _, message, p in
+            if let join = message as? Join { try topics.register(p, key: join.topic, value: ()) }
+            if let news = message as? News { got.withLock { $0.append("\(name) got \"\(news.headline)\"") } }
+            return .continue
+        })
+    }
+    for r in readers.prefix(2) { r.send(Join(topic: "swift")) }
+    readers[2].send(Join(topic: "erlang"))
+    while topics.lookup("swift").count < 2 || topics.lookup("erlang").isEmpty { try await me.sleep(for: .milliseconds(1)) }
+    topics.dispatch("swift") { entries in for e in entries { e.pid.send(News(headline: "Parley has GenServers")) } }
+    while got.withLock({ $0.count }) < 2 { try await me.sleep(for: .milliseconds(1)) }
+    print("  Registry.dispatch(topics, \"swift\", ...) reaches the 2 subscribers of \"swift\", not the \"erlang\" one:")
+    for line in got.withLock({ $0 }).sorted() { print("    \(line)") }
+    for r in readers { Process.exit(r, .kill) }
+
+    // Task and Agent.
+    let task = me.async { _ in (1...1000).reduce(0, +) }
+    print("  Task.async(fn -> Enum.sum(1..1000) end) |> Task.await() -> \(try await task.await())")
+    let agent = try Agent.start { 0 }
+    try await agent.update { $0 += 10 }
+    agent.cast { $0 *= 2 }
+    print("  Agent: update +10, cast *2, get -> \(try await agent.get { $0 })")
+    try await agent.stop()
+
+    // Calls per second through the hand-off path (bench: `parley bench genserver-call`).
+    let echo = try TourCounter().start()
+    let n = 200_000
+    let t0 = MonotonicClock.now
+    for _ in 0..<n { _ = try await echo.call(.add(1)) }
+    let ns = Double(MonotonicClock.now - t0) / Double(n)
+    print("  \(n) GenServer.calls from a process: \(Int(ns)) ns each (an idle server runs on the caller's thread)")
+    try await echo.stop()
+}
