@@ -54,7 +54,7 @@ private struct Join: Sendable { let topic: String }
         crashes += 1
         while counter.pid == pid { try await me.sleep(for: .milliseconds(1)) }
         if let down = try await me.receive(DownMessage.self, after: .milliseconds(20), where: { $0.ref == ref }) {
-            print("  \(crashes) crashes in a row: intensity (3 restarts in 5 s) exceeded; the supervisor stops its")
+            print("  \(crashes) more crashes: the 4th restart within 5 s exceeds the intensity (3 in 5 s); the supervisor stops its")
             print("    children and exits with reason \(down.reason), leaving the decision to its own supervisor")
             break
         }

@@ -217,13 +217,18 @@ public enum Gen {
         let began = timeout == nil ? 0 : (precise ? MonotonicClock.now : MonotonicClock.coarse)
         let message = make(From(pid: caller.pid, tag: tag))
 
-        switch target.deliverClaiming(message) {
+        let claim = target.deliverClaiming(message)
+        switch claim {
         case .dead:
             throw .noproc("\(server)")
-        case .claimed(let ahead):
+        case .claimed, .claimedDirect:
             // Hand-off: run the server here until it has handled our call.
-            _ = target.runClaimed(max: ahead + 1)
-            if let reply = caller.takeReply(tag, from: start) {
+            if case .claimed(let ahead) = claim {
+                _ = target.runClaimed(first: nil, max: ahead + 1)
+            } else {
+                _ = target.runClaimed(first: message, max: 1)
+            }
+            if let reply = caller.takeReply(tag, from: start, deactivating: true) {
                 if let timeout {
                     let now = precise ? MonotonicClock.now : MonotonicClock.coarse
                     if now &- began > MonotonicClock.nanoseconds(timeout) { throw .timeout(timeout) }
@@ -231,6 +236,8 @@ public enum Gen {
                 return try unwrap(reply)
             }
             if !target.isAlive { throw .exited(target.exitReason ?? .noproc) }
+            // No reply yet (noreply: it comes later, from elsewhere): the alias stays active.
+            caller.withShared { $0.callAlias = tag.id }
         case .delivered:
             break
         }
@@ -285,8 +292,12 @@ public enum Gen {
 
 extension SequentialProcess {
     /// Owner only: takes the reply tagged `tag` if it has arrived, without waiting.
-    func takeReply(_ tag: Reference, from start: Int) -> (any Sendable)? {
-        _ = withShared { s in refill(&s) }
+    /// With `deactivating`, the call's alias is switched off in the same lock round.
+    func takeReply(_ tag: Reference, from start: Int, deactivating: Bool = false) -> (any Sendable)? {
+        _ = withShared { s in
+            if deactivating && s.callAlias == tag.id { s.callAlias = 0 }
+            return refill(&s)
+        }
         var i = min(start, saved.count)
         while i < saved.count {
             if ObjectIdentifier(type(of: saved[i])) == ObjectIdentifier(Gen.ReplyMessage.self), let r = saved[i] as? Gen.ReplyMessage, r.tag == tag {

@@ -32,8 +32,8 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
         if drain(max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
     }
 
-    override func runClaimed(max: Int) -> Bool {
-        switch drain(max: max) {
+    override func runClaimed(first: (any Sendable)?, max: Int) -> Bool {
+        switch drain(first: first, max: max) {
         case .more: Scheduler.shared.enqueue(self); return true
         case .idle: return true
         case .dead: return false
@@ -43,14 +43,15 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
     enum Drained { case idle, more, dead }
 
     /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
-    private func drain(max: Int) -> Drained {
+    private func drain(first: (any Sendable)? = nil, max: Int) -> Drained {
         onCPU.store(true, ordering: .relaxed)
         defer { onCPU.store(false, ordering: .relaxed) }
         var used = 0
+        var direct = first
         while used < max {
             guard isAlive else { release(); return .dead }
             if mailboxLimit > 0 { _ = applyPendingDrops() }
-            if saved.isEmpty {
+            if direct == nil && saved.isEmpty {
                 let step = withShared { s -> RefillStep in
                     if s.status == .dead { return .dead }
                     if refill(&s) { return .more }
@@ -63,8 +64,14 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
                 case .dead: release(); return .dead
                 }
             }
-            let message = saved.removeFirst()
-            savedCount.store(saved.count, ordering: .relaxed)
+            let message: any Sendable
+            if let d = direct {
+                message = d
+                direct = nil
+            } else {
+                message = saved.removeFirst()
+                savedCount.store(saved.count, ordering: .relaxed)
+            }
             used += 1
             let next: Next
             do {

@@ -158,8 +158,12 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     enum Claim {
+        /// The process was idle with an empty mailbox: the caller now owns its run loop
+        /// (status `.scheduled`) and holds the message, which it hands straight to the
+        /// handler (``runClaimed(first:max:)``) without queueing it.
+        case claimedDirect
         /// The process was idle: the caller now owns its run loop (status `.scheduled`) and
-        /// must run it (``runClaimed(max:)``). `ahead` messages precede this one.
+        /// must run it (``runClaimed(first:max:)``). `ahead` messages precede this one.
         case claimed(ahead: Int)
         /// Delivered the ordinary way.
         case delivered
@@ -174,21 +178,23 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         if mailboxLimit == 0 {
             let ahead = withShared { s -> Int in
                 guard s.status == .idle else { return -1 }
-                let n = s.incoming.count
-                s.incoming.append(message)
                 s.status = .scheduled
+                let n = s.incoming.count
+                if n > 0 { s.incoming.append(message) }
                 return n
             }
-            if ahead >= 0 { return .claimed(ahead: ahead) }
+            if ahead == 0 { return .claimedDirect }
+            if ahead > 0 { return .claimed(ahead: ahead) }
         }
         if !isAlive { return .dead }
         deliver(message)
         return .delivered
     }
 
-    /// Runs a claimed callback process for at most `max` messages on this thread; returns
-    /// whether it is still alive. Only callback processes can be claimed.
-    func runClaimed(max: Int) -> Bool { isAlive }
+    /// Runs a claimed callback process on this thread: `first` (if given, ahead of its
+    /// mailbox), then at most `max` messages in all; returns whether it is still alive.
+    /// Only callback processes can be claimed.
+    func runClaimed(first: (any Sendable)?, max: Int) -> Bool { isAlive }
 
     /// The reason the process exited with, once dead: recorded for abnormal and external
     /// exits, `normal` otherwise. `nil` while alive.

@@ -104,7 +104,7 @@ public struct ProcessTask<Value: Sendable>: Sendable, CustomStringConvertible {
     public func shutdown(timeout: Duration? = .milliseconds(5000)) async throws -> TaskResult<Value>? {
         let me = try await ownerProcess()
         me.unlink(pid)
-        if let timeout { me.exit(pid, .shutdown) } else { me.exit(pid, .kill) }
+        me.exit(pid, timeout == nil ? .kill : .shutdown)
         var message = try await me.receive(after: timeout ?? .seconds(1_000_000_000)) { m -> (any Sendable)? in
             if let r = m as? TaskReply, r.tag == tag { return r }
             if let d = m as? DownMessage, d.ref == ref { return d }
