@@ -127,22 +127,16 @@ struct Probed: GenServer, Sendable {
 #if canImport(Glibc)
 import Glibc
 
+/// Resident set size, from /proc/self/statm (second field, in pages).
 func residentBytes() -> Int {
     guard let f = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(f) }
-    var size = 0, resident = 0
-    _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &resident) { r in
-        vfscanf_wrapper(f, s, r)
-    } }
-    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-private func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ s: UnsafeMutablePointer<Int>, _ r: UnsafeMutablePointer<Int>) -> Int32 {
     var line = [CChar](repeating: 0, count: 256)
     guard fgets(&line, 256, f) != nil else { return 0 }
-    let parts = String(cString: line).split(separator: " ")
-    if parts.count > 1 { s.pointee = Int(parts[0]) ?? 0; r.pointee = Int(parts[1]) ?? 0 }
-    return 2
+    let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 func trimMemory() {}

@@ -86,7 +86,7 @@ struct EcosystemTests {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let group = ServiceGroup(services: [service], logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { g in
+        await withThrowingTaskGroup(of: Void.self) { g in
             g.addTask { try await group.run() }
             #expect(await eventually { events.all.count == 1 })
             _ = castExit(events, "g", .custom("crash"))

@@ -88,16 +88,11 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
 
     /// Stops the supervisor; its children are stopped concurrently first.
     public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
-        do {
-            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
-        } catch {
-            if case .exited = error { return }
-            throw error
-        }
+        try await stopProcess(pid, reason, timeout: timeout)
     }
 }
 
-struct DynamicSupervisorState {
+struct DynamicSupervisorState: SupervisorLoop {
     let me: Process
     let name: String
     let parent: Pid?
@@ -117,36 +112,10 @@ struct DynamicSupervisorState {
 
     mutating func run() async throws {
         me.label = "dynamic supervisor \(name)"
-        while true {
-            let message = try await me.receive()
-            switch message {
-            case let exit as ExitMessage:
-                if exit.from == parent {
-                    await terminateAll()
-                    throw ProcessExit(exit.reason)
-                }
-                if let spec = children.removeValue(forKey: exit.from) {
-                    try await childExited(exit.from, spec, exit.reason)
-                }
-            case let call as Gen.CallMessage:
-                guard let request = call.request as? SupervisorRequest else {
-                    Gen.reply(call.from, Gen.Rejected(reason: "a dynamic supervisor handles SupervisorRequest"))
-                    continue
-                }
-                Gen.reply(call.from, await handle(request))
-            case let system as Gen.SystemMessage:
-                switch system.request {
-                case .terminate(let reason):
-                    await terminateAll()
-                    throw ProcessExit(reason)
-                case .getState:
-                    Gen.reply(system.from, children.count)
-                }
-            default:
-                SupervisorLog.logger.warning("dynamic supervisor \(name) received an unexpected message: \(message)")
-            }
-        }
+        try await serve()
     }
+
+    var sysState: any Sendable { children.count }
 
     mutating func start(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
         let pid: Pid?
@@ -166,7 +135,8 @@ struct DynamicSupervisorState {
         return pid
     }
 
-    mutating func childExited(_ pid: Pid, _ spec: ChildSpec, _ reason: ExitReason) async throws {
+    mutating func childExited(_ pid: Pid, reason: ExitReason) async throws {
+        guard let spec = children.removeValue(forKey: pid) else { return }
         if reason.isAbnormal {
             SupervisorLog.report("child_terminated", supervisor: name, child: spec.id, pid: pid, reason: reason, restarts: intensity.total)
         }

@@ -173,13 +173,7 @@ public struct ServerRef<Server: GenServer>: Sendable, CustomStringConvertible {
     /// it runs `terminate` first.
     /// - Throws: ``Gen/CallError``: `.noproc` if it is not running, `.timeout`.
     public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
-        let pid = try resolve()
-        do {
-            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
-        } catch {
-            if case .exited = error { return }
-            throw error
-        }
+        try await stopProcess(try resolve(), reason, timeout: timeout)
     }
 
     /// The server's state (`sys:get_state/1`): for tests and debugging.

@@ -126,12 +126,7 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     /// Stops the supervisor: its children stop in reverse start order, then it exits with
     /// `reason` (`Supervisor.stop/3`).
     public func stop(_ reason: ExitReason = .normal, timeout: Duration? = nil) async throws(Gen.CallError) {
-        do {
-            _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
-        } catch {
-            if case .exited = error { return }
-            throw error
-        }
+        try await stopProcess(pid, reason, timeout: timeout)
     }
 }
 
@@ -187,7 +182,7 @@ private func startSupervisor(
 }
 
 /// The supervisor's state and loop, in its own process.
-struct SupervisorState {
+struct SupervisorState: SupervisorLoop {
     struct Child {
         var spec: ChildSpec
         var pid: Pid?
@@ -220,35 +215,7 @@ struct SupervisorState {
                 throw ProcessExit(.shutdownWith("failed_to_start_child \(children[i].spec.id): \(error)"))
             }
         }
-        while true {
-            let message = try await me.receive()
-            switch message {
-            case let exit as ExitMessage:
-                if exit.from == parent {
-                    await terminateAll()
-                    throw ProcessExit(exit.reason)
-                }
-                if let i = children.firstIndex(where: { $0.pid == exit.from }) {
-                    try await childExited(at: i, reason: exit.reason)
-                }
-            case let call as Gen.CallMessage:
-                guard let request = call.request as? SupervisorRequest else {
-                    Gen.reply(call.from, Gen.Rejected(reason: "a supervisor handles SupervisorRequest, not \(type(of: call.request))"))
-                    continue
-                }
-                Gen.reply(call.from, await handle(request))
-            case let system as Gen.SystemMessage:
-                switch system.request {
-                case .terminate(let reason):
-                    await terminateAll()
-                    throw ProcessExit(reason)
-                case .getState:
-                    Gen.reply(system.from, children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) })
-                }
-            default:
-                SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
-            }
-        }
+        try await serve()
     }
 
     // MARK: Starting
@@ -277,7 +244,12 @@ struct SupervisorState {
 
     // MARK: Restarting
 
-    mutating func childExited(at i: Int, reason: ExitReason) async throws {
+    var sysState: any Sendable {
+        children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) }
+    }
+
+    mutating func childExited(_ pid: Pid, reason: ExitReason) async throws {
+        guard let i = children.firstIndex(where: { $0.pid == pid }) else { return }
         let child = children[i]
         children[i].pid = nil
         if reason.isAbnormal {

@@ -103,3 +103,65 @@ func supervisorReply(_ pid: Pid, _ request: SupervisorRequest) async throws(Supe
     if case .error(let e) = r { throw e }
     return r
 }
+
+/// What Supervisor and DynamicSupervisor share: the loop that reads their mailbox, as
+/// `supervisor.erl` is one gen_server for both shapes.
+protocol SupervisorLoop {
+    var me: Process { get }
+    var name: String { get }
+    var parent: Pid? { get }
+    /// What the sys `get_state` request returns.
+    var sysState: any Sendable { get }
+    /// Handles the exit of `pid` if it is a child (restarting it by the rules); throws
+    /// ``ProcessExit`` to end the supervisor (intensity exceeded).
+    mutating func childExited(_ pid: Pid, reason: ExitReason) async throws
+    mutating func handle(_ request: SupervisorRequest) async -> SupervisorReply
+    /// Stops every running child.
+    mutating func terminateAll() async
+}
+
+extension SupervisorLoop {
+    /// Serves the supervisor's mailbox until it exits: EXIT from the parent or a sys
+    /// `terminate` stop the children and end it; EXIT from a child goes to `childExited`;
+    /// calls are answered with gen_server's wire shapes.
+    mutating func serve() async throws {
+        while true {
+            let message = try await me.receive()
+            switch message {
+            case let exit as ExitMessage:
+                if exit.from == parent {
+                    await terminateAll()
+                    throw ProcessExit(exit.reason)
+                }
+                try await childExited(exit.from, reason: exit.reason)
+            case let call as Gen.CallMessage:
+                guard let request = call.request as? SupervisorRequest else {
+                    Gen.reply(call.from, Gen.Rejected(reason: "supervisor \(name) handles SupervisorRequest, not \(type(of: call.request))"))
+                    continue
+                }
+                Gen.reply(call.from, await handle(request))
+            case let system as Gen.SystemMessage:
+                switch system.request {
+                case .terminate(let reason):
+                    await terminateAll()
+                    throw ProcessExit(reason)
+                case .getState:
+                    Gen.reply(system.from, sysState)
+                }
+            default:
+                SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
+            }
+        }
+    }
+}
+
+/// Stops a behaviour's process through the sys protocol and waits until it has exited
+/// (`gen_server:stop/3`, `Supervisor.stop/3`): it runs its own cleanup first.
+func stopProcess(_ pid: Pid, _ reason: ExitReason, timeout: Duration?) async throws(Gen.CallError) {
+    do {
+        _ = try await Gen.systemCall(pid, .terminate(reason), timeout: timeout)
+    } catch {
+        if case .exited = error { return }
+        throw error
+    }
+}
