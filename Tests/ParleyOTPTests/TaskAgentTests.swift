@@ -92,13 +92,14 @@ struct TaskAgentTests {
         let peak = Locked(0)
         let results = try await Process.run { me -> [Int] in
             var out: [Int] = []
-            for try await r in me.asyncStream(1...20, maxConcurrency: 3) { p, n -> Int in
+            let squares = me.asyncStream(1...20, maxConcurrency: 3) { p, n -> Int in
                 let now = running.withLock { $0 += 1; return $0 }
                 peak.withLock { $0 = max($0, now) }
                 try await p.sleep(for: .milliseconds(Int64((21 - n) % 5)))
                 running.withLock { $0 -= 1 }
                 return n * n
-            } {
+            }
+            for try await r in squares {
                 out.append(r.value!)
             }
             return out
@@ -108,10 +109,11 @@ struct TaskAgentTests {
 
         let timed = try await Process.run { me -> [String] in
             var out: [String] = []
-            for try await r in me.asyncStream([10, 500], timeout: .milliseconds(100)) { p, ms -> Int in
-                try await p.sleep(for: .milliseconds(Int64(ms)))
+            let stream = me.asyncStream([0, 5000], timeout: .milliseconds(300)) { p, ms -> Int in
+                if ms > 0 { try await p.sleep(for: .milliseconds(Int64(ms))) }
                 return ms
-            } {
+            }
+            for try await r in stream {
                 switch r {
                 case .ok(let v): out.append("ok \(v)")
                 case .exit(let reason): out.append("exit \(reason)")
@@ -119,17 +121,18 @@ struct TaskAgentTests {
             }
             return out
         }
-        #expect(timed == ["ok 10", "exit timeout"])
+        #expect(timed == ["ok 0", "exit timeout"])
     }
 
     @Test("unordered async_stream yields in completion order")
     func asyncStreamUnordered() async throws {
         let order = try await Process.run { me -> [Int] in
             var out: [Int] = []
-            for try await r in me.asyncStream([80, 10, 40], ordered: false) { p, ms -> Int in
+            let stream = me.asyncStream([80, 10, 40], ordered: false) { p, ms -> Int in
                 try await p.sleep(for: .milliseconds(Int64(ms)))
                 return ms
-            } { out.append(r.value!) }
+            }
+            for try await r in stream { out.append(r.value!) }
             return out
         }
         #expect(order == [10, 40, 80])
