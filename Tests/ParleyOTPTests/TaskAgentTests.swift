@@ -128,14 +128,14 @@ struct TaskAgentTests {
     func asyncStreamUnordered() async throws {
         let order = try await Process.run { me -> [Int] in
             var out: [Int] = []
-            let stream = me.asyncStream([80, 10, 40], ordered: false) { p, ms -> Int in
+            let stream = me.asyncStream([200, 10, 60], ordered: false) { p, ms -> Int in
                 try await p.sleep(for: .milliseconds(Int64(ms)))
                 return ms
             }
             for try await r in stream { out.append(r.value!) }
             return out
         }
-        #expect(order == [10, 40, 80])
+        #expect(order == [10, 60, 200])
     }
 
     @Test("Agent get, update, get_and_update, cast, stop")
