@@ -19,6 +19,17 @@ struct Deferred: GenServer {
     }
 }
 
+/// Hands every call's `from` to a helper process, which replies at once.
+struct Relay: GenServer {
+    typealias Call = Int
+    typealias Reply = Int
+    let helper: Pid
+    mutating func handleCall(_ request: Int, from: Gen.From, _ me: Process) -> CallResult {
+        helper.send(from)
+        return .noreply
+    }
+}
+
 struct Fragile: GenServer {
     enum Call: Sendable { case crash, stopReply, stopNoReply, ok }
     typealias Reply = String
@@ -124,6 +135,24 @@ struct GenServerTests {
         let server = try Deferred(delay: .milliseconds(20)).start()
         #expect(try await server.call(1) == 42)
         try await server.stop()
+    }
+
+    @Test("gen_server:reply/2 from another process right after noreply is never lost (hand-off and mailbox paths)")
+    func replyFromElsewhereImmediately() async throws {
+        let helper = try Process.spawn(state: ()) { _, message, _ in
+            if let from = message as? Gen.From { Gen.reply(from, 7) }
+            return .continue
+        }
+        let relay = try Relay(helper: helper).start()
+        let replies = try await Process.run { _ -> [Int] in
+            var out: [Int] = []
+            for _ in 0..<scaled(2000) { out.append(try await relay.call(1, timeout: .seconds(5))) }
+            return out
+        }
+        #expect(replies.allSatisfy { $0 == 7 })
+        #expect(try await relay.call(1) == 7)   // from outside a process too
+        try await relay.stop()
+        Process.exit(helper, .kill)
     }
 
     @Test("a call that times out raises timeout and leaves no late reply in the mailbox (OTP 24 aliases)")

@@ -148,6 +148,9 @@ public enum Gen {
     /// Sends `reply` to the caller of a call (`gen_server:reply/2`). From the server or from
     /// any other process, now or later; dropped if the caller gave up (timed out or died).
     public static func reply(_ from: From, _ reply: any Sendable) {
+        // A caller running this server in a hand-off takes the reply directly: no message
+        // box, no mailbox round trip.
+        if let owner = from.tag.owner, owner.acceptHandoffReply(from.tag.id, reply) { return }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))
     }
 
@@ -206,8 +209,12 @@ public enum Gen {
         if target === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
         let tag = Reference.makeAlias(owner: caller)
-        caller.withShared { $0.callAlias = tag.id }
-        defer { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } }
+        caller.withShared { s in
+            s.callAlias = tag.id
+            caller.handoffAlias = tag.id
+        }
+        var aliasActive = true
+        defer { if aliasActive { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } } }
         // Messages already saved arrived before the alias existed: none can be the reply,
         // so the scans start after them (the BEAM's receive-marker optimisation).
         let start = caller.saved.count
@@ -228,7 +235,10 @@ public enum Gen {
             } else {
                 _ = target.runClaimed(first: message, max: 1)
             }
-            if let reply = caller.takeReply(tag, from: start, deactivating: true) {
+            // The reply is in the hand-off slot (Gen.reply) or, sent by hand, in the mailbox.
+            var reply = caller.endHandoff(tag.id, deactivate: true)
+            if reply != nil { aliasActive = false } else { reply = caller.takeReply(tag, from: start) }
+            if let reply {
                 if let timeout {
                     let now = precise ? MonotonicClock.now : MonotonicClock.coarse
                     if now &- began > MonotonicClock.nanoseconds(timeout) { throw .timeout(timeout) }
@@ -237,9 +247,12 @@ public enum Gen {
             }
             if !target.isAlive { throw .exited(target.exitReason ?? .noproc) }
             // No reply yet (noreply: it comes later, from elsewhere): the alias stays active.
-            caller.withShared { $0.callAlias = tag.id }
         case .delivered:
-            break
+            // Not a hand-off: close the slot (a reply that already came through it is taken).
+            if let reply = caller.endHandoff(tag.id, deactivate: true) {
+                aliasActive = false
+                return try unwrap(reply)
+            }
         }
 
         // The reply is not here yet: monitor the server and wait, as gen:call does.

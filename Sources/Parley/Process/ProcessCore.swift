@@ -191,6 +191,10 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         return .delivered
     }
 
+    /// Takes a call's reply straight into the caller's hand-off slot instead of its mailbox,
+    /// if the caller is waiting on that alias in a hand-off. Only sequential processes make calls.
+    func acceptHandoffReply(_ alias: UInt64, _ reply: any Sendable) -> Bool { false }
+
     /// Runs a claimed callback process on this thread: `first` (if given, ahead of its
     /// mailbox), then at most `max` messages in all; returns whether it is still alive.
     /// Only callback processes can be claimed.

@@ -14,6 +14,32 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// The process whose body the current task runs (set for the body's duration).
     @TaskLocal static var current: SequentialProcess?
 
+    /// The alias of the call whose reply may go to `handoffReply` (0: none), and that reply.
+    /// Both only touched under the shared lock.
+    @exclusivity(unchecked) var handoffAlias: UInt64 = 0
+    @exclusivity(unchecked) var handoffReply: (any Sendable)? = nil
+
+    override func acceptHandoffReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
+        withShared { s in
+            guard handoffAlias == alias, s.callAlias == alias, s.status != .dead, handoffReply == nil else { return false }
+            handoffReply = reply
+            return true
+        }
+    }
+
+    /// Ends the hand-off window and returns its reply, if one came; with `deactivate`, a
+    /// reply also switches the call's alias off in the same lock round (without one, the
+    /// alias stays active for a reply that comes later through the mailbox).
+    func endHandoff(_ alias: UInt64, deactivate: Bool) -> (any Sendable)? {
+        withShared { s in
+            handoffAlias = 0
+            if deactivate && handoffReply != nil && s.callAlias == alias { s.callAlias = 0 }
+            let r = handoffReply
+            handoffReply = nil
+            return r
+        }
+    }
+
     /// The process the current task *is*: `nil` in a child task of a process (it inherits
     /// the task-local but does not own the mailbox), and outside any process.
     static func currentOwned() -> SequentialProcess? {
