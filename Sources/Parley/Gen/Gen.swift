@@ -305,12 +305,8 @@ public enum Gen {
 
 extension SequentialProcess {
     /// Owner only: takes the reply tagged `tag` if it has arrived, without waiting.
-    /// With `deactivating`, the call's alias is switched off in the same lock round.
-    func takeReply(_ tag: Reference, from start: Int, deactivating: Bool = false) -> (any Sendable)? {
-        _ = withShared { s in
-            if deactivating && s.callAlias == tag.id { s.callAlias = 0 }
-            return refill(&s)
-        }
+    func takeReply(_ tag: Reference, from start: Int) -> (any Sendable)? {
+        _ = withShared { s in refill(&s) }
         var i = min(start, saved.count)
         while i < saved.count {
             if ObjectIdentifier(type(of: saved[i])) == ObjectIdentifier(Gen.ReplyMessage.self), let r = saved[i] as? Gen.ReplyMessage, r.tag == tag {

@@ -52,13 +52,7 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
             guard isAlive else { release(); return .dead }
             if mailboxLimit > 0 { _ = applyPendingDrops() }
             if direct == nil && saved.isEmpty {
-                let step = withShared { s -> RefillStep in
-                    if s.status == .dead { return .dead }
-                    if refill(&s) { return .more }
-                    s.status = .idle
-                    return .idle
-                }
-                switch step {
+                switch refillOrIdle() {
                 case .more: break
                 case .idle: return .idle
                 case .dead: release(); return .dead
@@ -93,19 +87,24 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
         if saved.isEmpty {
             // Budget spent exactly as the mailbox ran dry: go idle now rather than queue a
             // run that would find nothing (and keep a caller's next hand-off from claiming it).
-            let step = withShared { s -> RefillStep in
-                if s.status == .dead { return .dead }
-                if refill(&s) { return .more }
-                s.status = .idle
-                return .idle
-            }
-            switch step {
+            switch refillOrIdle() {
             case .more: return .more
             case .idle: return .idle
             case .dead: release(); return .dead
             }
         }
         return .more
+    }
+
+    /// With `saved` empty: moves arrived messages into it, or marks the process idle (so
+    /// the next delivery schedules it) if none arrived.
+    private func refillOrIdle() -> RefillStep {
+        withShared { s -> RefillStep in
+            if s.status == .dead { return .dead }
+            if refill(&s) { return .more }
+            s.status = .idle
+            return .idle
+        }
     }
 
     /// Runs `initialize` as this process, on the caller's thread, before the process takes
