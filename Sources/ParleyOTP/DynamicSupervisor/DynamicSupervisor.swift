@@ -64,8 +64,7 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
     /// start ignored. The spec's `id` is only used in reports.
     @discardableResult
     public func startChild(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
-        guard case .started(let p) = try await supervisorReply(pid, .startChild(spec)) else { return nil }
-        return p
+        try await supervisorStarted(pid, .startChild(spec))
     }
 
     /// Stops a child (`DynamicSupervisor.terminate_child/2`).
@@ -76,14 +75,12 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
 
     /// The children, in no particular order (`which_children/1`).
     public func whichChildren() async throws(SupervisorError) -> [ChildInfo] {
-        guard case .children(let c) = try await supervisorReply(pid, .whichChildren) else { return [] }
-        return c
+        try await supervisorChildren(pid)
     }
 
     /// Counts of children (`count_children/1`).
     public func countChildren() async throws(SupervisorError) -> ChildCounts {
-        guard case .counts(let c) = try await supervisorReply(pid, .countChildren) else { throw .call(.badReply("counts")) }
-        return c
+        try await supervisorCounts(pid)
     }
 
     /// Stops the supervisor; its children are stopped concurrently first.

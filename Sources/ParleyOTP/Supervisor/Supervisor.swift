@@ -88,22 +88,19 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
 
     /// The children, in start order (`which_children/1`).
     public func whichChildren() async throws(SupervisorError) -> [ChildInfo] {
-        guard case .children(let c) = try await supervisorReply(pid, .whichChildren) else { return [] }
-        return c
+        try await supervisorChildren(pid)
     }
 
     /// Counts of specs, running children, supervisors and workers (`count_children/1`).
     public func countChildren() async throws(SupervisorError) -> ChildCounts {
-        guard case .counts(let c) = try await supervisorReply(pid, .countChildren) else { throw .call(.badReply("counts")) }
-        return c
+        try await supervisorCounts(pid)
     }
 
     /// Adds a child at the end and starts it (`start_child/2`). Returns its pid (`nil` if its
     /// start ignored).
     @discardableResult
     public func startChild(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
-        guard case .started(let p) = try await supervisorReply(pid, .startChild(spec)) else { return nil }
-        return p
+        try await supervisorStarted(pid, .startChild(spec))
     }
 
     /// Stops a child and keeps its spec (`terminate_child/2`); a temporary child's spec is removed.
@@ -114,8 +111,7 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     /// Starts a stopped child again (`restart_child/2`).
     @discardableResult
     public func restartChild(_ id: String) async throws(SupervisorError) -> Pid? {
-        guard case .started(let p) = try await supervisorReply(pid, .restartChild(id)) else { return nil }
-        return p
+        try await supervisorStarted(pid, .restartChild(id))
     }
 
     /// Removes a stopped child's spec (`delete_child/2`).
