@@ -126,16 +126,28 @@ struct TaskAgentTests {
 
     @Test("unordered async_stream yields in completion order")
     func asyncStreamUnordered() async throws {
-        let order = try await Process.run { me -> [Int] in
-            var out: [Int] = []
-            let stream = me.asyncStream([200, 10, 60], ordered: false) { p, ms -> Int in
-                try await p.sleep(for: .milliseconds(Int64(ms)))
-                return ms
+        // Completion order is set by releasing the tasks one by one (not by timers, which a
+        // busy test process can fire late): 1, then 2 once 1 was yielded, then 3.
+        let waiting = Locked<[Int: Pid]>([:])
+        let yielded = Locked<[Int]>([])
+        Process.spawn { _ in
+            for n in 1...3 {
+                while waiting.withLock({ $0[n] }) == nil || yielded.withLock({ $0.count }) < n - 1 {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                waiting.withLock { $0[n] }!.send("go")
             }
-            for try await r in stream { out.append(r.value!) }
-            return out
         }
-        #expect(order == [10, 60, 200])
+        let order = try await Process.run { me -> [Int] in
+            let stream = me.asyncStream([3, 1, 2], maxConcurrency: 3, ordered: false) { p, n -> Int in
+                waiting.withLock { $0[n] = p.pid }
+                _ = try await p.receive(String.self)
+                return n
+            }
+            for try await r in stream { yielded.withLock { $0.append(r.value!) } }
+            return yielded.withLock { $0 }
+        }
+        #expect(order == [1, 2, 3])
     }
 
     @Test("Agent get, update, get_and_update, cast, stop")
