@@ -10,7 +10,7 @@ enum Workloads {
     }
 
     static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
-                      "ping-pong-callback", "skynet-callback"]
+                      "ping-pong-callback", "skynet-callback"] + channelWorkloads
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
         switch name {
@@ -24,6 +24,12 @@ enum Workloads {
         case "spawn-idle-callback": return try await spawnIdleCallback(me, n: 1_000_000)
         case "ring": return [try await ring(me, procs: 1000, rounds: 1000)]
         case "fan-in": return [try await fanIn(me, producers: 4, each: 1_000_000)]
+        case "chan-pp": return [try await chanPingPong(n: 1_000_000)]
+        case "chan-pp-callback": return [try await chanPingPongCallback(n: 1_000_000)]
+        case "chan-spsc": return [try await chanSPSC(n: 10_000_000)]
+        case "chan-mpmc": return [try await chanMPMC(producers: 4, consumers: 4, n: 4_000_000)]
+        case "seed-alts-1000": return [try await seedAlts(name, n: 1000)]
+        case "seed-alts-10000": return [try await seedAlts(name, n: 10_000)]
         default: throw ValidationErrorText("unknown workload \(name); known: \(all.joined(separator: ", "))")
         }
     }

@@ -109,6 +109,19 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         case overflowExit
     }
 
+    /// Wakes the process if it is parked in a receive that also selects over channels (a
+    /// channel case completed); if it is not parked yet, it sees the completion before it
+    /// parks (it checks under this same lock).
+    final func wakeFromChannel() {
+        let w = withShared { s -> UnsafeContinuation<Void, Never>? in
+            guard s.status == .waiting, let w = s.waiter else { return nil }
+            s.status = .running
+            s.waiter = nil
+            return w
+        }
+        w?.resume()
+    }
+
     /// Appends a message to the mailbox and wakes the process if it waits. Never blocks
     /// beyond the mailbox lock; a dead process drops the message. With `alias` (non-zero),
     /// the message is dropped unless that alias is active.

@@ -126,6 +126,9 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
     case notLocal(Pid)
     /// `SpawnOptions.link` outside any process: there is no process to link the new one to.
     case linkWithoutParent
+    /// A select over the mailbox (`onMessage`) run by a task that is not the process itself
+    /// (a child task): only the process may take messages from its mailbox.
+    case notOwner(Pid)
 
     public var description: String {
         switch self {
@@ -135,6 +138,7 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notRegistered(let n): return "no process is registered as '\(n)'"
         case .notSequential(let p): return "\(p) is a callback process: it receives through its handler, not receive()"
         case .notLocal(let p): return "\(p) lives on node \(p.nodeName), which this node is not connected to"
+        case .notOwner(let p): return "only \(p) itself can select over its mailbox, not a child task"
         case .linkWithoutParent: return "spawn with link: true needs a spawning process; call spawn on a Process value"
         }
     }

@@ -220,6 +220,15 @@ public final class Scheduler: @unchecked Sendable {
         if let w = Worker.current { w.yieldRequested = false }
     }
 
+    /// Runs `body` (which resumes a task) so that the task is queued behind the work already
+    /// queued on this scheduler thread rather than in its `runnext` slot.
+    package static func wakeBehind(_ body: () -> Void) {
+        guard let w = Worker.current else { body(); return }
+        w.yieldRequested = true
+        body()
+        w.yieldRequested = false
+    }
+
     /// The number of scheduler threads.
     public var count: Int { workers.count }
 }

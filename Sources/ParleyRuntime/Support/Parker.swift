@@ -5,18 +5,24 @@ import Darwin
 #endif
 import CParleyShims
 
-/// A one-permit parking spot for a thread (a mutex, a condition variable and a flag).
+/// A one-permit parking spot for a thread (a mutex, a condition variable and a flag): what
+/// blocking channel operations sleep on.
+///
+/// ```swift
+/// let p = Parker.forCurrentThread
+/// Thread-style: another thread calls p.unpark(); this one returns from p.park()
+/// ```
 ///
 /// `unpark` before `park` leaves the permit, so the next `park` returns at once:
 /// no wake-up is ever lost.
-final class Parker: @unchecked Sendable {
+public final class Parker: @unchecked Sendable {
     // @unchecked Sendable: `permit` is only read or written with `mutex` held; the pthread
     // objects live at stable heap addresses for the Parker's whole life.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var permit = false
 
-    init() {
+    public init() {
         mutex = .allocate(capacity: 1)
         cond = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -37,7 +43,7 @@ final class Parker: @unchecked Sendable {
     }
 
     /// Waits until `unpark` is called or the monotonic `deadline` (nanoseconds) passes.
-    func park(deadline: UInt64 = .max) {
+    public func park(deadline: UInt64 = .max) {
         pthread_mutex_lock(mutex)
         while !permit {
             if deadline == .max {
@@ -61,11 +67,28 @@ final class Parker: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    func unpark() {
+    public func unpark() {
         pthread_mutex_lock(mutex)
         permit = true
         pthread_cond_signal(cond)
         pthread_mutex_unlock(mutex)
+    }
+}
+
+private let parkerKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, { p in if let p { Unmanaged<Parker>.fromOpaque(p).release() } })
+    return key
+}()
+
+extension Parker {
+    /// The calling thread's own parker, made on first use and kept for the thread's life
+    /// (blocking channel operations park on it).
+    public static var forCurrentThread: Parker {
+        if let p = pthread_getspecific(parkerKey) { return Unmanaged<Parker>.fromOpaque(p).takeUnretainedValue() }
+        let p = Parker()
+        pthread_setspecific(parkerKey, Unmanaged.passRetained(p).toOpaque())
+        return p
     }
 }
 

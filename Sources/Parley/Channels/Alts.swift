@@ -1,0 +1,85 @@
+import ParleyRuntime
+
+/// An `alts` over an array of channels as a ``SelectSource``: no per-case objects, and cells
+/// only for the channels it queues on.
+struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
+    let channels: [Chan<Input, Output>]
+    var cells: [Cell<Output>?] = []
+    var value: Output? = nil
+
+    init(_ channels: [Chan<Input, Output>]) { self.channels = channels }
+
+    var count: Int { channels.count }
+    func caseIndex(_ k: Int) -> Int { k }
+    func mayBeReady(_ k: Int) -> Bool { channels[k].readyHint.load(ordering: .relaxed) > 0 }
+
+    mutating func attempt(_ k: Int, active: Waiter?) -> SelectAttempt { run(k, cell: nil, active: active) }
+
+    mutating func register(_ k: Int, owner: Waiter) -> SelectAttempt {
+        if cells.isEmpty { cells = Array(repeating: nil, count: channels.count) }
+        let c = Cell<Output>(owner: owner, index: k, value: nil)
+        cells[k] = c
+        return run(k, cell: c, active: owner)
+    }
+
+    private mutating func run(_ k: Int, cell: Cell<Output>?, active: Waiter?) -> SelectAttempt {
+        let ch = channels[k]
+        var fx = Chan<Input, Output>.Effects()
+        var result: Output? = nil
+        ch.lock.lock()
+        let outcome = ch.takeLocked(cell: cell, active: active, result: &result, &fx)
+        ch.lock.unlock()
+        ch.perform(fx)
+        switch outcome {
+        case .completed, .closed: value = result; return .completed
+        case .wouldBlock: return .wouldBlock
+        case .queued: return .queued
+        case .abandoned: return .abandoned
+        case .tooMany: return .tooMany
+        }
+    }
+
+    mutating func collect(caseIndex index: Int) {
+        value = cells[index]?.value
+        cells[index]?.value = nil
+    }
+}
+
+/// Receives from whichever of `channels` has a value first (core.async's `alts!` over
+/// read ports): returns the value (nil if that channel is closed and drained) and the index
+/// of its channel. With `default: true`, returns `nil` at once if none is ready (`:default`).
+///
+/// Cost: a ready channel is found by random probes and a scan that skips empty channels
+/// without locking them; only a wait queues a cell in each channel.
+///
+/// ```swift
+/// let chans = (0..<1000).map { _ in Channel<String>() }
+/// for ch in chans { go { try await ch.send("hi") } }
+/// for _ in chans { let (v, i) = try await alts(chans)!; print(i, v!) }
+/// ```
+/// - Throws: ``ChannelError/cancelled``, ``ChannelError/tooManyPending(limit:)``, ``ChannelError/noCases``.
+public func alts<Input, Output>(_ channels: [Chan<Input, Output>], order: SelectOrder = .fair, default: Bool = false,
+                                timeout: Duration? = nil) async throws(ChannelError) -> (value: Output?, index: Int)? {
+    var src = ChannelArray(channels)
+    var x = SelectExtras()
+    if `default` { x.defaultIndex = channels.count }
+    if let timeout { x.deadline = MonotonicClock.deadline(after: timeout); x.timeoutIndex = channels.count + 1 }
+    let w = try await SelectEngine.choose(&src, x, order: order)
+    return w < channels.count ? (src.value, w) : nil
+}
+
+/// The blocking form of ``alts(_:order:default:timeout:)`` for plain threads (core.async's
+/// `alts!!`).
+///
+/// ```swift
+/// if let (v, i) = try altsBlocking([a, b], timeout: .seconds(1)) { print("channel \(i): \(v as Any)") }
+/// ```
+public func altsBlocking<Input, Output>(_ channels: [Chan<Input, Output>], order: SelectOrder = .fair, default: Bool = false,
+                                        timeout: Duration? = nil) throws(ChannelError) -> (value: Output?, index: Int)? {
+    var src = ChannelArray(channels)
+    var x = SelectExtras()
+    if `default` { x.defaultIndex = channels.count }
+    if let timeout { x.deadline = MonotonicClock.deadline(after: timeout); x.timeoutIndex = channels.count + 1 }
+    let w = try SelectEngine.chooseBlocking(&src, x, order: order)
+    return w < channels.count ? (src.value, w) : nil
+}

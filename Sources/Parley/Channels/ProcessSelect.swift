@@ -1,0 +1,141 @@
+import ParleyRuntime
+
+extension Process {
+    /// A select case that takes the first message of type `T` (accepted by `predicate`, if
+    /// given) from this process's mailbox, leaving other messages in place, as `receive`
+    /// does. Only valid in this process's own ``select(order:_:)``.
+    ///
+    /// ```swift
+    /// let what = try await me.select {
+    ///     me.onMessage(String.self) { text in "message: \(text)" }
+    ///     updates.onReceive { u in "update: \(u!)" }
+    ///     SelectCase.timeout(.seconds(5)) { "quiet" }
+    /// }
+    /// ```
+    public func onMessage<T, R>(_ type: T.Type, where predicate: @escaping (T) throws -> Bool = { _ in true },
+                                _ handler: @escaping (T) async throws -> R) -> SelectCase<R> {
+        let box = Box<T?>(nil)
+        return SelectCase(kind: .message({ m in
+            guard let t = m as? T, try predicate(t) else { return false }
+            box.value = t
+            return true
+        }), run: { try await handler(box.value!) })
+    }
+
+    /// Waits for the first of: a message in this process's mailbox (an ``onMessage(_:where:_:)``
+    /// case) or any channel case, with optional timeout and default cases, and completes
+    /// exactly one. Neither Erlang's `receive` nor Go's or core.async's select can wait on both
+    /// at once.
+    ///
+    /// A message that arrives while a channel case completes stays in the mailbox; a value a
+    /// channel offers while a message is taken stays in the channel.
+    ///
+    /// ```swift
+    /// let pid = Process.spawn { me in
+    ///     let jobs = Channel<Int>(buffer: .fixed(16))
+    ///     while true {
+    ///         let stop = try await me.select {
+    ///             me.onMessage(String.self, where: { $0 == "stop" }) { _ in true }
+    ///             jobs.onReceive { job in print("job \(job!)"); return false }
+    ///         }
+    ///         if stop { break }
+    ///     }
+    /// }
+    /// ```
+    /// - Throws: ``ProcessExit`` if the process is killed or exits while it waits;
+    ///   ``ChannelError``s as ``select(order:_:)``; ``ProcessError/notSequential(_:)`` in a
+    ///   callback process.
+    public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () -> [SelectCase<R>]) async throws -> R {
+        let list = cases()
+        var (ops, extras) = SelectEngine.plan(list)
+        let winner: Int
+        if let match = extras.message {
+            let process = try sequential
+            guard process === SequentialProcess.currentOwned() else { throw ProcessError.notOwner(core.pid) }
+            winner = try await process.select(&ops, extras, match: match, order: order)
+        } else {
+            winner = try await SelectEngine.choose(&ops, extras, order: order)
+        }
+        return try await list[winner].run()
+    }
+}
+
+extension SequentialProcess {
+    /// The mailbox-and-channels select. Message matching works as in `receive` (arrival
+    /// order, non-matching messages stay); channel cases as in `SelectEngine.choose`, except
+    /// that the waiter wakes this process through its mailbox lock, so a message and a
+    /// channel completion share one suspension.
+    func select(_ ops: inout OperationList, _ x: SelectExtras, match: (any Sendable) throws -> Bool, order: SelectOrder) async throws -> Int {
+        // 1. What is ready now, without queueing anything. In fair order a coin decides
+        //    whether the mailbox or the channels are looked at first.
+        let mailboxFirst = order == .priority ? x.messageIndex < (ops.ops.first?.index ?? .max) : SelectEngine.random(2) == 0
+        if mailboxFirst, try takeMatching(match) { return x.messageIndex }
+        if let w = SelectEngine.firstPass(&ops, order: order) { return w }
+        if !mailboxFirst, try takeMatching(match) { return x.messageIndex }
+        if x.defaultIndex >= 0 { return x.defaultIndex }
+        if let d = x.deadline, d <= MonotonicClock.now { return x.timeoutIndex }
+
+        // 2. Queue a cell in every channel; the waiter wakes this process.
+        let owner = Waiter()
+        _ = owner.arm(.process(self))
+        if let w = try SelectEngine.registerAll(&ops, owner: owner, order: order) { return w }
+        let timer = SelectEngine.scheduleTimeout(owner, x)
+        defer { timer?.cancel() }
+
+        // 3. Wait for a matching message or the waiter's completion.
+        var scanned = 0
+        while true {
+            guard isAlive else {
+                if owner.claim() { owner.winner = Waiter.cancelledIndex }
+                throw ProcessExit(finalReason())
+            }
+            if owner.isSignalled { return try SelectEngine.finish(owner, &ops, x) }
+            // Look at messages not seen yet; take one only if the select is still ours.
+            while scanned < saved.count {
+                if try match(saved[scanned]) {
+                    if owner.claim() {
+                        owner.winner = x.messageIndex
+                        saved.remove(at: scanned)
+                        savedCount.store(saved.count, ordering: .relaxed)
+                        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                        return x.messageIndex
+                    }
+                    break   // a channel case won; its signal is on its way
+                }
+                scanned += 1
+            }
+            let step = withShared { s -> ReceiveStep in
+                if s.status == .dead { return .dead }
+                if refill(&s) { return .pulled }
+                return .wait
+            }
+            switch step {
+            case .pulled: continue
+            case .dead: continue   // handled at the top of the loop
+            case .timedOut, .wait: break
+            }
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                let resumeNow = withShared { s -> Bool in
+                    if s.status == .dead || !s.incoming.isEmpty || owner.isSignalled { return true }
+                    s.status = .waiting
+                    s.waiter = c
+                    return false
+                }
+                if resumeNow { c.resume() }
+            }
+            Scheduler.noteRunning(self)
+        }
+    }
+
+    /// Takes the first message `match` accepts, if the mailbox has one now.
+    private func takeMatching(_ match: (any Sendable) throws -> Bool) throws -> Bool {
+        _ = withShared { s in refill(&s) }
+        for i in saved.indices where try match(saved[i]) {
+            saved.remove(at: i)
+            savedCount.store(saved.count, ordering: .relaxed)
+            handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            return true
+        }
+        return false
+    }
+}

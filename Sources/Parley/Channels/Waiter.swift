@@ -1,0 +1,185 @@
+import CParleyShims
+import ParleyRuntime
+import Synchronization
+
+/// Whoever waits for one or more channel operations: a parked task, a blocked thread, a
+/// callback, a process in `receive`, or a `select` over several cases. It completes exactly
+/// once: the party that moves `state` from `waiting` to `done` (a channel, a timer, a
+/// cancellation) owns the completion, writes `winner`, and wakes it (core.async's handler
+/// flag, Go's `selectDone`).
+///
+/// Two waiters are claimed together when two selects meet on one channel: each is first
+/// moved to `busy` in address order, so two claimers never wait for each other (no cycle).
+@usableFromInline
+class Waiter: @unchecked Sendable {
+    // @unchecked Sendable: `winner`, `wake` and the cells' values are written by the one
+    // party that claimed `state` (or by the owner before it publishes the waiter under a
+    // channel lock) and read by the owner after it is woken; the wake (continuation resume,
+    // Parker, process lock, job enqueue) orders those accesses.
+    @usableFromInline
+    static let waiting: UInt8 = 0, busy: UInt8 = 1, done: UInt8 = 2
+
+    @usableFromInline
+    final let state = Atomic<UInt8>(Waiter.waiting)
+    /// The wake hand-shake: 0 until the owner has set `wake` (armed, 1) or a claimer has
+    /// signalled first (2), in which case the owner does not sleep at all.
+    @usableFromInline
+    final let armState = Atomic<UInt8>(0)
+    /// The index of the case that completed; `cancelledIndex` or `timeoutIndex` otherwise.
+    @usableFromInline
+    @exclusivity(unchecked) final var winner: Int = -1
+    @exclusivity(unchecked) final var wake: Wake = .none
+    /// Wake a parked task behind the work queued on the waking thread, not next (see
+    /// `SelectEngine.choose`). Set by the owner before it arms.
+    @exclusivity(unchecked) final var wakeBehind = false
+
+    @usableFromInline
+    static let cancelledIndex = -2
+    @usableFromInline
+    static let timeoutIndex = -3
+
+    enum Wake {
+        case none
+        case task(UnsafeContinuation<Void, Never>)
+        case thread(Parker)
+        case job(@Sendable () -> Void)
+        case process(ProcessCore)
+    }
+
+    @inlinable
+    init() {}
+
+    /// Whether the completion has been signalled, so its results can be read (a thread
+    /// that polls instead of being resumed waits for this, not for `state`).
+    @inlinable
+    final var isSignalled: Bool { armState.load(ordering: .acquiring) >= 2 }
+
+    /// Whether nobody has completed this waiter yet (stale as soon as it is read).
+    @inlinable
+    final var isWaiting: Bool { state.load(ordering: .acquiring) != Waiter.done }
+
+    /// Completes this waiter alone (it is the only party involved).
+    @inlinable
+    final func claim() -> Bool {
+        while true {
+            let (ok, seen) = state.compareExchange(expected: Waiter.waiting, desired: Waiter.done, ordering: .acquiringAndReleasing)
+            if ok { return true }
+            if seen == Waiter.done { return false }
+            parley_cpu_relax()
+        }
+    }
+
+    /// Takes the busy lock on this waiter; false if it completed already.
+    @usableFromInline
+    final func lockForPair() -> Bool {
+        while true {
+            let (ok, seen) = state.compareExchange(expected: Waiter.waiting, desired: Waiter.busy, ordering: .acquiringAndReleasing)
+            if ok { return true }
+            if seen == Waiter.done { return false }
+            parley_cpu_relax()
+        }
+    }
+
+    @usableFromInline
+    enum PairClaim { case claimed, selfGone, otherGone }
+
+    /// Completes `me` (a select that is registering) and `other` (a waiter parked in a
+    /// channel) together, or neither.
+    @inlinable
+    static func claimPair(_ me: Waiter, _ other: Waiter) -> PairClaim {
+        let meFirst = ObjectIdentifier(me) < ObjectIdentifier(other)
+        let (a, b) = meFirst ? (me, other) : (other, me)
+        guard a.lockForPair() else { return a === me ? .selfGone : .otherGone }
+        guard b.lockForPair() else {
+            a.state.store(Waiter.waiting, ordering: .releasing)
+            return b === me ? .selfGone : .otherGone
+        }
+        a.state.store(Waiter.done, ordering: .releasing)
+        b.state.store(Waiter.done, ordering: .releasing)
+        return .claimed
+    }
+
+    /// Sets how the owner is woken. Returns false if it was completed already, so it must
+    /// not sleep (the completion happened between queueing and arming).
+    final func arm(_ how: Wake) -> Bool {
+        wake = how
+        return armState.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+    }
+
+    /// Arms the waiter to wake the calling thread; returns the thread's parker.
+    @usableFromInline
+    final func armThread() -> Parker {
+        let p = Parker.forCurrentThread
+        _ = arm(.thread(p))
+        return p
+    }
+
+    /// Arms the waiter to run `body` when it is completed (callbacks).
+    @usableFromInline
+    final func armCallback(_ body: @escaping @Sendable () -> Void) {
+        _ = arm(.job(body))
+    }
+
+    /// Forgets the wake (the operation completed at once).
+    @usableFromInline
+    final func disarm() { wake = .none }
+
+    /// Wakes the owner after a claim (and after the claimer wrote the results); call it
+    /// outside channel locks.
+    @usableFromInline
+    final func signal() {
+        if armState.compareExchange(expected: 0, desired: 2, ordering: .acquiringAndReleasing).exchanged { return }
+        let how = wake
+        wake = .none
+        armState.store(3, ordering: .releasing)
+        switch how {
+        case .none: break
+        case .task(let c):
+            if wakeBehind { Scheduler.wakeBehind { c.resume() } } else { c.resume() }
+        case .thread(let p): p.unpark()
+        case .job(let j): j()
+        case .process(let core): core.wakeFromChannel()
+        }
+    }
+}
+
+/// One operation of a waiter, queued in one channel: a value to send, or a slot for the
+/// value received. A single send or receive is its own waiter (`group == nil`); each case
+/// of a select is a cell whose owner is the select's waiter.
+@usableFromInline
+final class Cell<Value>: Waiter, @unchecked Sendable {
+    // @unchecked Sendable: see Waiter; `value` and `closed` follow the same claim discipline.
+    /// The select this cell is a case of (nil: the cell is its own waiter). Strong, so a dead
+    /// cell left in a channel's queue can still be asked whether its owner completed.
+    @usableFromInline
+    let group: Waiter?
+    @usableFromInline
+    let index: Int
+    /// Send: the value to deliver. Receive: the value delivered (nil with `closed`).
+    @usableFromInline
+    @exclusivity(unchecked) var value: Value?
+    /// Receive: the channel was closed and drained. Send: the channel was closed first.
+    @usableFromInline
+    @exclusivity(unchecked) var closed = false
+
+    /// A cell that is its own waiter (a single send or receive).
+    @inlinable
+    init(value: Value?) {
+        self.group = nil
+        self.index = 0
+        self.value = value
+        super.init()
+    }
+
+    /// A select case's cell.
+    @inlinable
+    init(owner: Waiter, index: Int, value: Value?) {
+        self.group = owner
+        self.index = index
+        self.value = value
+        super.init()
+    }
+
+    @inlinable
+    var owner: Waiter { group ?? self }
+}
