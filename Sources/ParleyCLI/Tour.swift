@@ -13,7 +13,7 @@ struct Tour: AsyncParsableCommand {
     func run() async throws {
         try runtime.apply()
         print("""
-        Parley tour: BEAM-style processes and OTP behaviours in Swift
+        Parley tour: BEAM-style processes, OTP behaviours and core.async/Go channels in Swift
         \(Scheduler.shared.count) scheduler threads (like erl +S), reductions budget \(Scheduler.shared.configuration.reductions), node \(Node.localNodeName)
 
         """)
@@ -26,7 +26,9 @@ struct Tour: AsyncParsableCommand {
         try await chapter("7. fairness, blocking work and the long-schedule detector", scheduling)
         let n = million
         try await chapter("8. OTP: a supervised tree, a GenServer, a Registry, a Task and an Agent", otpChapter)
-        try await chapter("9. a million processes", { me in try await aMillion(me, n) })
+        try await chapter("9. CSP channels: the talk's core.async examples, live", channelsChapter)
+        try await chapter("10. channels meet processes: transforms, one select over a mailbox and channels, timeouts", channelsAndProcessesChapter)
+        try await chapter("11. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
     }
 

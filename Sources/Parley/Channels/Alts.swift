@@ -1,20 +1,27 @@
 import ParleyRuntime
+import Synchronization
 
 /// An `alts` over an array of channels as a ``SelectSource``: no per-case objects, and cells
 /// only for the channels it queues on.
+@usableFromInline
 struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
-    let channels: [Chan<Input, Output>]
-    var cells: [Cell<Output>?] = []
-    var value: Output? = nil
+    @usableFromInline let channels: [Chan<Input, Output>]
+    @usableFromInline var cells: [Cell<Output>?] = []
+    @usableFromInline var value: Output? = nil
 
-    init(_ channels: [Chan<Input, Output>]) { self.channels = channels }
+    @inlinable init(_ channels: [Chan<Input, Output>]) { self.channels = channels }
 
+    @inlinable
     var count: Int { channels.count }
+    @inlinable
     func caseIndex(_ k: Int) -> Int { k }
+    @inlinable
     func mayBeReady(_ k: Int) -> Bool { channels[k].readyHint.load(ordering: .relaxed) > 0 }
 
+    @inlinable
     mutating func attempt(_ k: Int, active: Waiter?) -> SelectAttempt { run(k, cell: nil, active: active) }
 
+    @inlinable
     mutating func register(_ k: Int, owner: Waiter) -> SelectAttempt {
         if cells.isEmpty { cells = Array(repeating: nil, count: channels.count) }
         let c = Cell<Output>(owner: owner, index: k, value: nil)
@@ -22,7 +29,8 @@ struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
         return run(k, cell: c, active: owner)
     }
 
-    private mutating func run(_ k: Int, cell: Cell<Output>?, active: Waiter?) -> SelectAttempt {
+    @inlinable
+    mutating func run(_ k: Int, cell: Cell<Output>?, active: Waiter?) -> SelectAttempt {
         let ch = channels[k]
         var fx = Chan<Input, Output>.Effects()
         var result: Output? = nil
@@ -39,6 +47,7 @@ struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
         }
     }
 
+    @inlinable
     mutating func collect(caseIndex index: Int) {
         value = cells[index]?.value
         cells[index]?.value = nil
@@ -58,6 +67,7 @@ struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
 /// for _ in chans { let (v, i) = try await alts(chans)!; print(i, v!) }
 /// ```
 /// - Throws: ``ChannelError/cancelled``, ``ChannelError/tooManyPending(limit:)``, ``ChannelError/noCases``.
+@inlinable
 public func alts<Input, Output>(_ channels: [Chan<Input, Output>], order: SelectOrder = .fair, default: Bool = false,
                                 timeout: Duration? = nil) async throws(ChannelError) -> (value: Output?, index: Int)? {
     var src = ChannelArray(channels)
@@ -74,6 +84,7 @@ public func alts<Input, Output>(_ channels: [Chan<Input, Output>], order: Select
 /// ```swift
 /// if let (v, i) = try altsBlocking([a, b], timeout: .seconds(1)) { print("channel \(i): \(v as Any)") }
 /// ```
+@inlinable
 public func altsBlocking<Input, Output>(_ channels: [Chan<Input, Output>], order: SelectOrder = .fair, default: Bool = false,
                                         timeout: Duration? = nil) throws(ChannelError) -> (value: Output?, index: Int)? {
     var src = ChannelArray(channels)

@@ -9,8 +9,9 @@ import Darwin
 /// How ``select(order:_:)`` chooses among cases that are ready at the same time.
 public enum SelectOrder: Sendable {
     /// A random ready case, so that no channel starves another (Go's `select`, core.async's
-    /// `alts!` default). Exactly uniform up to 16 cases; beyond that, up to 16 random probes
-    /// (uniform among ready cases) and then a scan from a random start.
+    /// `alts!` default), uniform among the ready cases: a random permutation up to 16 cases;
+    /// beyond that, random probes and then one reservoir-sampling pass over lock-free
+    /// readiness hints, so that a select over thousands of channels does not lock each.
     case fair
     /// The first ready case in the order written (core.async's `:priority true`).
     case priority
@@ -29,6 +30,7 @@ protocol SelectOperation: AnyObject, Sendable {
     func collect()
 }
 
+@usableFromInline
 enum SelectAttempt { case completed, wouldBlock, queued, abandoned, tooMany }
 
 /// A receive case (``Chan/onReceive(_:)``).
@@ -227,6 +229,7 @@ public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () 
 
 /// The cases a select chooses among, seen by the engine: channel operations by position.
 /// A select's case list and an `alts` over an array of channels are the two kinds.
+@usableFromInline
 protocol SelectSource {
     var count: Int { get }
     /// The select's case index of operation `k` (operations skip timeouts and defaults).
@@ -252,12 +255,14 @@ struct OperationList: SelectSource {
 }
 
 /// What a select has besides channel operations.
+@usableFromInline
 struct SelectExtras {
-    var deadline: UInt64? = nil
-    var timeoutIndex = -1
-    var defaultIndex = -1
-    var messageIndex = -1
-    var message: ((any Sendable) throws -> Bool)? = nil
+    @usableFromInline var deadline: UInt64? = nil
+    @usableFromInline var timeoutIndex = -1
+    @usableFromInline var defaultIndex = -1
+    @usableFromInline var messageIndex = -1
+    @usableFromInline var message: ((any Sendable) throws -> Bool)? = nil
+    @inlinable init() {}
 }
 
 /// The case-choosing part of select, shared by `select`, `alts`, `altsBlocking` and a
@@ -266,10 +271,13 @@ struct SelectExtras {
 /// no trace in any channel); then a pass that queues a cell in every channel, any of which
 /// may complete the select from then on; then sleep until one does, or a timeout or a
 /// cancellation claims it instead.
+@usableFromInline
 enum SelectEngine {
+    @inlinable
     static func random(_ bound: Int) -> Int { RandomState.next(bound) }
 
     /// The first pass. Returns the winning case index, or nil.
+    @inlinable
     static func firstPass<S: SelectSource>(_ src: inout S, order: SelectOrder) -> Int? {
         let n = src.count
         if n == 0 { return nil }
@@ -295,6 +303,17 @@ enum SelectEngine {
             let k = random(n)
             if src.mayBeReady(k), src.attempt(k, active: nil) == .completed { return src.caseIndex(k) }
         }
+        // Few ready: one pass over the lock-free hints picks uniformly among the cases that
+        // look ready (reservoir sampling); a stale hint costs one more round.
+        for _ in 0..<4 {
+            var chosen = -1, seen = 0
+            for k in 0..<n where src.mayBeReady(k) {
+                seen += 1
+                if random(seen) == 0 { chosen = k }
+            }
+            if chosen < 0 { return nil }
+            if src.attempt(chosen, active: nil) == .completed { return src.caseIndex(chosen) }
+        }
         let start = random(n)
         for j in 0..<n {
             let k = (start + j) % n
@@ -305,6 +324,7 @@ enum SelectEngine {
 
     /// Queues a cell for every case, stopping early if one completes or the select is
     /// completed by another party meanwhile. Returns the index if this pass completed it.
+    @inlinable
     static func registerAll<S: SelectSource>(_ src: inout S, owner: Waiter, order: SelectOrder) throws(ChannelError) -> Int? {
         let n = src.count
         let start = order == .fair && n > 1 ? random(n) : 0
@@ -325,6 +345,7 @@ enum SelectEngine {
         return nil
     }
 
+    @usableFromInline
     static func scheduleTimeout(_ owner: Waiter, _ x: SelectExtras) -> ScheduledTimer? {
         guard let d = x.deadline else { return nil }
         return Scheduler.shared.timers.schedule(at: d) {
@@ -333,6 +354,7 @@ enum SelectEngine {
     }
 
     /// Chooses the winning case for a task (parking it, never a thread).
+    @inlinable
     static func choose<S: SelectSource>(_ src: inout S, _ x: SelectExtras, order: SelectOrder) async throws(ChannelError) -> Int {
         if src.count == 0 && x.deadline == nil && x.defaultIndex < 0 { throw .noCases }
         if let w = firstPass(&src, order: order) { return w }
@@ -345,17 +367,12 @@ enum SelectEngine {
         // the senders queued there then register before it scans again, instead of it
         // queueing a cell in every channel once per value.
         owner.wakeBehind = src.count > 16
-        await withTaskCancellationHandler {
-            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                if !owner.arm(.task(c)) { c.resume() }
-            }
-        } onCancel: {
-            if owner.claim() { owner.winner = Waiter.cancelledIndex; owner.signal() }
-        }
+        await parkTask(owner)
         timer?.cancel()
         return try finish(owner, &src, x)
     }
 
+    @inlinable
     static func finish<S: SelectSource>(_ owner: Waiter, _ src: inout S, _ x: SelectExtras) throws(ChannelError) -> Int {
         switch owner.winner {
         case Waiter.cancelledIndex: throw .cancelled
@@ -367,14 +384,14 @@ enum SelectEngine {
     }
 
     /// Chooses the winning case on a plain thread (blocking it).
+    @inlinable
     static func chooseBlocking<S: SelectSource>(_ src: inout S, _ x: SelectExtras, order: SelectOrder) throws(ChannelError) -> Int {
         if src.count == 0 && x.deadline == nil && x.defaultIndex < 0 { throw .noCases }
         if let w = firstPass(&src, order: order) { return w }
         if x.defaultIndex >= 0 { return x.defaultIndex }
         if let d = x.deadline, d <= MonotonicClock.now { return x.timeoutIndex }
         let owner = Waiter()
-        let parker = Parker.forCurrentThread
-        _ = owner.arm(.thread(parker))
+        let parker = owner.armThread()
         if let w = try registerAll(&src, owner: owner, order: order) { return w }
         let timer = scheduleTimeout(owner, x)
         while !owner.isSignalled { parker.park() }
@@ -406,6 +423,7 @@ enum SelectEngine {
 }
 
 /// Per-thread xorshift state for fair selection (no syscall, no shared cache line).
+@usableFromInline
 enum RandomState {
     private static let seeds = Atomic<UInt64>(0x2545_F491_4F6C_DD1D)
     nonisolated(unsafe) private static var key: pthread_key_t = {
@@ -414,11 +432,12 @@ enum RandomState {
         return k
     }()
 
+    @usableFromInline
     static func next(_ bound: Int) -> Int {
         // The state lives in the thread-specific slot itself (a UInt64 stored as a pointer);
         // only this thread reads or writes its slot.
         var x = UInt64(UInt(bitPattern: pthread_getspecific(key)))
-        if x == 0 { x = seeds.add(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue | 1 }
+        if x == 0 { x = seeds.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue | 1 }
         x ^= x << 13; x ^= x >> 7; x ^= x << 17
         pthread_setspecific(key, UnsafeRawPointer(bitPattern: UInt(x)))
         return Int((x >> 11) % UInt64(bound))

@@ -31,7 +31,7 @@ class Waiter: @unchecked Sendable {
     @exclusivity(unchecked) final var wake: Wake = .none
     /// Wake a parked task behind the work queued on the waking thread, not next (see
     /// `SelectEngine.choose`). Set by the owner before it arms.
-    @exclusivity(unchecked) final var wakeBehind = false
+    @usableFromInline @exclusivity(unchecked) final var wakeBehind = false
 
     @usableFromInline
     static let cancelledIndex = -2
