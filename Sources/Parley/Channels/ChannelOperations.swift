@@ -239,19 +239,16 @@ extension Chan {
     /// - Throws: ``ChannelError/tooManyPending(limit:)`` (nothing was queued).
     @inlinable
     public func put(_ value: Input, onComplete: (@Sendable (Bool) -> Void)? = nil) throws(ChannelError) {
-        let cell = Cell<Input>(value: value)
-        cell.armCallback({ [unowned cell] in
-            let ok = cell.winner != Waiter.cancelledIndex
-            if let onComplete { Scheduler.shared.enqueue(CallbackJob { onComplete(ok) }) }
-        })
+        let cell = CallbackCell<Input>(put: value, onComplete)
+        cell.armCallback()
         var fx = Effects()
         lock.lock()
         let outcome = putLocked(value, cell: cell, active: nil, &fx)
         lock.unlock()
         switch outcome {
-        case .completed: cell.disarm(); perform(fx); onComplete?(true)
-        case .closed: cell.disarm(); undeliveredInput?(value); onComplete?(false)
-        case .tooMany: cell.disarm(); throw .tooManyPending(limit: Self.pendingLimit)
+        case .completed: perform(fx); onComplete?(true)
+        case .closed: undeliveredInput?(value); onComplete?(false)
+        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
         case .queued: break
         case .wouldBlock, .abandoned: preconditionFailure("unreachable")
         }
@@ -267,21 +264,17 @@ extension Chan {
     /// - Throws: ``ChannelError/tooManyPending(limit:)`` (nothing was queued).
     @inlinable
     public func take(_ onValue: @escaping @Sendable (Output?) -> Void) throws(ChannelError) {
-        let cell = Cell<Output>(value: nil)
-        cell.armCallback({ [unowned cell] in
-            let v = cell.value
-            cell.value = nil
-            Scheduler.shared.enqueue(CallbackJob { onValue(v) })
-        })
+        let cell = CallbackCell<Output>(take: onValue)
+        cell.armCallback()
         var fx = Effects()
         var result: Output? = nil
         lock.lock()
         let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
         lock.unlock()
         switch outcome {
-        case .completed: cell.disarm(); perform(fx); onValue(result)
-        case .closed: cell.disarm(); onValue(nil)
-        case .tooMany: cell.disarm(); throw .tooManyPending(limit: Self.pendingLimit)
+        case .completed: perform(fx); onValue(result)
+        case .closed: onValue(nil)
+        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
         case .queued: break
         case .wouldBlock, .abandoned: preconditionFailure("unreachable")
         }
@@ -306,17 +299,6 @@ extension Chan {
     }
 }
 
-/// A closure run once as a scheduler job (a callback of `put`/`take`, a timer's action).
-@usableFromInline
-final class CallbackJob: ScheduledJob, @unchecked Sendable {
-    // @unchecked Sendable: `body` is immutable and run once by the worker that dequeues the job.
-    let body: @Sendable () -> Void
-    @usableFromInline
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    override func run(budget: Int) { body() }
-    override var scheduleDescription: String { "channel callback" }
-}
-
 // MARK: AsyncSequence
 
 extension Chan: AsyncSequence {
@@ -324,16 +306,24 @@ extension Chan: AsyncSequence {
     public typealias Failure = ChannelError
 
     /// Receives until the channel is closed and drained: `for try await v in channel`.
+    ///
+    /// Swift's `for try await` calls `next(isolation:)`, whose `isolated` parameter makes the
+    /// runtime check the task's executor on every element (about 40 ns here); in a hot loop,
+    /// `while let v = try await channel.receive()` does the same without that check.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        let channel: Chan
+        @usableFromInline let channel: Chan
+        @inlinable init(channel: Chan) { self.channel = channel }
+        @inlinable
         public mutating func next() async throws(ChannelError) -> Output? {
             try await channel.receive()
         }
+        @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws(ChannelError) -> Output? {
             try await channel.receive()
         }
     }
 
+    @inlinable
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: self) }
 }
 

@@ -11,7 +11,7 @@ import Synchronization
 /// Two waiters are claimed together when two selects meet on one channel: each is first
 /// moved to `busy` in address order, so two claimers never wait for each other (no cycle).
 @usableFromInline
-class Waiter: @unchecked Sendable {
+class Waiter: ScheduledJob, @unchecked Sendable {
     // @unchecked Sendable: `winner`, `wake` and the cells' values are written by the one
     // party that claimed `state` (or by the owner before it publishes the waiter under a
     // channel lock) and read by the owner after it is woken; the wake (continuation resume,
@@ -42,12 +42,15 @@ class Waiter: @unchecked Sendable {
         case none
         case task(UnsafeContinuation<Void, Never>)
         case thread(Parker)
-        case job(@Sendable () -> Void)
+        /// Run this waiter as a scheduler job (a callback cell).
+        case schedule
         case process(ProcessCore)
     }
 
     @inlinable
-    init() {}
+    override init() {}
+
+    override var scheduleDescription: String { "channel callback" }
 
     /// Whether the completion has been signalled, so its results can be read (a thread
     /// that polls instead of being resumed waits for this, not for `state`).
@@ -114,10 +117,10 @@ class Waiter: @unchecked Sendable {
         return p
     }
 
-    /// Arms the waiter to run `body` when it is completed (callbacks).
+    /// Arms the waiter to run itself as a scheduler job when it is completed (callbacks).
     @usableFromInline
-    final func armCallback(_ body: @escaping @Sendable () -> Void) {
-        _ = arm(.job(body))
+    final func armCallback() {
+        _ = arm(.schedule)
     }
 
     /// Forgets the wake (the operation completed at once).
@@ -137,7 +140,7 @@ class Waiter: @unchecked Sendable {
         case .task(let c):
             if wakeBehind { Scheduler.wakeBehind { c.resume() } } else { c.resume() }
         case .thread(let p): p.unpark()
-        case .job(let j): j()
+        case .schedule: Scheduler.shared.enqueue(self)
         case .process(let core): core.wakeFromChannel()
         }
     }
@@ -147,20 +150,20 @@ class Waiter: @unchecked Sendable {
 /// value received. A single send or receive is its own waiter (`group == nil`); each case
 /// of a select is a cell whose owner is the select's waiter.
 @usableFromInline
-final class Cell<Value>: Waiter, @unchecked Sendable {
+class Cell<Value>: Waiter, @unchecked Sendable {
     // @unchecked Sendable: see Waiter; `value` and `closed` follow the same claim discipline.
     /// The select this cell is a case of (nil: the cell is its own waiter). Strong, so a dead
     /// cell left in a channel's queue can still be asked whether its owner completed.
     @usableFromInline
-    let group: Waiter?
+    final let group: Waiter?
     @usableFromInline
-    let index: Int
+    final let index: Int
     /// Send: the value to deliver. Receive: the value delivered (nil with `closed`).
     @usableFromInline
-    @exclusivity(unchecked) var value: Value?
+    @exclusivity(unchecked) final var value: Value?
     /// Receive: the channel was closed and drained. Send: the channel was closed first.
     @usableFromInline
-    @exclusivity(unchecked) var closed = false
+    @exclusivity(unchecked) final var closed = false
 
     /// A cell that is its own waiter (a single send or receive).
     @inlinable
@@ -181,5 +184,38 @@ final class Cell<Value>: Waiter, @unchecked Sendable {
     }
 
     @inlinable
-    var owner: Waiter { group ?? self }
+    final var owner: Waiter { group ?? self }
+}
+
+/// A cell whose completion runs a callback as a scheduler job (core.async's `put!` and
+/// `take!`): the cell is the job, so a callback operation allocates one object.
+@usableFromInline
+final class CallbackCell<Value>: Cell<Value>, @unchecked Sendable {
+    // @unchecked Sendable: see Waiter; the handlers are immutable.
+    @usableFromInline let onPut: (@Sendable (Bool) -> Void)?
+    @usableFromInline let onTake: (@Sendable (Value?) -> Void)?
+
+    @inlinable
+    init(put value: Value, _ onPut: (@Sendable (Bool) -> Void)?) {
+        self.onPut = onPut
+        self.onTake = nil
+        super.init(value: value)
+    }
+
+    @inlinable
+    init(take onTake: @escaping @Sendable (Value?) -> Void) {
+        self.onPut = nil
+        self.onTake = onTake
+        super.init(value: nil)
+    }
+
+    override func run(budget: Int) {
+        if let onTake {
+            let v = value
+            value = nil
+            onTake(v)
+        } else {
+            onPut?(winner != Waiter.cancelledIndex)
+        }
+    }
 }

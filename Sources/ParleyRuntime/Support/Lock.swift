@@ -32,12 +32,21 @@ public struct LockWord: ~Copyable, Sendable {
 
     @usableFromInline
     func lockSlow() {
-        var spins = 0
+        // Test-and-test-and-set with exponential backoff: waiters back off further each time
+        // they lose, so the holder's cache line is not hammered and it can release (and the
+        // next owner take) the lock sooner under contention.
+        var backoff: UInt32 = 1
+        var rounds = 0
         while true {
             if state.load(ordering: .relaxed) == 0,
                state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
-            spins += 1
-            if spins < 128 { parley_cpu_relax() } else { sched_yield() }
+            rounds += 1
+            if rounds < 64 {
+                for _ in 0..<backoff { parley_cpu_relax() }
+                if backoff < 256 { backoff &*= 2 }
+            } else {
+                sched_yield()
+            }
         }
     }
 
