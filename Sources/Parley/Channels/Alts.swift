@@ -31,20 +31,9 @@ struct ChannelArray<Input: Sendable, Output: Sendable>: SelectSource {
 
     @inlinable
     mutating func run(_ k: Int, cell: Cell<Output>?, active: Waiter?) -> SelectAttempt {
-        let ch = channels[k]
-        var fx = Chan<Input, Output>.Effects()
-        var result: Output? = nil
-        ch.lock.lock()
-        let outcome = ch.takeLocked(cell: cell, active: active, result: &result, &fx)
-        ch.lock.unlock()
-        ch.perform(fx)
-        switch outcome {
-        case .completed, .closed: value = result; return .completed
-        case .wouldBlock: return .wouldBlock
-        case .queued: return .queued
-        case .abandoned: return .abandoned
-        case .tooMany: return .tooMany
-        }
+        let (attempt, result) = channels[k].selectTake(cell: cell, active: active)
+        if attempt == .completed { value = result }
+        return attempt
     }
 
     @inlinable

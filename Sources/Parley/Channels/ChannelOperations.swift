@@ -56,9 +56,10 @@ extension Chan {
         }
     }
 
+    /// Sends with a cell to queue if the value cannot be placed now. Returns `true` (taken
+    /// or buffered) or `false` (closed, value refused) if it completed, `nil` if queued.
     @inlinable
-    func sendSlow(_ value: Input) async throws(ChannelError) -> Bool {
-        let cell = Cell<Input>(value: value)
+    func sendOrQueue(_ value: Input, _ cell: Cell<Input>) throws(ChannelError) -> Bool? {
         var fx = Effects()
         lock.lock()
         let outcome = putLocked(value, cell: cell, active: nil, &fx)
@@ -67,9 +68,33 @@ extension Chan {
         case .completed: perform(fx); return true
         case .closed: undeliveredInput?(value); return false
         case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        case .queued: break
+        case .queued: return nil
+        case .wouldBlock, .abandoned: preconditionFailure("Parley: a send with a cell neither queued nor completed")
         }
+    }
+
+    /// Receives with a cell to queue if nothing can be taken now. Returns `.some(value)`
+    /// (`.some(nil)`: closed and drained) if it completed, `nil` if queued.
+    @inlinable
+    func receiveOrQueue(_ cell: Cell<Output>) throws(ChannelError) -> Output?? {
+        var fx = Effects()
+        var result: Output? = nil
+        lock.lock()
+        let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
+        lock.unlock()
+        switch outcome {
+        case .completed: perform(fx); return .some(result)
+        case .closed: return .some(nil)
+        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
+        case .queued: return nil
+        case .wouldBlock, .abandoned: preconditionFailure("Parley: a receive with a cell neither queued nor completed")
+        }
+    }
+
+    @inlinable
+    func sendSlow(_ value: Input) async throws(ChannelError) -> Bool {
+        let cell = Cell<Input>(value: value)
+        if let done = try sendOrQueue(value, cell) { return done }
         await parkTask(cell)
         return try finishSend(cell)
     }
@@ -113,18 +138,7 @@ extension Chan {
     @inlinable
     func receiveSlow() async throws(ChannelError) -> Output? {
         let cell = Cell<Output>(value: nil)
-        var fx = Effects()
-        var result: Output? = nil
-        lock.lock()
-        let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
-        lock.unlock()
-        switch outcome {
-        case .completed: perform(fx); return result
-        case .closed: return nil
-        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        case .queued: break
-        }
+        if case .some(let done) = try receiveOrQueue(cell) { return done }
         await parkTask(cell)
         if cell.winner == Waiter.cancelledIndex { throw .cancelled }
         let v = cell.value
@@ -147,17 +161,7 @@ extension Chan {
     public func sendBlocking(_ value: Input) throws(ChannelError) -> Bool {
         let cell = Cell<Input>(value: value)
         let parker = cell.armThread()
-        var fx = Effects()
-        lock.lock()
-        let outcome = putLocked(value, cell: cell, active: nil, &fx)
-        lock.unlock()
-        switch outcome {
-        case .completed: perform(fx); return true
-        case .closed: undeliveredInput?(value); return false
-        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        case .queued: break
-        }
+        if let done = try sendOrQueue(value, cell) { return done }
         while !cell.isSignalled { parker.park() }
         return true
     }
@@ -172,18 +176,7 @@ extension Chan {
     public func receiveBlocking() throws(ChannelError) -> Output? {
         let cell = Cell<Output>(value: nil)
         let parker = cell.armThread()
-        var fx = Effects()
-        var result: Output? = nil
-        lock.lock()
-        let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
-        lock.unlock()
-        switch outcome {
-        case .completed: perform(fx); return result
-        case .closed: return nil
-        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        case .queued: break
-        }
+        if case .some(let done) = try receiveOrQueue(cell) { return done }
         while !cell.isSignalled { parker.park() }
         let v = cell.value
         cell.value = nil
@@ -241,17 +234,7 @@ extension Chan {
     public func put(_ value: Input, onComplete: (@Sendable (Bool) -> Void)? = nil) throws(ChannelError) {
         let cell = CallbackCell<Input>(put: value, onComplete)
         cell.armCallback()
-        var fx = Effects()
-        lock.lock()
-        let outcome = putLocked(value, cell: cell, active: nil, &fx)
-        lock.unlock()
-        switch outcome {
-        case .completed: perform(fx); onComplete?(true)
-        case .closed: undeliveredInput?(value); onComplete?(false)
-        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .queued: break
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        }
+        if let done = try sendOrQueue(value, cell) { onComplete?(done) }
     }
 
     /// Receives a value without waiting (core.async `take!`): `onValue` gets it (or `nil`
@@ -266,18 +249,7 @@ extension Chan {
     public func take(_ onValue: @escaping @Sendable (Output?) -> Void) throws(ChannelError) {
         let cell = CallbackCell<Output>(take: onValue)
         cell.armCallback()
-        var fx = Effects()
-        var result: Output? = nil
-        lock.lock()
-        let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
-        lock.unlock()
-        switch outcome {
-        case .completed: perform(fx); onValue(result)
-        case .closed: onValue(nil)
-        case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
-        case .queued: break
-        case .wouldBlock, .abandoned: preconditionFailure("unreachable")
-        }
+        if case .some(let done) = try receiveOrQueue(cell) { onValue(done) }
     }
 
     // MARK: Close

@@ -33,6 +33,26 @@ protocol SelectOperation: AnyObject, Sendable {
 @usableFromInline
 enum SelectAttempt { case completed, wouldBlock, queued, abandoned, tooMany }
 
+extension Chan {
+    /// A receive as one case of a select (or `alts`): the value if it completed.
+    @inlinable
+    func selectTake(cell: Cell<Output>?, active: Waiter?) -> (SelectAttempt, Output?) {
+        var fx = Effects()
+        var result: Output? = nil
+        lock.lock()
+        let outcome = takeLocked(cell: cell, active: active, result: &result, &fx)
+        lock.unlock()
+        perform(fx)
+        switch outcome {
+        case .completed, .closed: return (.completed, result)
+        case .wouldBlock: return (.wouldBlock, nil)
+        case .queued: return (.queued, nil)
+        case .abandoned: return (.abandoned, nil)
+        case .tooMany: return (.tooMany, nil)
+        }
+    }
+}
+
 /// A receive case (``Chan/onReceive(_:)``).
 final class ReceiveOperation<Input: Sendable, Output: Sendable>: SelectOperation, @unchecked Sendable {
     // @unchecked Sendable: used only by the task running the select; cells follow the
@@ -53,19 +73,9 @@ final class ReceiveOperation<Input: Sendable, Output: Sendable>: SelectOperation
     }
 
     private func run(cell: Cell<Output>?, active: Waiter?) -> SelectAttempt {
-        var fx = Chan<Input, Output>.Effects()
-        var result: Output? = nil
-        channel.lock.lock()
-        let outcome = channel.takeLocked(cell: cell, active: active, result: &result, &fx)
-        channel.lock.unlock()
-        channel.perform(fx)
-        switch outcome {
-        case .completed, .closed: value = result; return .completed
-        case .wouldBlock: return .wouldBlock
-        case .queued: return .queued
-        case .abandoned: return .abandoned
-        case .tooMany: return .tooMany
-        }
+        let (attempt, result) = channel.selectTake(cell: cell, active: active)
+        if attempt == .completed { value = result }
+        return attempt
     }
 
     func collect() {
