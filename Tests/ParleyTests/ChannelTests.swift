@@ -528,6 +528,22 @@ struct ChannelStressTests {
         }
     }
 
+    @Test("Go: a channel is FIFO; values from one sender arrive in the order sent, whatever the buffer")
+    func fifoPerSender() async throws {
+        for policy in [BufferPolicy.unbuffered, .fixed(1), .fixed(64)] {
+            let ch = Channel<Int>(buffer: policy)
+            let n = scaled(10_000)
+            go { for i in 0..<n { try await ch.send(i) }; ch.close() }
+            var expected = 0
+            while let v = try await ch.receive() {
+                #expect(v == expected, "\(policy)")
+                if v != expected { break }
+                expected += 1
+            }
+            #expect(expected == n)
+        }
+    }
+
     @Test("close racing pending sends: a send that returned true is received exactly once, a refused one never")
     func closeRace() async throws {
         for _ in 0..<scaled(50) {
