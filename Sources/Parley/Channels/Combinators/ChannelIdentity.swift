@@ -7,6 +7,18 @@
 /// print(a == a, a == b, names[b]!)   // true false b
 /// ```
 extension Chan: Hashable {
+    /// Whether `lhs` and `rhs` are the same channel.
+    ///
+    /// ```swift
+    /// let ch = Channel<Int>()
+    /// print(ch == ch, ch == Channel<Int>())   // true false
+    /// ```
     public static func == (lhs: Chan, rhs: Chan) -> Bool { lhs === rhs }
+    /// Hashes the channel's identity.
+    ///
+    /// ```swift
+    /// var seen = Set<Channel<Int>>()
+    /// seen.insert(ch)
+    /// ```
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

@@ -10,12 +10,29 @@ import ParleyRuntime
 public struct MixState: Sendable, Hashable {
     /// Soloed inputs are the only ones that reach the output while any input is soloed;
     /// their mute and pause flags are then ignored (with one exception, see ``Mix``).
+    ///
+    /// ```swift
+    /// mixer.toggle([lead: MixState(solo: true)])
+    /// ```
     public var solo: Bool?
     /// A muted input is still consumed, but its values are dropped.
+    ///
+    /// ```swift
+    /// mixer.toggle([noise: MixState(mute: true)])
+    /// ```
     public var mute: Bool?
     /// A paused input is not consumed at all.
+    ///
+    /// ```swift
+    /// mixer.toggle([backlog: MixState(pause: true)])
+    /// ```
     public var pause: Bool?
 
+    /// Flags to set; `nil` leaves a flag as it is.
+    ///
+    /// ```swift
+    /// let unmute = MixState(mute: false)
+    /// ```
     public init(solo: Bool? = nil, mute: Bool? = nil, pause: Bool? = nil) {
         self.solo = solo
         self.mute = mute
@@ -25,6 +42,10 @@ public struct MixState: Sendable, Hashable {
 
 /// What a ``Mix`` does with the inputs that are not soloed while some input is
 /// (core.async's `solo-mode`).
+///
+/// ```swift
+/// mixer.soloMode = .pause    // while something is soloed, leave the others unread
+/// ```
 public enum SoloMode: Sendable, Hashable {
     /// They are consumed and their values dropped (the default).
     case mute
@@ -50,10 +71,12 @@ public enum SoloMode: Sendable, Hashable {
 ///   their values are passed on.
 ///
 /// A change (admit, unmix, toggle, solo mode) decides what happens to every value taken
-/// after it returns, and which inputs are read once the mix's `go` block has seen it (at
-/// once if the block is waiting for input; a value sent concurrently with the change may
-/// still be taken by the read in progress, as in core.async). An input that is closed and
-/// drained leaves the mix. If the output is closed, the mix stops.
+/// after it returns. Which inputs are read changes as soon as the mix's `go` block sees it:
+/// at once if the block is waiting for input, otherwise at its next read, which looks for
+/// changes before input values; a value sent while a read is already under way may still
+/// be taken by it (as in core.async, where the change is one more channel in the `alts!`).
+/// An input that is closed and drained leaves the mix. If the output is closed, the mix
+/// stops.
 ///
 /// ```swift
 /// let out = Channel<String>(buffer: .fixed(16))

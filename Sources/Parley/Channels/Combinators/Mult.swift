@@ -98,6 +98,10 @@ public final class Mult<Value: Sendable>: Sendable {
     }
 
     /// The number of channels tapped now.
+    ///
+    /// ```swift
+    /// if m.tapCount == 0 { print("nobody listens: values are dropped") }
+    /// ```
     public var tapCount: Int { taps.withLock { $0.count } }
 }
 

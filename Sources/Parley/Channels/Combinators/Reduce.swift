@@ -1,5 +1,10 @@
 /// What a step of ``reduce(_:_:step:)`` returns: go on with the next value, or stop with
 /// this result (core.async's `reduced`).
+///
+/// ```swift
+/// // Sums values until the total passes 100.
+/// let total = try await reduce(amounts, 0, step: { sum, v in sum + v > 100 ? .reduced(sum + v) : .next(sum + v) })
+/// ```
 public enum ReduceStep<Result> {
     /// The accumulated result so far; the reduction goes on.
     case next(Result)

@@ -60,8 +60,7 @@ where S.Element == T {
 
 /// An iterator handed to the one `go` block that drains it.
 final class FeedingIterator<Base: IteratorProtocol>: @unchecked Sendable {
-    // @unchecked Sendable: made by `toChannel` and then used only by the one go block it is
-    // handed to; the caller keeps no reference to it.
+    // @unchecked Sendable: once `toChannel` hands it over, only the one go block draining it touches it.
     private var base: Base
     init(_ base: Base) { self.base = base }
     func next() -> Base.Element? { base.next() }
