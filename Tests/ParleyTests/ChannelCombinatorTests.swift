@@ -712,17 +712,16 @@ struct ChannelCombinatorTests {
     @Test("core.async pipeline: without ex-handler, a failing value gives no output and the error is reported (default ex-handler)")
     func pipelineDefaultErrorHandler() async throws {
         let reported = Channel<Boom>(buffer: .fixed(4))
-        let previous = ChannelErrors.handler
-        ChannelErrors.handler = { error in
-            if let boom = error as? Boom { _ = reported.offer(boom) } else { previous?(error) }
+        try await withChannelErrorHandler({ error in
+            if let boom = error as? Boom { _ = reported.offer(boom) }
+        }) { () async throws in
+            let out = Channel<Int>(buffer: .fixed(1))
+            pipeline(2, to: out, from: toChannel([1, 2, 3]), transform: .map { v in
+                if v == 2 { throw Boom(value: 2) }
+                return v
+            })
+            #expect(try await drain(out) == [1, 3])
+            #expect(try await next(reported) == Boom(value: 2))
         }
-        defer { ChannelErrors.handler = previous }
-        let out = Channel<Int>(buffer: .fixed(1))
-        pipeline(2, to: out, from: toChannel([1, 2, 3]), transform: .map { v in
-            if v == 2 { throw Boom(value: 2) }
-            return v
-        })
-        #expect(try await drain(out) == [1, 3])
-        #expect(try await next(reported) == Boom(value: 2))
     }
 }

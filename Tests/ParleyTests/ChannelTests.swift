@@ -203,10 +203,10 @@ struct ChannelBasicsTests {
         #expect(try await r.receive() == nil)
         struct Boom: Error {}
         let reported = Collected<String>()
-        ChannelErrors.handler = { reported.add("\($0)") }
-        defer { ChannelErrors.handler = nil }
-        let failed = go { () async throws -> Int in throw Boom() }
-        #expect(try await failed.receive() == nil)
+        try await withChannelErrorHandler({ reported.add("\($0)") }) { () async throws in
+            let failed = go { () async throws -> Int in throw Boom() }
+            #expect(try await failed.receive() == nil)
+        }
         #expect(reported.all == ["Boom()"])
     }
 }

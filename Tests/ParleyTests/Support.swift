@@ -29,3 +29,18 @@ func eventually(_ condition: () -> Bool) async -> Bool {
     }
     return condition()
 }
+
+/// Tests that replace the process-wide `ChannelErrors.handler` take turns (a channel with a
+/// one-value buffer is the lock), so parallel tests don't see each other's errors.
+private let channelErrorsTurn = Channel<Void>(buffer: .fixed(1))
+
+func withChannelErrorHandler<T>(_ handler: @escaping @Sendable (any Error) -> Void,
+                                _ body: () async throws -> T) async throws -> T {
+    try await channelErrorsTurn.send(())
+    ChannelErrors.handler = handler
+    defer {
+        ChannelErrors.handler = nil
+        _ = channelErrorsTurn.poll()
+    }
+    return try await body()
+}

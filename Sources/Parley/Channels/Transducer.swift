@@ -74,7 +74,7 @@ extension Transducer where Input == Output {
     }
 
     /// Drops consecutive repeats (core.async's `dedupe`).
-    public static func removeDuplicates() -> Transducer where Input: Equatable {
+    public static func removeDuplicates() -> Transducer where Input: Equatable & SendableMetatype {
         Transducer { down in
             let last = Box<Input?>(nil)
             return Step(step: { input in

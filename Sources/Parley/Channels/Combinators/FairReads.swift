@@ -4,9 +4,6 @@
 /// of them, beyond that a rotation from a random start, as the engine's fair order does.
 /// Given to the engine with ``SelectOrder/priority``, which tries and queues the cases in
 /// this order.
-///
-/// The random order comes from the combinator's own generator rather than the engine's
-/// (see `Xorshift`).
 struct FairReads<Input: Sendable, Output: Sendable>: SelectSource {
     var channels: ChannelArray<Input, Output>
     private let leading: Int
@@ -14,7 +11,7 @@ struct FairReads<Input: Sendable, Output: Sendable>: SelectSource {
     private let order: [Int]
     private let offset: Int
 
-    init(_ reads: [Chan<Input, Output>], leading: Int = 0, random: inout Xorshift) {
+    init(_ reads: [Chan<Input, Output>], leading: Int = 0) {
         channels = ChannelArray(reads)
         self.leading = leading
         let rest = reads.count - leading
@@ -23,12 +20,12 @@ struct FairReads<Input: Sendable, Output: Sendable>: SelectSource {
             offset = 0
         } else if rest <= 16 {
             var perm = Array(leading..<reads.count)
-            for i in stride(from: rest - 1, to: 0, by: -1) { perm.swapAt(i, random.next(i + 1)) }
+            for i in stride(from: rest - 1, to: 0, by: -1) { perm.swapAt(i, SelectEngine.random(i + 1)) }
             order = perm
             offset = 0
         } else {
             order = []
-            offset = random.next(rest)
+            offset = SelectEngine.random(rest)
         }
     }
 
@@ -47,31 +44,4 @@ struct FairReads<Input: Sendable, Output: Sendable>: SelectSource {
     mutating func attempt(_ k: Int, active: Waiter?) -> SelectAttempt { channels.attempt(channelIndex(k), active: active) }
     mutating func register(_ k: Int, owner: Waiter) -> SelectAttempt { channels.register(channelIndex(k), owner: owner) }
     mutating func collect(caseIndex index: Int) { channels.collect(caseIndex: index) }
-}
-
-/// A combinator `go` block's own random numbers (xorshift64, seeded from the system).
-///
-/// Not the select engine's per-thread generator: seeding that one traps on the second
-/// thread that seeds (`RandomState.next` uses the overflow-checked `Atomic.add`), so
-/// `alts` and `select` in `.fair` order with two or more cases cannot be used from more
-/// than one thread.
-struct Xorshift {
-    private var state: UInt64
-
-    init() { state = UInt64.random(in: 1...UInt64.max) }
-
-    /// A number in `0..<bound`.
-    mutating func next(_ bound: Int) -> Int {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        return Int((state >> 11) % UInt64(bound))
-    }
-}
-
-/// `alts` over `channels` in core.async's default (random) order, using `random`.
-func fairAlts<I, T>(_ channels: [Chan<I, T>], random: inout Xorshift) async throws(ChannelError) -> (value: T?, index: Int) {
-    var reads = FairReads(channels, random: &random)
-    let index = try await SelectEngine.choose(&reads, SelectExtras(), order: .priority)
-    return (reads.value, index)
 }

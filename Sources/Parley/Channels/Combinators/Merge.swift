@@ -14,9 +14,8 @@ public func merge<I, T>(_ channels: [Chan<I, T>], buffer: BufferPolicy = .unbuff
     let out = Channel<T>(buffer: buffer)
     go {
         var sources = channels
-        var random = Xorshift()
         while !sources.isEmpty {
-            let (value, index) = try await fairAlts(sources, random: &random)
+            guard let (value, index) = try await alts(sources) else { break }
             if let value {
                 // core.async ignores whether `out` took it: `(do (>! out v) (recur cs))`.
                 try await out.send(value)

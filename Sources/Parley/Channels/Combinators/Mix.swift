@@ -129,11 +129,10 @@ public final class Mix<Value: Sendable>: Sendable {
         let state = self.store
         go {
             var plan = state.withLock { Plan($0) }
-            var random = Xorshift()
             while true {
                 // The change channel is tried and queued on first, so that a change wins over
                 // input values and closing it completes a read that is waiting.
-                var reads = FairReads(plan.reads, leading: 1, random: &random)
+                var reads = FairReads(plan.reads, leading: 1)
                 let index = try await SelectEngine.choose(&reads, SelectExtras(), order: .priority)
                 let channel = plan.reads[index]
                 guard index > 0, let value = reads.value else {
