@@ -27,7 +27,7 @@ struct Tour: AsyncParsableCommand {
         let n = million
         try await chapter("8. OTP: a supervised tree, a GenServer, a Registry, a Task and an Agent", otpChapter)
         try await chapter("9. CSP channels: the talk's core.async examples, live", channelsChapter)
-        try await chapter("10. channels meet processes: transforms, one select over a mailbox and channels, timeouts", channelsAndProcessesChapter)
+        try await chapter("10. transducers, combinators (mult, pub/sub, pipeline), and one select over a mailbox and channels", channelsAndProcessesChapter)
         try await chapter("11. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
     }

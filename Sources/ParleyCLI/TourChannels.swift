@@ -161,6 +161,23 @@ private func events(from button: FakeButton) -> Channel<Void> {
     for try await w in words { got.append(w) }
     say("  (chan 8 (comp (filter even?) (map #(str \"#\" %)))) given 1..6 -> \(got)")
 
+    // Combinators: mult (lock-step fan-out), pub/sub by topic, and an ordered pipeline.
+    let source = Channel<Int>()
+    let m = mult(source)
+    let fast = m.tap(Channel<Int>(buffer: .fixed(16))), slow = m.tap(Channel<Int>())
+    onto(source, [1, 2, 3])
+    let slowReader = go { var got: [Int] = []; while let v = try await slow.receive() { got.append(v); try await Task.sleep(for: .milliseconds(5)) }; return got }
+    say("  mult: a fast tap and a slow tap both get \(try await into(fast)) and \(try await slowReader.receive()!) (delivery in lock-step)")
+    struct Item: Sendable { let topic: String, text: String }
+    let news = Channel<Item>()
+    let p = pub(news, topic: { $0.topic })
+    let sports = p.sub("sports", Channel<Item>(buffer: .fixed(8)))
+    onto(news, [Item(topic: "sports", text: "3-1"), Item(topic: "weather", text: "rain"), Item(topic: "sports", text: "0-0")])
+    say("  pub/sub: the sports subscriber got \(try await into(sports).map(\.text)); the weather item had no subscriber and was dropped")
+    let squares = Channel<Int>(buffer: .fixed(8))
+    pipeline(4, to: squares, from: toChannel(1...8), transform: .map { n in n * n })
+    say("  pipeline with parallelism 4: \(try await into(squares)) (input order kept)")
+
     // A process waits on its mailbox and a channel in one select.
     let jobs = Channel<Int>(buffer: .fixed(8))
     let worker = me.spawn { p in
