@@ -19,6 +19,16 @@ public enum ChannelErrors {
         set { current.withLock { $0 = newValue } }
     }
 
+    private static let warnedBlocking = Atomic<Bool>(false)
+
+    /// A blocking channel operation (`sendBlocking`, `receiveBlocking`, `altsBlocking`) on a
+    /// scheduler thread stalls every process queued there (core.async checks for the same
+    /// mistake in go blocks). Logged once per OS process, as a warning.
+    static func warnBlockingOnScheduler() {
+        guard !warnedBlocking.exchange(true, ordering: .relaxed) else { return }
+        logger.warning("a blocking channel operation ran on a scheduler thread: use send/receive (which park) in processes and go blocks, and the blocking forms only in thread { } or plain threads")
+    }
+
     static func report(_ error: any Error, in what: String) {
         if let h = handler { h(error); return }
         logger.error("\(what) body threw: \(error)", metadata: ["error": "\(error)"])

@@ -112,6 +112,7 @@ class Waiter: ScheduledJob, @unchecked Sendable {
     /// Arms the waiter to wake the calling thread; returns the thread's parker.
     @usableFromInline
     final func armThread() -> Parker {
+        if Scheduler.isSchedulerThread { ChannelErrors.warnBlockingOnScheduler() }
         let p = Parker.forCurrentThread
         _ = arm(.thread(p))
         return p

@@ -220,6 +220,10 @@ public final class Scheduler: @unchecked Sendable {
         if let w = Worker.current { w.yieldRequested = false }
     }
 
+    /// Whether the calling thread is one of a scheduler's threads (where blocking stalls
+    /// every process queued on it).
+    public static var isSchedulerThread: Bool { Worker.current != nil }
+
     /// Runs `body` (which resumes a task) so that the task is queued behind the work already
     /// queued on this scheduler thread rather than in its `runnext` slot.
     package static func wakeBehind(_ body: () -> Void) {
