@@ -261,6 +261,7 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
                 switch claim(t.owner, active: active) {
                 case .claimed:
                     state.takers.remove(at: i)
+                    // Unbuffered means no transform, so Input is Output (see init).
                     deliver(unsafeBitCast(value, to: Output.self), claimedTaker: t, &fx)
                     return .completed
                 case .otherGone:
@@ -381,6 +382,7 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
             p.owner.winner = p.index
             fx.add(p.owner)
             if stage == nil {
+                // No transform: Input is Output (the only initializer without one requires it).
                 if let dropped = state.buffer!.add(unsafeBitCast(v, to: Output.self)) { fx.dropped(output: dropped) }
             } else {
                 addTransformed(v, &fx)

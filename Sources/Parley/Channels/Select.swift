@@ -436,6 +436,8 @@ enum SelectEngine {
 @usableFromInline
 enum RandomState {
     private static let seeds = Atomic<UInt64>(0x2545_F491_4F6C_DD1D)
+    // nonisolated(unsafe): written once by the lazy initializer (which Swift runs once,
+    // thread-safely) and only read afterwards.
     nonisolated(unsafe) private static var key: pthread_key_t = {
         var k = pthread_key_t()
         pthread_key_create(&k, nil)
