@@ -109,7 +109,9 @@ struct TaskAgentTests {
 
         let timed = try await Process.run { me -> [String] in
             var out: [String] = []
-            let stream = me.asyncStream([0, 5000], timeout: .milliseconds(300)) { p, ms -> Int in
+            // 1 s is far beyond what the first task needs even under the thread sanitizer on a
+            // loaded machine (300 ms was not), and far short of the second one's 30 s.
+            let stream = me.asyncStream([0, 30_000], timeout: .seconds(1)) { p, ms -> Int in
                 if ms > 0 { try await p.sleep(for: .milliseconds(Int64(ms))) }
                 return ms
             }
