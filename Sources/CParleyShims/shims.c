@@ -5,6 +5,9 @@
 #include <malloc.h>
 #endif
 
+__thread long parley_reductions_left __attribute__((tls_model("initial-exec"))) = 1L << 40;
+__thread long parley_reductions_budget __attribute__((tls_model("initial-exec"))) = 0;
+
 void parley_set_thread_name(const char *name) {
 #if defined(__linux__)
     pthread_setname_np(pthread_self(), name);

@@ -659,6 +659,31 @@ struct ChannelProcessTests {
         }
     }
 
+    @Test("BEAM fairness: go blocks whose channel operations never wait still yield after their reductions, so timers fire and other processes run")
+    func reductionsForGoBlocks() async throws {
+        let stop = Collected<Bool>()
+        // One spinner per scheduler thread: each send and receive completes at once, forever.
+        let spinners = (0..<Scheduler.shared.count).map { _ in
+            go {
+                let ch = Channel<Int>(buffer: .fixed(1))
+                var n = 0
+                while stop.all.isEmpty {
+                    try await ch.send(n)
+                    n &+= try await ch.receive() ?? 0
+                }
+                return n
+            }
+        }
+        let start = ContinuousClock.now
+        let slept = try await Parley.Process.run { me in
+            try await me.sleep(for: .milliseconds(20))
+            return ContinuousClock.now - start
+        }
+        stop.add(true)
+        for s in spinners { _ = try await s.receive() }
+        #expect(slept < .seconds(2), "a 20 ms sleep took \(slept) while go blocks spun")
+    }
+
     @Test("alts!! with a timeout on a plain thread returns nil when nothing comes")
     func blockingAltsTimeout() async throws {
         let a = Channel<Int>()

@@ -11,6 +11,30 @@ static inline void parley_cpu_relax(void) {
 #endif
 }
 
+/// Reductions left for the job running on this thread, and the budget a scheduler thread
+/// resets it to for each job (0 on other threads). Thread-local and initial-exec, so that a
+/// channel operation counts a reduction with a decrement and no call.
+extern __thread long parley_reductions_left __attribute__((tls_model("initial-exec")));
+extern __thread long parley_reductions_budget __attribute__((tls_model("initial-exec")));
+
+/// Counts one reduction; returns 1 when the job's budget is spent (and starts a new one).
+/// Threads that are not scheduler threads never report a spent budget.
+static inline int parley_spend_reduction(void) {
+    if (--parley_reductions_left > 0) return 0;
+    if (parley_reductions_budget > 0) {
+        parley_reductions_left = parley_reductions_budget;
+        return 1;
+    }
+    parley_reductions_left = 1L << 40;
+    return 0;
+}
+
+/// Starts a job's budget on a scheduler thread.
+static inline void parley_reset_reductions(long budget) {
+    parley_reductions_budget = budget;
+    parley_reductions_left = budget;
+}
+
 /// Names the calling thread (shown by perf, top -H and gdb).
 void parley_set_thread_name(const char *name);
 

@@ -1,3 +1,4 @@
+import CParleyShims
 import ParleyRuntime
 
 /// Why a channel operation did not complete. A closed channel is not an error: a send to it
@@ -37,7 +38,7 @@ extension Chan {
     /// let ch = Channel<Int>(buffer: .fixed(1))
     /// try await ch.send(1)          // room in the buffer: returns at once
     /// ```
-    @inlinable
+    @inlinable @inline(__always)
     @discardableResult
     public func send(_ value: Input) async throws(ChannelError) -> Bool {
         var fx = Effects()
@@ -47,6 +48,7 @@ extension Chan {
         switch outcome {
         case .completed:
             perform(fx)
+            if Scheduler.reductionSpent() { await Scheduler.yield() }
             return true
         case .closed:
             undeliveredInput?(value)
@@ -117,7 +119,7 @@ extension Chan {
     /// ```swift
     /// while let job = try await jobs.receive() { handle(job) }
     /// ```
-    @inlinable
+    @inlinable @inline(__always)
     public func receive() async throws(ChannelError) -> Output? {
         var fx = Effects()
         var result: Output? = nil
@@ -127,8 +129,10 @@ extension Chan {
         switch outcome {
         case .completed:
             perform(fx)
+            if Scheduler.reductionSpent() { await Scheduler.yield() }
             return result
         case .closed:
+            if Scheduler.reductionSpent() { await Scheduler.yield() }
             return nil
         default:
             return try await receiveSlow()
@@ -303,6 +307,14 @@ extension Chan: AsyncSequence {
 /// `cancelledIndex` unless a channel got there first.
 @usableFromInline
 func parkTask(_ waiter: Waiter) async {
+    await parkTaskUntilSignalled(waiter)
+    // The signal stores its state with release before it resumes the task; this acquire load
+    // is what orders the claimer's writes (the value, the winner) before our reads, whatever
+    // executor resumed us (the thread sanitizer does not see through a continuation).
+    while !waiter.isSignalled { parley_cpu_relax() }
+}
+
+func parkTaskUntilSignalled(_ waiter: Waiter) async {
     if GoBlock.isRoot {
         // The root task of a `go` block: nobody holds its handle, so nobody can cancel it,
         // and the cancellation record (a task-status lock round trip each way) is skipped.

@@ -367,8 +367,14 @@ enum SelectEngine {
     @inlinable
     static func choose<S: SelectSource>(_ src: inout S, _ x: SelectExtras, order: SelectOrder) async throws(ChannelError) -> Int {
         if src.count == 0 && x.deadline == nil && x.defaultIndex < 0 { throw .noCases }
-        if let w = firstPass(&src, order: order) { return w }
-        if x.defaultIndex >= 0 { return x.defaultIndex }
+        if let w = firstPass(&src, order: order) {
+            if Scheduler.reductionSpent() { await Scheduler.yield() }
+            return w
+        }
+        if x.defaultIndex >= 0 {
+            if Scheduler.reductionSpent() { await Scheduler.yield() }
+            return x.defaultIndex
+        }
         if let d = x.deadline, d <= MonotonicClock.now { return x.timeoutIndex }
         let owner = Waiter()
         if let w = try registerAll(&src, owner: owner, order: order) { return w }

@@ -1,3 +1,4 @@
+import CParleyShims
 import DequeModule
 import Logging
 import Synchronization
@@ -218,6 +219,18 @@ public final class Scheduler: @unchecked Sendable {
         if let w = Worker.current { w.yieldRequested = true }
         await Task.yield()
         if let w = Worker.current { w.yieldRequested = false }
+    }
+
+    /// Counts one reduction for the Swift task running on this scheduler thread and says
+    /// whether its budget is spent, so that code that never waits (a go block whose channel
+    /// operations all complete at once) still lets timers and other work run.
+    ///
+    /// ```swift
+    /// if Scheduler.reductionSpent() { await Scheduler.yield() }
+    /// ```
+    @inlinable
+    public static func reductionSpent() -> Bool {
+        parley_spend_reduction() != 0
     }
 
     /// Whether the calling thread is one of a scheduler's threads (where blocking stalls

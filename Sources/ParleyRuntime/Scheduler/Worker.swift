@@ -31,6 +31,8 @@ final class Worker: @unchecked Sendable {
     let hasNextHint = Atomic<Bool>(false)
     @usableFromInline var yieldRequested = false
     @usableFromInline var current: ScheduledJob?
+    /// The reduction budget of each job (`parley_reset_reductions` before each one).
+    let budget: Int
     private var rng: UInt64
 
     struct LocalQueue {
@@ -42,6 +44,7 @@ final class Worker: @unchecked Sendable {
         self.index = index
         self.scheduler = scheduler
         self.rng = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+        self.budget = scheduler.configuration.reductions
     }
 
     @usableFromInline
@@ -138,6 +141,7 @@ final class Worker: @unchecked Sendable {
     @inline(__always)
     private func run(_ r: Runnable) {
         ticks.store(ticks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        parley_reset_reductions(budget)
         let limit = scheduler.longScheduleNanos
         let start = limit > 0 ? MonotonicClock.coarse : 0
         switch r {
