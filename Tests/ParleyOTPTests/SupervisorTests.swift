@@ -134,7 +134,9 @@ struct SupervisorTests {
         let t0 = ContinuousClock.now
         try await sup.stop()
         let took = ContinuousClock.now - t0
-        #expect(took >= .milliseconds(100) && took < .seconds(2))
+        // Killed after its 100 ms, not left running (10 s: the thread sanitizer on a loaded
+        // machine is slow, and "forever" is what this bound rules out).
+        #expect(took >= .milliseconds(100) && took < .seconds(10))
         #expect(!events.all.contains { $0.hasPrefix("stop b") }, "brutal_kill: no terminate")
     }
 
