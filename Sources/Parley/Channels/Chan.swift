@@ -239,8 +239,8 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
                 if stage == nil {
                     // No transform: Input is Output (the only initializer without one requires it).
                     let out = unsafeBitCast(value, to: Output.self)
-                    if state.buffer!.isEmpty && state.buffer!.policy != .promise, let t = firstLiveTaker(active: nil) {
-                        deliver(out, to: t, &fx)
+                    if state.buffer!.isEmpty && state.buffer!.policy != .promise, let t = firstLiveTaker() {
+                        deliver(out, claimedTaker: t, &fx)
                     } else {
                         if let dropped = state.buffer!.add(out) { fx.dropped(output: dropped) }
                         dispatchBuffered(&fx)
@@ -342,17 +342,12 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
 
     /// The first taker whose waiter can be claimed (claimed on return), dead ones dropped.
     @inlinable
-    func firstLiveTaker(active: Waiter?) -> Cell<Output>? {
+    func firstLiveTaker() -> Cell<Output>? {
         while let t = state.takers.first {
             state.takers.removeFirst()
             if t.owner.claim() { return t }
         }
         return nil
-    }
-
-    @inlinable
-    func deliver(_ value: Output, to t: Cell<Output>, _ fx: inout Effects) {
-        deliver(value, claimedTaker: t, &fx)
     }
 
     @inlinable
@@ -366,7 +361,7 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
     @inlinable
     func dispatchBuffered(_ fx: inout Effects) {
         while !state.takers.isEmpty, let buffer = state.buffer, !buffer.isEmpty {
-            guard let t = firstLiveTaker(active: nil) else { break }
+            guard let t = firstLiveTaker() else { break }
             deliver(state.buffer!.remove(), claimedTaker: t, &fx)
         }
     }
