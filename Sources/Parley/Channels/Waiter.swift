@@ -63,20 +63,18 @@ class Waiter: ScheduledJob, @unchecked Sendable {
 
     /// Completes this waiter alone (it is the only party involved).
     @inlinable
-    final func claim() -> Bool {
-        while true {
-            let (ok, seen) = state.compareExchange(expected: Waiter.waiting, desired: Waiter.done, ordering: .acquiringAndReleasing)
-            if ok { return true }
-            if seen == Waiter.done { return false }
-            parley_cpu_relax()
-        }
-    }
+    final func claim() -> Bool { leaveWaiting(for: Waiter.done) }
 
     /// Takes the busy lock on this waiter; false if it completed already.
-    @usableFromInline
-    final func lockForPair() -> Bool {
+    @inlinable
+    final func lockForPair() -> Bool { leaveWaiting(for: Waiter.busy) }
+
+    /// Moves `state` from waiting to `next`, waiting out another claimer's brief busy lock;
+    /// false if the waiter completed already.
+    @inlinable
+    final func leaveWaiting(for next: UInt8) -> Bool {
         while true {
-            let (ok, seen) = state.compareExchange(expected: Waiter.waiting, desired: Waiter.busy, ordering: .acquiringAndReleasing)
+            let (ok, seen) = state.compareExchange(expected: Waiter.waiting, desired: next, ordering: .acquiringAndReleasing)
             if ok { return true }
             if seen == Waiter.done { return false }
             parley_cpu_relax()
