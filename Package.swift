@@ -22,6 +22,9 @@ let package = Package(
         .library(name: "ParleyOTP", targets: ["ParleyOTP"]),
         // A supervision tree as a swift-service-lifecycle Service.
         .library(name: "ParleyServiceLifecycle", targets: ["ParleyServiceLifecycle"]),
+        // Erlang distribution: the external term format, EPMD, the handshake and connections,
+        // so Parley nodes join Erlang/Elixir clusters and each other (SwiftNIO).
+        .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
     ],
     dependencies: [
@@ -30,6 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // Three libc calls Swift cannot reach portably (thread names, malloc_usable_size, PAUSE).
@@ -72,11 +78,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // zlib, for compressed terms (ETF tag 80); Debian's zlib1g-dev.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "ParleyDistribution",
+            dependencies: [
+                "Parley",
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ParleyCLI",
             dependencies: [
                 "Parley",
                 "ParleyOTP",
+                "ParleyDistribution",
                 "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -85,6 +107,11 @@ let package = Package(
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
+        .testTarget(
+            name: "ParleyDistributionTests",
+            dependencies: ["ParleyDistribution", "ParleyOTP", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "ParleyOTPTests",
             dependencies: [

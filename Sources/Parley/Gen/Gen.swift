@@ -35,9 +35,14 @@ public enum Gen {
         /// The call's tag: an alias of the caller, active only while it waits.
         public let tag: Reference
 
-        public init(pid: Pid, tag: Reference) {
+        /// Whether the caller sent its tag as `[alias | Ref]` (every `gen:call` since OTP 24
+        /// does) rather than a plain reference: a reply across nodes goes back in the same shape.
+        public let aliasTag: Bool
+
+        public init(pid: Pid, tag: Reference, aliasTag: Bool = true) {
             self.pid = pid
             self.tag = tag
+            self.aliasTag = aliasTag
         }
 
         public var description: String { "{\(pid), [alias | \(tag)]}" }
@@ -151,6 +156,11 @@ public enum Gen {
         // A caller running this server in a hand-off takes the reply directly: no message
         // box, no mailbox round trip.
         if let owner = from.tag.owner, owner.acceptHandoffReply(from.tag.id, reply) { return }
+        if from.tag.owner == nil, from.pid.node != nil {
+            // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
+            Remote.router?.send(ReplyMessage(tag: from.tag, reply: reply), to: from.pid, from: nil)
+            return
+        }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))
     }
 
@@ -204,7 +214,8 @@ public enum Gen {
     static func call(_ server: Pid, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
         guard let target = server.process else {
             if server.isLocal { throw .noproc("\(server)") }
-            throw .noconnection(server)
+            guard Remote.router != nil else { throw .noconnection(server) }
+            return try await remoteCall(.pid(server), timeout: timeout, caller: caller, message: make)
         }
         if target === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
@@ -256,9 +267,72 @@ public enum Gen {
         }
 
         // The reply is not here yet: monitor the server and wait, as gen:call does.
-        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
         let mref = Reference.make()
         Process.establishMonitor(mref, watcher: caller, target: server)
+        return try await awaitReply(tag: tag, monitor: mref, target: target, caller: caller, start: start, timeout: timeout)
+    }
+
+    enum Destination {
+        case pid(Pid)
+        case name(String, Node)
+    }
+
+    /// A call to a process on another node: monitor it, send `{'$gen_call', From, Request}`
+    /// through its node's connection, and wait as for a local call (gen:do_call).
+    static func remoteCall(_ dest: Destination, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
+        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
+        guard let router = Remote.router else {
+            if case .pid(let p) = dest { throw .noconnection(p) }
+            throw .noproc("remote name (not distributed)")
+        }
+        let tag = Reference.makeAlias(owner: caller)
+        caller.withShared { s in s.callAlias = tag.id }
+        defer { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } }
+        let start = caller.saved.count
+        let mref = Reference.make()
+        // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
+        let message = make(From(pid: caller.pid, tag: tag, aliasTag: false))
+        switch dest {
+        case .pid(let server):
+            Process.establishMonitor(mref, watcher: caller, target: server)
+            router.send(message, to: server, from: caller.pid)
+        case .name(let name, let node):
+            Process(core: caller).monitor(name, on: node, ref: mref, standIn: true)
+            router.send(message, toName: name, on: node, from: caller.pid)
+        }
+        var server: Pid? = nil
+        if case .pid(let p) = dest { server = p }
+        return try await awaitReply(tag: tag, monitor: mref, target: nil, server: server, caller: caller, start: start, timeout: timeout)
+    }
+
+    /// Calls the process registered as `name` on `node` (`gen_server:call({Name, Node}, Request)`).
+    ///
+    /// ```swift
+    /// let value = try await Gen.call("counter", on: Node.named("erl@127.0.0.1"), Term.atom("get"))
+    /// ```
+    /// - Throws: ``CallError``: `noproc` if nobody has the name there, `noconnection` if the
+    ///   node cannot be reached, `timeout`, or `exited` if the server died during the call.
+    public static func call(_ name: String, on node: Node, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
+        if node.name == Node.localNodeName {
+            guard let pid = Process.whereis(name) else { throw .noproc(name) }
+            return try await call(pid, request, timeout: timeout)
+        }
+        let make: (From) -> any Sendable = { CallMessage(from: $0, request: request) }
+        if let me = SequentialProcess.currentOwned() {
+            return try await remoteCall(.name(name, node), timeout: timeout, caller: me, message: make)
+        }
+        let standIn = SequentialProcess(limit: nil)
+        defer { ExitSignals.exit(standIn, reason: .normal) }
+        do throws(CallError) {
+            return try await remoteCall(.name(name, node), timeout: timeout, caller: standIn, message: make)
+        } catch {
+            if case .callerExited = error { throw .cancelled }
+            throw error
+        }
+    }
+
+    static func awaitReply(tag: Reference, monitor mref: Reference, target: ProcessCore?, server: Pid? = nil, caller: SequentialProcess, start: Int, timeout: Duration?) async throws(CallError) -> any Sendable {
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
         enum Outcome { case reply(any Sendable), down(ExitReason) }
         var outcome: Outcome? = nil
         do {
@@ -276,7 +350,8 @@ public enum Gen {
             forgetMonitor(mref, caller: caller)
             return try unwrap(r)
         case .down(let reason)?:
-            if case .noproc = reason, let known = target.exitReason { throw .exited(known) }
+            if case .noproc = reason, let known = target?.exitReason { throw .exited(known) }
+            if case .noconnection = reason, let server { throw .noconnection(server) }
             throw .exited(reason)
         case nil:
             // Timed out: deactivate the alias first, so nothing more can arrive; then a reply

@@ -39,6 +39,11 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
     /// The name of this node (`nonode@nohost` when not distributed).
     public static var localNodeName: String { localName.withLock { $0 } }
 
+    static func setLocalName(_ name: String) { localName.withLock { $0 = name } }
+
+    /// How many node names are interned (each pid or reference from a new node adds one).
+    public static var knownCount: Int { table.withLock { $0.count } }
+
     public static func == (a: Node, b: Node) -> Bool { a === b }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
     public var description: String { name }

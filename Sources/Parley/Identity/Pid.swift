@@ -1,3 +1,4 @@
+import Synchronization
 /// A process identifier, shaped like Erlang's NEW_PID so that it can travel between nodes:
 /// node, id, serial and creation. Local pids print as `<0.id.serial>`, remote ones as
 /// `<N.id.serial>` where N is the node's local index, as Erlang prints them.
@@ -33,6 +34,15 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
         self.process = process
     }
 
+    /// A local pid whose process is gone (decoded from the wire after the process died).
+    init(deadLocalId id: UInt32, serial: UInt32) {
+        self.node = nil
+        self.id = id
+        self.serial = serial
+        self.creation = LocalNode.creation
+        self.process = nil
+    }
+
     init(placeholderId: UInt32) {
         self.node = nil
         self.id = placeholderId
@@ -56,8 +66,8 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     /// The name of the pid's node.
     public var nodeName: String { node?.name ?? Node.localNodeName }
 
-    /// Whether the process is alive. Always `false` for a pid of another node until
-    /// distribution is connected.
+    /// Whether the process is alive. Always `false` for a pid of another node: ask that node
+    /// (monitor it) instead, as on the BEAM, where `is_process_alive/1` takes local pids only.
     public var isAlive: Bool { process?.isAlive ?? false }
 
     /// Sends `message` to the process. Never blocks. A message to a dead process, or to a
@@ -70,7 +80,11 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     @usableFromInline
     func deliver(_ message: any Sendable) {
-        process?.deliver(message)
+        if let process {
+            process.deliver(message)
+        } else if node != nil {
+            Remote.router?.send(message, to: self, from: nil)
+        }
     }
 
     public static func == (a: Pid, b: Pid) -> Bool {
@@ -94,6 +108,10 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
 
 /// This node's identity as pids and references carry it.
 enum LocalNode {
-    /// Erlang's creation of this node incarnation; 0 while not distributed.
+    /// The creation local pids carry in memory: always 0, so that pids made before and after
+    /// the node starts distribution compare equal. On the wire a local pid carries
+    /// ``wireCreation`` instead.
     static let creation: UInt32 = 0
+    /// Erlang's creation of this node incarnation, as EPMD handed it out; 0 while not distributed.
+    static let wireCreation = Atomic<UInt32>(0)
 }

@@ -16,8 +16,13 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
     public let node: Node?
     /// The incarnation of the node that made it.
     public let creation: UInt32
-    /// The unique number.
+    /// The unique number (the first two 32-bit words of an Erlang reference).
     public let id: UInt64
+    /// Words 2 and 3 of a reference from another node (Erlang references have 3 to 5 words).
+    let extra: UInt64
+    /// Word 4, and how many words the reference has on the wire (0 for this node's own).
+    let extra2: UInt32
+    let wordCount: UInt8
     /// For a local alias, the process it names: sends need no table lookup. Not part of
     /// equality, as with ``Pid``.
     let owner: ProcessCore?
@@ -37,6 +42,9 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
         self.node = nil
         self.creation = LocalNode.creation
         self.id = id
+        self.extra = 0
+        self.extra2 = 0
+        self.wordCount = 0
         self.owner = owner
     }
 
@@ -45,17 +53,42 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
         self.node = node
         self.creation = creation
         self.id = id
+        self.extra = 0
+        self.extra2 = 0
+        self.wordCount = 0
         self.owner = nil
     }
 
+    /// A reference from another node with its words as Erlang sends them (NEWER_REFERENCE_EXT:
+    /// 1 to 5 32-bit words).
+    public init(node: Node, creation: UInt32, words: [UInt32]) {
+        precondition((1...5).contains(words.count), "an Erlang reference has 1 to 5 words")
+        func w(_ i: Int) -> UInt64 { i < words.count ? UInt64(words[i]) : 0 }
+        self.node = node
+        self.creation = creation
+        self.id = w(0) | w(1) << 32
+        self.extra = w(2) | w(3) << 32
+        self.extra2 = UInt32(w(4))
+        self.wordCount = UInt8(words.count)
+        self.owner = nil
+    }
+
+    /// The reference's words as they go on the wire: this node's own references have 3.
+    public var words: [UInt32] {
+        let all = [UInt32(truncatingIfNeeded: id), UInt32(truncatingIfNeeded: id >> 32),
+                   UInt32(truncatingIfNeeded: extra), UInt32(truncatingIfNeeded: extra >> 32), extra2]
+        return Array(all.prefix(wordCount == 0 ? 3 : Int(wordCount)))
+    }
+
     public static func == (a: Reference, b: Reference) -> Bool {
-        a.id == b.id && a.creation == b.creation && a.node == b.node
+        a.id == b.id && a.creation == b.creation && a.node == b.node && a.extra == b.extra && a.extra2 == b.extra2
     }
 
     public func hash(into h: inout Hasher) {
         h.combine(id)
         h.combine(creation)
         h.combine(node)
+        h.combine(extra)
     }
 
     /// Sends `message` to the process this reference is an alias of. Dropped silently if the

@@ -144,7 +144,14 @@ extension Process {
 
     static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
         guard let t = target.process else {
-            watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noproc))
+            if target.node != nil, let router = Remote.router {
+                guard watcher.noteMonitoring(ref, target: target) else { return }
+                if !router.monitor(watcher: watcher.pid, target: target, ref: ref) {
+                    watcher.monitorFired(ref, pid: target, reason: .noconnection)
+                }
+                return
+            }
+            watcher.deliver(DownMessage(ref: ref, pid: target, reason: target.node == nil ? .noproc : .noconnection))
             return
         }
         guard watcher.noteMonitoring(ref, target: target) else { return }
@@ -164,6 +171,25 @@ extension Process {
     public static func send(_ message: any Sendable, to name: String) throws(ProcessError) {
         guard let pid = whereis(name) else { throw .notRegistered(name) }
         pid.deliver(message)
+    }
+
+    /// Sends to the process registered as `name` on `node`, from outside any process (Erlang's
+    /// `{Name, Node} ! Message`). Dropped silently if nobody has the name there or the node
+    /// cannot be reached, as on the BEAM.
+    ///
+    /// ```swift
+    /// Process.send(Term.tuple([.pid(me), "hi"]), to: "echo", on: Node.named("erl@127.0.0.1"))
+    /// ```
+    public static func send(_ message: any Sendable, to name: String, on node: Node) {
+        send(message, to: name, on: node, from: outside)
+    }
+
+    static func send(_ message: any Sendable, to name: String, on node: Node, from: Pid) {
+        if node.name == Node.localNodeName {
+            whereis(name)?.deliver(message)
+        } else {
+            Remote.router?.send(message, toName: name, on: node, from: from)
+        }
     }
 
     /// Sends an exit signal to `pid` (Erlang's `exit/2`), by Erlang's rules:

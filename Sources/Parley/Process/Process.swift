@@ -54,6 +54,38 @@ public struct Process {
         send(message, to: pid)
     }
 
+    /// Sends to the process registered as `name` on `node` (Erlang's `{Name, Node} ! Message`).
+    /// Never fails: as on the BEAM, a message for a name nobody has there is dropped, and a
+    /// node that cannot be reached drops it too. On this node it is ``send(_:to:)-(_,String)``
+    /// without the error.
+    public func send(_ message: any Sendable, to name: String, on node: Node) {
+        guard core.isAlive else { return }
+        Process.send(message, to: name, on: node, from: core.pid)
+    }
+
+    /// Monitors the process registered as `name` on `node` (Erlang's
+    /// `monitor(process, {Name, Node})`). The ``DownMessage`` names a pid that stands in for
+    /// `{Name, Node}`: its node is `node` and its id 0.
+    @discardableResult
+    public func monitor(_ name: String, on node: Node) -> Reference {
+        let ref = Reference.make()
+        monitor(name, on: node, ref: ref, standIn: true)
+        return ref
+    }
+
+    func monitor(_ name: String, on node: Node, ref: Reference, standIn _: Bool) {
+        let standIn = Pid(node: node, id: 0, serial: 0, creation: 0)
+        if node.name == Node.localNodeName, let pid = Process.whereis(name) {
+            Process.establishMonitor(ref, watcher: core, target: pid)
+        } else if node.name != Node.localNodeName, let router = Remote.router, core.noteMonitoring(ref, target: standIn) {
+            if !router.monitor(watcher: core.pid, name: name, on: node, ref: ref) {
+                core.monitorFired(ref, pid: standIn, reason: .noconnection)
+            }
+        } else {
+            core.deliver(DownMessage(ref: ref, pid: standIn, reason: node.name == Node.localNodeName ? .noproc : .noconnection))
+        }
+    }
+
     // MARK: Receiving
 
     @usableFromInline
@@ -201,8 +233,19 @@ public struct Process {
 
     /// Links this process to `pid` (bidirectional). If `pid` is dead: when trapping exits,
     /// an `ExitMessage` with `noproc` arrives; otherwise this throws `noproc` (Erlang's link/1).
+    ///
+    /// A pid on another node is linked through its node's connection. If that node cannot
+    /// be reached, the link fires at once with `noconnection` (Erlang's `link/1` does the same).
     public func link(_ pid: Pid) throws(ProcessError) {
-        guard let target = pid.process else { throw .notLocal(pid) }
+        guard let target = pid.process else {
+            guard pid.node != nil else { throw .noproc(pid) }
+            guard let router = Remote.router else { throw .notLocal(pid) }
+            guard core.addLink(pid) else { return }
+            if !router.link(from: core.pid, to: pid) {
+                ExitSignals.propagate([.init(target: core.pid, from: pid, reason: .noconnection, isLink: true)])
+            }
+            return
+        }
         if pid == core.pid { return }
         guard core.addLink(pid) else { return }
         if !target.addLink(core.pid) {
@@ -218,7 +261,11 @@ public struct Process {
     /// Removes the link between this process and `pid`, if any.
     public func unlink(_ pid: Pid) {
         core.removeLink(pid)
-        pid.process?.removeLink(core.pid)
+        if let p = pid.process {
+            p.removeLink(core.pid)
+        } else if pid.node != nil {
+            Remote.router?.unlink(from: core.pid, to: pid)
+        }
     }
 
     /// Monitors `pid`: a ``DownMessage`` arrives when it exits, at once with `noproc` if it is
@@ -235,7 +282,11 @@ public struct Process {
     @discardableResult
     public func demonitor(_ ref: Reference, flush: Bool = false) -> Bool {
         let target = core.forgetMonitoring(ref)
-        target?.process?.removeMonitor(ref)
+        if let t = target?.process {
+            t.removeMonitor(ref)
+        } else if let target, target.node != nil {
+            Remote.router?.demonitor(watcher: core.pid, target: target, ref: ref)
+        }
         if flush, let s = core as? SequentialProcess {
             _ = s.removeFirst { ($0 as? DownMessage)?.ref == ref }
         }

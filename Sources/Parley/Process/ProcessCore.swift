@@ -293,8 +293,20 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
             for l in links { signals.append(.init(target: l, from: me, reason: reason, isLink: true)) }
         }
         if let name { LocalRegistry.remove(name, ifOwnedBy: me) }
-        for (ref, watcher) in watchers { watcher.process?.monitorFired(ref, pid: me, reason: reason) }
-        for (ref, target) in watched { target.process?.removeMonitor(ref) }
+        for (ref, watcher) in watchers {
+            if let w = watcher.process {
+                w.monitorFired(ref, pid: me, reason: reason)
+            } else if watcher.node != nil {
+                Remote.router?.monitorFired(ref: ref, watcher: watcher, target: me, reason: reason)
+            }
+        }
+        for (ref, target) in watched {
+            if let t = target.process {
+                t.removeMonitor(ref)
+            } else if target.node != nil {
+                Remote.router?.demonitor(watcher: me, target: target, ref: ref)
+            }
+        }
         if let waiter { waiter.resume() }
         didDie(external: external, wasIdle: before == .idle)
         return signals

@@ -11,7 +11,10 @@ enum ExitSignals {
     static func propagate(_ initial: [Pending]) {
         var work = initial
         while let s = work.popLast() {
-            guard let p = s.target.process else { continue }  // remote: distribution's job
+            guard let p = s.target.process else {
+                if s.target.node != nil { Remote.router?.exit(from: s.from, to: s.target, reason: s.reason, isLink: s.isLink) }
+                continue
+            }
             work.append(contentsOf: p.receiveExitSignal(from: s.from, reason: s.reason, isLink: s.isLink))
         }
     }

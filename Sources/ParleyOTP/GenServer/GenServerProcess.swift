@@ -150,7 +150,7 @@ public struct ServerRef<Server: GenServer>: Sendable, CustomStringConvertible {
         let started = metrics?.start() ?? 0
         let reply = try await Gen.call(pid, request, timeout: timeout)
         metrics?.record(since: started)
-        guard let typed = reply as? Server.Reply else { throw Self.badReply(reply) }
+        guard let typed = convertMessage(reply, to: Server.Reply.self) else { throw Self.badReply(reply) }
         return typed
     }
 
@@ -278,7 +278,7 @@ struct GenServerProcess<Server: GenServer> {
     @inlinable
     mutating func handle(_ message: any Sendable, _ me: Process) -> Next {
         if let call = message as? Gen.CallMessage {
-            guard let request = call.request as? Server.Call else { return rejectCall(call, me) }
+            guard let request = convertMessage(call.request, to: Server.Call.self) else { return rejectCall(call, me) }
             let result: Server.CallResult
             do {
                 result = try server.handleCall(request, from: call.from, me)
@@ -298,7 +298,7 @@ struct GenServerProcess<Server: GenServer> {
             return .continue
         }
         if let cast = message as? Gen.CastMessage {
-            guard let request = cast.request as? Server.Cast else { return rejectCast(cast, me) }
+            guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return rejectCast(cast, me) }
             let result: Server.HandleResult
             do { result = try server.handleCast(request, me) } catch { return crashed(error, message: message, me) }
             return apply(result, me)

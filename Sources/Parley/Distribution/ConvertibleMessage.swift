@@ -1,0 +1,23 @@
+/// A message that can turn itself into another type on request: how a dynamically typed
+/// value from another node (`Term` in `ParleyDistribution`) reaches code that expects a
+/// Swift type, such as a GenServer whose `Call` is a `Codable` struct.
+///
+/// ```swift
+/// struct Celsius: ConvertibleMessage {
+///     let degrees: Double
+///     func converted<T>(to type: T.Type) -> T? {
+///         type == Fahrenheit.self ? Fahrenheit(degrees: degrees * 9 / 5 + 32) as? T : nil
+///     }
+/// }
+/// ```
+public protocol ConvertibleMessage: Sendable {
+    /// This value as a `T`, or nil if it has no such form.
+    func converted<T>(to type: T.Type) -> T?
+}
+
+/// `message` as a `T`: itself if it is one, else its ``ConvertibleMessage`` conversion.
+@inlinable
+public func convertMessage<T>(_ message: any Sendable, to type: T.Type) -> T? {
+    if let t = message as? T { return t }
+    return (message as? any ConvertibleMessage)?.converted(to: type)
+}

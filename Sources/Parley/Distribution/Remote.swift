@@ -1,0 +1,134 @@
+import ParleyRuntime
+import Synchronization
+
+/// The seam between processes and distribution: what the `Parley` module asks of a remote
+/// node (sends, links, monitors, exit signals), and what distribution asks of local
+/// processes when signals arrive from the wire. `ParleyDistribution` installs the router
+/// when a node starts; without one, remote pids behave as on a BEAM node that is not
+/// connected (sends are dropped, links and monitors see `noconnection`).
+///
+/// Not for application code: these are the hooks `ParleyDistribution` is built on.
+@_spi(Distribution)
+public protocol RemoteRouter: AnyObject, Sendable {
+    /// `To ! Message` for a pid on another node. `from` is the sending process, if any.
+    func send(_ message: any Sendable, to pid: Pid, from: Pid?)
+    /// `{Name, Node} ! Message`.
+    func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid)
+    /// Sets up the remote half of a link from local `from` to remote `to`. Returns false if
+    /// the node cannot be reached (the caller then sees `noconnection`).
+    func link(from: Pid, to: Pid) -> Bool
+    /// Removes the remote half of a link (UNLINK_ID).
+    func unlink(from: Pid, to: Pid)
+    /// An exit signal from a local process to a remote one (a link's or `exit/2`).
+    func exit(from: Pid, to: Pid, reason: ExitReason, isLink: Bool)
+    /// Monitors remote `target` (a pid) for local `watcher`. Returns false if the node
+    /// cannot be reached (the caller then delivers DOWN with `noconnection`).
+    func monitor(watcher: Pid, target: Pid, ref: Reference) -> Bool
+    /// Monitors the process registered as `name` on `node`.
+    func monitor(watcher: Pid, name: String, on node: Node, ref: Reference) -> Bool
+    /// Removes a monitor set up with `monitor`.
+    func demonitor(watcher: Pid, target: Pid, ref: Reference)
+    /// A local process that remote `watcher` monitors has died (MONITOR_P_EXIT).
+    func monitorFired(ref: Reference, watcher: Pid, target: Pid, reason: ExitReason)
+}
+
+/// Entry points for `ParleyDistribution`: the router, this node's identity on the wire, and
+/// signals arriving from other nodes.
+@_spi(Distribution)
+public enum Remote {
+    private static let installed = Mutex<(any RemoteRouter)?>(nil)
+
+    /// The router in use, or nil while this node is not distributed.
+    public static var router: (any RemoteRouter)? { installed.withLock { $0 } }
+
+    /// Installs (or removes, with nil) the router, and sets the name this node has in pids.
+    public static func install(_ router: (any RemoteRouter)?, nodeName: String, creation: UInt32) {
+        installed.withLock { $0 = router }
+        Node.setLocalName(router == nil ? "nonode@nohost" : nodeName)
+        LocalNode.wireCreation.store(router == nil ? 0 : creation, ordering: .releasing)
+    }
+
+    /// The creation this node puts in its pids and references on the wire (0 while not distributed).
+    public static var creation: UInt32 { LocalNode.wireCreation.load(ordering: .acquiring) }
+
+    /// The local pid with this id and serial: alive, or a dead pid that compares equal to the one
+    /// the process had.
+    public static func localPid(id: UInt32, serial: UInt32) -> Pid {
+        if let p = ProcessTable.lookup(id: id, serial: serial) { return p.pid }
+        return Pid(deadLocalId: id, serial: serial)
+    }
+
+    /// A reference this node made, as it comes back from the wire.
+    public static func localReference(id: UInt64) -> Reference {
+        Reference(node: nil, creation: LocalNode.creation, id: id)
+    }
+
+    /// Whether `ref` is an active alias (a call's tag) of the local process `pid`: a
+    /// `{Ref, Reply}` from the wire is then the reply to that call.
+    public static func isActiveAlias(_ ref: Reference, of pid: Pid) -> Bool {
+        guard ref.node == nil, let p = pid.process else { return false }
+        return p.withShared { s in
+            s.status != .dead && (s.callAlias == ref.id || s.extras?.aliases.contains(ref.id) == true)
+        }
+    }
+
+    /// LINK from remote `from` to local `to`. Returns false if `to` is dead (the caller
+    /// answers with an exit signal carrying `noproc`).
+    public static func linkArrived(from: Pid, to: Pid) -> Bool {
+        guard let p = to.process else { return false }
+        return p.addLink(from)
+    }
+
+    /// UNLINK_ID from remote `from` to local `to`.
+    public static func unlinkArrived(from: Pid, to: Pid) {
+        to.process?.removeLink(from)
+    }
+
+    /// An exit signal from remote `from` to local `to` (EXIT for a link, EXIT2 for `exit/2`).
+    public static func exitArrived(from: Pid, to: Pid, reason: ExitReason, isLink: Bool) {
+        if isLink, let p = to.process {
+            // A link exit for a link this side no longer has is ignored (the unlink crossed it).
+            let linked = p.withShared { $0.extras?.links.contains(from) ?? false }
+            if !linked { return }
+        }
+        ExitSignals.propagate([.init(target: to, from: from, reason: reason, isLink: isLink)])
+    }
+
+    /// MONITOR_P from remote `watcher` for local `target`. Returns false if the target is dead
+    /// (the caller answers MONITOR_P_EXIT with `noproc`).
+    public static func monitorArrived(watcher: Pid, target: Pid, ref: Reference) -> Bool {
+        guard let p = target.process else { return false }
+        return p.addMonitor(ref, watcher: watcher)
+    }
+
+    /// DEMONITOR_P from a remote watcher.
+    public static func demonitorArrived(target: Pid, ref: Reference) {
+        target.process?.removeMonitor(ref)
+    }
+
+    /// MONITOR_P_EXIT: remote `target`, monitored by local `watcher`, has died.
+    public static func monitorExitArrived(watcher: Pid, target: Pid, ref: Reference, reason: ExitReason) {
+        watcher.process?.monitorFired(ref, pid: target, reason: reason)
+    }
+
+    /// The connection to `node` is gone: every link to a process there delivers an exit
+    /// signal with `noconnection`, every monitor of one a DOWN with `noconnection`, and the
+    /// links and monitors processes there held on local processes are forgotten (Erlang's
+    /// distribution protocol: "when a connection is lost ... noconnection").
+    public static func nodeDown(_ node: Node) {
+        var signals: [ExitSignals.Pending] = []
+        var downs: [(ProcessCore, Reference, Pid)] = []
+        for p in ProcessTable.all() {
+            p.withShared { s in
+                guard let e = s.extras, s.status != .dead else { return }
+                for l in e.links where l.node === node {
+                    signals.append(.init(target: p.pid, from: l, reason: .noconnection, isLink: true))
+                }
+                for (ref, target) in e.monitoring where target.node === node { downs.append((p, ref, target)) }
+                for (ref, watcher) in e.monitoredBy where watcher.node === node { e.monitoredBy[ref] = nil }
+            }
+        }
+        for (p, ref, target) in downs { p.monitorFired(ref, pid: target, reason: .noconnection) }
+        ExitSignals.propagate(signals)
+    }
+}

@@ -1,0 +1,514 @@
+import CZlib
+@_spi(Distribution) import Parley
+
+/// Why bytes could not be decoded as a term. The connection that sent them is closed with
+/// a log line naming this error; nothing else is affected.
+public enum TermDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The bytes end before the term does.
+    case truncated(at: Int)
+    /// The first byte is not the format version 131.
+    case badVersion(UInt8)
+    /// A tag this node does not know (or did not negotiate, such as an atom cache reference).
+    case unknownTag(UInt8, at: Int)
+    /// Nesting deeper than ``TermLimits/maxDepth``.
+    case tooDeep(limit: Int)
+    /// A length or count larger than the bytes that remain could hold.
+    case lengthTooLarge(Int, at: Int)
+    /// A new atom while ``AtomTable`` is full.
+    case atomTableFull(limit: Int)
+    /// An atom that is not valid UTF-8 or is longer than 255 characters.
+    case invalidAtom(at: Int)
+    /// A compressed term that zlib could not inflate to its stated size.
+    case badCompression
+    /// A compressed term whose stated size is over ``TermLimits/maxInflatedSize``.
+    case inflatedTooLarge(Int, limit: Int)
+    /// A value that breaks the format's rules (a reference with 6 words, a bitstring with 0 bits...).
+    case invalid(String, at: Int)
+    /// Bytes left over after a complete term.
+    case trailingBytes(Int)
+
+    public var description: String {
+        switch self {
+        case .truncated(let at): return "truncated term at byte \(at)"
+        case .badVersion(let v): return "bad version byte \(v) (expected 131)"
+        case .unknownTag(let t, let at): return "unknown tag \(t) at byte \(at)"
+        case .tooDeep(let limit): return "term nested deeper than \(limit)"
+        case .lengthTooLarge(let n, let at): return "length \(n) at byte \(at) exceeds the bytes that remain"
+        case .atomTableFull(let limit): return "atom table full (\(limit) atoms): refusing a new atom"
+        case .invalidAtom(let at): return "invalid atom at byte \(at)"
+        case .badCompression: return "compressed term does not inflate to its stated size"
+        case .inflatedTooLarge(let n, let limit): return "compressed term claims \(n) bytes, over the limit of \(limit)"
+        case .invalid(let what, let at): return "invalid term at byte \(at): \(what)"
+        case .trailingBytes(let n): return "\(n) bytes after the end of the term"
+        }
+    }
+}
+
+/// Why a term could not be encoded.
+public enum TermEncodingError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// NaN and infinities have no Erlang form.
+    case nonFiniteFloat(Double)
+    /// An atom longer than 255 characters.
+    case atomTooLong(String)
+    /// A Swift value with no term form (not a ``Term``, ``TermConvertible`` or `Encodable`).
+    case notEncodable(String)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteFloat(let d): return "\(d) has no Erlang float form"
+        case .atomTooLong(let a): return "atom '\(a.prefix(40))...' is longer than 255 characters"
+        case .notEncodable(let t): return "\(t) cannot be sent to another node: make it Encodable or TermConvertible, or send a Term"
+        }
+    }
+}
+
+/// Bounds the decoder enforces on bytes from other nodes.
+public struct TermLimits: Sendable, Hashable {
+    /// Deepest nesting of tuples, lists (in their elements), maps and compressed terms.
+    public var maxDepth: Int = 2000
+    /// Largest size a compressed term may inflate to.
+    public var maxInflatedSize: Int = 256 << 20
+    public init(maxDepth: Int = 2000, maxInflatedSize: Int = 256 << 20) {
+        self.maxDepth = maxDepth
+        self.maxInflatedSize = maxInflatedSize
+    }
+}
+
+/// The external term format (version 131): Erlang's wire and `term_to_binary` format.
+///
+/// ```swift
+/// let bytes = try ExternalTermFormat.encode(.tuple([.atom("ok"), 42]))
+/// let term = try ExternalTermFormat.decode(bytes)     // {ok,42}
+/// ```
+public enum ExternalTermFormat {
+    public static let version: UInt8 = 131
+
+    /// Encodes `term` with the version byte, as `term_to_binary/1` does.
+    public static func encode(_ term: Term) throws(TermEncodingError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        out.append(version)
+        try TermWriter.write(term, into: &out, identity: .current)
+        return out
+    }
+
+    /// Decodes one complete term (version byte first), as `binary_to_term/1` does.
+    /// - Throws: ``TermDecodingError`` for anything malformed, over a limit, or left over.
+    public static func decode(_ bytes: [UInt8], limits: TermLimits = TermLimits()) throws(TermDecodingError) -> Term {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(TermDecodingError) -> Term in
+                var reader = TermReader(raw, identity: .current, limits: limits)
+                let t = try reader.readVersioned()
+                if reader.pos != raw.count { throw .trailingBytes(raw.count - reader.pos) }
+                return t
+            }
+        }.get()
+    }
+}
+
+/// This node's name and creation as they appear in pids on the wire.
+struct WireIdentity: Sendable {
+    let name: String
+    let creation: UInt32
+    static var current: WireIdentity { WireIdentity(name: Node.localNodeName, creation: currentCreation()) }
+}
+
+func currentCreation() -> UInt32 { Remote.creation }
+
+// MARK: Decoding
+
+enum Tag {
+    static let newFloat: UInt8 = 70, bitBinary: UInt8 = 77, compressed: UInt8 = 80, atomCacheRef: UInt8 = 82
+    static let newPid: UInt8 = 88, newPort: UInt8 = 89, newerReference: UInt8 = 90
+    static let smallInteger: UInt8 = 97, integer: UInt8 = 98, float: UInt8 = 99, atom: UInt8 = 100
+    static let reference: UInt8 = 101, port: UInt8 = 102, pid: UInt8 = 103, smallTuple: UInt8 = 104
+    static let largeTuple: UInt8 = 105, nilList: UInt8 = 106, string: UInt8 = 107, list: UInt8 = 108
+    static let binary: UInt8 = 109, smallBig: UInt8 = 110, largeBig: UInt8 = 111, newFun: UInt8 = 112
+    static let export: UInt8 = 113, newReference: UInt8 = 114, smallAtom: UInt8 = 115, map: UInt8 = 116
+    static let atomUTF8: UInt8 = 118, smallAtomUTF8: UInt8 = 119, v4Port: UInt8 = 120
+}
+
+/// Reads terms from raw bytes. Every length is checked against what remains before anything
+/// is allocated, so a huge stated length costs nothing.
+struct TermReader {
+    let raw: UnsafeRawBufferPointer
+    var pos = 0
+    let identity: WireIdentity
+    let limits: TermLimits
+    var depth = 0
+
+    init(_ raw: UnsafeRawBufferPointer, identity: WireIdentity, limits: TermLimits) {
+        self.raw = raw
+        self.identity = identity
+        self.limits = limits
+    }
+
+    var remaining: Int { raw.count - pos }
+
+    @inline(__always) mutating func need(_ n: Int) throws(TermDecodingError) {
+        if n > remaining { throw .truncated(at: pos) }
+    }
+    @inline(__always) mutating func u8() throws(TermDecodingError) -> UInt8 {
+        try need(1)
+        defer { pos += 1 }
+        return raw[pos]
+    }
+    @inline(__always) mutating func u16() throws(TermDecodingError) -> UInt16 {
+        try need(2)
+        defer { pos += 2 }
+        return UInt16(raw[pos]) << 8 | UInt16(raw[pos + 1])
+    }
+    @inline(__always) mutating func u32() throws(TermDecodingError) -> UInt32 {
+        try need(4)
+        defer { pos += 4 }
+        return UInt32(raw[pos]) << 24 | UInt32(raw[pos + 1]) << 16 | UInt32(raw[pos + 2]) << 8 | UInt32(raw[pos + 3])
+    }
+    mutating func u64() throws(TermDecodingError) -> UInt64 {
+        let hi = UInt64(try u32())
+        return hi << 32 | UInt64(try u32())
+    }
+    mutating func bytes(_ n: Int) throws(TermDecodingError) -> [UInt8] {
+        try need(n)
+        defer { pos += n }
+        return Array(UnsafeRawBufferPointer(rebasing: raw[pos..<pos + n]))
+    }
+    /// A count of items each at least `minSize` bytes long: refused if the rest cannot hold them.
+    mutating func count(_ n: Int, minSize: Int, at: Int) throws(TermDecodingError) -> Int {
+        if n > remaining / max(minSize, 1) { throw .lengthTooLarge(n, at: at) }
+        return n
+    }
+
+    /// A version byte, then a term (or a compressed term).
+    mutating func readVersioned() throws(TermDecodingError) -> Term {
+        let v = try u8()
+        guard v == ExternalTermFormat.version else { throw .badVersion(v) }
+        if remaining > 0, raw[pos] == Tag.compressed {
+            pos += 1
+            return try readCompressed()
+        }
+        return try read()
+    }
+
+    mutating func readCompressed() throws(TermDecodingError) -> Term {
+        let at = pos
+        let size = Int(try u32())
+        if size > limits.maxInflatedSize { throw .inflatedTooLarge(size, limit: limits.maxInflatedSize) }
+        let source = UnsafeRawBufferPointer(rebasing: raw[pos...])
+        var inflated = [UInt8](repeating: 0, count: size)
+        var destLen = uLongf(size)
+        let rc = inflated.withUnsafeMutableBytes { out in
+            uncompress(out.baseAddress!.assumingMemoryBound(to: Bytef.self), &destLen,
+                       source.baseAddress?.assumingMemoryBound(to: Bytef.self), uLong(source.count))
+        }
+        guard rc == Z_OK, destLen == uLongf(size) else { throw .badCompression }
+        _ = at
+        pos = raw.count
+        let (identity, limits, depth) = (identity, limits, depth)
+        return try inflated.withUnsafeBytes { inner in
+            Result { () throws(TermDecodingError) -> Term in
+                var r = TermReader(inner, identity: identity, limits: limits)
+                r.depth = depth + 1
+                let t = try r.read()
+                if r.pos != inner.count { throw .trailingBytes(inner.count - r.pos) }
+                return t
+            }
+        }.get()
+    }
+
+    mutating func atomText(length n: Int, utf8: Bool) throws(TermDecodingError) -> Atom {
+        let at = pos
+        try need(n)
+        let slice = UnsafeRawBufferPointer(rebasing: raw[pos..<pos + n])
+        pos += n
+        let name: String
+        if utf8 {
+            guard let s = String(validating: slice, as: UTF8.self), s.unicodeScalars.count <= 255 else { throw .invalidAtom(at: at) }
+            name = s
+        } else {
+            var scalars = String.UnicodeScalarView()
+            for b in slice { scalars.append(Unicode.Scalar(b)) }
+            name = String(scalars)
+        }
+        return try AtomTable.intern(name)
+    }
+
+    /// Any atom form (the node of a pid, the module of an export).
+    mutating func readAtom() throws(TermDecodingError) -> Atom {
+        let at = pos
+        let tag = try u8()
+        switch tag {
+        case Tag.atomUTF8: return try atomText(length: Int(try u16()), utf8: true)
+        case Tag.smallAtomUTF8: return try atomText(length: Int(try u8()), utf8: true)
+        case Tag.atom: return try atomText(length: Int(try u16()), utf8: false)
+        case Tag.smallAtom: return try atomText(length: Int(try u8()), utf8: false)
+        default: throw .unknownTag(tag, at: at)
+        }
+    }
+
+    func node(_ atom: Atom) -> Node { Node.named(atom.name) }
+
+    mutating func pid(nodeAtom: Atom, id: UInt32, serial: UInt32, creation: UInt32) -> Pid {
+        if nodeAtom.name == identity.name && creation == identity.creation {
+            return Remote.localPid(id: id, serial: serial)
+        }
+        return Pid(node: node(nodeAtom), id: id, serial: serial, creation: creation)
+    }
+
+    mutating func reference(nodeAtom: Atom, creation: UInt32, words: [UInt32], at: Int) throws(TermDecodingError) -> Reference {
+        guard (1...5).contains(words.count) else { throw .invalid("a reference has 1 to 5 words, not \(words.count)", at: at) }
+        if nodeAtom.name == identity.name && creation == identity.creation && words.count == 3 && words[2] == 0 {
+            return Remote.localReference(id: UInt64(words[0]) | UInt64(words[1]) << 32)
+        }
+        return Reference(node: node(nodeAtom), creation: creation, words: words)
+    }
+
+    mutating func read() throws(TermDecodingError) -> Term {
+        let at = pos
+        let tag = try u8()
+        switch tag {
+        case Tag.smallInteger: return .integer(Int(try u8()))
+        case Tag.integer: return .integer(Int(Int32(bitPattern: try u32())))
+        case Tag.smallBig, Tag.largeBig:
+            let n = tag == Tag.smallBig ? Int(try u8()) : Int(try u32())
+            let sign = try u8()
+            if n > remaining { throw .lengthTooLarge(n, at: at) }
+            let mag = try bytes(n)
+            return Self.integer(negative: sign != 0, magnitude: mag)
+        case Tag.newFloat:
+            return .float(Double(bitPattern: try u64()))
+        case Tag.float:
+            let text = try bytes(31)
+            let s = String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
+            guard let d = Double(s.filter { $0 != " " }) else { throw .invalid("FLOAT_EXT '\(s)'", at: at) }
+            return .float(d)
+        case Tag.atomUTF8: return .atom(try atomText(length: Int(try u16()), utf8: true))
+        case Tag.smallAtomUTF8: return .atom(try atomText(length: Int(try u8()), utf8: true))
+        case Tag.atom: return .atom(try atomText(length: Int(try u16()), utf8: false))
+        case Tag.smallAtom: return .atom(try atomText(length: Int(try u8()), utf8: false))
+        case Tag.newPid, Tag.pid:
+            let n = try readAtom()
+            let id = try u32(), serial = try u32()
+            let creation = tag == Tag.newPid ? try u32() : UInt32(try u8())
+            return .pid(pid(nodeAtom: n, id: id, serial: serial, creation: creation))
+        case Tag.newPort, Tag.port, Tag.v4Port:
+            let n = try readAtom()
+            let id = tag == Tag.v4Port ? try u64() : UInt64(try u32())
+            let creation = tag == Tag.port ? UInt32(try u8()) : try u32()
+            return .port(Port(node: n, id: id, creation: creation))
+        case Tag.newerReference, Tag.newReference:
+            let len = Int(try u16())
+            let n = try readAtom()
+            let creation = tag == Tag.newerReference ? try u32() : UInt32(try u8())
+            guard (1...5).contains(len) else { throw .invalid("a reference has 1 to 5 words, not \(len)", at: at) }
+            var words: [UInt32] = []
+            for _ in 0..<len { words.append(try u32()) }
+            return .reference(try reference(nodeAtom: n, creation: creation, words: words, at: at))
+        case Tag.reference:
+            let n = try readAtom()
+            let id = try u32()
+            let creation = UInt32(try u8())
+            return .reference(try reference(nodeAtom: n, creation: creation, words: [id], at: at))
+        case Tag.smallTuple, Tag.largeTuple:
+            let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
+            let n = try count(arity, minSize: 1, at: at)
+            return .tuple(try nested(n))
+        case Tag.nilList: return .list([])
+        case Tag.string:
+            let n = Int(try u16())
+            try need(n)
+            var items: [Term] = []
+            items.reserveCapacity(n)
+            for i in 0..<n { items.append(.integer(Int(raw[pos + i]))) }
+            pos += n
+            return .list(items)
+        case Tag.list:
+            let n = try count(Int(try u32()), minSize: 1, at: at)
+            let items = try nested(n)
+            let tail = try nested(1)[0]
+            if tail == .nil { return .list(items) }
+            return .improperList(items, tail: tail)
+        case Tag.map:
+            let n = try count(Int(try u32()), minSize: 2, at: at)
+            try enter()
+            defer { depth -= 1 }
+            var m: [Term: Term] = [:]
+            m.reserveCapacity(n)
+            for _ in 0..<n {
+                let k = try read()
+                m[k] = try read()
+            }
+            return .map(m)
+        case Tag.binary:
+            let n = Int(try u32())
+            if n > remaining { throw .lengthTooLarge(n, at: at) }
+            return .binary(try bytes(n))
+        case Tag.bitBinary:
+            let n = Int(try u32())
+            let bits = try u8()
+            if n > remaining { throw .lengthTooLarge(n, at: at) }
+            guard (1...8).contains(bits) || (n == 0 && bits == 0) else { throw .invalid("bitstring with \(bits) bits in its last byte", at: at) }
+            let data = try bytes(n)
+            return bits == 8 || n == 0 ? .binary(data) : .bitBinary(data, bits: bits)
+        case Tag.export:
+            let m = try readAtom()
+            let f = try readAtom()
+            let arityAt = pos
+            guard try u8() == Tag.smallInteger else { throw .invalid("export arity is not a small integer", at: arityAt) }
+            return .export(module: m, function: f, arity: try u8())
+        case Tag.newFun:
+            let size = Int(try u32())
+            // Size counts itself: the fun is `size` bytes from the size field on.
+            guard size >= 4 else { throw .invalid("fun of size \(size)", at: at) }
+            if size - 4 > remaining { throw .lengthTooLarge(size, at: at) }
+            pos = at
+            return .fun(Fun(bytes: try bytes(size + 1)))
+        default:
+            throw .unknownTag(tag, at: at)
+        }
+    }
+
+    mutating func enter() throws(TermDecodingError) {
+        depth += 1
+        if depth > limits.maxDepth { throw .tooDeep(limit: limits.maxDepth) }
+    }
+
+    mutating func nested(_ n: Int) throws(TermDecodingError) -> [Term] {
+        try enter()
+        defer { depth -= 1 }
+        var items: [Term] = []
+        items.reserveCapacity(n)
+        for _ in 0..<n { items.append(try read()) }
+        return items
+    }
+
+    static func integer(negative: Bool, magnitude: [UInt8]) -> Term {
+        var m = magnitude
+        while m.last == 0 { m.removeLast() }
+        if m.count <= 8 {
+            var v: UInt64 = 0
+            for (i, b) in m.enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
+            if !negative, v <= UInt64(Int.max) { return .integer(Int(v)) }
+            if negative, v <= UInt64(Int.max) + 1 { return .integer(v == UInt64(Int.max) + 1 ? Int.min : -Int(v)) }
+        }
+        return .bigInteger(BigInteger(negative: negative, magnitude: m))
+    }
+}
+
+// MARK: Encoding
+
+/// Where encoded bytes go: an array, or a SwiftNIO buffer (the connection writes terms
+/// straight into its outgoing buffer).
+protocol TermSink {
+    mutating func put(_ b: UInt8)
+    mutating func put16(_ v: UInt16)
+    mutating func put32(_ v: UInt32)
+    mutating func put<C: Collection>(bytes: C) where C.Element == UInt8
+}
+
+extension Array: TermSink where Element == UInt8 {
+    @inline(__always) mutating func put(_ b: UInt8) { append(b) }
+    @inline(__always) mutating func put16(_ v: UInt16) { append(UInt8(v >> 8)); append(UInt8(truncatingIfNeeded: v)) }
+    @inline(__always) mutating func put32(_ v: UInt32) {
+        append(UInt8(v >> 24)); append(UInt8(truncatingIfNeeded: v >> 16))
+        append(UInt8(truncatingIfNeeded: v >> 8)); append(UInt8(truncatingIfNeeded: v))
+    }
+    @inline(__always) mutating func put<C: Collection>(bytes: C) where C.Element == UInt8 { append(contentsOf: bytes) }
+}
+
+enum TermWriter {
+    static func write<S: TermSink>(_ term: Term, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
+        switch term {
+        case .integer(let i):
+            if (0...255).contains(i) {
+                out.put(Tag.smallInteger); out.put(UInt8(i))
+            } else if let v = Int32(exactly: i) {
+                out.put(Tag.integer); out.put32(UInt32(bitPattern: v))
+            } else {
+                var mag = i.magnitude
+                var bytes: [UInt8] = []
+                while mag > 0 { bytes.append(UInt8(truncatingIfNeeded: mag)); mag >>= 8 }
+                out.put(Tag.smallBig); out.put(UInt8(bytes.count)); out.put(i < 0 ? 1 : 0); out.put(bytes: bytes)
+            }
+        case .bigInteger(let b):
+            if b.magnitude.count <= 255 {
+                out.put(Tag.smallBig); out.put(UInt8(b.magnitude.count))
+            } else {
+                out.put(Tag.largeBig); out.put32(UInt32(b.magnitude.count))
+            }
+            out.put(b.negative ? 1 : 0); out.put(bytes: b.magnitude)
+        case .float(let d):
+            guard d.isFinite else { throw .nonFiniteFloat(d) }
+            let bits = d.bitPattern
+            out.put(Tag.newFloat); out.put32(UInt32(bits >> 32)); out.put32(UInt32(truncatingIfNeeded: bits))
+        case .atom(let a):
+            try writeAtom(a.name, into: &out)
+        case .binary(let b):
+            out.put(Tag.binary); out.put32(UInt32(b.count)); out.put(bytes: b)
+        case .bitBinary(let b, let bits):
+            out.put(Tag.bitBinary); out.put32(UInt32(b.count)); out.put(bits); out.put(bytes: b)
+        case .tuple(let items):
+            if items.count <= 255 {
+                out.put(Tag.smallTuple); out.put(UInt8(items.count))
+            } else {
+                out.put(Tag.largeTuple); out.put32(UInt32(items.count))
+            }
+            for t in items { try write(t, into: &out, identity: identity) }
+        case .list(let items):
+            if items.isEmpty { out.put(Tag.nilList); return }
+            if items.count <= 65535, items.allSatisfy({ if case .integer(let i) = $0 { return (0...255).contains(i) }; return false }) {
+                out.put(Tag.string); out.put16(UInt16(items.count))
+                for t in items { if case .integer(let i) = t { out.put(UInt8(i)) } }
+                return
+            }
+            out.put(Tag.list); out.put32(UInt32(items.count))
+            for t in items { try write(t, into: &out, identity: identity) }
+            out.put(Tag.nilList)
+        case .improperList(let items, let tail):
+            out.put(Tag.list); out.put32(UInt32(items.count))
+            for t in items { try write(t, into: &out, identity: identity) }
+            try write(tail, into: &out, identity: identity)
+        case .map(let m):
+            out.put(Tag.map); out.put32(UInt32(m.count))
+            for (k, v) in m {
+                try write(k, into: &out, identity: identity)
+                try write(v, into: &out, identity: identity)
+            }
+        case .pid(let p):
+            out.put(Tag.newPid)
+            try writeAtom(p.node?.name ?? identity.name, into: &out)
+            out.put32(p.id); out.put32(p.serial); out.put32(p.node == nil ? identity.creation : p.creation)
+        case .port(let p):
+            if p.id > UInt64(UInt32.max) {
+                out.put(Tag.v4Port); try writeAtom(p.node.name, into: &out)
+                out.put32(UInt32(p.id >> 32)); out.put32(UInt32(truncatingIfNeeded: p.id))
+            } else {
+                out.put(Tag.newPort); try writeAtom(p.node.name, into: &out); out.put32(UInt32(p.id))
+            }
+            out.put32(p.creation)
+        case .reference(let r):
+            let words = r.words
+            out.put(Tag.newerReference); out.put16(UInt16(words.count))
+            try writeAtom(r.node?.name ?? identity.name, into: &out)
+            out.put32(r.node == nil ? identity.creation : r.creation)
+            for w in words { out.put32(w) }
+        case .export(let m, let f, let arity):
+            out.put(Tag.export)
+            try writeAtom(m.name, into: &out)
+            try writeAtom(f.name, into: &out)
+            out.put(Tag.smallInteger); out.put(arity)
+        case .fun(let f):
+            out.put(bytes: f.bytes)
+        }
+    }
+
+    static func writeAtom<S: TermSink>(_ name: String, into out: inout S) throws(TermEncodingError) {
+        let utf8 = name.utf8
+        if utf8.count < 256 {
+            out.put(Tag.smallAtomUTF8); out.put(UInt8(utf8.count))
+        } else {
+            guard name.unicodeScalars.count <= 255 else { throw .atomTooLong(name) }
+            out.put(Tag.atomUTF8); out.put16(UInt16(utf8.count))
+        }
+        out.put(bytes: utf8)
+    }
+}
