@@ -110,6 +110,7 @@ let package = Package(
         .testTarget(
             name: "ParleyDistributionTests",
             dependencies: ["ParleyDistribution", "ParleyOTP", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Erlang"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -68,9 +68,12 @@ public enum Gen {
     public struct ReplyMessage: Sendable {
         public let tag: Reference
         public let reply: any Sendable
-        public init(tag: Reference, reply: any Sendable) {
+        /// Whether the tag goes on the wire as `[alias | Ref]` (the caller's own form).
+        public let aliasTag: Bool
+        public init(tag: Reference, reply: any Sendable, aliasTag: Bool = false) {
             self.tag = tag
             self.reply = reply
+            self.aliasTag = aliasTag
         }
     }
 
@@ -144,6 +147,16 @@ public enum Gen {
 
     // MARK: Cast and reply
 
+    /// Casts to the process registered as `name` on `node` (`gen_server:cast({Name, Node}, Request)`):
+    /// never fails, dropped if nobody has the name.
+    ///
+    /// ```swift
+    /// Gen.cast("counter", on: Node.named("erl@127.0.0.1"), Term.atom("reset"))
+    /// ```
+    public static func cast(_ name: String, on node: Node, _ request: any Sendable) {
+        Process.send(CastMessage(request: request), to: name, on: node)
+    }
+
     /// Sends `{'$gen_cast', Request}` to `server`. Never fails and never blocks, as
     /// `gen_server:cast/2`: a cast to a dead server is dropped.
     public static func cast(_ server: Pid, _ request: any Sendable) {
@@ -158,7 +171,7 @@ public enum Gen {
         if let owner = from.tag.owner, owner.acceptHandoffReply(from.tag.id, reply) { return }
         if from.tag.owner == nil, from.pid.node != nil {
             // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
-            Remote.router?.send(ReplyMessage(tag: from.tag, reply: reply), to: from.pid, from: nil)
+            Remote.router?.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
             return
         }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))
@@ -285,6 +298,9 @@ public enum Gen {
             if case .pid(let p) = dest { throw .noconnection(p) }
             throw .noproc("remote name (not distributed)")
         }
+        // A stand-in caller (outside any process) is not in the process table; the reply
+        // names its pid on the wire, so it must be findable there until it exits.
+        ProcessTable.insert(caller)
         let tag = Reference.makeAlias(owner: caller)
         caller.withShared { s in s.callAlias = tag.id }
         defer { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } }

@@ -91,8 +91,8 @@ public struct Fun: Hashable, Sendable, CustomStringConvertible {
 /// ```swift
 /// let request: Term = .tuple([.atom("add"), 5])
 /// switch request {
-/// case .tuple([.atom("add"), .integer(let n)]): print("add", n)
 /// case .atom("get"): print("get")
+/// case .tuple(let t) where t.first == .atom("add"): print("add", t[1].intValue ?? 0)
 /// default: print("unknown", request)
 /// }
 /// ```

@@ -1,0 +1,120 @@
+import ArgumentParser
+import Parley
+import ParleyDistribution
+import ParleyOTP
+
+/// `parley node`: a distributed node to talk to from iex or erl.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Start a distributed node running a registered `echo` process and a `counter` GenServer.",
+        discussion: """
+        From iex (same cookie, long names on both sides or short names on both sides):
+          iex --name a@127.0.0.1 --cookie secret
+          iex> Node.ping(:"parley@127.0.0.1")                      # :pong
+          iex> send({:echo, :"parley@127.0.0.1"}, {self(), :hi}); flush()
+          iex> GenServer.call({:counter, :"parley@127.0.0.1"}, {:add, 5})
+        """)
+
+    @Option(help: "Node name: name@host (long) or name (short, this host).")
+    var name: String = "parley@127.0.0.1"
+
+    @Option(help: "The cookie shared by the cluster.")
+    var cookie: String
+
+    @Flag(help: "Start as a normal (visible) node instead of a hidden one.")
+    var visible = false
+
+    @Option(help: "Port for distribution connections (0: any free port).")
+    var port = 0
+
+    @Option(help: "EPMD port (default: ERL_EPMD_PORT or 4369). An embedded EPMD starts when none runs.")
+    var epmdPort: Int?
+
+    @Option(help: "Net tick time in seconds (net_ticktime).")
+    var tickTime = 60
+
+    @Option(help: "Nodes to connect to at start (repeatable).")
+    var connect: [String] = []
+
+    @Option(help: "Exit after this many seconds (default: run until killed).")
+    var exitAfter: Int?
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() async throws {
+        try runtime.apply()
+        var config = Distribution.Configuration(name: name, cookie: cookie)
+        config.hidden = !visible
+        config.port = port
+        config.epmdPort = epmdPort
+        config.tickTime = .seconds(tickTime)
+        let full = try await Distribution.start(config)
+        try NodeServices.start()
+        for peer in connect { try await Distribution.connect(peer) }
+        print("node \(full) ready on port \(Distribution.port ?? 0): registered \(Process.registered().joined(separator: ", "))")
+        if let exitAfter {
+            try await Task.sleep(for: .seconds(exitAfter))
+            await Distribution.stop()
+            return
+        }
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// What `parley node` runs: `echo`, `counter`, and spawnables for the remote workloads.
+enum NodeServices {
+    static func start() throws {
+        // echo: on {From, Term} it sends Term back to From.
+        try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
+            if let t = message as? Term, case .tuple(let items) = t, items.count == 2, case .pid(let from) = items[0] {
+                me.send(items[1], to: from)
+            }
+            return .continue
+        }
+        _ = try DemoCounter().start(name: .local("counter"))
+        Distribution.register(spawnable: "pong") { me, _ in
+            // remote-pp's other end: {From, V} -> From ! V.
+            while true {
+                let m = try await me.receive(Term.self)
+                if case .tuple(let items) = m, items.count == 2, case .pid(let from) = items[0] {
+                    me.send(items[1], to: from)
+                } else if m == .atom("stop") {
+                    return
+                }
+            }
+        }
+        Distribution.register(spawnable: "sink") { me, args in
+            // remote-tput's receiving end: counts N {msg, _} messages, then sends done.
+            guard case .tuple(let a) = args, a.count == 2, case .integer(let n) = a[0], case .pid(let from) = a[1] else { return }
+            for _ in 0..<n { _ = try await me.receive(Term.self) }
+            me.send(Term.atom("done"), to: from)
+        }
+    }
+}
+
+/// The `counter` GenServer: calls `get` and `{add, N}` return the current value; cast
+/// `reset` sets it to 0. Requests are terms, so Erlang and Elixir can call it.
+struct DemoCounter: GenServer, Sendable {
+    var value = 0
+    typealias Call = Term
+    typealias Reply = Term
+    typealias Cast = Term
+
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Process) -> CallResult {
+        switch request {
+        case .atom("get"):
+            return .reply(.integer(value))
+        case .tuple(let t) where t.count == 2 && t[0] == .atom("add") && t[1].intValue != nil:
+            value += t[1].intValue!
+            return .reply(.integer(value))
+        default:
+            return .reply(.tuple([.atom(.error), .atom("unknown_call")]))
+        }
+    }
+
+    mutating func handleCast(_ request: Term, _ me: Process) -> HandleResult {
+        if request == .atom("reset") { value = 0 }
+        return .noreply
+    }
+}

@@ -1,0 +1,164 @@
+import Logging
+import NIOCore
+
+/// Frames and the handshake on one TCP connection: 2-byte length frames until the handshake
+/// completes, 4-byte frames after (erl_dist_protocol). A frame longer than the configured
+/// maximum, a malformed handshake or an undecodable term closes this connection with a log
+/// line; nothing else on the node is affected.
+final class DistributionChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let router: DistributionRouter
+    var machine: HandshakeMachine
+    var connection: Connection?
+    var attached = false
+    var finished = false
+    var cumulation: ByteBuffer?
+    var timeout: Scheduled<Void>?
+    let isInitiator: Bool
+    var peerDescription: String
+
+    init(initiator connection: Connection, router: DistributionRouter) {
+        self.router = router
+        self.connection = connection
+        self.isInitiator = true
+        self.peerDescription = connection.node.name
+        self.machine = HandshakeMachine(initiator: router.identity.name, flags: router.flags, creation: router.identity.creation,
+                                        cookie: router.configuration.cookie, dialling: connection.node.name)
+    }
+
+    init(acceptorFor router: DistributionRouter, remote: String) {
+        self.router = router
+        self.isInitiator = false
+        self.peerDescription = remote
+        self.machine = HandshakeMachine(acceptor: router.identity.name, flags: router.flags, creation: router.identity.creation,
+                                        cookie: router.configuration.cookie)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let limit = router.configuration.handshakeTimeout
+        let loop = context.eventLoop.assumeIsolated()
+        timeout = loop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000 + Int64(limit.components.attoseconds / 1_000_000_000))) {
+            [self] in
+            if !self.attached && !self.finished {
+                self.fail(context, HandshakeError.timeout(peer: self.peerDescription).description)
+            }
+        }
+        if isInitiator { perform(machine.start(), context) }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if cumulation == nil || cumulation!.readableBytes == 0 {
+            cumulation = incoming
+        } else {
+            cumulation!.writeBuffer(&incoming)
+        }
+        while !finished, var frame = nextFrame(context) {
+            if attached {
+                do {
+                    try connection!.receive(&frame)
+                } catch {
+                    fail(context, "undecodable message from \(peerDescription): \(error)")
+                }
+            } else {
+                let bytes = Array(frame.readableBytesView)
+                let actions = machine.receive(bytes) { name in
+                    peerDescription = name
+                    let (status, conn) = router.acceptorStatus(for: name)
+                    connection = conn
+                    return status
+                }
+                perform(actions, context)
+            }
+        }
+        if let c = cumulation, c.readerIndex > 65536 { cumulation!.discardReadBytes() }
+    }
+
+    /// The next complete frame, or nil if more bytes are needed.
+    func nextFrame(_ context: ChannelHandlerContext) -> ByteBuffer? {
+        guard var buf = cumulation else { return nil }
+        let lengthSize = attached ? 4 : 2
+        guard buf.readableBytes >= lengthSize else { return nil }
+        let length: Int = attached ? Int(buf.getInteger(at: buf.readerIndex, as: UInt32.self)!) : Int(buf.getInteger(at: buf.readerIndex, as: UInt16.self)!)
+        if length > router.configuration.maxFrameSize {
+            fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(router.configuration.maxFrameSize)")
+            return nil
+        }
+        guard buf.readableBytes >= lengthSize + length else { return nil }
+        buf.moveReaderIndex(forwardBy: lengthSize)
+        let frame = buf.readSlice(length: length)!
+        cumulation = buf
+        return frame
+    }
+
+    func perform(_ actions: [HandshakeMachine.Action], _ context: ChannelHandlerContext) {
+        for action in actions {
+            switch action {
+            case .send(let bytes):
+                var b = context.channel.allocator.buffer(capacity: bytes.count + 2)
+                b.writeInteger(UInt16(bytes.count))
+                b.writeBytes(bytes)
+                context.writeAndFlush(wrapOutboundOut(b), promise: nil)
+            case .completed(let peer):
+                timeout?.cancel()
+                guard let connection, connection.attach(context.channel, peer: peer, tickTime: router.configuration.tickTime) else {
+                    fail(context, "connection to \(peer.name) completed after another one won")
+                    return
+                }
+                attached = true
+                router.log.info("connected to \(peer.name) (\(peer.isHidden ? "hidden" : "visible") node, flags \(peer.flags))")
+            case .failed(let error):
+                if case .refused(_, "nok") = error, let connection {
+                    // A simultaneous connect that the peer won: its own connection to us
+                    // carries the traffic. Fail this attempt only if that never arrives.
+                    finished = true
+                    timeout?.cancel()
+                    let limit = router.configuration.handshakeTimeout
+                    context.eventLoop.scheduleTask(in: .seconds(Int64(limit.components.seconds))) { connection.attemptFailed("simultaneous connect lost") }
+                    context.close(promise: nil)
+                    return
+                }
+                fail(context, error.description)
+            }
+        }
+    }
+
+    func fail(_ context: ChannelHandlerContext, _ reason: String) {
+        guard !finished else { return }
+        finished = true
+        timeout?.cancel()
+        router.log.error("distribution connection \(peerDescription): \(reason)")
+        if attached {
+            connection?.close(reason: reason, wasUp: true)
+        } else {
+            connection?.attemptFailed(reason)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        if !finished {
+            finished = true
+            if attached {
+                router.log.info("connection to \(peerDescription) closed")
+                connection?.close(reason: "connection closed", wasUp: true)
+            } else {
+                var reason = "\(peerDescription) closed the connection during the handshake"
+                if case .awaitAck = machine.state {
+                    reason += ", after our challenge reply: most likely a cookie mismatch (check -setcookie on both nodes)"
+                }
+                router.log.error("distribution connection \(peerDescription): \(reason)")
+                connection?.attemptFailed(reason)
+            }
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(context, "\(error)")
+    }
+}

@@ -1,0 +1,259 @@
+import Logging
+import NIOCore
+@_spi(Distribution) import Parley
+import Synchronization
+
+extension ByteBuffer: TermSink {
+    @inline(__always) mutating func put(_ b: UInt8) { writeInteger(b) }
+    @inline(__always) mutating func put16(_ v: UInt16) { writeInteger(v) }
+    @inline(__always) mutating func put32(_ v: UInt32) { writeInteger(v) }
+    @inline(__always) mutating func put<C: Collection>(bytes: C) where C.Element == UInt8 { writeBytes(bytes) }
+}
+
+/// Control message tags (erl_dist_protocol, "Protocol between connected nodes").
+enum Control {
+    static let link = 1, send = 2, exit = 3, unlink = 4, regSend = 6, groupLeader = 7, exit2 = 8
+    static let sendTT = 12, exitTT = 13, regSendTT = 16, exit2TT = 18
+    static let monitorP = 19, demonitorP = 20, monitorPExit = 21
+    static let unlinkId = 35, unlinkIdAck = 36
+}
+
+/// The connection to one other node: the outgoing queue (kept while the connection is being
+/// set up, so messages sent meanwhile are not lost), the channel once the handshake is done,
+/// ticks, and what arrives.
+///
+/// Senders on any thread encode their frame straight into one shared buffer under the lock;
+/// the first to make it non-empty schedules one flush on the channel's event loop, which
+/// writes everything queued by then in one write. Per-pair ordering is the buffer's order.
+final class Connection: Sendable {
+    enum Phase: Equatable { case connecting, up, closed }
+
+    struct Out {
+        var phase: Phase = .connecting
+        var buffer: ByteBuffer
+        var flushScheduled = false
+        var channel: (any NIOCore.Channel)? = nil
+        var peer: PeerInfo? = nil
+        /// Handshakes in flight for this node (an outgoing dial, an incoming accept).
+        var attempts = 0
+        var wroteSinceTick = false
+        var silentTicks = 0
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var tickTask: RepeatedTask? = nil
+    }
+
+    let node: Node
+    unowned let router: DistributionRouter
+    let out: Mutex<Out>
+    /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
+    /// is published through it).
+    let readSinceTick = Atomic<Bool>(false)
+
+    init(node: Node, router: DistributionRouter) {
+        self.node = node
+        self.router = router
+        self.out = Mutex(Out(buffer: ByteBufferAllocator().buffer(capacity: 4096)))
+    }
+
+    var phase: Phase { out.withLock { $0.phase } }
+    var peer: PeerInfo? { out.withLock { $0.peer } }
+
+    // MARK: Sending
+
+    /// Queues one frame: `Len 112 131 Control [131 Payload]` (no atom cache).
+    func send(control: Term, payload: Term? = nil) {
+        let identity = router.identity
+        let wake: (any NIOCore.Channel)? = out.withLock { o -> (any NIOCore.Channel)? in
+            guard o.phase != .closed else { return nil }
+            let start = o.buffer.writerIndex
+            o.buffer.writeInteger(UInt32(0))
+            o.buffer.writeInteger(UInt8(112))
+            o.buffer.writeInteger(UInt8(131))
+            do {
+                try TermWriter.write(control, into: &o.buffer, identity: identity)
+                if let payload {
+                    o.buffer.writeInteger(UInt8(131))
+                    try TermWriter.write(payload, into: &o.buffer, identity: identity)
+                }
+            } catch {
+                o.buffer.moveWriterIndex(to: start)
+                router.log.warning("dropped a message to \(node): \(error)")
+                return nil
+            }
+            o.buffer.setInteger(UInt32(o.buffer.writerIndex - start - 4), at: start)
+            o.wroteSinceTick = true
+            if o.phase == .up, !o.flushScheduled {
+                o.flushScheduled = true
+                return o.channel
+            }
+            return nil
+        }
+        if let wake { wake.eventLoop.execute { self.flush() } }
+    }
+
+    /// Writes everything queued (on the channel's event loop).
+    func flush() {
+        let (buffer, channel) = out.withLock { o -> (ByteBuffer?, (any NIOCore.Channel)?) in
+            o.flushScheduled = false
+            guard o.phase == .up, let ch = o.channel, o.buffer.readableBytes > 0 else { return (nil, nil) }
+            var fresh = ch.allocator.buffer(capacity: 4096)
+            swap(&fresh, &o.buffer)
+            return (fresh, ch)
+        }
+        if let buffer, let channel { channel.writeAndFlush(buffer, promise: nil) }
+    }
+
+    // MARK: Life cycle
+
+    func attemptStarted() { out.withLock { $0.attempts += 1 } }
+
+    /// A handshake for this node failed. The connection fails when no other attempt is left.
+    func attemptFailed(_ reason: String) {
+        let failed = out.withLock { o -> Bool in
+            o.attempts -= 1
+            return o.attempts <= 0 && o.phase == .connecting
+        }
+        if failed { close(reason: reason, wasUp: false) }
+    }
+
+    /// The handshake on `channel` completed: the connection is up.
+    func attach(_ channel: any NIOCore.Channel, peer: PeerInfo, tickTime: Duration) -> Bool {
+        let waiters = out.withLock { o -> [CheckedContinuation<Void, any Error>]? in
+            guard o.phase == .connecting else { return nil }
+            o.phase = .up
+            o.channel = channel
+            o.peer = peer
+            o.attempts -= 1
+            let w = o.waiters
+            o.waiters = []
+            return w
+        }
+        guard let waiters else { return false }
+        let period = TimeAmount.nanoseconds(Int64(tickTime.components.seconds) * 1_000_000_000 / 4 + Int64(tickTime.components.attoseconds / 4_000_000_000))
+        let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in self?.tick() }
+        out.withLock { $0.tickTask = task }
+        for w in waiters { w.resume() }
+        router.connectionUp(self, peer: peer)
+        channel.eventLoop.execute { self.flush() }
+        return true
+    }
+
+    /// Waits until the connection is up (or throws why it failed).
+    func waitUntilUp() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let now: Result<Void, any Error>? = out.withLock { o in
+                switch o.phase {
+                case .up: return .success(())
+                case .closed: return .failure(DistributionError.connectFailed(node: node.name, reason: "connection closed"))
+                case .connecting:
+                    o.waiters.append(c)
+                    return nil
+                }
+            }
+            if let now { c.resume(with: now) }
+        }
+    }
+
+    /// Net tick: write something every TickTime/4, and give up on a peer silent for four
+    /// periods (kernel app docs, net_ticktime).
+    func tick() {
+        let heard = readSinceTick.exchange(false, ordering: .relaxed)
+        let (sendTick, timedOut, channel) = out.withLock { o -> (Bool, Bool, (any NIOCore.Channel)?) in
+            guard o.phase == .up else { return (false, false, nil) }
+            o.silentTicks = heard ? 0 : o.silentTicks + 1
+            let send = !o.wroteSinceTick
+            o.wroteSinceTick = false
+            return (send, o.silentTicks >= 4, o.channel)
+        }
+        guard let channel else { return }
+        if timedOut {
+            router.log.warning("net_tick_timeout: \(node) sent nothing for four tick periods; disconnecting")
+            channel.close(promise: nil)
+            return
+        }
+        if sendTick {
+            var b = channel.allocator.buffer(capacity: 4)
+            b.writeInteger(UInt32(0))
+            // Through the queue's order: nothing queued is overtaken (a tick carries no data anyway).
+            out.withLock { o in
+                if o.buffer.readableBytes == 0 { o.buffer.writeBuffer(&b) }
+            }
+            flush()
+        }
+    }
+
+    /// Closes the connection: drops what is queued, and tells the router (which fires
+    /// `noconnection` for every link and monitor across it).
+    func close(reason: String, wasUp: Bool) {
+        let (channel, waiters, task, wasOpen) = out.withLock { o -> ((any NIOCore.Channel)?, [CheckedContinuation<Void, any Error>], RepeatedTask?, Bool) in
+            let open = o.phase != .closed
+            o.phase = .closed
+            o.buffer.clear()
+            let w = o.waiters
+            o.waiters = []
+            let t = o.tickTask
+            o.tickTask = nil
+            let ch = o.channel
+            o.channel = nil
+            return (ch, w, t, open)
+        }
+        guard wasOpen else { return }
+        task?.cancel()
+        channel?.close(promise: nil)
+        for w in waiters { w.resume(throwing: DistributionError.connectFailed(node: node.name, reason: reason)) }
+        router.connectionClosed(self, reason: reason)
+    }
+
+    // MARK: Receiving (on the channel's event loop)
+
+    /// One frame after the handshake: a tick (empty) or `112 131 Control [131 Payload]`.
+    func receive(_ frame: inout ByteBuffer) throws(TermDecodingError) {
+        readSinceTick.store(true, ordering: .relaxed)
+        guard frame.readableBytes > 0 else { return }
+        let identity = router.identity
+        let limits = router.limits
+        let decoded: Result<(Term, Term?), TermDecodingError> = frame.withUnsafeReadableBytes { raw in
+            Result { () throws(TermDecodingError) -> (Term, Term?) in
+                var r = TermReader(raw, identity: identity, limits: limits)
+                let pass = try r.u8()
+                guard pass == 112 else { throw .unknownTag(pass, at: 0) }
+                let control = try r.readVersioned()
+                let payload = r.remaining > 0 ? try r.readVersioned() : nil
+                if r.remaining > 0 { throw .trailingBytes(r.remaining) }
+                return (control, payload)
+            }
+        }
+        let (control, payload) = try decoded.get()
+        router.handle(control: control, payload: payload, from: self)
+    }
+}
+
+/// Errors from the distribution API.
+public enum DistributionError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The node could not be reached or refused the connection.
+    case connectFailed(node: String, reason: String)
+    /// Distribution is not running (call ``Distribution/start(_:)`` first).
+    case notStarted
+    /// Distribution is already running on this OS process.
+    case alreadyStarted(String)
+    /// A node name that is not `name@host` (or a bare short name).
+    case badNodeName(String)
+    /// EPMD refused the registration, or could not be reached or started.
+    case epmd(String)
+    /// Listening on the distribution port failed.
+    case listenFailed(String)
+    /// The remote node has no spawnable function of that name.
+    case unknownSpawnable(String)
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let n, let r): return "cannot connect to \(n): \(r)"
+        case .notStarted: return "distribution is not started on this node"
+        case .alreadyStarted(let n): return "distribution is already started as \(n)"
+        case .badNodeName(let n): return "bad node name '\(n)' (expected name@host)"
+        case .epmd(let r): return "epmd: \(r)"
+        case .listenFailed(let r): return "cannot listen for distribution connections: \(r)"
+        case .unknownSpawnable(let n): return "no spawnable function '\(n)' on the remote node"
+        }
+    }
+}

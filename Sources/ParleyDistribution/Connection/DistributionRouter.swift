@@ -1,0 +1,327 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+@_spi(Distribution) import Parley
+import Synchronization
+
+/// The node's connections, and the translation between Parley's process operations and the
+/// distribution protocol's control messages. Installed as the `Remote` router while the node
+/// runs.
+final class DistributionRouter: RemoteRouter, Sendable {
+    let configuration: Distribution.Configuration
+    let identity: WireIdentity
+    let flags: DistributionFlags
+    let limits: TermLimits
+    let group: any EventLoopGroup
+    let log: Logger
+    let tls: (client: NIOSSLContext, server: NIOSSLContext)?
+
+    private struct State {
+        var connections: [Node: Connection] = [:]
+        /// Monitors by name that remote processes hold on local ones: ref → name.
+        var incomingNameMonitors: [Reference: (name: String, node: Node)] = [:]
+        /// Monitors by name that local processes hold on remote ones: ref → name.
+        var outgoingNameMonitors: [Reference: (name: String, node: Node)] = [:]
+        /// Processes that asked for {nodeup, N} / {nodedown, N} (net_kernel:monitor_nodes).
+        var nodeWatchers: [Pid: Int] = [:]
+        var warnedTypes = Set<String>()
+    }
+    private let state = Mutex(State())
+    private let unlinkIds = Atomic<UInt64>(1)
+
+    init(configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,
+         tls: (client: NIOSSLContext, server: NIOSSLContext)?) {
+        self.configuration = configuration
+        self.identity = WireIdentity(name: name, creation: creation)
+        self.flags = configuration.hidden ? .parley : DistributionFlags.parley.union(.published)
+        self.limits = configuration.limits
+        self.log = configuration.logger
+        self.group = group
+        self.tls = tls
+    }
+
+    // MARK: Connections
+
+    var connectedNodes: [PeerInfo] {
+        state.withLock { s in s.connections.values.compactMap { $0.phase == .up ? $0.peer : nil } }
+    }
+
+    /// The connection to `node`, set up on first use as Erlang does (auto-connect), or nil for
+    /// this node itself. With `dial: false`, only an existing connection.
+    func connection(to node: Node, dial: Bool = true) -> Connection? {
+        if node.name == identity.name { return nil }
+        let (conn, fresh) = state.withLock { s -> (Connection?, Bool) in
+            if let c = s.connections[node] { return (c, false) }
+            guard dial else { return (nil, false) }
+            let c = Connection(node: node, router: self)
+            s.connections[node] = c
+            return (c, true)
+        }
+        if fresh, let conn { self.dial(conn) }
+        return conn
+    }
+
+    func dial(_ conn: Connection) {
+        conn.attemptStarted()
+        let name = conn.node.name
+        guard let at = name.firstIndex(of: "@") else {
+            conn.attemptFailed("bad node name '\(name)'")
+            return
+        }
+        let alive = String(name[..<at]), host = String(name[name.index(after: at)...])
+        let config = configuration
+        Task {
+            do {
+                let port: Int
+                if let fixed = config.staticPorts[name] {
+                    port = fixed
+                } else {
+                    guard let info = try await EPMDClient.lookup(name: alive, host: host, epmdPort: config.epmdPort) else {
+                        throw DistributionError.connectFailed(node: name, reason: "no node '\(alive)' is registered with epmd on \(host)")
+                    }
+                    guard info.highestVersion >= 6 else {
+                        throw DistributionError.connectFailed(node: name, reason: "it speaks distribution version \(info.highestVersion); 6 is required")
+                    }
+                    port = Int(info.port)
+                }
+                let tls = self.tls
+                _ = try await ClientBootstrap(group: group)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connectTimeout(.seconds(Int64(config.handshakeTimeout.components.seconds)))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if let tls {
+                                try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.client, serverHostname: nil))
+                            }
+                            try channel.pipeline.syncOperations.addHandler(DistributionChannelHandler(initiator: conn, router: self))
+                        }
+                    }
+                    .connect(host: host, port: port).get()
+            } catch {
+                self.log.warning("cannot connect to \(name): \(error)")
+                conn.attemptFailed("\(error)")
+            }
+        }
+    }
+
+    /// How to answer a node that connects to us (dist_util's status): `ok`, or for a
+    /// simultaneous connect the node with the greater name keeps its own attempt (`nok` to the
+    /// other), as net_kernel decides.
+    func acceptorStatus(for name: String) -> (HandshakeMachine.Status, Connection?) {
+        let node = Node.named(name)
+        var stale: Connection? = nil
+        let result = state.withLock { s -> (HandshakeMachine.Status, Connection?) in
+            if let c = s.connections[node] {
+                switch c.phase {
+                case .connecting:
+                    if identity.name > name { return (.nok, nil) }
+                    c.attemptStarted()
+                    return (.okSimultaneous, c)
+                case .up:
+                    // The peer dials again while we think the old connection lives: it
+                    // restarted. The old connection is dead; replace it.
+                    stale = c
+                case .closed:
+                    break
+                }
+            }
+            let c = Connection(node: node, router: self)
+            c.attemptStarted()
+            s.connections[node] = c
+            return (.ok, c)
+        }
+        stale?.close(reason: "replaced by a new connection from \(name)", wasUp: true)
+        return result
+    }
+
+    func connectionUp(_ conn: Connection, peer: PeerInfo) {
+        let watchers = state.withLock { Array($0.nodeWatchers.keys) }
+        for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
+    }
+
+    func connectionClosed(_ conn: Connection, reason: String) {
+        let (removed, watchers) = state.withLock { s -> (Bool, [Pid]) in
+            guard s.connections[conn.node] === conn else { return (false, []) }
+            s.connections[conn.node] = nil
+            s.incomingNameMonitors = s.incomingNameMonitors.filter { $0.value.node !== conn.node }
+            s.outgoingNameMonitors = s.outgoingNameMonitors.filter { $0.value.node !== conn.node }
+            return (true, Array(s.nodeWatchers.keys))
+        }
+        guard removed else { return }
+        Remote.nodeDown(conn.node)
+        if conn.peer != nil {
+            for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(conn.node.name))])) }
+        }
+    }
+
+    func monitorNodes(_ pid: Pid, _ on: Bool) {
+        state.withLock { s in
+            if on { s.nodeWatchers[pid, default: 0] += 1 } else { s.nodeWatchers[pid] = nil }
+        }
+    }
+
+    func closeAll() {
+        let all = state.withLock { Array($0.connections.values) }
+        for c in all { c.close(reason: "distribution stopped", wasUp: c.phase == .up) }
+    }
+
+    // MARK: RemoteRouter (local processes acting on remote ones)
+
+    private func encode(_ message: any Sendable) -> Term? {
+        do {
+            return try MessageCodec.term(for: message)
+        } catch {
+            let type = "\(Swift.type(of: message))"
+            let first = state.withLock { $0.warnedTypes.insert(type).inserted }
+            if first { log.warning("dropped a message to another node: \(error)") }
+            return nil
+        }
+    }
+
+    func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
+        guard let node = pid.node, let term = encode(message) else { return }
+        connection(to: node)?.send(control: .tuple([.integer(Control.send), .atom(""), .pid(pid)]), payload: term)
+    }
+
+    func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
+        guard let term = encode(message) else { return }
+        connection(to: node)?.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term)
+    }
+
+    func link(from: Pid, to: Pid) -> Bool {
+        guard let node = to.node, let c = connection(to: node) else { return false }
+        c.send(control: .tuple([.integer(Control.link), .pid(from), .pid(to)]))
+        return true
+    }
+
+    func unlink(from: Pid, to: Pid) {
+        guard let node = to.node, let c = connection(to: node, dial: false) else { return }
+        let id = unlinkIds.wrappingAdd(1, ordering: .relaxed).oldValue
+        c.send(control: .tuple([.integer(Control.unlinkId), .integer(Int(id)), .pid(from), .pid(to)]))
+    }
+
+    func exit(from: Pid, to: Pid, reason: ExitReason, isLink: Bool) {
+        guard let node = to.node, let c = connection(to: node, dial: !isLink) else { return }
+        let tag = isLink ? Control.exit : Control.exit2
+        c.send(control: .tuple([.integer(tag), .pid(from), .pid(to), MessageCodec.reasonTerm(reason)]))
+    }
+
+    func monitor(watcher: Pid, target: Pid, ref: Reference) -> Bool {
+        guard let node = target.node, let c = connection(to: node) else { return false }
+        c.send(control: .tuple([.integer(Control.monitorP), .pid(watcher), .pid(target), .reference(ref)]))
+        return true
+    }
+
+    func monitor(watcher: Pid, name: String, on node: Node, ref: Reference) -> Bool {
+        guard let c = connection(to: node) else { return false }
+        state.withLock { $0.outgoingNameMonitors[ref] = (name, node) }
+        c.send(control: .tuple([.integer(Control.monitorP), .pid(watcher), .atom(Atom(name)), .reference(ref)]))
+        return true
+    }
+
+    func demonitor(watcher: Pid, target: Pid, ref: Reference) {
+        guard let node = target.node, let c = connection(to: node, dial: false) else { return }
+        let name = state.withLock { $0.outgoingNameMonitors.removeValue(forKey: ref)?.name }
+        let to: Term = name.map { .atom(Atom($0)) } ?? .pid(target)
+        c.send(control: .tuple([.integer(Control.demonitorP), .pid(watcher), to, .reference(ref)]))
+    }
+
+    func monitorFired(ref: Reference, watcher: Pid, target: Pid, reason: ExitReason) {
+        guard let node = watcher.node, let c = connection(to: node, dial: false) else { return }
+        let name = state.withLock { $0.incomingNameMonitors.removeValue(forKey: ref)?.name }
+        let from: Term = name.map { .atom(Atom($0)) } ?? .pid(target)
+        c.send(control: .tuple([.integer(Control.monitorPExit), from, .pid(watcher), .reference(ref), MessageCodec.reasonTerm(reason)]))
+    }
+
+    // MARK: Control messages from other nodes (on the connection's event loop)
+
+    func handle(control: Term, payload: Term?, from conn: Connection) {
+        guard case .tuple(let c) = control, let first = c.first, case .integer(let op) = first else {
+            log.warning("ignored a control message of unknown shape from \(conn.node): \(control)")
+            return
+        }
+        switch (op, c.count) {
+        case (Control.send, 3), (Control.sendTT, 4):
+            guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
+            deliver(payload, to: to)
+        case (Control.regSend, 4), (Control.regSendTT, 5):
+            guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
+            deliver(payload, toName: name.name, from: c[1], conn: conn)
+        case (Control.link, 3):
+            guard case .pid(let from) = c[1], case .pid(let to) = c[2] else { return malformed(control, conn) }
+            if !Remote.linkArrived(from: from, to: to) {
+                // Linking to a dead process: the link fires at once with noproc.
+                conn.send(control: .tuple([.integer(Control.exit), .pid(to), .pid(from), .atom("noproc")]))
+            }
+        case (Control.unlinkId, 4):
+            guard case .pid(let from) = c[2], case .pid(let to) = c[3] else { return malformed(control, conn) }
+            Remote.unlinkArrived(from: from, to: to)
+            conn.send(control: .tuple([.integer(Control.unlinkIdAck), c[1], .pid(to), .pid(from)]))
+        case (Control.unlink, 3):
+            guard case .pid(let from) = c[1], case .pid(let to) = c[2] else { return malformed(control, conn) }
+            Remote.unlinkArrived(from: from, to: to)
+        case (Control.unlinkIdAck, 4), (Control.groupLeader, 3):
+            break
+        case (Control.exit, 4), (Control.exit2, 4), (Control.exitTT, 5), (Control.exit2TT, 5):
+            guard case .pid(let from) = c[1], case .pid(let to) = c[2] else { return malformed(control, conn) }
+            let reason = MessageCodec.reason(c[c.count - 1])
+            Remote.exitArrived(from: from, to: to, reason: reason, isLink: op == Control.exit || op == Control.exitTT)
+        case (Control.monitorP, 4):
+            guard case .pid(let watcher) = c[1], case .reference(let ref) = c[3] else { return malformed(control, conn) }
+            switch c[2] {
+            case .pid(let target):
+                if !Remote.monitorArrived(watcher: watcher, target: target, ref: ref) {
+                    conn.send(control: .tuple([.integer(Control.monitorPExit), .pid(target), .pid(watcher), .reference(ref), .atom("noproc")]))
+                }
+            case .atom(let name):
+                if let target = Process.whereis(name.name), Remote.monitorArrived(watcher: watcher, target: target, ref: ref) {
+                    state.withLock { $0.incomingNameMonitors[ref] = (name.name, conn.node) }
+                } else {
+                    conn.send(control: .tuple([.integer(Control.monitorPExit), .atom(name), .pid(watcher), .reference(ref), .atom("noproc")]))
+                }
+            default:
+                malformed(control, conn)
+            }
+        case (Control.demonitorP, 4):
+            guard case .reference(let ref) = c[3] else { return malformed(control, conn) }
+            switch c[2] {
+            case .pid(let target): Remote.demonitorArrived(target: target, ref: ref)
+            case .atom(let name):
+                state.withLock { _ = $0.incomingNameMonitors.removeValue(forKey: ref) }
+                if let target = Process.whereis(name.name) { Remote.demonitorArrived(target: target, ref: ref) }
+            default: malformed(control, conn)
+            }
+        case (Control.monitorPExit, 5):
+            guard case .pid(let watcher) = c[2], case .reference(let ref) = c[3] else { return malformed(control, conn) }
+            let target: Pid
+            switch c[1] {
+            case .pid(let p): target = p
+            case .atom: target = Pid(node: conn.node, id: 0, serial: 0, creation: 0)
+            default: return malformed(control, conn)
+            }
+            state.withLock { _ = $0.outgoingNameMonitors.removeValue(forKey: ref) }
+            Remote.monitorExitArrived(watcher: watcher, target: target, ref: ref, reason: MessageCodec.reason(c[4]))
+        default:
+            log.debug("ignored control message \(op) from \(conn.node)")
+        }
+    }
+
+    private func malformed(_ control: Term, _ conn: Connection) {
+        log.warning("ignored a malformed control message from \(conn.node): \(control)")
+    }
+
+    private func deliver(_ payload: Term, to pid: Pid) {
+        guard pid.isLocal else { return }  // a pid of ours from an old incarnation, or another node's: drop
+        pid.send(MessageCodec.message(from: payload, to: pid))
+    }
+
+    private func deliver(_ payload: Term, toName name: String, from: Term, conn: Connection) {
+        if let pid = Process.whereis(name) {
+            pid.send(MessageCodec.message(from: payload, to: pid))
+            return
+        }
+        // Anything else for a name nobody has is dropped, as the BEAM drops it (OTP nodes talk
+        // to rex, global_name_server and pg scopes as soon as they connect).
+    }
+}

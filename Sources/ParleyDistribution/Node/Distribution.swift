@@ -1,0 +1,284 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+@_spi(Distribution) import Parley
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Erlang distribution for this OS process: Elixir's `Node` and Erlang's `net_kernel`.
+///
+/// Once started, pids from other nodes work like local ones: `send`, `link`, `monitor`,
+/// `exit`, `Gen.call` and GenServer calls cross to Erlang, Elixir and Parley nodes. Nodes
+/// connect on first use, as on the BEAM.
+///
+/// ```swift
+/// try await Distribution.start(.init(name: "swift@127.0.0.1", cookie: "secret"))
+/// let pong = await Distribution.ping("erl@127.0.0.1")             // true: pong
+/// Process.send(Term.tuple([.atom("hello")]), to: "shell", on: Node.named("erl@127.0.0.1"))
+/// let n = try await Gen.call("counter", on: Node.named("erl@127.0.0.1"), Term.atom("get"))
+/// ```
+public enum Distribution {
+    /// How a node starts.
+    public struct Configuration: Sendable {
+        /// `name@host`, or a bare `name` for a short name on this host (`-sname`).
+        public var name: String
+        /// The shared secret (`-setcookie`). Nodes with different cookies refuse each other.
+        public var cookie: String
+        /// A hidden node (the default, as C nodes are): it does not join the `global` mesh and
+        /// shows in `Node.list(:hidden)`. Set to false for a normal (visible) node.
+        public var hidden: Bool = true
+        /// The port to accept connections on; 0 picks a free one (registered with epmd).
+        public var port: Int = 0
+        /// The address to listen on; nil means all interfaces.
+        public var listenHost: String? = nil
+        /// EPMD's port; nil means `ERL_EPMD_PORT` or 4369, as Erlang does.
+        public var epmdPort: Int? = nil
+        /// Start an embedded EPMD when none runs, so a Parley-only cluster needs no Erlang.
+        public var embeddedEPMD: Bool = true
+        /// Known ports of other nodes, skipping epmd for them (`name@host` → port).
+        public var staticPorts: [String: Int] = [:]
+        /// Net tick time (`net_ticktime`): a peer silent for this long is disconnected. All
+        /// nodes of a cluster must agree on it.
+        public var tickTime: Duration = .seconds(60)
+        /// How long a handshake may take before the connection is dropped.
+        public var handshakeTimeout: Duration = .seconds(10)
+        /// The largest message frame accepted from another node.
+        public var maxFrameSize: Int = 128 << 20
+        /// Bounds on what other nodes may send (nesting depth, inflated size).
+        public var limits = TermLimits()
+        /// Distribution over TLS (Erlang's `inet_tls_dist`), with these PEM files.
+        public var tls: TLS? = nil
+        /// Where connection events go: connects, disconnects, refused handshakes, bad input.
+        public var logger = Logger(label: "parley.distribution")
+
+        public init(name: String, cookie: String) {
+            self.name = name
+            self.cookie = cookie
+        }
+    }
+
+    /// TLS for distribution connections: this node's certificate and key, and the roots
+    /// it trusts for its peers' certificates.
+    public struct TLS: Sendable {
+        public var certificateChainFile: String
+        public var privateKeyFile: String
+        /// Verify peers against these roots; nil accepts any certificate (encryption only).
+        public var trustRootsFile: String?
+        public init(certificateChainFile: String, privateKeyFile: String, trustRootsFile: String? = nil) {
+            self.certificateChainFile = certificateChainFile
+            self.privateKeyFile = privateKeyFile
+            self.trustRootsFile = trustRootsFile
+        }
+    }
+
+    /// The running node.
+    struct Running: Sendable {
+        let router: DistributionRouter
+        let server: any NIOCore.Channel
+        let registration: EPMDRegistration?
+        let embedded: EmbeddedEPMD?
+        let port: Int
+    }
+
+    private static let running = Mutex<Running?>(nil)
+    private static let starting = Mutex(false)
+
+    /// Starts distribution: listens, registers with EPMD (starting an embedded one if none
+    /// runs), and makes this process's pids carry the node name.
+    ///
+    /// - Returns: the full node name (`name@host`).
+    /// - Throws: ``DistributionError``: already started, a bad name, EPMD refusing the name
+    ///   (another node has it), or the port being taken.
+    @discardableResult
+    public static func start(_ configuration: Configuration) async throws -> String {
+        let name = try fullName(configuration.name)
+        let claimed = starting.withLock { s -> Bool in
+            if s { return false }
+            s = true
+            return true
+        }
+        guard claimed else { throw DistributionError.alreadyStarted(nodeName) }
+        var started = false
+        defer { if !started { starting.withLock { $0 = false } } }
+        if running.withLock({ $0 != nil }) { throw DistributionError.alreadyStarted(nodeName) }
+
+        let group = MultiThreadedEventLoopGroup.singleton
+        var tls: (client: NIOSSLContext, server: NIOSSLContext)? = nil
+        if let t = configuration.tls { tls = try makeTLS(t) }
+        let box = RouterBox()
+        let serverTLS = tls?.server
+        let server: any NIOCore.Channel
+        do {
+            server = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    guard let router = box.router else { return channel.close() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        if let serverTLS { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS)) }
+                        try channel.pipeline.syncOperations.addHandler(
+                            DistributionChannelHandler(acceptorFor: router, remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"))
+                    }
+                }
+                .bind(host: configuration.listenHost ?? "0.0.0.0", port: configuration.port).get()
+        } catch {
+            throw DistributionError.listenFailed("\(error)")
+        }
+        let port = server.localAddress?.port ?? configuration.port
+
+        var registration: EPMDRegistration? = nil
+        var embedded: EmbeddedEPMD? = nil
+        let creation: UInt32
+        do {
+            let alive = String(name[..<name.firstIndex(of: "@")!])
+            if configuration.embeddedEPMD {
+                embedded = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort)
+            }
+            let r = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
+            registration = r
+            creation = r.creation != 0 ? r.creation : UInt32.random(in: 1...UInt32.max)
+        } catch {
+            try? await server.close()
+            await embedded?.stop()
+            throw DistributionError.epmd("\(error)")
+        }
+
+        let router = DistributionRouter(configuration: configuration, name: name, creation: creation, group: group, tls: tls)
+        box.router = router
+        Remote.install(router, nodeName: name, creation: creation)
+        running.withLock { $0 = Running(router: router, server: server, registration: registration, embedded: embedded, port: port) }
+        started = true
+        Spawner.start()
+        NetKernel.start()
+        router.log.info("distribution started: \(name) on port \(port), creation \(creation), \(configuration.hidden ? "hidden" : "visible")")
+        return name
+    }
+
+    /// Stops distribution: every connection closes (links and monitors across them fire with
+    /// `noconnection`), the name is unregistered, and pids print as local again.
+    public static func stop() async {
+        guard let r = running.withLock({ s -> Running? in
+            let r = s
+            s = nil
+            return r
+        }) else { return }
+        Spawner.stop()
+        NetKernel.stop()
+        r.router.closeAll()
+        try? await r.server.close()
+        await r.registration?.close()
+        await r.embedded?.stop()
+        Remote.install(nil, nodeName: "nonode@nohost", creation: 0)
+        starting.withLock { $0 = false }
+    }
+
+    static var router: DistributionRouter? { running.withLock { $0?.router } }
+
+    /// Whether distribution is running.
+    public static var isStarted: Bool { router != nil }
+
+    /// This node's name (`nonode@nohost` when not distributed): Elixir's `Node.self()`.
+    public static var nodeName: String { Node.localNodeName }
+
+    /// The port this node accepts distribution connections on.
+    public static var port: Int? { running.withLock { $0?.port } }
+
+    /// The nodes this node is connected to (`Node.list(:connected)`), sorted.
+    public static var nodes: [String] { (router?.connectedNodes ?? []).map(\.name).sorted() }
+
+    /// The connected nodes with what the handshake learnt (flags, hidden or visible).
+    public static var peers: [PeerInfo] { (router?.connectedNodes ?? []).sorted { $0.name < $1.name } }
+
+    /// Connects to `node` (`Node.connect/1`, `net_kernel:connect_node/1`). Connecting is
+    /// also automatic on the first message, link or monitor.
+    /// - Throws: ``DistributionError/connectFailed(node:reason:)`` with the reason (no such
+    ///   node in epmd, cookie mismatch, refused, timed out).
+    public static func connect(_ node: String) async throws {
+        guard let router else { throw DistributionError.notStarted }
+        guard let conn = router.connection(to: Node.named(try fullName(node))) else { return }
+        try await conn.waitUntilUp()
+    }
+
+    /// `Node.ping/1`: connects and asks the node's net_kernel `{is_auth, Node}`. True for
+    /// `pong`, false for `pang` (no connection, refused, or no answer within `timeout`).
+    public static func ping(_ node: String, timeout: Duration = .seconds(10)) async -> Bool {
+        guard let full = try? fullName(node) else { return false }
+        if full == nodeName { return true }
+        do {
+            try await connect(full)
+            let reply = try await Gen.call("net_kernel", on: Node.named(full), Term.tuple([.atom("is_auth"), .atom(Atom(nodeName))]), timeout: timeout)
+            return (reply as? Term) == .atom("yes")
+        } catch {
+            return false
+        }
+    }
+
+    /// Disconnects from `node` (`Node.disconnect/1`): links and monitors across the
+    /// connection fire with `noconnection`.
+    public static func disconnect(_ node: String) {
+        guard let router, let full = try? fullName(node), let c = router.connection(to: Node.named(full), dial: false) else { return }
+        c.close(reason: "disconnected", wasUp: c.phase == .up)
+    }
+
+    /// `net_kernel:monitor_nodes(true)`: `pid` receives `{nodeup, Node}` and
+    /// `{nodedown, Node}` (as ``Term``s) as connections come and go.
+    ///
+    /// ```swift
+    /// Distribution.monitorNodes(me.pid)
+    /// let event = try await me.receive(Term.self)    // {nodeup,'erl@127.0.0.1'}
+    /// ```
+    public static func monitorNodes(_ pid: Pid, _ on: Bool = true) {
+        router?.monitorNodes(pid, on)
+    }
+
+    /// A node name with its host: `name` alone gets this host's short name, as `-sname` does.
+    static func fullName(_ name: String) throws(DistributionError) -> String {
+        if name.contains("@") {
+            let parts = name.split(separator: "@", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw .badNodeName(name) }
+            return name
+        }
+        guard !name.isEmpty else { throw .badNodeName(name) }
+        return "\(name)@\(shortHostName())"
+    }
+
+    static func shortHostName() -> String {
+        var buf = [CChar](repeating: 0, count: 256)
+        gethostname(&buf, 255)
+        let host = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(host.split(separator: ".").first ?? "localhost")
+    }
+
+    static func makeTLS(_ t: TLS) throws -> (client: NIOSSLContext, server: NIOSSLContext) {
+        let chain = try NIOSSLCertificate.fromPEMFile(t.certificateChainFile).map { NIOSSLCertificateSource.certificate($0) }
+        let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(file: t.privateKeyFile, format: .pem))
+        var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.certificateChain = chain
+        client.privateKey = key
+        if let roots = t.trustRootsFile {
+            client.trustRoots = .file(roots)
+            server.trustRoots = .file(roots)
+            server.certificateVerification = .noHostnameVerification
+            client.certificateVerification = .noHostnameVerification
+        } else {
+            client.certificateVerification = .none
+            server.certificateVerification = .none
+        }
+        return (try NIOSSLContext(configuration: client), try NIOSSLContext(configuration: server))
+    }
+}
+
+/// The router, once it exists, for connections accepted by the listener.
+final class RouterBox: Sendable {
+    private let value = Mutex<DistributionRouter?>(nil)
+    var router: DistributionRouter? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
+}

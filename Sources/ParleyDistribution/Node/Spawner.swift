@@ -1,0 +1,96 @@
+@_spi(Distribution) import Parley
+import Synchronization
+
+extension Distribution {
+    /// The body of a process that other Parley nodes may start here by name.
+    public typealias Spawnable = @Sendable (Process, Term) async throws -> Void
+
+    /// Makes `body` startable from other Parley nodes as `name` (the Parley form of
+    /// `spawn(Node, Module, Function, Args)`: Swift cannot look a function up by name, so
+    /// the functions a node offers are registered).
+    ///
+    /// ```swift
+    /// Distribution.register(spawnable: "greeter") { me, args in
+    ///     if let from = try await me.receive(Term.self).pidValue {
+    ///         me.send(Term.string("hello from \(Distribution.nodeName), \(args)"), to: from)
+    ///     }
+    /// }
+    /// ```
+    public static func register(spawnable name: String, _ body: @escaping Spawnable) {
+        Spawner.functions.withLock { $0[name] = body }
+    }
+
+    /// Starts the function registered as `name` on `node` with `args`, and returns its pid
+    /// (`spawn/4` on a remote node). With `linkedTo`, the new process links to that pid
+    /// before it runs, as `spawn_link/4` does; exit signals then cross between the nodes.
+    ///
+    /// ```swift
+    /// let pid = try await Distribution.spawn(on: "worker@10.0.0.2", "greeter", linkedTo: me.pid)
+    /// ```
+    /// - Throws: ``DistributionError/unknownSpawnable(_:)`` if the node offers no such
+    ///   function; ``Gen/CallError`` if the node cannot be reached.
+    public static func spawn(on node: String, _ name: String, args: Term = .nil, linkedTo: Pid? = nil,
+                             timeout: Duration = .seconds(10)) async throws -> Pid {
+        let link: Term = linkedTo.map { .pid($0) } ?? .atom(.undefined)
+        let reply = try await Gen.call(Spawner.name, on: Node.named(try fullName(node)),
+                                       Term.tuple([.atom("spawn"), .string(name), args, link]), timeout: timeout)
+        guard let t = reply as? Term, case .tuple(let items) = t, items.count == 2 else {
+            throw DistributionError.connectFailed(node: node, reason: "unexpected spawn reply \(reply)")
+        }
+        if items[0] == .ok, case .pid(let pid) = items[1] { return pid }
+        throw DistributionError.unknownSpawnable(name)
+    }
+}
+
+/// The registered process (`parley_spawn`) that starts spawnables for other nodes.
+enum Spawner {
+    static let name = "parley_spawn"
+    static let functions = Mutex<[String: Distribution.Spawnable]>([:])
+
+    static func start() {
+        _ = try? Process.spawn(SpawnOptions(name: name), state: ()) { _, message, _ in
+            guard let call = message as? Gen.CallMessage, let req = call.request as? Term,
+                  case .tuple(let r) = req, r.count == 4, r[0] == .atom("spawn"), let fname = r[1].stringValue else {
+                if let call = message as? Gen.CallMessage { Gen.reply(call.from, Term.tuple([.atom(.error), .atom("badarg")])) }
+                return .continue
+            }
+            guard let body = functions.withLock({ $0[fname] }) else {
+                Gen.reply(call.from, Term.tuple([.atom(.error), .atom("undef")]))
+                return .continue
+            }
+            let args = r[2]
+            let linkTo = r[3].pidValue
+            let pid = Process.spawn { me in
+                if let linkTo { try me.link(linkTo) }
+                try await body(me, args)
+            }
+            Gen.reply(call.from, Term.tuple([.ok, .pid(pid)]))
+            return .continue
+        }
+    }
+
+    static func stop() {
+        if let pid = Process.whereis(name) { Process.exit(pid, .kill) }
+    }
+}
+
+/// The part of `net_kernel` other nodes rely on, as a registered process (so that the
+/// monitor `gen:call` sets up finds it): `{is_auth, Node}` is answered `yes`, which makes
+/// `net_adm:ping/1` (`Node.ping`) return `pong`. Other requests get `{error, unsupported}`.
+enum NetKernel {
+    static func start() {
+        _ = try? Process.spawn(SpawnOptions(name: "net_kernel"), state: ()) { _, message, _ in
+            guard let call = message as? Gen.CallMessage else { return .continue }
+            if let req = call.request as? Term, case .tuple(let r) = req, r.first == .atom("is_auth") {
+                Gen.reply(call.from, Term.atom("yes"))
+            } else {
+                Gen.reply(call.from, Term.tuple([.atom(.error), .atom("unsupported")]))
+            }
+            return .continue
+        }
+    }
+
+    static func stop() {
+        if let pid = Process.whereis("net_kernel") { Process.exit(pid, .kill) }
+    }
+}

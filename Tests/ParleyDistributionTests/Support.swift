@@ -1,0 +1,180 @@
+import Foundation
+import Logging
+import Testing
+@_spi(Distribution) @testable import Parley
+@testable import ParleyDistribution
+import Synchronization
+
+/// The Parley node this test process runs (one per OS process, as on the BEAM), and the
+/// Erlang nodes the tests start beside it.
+enum Cluster {
+    static let cookie = "parleytest"
+    static let erlInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")
+    static let logs = LogCapture()
+
+    private static let started = Mutex<Task<String, any Error>?>(nil)
+
+    /// Starts this process's node once: `parleytest_<pid>@127.0.0.1`, hidden, tick time 4 s
+    /// (so a dead peer is noticed in seconds, not a minute).
+    static func node() async throws -> String {
+        let task = started.withLock { t -> Task<String, any Error> in
+            if let t { return t }
+            let fresh = Task<String, any Error> {
+                var c = Distribution.Configuration(name: "parleytest_\(getpid())@127.0.0.1", cookie: cookie)
+                c.tickTime = .seconds(4)
+                c.handshakeTimeout = .seconds(3)
+                let capture = logs
+                c.logger = Logger(label: "parley.distribution") { label in capture.handler(label) }
+                let name = try await Distribution.start(c)
+                try startIOSink()
+                return name
+            }
+            t = fresh
+            return fresh
+        }
+        return try await task.value
+    }
+
+    /// A group leader for rpc calls: answers every io request with ok.
+    static func startIOSink() throws {
+        try Process.spawn(SpawnOptions(name: "test_io_sink"), state: ()) { _, message, me in
+            if let t = message as? Term, case .tuple(let items) = t, items.count == 4, items[0] == .atom("io_request"),
+               case .pid(let from) = items[1] {
+                me.send(Term.tuple([.atom("io_reply"), items[2], .ok]), to: from)
+            }
+            return .continue
+        }
+    }
+
+    /// The directory holding the compiled Erlang helper module.
+    static let beamDirectory: String = {
+        let dir = NSTemporaryDirectory() + "parley-erl-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang/parley_interop.erl").path
+        let erlc = Foundation.Process()
+        erlc.executableURL = URL(fileURLWithPath: "/usr/bin/erlc")
+        erlc.arguments = ["-o", dir, source]
+        try? erlc.run()
+        erlc.waitUntilExit()
+        return dir
+    }()
+
+    /// The `parley` executable built beside this test bundle.
+    static var parleyExecutable: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("parley").path
+    }
+}
+
+/// An OS process running a node (erl, or `parley node`), killed when the test is done.
+final class ExternalNode: Sendable {
+    let name: String
+    let process: Foundation.Process
+    let output = Mutex("")
+
+    private init(name: String, process: Foundation.Process) {
+        self.name = name
+        self.process = process
+    }
+
+    static let counter = Atomic<Int>(0)
+
+    static func uniqueName(_ prefix: String) -> String {
+        "\(prefix)\(getpid())_\(counter.wrappingAdd(1, ordering: .relaxed).oldValue)@127.0.0.1"
+    }
+
+    /// Starts an Erlang node running `parley_interop:start()`, and waits until it answers a ping.
+    static func erlang(cookie: String = Cluster.cookie, waitForPing: Bool = true, eval: String = "parley_interop:start()") async throws -> ExternalNode {
+        let name = uniqueName("erl")
+        let node = try launch(name: name, executable: "/usr/bin/erl", arguments: [
+            "-name", name, "-setcookie", cookie, "-noshell", "-pa", Cluster.beamDirectory,
+            "-eval", eval,
+        ])
+        if waitForPing { try await node.waitUntilReachable() }
+        return node
+    }
+
+    /// Starts `parley node` as its own OS process.
+    static func parley(_ extra: [String] = []) async throws -> ExternalNode {
+        let name = uniqueName("pn")
+        let node = try launch(name: name, executable: Cluster.parleyExecutable, arguments: [
+            "node", "--name", name, "--cookie", Cluster.cookie, "--tick-time", "4",
+        ] + extra)
+        try await node.waitUntilReachable()
+        return node
+    }
+
+    static func launch(name: String, executable: String, arguments: [String]) throws -> ExternalNode {
+        let p = Foundation.Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        let node = ExternalNode(name: name, process: p)
+        pipe.fileHandleForReading.readabilityHandler = { h in
+            let data = h.availableData
+            if !data.isEmpty { node.output.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try p.run()
+        return node
+    }
+
+    func waitUntilReachable(within limit: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await Distribution.ping(name, timeout: .seconds(2)) { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw DistributionError.connectFailed(node: name, reason: "did not come up; output: \(output.withLock { $0 })")
+    }
+
+    /// `rpc:call(Node, M, F, Args)` through the node's rex server.
+    func rpc(_ module: String, _ function: String, _ args: [Term], timeout: Duration = .seconds(10)) async throws -> Term {
+        let gl = Process.whereis("test_io_sink")!
+        let reply = try await Gen.call("rex", on: Node.named(name),
+                                       Term.tuple([.atom("call"), .atom(Atom(module)), .atom(Atom(function)), .list(args), .pid(gl)]),
+                                       timeout: timeout)
+        return reply as! Term
+    }
+
+    /// SIGKILL: the node vanishes without closing anything, as a crashed host would.
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// Log records from the distribution logger, for checking what a refused connection says.
+final class LogCapture: Sendable {
+    let records = Mutex<[String]>([])
+
+    func handler(_ label: String) -> any LogHandler { Handler(capture: self) }
+
+    func contains(_ text: String) -> Bool { records.withLock { $0.contains { $0.contains(text) } } }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let line = "\(event.level) \(event.message)"
+            capture.records.withLock { $0.append(line) }
+        }
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+func eventually(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
