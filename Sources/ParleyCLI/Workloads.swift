@@ -10,7 +10,7 @@ enum Workloads {
     }
 
     static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
-                      "ping-pong-callback", "skynet-callback"] + channelWorkloads
+                      "ping-pong-callback", "skynet-callback"] + channelWorkloads + RemoteWorkloads.names
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
         switch name {
@@ -30,6 +30,7 @@ enum Workloads {
         case "chan-mpmc": return [try await chanMPMC(producers: 4, consumers: 4, n: 4_000_000)]
         case "seed-alts-1000": return [try await seedAlts(name, n: 1000)]
         case "seed-alts-10000": return [try await seedAlts(name, n: 10_000)]
+        case _ where RemoteWorkloads.names.contains(name): return try await RemoteWorkloads.run(name, me: me)
         default: throw ValidationErrorText("unknown workload \(name); known: \(all.joined(separator: ", "))")
         }
     }

@@ -34,14 +34,15 @@ public enum EPMDClient {
     /// let registration = try await EPMDClient.register(name: "worker", port: 9100, hidden: false)
     /// print(registration.creation)   // goes into this node's pids, ports and references
     /// ```
-    /// - Throws: ``EPMDError/nameTaken(_:)`` if a live node holds the name, or another ``EPMDError``.
+    /// - Throws: ``EPMDError/nameTaken(_:)`` if a live node holds the name,
+    ///   ``EPMDError/invalidName(_:)`` if it is empty or over 255 bytes, or another ``EPMDError``.
     public static func register(
         name: String, port: UInt16, hidden: Bool, host: String = "127.0.0.1", epmdPort: Int? = nil,
         timeout: Duration = .seconds(5), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(EPMDError) -> EPMDRegistration {
         let utf8 = name.utf8.count
         guard utf8 > 0, utf8 <= EPMDWire.maxNameLength else {
-            throw .malformedReply("cannot register '\(name)': a node name has 1 to 255 bytes")
+            throw .invalidName(name)
         }
         let info = EPMDNodeInfo(name: name, port: port, nodeType: hidden ? .hidden : .normal)
         let request = EPMDWire.request {
@@ -174,7 +175,7 @@ public enum EPMDClient {
         } catch {
             reply.fail(error)
             if let channelError = error as? NIOCore.ChannelError, case .connectTimeout = channelError { throw .timeout }
-            throw .unreachable(host: host, port: port, underlying: "\(error)")
+            throw .unreachable(host: host, port: port, underlying: describe(error))
         }
         channel.writeAndFlush(request, promise: nil)
         do {
@@ -184,13 +185,23 @@ public enum EPMDClient {
             throw error
         } catch {
             channel.close(promise: nil)
-            throw .unreachable(host: host, port: port, underlying: "\(error)")
+            throw .unreachable(host: host, port: port, underlying: describe(error))
         }
+    }
+
+    /// The useful part of a connect error: "Connection refused (errno: 111)", not NIO's wrapper.
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError {
+            if let dns = error.dnsAError ?? error.dnsAAAAError { return "cannot resolve host: \(dns)" }
+            if let first = error.connectionErrors.first { return "\(first.error)" }
+        }
+        return "\(error)"
     }
 }
 
 /// A live registration with EPMD: the name stays registered while this holds its
-/// connection open. ``close()`` (or the process exiting) unregisters it.
+/// connection open. ``close()``, dropping the last reference, or the process exiting
+/// unregisters it, so keep it for as long as the node should be reachable.
 ///
 /// ```swift
 /// let registration = try await EPMDClient.register(name: "worker", port: 9100, hidden: false)
@@ -212,6 +223,10 @@ public final class EPMDRegistration: Sendable {
         self.port = port
         self.creation = creation
         self.channel = channel
+    }
+
+    deinit {
+        channel.close(promise: nil)
     }
 
     /// Whether the connection to EPMD (and so the registration) is still open. False once

@@ -24,6 +24,8 @@ public enum EPMDError: Error, Sendable, Hashable, CustomStringConvertible {
     case unreachable(host: String, port: Int, underlying: String)
     /// EPMD refused the registration: a live node already holds this name on that host.
     case nameTaken(String)
+    /// The name cannot be registered: it is empty or longer than 255 bytes.
+    case invalidName(String)
     /// EPMD answered something this client cannot parse.
     case malformedReply(String)
     /// EPMD did not answer within the timeout.
@@ -35,6 +37,8 @@ public enum EPMDError: Error, Sendable, Hashable, CustomStringConvertible {
             "EPMD at \(host):\(port) is unreachable: \(underlying) (is epmd or a Parley EmbeddedEPMD running?)"
         case .nameTaken(let name):
             "EPMD refused the name '\(name)': a node with that name is already registered on this host"
+        case .invalidName(let name):
+            "'\(name)' is not a valid node name for EPMD: it must have 1 to 255 bytes"
         case .malformedReply(let what):
             "EPMD sent a malformed reply: \(what)"
         case .timeout:
@@ -56,6 +60,10 @@ public enum EPMDNodeType: Sendable, Hashable {
     case other(UInt8)
 
     /// The byte on the wire.
+    ///
+    /// ```swift
+    /// EPMDNodeType.hidden.rawValue   // 72
+    /// ```
     public var rawValue: UInt8 {
         switch self {
         case .normal: 77
@@ -65,6 +73,10 @@ public enum EPMDNodeType: Sendable, Hashable {
     }
 
     /// The node type for a byte on the wire.
+    ///
+    /// ```swift
+    /// EPMDNodeType(rawValue: 77)   // .normal
+    /// ```
     public init(rawValue: UInt8) {
         switch rawValue {
         case 77: self = .normal
@@ -98,6 +110,10 @@ public struct EPMDNodeInfo: Sendable, Hashable {
     public var extra: [UInt8]
 
     /// A record of a node; ``EPMDClient/lookup(name:host:epmdPort:timeout:group:)`` makes these.
+    ///
+    /// ```swift
+    /// let info = EPMDNodeInfo(name: "a", port: 9100, nodeType: .normal)   // versions 6...6, TCP/IPv4
+    /// ```
     public init(
         name: String, port: UInt16, nodeType: EPMDNodeType, protocol: UInt8 = 0,
         highestVersion: UInt16 = 6, lowestVersion: UInt16 = 6, extra: [UInt8] = []
@@ -124,6 +140,10 @@ public struct EPMDNameEntry: Sendable, Hashable {
     public var port: UInt16
 
     /// An entry; ``EPMDClient/names(host:epmdPort:timeout:group:)`` makes these.
+    ///
+    /// ```swift
+    /// let entry = EPMDNameEntry(name: "a", port: 9100)
+    /// ```
     public init(name: String, port: UInt16) {
         self.name = name
         self.port = port

@@ -20,6 +20,9 @@ import Darwin
 /// its connection with a log line (label `parley.epmd`), and a connection that has not
 /// registered is closed after `requestTimeout`, so no client can wedge the server.
 ///
+/// The server runs until ``stop()`` or until the last reference to it goes away: keep it
+/// for as long as the nodes using it live.
+///
 /// ```swift
 /// let epmd = try await EmbeddedEPMD.start(port: 4369)
 /// let registration = try await EPMDClient.register(name: "a", port: 9100, hidden: false)
@@ -113,6 +116,11 @@ public final class EmbeddedEPMD: Sendable {
         for connection in registry.stop() {
             try? await connection.close()
         }
+    }
+
+    deinit {
+        serverChannel.close(promise: nil)
+        for connection in registry.stop() { connection.close(promise: nil) }
     }
 }
 
