@@ -84,6 +84,14 @@ enum NodeServices {
                 }
             }
         }
+        Distribution.register(spawnable: "pong-callback", initial: { _ in () }) { _, message, me in
+            // The same as pong, as a callback process.
+            if let t = message as? Term, case .tuple(let items) = t, items.count == 2, let from = items[0].pidValue {
+                me.send(items[1], to: from)
+                return .continue
+            }
+            return message as? Term == .atom("stop") ? .stop(.normal) : .continue
+        }
         Distribution.register(spawnable: "forward") { me, args in
             // Forwards everything it receives to the pid in args.
             guard case .pid(let to) = args else { return }

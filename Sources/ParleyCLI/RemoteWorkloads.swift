@@ -7,7 +7,7 @@ import Synchronization
 /// processes over loopback TCP. The other node is a `parley node` process (Parley↔Parley) or
 /// an Erlang node (Parley↔Erlang, when `erl` is installed).
 enum RemoteWorkloads {
-    static let names = ["remote-pp", "remote-tput", "remote-pp-erlang", "remote-tput-erlang"]
+    static let names = ["remote-pp", "remote-tput", "remote-pp-erlang", "remote-tput-erlang", "remote-pp-callback", "remote-pp-callback-erlang"]
     static let cookie = "bench-\(UInt64.random(in: 0...UInt64.max))"
     private static let started = Mutex(false)
 
@@ -23,12 +23,15 @@ enum RemoteWorkloads {
         try await ensureNode()
         let erlang = name.hasSuffix("-erlang")
         let peer = erlang ? try await Peer.erlang() : try await Peer.parley()
-        debug("peer \(peer.name) up")
+
         defer { peer.stop() }
         let suffix = erlang ? ".parley-erlang" : ""
-        if name.hasPrefix("remote-pp") {
+        if name.hasPrefix("remote-pp-callback") {
+            let pong = try await peer.spawn(me, parley: "pong-callback", erlang: ("remote_peer", "pong", []))
+            return [Workloads.Result(workload: "remote-pp-callback" + suffix, value: try await pingPongCallback(me, pong), unit: "ns/roundtrip")]
+        } else if name.hasPrefix("remote-pp") {
             let pong = try await peer.spawn(me, parley: "pong", erlang: ("remote_peer", "pong", []))
-            debug("pong \(pong)")
+
             return [Workloads.Result(workload: "remote-pp" + suffix, value: try await pingPong(me, pong), unit: "ns/roundtrip")]
         } else {
             let n = 1_000_000
@@ -53,6 +56,31 @@ enum RemoteWorkloads {
         let ns = Double(MonotonicClock.now - t0) / Double(n)
         me.send(Term.atom("stop"), to: pong)
         return ns
+    }
+
+    /// remote-pp with a callback process pinging: each reply is handled where it arrives
+    /// (on the connection's I/O thread), which sends the next ping at once.
+    static func pingPongCallback(_ me: Parley.Process, _ pong: Pid) async throws -> Double {
+        struct Run { var i = 0; var t0: UInt64 = 0 }
+        let warm = 1000, n = 100_000
+        let reporter = me.pid
+        let ping = try Parley.Process.spawn(state: Run()) { run, message, p in
+            if case .pid? = message as? Term {
+                p.send(Term.tuple([.pid(p.pid), .integer(0)]), to: pong)
+                return .continue
+            }
+            run.i += 1
+            if run.i == warm { run.t0 = MonotonicClock.now }
+            if run.i == warm + n {
+                p.send(Double(MonotonicClock.now - run.t0) / Double(n), to: reporter)
+                p.send(Term.atom("stop"), to: pong)
+                return .stop(.normal)
+            }
+            p.send(Term.tuple([.pid(p.pid), .integer(run.i)]), to: pong)
+            return .continue
+        }
+        ping.send(Term.pid(pong))
+        return try await me.receive(Double.self)
     }
 
     /// 1,000,000 messages `{msg, <<64 bytes>>}`; the sink answers `done` when it has them all.
@@ -158,4 +186,3 @@ enum RemoteWorkloads {
     """
 }
 
-func debug(_ s: String) { FileHandle.standardError.write(Data(("DEBUG " + s + "\n").utf8)) }

@@ -72,6 +72,32 @@ public enum Remote {
         }
     }
 
+    /// Delivers a message that arrived from another node. An idle callback process handles it
+    /// at once on the calling (I/O) thread, one message at most, as the BEAM's scheduler runs
+    /// the process a port's input wakes: no thread hand-off on the way in. Anything else is
+    /// delivered the ordinary way.
+    public static func deliverFromWire(_ message: any Sendable, to pid: Pid) {
+        guard let p = pid.process else { return }
+        guard p.kind == .callback else {
+            p.deliver(message)
+            return
+        }
+        switch p.deliverClaiming(message) {
+        case .claimedDirect: _ = p.runClaimed(first: message, max: 1)
+        case .claimed(let ahead): _ = p.runClaimed(first: nil, max: ahead + 1)
+        case .delivered, .dead: break
+        }
+    }
+
+    /// Links local process `local` to `remote` on another node (the spawn_link of a remote
+    /// spawn); if that node cannot be reached the link fires at once with `noconnection`.
+    public static func link(_ local: Pid, toRemote remote: Pid) {
+        guard let p = local.process, remote.node != nil, p.addLink(remote) else { return }
+        if router?.link(from: local, to: remote) != true {
+            ExitSignals.propagate([.init(target: local, from: remote, reason: .noconnection, isLink: true)])
+        }
+    }
+
     /// LINK from remote `from` to local `to`. Returns false if `to` is dead (the caller
     /// answers with an exit signal carrying `noproc`).
     public static func linkArrived(from: Pid, to: Pid) -> Bool {

@@ -313,12 +313,12 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     private func deliver(_ payload: Term, to pid: Pid) {
         guard pid.isLocal else { return }  // a pid of ours from an old incarnation, or another node's: drop
-        pid.send(MessageCodec.message(from: payload, to: pid))
+        Remote.deliverFromWire(MessageCodec.message(from: payload, to: pid), to: pid)
     }
 
     private func deliver(_ payload: Term, toName name: String, from: Term, conn: Connection) {
         if let pid = Process.whereis(name) {
-            pid.send(MessageCodec.message(from: payload, to: pid))
+            Remote.deliverFromWire(MessageCodec.message(from: payload, to: pid), to: pid)
             return
         }
         // Anything else for a name nobody has is dropped, as the BEAM drops it (OTP nodes talk

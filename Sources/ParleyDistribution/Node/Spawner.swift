@@ -17,7 +17,32 @@ extension Distribution {
     /// }
     /// ```
     public static func register(spawnable name: String, _ body: @escaping Spawnable) {
-        Spawner.functions.withLock { $0[name] = body }
+        Spawner.functions.withLock { $0[name] = .sequential(body) }
+    }
+
+    /// Makes a callback process startable from other Parley nodes as `name`: `initial` makes
+    /// its state from the spawn's arguments, and `handler` runs once per message. A callback
+    /// process that is idle when a message arrives from another node handles it at once on
+    /// the connection's I/O thread (no thread hand-off), so keep its handler short.
+    ///
+    /// ```swift
+    /// Distribution.register(spawnable: "pong", initial: { _ in () }) { _, message, me in
+    ///     if let t = message as? Term, case .tuple(let p) = t, p.count == 2, let from = p[0].pidValue {
+    ///         me.send(p[1], to: from)
+    ///     }
+    ///     return .continue
+    /// }
+    /// ```
+    public static func register<State>(spawnable name: String, initial: @escaping @Sendable (Term) -> State,
+                                       handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next) {
+        let start: @Sendable (Term, Pid?) throws -> Pid = { args, linkTo in
+            let pid = try Process.spawn(state: initial(args), handler: handler)
+            // The link is made before the process sees its first message: that message can
+            // only come from a node that has our reply, which is sent after this.
+            if let linkTo { Remote.link(pid, toRemote: linkTo) }
+            return pid
+        }
+        Spawner.functions.withLock { $0[name] = .callback(start) }
     }
 
     /// Starts the function registered as `name` on `node` with `args`, and returns its pid
@@ -45,7 +70,11 @@ extension Distribution {
 /// The registered process (`parley_spawn`) that starts spawnables for other nodes.
 enum Spawner {
     static let name = "parley_spawn"
-    static let functions = Mutex<[String: Distribution.Spawnable]>([:])
+    enum Entry {
+        case sequential(Distribution.Spawnable)
+        case callback(@Sendable (Term, Pid?) throws -> Pid)
+    }
+    static let functions = Mutex<[String: Entry]>([:])
 
     static func start() {
         _ = try? Process.spawn(SpawnOptions(name: name), state: ()) { _, message, _ in
@@ -54,17 +83,26 @@ enum Spawner {
                 if let call = message as? Gen.CallMessage { Gen.reply(call.from, Term.tuple([.atom(.error), .atom("badarg")])) }
                 return .continue
             }
-            guard let body = functions.withLock({ $0[fname] }) else {
+            guard let entry = functions.withLock({ $0[fname] }) else {
                 Gen.reply(call.from, Term.tuple([.atom(.error), .atom("undef")]))
                 return .continue
             }
             let args = r[2]
             let linkTo = r[3].pidValue
-            let pid = Process.spawn { me in
-                if let linkTo { try me.link(linkTo) }
-                try await body(me, args)
+            switch entry {
+            case .sequential(let body):
+                let pid = Process.spawn { me in
+                    if let linkTo { try me.link(linkTo) }
+                    try await body(me, args)
+                }
+                Gen.reply(call.from, Term.tuple([.ok, .pid(pid)]))
+            case .callback(let start):
+                do {
+                    Gen.reply(call.from, Term.tuple([.ok, .pid(try start(args, linkTo))]))
+                } catch {
+                    Gen.reply(call.from, Term.tuple([.atom(.error), .string("\(error)")]))
+                }
             }
-            Gen.reply(call.from, Term.tuple([.ok, .pid(pid)]))
             return .continue
         }
     }
