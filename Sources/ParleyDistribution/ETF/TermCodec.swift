@@ -225,6 +225,8 @@ struct TermReader {
             guard let s = String(validating: slice, as: UTF8.self), s.unicodeScalars.count <= 255 else { throw .invalidAtom(at: at) }
             name = s
         } else {
+            // Latin-1: one character a byte, and an atom has at most 255 of them.
+            guard n <= 255 else { throw .invalidAtom(at: at) }
             var scalars = String.UnicodeScalarView()
             for b in slice { scalars.append(Unicode.Scalar(b)) }
             name = String(scalars)
@@ -262,9 +264,43 @@ struct TermReader {
         return Reference(node: node(nodeAtom), creation: creation, words: words)
     }
 
+    /// One term. Only the tags that nest terms (tuples, lists, maps) are read here; the rest
+    /// are in ``readLeaf(_:at:)``, so that the frame this recursion stacks up stays small (in
+    /// a debug build a function's every temporary has its own slot: with all the tags here,
+    /// 2000 levels took 20 MB of stack and overflowed a thread's 8 MB).
     mutating func read() throws(TermDecodingError) -> Term {
         let at = pos
         let tag = try u8()
+        switch tag {
+        case Tag.smallTuple, Tag.largeTuple:
+            let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
+            let n = try count(arity, minSize: 1, at: at)
+            return .tuple(try nested(n))
+        case Tag.list:
+            let n = try count(Int(try u32()), minSize: 1, at: at)
+            let items = try nested(n)
+            let tail = try nested(1)[0]
+            if tail == .nil { return .list(items) }
+            return .improperList(items, tail: tail)
+        case Tag.map:
+            let n = try count(Int(try u32()), minSize: 2, at: at)
+            try enter()
+            defer { depth -= 1 }
+            var m: [Term: Term] = [:]
+            m.reserveCapacity(n)
+            for _ in 0..<n {
+                let k = try read()
+                m[k] = try read()
+            }
+            return .map(m)
+        default:
+            return try readLeaf(tag, at: at)
+        }
+    }
+
+    /// A term of a tag that holds no nested term (a fun's environment is kept as bytes).
+    @inline(never)
+    mutating func readLeaf(_ tag: UInt8, at: Int) throws(TermDecodingError) -> Term {
         switch tag {
         case Tag.smallInteger: return .integer(Int(try u8()))
         case Tag.integer: return .integer(Int(Int32(bitPattern: try u32())))
@@ -275,11 +311,14 @@ struct TermReader {
             let mag = try bytes(n)
             return Self.integer(negative: sign != 0, magnitude: mag)
         case Tag.newFloat:
-            return .float(Double(bitPattern: try u64()))
+            // NaN and infinities have no Erlang form: binary_to_term refuses them too.
+            let d = Double(bitPattern: try u64())
+            guard d.isFinite else { throw .invalid("non-finite float", at: at) }
+            return .float(d)
         case Tag.float:
             let text = try bytes(31)
             let s = String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)
-            guard let d = Double(s.filter { $0 != " " }) else { throw .invalid("FLOAT_EXT '\(s)'", at: at) }
+            guard let d = Double(s.filter { $0 != " " }), d.isFinite else { throw .invalid("FLOAT_EXT '\(s)'", at: at) }
             return .float(d)
         case Tag.atomUTF8: return .atom(try atomText(length: Int(try u16()), utf8: true))
         case Tag.smallAtomUTF8: return .atom(try atomText(length: Int(try u8()), utf8: true))
@@ -308,10 +347,6 @@ struct TermReader {
             let id = try u32()
             let creation = UInt32(try u8())
             return .reference(try reference(nodeAtom: n, creation: creation, words: [id], at: at))
-        case Tag.smallTuple, Tag.largeTuple:
-            let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
-            let n = try count(arity, minSize: 1, at: at)
-            return .tuple(try nested(n))
         case Tag.nilList: return .list([])
         case Tag.string:
             let n = Int(try u16())
@@ -321,23 +356,6 @@ struct TermReader {
             for i in 0..<n { items.append(.integer(Int(raw[pos + i]))) }
             pos += n
             return .list(items)
-        case Tag.list:
-            let n = try count(Int(try u32()), minSize: 1, at: at)
-            let items = try nested(n)
-            let tail = try nested(1)[0]
-            if tail == .nil { return .list(items) }
-            return .improperList(items, tail: tail)
-        case Tag.map:
-            let n = try count(Int(try u32()), minSize: 2, at: at)
-            try enter()
-            defer { depth -= 1 }
-            var m: [Term: Term] = [:]
-            m.reserveCapacity(n)
-            for _ in 0..<n {
-                let k = try read()
-                m[k] = try read()
-            }
-            return .map(m)
         case Tag.binary:
             let n = Int(try u32())
             if n > remaining { throw .lengthTooLarge(n, at: at) }
@@ -416,7 +434,45 @@ extension Array: TermSink where Element == UInt8 {
 }
 
 enum TermWriter {
+    /// Writes `term`. Only the terms that nest (tuples, lists, maps) are written here, the rest
+    /// in ``writeLeaf(_:into:identity:)``, to keep the recursion's stack frame small (as
+    /// ``TermReader/read()`` does).
     static func write<S: TermSink>(_ term: Term, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
+        switch term {
+        case .tuple(let items):
+            if items.count <= 255 {
+                out.put(Tag.smallTuple); out.put(UInt8(items.count))
+            } else {
+                out.put(Tag.largeTuple); out.put32(UInt32(items.count))
+            }
+            for t in items { try write(t, into: &out, identity: identity) }
+        case .list(let items):
+            if items.isEmpty { out.put(Tag.nilList); return }
+            if items.count <= 65535, items.allSatisfy({ if case .integer(let i) = $0 { return (0...255).contains(i) }; return false }) {
+                out.put(Tag.string); out.put16(UInt16(items.count))
+                for t in items { if case .integer(let i) = t { out.put(UInt8(i)) } }
+                return
+            }
+            out.put(Tag.list); out.put32(UInt32(items.count))
+            for t in items { try write(t, into: &out, identity: identity) }
+            out.put(Tag.nilList)
+        case .improperList(let items, let tail):
+            out.put(Tag.list); out.put32(UInt32(items.count))
+            for t in items { try write(t, into: &out, identity: identity) }
+            try write(tail, into: &out, identity: identity)
+        case .map(let m):
+            out.put(Tag.map); out.put32(UInt32(m.count))
+            for (k, v) in m {
+                try write(k, into: &out, identity: identity)
+                try write(v, into: &out, identity: identity)
+            }
+        default:
+            try writeLeaf(term, into: &out, identity: identity)
+        }
+    }
+
+    @inline(never)
+    static func writeLeaf<S: TermSink>(_ term: Term, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
         switch term {
         case .integer(let i):
             if (0...255).contains(i) {
@@ -446,33 +502,6 @@ enum TermWriter {
             out.put(Tag.binary); out.put32(UInt32(b.count)); out.put(bytes: b)
         case .bitBinary(let b, let bits):
             out.put(Tag.bitBinary); out.put32(UInt32(b.count)); out.put(bits); out.put(bytes: b)
-        case .tuple(let items):
-            if items.count <= 255 {
-                out.put(Tag.smallTuple); out.put(UInt8(items.count))
-            } else {
-                out.put(Tag.largeTuple); out.put32(UInt32(items.count))
-            }
-            for t in items { try write(t, into: &out, identity: identity) }
-        case .list(let items):
-            if items.isEmpty { out.put(Tag.nilList); return }
-            if items.count <= 65535, items.allSatisfy({ if case .integer(let i) = $0 { return (0...255).contains(i) }; return false }) {
-                out.put(Tag.string); out.put16(UInt16(items.count))
-                for t in items { if case .integer(let i) = t { out.put(UInt8(i)) } }
-                return
-            }
-            out.put(Tag.list); out.put32(UInt32(items.count))
-            for t in items { try write(t, into: &out, identity: identity) }
-            out.put(Tag.nilList)
-        case .improperList(let items, let tail):
-            out.put(Tag.list); out.put32(UInt32(items.count))
-            for t in items { try write(t, into: &out, identity: identity) }
-            try write(tail, into: &out, identity: identity)
-        case .map(let m):
-            out.put(Tag.map); out.put32(UInt32(m.count))
-            for (k, v) in m {
-                try write(k, into: &out, identity: identity)
-                try write(v, into: &out, identity: identity)
-            }
         case .pid(let p):
             out.put(Tag.newPid)
             try writeAtom(p.node?.name ?? identity.name, into: &out)
@@ -498,6 +527,8 @@ enum TermWriter {
             out.put(Tag.smallInteger); out.put(arity)
         case .fun(let f):
             out.put(bytes: f.bytes)
+        case .tuple, .list, .improperList, .map:
+            try write(term, into: &out, identity: identity)
         }
     }
 
