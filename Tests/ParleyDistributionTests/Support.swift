@@ -89,7 +89,14 @@ final class ExternalNode: Sendable {
             "-name", name, "-setcookie", cookie, "-noshell", "-pa", Cluster.beamDirectory,
             "-eval", eval,
         ])
-        if waitForPing { try await node.waitUntilReachable() }
+        if waitForPing {
+            try await node.waitUntilReachable()
+            // Distribution is up before -eval runs: wait until parley_interop:start() registered its processes.
+            let started = await eventually(within: .seconds(20)) {
+                (try? await node.rpc("erlang", "whereis", [.atom("erl_echo")]))?.pidValue != nil
+            }
+            if !started { throw DistributionError.connectFailed(node: name, reason: "parley_interop did not start: \(node.output.withLock { $0 })") }
+        }
         return node
     }
 

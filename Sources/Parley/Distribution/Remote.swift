@@ -98,6 +98,18 @@ public enum Remote {
         }
     }
 
+    /// Delivers several messages from the wire to one local process, in order, with one lock
+    /// round trip and one wake-up (sequential processes), or handles them at once on the
+    /// calling thread (an idle callback process, as ``deliverFromWire(_:to:)``).
+    public static func deliverBatch(_ messages: [any Sendable], to pid: Pid) {
+        guard let p = pid.process, !messages.isEmpty else { return }
+        if p.kind == .callback {
+            for m in messages { deliverFromWire(m, to: pid) }
+        } else {
+            p.deliver(contentsOf: messages)
+        }
+    }
+
     /// LINK from remote `from` to local `to`. Returns false if `to` is dead (the caller
     /// answers with an exit signal carrying `noproc`).
     public static func linkArrived(from: Pid, to: Pid) -> Bool {

@@ -170,6 +170,37 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         }
     }
 
+    /// Appends `messages` in order with one lock round trip and at most one wake-up: how a
+    /// batch read from another node's connection reaches its process. Bounded mailboxes
+    /// take them one by one, so their overflow policy sees each.
+    final func deliver(contentsOf messages: [any Sendable]) {
+        if mailboxLimit > 0 {
+            for m in messages { deliver(m) }
+            return
+        }
+        let wake = withShared { s -> Wake in
+            if s.status == .dead { return .none }
+            s.incoming.append(contentsOf: messages)
+            switch s.status {
+            case .idle:
+                s.status = .scheduled
+                return .schedule
+            case .waiting:
+                s.status = .running
+                let w = s.waiter!
+                s.waiter = nil
+                return .resume(w)
+            default:
+                return .none
+            }
+        }
+        switch wake {
+        case .none, .overflowExit: break
+        case .schedule: Scheduler.shared.enqueue(self)
+        case .resume(let c): c.resume()
+        }
+    }
+
     enum Claim {
         /// The process was idle with an empty mailbox: the caller now owns its run loop
         /// (status `.scheduled`) and holds the message, which it hands straight to the

@@ -74,6 +74,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
                 perform(actions, context)
             }
         }
+        connection?.inbox.flush()
         if let c = cumulation, c.readerIndex > 65536 { cumulation!.discardReadBytes() }
     }
 

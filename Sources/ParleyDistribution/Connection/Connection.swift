@@ -44,6 +44,8 @@ final class Connection: Sendable {
 
     let node: Node
     unowned let router: DistributionRouter
+    /// Messages read but not yet delivered. Touched only on the channel's event loop.
+    nonisolated(unsafe) let inbox = Inbox()
     let out: Mutex<Out>
     /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
     /// is published through it).
@@ -225,6 +227,27 @@ final class Connection: Sendable {
         }
         let (control, payload) = try decoded.get()
         router.handle(control: control, payload: payload, from: self)
+    }
+}
+
+/// Messages from one read, grouped by consecutive target, delivered together at the end of
+/// the read: one mailbox lock and one wake-up per group instead of per message.
+final class Inbox {
+    private var groups: [(Pid, [any Sendable])] = []
+
+    func add(_ message: any Sendable, to pid: Pid) {
+        if let last = groups.indices.last, groups[last].0 == pid {
+            groups[last].1.append(message)
+        } else {
+            groups.append((pid, [message]))
+        }
+    }
+
+    func flush() {
+        guard !groups.isEmpty else { return }
+        let taken = groups
+        groups.removeAll(keepingCapacity: true)
+        for (pid, messages) in taken { Remote.deliverBatch(messages, to: pid) }
     }
 }
 

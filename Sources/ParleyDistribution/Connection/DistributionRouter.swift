@@ -244,10 +244,21 @@ final class DistributionRouter: RemoteRouter, Sendable {
         switch (op, c.count) {
         case (Control.send, 3), (Control.sendTT, 4):
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
-            deliver(payload, to: to)
+            // Batched per process until the end of this read (or the next signal, so that a
+            // message and a later exit signal to the same process stay in order).
+            if to.isLocal { conn.inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
-            deliver(payload, toName: name.name, from: c[1], conn: conn)
+            // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
+            // global_name_server and pg scopes as soon as they connect).
+            if let to = Process.whereis(name.name) { conn.inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            return
+        default:
+            break
+        }
+        conn.inbox.flush()
+        switch (op, c.count) {
         case (Control.link, 3):
             guard case .pid(let from) = c[1], case .pid(let to) = c[2] else { return malformed(control, conn) }
             if !Remote.linkArrived(from: from, to: to) {
@@ -309,19 +320,5 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     private func malformed(_ control: Term, _ conn: Connection) {
         log.warning("ignored a malformed control message from \(conn.node): \(control)")
-    }
-
-    private func deliver(_ payload: Term, to pid: Pid) {
-        guard pid.isLocal else { return }  // a pid of ours from an old incarnation, or another node's: drop
-        Remote.deliverFromWire(MessageCodec.message(from: payload, to: pid), to: pid)
-    }
-
-    private func deliver(_ payload: Term, toName name: String, from: Term, conn: Connection) {
-        if let pid = Process.whereis(name) {
-            Remote.deliverFromWire(MessageCodec.message(from: payload, to: pid), to: pid)
-            return
-        }
-        // Anything else for a name nobody has is dropped, as the BEAM drops it (OTP nodes talk
-        // to rex, global_name_server and pg scopes as soon as they connect).
     }
 }

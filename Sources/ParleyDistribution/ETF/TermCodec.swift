@@ -222,8 +222,13 @@ struct TermReader {
         pos += n
         let name: String
         if utf8 {
-            guard let s = String(validating: slice, as: UTF8.self), s.unicodeScalars.count <= 255 else { throw .invalidAtom(at: at) }
-            name = s
+            if !slice.contains(where: { $0 >= 0x80 }) {
+                guard n <= 255 else { throw .invalidAtom(at: at) }
+                name = String(decoding: slice, as: UTF8.self)  // ASCII: valid, one scalar per byte
+            } else {
+                guard let s = String(validating: slice, as: UTF8.self), n <= 255 || s.unicodeScalars.count <= 255 else { throw .invalidAtom(at: at) }
+                name = s
+            }
         } else {
             // Latin-1: one character a byte, and an atom has at most 255 of them.
             guard n <= 255 else { throw .invalidAtom(at: at) }
