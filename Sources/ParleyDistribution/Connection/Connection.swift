@@ -64,31 +64,54 @@ final class Connection: Sendable {
 
     /// Queues one frame: `Len 112 131 Control [131 Payload]` (no atom cache).
     func send(control: Term, payload: Term? = nil) {
+        send { out, identity throws(TermEncodingError) in
+            try TermWriter.write(control, into: &out, identity: identity)
+            if let payload {
+                out.put(131)
+                try TermWriter.write(payload, into: &out, identity: identity)
+            }
+        }
+    }
+
+    /// SEND `{2, '', To}` and the message: the hot path, with the control tuple written
+    /// directly rather than built as a term.
+    func send(_ payload: Term, to pid: Pid) {
+        send { out, identity throws(TermEncodingError) in
+            out.put(Tag.smallTuple); out.put(3)
+            out.put(Tag.smallInteger); out.put(UInt8(Control.send))
+            out.put(Tag.smallAtomUTF8); out.put(0)
+            try TermWriter.writePid(pid, into: &out, identity: identity)
+            out.put(131)
+            try TermWriter.write(payload, into: &out, identity: identity)
+        }
+    }
+
+    /// Encodes a frame body (after `112 131`) into stack scratch outside the lock, then
+    /// appends the whole frame to the outgoing buffer under it.
+    private func send(_ encode: (inout ScratchSink, WireIdentity) throws(TermEncodingError) -> Void) {
         let identity = router.identity
-        let wake: (any NIOCore.Channel)? = out.withLock { o -> (any NIOCore.Channel)? in
-            guard o.phase != .closed else { return nil }
-            let start = o.buffer.writerIndex
-            o.buffer.writeInteger(UInt32(0))
-            o.buffer.writeInteger(UInt8(112))
-            o.buffer.writeInteger(UInt8(131))
+        let wake: (any NIOCore.Channel)? = withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
+            var sink = ScratchSink(scratch)
             do {
-                try TermWriter.write(control, into: &o.buffer, identity: identity)
-                if let payload {
-                    o.buffer.writeInteger(UInt8(131))
-                    try TermWriter.write(payload, into: &o.buffer, identity: identity)
-                }
+                try encode(&sink, identity)
             } catch {
-                o.buffer.moveWriterIndex(to: start)
                 router.log.warning("dropped a message to \(node): \(error)")
                 return nil
             }
-            o.buffer.setInteger(UInt32(o.buffer.writerIndex - start - 4), at: start)
-            o.wroteSinceTick = true
-            if o.phase == .up, !o.flushScheduled {
-                o.flushScheduled = true
-                return o.channel
+            return sink.withBytes { bytes in
+                out.withLock { o -> (any NIOCore.Channel)? in
+                    guard o.phase != .closed else { return nil }
+                    o.buffer.writeInteger(UInt32(bytes.count + 2))
+                    o.buffer.writeInteger(UInt16(112 << 8 | 131))
+                    o.buffer.writeBytes(bytes)
+                    o.wroteSinceTick = true
+                    if o.phase == .up, !o.flushScheduled {
+                        o.flushScheduled = true
+                        return o.channel
+                    }
+                    return nil
+                }
             }
-            return nil
         }
         if let wake { wake.eventLoop.execute { self.flush() } }
     }

@@ -181,7 +181,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
         guard let node = pid.node, let term = encode(message) else { return }
-        connection(to: node)?.send(control: .tuple([.integer(Control.send), .atom(""), .pid(pid)]), payload: term)
+        connection(to: node)?.send(term, to: pid)
     }
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {

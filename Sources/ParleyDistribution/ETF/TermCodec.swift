@@ -548,3 +548,66 @@ enum TermWriter {
         out.put(bytes: utf8)
     }
 }
+
+/// Encodes into caller-provided scratch memory (a stack allocation for the common small
+/// message), spilling into an array only when a term outgrows it: no allocation and no
+/// buffer bookkeeping per byte on the send path.
+struct ScratchSink: TermSink {
+    // The pointer is valid for the duration of the `withUnsafeTemporaryAllocation` call that
+    // made this sink; the sink never escapes it.
+    let base: UnsafeMutableRawPointer
+    let capacity: Int
+    var count = 0
+    var spill: [UInt8]? = nil
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
+    }
+
+    @inline(__always) private mutating func reserve(_ n: Int) -> Bool {
+        if spill == nil, count + n <= capacity { return true }
+        if spill == nil {
+            var a = [UInt8]()
+            a.reserveCapacity(max(capacity * 2, count + n))
+            a.append(contentsOf: UnsafeRawBufferPointer(start: base, count: count))
+            spill = a
+        }
+        return false
+    }
+
+    @inline(__always) mutating func put(_ b: UInt8) {
+        if reserve(1) { base.storeBytes(of: b, toByteOffset: count, as: UInt8.self); count += 1 } else { spill!.append(b) }
+    }
+    @inline(__always) mutating func put16(_ v: UInt16) {
+        if reserve(2) { base.storeBytes(of: v.bigEndian, toByteOffset: count, as: UInt16.self); count += 2 } else { spill!.put16(v) }
+    }
+    @inline(__always) mutating func put32(_ v: UInt32) {
+        if reserve(4) { base.storeBytes(of: v.bigEndian, toByteOffset: count, as: UInt32.self); count += 4 } else { spill!.put32(v) }
+    }
+    @inline(__always) mutating func put<C: Collection>(bytes: C) where C.Element == UInt8 {
+        let n = bytes.count
+        if reserve(n) {
+            let target = UnsafeMutableRawBufferPointer(start: base + count, count: n)
+            _ = target.initializeMemory(as: UInt8.self, from: bytes)
+            count += n
+        } else {
+            spill!.append(contentsOf: bytes)
+        }
+    }
+
+    /// The bytes written, for the duration of `body`.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let spill { return try spill.withUnsafeBytes(body) }
+        return try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+}
+
+extension TermWriter {
+    /// A pid, as NEW_PID_EXT, without building a term.
+    static func writePid<S: TermSink>(_ p: Pid, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
+        out.put(Tag.newPid)
+        try writeAtom(p.node?.name ?? identity.name, into: &out)
+        out.put32(p.id); out.put32(p.serial); out.put32(p.node == nil ? identity.creation : p.creation)
+    }
+}
