@@ -46,6 +46,8 @@ final class Connection: Sendable {
     unowned let router: DistributionRouter
     /// Messages read but not yet delivered. Touched only on the channel's event loop.
     nonisolated(unsafe) let inbox = Inbox()
+    /// Recent atoms, nodes and pids from this peer. Touched only on the channel's event loop.
+    nonisolated(unsafe) let decodeCache = DecodeCache()
     let out: Mutex<Out>
     /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
     /// is published through it).
@@ -237,19 +239,33 @@ final class Connection: Sendable {
         guard frame.readableBytes > 0 else { return }
         let identity = router.identity
         let limits = router.limits
-        let decoded: Result<(Term, Term?), TermDecodingError> = frame.withUnsafeReadableBytes { raw in
-            Result { () throws(TermDecodingError) -> (Term, Term?) in
+        let cache = decodeCache
+        enum Frame { case send(Pid, Term), other(Term, Term?) }
+        let decoded: Result<Frame, TermDecodingError> = frame.withUnsafeReadableBytes { raw in
+            Result { () throws(TermDecodingError) -> Frame in
                 var r = TermReader(raw, identity: identity, limits: limits)
+                r.cache = cache
                 let pass = try r.u8()
                 guard pass == 112 else { throw .unknownTag(pass, at: 0) }
+                // SEND, the common case, is read without building its control tuple.
+                if let to = try r.readSendControl() {
+                    guard r.remaining > 0 else { throw .truncated(at: r.pos) }
+                    let payload = try r.readVersioned()
+                    if r.remaining > 0 { throw .trailingBytes(r.remaining) }
+                    return .send(to, payload)
+                }
                 let control = try r.readVersioned()
                 let payload = r.remaining > 0 ? try r.readVersioned() : nil
                 if r.remaining > 0 { throw .trailingBytes(r.remaining) }
-                return (control, payload)
+                return .other(control, payload)
             }
         }
-        let (control, payload) = try decoded.get()
-        router.handle(control: control, payload: payload, from: self)
+        switch try decoded.get() {
+        case .send(let to, let payload):
+            if to.isLocal { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+        case .other(let control, let payload):
+            router.handle(control: control, payload: payload, from: self)
+        }
     }
 }
 

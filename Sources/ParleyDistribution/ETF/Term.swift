@@ -96,9 +96,12 @@ public struct Fun: Hashable, Sendable, CustomStringConvertible {
 /// default: print("unknown", request)
 /// }
 /// ```
-public indirect enum Term: Hashable, Sendable {
+// Only the cases with large payloads are boxed: the common ones (integers, atoms, binaries,
+// tuples, lists, maps) stay inline, so a term fits a Swift existential's inline buffer and
+// decoding allocates only the arrays it must.
+public enum Term: Hashable, Sendable {
     case integer(Int)
-    case bigInteger(BigInteger)
+    indirect case bigInteger(BigInteger)
     case float(Double)
     case atom(Atom)
     case binary([UInt8])
@@ -108,13 +111,13 @@ public indirect enum Term: Hashable, Sendable {
     /// A proper list (`[]` is `.list([])`).
     case list([Term])
     /// A list whose tail is not `[]`, such as `[alias | Ref]`.
-    case improperList([Term], tail: Term)
+    indirect case improperList([Term], tail: Term)
     case map([Term: Term])
-    case pid(Pid)
-    case port(Port)
-    case reference(Reference)
+    indirect case pid(Pid)
+    indirect case port(Port)
+    indirect case reference(Reference)
     /// `fun Module:Function/Arity`.
-    case export(module: Atom, function: Atom, arity: UInt8)
+    indirect case export(module: Atom, function: Atom, arity: UInt8)
     case fun(Fun)
 
     /// `[]`.

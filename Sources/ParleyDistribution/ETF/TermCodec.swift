@@ -136,6 +136,8 @@ struct TermReader {
     let identity: WireIdentity
     let limits: TermLimits
     var depth = 0
+    /// A connection's cache of recent atoms, nodes and local pids (nil: decode from scratch).
+    var cache: DecodeCache? = nil
 
     init(_ raw: UnsafeRawBufferPointer, identity: WireIdentity, limits: TermLimits) {
         self.raw = raw
@@ -189,6 +191,24 @@ struct TermReader {
         return try read()
     }
 
+    /// If the next bytes are SEND's control tuple `131 {2, '', Pid}`, reads it and returns the
+    /// pid; otherwise leaves the position where it was and returns nil.
+    mutating func readSendControl() throws(TermDecodingError) -> Pid? {
+        let start = pos
+        guard remaining >= 8, raw[pos] == 131, raw[pos + 1] == Tag.smallTuple, raw[pos + 2] == 3,
+              raw[pos + 3] == Tag.smallInteger, raw[pos + 4] == 2 else { return nil }
+        pos += 5
+        _ = try readAtom()
+        guard remaining > 0, raw[pos] == Tag.newPid else {
+            pos = start
+            return nil
+        }
+        pos += 1
+        let n = try readAtom()
+        let id = try u32(), serial = try u32(), creation = try u32()
+        return pid(nodeAtom: n, id: id, serial: serial, creation: creation)
+    }
+
     mutating func readCompressed() throws(TermDecodingError) -> Term {
         let at = pos
         let size = Int(try u32())
@@ -220,6 +240,7 @@ struct TermReader {
         try need(n)
         let slice = UnsafeRawBufferPointer(rebasing: raw[pos..<pos + n])
         pos += n
+        if utf8, let cached = cache?.atom(slice) { return cached }
         let name: String
         if utf8 {
             if !slice.contains(where: { $0 >= 0x80 }) {
@@ -236,7 +257,9 @@ struct TermReader {
             for b in slice { scalars.append(Unicode.Scalar(b)) }
             name = String(scalars)
         }
-        return try AtomTable.intern(name)
+        let atom = try AtomTable.intern(name)
+        if utf8 { cache?.remember(slice, atom) }
+        return atom
     }
 
     /// Any atom form (the node of a pid, the module of an export).
@@ -252,10 +275,11 @@ struct TermReader {
         }
     }
 
-    func node(_ atom: Atom) -> Node { Node.named(atom.name) }
+    func node(_ atom: Atom) -> Node { cache?.node(atom) ?? Node.named(atom.name) }
 
     mutating func pid(nodeAtom: Atom, id: UInt32, serial: UInt32, creation: UInt32) -> Pid {
         if nodeAtom.name == identity.name && creation == identity.creation {
+            if let cache { return cache.localPid(id: id, serial: serial) }
             return Remote.localPid(id: id, serial: serial)
         }
         return Pid(node: node(nodeAtom), id: id, serial: serial, creation: creation)
@@ -609,5 +633,46 @@ extension TermWriter {
         out.put(Tag.newPid)
         try writeAtom(p.node?.name ?? identity.name, into: &out)
         out.put32(p.id); out.put32(p.serial); out.put32(p.node == nil ? identity.creation : p.creation)
+    }
+}
+
+/// What one connection decodes over and over: the same atoms (`msg`, `'$gen_call'`, node
+/// names), the same nodes, the same local pids. Direct-mapped and small; a hit skips the
+/// atom table's lock and hashing, or the process table's. Owned by one connection and used
+/// only on its event loop.
+final class DecodeCache {
+    private var atoms = [(key: [UInt8], atom: Atom)?](repeating: nil, count: 64)
+    private var nodes: [Atom: Node] = [:]
+    private var pids = [Pid?](repeating: nil, count: 64)
+
+    @inline(__always) private func slot(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let first = bytes.first, let last = bytes.last else { return 0 }
+        return (bytes.count &* 31 &+ Int(first) &* 7 &+ Int(last)) & 63
+    }
+
+    func atom(_ bytes: UnsafeRawBufferPointer) -> Atom? {
+        guard let e = atoms[slot(bytes)], e.key.count == bytes.count else { return nil }
+        return e.key.withUnsafeBytes { $0.elementsEqual(bytes) } ? e.atom : nil
+    }
+
+    func remember(_ bytes: UnsafeRawBufferPointer, _ atom: Atom) {
+        atoms[slot(bytes)] = (Array(bytes), atom)
+    }
+
+    func node(_ atom: Atom) -> Node {
+        if let n = nodes[atom] { return n }
+        let n = Node.named(atom.name)
+        if nodes.count < 1024 { nodes[atom] = n }
+        return n
+    }
+
+    /// A local pid. A cached pid whose process has died is still the right answer: sends to
+    /// it are dropped, as they must be, and ids are never reused while a pid could be cached.
+    func localPid(id: UInt32, serial: UInt32) -> Pid {
+        let i = Int((id ^ serial &* 16_777_619) & 63)
+        if let p = pids[i], p.id == id, p.serial == serial { return p }
+        let p = Remote.localPid(id: id, serial: serial)
+        if p.isAlive { pids[i] = p }
+        return p
     }
 }
