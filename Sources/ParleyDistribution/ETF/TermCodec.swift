@@ -194,6 +194,9 @@ struct TermReader {
         let size = Int(try u32())
         if size > limits.maxInflatedSize { throw .inflatedTooLarge(size, limit: limits.maxInflatedSize) }
         let source = UnsafeRawBufferPointer(rebasing: raw[pos...])
+        // Deflate inflates at most 1032:1, and no term is empty: a size that these bytes
+        // cannot make is refused before allocating it (a 10-byte message claiming 256 MB).
+        guard size > 0, size <= source.count * 1032 + 64 else { throw .badCompression }
         var inflated = [UInt8](repeating: 0, count: size)
         var destLen = uLongf(size)
         let rc = inflated.withUnsafeMutableBytes { out in
@@ -225,6 +228,8 @@ struct TermReader {
             guard let s = String(validating: slice, as: UTF8.self), s.unicodeScalars.count <= 255 else { throw .invalidAtom(at: at) }
             name = s
         } else {
+            // Latin-1: one byte per character, and an atom has at most 255 (as in erts).
+            guard n <= 255 else { throw .invalidAtom(at: at) }
             var scalars = String.UnicodeScalarView()
             for b in slice { scalars.append(Unicode.Scalar(b)) }
             name = String(scalars)
@@ -262,9 +267,47 @@ struct TermReader {
         return Reference(node: node(nodeAtom), creation: creation, words: words)
     }
 
+    /// One term. Only the containers recurse, and only they are handled here: in a debug
+    /// build every case's locals get their own stack slots, and with all cases in one function
+    /// a nesting level took ~10 KB of stack, so 100,000 nested tuples overflowed an event
+    /// loop thread's 8 MB stack (at ~850 levels) before ``TermLimits/maxDepth`` was reached.
+    /// Leaves are read by ``readLeaf(_:at:)``, outside the recursion: ~1.7 KB a level in a
+    /// debug build, 3.4 MB at the default limit of 2000.
     mutating func read() throws(TermDecodingError) -> Term {
         let at = pos
         let tag = try u8()
+        switch tag {
+        case Tag.smallTuple, Tag.largeTuple:
+            let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
+            return .tuple(try nested(try count(arity, minSize: 1, at: at)))
+        case Tag.list:
+            let items = try nested(try count(Int(try u32()), minSize: 1, at: at))
+            let tail = try nested(1)[0]
+            if case .list(let l) = tail, l.isEmpty { return .list(items) }
+            return .improperList(items, tail: tail)
+        case Tag.map:
+            return try readMap(at: at)
+        default:
+            return try readLeaf(tag, at: at)
+        }
+    }
+
+    mutating func readMap(at: Int) throws(TermDecodingError) -> Term {
+        let n = try count(Int(try u32()), minSize: 2, at: at)
+        try enter()
+        defer { depth -= 1 }
+        var m: [Term: Term] = [:]
+        m.reserveCapacity(n)
+        for _ in 0..<n {
+            let k = try read()
+            m[k] = try read()
+        }
+        return .map(m)
+    }
+
+    /// A term that holds no other terms.
+    @inline(never)
+    mutating func readLeaf(_ tag: UInt8, at: Int) throws(TermDecodingError) -> Term {
         switch tag {
         case Tag.smallInteger: return .integer(Int(try u8()))
         case Tag.integer: return .integer(Int(Int32(bitPattern: try u32())))
@@ -308,10 +351,6 @@ struct TermReader {
             let id = try u32()
             let creation = UInt32(try u8())
             return .reference(try reference(nodeAtom: n, creation: creation, words: [id], at: at))
-        case Tag.smallTuple, Tag.largeTuple:
-            let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
-            let n = try count(arity, minSize: 1, at: at)
-            return .tuple(try nested(n))
         case Tag.nilList: return .list([])
         case Tag.string:
             let n = Int(try u16())
@@ -321,23 +360,6 @@ struct TermReader {
             for i in 0..<n { items.append(.integer(Int(raw[pos + i]))) }
             pos += n
             return .list(items)
-        case Tag.list:
-            let n = try count(Int(try u32()), minSize: 1, at: at)
-            let items = try nested(n)
-            let tail = try nested(1)[0]
-            if tail == .nil { return .list(items) }
-            return .improperList(items, tail: tail)
-        case Tag.map:
-            let n = try count(Int(try u32()), minSize: 2, at: at)
-            try enter()
-            defer { depth -= 1 }
-            var m: [Term: Term] = [:]
-            m.reserveCapacity(n)
-            for _ in 0..<n {
-                let k = try read()
-                m[k] = try read()
-            }
-            return .map(m)
         case Tag.binary:
             let n = Int(try u32())
             if n > remaining { throw .lengthTooLarge(n, at: at) }
