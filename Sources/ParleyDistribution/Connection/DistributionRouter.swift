@@ -238,7 +238,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func handle(control: Term, payload: Term?, from conn: Connection) {
         guard case .tuple(let c) = control, let first = c.first, case .integer(let op) = first else {
-            log.warning("ignored a control message of unknown shape from \(conn.node): \(control)")
+            log.warning("ignored a control message of unknown shape from \(conn.node): \(Self.summary(control))")
             return
         }
         switch (op, c.count) {
@@ -318,7 +318,32 @@ final class DistributionRouter: RemoteRouter, Sendable {
         }
     }
 
+    /// A peer's term for a log line: a few levels, a few elements, a few hundred characters.
+    /// Never `description`: a peer picks how deep its terms are (2000 levels pass the decoder,
+    /// and printing them recursively overflowed an event loop thread's stack under TSan) and
+    /// how big (a control message may be a 128 MB binary).
+    static func summary(_ term: Term, depth: Int = 6) -> String {
+        func items(_ ts: [Term]) -> String {
+            ts.prefix(8).map { summary($0, depth: depth - 1) }.joined(separator: ",") + (ts.count > 8 ? ",..." : "")
+        }
+        switch term {
+        case .tuple, .list, .improperList, .map: if depth <= 0 { return "..." }
+        default: break
+        }
+        let text: String
+        switch term {
+        case .tuple(let t): text = "{" + items(t) + "}"
+        case .list(let l): text = "[" + items(l) + "]"
+        case .improperList(let l, let tail): text = "[" + items(l) + "|" + summary(tail, depth: depth - 1) + "]"
+        case .map(let m): text = "#{\(m.count) entries}"
+        case .binary(let b) where b.count > 64: text = "<<\(b.count) bytes>>"
+        case .bitBinary(let b, _) where b.count > 64: text = "<<\(b.count) bytes>>"
+        default: text = term.description
+        }
+        return text.count > 300 ? String(text.prefix(300)) + "..." : text
+    }
+
     private func malformed(_ control: Term, _ conn: Connection) {
-        log.warning("ignored a malformed control message from \(conn.node): \(control)")
+        log.warning("ignored a malformed control message from \(conn.node): \(Self.summary(control))")
     }
 }

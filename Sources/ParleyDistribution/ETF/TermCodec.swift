@@ -214,6 +214,9 @@ struct TermReader {
         let size = Int(try u32())
         if size > limits.maxInflatedSize { throw .inflatedTooLarge(size, limit: limits.maxInflatedSize) }
         let source = UnsafeRawBufferPointer(rebasing: raw[pos...])
+        // Deflate inflates at most 1032:1, and no term is empty: a size that these bytes
+        // cannot make is refused before allocating it (a 10-byte message claiming 256 MB).
+        guard size > 0, size <= source.count * 1032 + 64 else { throw .badCompression }
         var inflated = [UInt8](repeating: 0, count: size)
         var destLen = uLongf(size)
         let rc = inflated.withUnsafeMutableBytes { out in
@@ -251,7 +254,7 @@ struct TermReader {
                 name = s
             }
         } else {
-            // Latin-1: one character a byte, and an atom has at most 255 of them.
+            // Latin-1: one byte per character, and an atom has at most 255 (as in erts).
             guard n <= 255 else { throw .invalidAtom(at: at) }
             var scalars = String.UnicodeScalarView()
             for b in slice { scalars.append(Unicode.Scalar(b)) }
@@ -293,41 +296,45 @@ struct TermReader {
         return Reference(node: node(nodeAtom), creation: creation, words: words)
     }
 
-    /// One term. Only the tags that nest terms (tuples, lists, maps) are read here; the rest
-    /// are in ``readLeaf(_:at:)``, so that the frame this recursion stacks up stays small (in
-    /// a debug build a function's every temporary has its own slot: with all the tags here,
-    /// 2000 levels took 20 MB of stack and overflowed a thread's 8 MB).
+    /// One term. Only the containers recurse, and only they are handled here: in a debug
+    /// build every case's locals get their own stack slots, and with all cases in one function
+    /// a nesting level took ~10 KB of stack, so 100,000 nested tuples overflowed an event
+    /// loop thread's 8 MB stack (at ~850 levels) before ``TermLimits/maxDepth`` was reached.
+    /// Leaves are read by ``readLeaf(_:at:)``, outside the recursion: ~1.7 KB a level in a
+    /// debug build, 3.4 MB at the default limit of 2000.
     mutating func read() throws(TermDecodingError) -> Term {
         let at = pos
         let tag = try u8()
         switch tag {
         case Tag.smallTuple, Tag.largeTuple:
             let arity = tag == Tag.smallTuple ? Int(try u8()) : Int(try u32())
-            let n = try count(arity, minSize: 1, at: at)
-            return .tuple(try nested(n))
+            return .tuple(try nested(try count(arity, minSize: 1, at: at)))
         case Tag.list:
-            let n = try count(Int(try u32()), minSize: 1, at: at)
-            let items = try nested(n)
+            let items = try nested(try count(Int(try u32()), minSize: 1, at: at))
             let tail = try nested(1)[0]
-            if tail == .nil { return .list(items) }
+            if case .list(let l) = tail, l.isEmpty { return .list(items) }
             return .improperList(items, tail: tail)
         case Tag.map:
-            let n = try count(Int(try u32()), minSize: 2, at: at)
-            try enter()
-            defer { depth -= 1 }
-            var m: [Term: Term] = [:]
-            m.reserveCapacity(n)
-            for _ in 0..<n {
-                let k = try read()
-                m[k] = try read()
-            }
-            return .map(m)
+            return try readMap(at: at)
         default:
             return try readLeaf(tag, at: at)
         }
     }
 
-    /// A term of a tag that holds no nested term (a fun's environment is kept as bytes).
+    mutating func readMap(at: Int) throws(TermDecodingError) -> Term {
+        let n = try count(Int(try u32()), minSize: 2, at: at)
+        try enter()
+        defer { depth -= 1 }
+        var m: [Term: Term] = [:]
+        m.reserveCapacity(n)
+        for _ in 0..<n {
+            let k = try read()
+            m[k] = try read()
+        }
+        return .map(m)
+    }
+
+    /// A term that holds no other terms.
     @inline(never)
     mutating func readLeaf(_ tag: UInt8, at: Int) throws(TermDecodingError) -> Term {
         switch tag {
