@@ -52,6 +52,10 @@ public enum Distribution {
         public var limits = TermLimits()
         /// Distribution over TLS (Erlang's `inet_tls_dist`), with these PEM files.
         public var tls: TLS? = nil
+        /// The SwiftNIO event loops connections run on; nil means one loop thread of its own
+        /// (Parley's schedulers already have one thread per core; one loop keeps I/O from
+        /// competing with them for cores).
+        public var eventLoopGroup: (any EventLoopGroup)? = nil
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
 
@@ -85,6 +89,9 @@ public enum Distribution {
     }
 
     private static let running = Mutex<Running?>(nil)
+
+    /// The default event loop group: one thread, made on first use and kept for the process.
+    static let sharedGroup: any EventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private static let starting = Mutex(false)
 
     /// Starts distribution: listens, registers with EPMD (starting an embedded one if none
@@ -106,7 +113,7 @@ public enum Distribution {
         defer { if !started { starting.withLock { $0 = false } } }
         if running.withLock({ $0 != nil }) { throw DistributionError.alreadyStarted(nodeName) }
 
-        let group = MultiThreadedEventLoopGroup.singleton
+        let group = configuration.eventLoopGroup ?? Distribution.sharedGroup
         var tls: (client: NIOSSLContext, server: NIOSSLContext)? = nil
         if let t = configuration.tls { tls = try makeTLS(t) }
         let box = RouterBox()
