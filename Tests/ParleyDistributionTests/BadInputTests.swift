@@ -200,6 +200,7 @@ func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async th
 /// node closed that connection and said why, and then that the node still works: a local
 /// process answers, and a well-behaved node (with the same name, where one was given) still
 /// connects and delivers.
+extension DistributionTests {
 @Suite("Distribution bad input", .serialized)
 struct BadInputTests {
     static let counter = Atomic<Int>(0)
@@ -725,4 +726,5 @@ struct BadInputTests {
         #expect(await Distribution.ping(erl.name))
         #expect(try await erl.rpc("erlang", "node", []) == .atom(Atom(erl.name)))
     }
+}
 }

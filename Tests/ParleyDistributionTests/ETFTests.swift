@@ -128,10 +128,12 @@ private let nonode = Array("nonode@nohost".utf8)
 /// The codec tests (this file's and TermCodableTests'), serialized: the atom-table test
 /// lowers a process-wide limit for the length of one decode, and no other test that decodes
 /// may intern a new atom meanwhile.
-@Suite("Distribution codecs", .serialized)
-enum CodecTests {}
+extension DistributionTests {
+    @Suite("Distribution codecs", .serialized)
+    enum CodecTests {}
+}
 
-extension CodecTests {
+extension DistributionTests.CodecTests {
     @Suite("External term format (erl_ext_dist)")
     struct ETFTests {
         // MARK: Known encodings

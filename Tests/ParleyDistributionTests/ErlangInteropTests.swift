@@ -29,6 +29,7 @@ struct InteropCounter: GenServer, Sendable {
     }
 }
 
+extension DistributionTests {
 /// Parley against a real Erlang/OTP 25 node, as separate OS processes on loopback.
 @Suite("Erlang interop", .enabled(if: Cluster.erlInstalled), .serialized)
 struct ErlangInteropTests {
@@ -285,4 +286,4 @@ struct ErlangInteropTests {
     }
 
 }
-
+}

@@ -3,6 +3,7 @@ import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
 
+extension DistributionTests {
 /// Three Parley nodes as separate OS processes on loopback: this test process and two
 /// `parley node` processes.
 @Suite("Parley cluster", .serialized)
@@ -80,4 +81,5 @@ struct ParleyClusterTests {
         }
         #expect(exit.reason.description == "shoo")
     }
+}
 }

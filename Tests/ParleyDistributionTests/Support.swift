@@ -5,6 +5,11 @@ import Testing
 @testable import ParleyDistribution
 import Synchronization
 
+/// The suites that share this process's node, the global atom table (the atom-flood tests
+/// lower its limit for a moment) and the Erlang nodes they start: one at a time.
+@Suite("Distribution", .serialized)
+enum DistributionTests {}
+
 /// The Parley node this test process runs (one per OS process, as on the BEAM), and the
 /// Erlang nodes the tests start beside it.
 enum Cluster {

@@ -164,7 +164,7 @@ private func message(_ error: DecodingError) -> String {
     }
 }
 
-extension CodecTests {
+extension DistributionTests.CodecTests {
     @Suite("Term Codable bridging")
     struct TermCodableTests {
         let encoder = TermEncoder()

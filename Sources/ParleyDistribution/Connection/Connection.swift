@@ -249,7 +249,9 @@ final class Connection: Sendable {
                 guard pass == 112 else { throw .unknownTag(pass, at: 0) }
                 // SEND, the common case, is read without building its control tuple.
                 if let to = try r.readSendControl() {
-                    guard r.remaining > 0 else { throw .truncated(at: r.pos) }
+                    // A SEND without its message is malformed but harmless: ignored, as the
+                    // router ignores other malformed control messages.
+                    guard r.remaining > 0 else { return .other(.tuple([.integer(Control.send), .atom(""), .pid(to)]), nil) }
                     let payload = try r.readVersioned()
                     if r.remaining > 0 { throw .trailingBytes(r.remaining) }
                     return .send(to, payload)

@@ -110,8 +110,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     /// other), as net_kernel decides.
     func acceptorStatus(for name: String) -> (HandshakeMachine.Status, Connection?) {
         let node = Node.named(name)
-        var stale: Connection? = nil
-        let result = state.withLock { s -> (HandshakeMachine.Status, Connection?) in
+        return state.withLock { s -> (HandshakeMachine.Status, Connection?) in
             if let c = s.connections[node] {
                 switch c.phase {
                 case .connecting:
@@ -119,9 +118,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
                     c.attemptStarted()
                     return (.okSimultaneous, c)
                 case .up:
-                    // The peer dials again while we think the old connection lives: it
-                    // restarted. The old connection is dead; replace it.
-                    stale = c
+                    // The peer dials again while we think the old connection lives: it has
+                    // probably restarted. The new connection replaces the old one only once
+                    // it has proved the cookie (connectionUp), so an unauthenticated client
+                    // cannot knock a live node off.
+                    let c = Connection(node: node, router: self)
+                    c.attemptStarted()
+                    return (.ok, c)
                 case .closed:
                     break
                 }
@@ -131,12 +134,21 @@ final class DistributionRouter: RemoteRouter, Sendable {
             s.connections[node] = c
             return (.ok, c)
         }
-        stale?.close(reason: "replaced by a new connection from \(name)", wasUp: true)
-        return result
     }
 
     func connectionUp(_ conn: Connection, peer: PeerInfo) {
-        let watchers = state.withLock { Array($0.nodeWatchers.keys) }
+        let (replaced, watchers) = state.withLock { s -> (Connection?, [Pid]) in
+            let old = s.connections[conn.node]
+            s.connections[conn.node] = conn
+            return (old === conn ? nil : old, Array(s.nodeWatchers.keys))
+        }
+        if let replaced {
+            // The authenticated newcomer replaces a connection the peer has given up on:
+            // everything across the old one sees noconnection, as after any loss.
+            replaced.close(reason: "replaced by a new connection from \(peer.name)", wasUp: true)
+            Remote.nodeDown(conn.node)
+            for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(peer.name))])) }
+        }
         for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
     }
 
