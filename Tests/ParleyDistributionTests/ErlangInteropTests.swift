@@ -47,6 +47,49 @@ struct ErlangInteropTests {
         #expect(Distribution.nodes.contains(erl.name))
     }
 
+    @Test("Elixir 1.14 talks to a Parley node: Node.ping, send to a registered name, GenServer.call and cast, and a Codable struct arrives as an Elixir map")
+    func elixirTalksToParley() async throws {
+        let me = try await Cluster.node()
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/elixir") else { return }
+        let server = "ex_counter_\(UInt32.random(in: 0...UInt32.max))"
+        let echo = "ex_echo_\(UInt32.random(in: 0...UInt32.max))"
+        _ = try InteropCounter().start(name: .local(server))
+        struct Person: Codable { let name: String; let age: Int; let tags: [String] }
+        try Process.spawn(SpawnOptions(name: echo), state: ()) { _, message, p in
+            if let t = message as? Term, case .tuple(let items) = t, items.count == 2, let from = items[0].pidValue {
+                if items[1] == .atom("person") {
+                    p.send((try? TermEncoder().encode(Person(name: "Ada", age: 36, tags: ["math"]))) ?? .nil, to: from)
+                } else {
+                    p.send(items[1], to: from)
+                }
+            }
+            return .continue
+        }
+        let script = """
+        IO.puts("ping=#{inspect Node.ping(:"\(me)")}")
+        send({:\(echo), :"\(me)"}, {self(), {:hi, [1, 2.5, "text"]}})
+        receive do m -> IO.puts("echo=#{inspect m}") after 5000 -> IO.puts("echo=timeout") end
+        send({:\(echo), :"\(me)"}, {self(), :person})
+        receive do m -> IO.puts("person=#{inspect m}") after 5000 -> IO.puts("person=timeout") end
+        IO.puts("add=#{inspect GenServer.call({:\(server), :"\(me)"}, {:add, 7})}")
+        GenServer.cast({:\(server), :"\(me)"}, :reset)
+        IO.puts("get=#{inspect GenServer.call({:\(server), :"\(me)"}, :get)}")
+        IO.puts("hidden=#{inspect Node.list(:hidden)}")
+        """
+        let ex = try ExternalNode.launch(name: ExternalNode.uniqueName("ex"), executable: "/usr/bin/elixir", arguments: [
+            "--name", ExternalNode.uniqueName("ex"), "--cookie", Cluster.cookie, "-e", script,
+        ])
+        defer { ex.kill() }
+        #expect(await eventually(within: .seconds(30)) { !ex.process.isRunning })
+        let out = ex.output.withLock { $0 }
+        #expect(out.contains("ping=:pong"), "\(out)")
+        #expect(out.contains("echo={:hi, [1, 2.5, \"text\"]}"), "\(out)")
+        #expect(out.contains("person=%{age: 36, name: \"Ada\", tags: [\"math\"]}"), "\(out)")
+        #expect(out.contains("add=7"), "\(out)")
+        #expect(out.contains("get=0"), "\(out)")
+        #expect(out.contains("hidden=[:\"\(me)\"]"), "\(out)")
+    }
+
     @Test("A Parley node connects to an Erlang node: Node.ping returns pong and the peer shows as a visible node")
     func parleyPingsErlang() async throws {
         _ = try await Cluster.node()
