@@ -1,0 +1,123 @@
+import Foundation
+import Parley
+import ParleyDistribution
+import ParleyOTP
+
+// Chapter 12: distribution. This process becomes a node, starts a second Parley node (and an
+// Erlang node when erl is installed) as OS processes, and sends a message, a monitor and
+// GenServer calls across.
+
+@Sendable func distributionChapter(_ me: Parley.Process) async throws {
+    let cookie = "tour-\(UInt32.random(in: 0...UInt32.max))"
+    var config = Distribution.Configuration(name: "tour_\(getpid())@127.0.0.1", cookie: cookie)
+    config.logger.logLevel = .error
+    let hadEPMD = (try? await EPMDClient.names()) != nil
+    let name = try await Distribution.start(config)
+    defer { Task { await Distribution.stop() } }
+    print("  Distribution.start(name: \"\(name)\", cookie: ...)   # a hidden node on port \(Distribution.port ?? 0); EPMD: \(hadEPMD ? "the one already running" : "embedded, none was running")")
+    let counter = try TourCounterServer().start(name: .local("tour_counter"))
+    _ = counter
+
+    // A second Parley node: `parley node`, this same executable.
+    let peer = "tour_peer_\(getpid())@127.0.0.1"
+    let child = try TourNode.launch(CommandLine.arguments[0], ["node", "--name", peer, "--cookie", cookie])
+    defer { child.kill() }
+    let t0 = MonotonicClock.now
+    guard await TourNode.waitForPing(peer) else { print("  the peer node did not come up"); return }
+    print("  started `parley node --name \(peer)`: Node.ping -> :pong after \(ms(since: t0)) ms (an OS process: spawn, EPMD, handshake)")
+
+    let t1 = MonotonicClock.now
+    me.send(Term.tuple([.pid(me.pid), .atom("hello")]), to: "echo", on: Node.named(peer))
+    let back = try await me.receive(Term.self)
+    print("  send({:echo, :\"\(peer)\"}, {self(), :hello})  ->  \(back) came back in \(us(since: t1)) µs")
+    let added = try await Gen.call("counter", on: Node.named(peer), Term.tuple([.atom("add"), 5]))
+    print("  GenServer.call({:counter, :\"\(peer)\"}, {:add, 5})  ->  \(added)")
+    let pong = try await Distribution.spawn(on: peer, "pong")
+    let ref = me.monitor(pong)
+    Distribution.monitorNodes(me.pid)
+    print("  Node.spawn(:\"\(peer)\", pong) -> \(pong); Process.monitor(it); :net_kernel.monitor_nodes(true)")
+    child.kill()
+    let down = try await me.receive(DownMessage.self) { $0.ref == ref }
+    let nodedown = try await me.receive(Term.self) { ($0.tupleElements?.first) == .atom("nodedown") }
+    print("  kill -9 the peer's OS process:  \(down)")
+    print("                                  \(nodedown)")
+
+    // An Erlang node, when Erlang/OTP is installed.
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") else {
+        print("  (erl is not installed: the Erlang part of this chapter is skipped)")
+        return
+    }
+    let erlName = "tour_erl_\(getpid())@127.0.0.1"
+    let erl = try TourNode.launch("/usr/bin/erl", ["-name", erlName, "-setcookie", cookie, "-noshell"])
+    defer { erl.kill() }
+    let t2 = MonotonicClock.now
+    guard await TourNode.waitForPing(erlName) else { print("  the Erlang node did not come up"); return }
+    let peerInfo = Distribution.peers.first { $0.name == erlName }
+    print("  erl -name \(erlName): Node.ping -> :pong after \(ms(since: t2)) ms; flags \(peerInfo.map { "\($0.flags)" } ?? "?") (OTP 25's mandatory set included)")
+    let gl = me.spawn { io in   // a group leader for rpc: answers io requests
+        while true {
+            if case .tuple(let t) = try await io.receive(Term.self), t.count == 4, let from = t[1].pidValue {
+                io.send(Term.tuple([.atom("io_reply"), t[2], .ok]), to: from)
+            }
+        }
+    }
+    func rpc(_ m: String, _ f: String, _ args: [Term]) async throws -> any Sendable {
+        try await Gen.call("rex", on: Node.named(erlName), Term.tuple([.atom("call"), .atom(Atom(m)), .atom(Atom(f)), .list(args), .pid(gl)]))
+    }
+    print("  GenServer.call({:rex, :\"\(erlName)\"}, {:call, :erlang, :system_info, [:otp_release], gl})  ->  \(try await rpc("erlang", "system_info", [.atom("otp_release")]))")
+    let fromErlang = try await rpc("gen_server", "call", [.tuple([.atom("tour_counter"), .atom(Atom(name))]), .tuple([.atom("add"), 42])])
+    print("  and from Erlang: gen_server:call({tour_counter, '\(name)'}, {add, 42})  ->  \(fromErlang)   (a Parley GenServer)")
+    let erlPid = try await rpc("erlang", "whereis", [.atom("rex")])
+    if let rex = (erlPid as? Term)?.pidValue {
+        let mref = me.monitor(rex)
+        _ = try? await rpc("erlang", "halt", [])
+        let d = try await me.receive(DownMessage.self, after: .seconds(10)) { $0.ref == mref }
+        print("  Process.monitor(rex); erlang:halt() on that node  ->  \(d.map { "\($0)" } ?? "no DOWN within 10 s")")
+    }
+    gl.send(Term.atom("stop"))
+    Process.exit(gl, .kill)
+}
+
+/// The counter Erlang calls in this chapter: `{add, N}` returns the new total.
+private struct TourCounterServer: GenServer, Sendable {
+    var total = 0
+    typealias Call = Term
+    typealias Reply = Term
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Parley.Process) -> CallResult {
+        if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { total += n }
+        return .reply(.integer(total))
+    }
+}
+
+private func ms(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000_000) }
+private func us(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000) }
+
+/// An OS process running a node for the tour.
+final class TourNode: Sendable {
+    let process: Foundation.Process
+    init(_ process: Foundation.Process) { self.process = process }
+
+    static func launch(_ executable: String, _ arguments: [String]) throws -> TourNode {
+        let p = Foundation.Process()
+        p.executableURL = URL(fileURLWithPath: executable)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return TourNode(p)
+    }
+
+    static func waitForPing(_ node: String) async -> Bool {
+        for _ in 0..<150 {
+            if await Distribution.ping(node, timeout: .seconds(2)) { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
+
+    /// SIGKILL (a child started from a Swift task does not see SIGTERM: its mask blocks it).
+    func kill() {
+        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
