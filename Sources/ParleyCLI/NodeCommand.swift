@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Parley
 import ParleyDistribution
 import ParleyOTP
@@ -40,6 +43,15 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Exit after this many seconds (default: run until killed).")
     var exitAfter: Int?
 
+    @Option(help: "TLS: this node's certificate chain (PEM). Distribution then runs over TLS, as inet_tls_dist.")
+    var tlsCert: String?
+
+    @Option(help: "TLS: this node's private key (PEM).")
+    var tlsKey: String?
+
+    @Option(help: "TLS: the CA certificates (PEM) peers' certificates must chain to; without it any certificate is accepted.")
+    var tlsCA: String?
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() async throws {
@@ -49,10 +61,20 @@ struct NodeCommand: AsyncParsableCommand {
         config.port = port
         config.epmdPort = epmdPort
         config.tickTime = .seconds(tickTime)
+        if let tlsCert, let tlsKey {
+            config.tls = Distribution.TLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCA)
+        } else if tlsCert != nil || tlsKey != nil {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
         let full = try await Distribution.start(config)
         try NodeServices.start()
-        for peer in connect { try await Distribution.connect(peer) }
+        for peer in connect {
+            try await Distribution.connect(peer)
+            print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")
+            fflush(nil)
+        }
         print("node \(full) ready on port \(Distribution.port ?? 0): registered \(Process.registered().joined(separator: ", "))")
+        fflush(nil)
         if let exitAfter {
             try await Task.sleep(for: .seconds(exitAfter))
             await Distribution.stop()
