@@ -81,6 +81,9 @@ public struct Fun: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "#Fun<\(bytes.count) bytes>" }
 }
 
+// Only the cases with large payloads are boxed: the common ones (integers, atoms, binaries,
+// tuples, lists, maps) stay inline, so a term fits a Swift existential's inline buffer and
+// decoding allocates only the arrays it must.
 /// Any Erlang term, as the external term format carries it: what arrives from another node,
 /// and what a Parley process sends to one when it wants exact Erlang shapes.
 ///
@@ -96,9 +99,6 @@ public struct Fun: Hashable, Sendable, CustomStringConvertible {
 /// default: print("unknown", request)
 /// }
 /// ```
-// Only the cases with large payloads are boxed: the common ones (integers, atoms, binaries,
-// tuples, lists, maps) stay inline, so a term fits a Swift existential's inline buffer and
-// decoding allocates only the arrays it must.
 public enum Term: Hashable, Sendable {
     case integer(Int)
     indirect case bigInteger(BigInteger)

@@ -68,7 +68,9 @@ public enum Distribution {
     /// TLS for distribution connections: this node's certificate and key, and the roots
     /// it trusts for its peers' certificates.
     public struct TLS: Sendable {
+        /// This node's certificate chain, PEM.
         public var certificateChainFile: String
+        /// This node's private key, PEM.
         public var privateKeyFile: String
         /// Verify peers against these roots; nil accepts any certificate (encryption only).
         public var trustRootsFile: String?
