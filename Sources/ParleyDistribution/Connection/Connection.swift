@@ -43,7 +43,9 @@ final class Connection: Sendable {
     }
 
     let node: Node
-    unowned let router: DistributionRouter
+    /// Strong: the router lives as long as distribution runs, and drops its connections as
+    /// they close (an unowned reference costs a side-table check on every use).
+    let router: DistributionRouter
     /// Messages read but not yet delivered. Touched only on the channel's event loop.
     nonisolated(unsafe) let inbox = Inbox()
     /// Recent atoms, nodes and pids from this peer. Touched only on the channel's event loop.

@@ -619,8 +619,14 @@ struct ScratchSink: TermSink {
     @inline(__always) mutating func put<C: Collection>(bytes: C) where C.Element == UInt8 {
         let n = bytes.count
         if reserve(n) {
-            let target = UnsafeMutableRawBufferPointer(start: base + count, count: n)
-            _ = target.initializeMemory(as: UInt8.self, from: bytes)
+            let target = base + count
+            // Arrays and native strings' UTF-8 are contiguous: one memcpy, not a byte loop.
+            let copied: Void? = bytes.withContiguousStorageIfAvailable { src in
+                if let from = src.baseAddress { target.copyMemory(from: from, byteCount: n) }
+            }
+            if copied == nil {
+                _ = UnsafeMutableRawBufferPointer(start: target, count: n).initializeMemory(as: UInt8.self, from: bytes)
+            }
             count += n
         } else {
             spill!.append(contentsOf: bytes)
