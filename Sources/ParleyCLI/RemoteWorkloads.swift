@@ -9,7 +9,7 @@ import Synchronization
 enum RemoteWorkloads {
     static let names = ["remote-pp", "remote-tput", "remote-pp-erlang", "remote-tput-erlang", "remote-pp-callback", "remote-pp-callback-erlang"]
     static let cookie = "bench-\(UInt64.random(in: 0...UInt64.max))"
-    private static let started = Mutex(false)
+    private static let started = Locked(false)
 
     static func ensureNode() async throws {
         if started.withLock({ $0 }) { return }

@@ -17,7 +17,7 @@ enum Cluster {
     static let erlInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")
     static let logs = LogCapture()
 
-    private static let started = Mutex<Task<String, any Error>?>(nil)
+    private static let started = Locked<Task<String, any Error>?>(nil)
 
     /// Starts this process's node once: `parleytest_<pid>@127.0.0.1`, hidden, tick time 4 s
     /// (so a dead peer is noticed in seconds, not a minute).
@@ -74,7 +74,7 @@ enum Cluster {
 final class ExternalNode: Sendable {
     let name: String
     let process: Foundation.Process
-    let output = Mutex("")
+    let output = Locked("")
 
     private init(name: String, process: Foundation.Process) {
         self.name = name
@@ -160,7 +160,7 @@ final class ExternalNode: Sendable {
 
 /// Log records from the distribution logger, for checking what a refused connection says.
 final class LogCapture: Sendable {
-    let records = Mutex<[String]>([])
+    let records = Locked<[String]>([])
 
     func handler(_ label: String) -> any LogHandler { Handler(capture: self) }
 

@@ -36,7 +36,7 @@ public protocol RemoteRouter: AnyObject, Sendable {
 /// signals arriving from other nodes.
 @_spi(Distribution)
 public enum Remote {
-    private static let installed = Mutex<(any RemoteRouter)?>(nil)
+    private static let installed = Locked<(any RemoteRouter)?>(nil)
 
     /// The router in use, or nil while this node is not distributed.
     public static var router: (any RemoteRouter)? { installed.withLock { $0 } }

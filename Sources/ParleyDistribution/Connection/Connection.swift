@@ -50,7 +50,7 @@ final class Connection: Sendable {
     nonisolated(unsafe) let inbox = Inbox()
     /// Recent atoms, nodes and pids from this peer. Touched only on the channel's event loop.
     nonisolated(unsafe) let decodeCache = DecodeCache()
-    let out: Mutex<Out>
+    let out: Locked<Out>
     /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
     /// is published through it).
     let readSinceTick = Atomic<Bool>(false)
@@ -58,7 +58,7 @@ final class Connection: Sendable {
     init(node: Node, router: DistributionRouter) {
         self.node = node
         self.router = router
-        self.out = Mutex(Out(buffer: ByteBufferAllocator().buffer(capacity: 4096)))
+        self.out = Locked(Out(buffer: ByteBufferAllocator().buffer(capacity: 4096)))
     }
 
     var phase: Phase { out.withLock { $0.phase } }

@@ -27,7 +27,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         var nodeWatchers: [Pid: Int] = [:]
         var warnedTypes = Set<String>()
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let unlinkIds = Atomic<UInt64>(1)
 
     init(configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,

@@ -1,3 +1,4 @@
+import ParleyRuntime
 import Logging
 import NIOCore
 import NIOPosix
@@ -144,7 +145,7 @@ final class EPMDRegistry: Sendable {
         // (0 means "any creation" and 1-3 were the old 2-bit creations).
         var nextCreation = UInt32.random(in: 4...UInt32.max)
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// Records an open connection; false if the server has stopped (close it).
     func track(_ channel: any NIOCore.Channel) -> Bool {

@@ -1,3 +1,4 @@
+import ParleyRuntime
 import Synchronization
 
 /// The atoms other nodes have made this node hold. The BEAM never frees an atom, and its
@@ -15,8 +16,9 @@ public enum AtomTable {
         var names = Set<String>()
         var limit = 1_048_576  // the BEAM's default atom limit (+t)
     }
-    // A Mutex around a Set: interning takes one lock round trip per atom decoded.
-    private static let state = Mutex(State())
+    // A lock around a Set (Parley's LockWord, which the thread sanitizer understands): one
+    // lock round trip per atom that misses the connection's decode cache.
+    private static let state = Locked(State())
 
     /// How many distinct atoms the table may hold (default 1,048,576, the BEAM's default).
     public static var limit: Int {

@@ -90,11 +90,11 @@ public enum Distribution {
         let port: Int
     }
 
-    private static let running = Mutex<Running?>(nil)
+    private static let running = Locked<Running?>(nil)
 
     /// The default event loop group: one thread, made on first use and kept for the process.
     static let sharedGroup: any EventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private static let starting = Mutex(false)
+    private static let starting = Locked(false)
 
     /// Starts distribution: listens, registers with EPMD (starting an embedded one if none
     /// runs), and makes this process's pids carry the node name.
@@ -285,7 +285,7 @@ public enum Distribution {
 
 /// The router, once it exists, for connections accepted by the listener.
 final class RouterBox: Sendable {
-    private let value = Mutex<DistributionRouter?>(nil)
+    private let value = Locked<DistributionRouter?>(nil)
     var router: DistributionRouter? {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }

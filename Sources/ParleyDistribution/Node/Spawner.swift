@@ -74,7 +74,7 @@ enum Spawner {
         case sequential(Distribution.Spawnable)
         case callback(@Sendable (Term, Pid?) throws -> Pid)
     }
-    static let functions = Mutex<[String: Entry]>([:])
+    static let functions = Locked<[String: Entry]>([:])
 
     static func start() {
         _ = try? Process.spawn(SpawnOptions(name: name), state: ()) { _, message, _ in
