@@ -276,7 +276,9 @@ final class Connection: Sendable {
 /// Messages from one read, grouped by consecutive target, delivered together at the end of
 /// the read: one mailbox lock and one wake-up per group instead of per message.
 final class Inbox {
-    private var groups: [(Pid, [any Sendable])] = []
+    // Only the owning connection's event loop thread touches it, so the dynamic exclusivity
+    // check is redundant.
+    @exclusivity(unchecked) private var groups: [(Pid, [any Sendable])] = []
 
     func add(_ message: any Sendable, to pid: Pid) {
         if let last = groups.indices.last, groups[last].0 == pid {

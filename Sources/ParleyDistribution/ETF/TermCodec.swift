@@ -1,4 +1,7 @@
 import CZlib
+#if canImport(Glibc)
+import Glibc
+#endif
 @_spi(Distribution) import Parley
 
 /// Why bytes could not be decoded as a term. The connection that sent them is closed with
@@ -654,9 +657,11 @@ extension TermWriter {
 /// atom table's lock and hashing, or the process table's. Owned by one connection and used
 /// only on its event loop.
 final class DecodeCache {
-    private var atoms = [(key: [UInt8], atom: Atom)?](repeating: nil, count: 64)
-    private var nodes: [Atom: Node] = [:]
-    private var pids = [Pid?](repeating: nil, count: 64)
+    // Only the owning connection's event loop thread touches these (see the class comment),
+    // so the dynamic exclusivity checks are redundant.
+    @exclusivity(unchecked) private var atoms = [(key: [UInt8], atom: Atom)?](repeating: nil, count: 64)
+    @exclusivity(unchecked) private var nodes: [Atom: Node] = [:]
+    @exclusivity(unchecked) private var pids = [Pid?](repeating: nil, count: 64)
 
     @inline(__always) private func slot(_ bytes: UnsafeRawBufferPointer) -> Int {
         guard let first = bytes.first, let last = bytes.last else { return 0 }
@@ -665,7 +670,8 @@ final class DecodeCache {
 
     func atom(_ bytes: UnsafeRawBufferPointer) -> Atom? {
         guard let e = atoms[slot(bytes)], e.key.count == bytes.count else { return nil }
-        return e.key.withUnsafeBytes { $0.elementsEqual(bytes) } ? e.atom : nil
+        guard let b = bytes.baseAddress, !e.key.isEmpty else { return e.key.isEmpty ? e.atom : nil }
+        return e.key.withUnsafeBytes { memcmp($0.baseAddress!, b, bytes.count) == 0 } ? e.atom : nil
     }
 
     func remember(_ bytes: UnsafeRawBufferPointer, _ atom: Atom) {
