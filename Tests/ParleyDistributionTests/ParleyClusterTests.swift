@@ -56,6 +56,45 @@ struct ParleyClusterTests {
         #expect(nodedown == .tuple([.atom("nodedown"), .atom(Atom(n2.name))]))
     }
 
+    @Test("A process woken by a message from another node runs on the connection's I/O thread (as the BEAM's polling scheduler runs it); a burst it sends from there arrives whole and in order (per-pair ordering)")
+    func wokenFromTheWireRunsOnTheIOThread() async throws {
+        _ = try await Cluster.node()
+        let n2 = try await ExternalNode.parley()
+        defer { n2.kill() }
+        let n = 20_000
+        let (thread, inOrder) = try await Process.run { (me: Parley.Process) async throws -> (String, Bool) in
+            let top = me.pid
+            // Q checks that the burst comes back through n2 whole and in order.
+            let q = me.spawn { q in
+                var next = 0, ordered = true
+                while next < n {
+                    let v = try await q.receive(Term.self)
+                    if v != .integer(next) { ordered = false }
+                    next += 1
+                }
+                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
+            }
+            let toQ = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
+            // P waits for `go` from n2, then sends the whole burst without waiting once.
+            let p = me.spawn { p in
+                _ = try await p.receive(Term.self) { $0 == .atom("go") }
+                // The calling thread's name, as the kernel has it (Linux).
+                let name = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "unknown"
+                p.send(Term.tuple([.atom("thread"), .string(name)]), to: top)
+                for i in 0..<n { p.send(Term.integer(i), to: toQ) }
+            }
+            let toP = try await Distribution.spawn(on: n2.name, "forward", args: .pid(p))
+            me.send(Term.atom("go"), to: toP)
+            let t = try await me.receive(Term.self) { if case .tuple(let x) = $0 { return x.first == .atom("thread") }; return false }
+            let o = try await me.receive(Term.self, after: .seconds(60)) { if case .tuple(let x) = $0 { return x.first == .atom("ordered") }; return false }
+            guard case .tuple(let tt) = t, case .tuple(let oo)? = o else { return ("", false) }
+            return (tt[1].stringValue ?? "", oo[1] == .atom("true"))
+        }
+        // SwiftNIO names its event loop threads NIO-ELT-…; Parley's own are parley-sched-….
+        #expect(thread.hasPrefix("NIO-ELT"), "woken on \(thread)")
+        #expect(inOrder)
+    }
+
     @Test("Spawning a function the remote node does not offer is a typed error")
     func unknownSpawnable() async throws {
         _ = try await Cluster.node()

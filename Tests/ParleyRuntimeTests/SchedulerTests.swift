@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ParleyRuntime
 import Synchronization
@@ -29,6 +30,41 @@ struct SchedulerTests {
         let jobs = (0..<2000).map { _ in Counter() }
         for j in jobs { s.enqueue(j) }
         #expect(await waitUntil { jobs.allSatisfy { $0.runs.load(ordering: .relaxed) == 1 } })
+    }
+
+    @Test("runWoken: the tasks its body wakes run on the calling (I/O) thread right after it, up to the limit; the rest go to the scheduler threads, as a BEAM scheduler runs the process its I/O poll wakes")
+    func runWokenRunsOnTheCallingThread() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let waiting = Locked<[UnsafeContinuation<Void, Never>]>([])
+        // Per task: the thread it resumed on, and whether that thread counted as a scheduler thread.
+        let resumedOn = Locked<[(thread: UInt, scheduler: Bool)]>([])
+        for _ in 0..<3 {
+            Task(executorPreference: s.executor) {
+                await withUnsafeContinuation { c in waiting.withLock { $0.append(c) } }
+                let me = UInt(pthread_self())
+                resumedOn.withLock { $0.append((me, Scheduler.isSchedulerThread)) }
+            }
+        }
+        #expect(await waitUntil { waiting.withLock { $0.count } == 3 })
+        let caller = Locked<UInt>(0)
+        let io = Thread {
+            caller.withLock { $0 = UInt(pthread_self()) }
+            #expect(!Scheduler.isSchedulerThread)
+            s.runWoken(limit: 2) {
+                for c in waiting.withLock({ $0 }) { c.resume() }
+            }
+            // Outside runWoken the thread is an ordinary thread again.
+            #expect(!Scheduler.isSchedulerThread)
+        }
+        io.start()
+        #expect(await waitUntil { resumedOn.withLock { $0.count } == 3 })
+        let ioThread = caller.withLock { $0 }
+        let runs = resumedOn.withLock { $0 }
+        #expect(runs.filter { $0.thread == ioThread }.count == 2)
+        // While it runs woken tasks, the I/O thread counts as a scheduler thread (blocking there is a mistake).
+        #expect(runs.filter { $0.thread == ioThread }.allSatisfy { $0.scheduler })
+        #expect(runs.filter { $0.thread != ioThread }.count == 1)
     }
 
     @Test("A job that uses up its budget and goes to the back lets queued jobs run first")

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Parley
 
 /// Frames and the handshake on one TCP connection: 2-byte length frames until the handshake
 /// completes, 4-byte frames after (erl_dist_protocol). A frame longer than the configured
@@ -56,6 +57,18 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         } else {
             cumulation!.writeBuffer(&incoming)
         }
+        let inline = router.configuration.runWokenOnIOThread
+        if inline > 0 {
+            // The processes this read wakes run here, right after it (Scheduler.runWoken).
+            Scheduler.shared.runWoken(limit: inline) { readFrames(context) }
+        } else {
+            readFrames(context)
+        }
+        if let c = cumulation, c.readerIndex > 65536 { cumulation!.discardReadBytes() }
+    }
+
+    /// Handles every complete frame in the cumulation, then delivers the messages read.
+    private func readFrames(_ context: ChannelHandlerContext) {
         while !finished, var frame = nextFrame(context) {
             if attached {
                 do {
@@ -75,7 +88,6 @@ final class DistributionChannelHandler: ChannelInboundHandler {
             }
         }
         connection?.inbox.flush()
-        if let c = cumulation, c.readerIndex > 65536 { cumulation!.discardReadBytes() }
     }
 
     /// The next complete frame, or nil if more bytes are needed.

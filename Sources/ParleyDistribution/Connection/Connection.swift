@@ -109,21 +109,39 @@ final class Connection: Sendable {
                     o.buffer.writeInteger(UInt16(112 << 8 | 131))
                     o.buffer.writeBytes(bytes)
                     o.wroteSinceTick = true
-                    if o.phase == .up, !o.flushScheduled {
+                    guard o.phase == .up else { return nil }
+                    if !o.flushScheduled {
                         o.flushScheduled = true
                         return o.channel
+                    }
+                    // A burst from a process running on this connection's own event loop
+                    // (woken there by a read): the scheduled flush cannot run until it
+                    // returns, so write as it goes.
+                    if o.buffer.readableBytes >= Self.inlineFlushBytes, let ch = o.channel, ch.eventLoop.inEventLoop {
+                        return ch
                     }
                     return nil
                 }
             }
         }
-        if let wake { wake.eventLoop.execute { self.flush() } }
+        guard let wake else { return }
+        if wake.eventLoop.inEventLoop, out.withLock({ $0.buffer.readableBytes >= Self.inlineFlushBytes }) {
+            flush(rescheduling: false)
+        } else {
+            // From the loop thread itself this queues a task without a wake-up.
+            wake.eventLoop.execute { self.flush() }
+        }
     }
 
+    /// How much a sender on the connection's own event loop queues before writing it itself.
+    static let inlineFlushBytes = 64 << 10
+
     /// Writes everything queued (on the channel's event loop).
-    func flush() {
+    func flush(rescheduling: Bool = true) {
         let (buffer, channel) = out.withLock { o -> (ByteBuffer?, (any NIOCore.Channel)?) in
-            o.flushScheduled = false
+            // A flush that a sender on the loop makes itself leaves the scheduled one in
+            // place (it writes whatever comes after).
+            if rescheduling { o.flushScheduled = false }
             guard o.phase == .up, let ch = o.channel, o.buffer.readableBytes > 0 else { return (nil, nil) }
             var fresh = ch.allocator.buffer(capacity: 4096)
             swap(&fresh, &o.buffer)
@@ -159,7 +177,10 @@ final class Connection: Sendable {
         }
         guard let waiters else { return false }
         let period = TimeAmount.nanoseconds(Int64(tickTime.components.seconds) * 1_000_000_000 / 4 + Int64(tickTime.components.attoseconds / 4_000_000_000))
-        let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { [weak self] _ in self?.tick() }
+        // Strong: close() cancels the task, which breaks the cycle. A weak reference would
+        // give the connection a side table, and every retain on the send and read paths
+        // would take the runtime's slow path.
+        let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in self.tick() }
         out.withLock { $0.tickTask = task }
         for w in waiters { w.resume() }
         router.connectionUp(self, peer: peer)

@@ -56,6 +56,13 @@ public enum Distribution {
         /// (Parley's schedulers already have one thread per core; one loop keeps I/O from
         /// competing with them for cores).
         public var eventLoopGroup: (any EventLoopGroup)? = nil
+        /// How many woken processes a connection's I/O thread runs itself after each read
+        /// (the BEAM's way: the scheduler that reads a socket runs the process its data
+        /// wakes), so a message from another node reaches a waiting process without a thread
+        /// hand-off. Such a process runs on the I/O thread until it waits again or spends its
+        /// reductions. 0 hands every woken process to the scheduler threads instead, which
+        /// keeps I/O apart from processes that compute long between receives.
+        public var runWokenOnIOThread: Int = 64
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
 

@@ -246,6 +246,34 @@ public final class Scheduler: @unchecked Sendable {
         w.yieldRequested = false
     }
 
+    /// Runs `body` on the calling thread, then, on the same thread, the processes and tasks
+    /// that `body` made runnable (at most `limit` jobs; the rest go to the scheduler threads).
+    ///
+    /// For I/O threads: the BEAM's scheduler that polls a socket runs the process its input
+    /// wakes, so a message from the network reaches a waiting process without a thread
+    /// hand-off. Parley's distribution connections deliver each read this way. The woken
+    /// process then runs on the I/O thread until it waits again or spends its reductions
+    /// (then it goes to a scheduler thread), so a process that computes for long without
+    /// receiving holds up that thread's I/O, as a callback process's handler would.
+    /// On a scheduler thread, `body` just runs: what it wakes is queued there as usual.
+    ///
+    /// ```swift
+    /// Scheduler.shared.runWoken(limit: 64) { deliverMessagesRead(from: socket) }
+    /// ```
+    public func runWoken(limit: Int, _ body: () -> Void) {
+        if Worker.current != nil { body(); return }
+        let guest = Worker.guest(of: self)
+        Worker.setCurrent(guest)
+        body()
+        var ran = 0
+        while ran < limit, let r = guest.popLocal() {
+            guest.run(r)
+            ran += 1
+        }
+        Worker.setCurrent(nil)
+        while let r = guest.popLocal() { pushGlobal(r) }
+    }
+
     /// The number of scheduler threads.
     public var count: Int { workers.count }
 }

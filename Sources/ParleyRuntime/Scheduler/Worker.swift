@@ -14,6 +14,20 @@ private let workerKey: pthread_key_t = {
     return key
 }()
 
+/// The guest worker of a thread that is not a scheduler thread (see ``Scheduler/runWoken``),
+/// retained by the key; released when the thread exits.
+private let guestKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in
+        #if canImport(Darwin)
+        Unmanaged<Worker>.fromOpaque(p).release()
+        #else
+        if let p { Unmanaged<Worker>.fromOpaque(p).release() }
+        #endif
+    }
+    return key
+}()
+
 /// One scheduler thread and its run queue.
 @usableFromInline
 final class Worker: @unchecked Sendable {
@@ -53,6 +67,25 @@ final class Worker: @unchecked Sendable {
         return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// The calling thread's guest worker for `scheduler`: a run queue that only this thread
+    /// fills and drains, never stolen from, never parked. Index -1 keeps it out of the
+    /// scheduler's worker list.
+    static func guest(of scheduler: Scheduler) -> Worker {
+        if let p = pthread_getspecific(guestKey) {
+            let w = Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
+            if w.scheduler === scheduler { return w }
+            Unmanaged<Worker>.fromOpaque(p).release()
+        }
+        let w = Worker(index: -1, scheduler: scheduler)
+        pthread_setspecific(guestKey, Unmanaged.passRetained(w).toOpaque())
+        return w
+    }
+
+    /// Makes this worker the calling thread's `current` (a guest's, for the span of `runWoken`), or none.
+    static func setCurrent(_ w: Worker?) {
+        pthread_setspecific(workerKey, w.map { Unmanaged.passUnretained($0).toOpaque() })
+    }
+
     // MARK: Queue operations
 
     /// Puts `r` in the runnext slot; a job already there moves to the back of the queue,
@@ -72,7 +105,7 @@ final class Worker: @unchecked Sendable {
         if kicked { scheduler.wakeIdle() }
     }
 
-    private func popLocal() -> Runnable? {
+    func popLocal() -> Runnable? {
         queue.withLock { q in
             if let n = q.next {
                 q.next = nil
@@ -139,7 +172,7 @@ final class Worker: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func run(_ r: Runnable) {
+    func run(_ r: Runnable) {
         ticks.store(ticks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         parley_reset_reductions(budget)
         let limit = scheduler.longScheduleNanos
