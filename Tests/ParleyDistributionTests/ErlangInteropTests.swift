@@ -305,6 +305,90 @@ struct ErlangInteropTests {
         #expect(ContinuousClock.now - started < .seconds(8))
     }
 
+    @Test("Large messages cross both ways unfragmented (no DFLAG_FRAGMENTS): a 16 MiB binary and a 200,000-element list through Erlang's echo")
+    func largeMessages() async throws {
+        _ = try await Cluster.node()
+        let erl = try await ExternalNode.erlang()
+        defer { erl.kill() }
+        var bytes = [UInt8](repeating: 0, count: 16 << 20)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 12) }
+        let big = Term.binary(bytes)
+        // Built by Erlang (lists:seq through rex), so the long list first crosses Erlang → Parley.
+        let list = try await erl.rpc("lists", "seq", [1, 200_000], timeout: .seconds(30))
+        guard case .list(let items) = list else { Issue.record("lists:seq gave \(list)"); return }
+        #expect(items.count == 200_000 && items.last == .integer(200_000))
+        let (b, l) = try await Process.run { (me: Parley.Process) async throws -> (Term, Term) in
+            me.send(Term.tuple([.pid(me.pid), big]), to: "erl_echo", on: Node.named(erl.name))
+            let b = try await me.receive(Term.self)
+            me.send(Term.tuple([.pid(me.pid), list]), to: "erl_echo", on: Node.named(erl.name))
+            return (b, try await me.receive(Term.self))
+        }
+        #expect(b == big)
+        #expect(l == list)
+        // Erlang sees the same bytes we sent: its own byte_size and erlang:crc32 of the binary.
+        #expect(try await erl.rpc("erlang", "byte_size", [big], timeout: .seconds(30)) == .integer(16 << 20))
+        #expect(try await erl.rpc("erlang", "crc32", [big], timeout: .seconds(30)) == .integer(Int(crc32Of(bytes))))
+        #expect(Distribution.nodes.contains(erl.name))
+    }
+
+    @Test("Killing a Parley node's OS process: an Erlang node linked to and monitoring a process there gets noconnection, and nodedown (monitor_node)")
+    func killedParleyNodeSeenFromErlang() async throws {
+        _ = try await Cluster.node()
+        let erl = try await ExternalNode.erlang()
+        let n2 = try await ExternalNode.parley()
+        defer { erl.kill(); n2.kill() }
+        let target = try await Distribution.spawn(on: n2.name, "pong")
+        let got = try await Process.run { (p: Parley.Process) async throws -> [Term] in
+            // The Erlang node connects to n2 on demand (the link), then watches it three ways.
+            _ = try await erl.rpc("parley_interop", "spawn_linker", [.pid(target), .pid(p.pid)])
+            _ = try await p.receive(Term.self) { if case .tuple(let t) = $0 { return t.first == .atom("linked") }; return false }
+            _ = try await erl.rpc("parley_interop", "spawn_monitor_reporter", [.pid(target), .pid(p.pid)])
+            _ = try await p.receive(Term.self) { if case .tuple(let t) = $0 { return t.first == .atom("monitoring") }; return false }
+            _ = try await erl.rpc("parley_interop", "spawn_node_monitor", [.atom(Atom(n2.name)), .pid(p.pid)])
+            _ = try await p.receive(Term.self) { if case .tuple(let t) = $0 { return t.first == .atom("monitoring_node") }; return false }
+            n2.kill()
+            var seen: [Term] = []
+            for _ in 0..<3 {
+                guard let m = try await p.receive(Term.self, after: .seconds(30)) else { break }
+                seen.append(m)
+            }
+            return seen
+        }
+        func has(_ tag: String, _ check: ([Term]) -> Bool) -> Bool {
+            got.contains { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) && check(t) }; return false }
+        }
+        #expect(has("EXIT") { $0 == [.atom("EXIT"), .pid(target), .atom("noconnection")] }, "got \(got)")
+        #expect(has("DOWN") { $0.count == 5 && $0[3] == .pid(target) && $0[4] == .atom("noconnection") }, "got \(got)")
+        #expect(has("nodedown") { $0 == [.atom("nodedown"), .atom(Atom(n2.name))] }, "got \(got)")
+    }
+
+    @Test("Short names: an Erlang -sname node pings a Parley node started with a bare name, calls its counter and talks to its echo")
+    func shortNames() async throws {
+        _ = try await Cluster.node()
+        let short = "pshort\(getpid())"
+        let n = try ExternalNode.launch(name: short, executable: Cluster.parleyExecutable, arguments: [
+            "node", "--name", short, "--cookie", Cluster.cookie,
+        ])
+        defer { n.kill() }
+        #expect(await eventually(within: .seconds(20)) { n.output.withLock { $0.contains("ready on port") } })
+        let script = """
+            [_, H] = string:split(atom_to_list(node()), "@"), N = list_to_atom("\(short)@" ++ H), \
+            io:format("ping=~p~n", [net_adm:ping(N)]), \
+            io:format("call=~p~n", [gen_server:call({counter, N}, {add, 5})]), \
+            {echo, N} ! {self(), hi}, io:format("echo=~p~n", [receive X -> X after 5000 -> timeout end]), \
+            halt().
+            """.replacingOccurrences(of: "\\\n", with: "")
+        let erl = try ExternalNode.launch(name: "eshort", executable: "/usr/bin/erl", arguments: [
+            "-sname", "eshort\(getpid())", "-setcookie", Cluster.cookie, "-noshell", "-eval", script,
+        ])
+        defer { erl.kill() }
+        #expect(await eventually(within: .seconds(30)) { !erl.process.isRunning })
+        let out = erl.output.withLock { $0 }
+        #expect(out.contains("ping=pong"), "erl printed: \(out)")
+        #expect(out.contains("call=5"), "erl printed: \(out)")
+        #expect(out.contains("echo=hi"), "erl printed: \(out)")
+    }
+
     @Test("A cookie mismatch is refused both ways, with a log line naming the cookie")
     func cookieMismatch() async throws {
         let me = try await Cluster.node()
@@ -329,4 +413,17 @@ struct ErlangInteropTests {
     }
 
 }
+}
+
+/// CRC-32 (IEEE 802.3, as erlang:crc32/1 and zlib compute it).
+func crc32Of(_ bytes: [UInt8]) -> UInt32 {
+    var table = [UInt32](repeating: 0, count: 256)
+    for i in 0..<256 {
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        table[i] = c
+    }
+    var crc: UInt32 = 0xFFFF_FFFF
+    for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+    return crc ^ 0xFFFF_FFFF
 }

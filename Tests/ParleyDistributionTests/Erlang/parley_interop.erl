@@ -5,7 +5,7 @@
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export([echo_loop/0, all_terms/0, check_terms/1, diff_terms/1, call/3, cast/2, ping/1,
          spawn_waiter/0, spawn_linker/2, spawn_monitor_reporter/2, monitor_name/3,
-         unlink_after/3, send_to/2, exit_pid/2]).
+         unlink_after/3, send_to/2, exit_pid/2, spawn_node_monitor/2]).
 
 start() ->
     {ok, _} = gen_server:start({local, erl_counter}, ?MODULE, 0, []),
@@ -102,6 +102,14 @@ unlink_after(Target, Ms, ReportTo) ->
         timer:sleep(Ms),
         unlink(Target),
         ReportTo ! {unlinked, self()},
+        forward(ReportTo)
+    end).
+
+%% A process that monitors Node (monitor_node/2) and reports {nodedown, Node}.
+spawn_node_monitor(Node, ReportTo) ->
+    spawn(fun() ->
+        true = monitor_node(Node, true),
+        ReportTo ! {monitoring_node, self()},
         forward(ReportTo)
     end).
 
