@@ -69,7 +69,10 @@ struct DynamicSupervisorTests {
         for _ in 0..<10 { try await sup.startChild(slow) }
         let t0 = ContinuousClock.now
         try await sup.stop()
-        #expect(ContinuousClock.now - t0 < .milliseconds(1500))
+        // One at a time would take at least 10 × 200 ms = 2 s; concurrently about 200 ms. The
+        // bound sits just under the sequential floor so a loaded machine (the distribution
+        // suites start OS processes alongside) cannot fail a correct shutdown.
+        #expect(ContinuousClock.now - t0 < .milliseconds(1900))
     }
 
     @Test("crash storm: 10,000 children crashing in a loop leak nothing (states freed, processes gone, memory back to baseline)")
