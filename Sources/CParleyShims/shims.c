@@ -3,6 +3,7 @@
 #include <pthread.h>
 #if defined(__linux__)
 #include <malloc.h>
+#include <sched.h>
 #endif
 
 __thread long parley_reductions_left __attribute__((tls_model("initial-exec"))) = 1L << 40;
@@ -28,5 +29,14 @@ size_t parley_malloc_usable_size(void *p) {
 void parley_malloc_trim(void) {
 #if defined(__linux__)
     malloc_trim(0);
+#endif
+}
+
+int parley_set_idle_priority(void) {
+#if defined(__linux__)
+    struct sched_param param = { .sched_priority = 0 };
+    return sched_setscheduler(0, SCHED_IDLE, &param);
+#else
+    return -1;
 #endif
 }

@@ -11,7 +11,18 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print JSON lines for ../shared/peers/table.")
     var json = false
 
+    @Option(help: "Remote workloads: processes each connection's I/O thread runs after a read, on both nodes (Distribution.Configuration.runWokenOnIOThread).")
+    var runWoken = 64
+
+    @Option(help: "Remote workloads: microseconds each node keeps a CPU awake after a read or write (Distribution.Configuration.busyWait); 0: never.")
+    var busyWait = 500
+
     @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if runWoken < 0 { throw ValidationError("--run-woken is a count of processes, 0 or more") }
+        if busyWait < 0 { throw ValidationError("--busy-wait is microseconds, 0 or more") }
+    }
 
     @Argument(help: "Workloads to run (default: all). Known: \(Workloads.all.joined(separator: ", ")).")
     var workloads: [String] = []
@@ -25,6 +36,8 @@ struct Bench: AsyncParsableCommand {
             h.logLevel = .critical
             return h
         }
+        RemoteWorkloads.runWoken.withLock { $0 = runWoken }
+        RemoteWorkloads.busyWait.withLock { $0 = busyWait }
         let chosen = workloads.isEmpty ? Workloads.all : workloads
         for w in chosen where !Workloads.all.contains(w) {
             throw ValidationError("unknown workload \(w); known: \(Workloads.all.joined(separator: ", "))")

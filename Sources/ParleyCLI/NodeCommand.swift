@@ -52,11 +52,24 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "TLS: the CA certificates (PEM) peers' certificates must chain to; without it any certificate is accepted.")
     var tlsCA: String?
 
+    @Option(help: "Processes a connection's I/O thread runs itself after each read, as a BEAM scheduler runs what its poll wakes (0: hand them all to the scheduler threads).")
+    var runWoken = 64
+
+    @Option(help: "Microseconds to keep a CPU awake after each read and write, as the BEAM's schedulers busy-wait (+sbwt); 0: never.")
+    var busyWait = 500
+
     @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if runWoken < 0 { throw ValidationError("--run-woken is a count of processes, 0 or more") }
+        if busyWait < 0 { throw ValidationError("--busy-wait is microseconds, 0 or more") }
+    }
 
     func run() async throws {
         try runtime.apply()
         var config = Distribution.Configuration(name: name, cookie: cookie)
+        config.runWokenOnIOThread = runWoken
+        config.busyWait = busyWait > 0 ? .microseconds(busyWait) : nil
         config.hidden = !visible
         config.port = port
         config.epmdPort = epmdPort

@@ -10,11 +10,18 @@ enum RemoteWorkloads {
     static let names = ["remote-pp", "remote-tput", "remote-pp-erlang", "remote-tput-erlang", "remote-pp-callback", "remote-pp-callback-erlang"]
     static let cookie = "bench-\(UInt64.random(in: 0...UInt64.max))"
     private static let started = Locked(false)
+    /// `parley bench --run-woken`: for this node and the Parley peer.
+    static let runWoken = Locked(64)
+    /// `parley bench --busy-wait` (µs): for this node and the Parley peer.
+    static let busyWait = Locked(500)
 
     static func ensureNode() async throws {
         if started.withLock({ $0 }) { return }
         var c = Distribution.Configuration(name: "parley_bench_\(getpid())@127.0.0.1", cookie: cookie)
         c.logger.logLevel = .critical
+        c.runWokenOnIOThread = runWoken.withLock { $0 }
+        let spin = busyWait.withLock { $0 }
+        c.busyWait = spin > 0 ? .microseconds(spin) : nil
         try await Distribution.start(c)
         started.withLock { $0 = true }
     }
@@ -117,7 +124,8 @@ enum RemoteWorkloads {
         static func parley() async throws -> Peer {
             let name = "parley_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
             let exe = URL(fileURLWithPath: CommandLine.arguments[0]).path
-            let p = try launch(exe, ["node", "--name", name, "--cookie", cookie])
+            let p = try launch(exe, ["node", "--name", name, "--cookie", cookie, "--run-woken", "\(runWoken.withLock { $0 })",
+                                                "--busy-wait", "\(busyWait.withLock { $0 })"])
             let peer = Peer(name: name, process: p, isErlang: false)
             try await peer.waitUntilUp()
             return peer

@@ -33,6 +33,17 @@ import ParleyOTP
     let added = try await Gen.call("counter", on: Node.named(peer), Term.tuple([.atom("add"), 5]))
     print("  GenServer.call({:counter, :\"\(peer)\"}, {:add, 5})  ->  \(added)")
     let pong = try await Distribution.spawn(on: peer, "pong")
+    // Round trips with a process there. Each reply wakes this process on the connection's I/O
+    // thread, which runs it at once (Configuration.runWokenOnIOThread), as a BEAM scheduler
+    // runs the process its socket poll wakes: no thread hand-off on either node.
+    var thread = ""
+    let t3 = MonotonicClock.now
+    for i in 0..<1000 {
+        me.send(Term.tuple([.pid(me.pid), .integer(i)]), to: pong)
+        _ = try await me.receive(Term.self)
+        if i == 0 { thread = ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+    print("  1000 round trips {self(), I} -> I with a process there: \(us(since: t3) / 1000) µs each; the replies woke this process on thread \(thread) (the connection's I/O thread: no hand-off)")
     let ref = me.monitor(pong)
     Distribution.monitorNodes(me.pid)
     print("  Node.spawn(:\"\(peer)\", pong) -> \(pong); Process.monitor(it); :net_kernel.monitor_nodes(true)")

@@ -38,6 +38,11 @@ static inline void parley_reset_reductions(long budget) {
 /// Names the calling thread (shown by perf, top -H and gdb).
 void parley_set_thread_name(const char *name);
 
+/// Moves the calling thread to the idle scheduling class (Linux SCHED_IDLE): it runs only on
+/// a CPU nothing else wants, and any thread that wakes there preempts it at once.
+/// Returns 0 on success; -1 where there is no such class.
+int parley_set_idle_priority(void);
+
 /// Bytes usable in the heap block at `p` (glibc's malloc_usable_size), 0 if unknown.
 size_t parley_malloc_usable_size(void *p);
 

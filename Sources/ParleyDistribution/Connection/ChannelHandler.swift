@@ -57,6 +57,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         } else {
             cumulation!.writeBuffer(&incoming)
         }
+        router.busyWait?.noteActivity()
         let inline = router.configuration.runWokenOnIOThread
         if inline > 0 {
             // The processes this read wakes run here, right after it (Scheduler.runWoken).

@@ -147,7 +147,10 @@ final class Connection: Sendable {
             swap(&fresh, &o.buffer)
             return (fresh, ch)
         }
-        if let buffer, let channel { channel.writeAndFlush(buffer, promise: nil) }
+        if let buffer, let channel {
+            channel.writeAndFlush(buffer, promise: nil)
+            router.busyWait?.noteActivity()
+        }
     }
 
     // MARK: Life cycle

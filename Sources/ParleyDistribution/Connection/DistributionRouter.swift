@@ -16,6 +16,8 @@ final class DistributionRouter: RemoteRouter, Sendable {
     let group: any EventLoopGroup
     let log: Logger
     let tls: (client: NIOSSLContext, server: NIOSSLContext)?
+    /// Keeps a CPU awake for a moment after each read and write (Configuration.busyWait).
+    let busyWait: BusyWait?
 
     private struct State {
         var connections: [Node: Connection] = [:]
@@ -39,6 +41,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         self.log = configuration.logger
         self.group = group
         self.tls = tls
+        self.busyWait = configuration.busyWait.map { BusyWait(window: $0) }
     }
 
     // MARK: Connections
@@ -176,6 +179,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     func closeAll() {
         let all = state.withLock { Array($0.connections.values) }
         for c in all { c.close(reason: "distribution stopped", wasUp: c.phase == .up) }
+        busyWait?.stop()
     }
 
     // MARK: RemoteRouter (local processes acting on remote ones)

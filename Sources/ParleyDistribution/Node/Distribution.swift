@@ -63,6 +63,12 @@ public enum Distribution {
         /// reductions. 0 hands every woken process to the scheduler threads instead, which
         /// keeps I/O apart from processes that compute long between receives.
         public var runWokenOnIOThread: Int = 64
+        /// After a read or a write, keep one CPU from going idle this long (one thread of the
+        /// idle scheduling class spins; it yields to any other thread at once), as the BEAM's
+        /// schedulers busy-wait before sleeping (`+sbwt`). On a virtual machine, waking a
+        /// thread on an idle virtual CPU costs tens of microseconds, more than a loopback
+        /// round trip. nil: never spin.
+        public var busyWait: Duration? = .microseconds(500)
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
 
