@@ -110,7 +110,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
             index = min(index, saved.count)
             while index < saved.count {
                 if try match(saved[index]) {
-                    saved.remove(at: index)
+                    if index == 0 { saved.removeFirst() } else { saved.remove(at: index) }
                     savedCount.store(saved.count, ordering: .relaxed)
                     handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                     reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)

@@ -70,23 +70,32 @@ final class DistributionChannelHandler: ChannelInboundHandler {
 
     /// Handles every complete frame in the cumulation, then delivers the messages read.
     private func readFrames(_ context: ChannelHandlerContext) {
-        while !finished, var frame = nextFrame(context) {
-            if attached {
+        while !finished {
+            if attached, let connection {
+                // After the handshake: every complete frame in one pass over the bytes.
+                let max = router.configuration.maxFrameSize
                 do {
-                    try connection!.receive(&frame)
-                } catch {
+                    let used = try cumulation!.withUnsafeReadableBytes { raw in try connection.receiveFrames(raw, maxFrame: max) }
+                    cumulation!.moveReaderIndex(forwardBy: used)
+                } catch FrameError.tooLarge(let length) {
+                    fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(max)")
+                } catch FrameError.undecodable(let error) {
                     fail(context, "undecodable message from \(peerDescription): \(error)")
+                } catch {
+                    fail(context, "\(error)")
                 }
-            } else {
-                let bytes = Array(frame.readableBytesView)
-                let actions = machine.receive(bytes) { name in
-                    peerDescription = name
-                    let (status, conn) = router.acceptorStatus(for: name)
-                    connection = conn
-                    return status
-                }
-                perform(actions, context)
+                break
             }
+            // The handshake: 2-byte frames.
+            guard let frame = nextFrame(context) else { break }
+            let bytes = Array(frame.readableBytesView)
+            let actions = machine.receive(bytes) { name in
+                peerDescription = name
+                let (status, conn) = router.acceptorStatus(for: name)
+                connection = conn
+                return status
+            }
+            perform(actions, context)
         }
         connection?.inbox.flush()
     }

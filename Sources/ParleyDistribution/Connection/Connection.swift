@@ -259,40 +259,67 @@ final class Connection: Sendable {
 
     // MARK: Receiving (on the channel's event loop)
 
-    /// One frame after the handshake: a tick (empty) or `112 131 Control [131 Payload]`.
-    func receive(_ frame: inout ByteBuffer) throws(TermDecodingError) {
+    /// Every complete frame at the start of `raw` (4-byte lengths, after the handshake), read
+    /// in one pass without a buffer object per frame. Returns how many bytes they took; a
+    /// partial frame at the end waits for the next read.
+    /// - Throws: ``FrameError`` for a frame over `maxFrame` or one that does not decode.
+    func receiveFrames(_ raw: UnsafeRawBufferPointer, maxFrame: Int) throws(FrameError) -> Int {
         readSinceTick.store(true, ordering: .relaxed)
-        guard frame.readableBytes > 0 else { return }
-        let identity = router.identity
-        let limits = router.limits
-        let cache = decodeCache
-        enum Frame { case send(Pid, Term), other(Term, Term?) }
-        let decoded: Result<Frame, TermDecodingError> = frame.withUnsafeReadableBytes { raw in
-            Result { () throws(TermDecodingError) -> Frame in
-                var r = TermReader(raw, identity: identity, limits: limits)
-                r.cache = cache
-                let pass = try r.u8()
-                guard pass == 112 else { throw .unknownTag(pass, at: 0) }
-                // SEND, the common case, is read without building its control tuple.
-                if let to = try r.readSendControl() {
-                    // A SEND without its message is malformed but harmless: ignored, as the
-                    // router ignores other malformed control messages.
-                    guard r.remaining > 0 else { return .other(.tuple([.integer(Control.send), .atom(""), .pid(to)]), nil) }
-                    let payload = try r.readVersioned()
-                    if r.remaining > 0 { throw .trailingBytes(r.remaining) }
-                    return .send(to, payload)
+        var reader = TermReader(UnsafeRawBufferPointer(start: nil, count: 0), identity: router.identity, limits: router.limits)
+        reader.cache = decodeCache
+        var at = 0
+        while raw.count - at >= 4 {
+            let length = Int(UInt32(raw[at]) << 24 | UInt32(raw[at + 1]) << 16 | UInt32(raw[at + 2]) << 8 | UInt32(raw[at + 3]))
+            if length > maxFrame { throw .tooLarge(length) }
+            guard raw.count - at - 4 >= length else { break }
+            if length > 0 {
+                do {
+                    reader.reset(UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]))
+                    try receive(&reader)
+                } catch {
+                    throw .undecodable(error)
                 }
-                let control = try r.readVersioned()
-                let payload = r.remaining > 0 ? try r.readVersioned() : nil
-                if r.remaining > 0 { throw .trailingBytes(r.remaining) }
-                return .other(control, payload)
             }
+            at += 4 + length
         }
-        switch try decoded.get() {
-        case .send(let to, let payload):
+        return at
+    }
+
+    /// One frame's bytes after its length, `112 131 Control [131 Payload]`, in `r`.
+    func receive(_ r: inout TermReader) throws(TermDecodingError) {
+        let pass = try r.u8()
+        guard pass == 112 else { throw .unknownTag(pass, at: 0) }
+        // SEND, the common case, is read without building its control tuple.
+        if let to = try r.readSendControl() {
+            // A SEND without its message is malformed but harmless: ignored, as the router
+            // ignores other malformed control messages.
+            guard r.remaining > 0 else {
+                router.handle(control: .tuple([.integer(Control.send), .atom(""), .pid(to)]), payload: nil, from: self)
+                return
+            }
+            let payload = try r.readVersioned()
+            if r.remaining > 0 { throw .trailingBytes(r.remaining) }
             if to.isLocal { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
-        case .other(let control, let payload):
-            router.handle(control: control, payload: payload, from: self)
+            return
+        }
+        let control = try r.readVersioned()
+        let payload = r.remaining > 0 ? try r.readVersioned() : nil
+        if r.remaining > 0 { throw .trailingBytes(r.remaining) }
+        router.handle(control: control, payload: payload, from: self)
+    }
+}
+
+/// Why a connection's input was refused after the handshake.
+enum FrameError: Error, CustomStringConvertible {
+    /// A frame longer than `Configuration.maxFrameSize`.
+    case tooLarge(Int)
+    /// A frame whose terms do not decode.
+    case undecodable(TermDecodingError)
+
+    var description: String {
+        switch self {
+        case .tooLarge(let n): return "frame of \(n) bytes exceeds the limit"
+        case .undecodable(let e): return "\(e)"
         }
     }
 }

@@ -134,7 +134,7 @@ enum Tag {
 /// Reads terms from raw bytes. Every length is checked against what remains before anything
 /// is allocated, so a huge stated length costs nothing.
 struct TermReader {
-    let raw: UnsafeRawBufferPointer
+    private(set) var raw: UnsafeRawBufferPointer
     var pos = 0
     let identity: WireIdentity
     let limits: TermLimits
@@ -149,6 +149,14 @@ struct TermReader {
     }
 
     var remaining: Int { raw.count - pos }
+
+    /// Starts over on other bytes, keeping identity, limits and cache (one reader for all
+    /// the frames of a read).
+    mutating func reset(_ bytes: UnsafeRawBufferPointer) {
+        raw = bytes
+        pos = 0
+        depth = 0
+    }
 
     @inline(__always) mutating func need(_ n: Int) throws(TermDecodingError) {
         if n > remaining { throw .truncated(at: pos) }
