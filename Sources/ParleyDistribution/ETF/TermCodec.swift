@@ -113,6 +113,15 @@ public enum ExternalTermFormat {
 struct WireIdentity: Sendable {
     let name: String
     let creation: UInt32
+    /// The name's bytes when it is ASCII (then the same in every atom encoding): pids of
+    /// this node are recognised on the wire by comparing bytes, without making an atom.
+    let asciiName: [UInt8]?
+
+    init(name: String, creation: UInt32) {
+        self.name = name
+        self.creation = creation
+        self.asciiName = name.utf8.allSatisfy { $0 < 0x80 } ? Array(name.utf8) : nil
+    }
     static var current: WireIdentity { WireIdentity(name: Node.localNodeName, creation: currentCreation()) }
 }
 
@@ -209,15 +218,47 @@ struct TermReader {
         guard remaining >= 8, raw[pos] == 131, raw[pos + 1] == Tag.smallTuple, raw[pos + 2] == 3,
               raw[pos + 3] == Tag.smallInteger, raw[pos + 4] == 2 else { return nil }
         pos += 5
-        _ = try readAtom()
+        // The unused cookie, '': its usual encodings are skipped without reading an atom.
+        if raw[pos] == Tag.smallAtomUTF8 || raw[pos] == Tag.smallAtom, raw[pos + 1] == 0 {
+            pos += 2
+        } else {
+            _ = try readAtom()
+        }
         guard remaining > 0, raw[pos] == Tag.newPid else {
             pos = start
             return nil
         }
         pos += 1
+        if let local = identity.asciiName, let pid = try readLocalPid(named: local) { return pid }
         let n = try readAtom()
         let id = try u32(), serial = try u32(), creation = try u32()
         return pid(nodeAtom: n, id: id, serial: serial, creation: creation)
+    }
+
+    /// After NEW_PID_EXT's tag: if the node atom is this node's name (bytes compared, no
+    /// atom made), reads the rest and returns the local pid; otherwise reads nothing.
+    @inline(__always)
+    mutating func readLocalPid(named local: [UInt8]) throws(TermDecodingError) -> Pid? {
+        guard remaining >= 2 else { return nil }
+        let header: Int, length: Int
+        switch raw[pos] {
+        case Tag.smallAtomUTF8, Tag.smallAtom: header = 2; length = Int(raw[pos + 1])
+        case Tag.atomUTF8, Tag.atom:
+            guard remaining >= 3 else { return nil }
+            header = 3; length = Int(raw[pos + 1]) << 8 | Int(raw[pos + 2])
+        default: return nil
+        }
+        guard length == local.count, remaining >= header + length + 12 else { return nil }
+        let same = local.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress! + pos + header, length) == 0 }
+        guard same else { return nil }
+        pos += header + length
+        let id = try u32(), serial = try u32(), creation = try u32()
+        guard creation == identity.creation else {
+            // This node's name from an earlier incarnation: a pid that is not ours.
+            return Pid(node: node(Atom(identity.name)), id: id, serial: serial, creation: creation)
+        }
+        if let cache { return cache.localPid(id: id, serial: serial) }
+        return Remote.localPid(id: id, serial: serial)
     }
 
     mutating func readCompressed() throws(TermDecodingError) -> Term {

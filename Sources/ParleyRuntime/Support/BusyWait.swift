@@ -61,9 +61,13 @@ public final class BusyWait: Sendable {
         while !stopped.load(ordering: .relaxed) {
             if MonotonicClock.now &- last.load(ordering: .relaxed) < windowNanos {
                 spinning.store(true, ordering: .relaxed)
-                // No PAUSE here: a hypervisor may take a PAUSE loop for a spinning lock
-                // holder and deschedule this virtual CPU, which is what we try to avoid.
-                for _ in 0..<512 where stopped.load(ordering: .relaxed) { break }
+                // A few microseconds of arithmetic in registers between looks at shared
+                // memory: the cache lines that senders and readers write stay theirs. No
+                // PAUSE: a hypervisor may take a PAUSE loop for a spinning lock holder and
+                // deschedule this virtual CPU, which is what we try to avoid.
+                var x = UInt64(truncatingIfNeeded: windowNanos) | 1
+                for _ in 0..<1024 { x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407 }
+                if x == 0 { spinning.store(true, ordering: .relaxed) }  // keeps the loop; never true in practice
                 continue
             }
             parked.store(true, ordering: .sequentiallyConsistent)
