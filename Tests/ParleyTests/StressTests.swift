@@ -140,7 +140,11 @@ struct StressTests {
             me.exit(echo, .kill)
             return n
         }
-        #expect(pongs > 100)
+        // With the schedulers stalled, no pong could happen in those 100 ms (each needs a
+        // scheduler thread); any steady count shows they stayed free. The bound leaves room
+        // for the thread sanitizer on a machine loaded by the distribution suites' OS processes
+        // (83 pongs seen there), where 100 was too tight.
+        #expect(pongs > 20)
     }
 }
 
