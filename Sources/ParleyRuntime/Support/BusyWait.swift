@@ -26,6 +26,8 @@ public final class BusyWait: Sendable {
     /// Set by the spinner before it parks, and re-checked against `last` after (Dekker's
     /// pattern, both sides sequentially consistent), so that no activity leaves it parked.
     private let parked = Atomic<Bool>(false)
+    /// Set once by `stop()` (sequentially consistent, then an unpark); the loop polls it
+    /// relaxed, as a late look only costs one more spin round.
     private let stopped = Atomic<Bool>(false)
     /// Whether the thread is spinning now (for tests and introspection; relaxed).
     let spinning = Atomic<Bool>(false)
