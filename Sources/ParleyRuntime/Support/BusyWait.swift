@@ -15,6 +15,7 @@ import Synchronization
 /// ```swift
 /// let busy = BusyWait(window: .microseconds(500))
 /// busy.noteActivity()      // after each read and write
+/// busy.stop()              // when the connections close
 /// ```
 public final class BusyWait: Sendable {
     /// How long after the last activity the spinning goes on.
@@ -34,7 +35,8 @@ public final class BusyWait: Sendable {
     var isSpinning: Bool { spinning.load(ordering: .relaxed) }
     private let parker = Parker()
 
-    /// Starts the spinning thread (parked until the first activity).
+    /// Starts the spinning thread (parked until the first activity). The thread keeps the
+    /// object alive until ``stop()``: call it when the I/O it watches ends.
     public init(window: Duration) {
         self.window = window
         self.windowNanos = MonotonicClock.nanoseconds(window)
