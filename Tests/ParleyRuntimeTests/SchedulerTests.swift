@@ -48,17 +48,24 @@ struct SchedulerTests {
         }
         #expect(await waitUntil { waiting.withLock { $0.count } == 3 })
         let caller = Locked<UInt>(0)
+        // Seen on the I/O thread before and after runWoken: a scheduler thread? any reduction spent?
+        let ordinary = Locked<[Bool]>([])
         let io = Thread {
             caller.withLock { $0 = UInt(pthread_self()) }
-            #expect(!Scheduler.isSchedulerThread)
+            let before = !Scheduler.isSchedulerThread
             s.runWoken(limit: 2) {
                 for c in waiting.withLock({ $0 }) { c.resume() }
             }
-            // Outside runWoken the thread is an ordinary thread again.
-            #expect(!Scheduler.isSchedulerThread)
+            // Outside runWoken the thread is an ordinary thread again, whose reductions are
+            // never spent (the budget the woken tasks ran with is gone).
+            let after = !Scheduler.isSchedulerThread
+            let neverSpent = (0..<10_000).allSatisfy { _ in !Scheduler.reductionSpent() }
+            ordinary.withLock { $0 = [before, after, neverSpent] }
         }
         io.start()
         #expect(await waitUntil { resumedOn.withLock { $0.count } == 3 })
+        #expect(await waitUntil { ordinary.withLock { $0.count } == 3 })
+        #expect(ordinary.withLock { $0 } == [true, true, true])
         let ioThread = caller.withLock { $0 }
         let runs = resumedOn.withLock { $0 }
         #expect(runs.filter { $0.thread == ioThread }.count == 2)

@@ -271,6 +271,8 @@ public final class Scheduler: @unchecked Sendable {
             ran += 1
         }
         Worker.setCurrent(nil)
+        // Back to an ordinary thread: its channel operations never spend a budget.
+        if ran > 0 { parley_reset_reductions(0) }
         while let r = guest.popLocal() { pushGlobal(r) }
     }
 
