@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
         .testTarget(
             name: "ParleyDistributionTests",
-            dependencies: ["ParleyDistribution", "ParleyOTP", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["ParleyDistribution", "ParleyOTP", "CZlib", .product(name: "Logging", package: "swift-log")],
             exclude: ["Erlang"],
             swiftSettings: strict
         ),
