@@ -100,18 +100,17 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         connection?.inbox.flush()
     }
 
-    /// The next complete frame, or nil if more bytes are needed.
+    /// The next complete handshake frame (2-byte length), or nil if more bytes are needed.
+    /// After the handshake, frames are read by ``Connection/receiveFrames(_:maxFrame:)``.
     func nextFrame(_ context: ChannelHandlerContext) -> ByteBuffer? {
-        guard var buf = cumulation else { return nil }
-        let lengthSize = attached ? 4 : 2
-        guard buf.readableBytes >= lengthSize else { return nil }
-        let length: Int = attached ? Int(buf.getInteger(at: buf.readerIndex, as: UInt32.self)!) : Int(buf.getInteger(at: buf.readerIndex, as: UInt16.self)!)
+        guard var buf = cumulation, buf.readableBytes >= 2 else { return nil }
+        let length = Int(buf.getInteger(at: buf.readerIndex, as: UInt16.self)!)
         if length > router.configuration.maxFrameSize {
             fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(router.configuration.maxFrameSize)")
             return nil
         }
-        guard buf.readableBytes >= lengthSize + length else { return nil }
-        buf.moveReaderIndex(forwardBy: lengthSize)
+        guard buf.readableBytes >= 2 + length else { return nil }
+        buf.moveReaderIndex(forwardBy: 2)
         let frame = buf.readSlice(length: length)!
         cumulation = buf
         return frame
