@@ -149,7 +149,9 @@ struct EPMDTests {
 
     @Test("embedded: garbage, a 65535 length, a bad ALIVE2, an unknown request and a stalled client are closed; lookups still work")
     func embeddedSurvivesBadInput() async throws {
-        let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1", requestTimeout: .seconds(1))
+        // 5 s for a request: under the thread sanitizer's crowded start, a good client once
+        // took over 1 s between its connect and its ALIVE2_REQ and was closed as stalled.
+        let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1", requestTimeout: .seconds(5))
         let port = epmd.boundPort
         let keep = try await EPMDClient.register(name: "steady", port: 4242, hidden: false, epmdPort: port)
 
@@ -167,8 +169,8 @@ struct EPMDTests {
         let unknown = await rawSession(port: port, send: [0, 1, 0x41])
         #expect(unknown.closed && unknown.reply.isEmpty)
         // Stalled: connects and sends nothing; half a request then nothing.
-        #expect(await rawSession(port: port, send: [], wait: .seconds(5)).closed)
-        #expect(await rawSession(port: port, send: [0, 10, 122], wait: .seconds(5)).closed)
+        #expect(await rawSession(port: port, send: [], wait: .seconds(15)).closed)
+        #expect(await rawSession(port: port, send: [0, 10, 122], wait: .seconds(15)).closed)
 
         let info = try await EPMDClient.lookup(name: "steady", epmdPort: port)
         #expect(info?.port == 4242)
