@@ -94,42 +94,38 @@ final class Connection: Sendable {
     /// appends the whole frame to the outgoing buffer under it.
     private func send(_ encode: (inout ScratchSink, WireIdentity) throws(TermEncodingError) -> Void) {
         let identity = router.identity
-        let wake: (any NIOCore.Channel)? = withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
+        enum Next { case nothing, schedule(any NIOCore.Channel), flushNow }
+        let next: Next = withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
             var sink = ScratchSink(scratch)
             do {
                 try encode(&sink, identity)
             } catch {
                 router.log.warning("dropped a message to \(node): \(error)")
-                return nil
+                return .nothing
             }
             return sink.withBytes { bytes in
-                out.withLock { o -> (any NIOCore.Channel)? in
-                    guard o.phase != .closed else { return nil }
+                out.withLock { o -> Next in
+                    guard o.phase != .closed else { return .nothing }
                     o.buffer.writeInteger(UInt32(bytes.count + 2))
                     o.buffer.writeInteger(UInt16(112 << 8 | 131))
                     o.buffer.writeBytes(bytes)
                     o.wroteSinceTick = true
-                    guard o.phase == .up else { return nil }
-                    if !o.flushScheduled {
-                        o.flushScheduled = true
-                        return o.channel
-                    }
+                    guard o.phase == .up, let ch = o.channel else { return .nothing }
                     // A burst from a process running on this connection's own event loop
-                    // (woken there by a read): the scheduled flush cannot run until it
-                    // returns, so write as it goes.
-                    if o.buffer.readableBytes >= Self.inlineFlushBytes, let ch = o.channel, ch.eventLoop.inEventLoop {
-                        return ch
-                    }
-                    return nil
+                    // (woken there by a read): a scheduled flush cannot run until it
+                    // returns, so write as it goes. A scheduled flush, if any, stays so.
+                    if o.buffer.readableBytes >= Self.inlineFlushBytes, ch.eventLoop.inEventLoop { return .flushNow }
+                    if o.flushScheduled { return .nothing }
+                    o.flushScheduled = true
+                    return .schedule(ch)
                 }
             }
         }
-        guard let wake else { return }
-        if wake.eventLoop.inEventLoop, out.withLock({ $0.buffer.readableBytes >= Self.inlineFlushBytes }) {
-            flush(rescheduling: false)
-        } else {
-            // From the loop thread itself this queues a task without a wake-up.
-            wake.eventLoop.execute { self.flush() }
+        switch next {
+        case .nothing: break
+        case .flushNow: flush(rescheduling: false)
+        // From the loop thread itself this queues a task without a wake-up.
+        case .schedule(let ch): ch.eventLoop.execute { self.flush() }
         }
     }
 
