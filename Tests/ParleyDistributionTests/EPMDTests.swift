@@ -82,14 +82,14 @@ struct EPMDTests {
     // MARK: Embedded server against Erlang's own programs
 
     @Test("embedded: a real erl node registers with it (ERL_EPMD_PORT) and is found by PORT_PLEASE2 and NAMES",
-        .enabled(if: haveErl), .timeLimit(.minutes(1)))
+        .enabled(if: haveErl), .timeLimit(.minutes(2)))
     func erlNodeRegistersWithEmbedded() async throws {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
         let erl = Foundation.Process()
         erl.executableURL = URL(fileURLWithPath: erlBinary)
         erl.arguments = [
             "-sname", "probe", "-setcookie", "x", "-noshell", "-start_epmd", "false",
-            "-eval", "timer:sleep(20000)",
+            "-eval", "timer:sleep(60000)",
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["ERL_EPMD_PORT"] = String(epmd.boundPort)
@@ -98,7 +98,7 @@ struct EPMDTests {
         erl.standardError = FileHandle.nullDevice
         try erl.run()
         defer { hardStop(erl) }
-        let info = try await poll(for: .seconds(15)) { try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort) }
+        let info = try await poll(for: .seconds(40)) { try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort) }
         let found = try #require(info)
         #expect(found.name == "probe")
         #expect(found.nodeType == .normal)
@@ -110,7 +110,7 @@ struct EPMDTests {
 
         // The node's death closes its ALIVE2 connection, which unregisters it.
         hardStop(erl)
-        let gone = try await poll(for: .seconds(10)) {
+        let gone = try await poll(for: .seconds(20)) {
             try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort) == nil ? true : nil
         }
         #expect(gone == true)
@@ -361,10 +361,18 @@ private func hardStop(_ process: Foundation.Process) {
 }
 
 /// Calls `body` until it returns non-nil or `limit` passes (then nil).
+/// Calls `body` until it gives a value or `limit` passes. A request that timed out counts as
+/// "not yet": at the crowded start of a CI run (every suite at once on two cores) one EPMD
+/// round trip has taken more than the client's 5 s, and the rule under test is about what
+/// the server answers, not how fast.
 private func poll<T>(for limit: Duration, _ body: () async throws -> T?) async throws -> T? {
     let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
-        if let value = try await body() { return value }
+        do {
+            if let value = try await body() { return value }
+        } catch EPMDError.timeout {
+            continue
+        }
         try await Task.sleep(for: .milliseconds(50))
     }
     return nil
