@@ -58,11 +58,15 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Microseconds to keep a CPU awake after each read and write, as the BEAM's schedulers busy-wait (+sbwt); 0: never.")
     var busyWait = 500
 
+    @Option(help: "Distribution buffer busy limit in KiB, as Erlang's +zdbbl: a sender to a node with this much queued is held until it drains to half; 0: never.")
+    var busyLimit = 1024
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
         if runWoken < 0 { throw ValidationError("--run-woken is a count of processes, 0 or more") }
         if busyWait < 0 { throw ValidationError("--busy-wait is microseconds, 0 or more") }
+        if busyLimit < 0 || busyLimit > 2_097_151 { throw ValidationError("--busy-limit is KiB, 0 (never busy) to 2097151, as +zdbbl") }
     }
 
     func run() async throws {
@@ -70,6 +74,7 @@ struct NodeCommand: AsyncParsableCommand {
         var config = Distribution.Configuration(name: name, cookie: cookie)
         config.runWokenOnIOThread = runWoken
         config.busyWait = busyWait > 0 ? .microseconds(busyWait) : nil
+        config.bufferBusyLimit = busyLimit > 0 ? busyLimit << 10 : nil
         config.hidden = !visible
         config.port = port
         config.epmdPort = epmdPort

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Parley
 import ParleyDistribution
 import ParleyOTP
@@ -44,6 +45,7 @@ import ParleyOTP
         if i == 0 { thread = ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines) }
     }
     print("  1000 round trips {self(), I} -> I with a process there: \(us(since: t3) / 1000) µs each; the replies woke this process on thread \(thread) (the connection's I/O thread: no hand-off)")
+    try await busyPortDemo(me, peer: peer, child)
     let ref = me.monitor(pong)
     Distribution.monitorNodes(me.pid)
     print("  Node.spawn(:\"\(peer)\", pong) -> \(pong); Process.monitor(it); :net_kernel.monitor_nodes(true)")
@@ -104,6 +106,45 @@ private func ms(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000_0
 private func us(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000) }
 
 /// An OS process running a node for the tour.
+/// busy_dist_port: the peer stops reading (SIGSTOP); a thread sending 32 MiB to it is held
+/// once `bufferBusyLimit` (1 MiB) is queued instead of filling memory; SIGCONT, and every
+/// message arrives in order.
+func busyPortDemo(_ me: Parley.Process, peer: String, _ child: TourNode) async throws {
+    let n = 2000, size = 16 << 10
+    let forward = try await Distribution.spawn(on: peer, "forward", args: .pid(me.pid))
+    let payload = Term.binary(Array(repeating: 1, count: size))
+    child.signal(SIGSTOP)
+    let progress = TourProgress()
+    Thread {
+        for i in 0..<n {
+            forward.send(Term.tuple([.integer(i), payload]))
+            progress.value.add(1, ordering: .relaxed)
+        }
+    }.start()
+    var held = -1, last = -1
+    for _ in 0..<100 {
+        try await me.sleep(for: .milliseconds(50))
+        let now = progress.value.load(ordering: .relaxed)
+        if now == last && now > 0 { held = now; break }
+        last = now
+    }
+    child.signal(SIGCONT)
+    var next = 0, ordered = true
+    while next < n {
+        let m = try await me.receive(Term.self)
+        if m.tupleElements?.first != .integer(next) { ordered = false }
+        next += 1
+    }
+    print("  kill -STOP the peer; a thread sends \(n) × 16 KiB (32 MiB) to it: held after \(held) (\(held * size >> 20) MiB, most of it in the kernel's socket buffers)")
+    print("    (bufferBusyLimit = 1 MiB: busy_dist_port holds the sender rather than queue the backlog)")
+    print("  kill -CONT: all \(next) came back through the peer, \(ordered ? "in order" : "OUT OF ORDER")")
+}
+
+/// A counter a plain thread bumps while the tour watches.
+final class TourProgress: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 final class TourNode: Sendable {
     let process: Foundation.Process
     init(_ process: Foundation.Process) { self.process = process }
@@ -124,6 +165,10 @@ final class TourNode: Sendable {
             try? await Task.sleep(for: .milliseconds(100))
         }
         return false
+    }
+
+    func signal(_ sig: Int32) {
+        if process.isRunning { Foundation.kill(process.processIdentifier, sig) }
     }
 
     /// SIGKILL (a child started from a Swift task does not see SIGTERM: its mask blocks it).

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
@@ -95,6 +96,77 @@ struct ParleyClusterTests {
         #expect(inOrder)
     }
 
+    @Test("busy_dist_port (dist_buf_busy_limit, 1 MiB): a sender to a node that stops reading is held once the limit is queued, not left to fill memory; it goes on when the node reads again, and every message arrives in order. Losing the connection releases a held sender")
+    func busyConnectionHoldsTheSender() async throws {
+        _ = try await Cluster.node()
+        let n2 = try await ExternalNode.parley()
+        defer { n2.kill() }
+        let n = 2000
+        let size = 16 << 10  // 2000 × 16 KiB = 32 MiB, far past the limit and the kernel's socket buffers
+        let payload = Term.binary(Array(repeating: 7, count: size))
+        let result = try await Process.run { (me: Parley.Process) async throws -> (held: Int, ordered: Bool, releasedAfterLoss: Bool) in
+            let top = me.pid
+            // Q counts what comes back through n2 and checks the order.
+            let q = me.spawn { q in
+                var next = 0, ordered = true
+                while next < n {
+                    let v = try await q.receive(Term.self)
+                    if case .tuple(let t) = v, t.first == .integer(next) {} else { ordered = false }
+                    next += 1
+                }
+                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
+            }
+            let forward = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
+
+            // n2 stops reading: SIGSTOP its OS process. The sender is a plain thread (it may
+            // be held; a scheduler thread would be too, but the tests share two of them).
+            kill(n2.process.processIdentifier, SIGSTOP)
+            let sender = SenderThread { sent in
+                for i in 0..<n {
+                    forward.send(Term.tuple([.integer(i), payload]))
+                    sent.add(1, ordering: .relaxed)
+                }
+            }
+            // Held: the count stops moving well before all 32 MiB are queued. (Stay well
+            // inside the 4 s net tick timeout, which would close the connection.)
+            var held = -1
+            var last = -1
+            for _ in 0..<40 {
+                try await me.sleep(for: .milliseconds(50))
+                let now = sender.sent.load(ordering: .relaxed)
+                if now == last && now > 0 { held = now; break }
+                last = now
+            }
+            kill(n2.process.processIdentifier, SIGCONT)
+            let o = try await me.receive(Term.self, after: .seconds(60)) { if case .tuple(let x) = $0 { return x.first == .atom("ordered") }; return false }
+            let ordered = o == .tuple([.atom("ordered"), .atom("true")])
+            #expect(await sender.waitDone(within: .seconds(30)))
+
+            // Held again, then the node dies: the held sender goes on (its messages are
+            // dropped, as messages to a node we cannot reach are).
+            kill(n2.process.processIdentifier, SIGSTOP)
+            let second = SenderThread { sent in
+                for i in 0..<n {
+                    forward.send(Term.tuple([.integer(i), payload]))
+                    sent.add(1, ordering: .relaxed)
+                }
+            }
+            last = -1
+            for _ in 0..<40 {
+                try await me.sleep(for: .milliseconds(50))
+                let now = second.sent.load(ordering: .relaxed)
+                if now == last && now > 0 { break }
+                last = now
+            }
+            n2.kill()
+            let released = await second.waitDone(within: .seconds(30))
+            return (held, ordered, released)
+        }
+        #expect(result.held > 0 && result.held * size < 16 << 20, "sender held after \(result.held) messages")
+        #expect(result.ordered)
+        #expect(result.releasedAfterLoss)
+    }
+
     @Test("Spawning a function the remote node does not offer is a typed error")
     func unknownSpawnable() async throws {
         _ = try await Cluster.node()
@@ -176,5 +248,29 @@ extension DistributionTests {
             // And a plain-TCP node (this test process) cannot talk to the TLS node.
             #expect(!(await Distribution.ping(aName, timeout: .seconds(3))))
         }
+    }
+}
+
+/// A plain OS thread running `body`, with a count it may bump, for senders that may be held.
+final class SenderThread: Sendable {
+    let sent = Atomic<Int>(0)
+    private let done = Atomic<Bool>(false)
+
+    init(_ body: @escaping @Sendable (borrowing Atomic<Int>) -> Void) {
+        let thread = Thread { [self] in
+            body(self.sent)
+            self.done.store(true, ordering: .releasing)
+        }
+        thread.start()
+    }
+
+    /// Whether the body finished within `limit`.
+    func waitDone(within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if done.load(ordering: .acquiring) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return done.load(ordering: .acquiring)
     }
 }

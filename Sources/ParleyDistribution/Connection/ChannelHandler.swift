@@ -161,6 +161,13 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
+    /// SwiftNIO's queue drained to its low water mark: senders held on the busy
+    /// connection may go on.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { connection?.releaseHeldSenders() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
         if !finished {

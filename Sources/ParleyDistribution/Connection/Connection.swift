@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 @_spi(Distribution) import Parley
 import Synchronization
 
@@ -40,6 +41,14 @@ final class Connection: Sendable {
         var silentTicks = 0
         var waiters: [CheckedContinuation<Void, any Error>] = []
         var tickTask: RepeatedTask? = nil
+        /// Senders held while the connection is busy (Erlang's busy_dist_port).
+        var busyWaiters: [Parker] = []
+
+        /// Busy: our buffer has reached the limit, or SwiftNIO's queue has passed its high
+        /// water mark (set to the limit) and not yet drained to the low one.
+        func isBusy(limit: Int) -> Bool {
+            buffer.readableBytes >= limit || (phase == .up && channel?.isWritable == false)
+        }
     }
 
     let node: Node
@@ -54,11 +63,25 @@ final class Connection: Sendable {
     /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
     /// is published through it).
     let readSinceTick = Atomic<Bool>(false)
+    /// `Configuration.bufferBusyLimit`, 0 for none.
+    let busyLimit: Int
+    /// How many senders are held (written under `out`'s lock; read relaxed by flushes to
+    /// skip the lock when nobody waits: a missed wake-up is caught by the holder's own
+    /// periodic re-check).
+    let heldSenders = Atomic<Int>(0)
 
     init(node: Node, router: DistributionRouter) {
         self.node = node
         self.router = router
+        self.busyLimit = router.configuration.bufferBusyLimit.map { max(1, $0) } ?? 0
         self.out = Locked(Out(buffer: ByteBufferAllocator().buffer(capacity: 4096)))
+    }
+
+    /// SwiftNIO's write buffer water marks for a busy limit: high at the limit, low at half.
+    static func waterMark(_ limit: Int?) -> ChannelOptions.Types.WriteBufferWaterMark {
+        guard let limit else { return .init(low: Int.max / 2, high: Int.max / 2 + 1) }
+        let high = max(2, limit)
+        return .init(low: high / 2, high: high)
     }
 
     var phase: Phase { out.withLock { $0.phase } }
@@ -66,9 +89,11 @@ final class Connection: Sendable {
 
     // MARK: Sending
 
-    /// Queues one frame: `Len 112 131 Control [131 Payload]` (no atom cache).
-    func send(control: Term, payload: Term? = nil) {
-        send { out, identity throws(TermEncodingError) in
+    /// Queues one frame: `Len 112 131 Control [131 Payload]` (no atom cache). Messages
+    /// (`isMessage`, REG_SEND) may hold their sender while the connection is busy; signals
+    /// (links, monitors, exits) never do: they are sent from places that must not block.
+    func send(control: Term, payload: Term? = nil, isMessage: Bool = false) {
+        send(mayHold: isMessage) { out, identity throws(TermEncodingError) in
             try TermWriter.write(control, into: &out, identity: identity)
             if let payload {
                 out.put(131)
@@ -78,9 +103,9 @@ final class Connection: Sendable {
     }
 
     /// SEND `{2, '', To}` and the message: the hot path, with the control tuple written
-    /// directly rather than built as a term.
+    /// directly rather than built as a term. Holds the sender while the connection is busy.
     func send(_ payload: Term, to pid: Pid) {
-        send { out, identity throws(TermEncodingError) in
+        send(mayHold: true) { out, identity throws(TermEncodingError) in
             out.put(Tag.smallTuple); out.put(3)
             out.put(Tag.smallInteger); out.put(UInt8(Control.send))
             out.put(Tag.smallAtomUTF8); out.put(0)
@@ -91,10 +116,10 @@ final class Connection: Sendable {
     }
 
     /// Encodes a frame body (after `112 131`) into stack scratch outside the lock, then
-    /// appends the whole frame to the outgoing buffer under it.
-    private func send(_ encode: (inout ScratchSink, WireIdentity) throws(TermEncodingError) -> Void) {
+    /// appends the whole frame to the outgoing buffer under it. With `mayHold`, a sender that
+    /// finds the connection busy is held until it is not (``Configuration/bufferBusyLimit``).
+    private func send(mayHold: Bool = false, _ encode: (inout ScratchSink, WireIdentity) throws(TermEncodingError) -> Void) {
         let identity = router.identity
-        enum Next { case nothing, schedule(any NIOCore.Channel), flushNow }
         let next: Next = withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
             var sink = ScratchSink(scratch)
             do {
@@ -104,29 +129,76 @@ final class Connection: Sendable {
                 return .nothing
             }
             return sink.withBytes { bytes in
-                out.withLock { o -> Next in
-                    guard o.phase != .closed else { return .nothing }
-                    o.buffer.writeInteger(UInt32(bytes.count + 2))
-                    o.buffer.writeInteger(UInt16(112 << 8 | 131))
-                    o.buffer.writeBytes(bytes)
-                    o.wroteSinceTick = true
-                    guard o.phase == .up, let ch = o.channel else { return .nothing }
-                    // A burst from a process running on this connection's own event loop
-                    // (woken there by a read): a scheduled flush cannot run until it
-                    // returns, so write as it goes. A scheduled flush, if any, stays so.
-                    if o.buffer.readableBytes >= Self.inlineFlushBytes, ch.eventLoop.inEventLoop { return .flushNow }
-                    if o.flushScheduled { return .nothing }
-                    o.flushScheduled = true
-                    return .schedule(ch)
+                var held: Parker? = nil
+                while true {
+                    let next = out.withLock { o in enqueue(bytes, &o, mayHold: mayHold, held: &held) }
+                    guard case .hold(let p) = next else { return next }
+                    // Woken by a flush, by the channel becoming writable again or by close;
+                    // the timeout only bounds the cost of a wake-up that raced past us.
+                    p.park(deadline: MonotonicClock.now &+ 50_000_000)
+                    out.withLock { o in
+                        if let i = o.busyWaiters.firstIndex(where: { $0 === p }) {
+                            o.busyWaiters.remove(at: i)
+                            heldSenders.wrappingSubtract(1, ordering: .relaxed)
+                        }
+                    }
                 }
             }
         }
         switch next {
-        case .nothing: break
+        case .nothing, .hold: break
         case .flushNow: flush(rescheduling: false)
         // From the loop thread itself this queues a task without a wake-up.
         case .schedule(let ch): ch.eventLoop.execute { self.flush() }
         }
+    }
+
+    /// What a sender does after its frame is queued (or instead of it).
+    private enum Next { case nothing, schedule(any NIOCore.Channel), flushNow, hold(Parker) }
+
+    /// Under `out`'s lock: queues one frame, or, when the connection is busy and the sender
+    /// `mayHold`, parks the sender there instead (busy_dist_port). Erlang checks for busy before
+    /// it queues, so one message larger than the limit still goes when the queue is short.
+    private func enqueue(_ bytes: UnsafeRawBufferPointer, _ o: inout Out, mayHold: Bool, held: inout Parker?) -> Next {
+        guard o.phase != .closed else { return .nothing }
+        if mayHold, busyLimit > 0, o.isBusy(limit: busyLimit), let p = held ?? Self.parkerIfMayBlock() {
+            held = p
+            o.busyWaiters.append(p)
+            heldSenders.wrappingAdd(1, ordering: .relaxed)
+            return .hold(p)
+        }
+        o.buffer.writeInteger(UInt32(bytes.count + 2))
+        o.buffer.writeInteger(UInt16(112 << 8 | 131))
+        o.buffer.writeBytes(bytes)
+        o.wroteSinceTick = true
+        guard o.phase == .up, let ch = o.channel else { return .nothing }
+        // A burst from a process running on this connection's own event loop (woken there
+        // by a read): a scheduled flush cannot run until it returns, so write as it goes.
+        // A scheduled flush, if any, stays so.
+        if o.buffer.readableBytes >= Self.inlineFlushBytes, ch.eventLoop.inEventLoop { return .flushNow }
+        if o.flushScheduled { return .nothing }
+        o.flushScheduled = true
+        return .schedule(ch)
+    }
+
+    /// A fresh parker if the calling thread may be held while the connection is busy; nil on
+    /// an event loop thread, where holding could stop the I/O that would release it.
+    private static func parkerIfMayBlock() -> Parker? {
+        MultiThreadedEventLoopGroup.currentEventLoop == nil ? Parker() : nil
+    }
+
+    /// Releases the senders held on a busy connection once it is no longer busy (or closed).
+    func releaseHeldSenders() {
+        guard heldSenders.load(ordering: .relaxed) > 0 else { return }
+        let limit = busyLimit
+        let released = out.withLock { o -> [Parker] in
+            guard o.phase == .closed || !o.isBusy(limit: limit) else { return [] }
+            let w = o.busyWaiters
+            o.busyWaiters = []
+            heldSenders.wrappingSubtract(w.count, ordering: .relaxed)
+            return w
+        }
+        for p in released { p.unpark() }
     }
 
     /// How much a sender on the connection's own event loop queues before writing it itself.
@@ -147,6 +219,7 @@ final class Connection: Sendable {
             channel.writeAndFlush(buffer, promise: nil)
             router.busyWait?.noteActivity()
         }
+        releaseHeldSenders()
     }
 
     // MARK: Life cycle
@@ -247,6 +320,9 @@ final class Connection: Sendable {
             return (ch, w, t, open)
         }
         guard wasOpen else { return }
+        // Senders held on the busy connection go on; what they send now is dropped, as
+        // messages to a node we are not connected to are.
+        releaseHeldSenders()
         task?.cancel()
         channel?.close(promise: nil)
         for w in waiters { w.resume(throwing: DistributionError.connectFailed(node: node.name, reason: reason)) }

@@ -91,6 +91,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                 let tls = self.tls
                 _ = try await ClientBootstrap(group: group)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(.writeBufferWaterMark, value: Connection.waterMark(config.bufferBusyLimit))
                     .connectTimeout(.seconds(Int64(config.handshakeTimeout.components.seconds)))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
@@ -202,7 +203,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
         guard let term = encode(message) else { return }
-        connection(to: node)?.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term)
+        connection(to: node)?.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term, isMessage: true)
     }
 
     func link(from: Pid, to: Pid) -> Bool {

@@ -60,8 +60,10 @@ public enum Distribution {
         /// (the BEAM's way: the scheduler that reads a socket runs the process its data
         /// wakes), so a message from another node reaches a waiting process without a thread
         /// hand-off. Such a process runs on the I/O thread until it waits again or spends its
-        /// reductions. 0 hands every woken process to the scheduler threads instead, which
-        /// keeps I/O apart from processes that compute long between receives.
+        /// reductions; a long burst of sends from there is not held by ``bufferBusyLimit``
+        /// (it waits in memory for the socket until the process waits). 0 hands every woken
+        /// process to the scheduler threads instead, which keeps I/O apart from processes
+        /// that compute or send long between receives.
         public var runWokenOnIOThread: Int = 64
         /// After a read or a write, keep one CPU from going idle this long (one thread of the
         /// idle scheduling class spins; it yields to any other thread at once), as the BEAM's
@@ -69,6 +71,17 @@ public enum Distribution {
         /// thread on an idle virtual CPU costs tens of microseconds, more than a loopback
         /// round trip. nil: never spin.
         public var busyWait: Duration? = .microseconds(500)
+        /// The distribution buffer busy limit in bytes (Erlang's `dist_buf_busy_limit`, `+zdbbl`,
+        /// 1 MiB by default there too). When what is queued for a node, in Parley's buffer or
+        /// SwiftNIO's, reaches it, the connection is busy: a sender is held in `send` until it
+        /// drains to half, as the BEAM suspends a process that sends to a busy distribution
+        /// port, so a fast producer cannot fill memory with a slow peer's backlog. Only
+        /// threads that may block are held (scheduler threads and plain threads); a sender on
+        /// an event loop thread, such as a process woken on a connection's I/O thread, queues
+        /// past the limit, since blocking there could stop the very I/O it waits for.
+        /// A single message larger than the limit still goes when the connection is not busy.
+        /// nil: never busy (queues grow without bound).
+        public var bufferBusyLimit: Int? = 1 << 20
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
 
@@ -139,6 +152,7 @@ public enum Distribution {
                 .serverChannelOption(.backlog, value: 256)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.writeBufferWaterMark, value: Connection.waterMark(configuration.bufferBusyLimit))
                 .childChannelInitializer { channel in
                     guard let router = box.router else { return channel.close() }
                     return channel.eventLoop.makeCompletedFuture {
