@@ -135,7 +135,8 @@ func busyPortDemo(_ me: Parley.Process, peer: String, _ child: TourNode) async t
         if m.tupleElements?.first != .integer(next) { ordered = false }
         next += 1
     }
-    print("  kill -STOP the peer; a thread sends \(n) × 16 KiB (32 MiB) to it: held after \(held) (\(held * size >> 20) MiB, most of it in the kernel's socket buffers)")
+    let heldText = held < 0 ? "never held" : "held after \(held) (\((held * size) >> 20) MiB, most of it in the kernel's socket buffers)"
+    print("  kill -STOP the peer; a thread sends \(n) × 16 KiB (32 MiB) to it: \(heldText)")
     print("    (bufferBusyLimit = 1 MiB: busy_dist_port holds the sender rather than queue the backlog)")
     print("  kill -CONT: all \(next) came back through the peer, \(ordered ? "in order" : "OUT OF ORDER")")
 }

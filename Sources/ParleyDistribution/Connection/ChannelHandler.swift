@@ -164,7 +164,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
     /// SwiftNIO's queue drained to its low water mark: senders held on the busy
     /// connection may go on.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { connection?.releaseHeldSenders() }
+        if attached { connection?.writabilityChanged(context.channel.isWritable) }
         context.fireChannelWritabilityChanged()
     }
 

@@ -43,11 +43,14 @@ final class Connection: Sendable {
         var tickTask: RepeatedTask? = nil
         /// Senders held while the connection is busy (Erlang's busy_dist_port).
         var busyWaiters: [Parker] = []
+        /// SwiftNIO's queue has passed its high water mark (set to the limit) and not yet
+        /// drained to the low one (the channel's writability, as the handler last saw it:
+        /// kept here so that a send never touches the channel object the loop works on).
+        var nioBusy = false
 
-        /// Busy: our buffer has reached the limit, or SwiftNIO's queue has passed its high
-        /// water mark (set to the limit) and not yet drained to the low one.
+        /// Busy: our buffer has reached the limit, or SwiftNIO's queue has.
         func isBusy(limit: Int) -> Bool {
-            buffer.readableBytes >= limit || (phase == .up && channel?.isWritable == false)
+            buffer.readableBytes >= limit || nioBusy
         }
     }
 
@@ -171,12 +174,16 @@ final class Connection: Sendable {
         o.buffer.writeInteger(UInt16(112 << 8 | 131))
         o.buffer.writeBytes(bytes)
         o.wroteSinceTick = true
-        guard o.phase == .up, let ch = o.channel else { return .nothing }
+        // While connecting, the flush that follows the handshake writes what is queued.
+        guard o.phase == .up else { return .nothing }
         // A burst from a process running on this connection's own event loop (woken there
         // by a read): a scheduled flush cannot run until it returns, so write as it goes.
         // A scheduled flush, if any, stays so.
-        if o.buffer.readableBytes >= Self.inlineFlushBytes, ch.eventLoop.inEventLoop { return .flushNow }
+        if o.buffer.readableBytes >= Self.inlineFlushBytes, let ch = o.channel, ch.eventLoop.inEventLoop { return .flushNow }
+        // The common case touches neither the channel nor its loop (their reference counts
+        // are the loop thread's: sharing them costs cache-line transfers on every send).
         if o.flushScheduled { return .nothing }
+        guard let ch = o.channel else { return .nothing }
         o.flushScheduled = true
         return .schedule(ch)
     }
@@ -185,6 +192,13 @@ final class Connection: Sendable {
     /// an event loop thread, where holding could stop the I/O that would release it.
     private static func parkerIfMayBlock() -> Parker? {
         MultiThreadedEventLoopGroup.currentEventLoop == nil ? Parker() : nil
+    }
+
+    /// The channel's writability changed (on its event loop): SwiftNIO's queue passed its
+    /// high water mark, or drained to the low one.
+    func writabilityChanged(_ writable: Bool) {
+        out.withLock { $0.nioBusy = !writable }
+        if writable { releaseHeldSenders() }
     }
 
     /// Releases the senders held on a busy connection once it is no longer busy (or closed).
