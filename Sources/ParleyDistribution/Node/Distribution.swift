@@ -81,6 +81,11 @@ public enum Distribution {
         /// past the limit, since blocking there could stop the very I/O it waits for.
         /// A single message larger than the limit still goes when the connection is not busy.
         /// nil: never busy (queues grow without bound).
+        ///
+        /// ```swift
+        /// var config = Distribution.Configuration(name: "a@127.0.0.1", cookie: "secret")
+        /// config.bufferBusyLimit = 4 << 20   // erl +zdbbl 4096
+        /// ```
         public var bufferBusyLimit: Int? = 1 << 20
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
