@@ -4,9 +4,9 @@ import Parley
 import ParleyDistribution
 import ParleyOTP
 
-// Chapter 12: distribution. This process becomes a node, starts a second Parley node (and an
+// Chapter 11: distribution. This process becomes a node, starts a second Parley node (and an
 // Erlang node when erl is installed) as OS processes, and sends a message, a monitor and
-// GenServer calls across.
+// GenServer calls across; a peer that stops reading shows the busy limit holding a sender.
 
 @Sendable func distributionChapter(_ me: Parley.Process) async throws {
     let cookie = "tour-\(UInt32.random(in: 0...UInt32.max))"

@@ -6,14 +6,14 @@ import Testing
 
 extension DistributionTests {
 /// Three Parley nodes as separate OS processes on loopback: this test process and two
-/// `parley node` processes.
+/// `parley node` processes (the three-node test puts each on its own loopback address).
 @Suite("Parley cluster", .serialized)
 struct ParleyClusterTests {
-    @Test("Three Parley nodes: calls to each node's counter, and a message relayed node to node over a connection made on demand")
+    @Test("Three Parley nodes on three loopback addresses (127.0.0.1, .2, .3): calls to each node's counter, and a message relayed node to node over a connection made on demand")
     func threeNodes() async throws {
         let me = try await Cluster.node()
-        let n2 = try await ExternalNode.parley()
-        let n3 = try await ExternalNode.parley()
+        let n2 = try await ExternalNode.parley(host: "127.0.0.2")
+        let n3 = try await ExternalNode.parley(host: "127.0.0.3")
         defer { n2.kill(); n3.kill() }
         #expect(Set(Distribution.nodes).isSuperset(of: [n2.name, n3.name]))
 

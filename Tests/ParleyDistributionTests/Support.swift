@@ -83,8 +83,8 @@ final class ExternalNode: Sendable {
 
     static let counter = Atomic<Int>(0)
 
-    static func uniqueName(_ prefix: String) -> String {
-        "\(prefix)\(getpid())_\(counter.wrappingAdd(1, ordering: .relaxed).oldValue)@127.0.0.1"
+    static func uniqueName(_ prefix: String, host: String = "127.0.0.1") -> String {
+        "\(prefix)\(getpid())_\(counter.wrappingAdd(1, ordering: .relaxed).oldValue)@\(host)"
     }
 
     /// Starts an Erlang node running `parley_interop:start()`, and waits until it answers a ping.
@@ -105,9 +105,10 @@ final class ExternalNode: Sendable {
         return node
     }
 
-    /// Starts `parley node` as its own OS process.
-    static func parley(_ extra: [String] = []) async throws -> ExternalNode {
-        let name = uniqueName("pn")
+    /// Starts `parley node` as its own OS process, named `pn…@host` (any 127.x.y.z address
+    /// is this machine's loopback on Linux).
+    static func parley(_ extra: [String] = [], host: String = "127.0.0.1") async throws -> ExternalNode {
+        let name = uniqueName("pn", host: host)
         let node = try launch(name: name, executable: Cluster.parleyExecutable, arguments: [
             "node", "--name", name, "--cookie", Cluster.cookie, "--tick-time", "4",
         ] + extra)
