@@ -120,23 +120,12 @@ struct ParleyClusterTests {
 
             // n2 stops reading: SIGSTOP its OS process. The sender is a plain thread (it may
             // be held; a scheduler thread would be too, but the tests share two of them).
+            let send: @Sendable (Int) -> Void = { i in forward.send(Term.tuple([.integer(i), payload])) }
             kill(n2.process.processIdentifier, SIGSTOP)
-            let sender = SenderThread { sent in
-                for i in 0..<n {
-                    forward.send(Term.tuple([.integer(i), payload]))
-                    sent.add(1, ordering: .relaxed)
-                }
-            }
+            let sender = SenderThread(count: n, send)
             // Held: the count stops moving well before all 32 MiB are queued. (Stay well
             // inside the 4 s net tick timeout, which would close the connection.)
-            var held = -1
-            var last = -1
-            for _ in 0..<40 {
-                try await me.sleep(for: .milliseconds(50))
-                let now = sender.sent.load(ordering: .relaxed)
-                if now == last && now > 0 { held = now; break }
-                last = now
-            }
+            let held = await sender.countOnceStill() ?? -1
             kill(n2.process.processIdentifier, SIGCONT)
             let o = try await me.receive(Term.self, after: .seconds(60)) { if case .tuple(let x) = $0 { return x.first == .atom("ordered") }; return false }
             let ordered = o == .tuple([.atom("ordered"), .atom("true")])
@@ -145,19 +134,8 @@ struct ParleyClusterTests {
             // Held again, then the node dies: the held sender goes on (its messages are
             // dropped, as messages to a node we cannot reach are).
             kill(n2.process.processIdentifier, SIGSTOP)
-            let second = SenderThread { sent in
-                for i in 0..<n {
-                    forward.send(Term.tuple([.integer(i), payload]))
-                    sent.add(1, ordering: .relaxed)
-                }
-            }
-            last = -1
-            for _ in 0..<40 {
-                try await me.sleep(for: .milliseconds(50))
-                let now = second.sent.load(ordering: .relaxed)
-                if now == last && now > 0 { break }
-                last = now
-            }
+            let second = SenderThread(count: n, send)
+            _ = await second.countOnceStill()
             n2.kill()
             let released = await second.waitDone(within: .seconds(30))
             return (held, ordered, released)
@@ -251,20 +229,37 @@ extension DistributionTests {
     }
 }
 
-/// A plain OS thread running `body`, with a count it may bump, for senders that may be held.
+/// A plain OS thread that calls `send` with 0, 1, … `count - 1` and counts the calls that
+/// returned: a sender that may be held.
 final class SenderThread: Sendable {
     let sent = Atomic<Int>(0)
     private let done = Atomic<Bool>(false)
 
-    init(_ body: @escaping @Sendable (borrowing Atomic<Int>) -> Void) {
+    init(count: Int, _ send: @escaping @Sendable (Int) -> Void) {
         let thread = Thread { [self] in
-            body(self.sent)
-            self.done.store(true, ordering: .releasing)
+            for i in 0..<count {
+                send(i)
+                sent.add(1, ordering: .relaxed)
+            }
+            done.store(true, ordering: .releasing)
         }
         thread.start()
     }
 
-    /// Whether the body finished within `limit`.
+    /// The count once it has stopped moving for one 50 ms look (the sender is held), or nil
+    /// if it still moved after `looks` of them.
+    func countOnceStill(looks: Int = 40) async -> Int? {
+        var last = -1
+        for _ in 0..<looks {
+            try? await Task.sleep(for: .milliseconds(50))
+            let now = sent.load(ordering: .relaxed)
+            if now == last && now > 0 { return now }
+            last = now
+        }
+        return nil
+    }
+
+    /// Whether the thread finished within `limit`.
     func waitDone(within limit: Duration) async -> Bool {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
