@@ -61,17 +61,18 @@ extension Process {
 }
 
 extension SequentialProcess {
-    /// The mailbox-and-channels select. Message matching works as in `receive` (arrival
-    /// order, non-matching messages stay); channel cases as in `SelectEngine.choose`, except
-    /// that the waiter wakes this process through its mailbox lock, so a message and a
-    /// channel completion share one suspension.
+    /// The mailbox-and-channels select. Message matching is `receive`'s (arrival order,
+    /// non-matching messages stay); channel cases are `SelectEngine.choose`'s, except that
+    /// the waiter wakes this process through its mailbox (``ProcessCore/wakeFromChannel()``),
+    /// so a message and a channel completion share one suspension.
     func select(_ ops: inout OperationList, _ x: SelectExtras, match: (any Sendable) throws -> Bool, order: SelectOrder) async throws -> Int {
         // 1. What is ready now, without queueing anything. In fair order a coin decides
         //    whether the mailbox or the channels are looked at first.
+        let poll: UInt64 = 0
         let mailboxFirst = order == .priority ? x.messageIndex < (ops.ops.first?.index ?? .max) : SelectEngine.random(2) == 0
-        if mailboxFirst, try takeMatching(match) { return x.messageIndex }
+        if mailboxFirst, try await receive(deadline: poll, match) { return x.messageIndex }
         if let w = SelectEngine.firstPass(&ops, order: order) { return w }
-        if !mailboxFirst, try takeMatching(match) { return x.messageIndex }
+        if !mailboxFirst, try await receive(deadline: poll, match) { return x.messageIndex }
         if x.defaultIndex >= 0 { return x.defaultIndex }
         if let d = x.deadline, d <= MonotonicClock.now { return x.timeoutIndex }
 
@@ -82,60 +83,19 @@ extension SequentialProcess {
         let timer = SelectEngine.scheduleTimeout(owner, x)
         defer { timer?.cancel() }
 
-        // 3. Wait for a matching message or the waiter's completion.
-        var scanned = 0
-        while true {
-            guard isAlive else {
-                if owner.claim() { owner.winner = Waiter.cancelledIndex }
-                throw ProcessExit(finalReason())
+        // 3. Wait for a matching message (taken only if the select is still ours) or the
+        //    waiter's completion (a channel case, or the timeout through the waiter).
+        do {
+            switch try await receive(deadline: nil, from: 0, also: .select(owner), match) {
+            case .matched:
+                owner.winner = x.messageIndex
+                return x.messageIndex
+            case .woken, .timedOut:
+                return try SelectEngine.finish(owner, &ops, x)
             }
-            if owner.isSignalled { return try SelectEngine.finish(owner, &ops, x) }
-            // Look at messages not seen yet; take one only if the select is still ours.
-            while scanned < saved.count {
-                if try match(saved[scanned]) {
-                    if owner.claim() {
-                        owner.winner = x.messageIndex
-                        saved.remove(at: scanned)
-                        savedCount.store(saved.count, ordering: .relaxed)
-                        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                        return x.messageIndex
-                    }
-                    break   // a channel case won; its signal is on its way
-                }
-                scanned += 1
-            }
-            let step = withShared { s -> ReceiveStep in
-                if s.status == .dead { return .dead }
-                if refill(&s) { return .pulled }
-                return .wait
-            }
-            switch step {
-            case .pulled: continue
-            case .dead: continue   // handled at the top of the loop
-            case .timedOut, .wait: break
-            }
-            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let resumeNow = withShared { s -> Bool in
-                    if s.status == .dead || !s.incoming.isEmpty || owner.isSignalled { return true }
-                    s.status = .waiting
-                    s.waiter = c
-                    return false
-                }
-                if resumeNow { c.resume() }
-            }
-            Scheduler.noteRunning(self)
+        } catch {
+            if owner.claim() { owner.winner = Waiter.cancelledIndex }
+            throw error
         }
-    }
-
-    /// Takes the first message `match` accepts, if the mailbox has one now.
-    private func takeMatching(_ match: (any Sendable) throws -> Bool) throws -> Bool {
-        _ = withShared { s in refill(&s) }
-        for i in saved.indices where try match(saved[i]) {
-            saved.remove(at: i)
-            savedCount.store(saved.count, ordering: .relaxed)
-            handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            return true
-        }
-        return false
     }
 }

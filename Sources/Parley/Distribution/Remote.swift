@@ -67,9 +67,7 @@ public enum Remote {
     /// `{Ref, Reply}` from the wire is then the reply to that call.
     public static func isActiveAlias(_ ref: Reference, of pid: Pid) -> Bool {
         guard ref.node == nil, let p = pid.process else { return false }
-        return p.withShared { s in
-            s.status != .dead && (s.callAlias == ref.id || s.extras?.aliases.contains(ref.id) == true)
-        }
+        return p.withShared { s in !s.mailbox.isDead && s.accepts(alias: ref.id) }
     }
 
     /// Delivers a message that arrived from another node. An idle callback process handles it
@@ -82,11 +80,7 @@ public enum Remote {
             p.deliver(message)
             return
         }
-        switch p.deliverClaiming(message) {
-        case .claimedDirect: _ = p.runClaimed(first: message, max: 1)
-        case .claimed(let ahead): _ = p.runClaimed(first: nil, max: ahead + 1)
-        case .delivered, .dead: break
-        }
+        p.runClaim(p.deliverClaiming(message), message)
     }
 
     /// Links local process `local` to `remote` on another node (the spawn_link of a remote
@@ -158,7 +152,7 @@ public enum Remote {
         var downs: [(ProcessCore, Reference, Pid)] = []
         for p in ProcessTable.all() {
             p.withShared { s in
-                guard let e = s.extras, s.status != .dead else { return }
+                guard let e = s.extras, !s.mailbox.isDead else { return }
                 for l in e.links where l.node === node {
                     signals.append(.init(target: p.pid, from: l, reason: .noconnection, isLink: true))
                 }

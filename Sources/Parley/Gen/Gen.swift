@@ -168,7 +168,7 @@ public enum Gen {
     public static func reply(_ from: From, _ reply: any Sendable) {
         // A caller running this server in a hand-off takes the reply directly: no message
         // box, no mailbox round trip.
-        if let owner = from.tag.owner, owner.acceptHandoffReply(from.tag.id, reply) { return }
+        if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }
         if from.tag.owner == nil, from.pid.node != nil {
             // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
             Remote.router?.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
@@ -185,140 +185,25 @@ public enum Gen {
     /// receive, as in OTP) and from any Swift task outside a process (a stand-in mailbox
     /// lives for the call; cancelling the task ends the call with ``CallError/cancelled``).
     ///
-    /// When the server is a callback process that is idle, the caller runs it on its own
-    /// thread until it has handled the call: a direct hand-off with no thread switch. The
-    /// order of the server's messages and everything it observes are the same as if a
-    /// scheduler thread had run it.
+    /// When the server is a local callback process that is idle, the call hands it over: the
+    /// caller claims the server's run loop and the server handles the call next, on the
+    /// caller's scheduler thread, with its reply going straight to the caller (no mailbox
+    /// round trip). The order of the server's messages and everything it observes are the
+    /// same as if a scheduler thread had picked it up, and the timeout holds: a caller whose
+    /// server is still busy at the deadline gets ``CallError/timeout(_:)`` on time, while
+    /// the server finishes on its own.
     ///
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
     public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(server, timeout: timeout) { CallMessage(from: $0, request: request) }
+        try await call(.pid(server), timeout: timeout) { CallMessage(from: $0, request: request) }
     }
 
     /// Sends a `sys` request (`{system, From, Request}`) and waits for the reply, as
     /// ``call(_:_:timeout:)`` does. `.terminate` gives no reply: it ends with
     /// ``CallError/exited(_:)`` carrying the reason once the process has exited.
     public static func systemCall(_ process: Pid, _ request: SystemRequest, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(process, timeout: timeout) { SystemMessage(from: $0, request: request) }
-    }
-
-    static func call(_ server: Pid, timeout: Duration?, message: (From) -> any Sendable) async throws(CallError) -> any Sendable {
-        if let me = SequentialProcess.currentOwned() {
-            return try await call(server, timeout: timeout, caller: me, message: message)
-        }
-        // Outside any process: a stand-in mailbox, never scheduled and not in the process
-        // table, that exists for the call only.
-        let standIn = SequentialProcess(limit: nil)
-        defer { ExitSignals.exit(standIn, reason: .normal) }
-        let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
-            do throws(CallError) {
-                return .success(try await call(server, timeout: timeout, caller: standIn, message: message))
-            } catch {
-                if case .callerExited = error { return .failure(.cancelled) }
-                return .failure(error)
-            }
-        } onCancel: {
-            ExitSignals.propagate(standIn.die(.shutdown, external: true))
-        }
-        return try result.get()
-    }
-
-    static func call(_ server: Pid, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
-        guard let target = server.process else {
-            if server.isLocal { throw .noproc("\(server)") }
-            guard Remote.router != nil else { throw .noconnection(server) }
-            return try await remoteCall(.pid(server), timeout: timeout, caller: caller, message: make)
-        }
-        if target === caller { throw .callingSelf }
-        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
-        let tag = Reference.makeAlias(owner: caller)
-        caller.withShared { s in
-            s.callAlias = tag.id
-            caller.handoffAlias = tag.id
-        }
-        var aliasActive = true
-        defer { if aliasActive { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } } }
-        // Messages already saved arrived before the alias existed: none can be the reply,
-        // so the scans start after them (the BEAM's receive-marker optimisation).
-        let start = caller.saved.count
-        // The coarse clock (a few ms of resolution, a fraction of the precise clock's cost)
-        // is enough to tell whether a hand-off overran a timeout of 100 ms or more.
-        let precise = timeout.map { $0 < .milliseconds(100) } ?? false
-        let began = timeout == nil ? 0 : (precise ? MonotonicClock.now : MonotonicClock.coarse)
-        let message = make(From(pid: caller.pid, tag: tag))
-
-        let claim = target.deliverClaiming(message)
-        switch claim {
-        case .dead:
-            throw .noproc("\(server)")
-        case .claimed, .claimedDirect:
-            // Hand-off: run the server here until it has handled our call.
-            if case .claimed(let ahead) = claim {
-                _ = target.runClaimed(first: nil, max: ahead + 1)
-            } else {
-                _ = target.runClaimed(first: message, max: 1)
-            }
-            // The reply is in the hand-off slot (Gen.reply) or, sent by hand, in the mailbox.
-            var reply = caller.endHandoff(tag.id, deactivate: true)
-            if reply != nil { aliasActive = false } else { reply = caller.takeReply(tag, from: start) }
-            if let reply {
-                if let timeout {
-                    let now = precise ? MonotonicClock.now : MonotonicClock.coarse
-                    if now &- began > MonotonicClock.nanoseconds(timeout) { throw .timeout(timeout) }
-                }
-                return try unwrap(reply)
-            }
-            if !target.isAlive { throw .exited(target.exitReason ?? .noproc) }
-            // No reply yet (noreply: it comes later, from elsewhere): the alias stays active.
-        case .delivered:
-            // Not a hand-off: close the slot (a reply that already came through it is taken).
-            if let reply = caller.endHandoff(tag.id, deactivate: true) {
-                aliasActive = false
-                return try unwrap(reply)
-            }
-        }
-
-        // The reply is not here yet: monitor the server and wait, as gen:call does.
-        let mref = Reference.make()
-        Process.establishMonitor(mref, watcher: caller, target: server)
-        return try await awaitReply(tag: tag, monitor: mref, target: target, caller: caller, start: start, timeout: timeout)
-    }
-
-    enum Destination {
-        case pid(Pid)
-        case name(String, Node)
-    }
-
-    /// A call to a process on another node: monitor it, send `{'$gen_call', From, Request}`
-    /// through its node's connection, and wait as for a local call (gen:do_call).
-    static func remoteCall(_ dest: Destination, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
-        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
-        guard let router = Remote.router else {
-            if case .pid(let p) = dest { throw .noconnection(p) }
-            throw .noproc("remote name (not distributed)")
-        }
-        // A stand-in caller (outside any process) is not in the process table; the reply
-        // names its pid on the wire, so it must be findable there until it exits.
-        ProcessTable.insert(caller)
-        let tag = Reference.makeAlias(owner: caller)
-        caller.withShared { s in s.callAlias = tag.id }
-        defer { caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } } }
-        let start = caller.saved.count
-        let mref = Reference.make()
-        // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
-        let message = make(From(pid: caller.pid, tag: tag, aliasTag: false))
-        switch dest {
-        case .pid(let server):
-            Process.establishMonitor(mref, watcher: caller, target: server)
-            router.send(message, to: server, from: caller.pid)
-        case .name(let name, let node):
-            Process(core: caller).monitor(name, on: node, ref: mref, standIn: true)
-            router.send(message, toName: name, on: node, from: caller.pid)
-        }
-        var server: Pid? = nil
-        if case .pid(let p) = dest { server = p }
-        return try await awaitReply(tag: tag, monitor: mref, target: nil, server: server, caller: caller, start: start, timeout: timeout)
+        try await call(.pid(process), timeout: timeout) { SystemMessage(from: $0, request: request) }
     }
 
     /// Calls the process registered as `name` on `node` (`gen_server:call({Name, Node}, Request)`).
@@ -329,53 +214,186 @@ public enum Gen {
     /// - Throws: ``CallError``: `noproc` if nobody has the name there, `noconnection` if the
     ///   node cannot be reached, `timeout`, or `exited` if the server died during the call.
     public static func call(_ name: String, on node: Node, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        if node.name == Node.localNodeName {
-            guard let pid = Process.whereis(name) else { throw .noproc(name) }
-            return try await call(pid, request, timeout: timeout)
-        }
-        let make: (From) -> any Sendable = { CallMessage(from: $0, request: request) }
-        if let me = SequentialProcess.currentOwned() {
-            return try await remoteCall(.name(name, node), timeout: timeout, caller: me, message: make)
-        }
-        let standIn = SequentialProcess(limit: nil)
-        defer { ExitSignals.exit(standIn, reason: .normal) }
-        do throws(CallError) {
-            return try await remoteCall(.name(name, node), timeout: timeout, caller: standIn, message: make)
-        } catch {
-            if case .callerExited = error { throw .cancelled }
-            throw error
+        try await call(.name(name, node), timeout: timeout) { CallMessage(from: $0, request: request) }
+    }
+
+    /// Where a call goes, as the caller names it.
+    enum Destination {
+        case pid(Pid)
+        case name(String, Node)
+    }
+
+    /// Where a call goes, resolved once (gen.erl's `do_for_proc`).
+    enum Target {
+        case local(ProcessCore)
+        case remotePid(Pid, any RemoteRouter)
+        case remoteName(String, Node, any RemoteRouter)
+    }
+
+    static func resolve(_ dest: Destination) throws(CallError) -> Target {
+        switch dest {
+        case .pid(let pid):
+            if let p = pid.process { return .local(p) }
+            if pid.isLocal { throw .noproc("\(pid)") }
+            guard let router = Remote.router else { throw .noconnection(pid) }
+            return .remotePid(pid, router)
+        case .name(let name, let node):
+            if node.name == Node.localNodeName {
+                guard let p = Process.whereis(name)?.process else { throw .noproc(name) }
+                return .local(p)
+            }
+            guard let router = Remote.router else { throw .noproc("\(name) on \(node) (not distributed)") }
+            return .remoteName(name, node, router)
         }
     }
 
-    static func awaitReply(tag: Reference, monitor mref: Reference, target: ProcessCore?, server: Pid? = nil, caller: SequentialProcess, start: Int, timeout: Duration?) async throws(CallError) -> any Sendable {
-        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
-        enum Outcome { case reply(any Sendable), down(ExitReason) }
-        var outcome: Outcome? = nil
-        do {
-            _ = try await caller.receive(deadline: deadline, from: start) { m in
-                if let r = m as? ReplyMessage, r.tag == tag { outcome = .reply(r.reply); return true }
-                if let d = m as? DownMessage, d.ref == mref { outcome = .down(d.reason); return true }
-                return false
-            }
-        } catch {
-            forgetMonitor(mref, caller: caller)
-            throw .callerExited(caller.finalReason())
+    static func call(_ dest: Destination, timeout: Duration?, message: (From) -> any Sendable) async throws(CallError) -> any Sendable {
+        let target = try resolve(dest)
+        if let me = SequentialProcess.currentOwned() {
+            return try await call(target, timeout: timeout, caller: me, message: message)
         }
-        switch outcome {
-        case .reply(let r)?:
-            forgetMonitor(mref, caller: caller)
-            return try unwrap(r)
-        case .down(let reason)?:
-            if case .noproc = reason, let known = target?.exitReason { throw .exited(known) }
-            if case .noconnection = reason, let server { throw .noconnection(server) }
-            throw .exited(reason)
-        case nil:
-            // Timed out: deactivate the alias first, so nothing more can arrive; then a reply
-            // that beat the deactivation is still taken (gen:call does the same).
-            caller.withShared { s in if s.callAlias == tag.id { s.callAlias = 0 } }
-            forgetMonitor(mref, caller: caller)
-            if let r = caller.takeReply(tag, from: start) { return try unwrap(r) }
-            throw .timeout(timeout!)
+        // Outside any process: a stand-in mailbox, never scheduled, that exists for the call
+        // only (in the process table only if the reply must find it from another node).
+        let standIn = SequentialProcess(limit: nil)
+        defer { ExitSignals.exit(standIn, reason: .normal) }
+        let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
+            do throws(CallError) {
+                return .success(try await call(target, timeout: timeout, caller: standIn, message: message))
+            } catch {
+                if case .callerExited = error { return .failure(.cancelled) }
+                return .failure(error)
+            }
+        } onCancel: {
+            ExitSignals.propagate(standIn.die(.shutdown, external: true))
+        }
+        return try result.get()
+    }
+
+    /// gen.erl's `do_call`: alias, monitor, send, receive the reply or the monitor's DOWN,
+    /// or time out. An idle local callback server is handed over instead of sent to
+    /// (``MailboxState/claim(_:)``); its reply arrives in the caller's hand-off slot.
+    static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
+        if case .local(let p) = target, p === caller { throw .callingSelf }
+        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
+        let tag = Reference.makeAlias(owner: caller)
+        // Messages already saved arrived before the alias existed: none can be the reply,
+        // so the scans start after them (the BEAM's receive-marker optimisation).
+        let start = caller.saved.count
+        let mref = Reference.make()
+        var handoff = false
+        switch target {
+        case .local(let server):
+            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: true) }
+            let message = make(From(pid: caller.pid, tag: tag))
+            let claim = server.deliverClaiming(message)
+            switch claim {
+            case .dead:
+                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
+                throw .noproc("\(server.pid)")
+            case .direct, .queued:
+                handoff = true
+                if timeout == nil {
+                    // The caller could never give up: run the server on this task.
+                    server.runClaim(claim, message)
+                    if let r = caller.withShared({ $0.mailbox.endHandoff(tag.id, reply: true) }) { return try unwrap(r) }
+                    handoff = false
+                } else {
+                    // Run it next on this thread, behind the caller's own wait, so the caller
+                    // can still leave at its deadline.
+                    Scheduler.shared.enqueue(CallHandoff(server: server, claim: claim, message: message, caller: caller, alias: tag.id))
+                }
+            case .busy:
+                break
+            }
+            if !handoff { Process.establishMonitor(mref, watcher: caller, target: server.pid) }
+        case .remotePid(let server, let router):
+            // A stand-in caller is not in the process table; the reply names its pid on the
+            // wire, so it must be findable there until it exits.
+            ProcessTable.insert(caller)
+            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: false) }
+            Process.establishMonitor(mref, watcher: caller, target: server)
+            // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
+            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), to: server, from: caller.pid)
+        case .remoteName(let name, let node, let router):
+            ProcessTable.insert(caller)
+            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: false) }
+            Process(core: caller).monitor(name, on: node, ref: mref, standIn: true)
+            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), toName: name, on: node, from: caller.pid)
+        }
+        return try await awaitReply(target, tag: tag, monitor: handoff ? nil : mref, caller: caller, start: start, deadline: deadline, timeout: timeout)
+    }
+
+    /// The receive of `do_call`: the reply (in the hand-off slot, open for local calls, or
+    /// in the mailbox), the monitor's DOWN, or the deadline. `monitor` nil: the server was
+    /// handed over and no monitor exists yet; the hand-off's end says whether one is needed.
+    static func awaitReply(_ target: Target, tag: Reference, monitor: Reference?, caller: SequentialProcess, start: Int, deadline: UInt64?, timeout: Duration?) async throws(CallError) -> any Sendable {
+        var mref = monitor
+        var slotOpen: Bool
+        if case .local = target { slotOpen = true } else { slotOpen = false }
+        enum Outcome { case reply(any Sendable), down(ExitReason) }
+        while true {
+            var outcome: Outcome? = nil
+            let received: SequentialProcess.Received
+            do {
+                received = try await caller.receive(deadline: deadline, from: start, also: slotOpen ? .reply(tag.id) : .none) { m in
+                    // A metadata comparison first: a failing `as?` cast is slow.
+                    if ObjectIdentifier(type(of: m)) == ObjectIdentifier(ReplyMessage.self), let r = m as? ReplyMessage, r.tag == tag {
+                        outcome = .reply(r.reply)
+                        return true
+                    }
+                    if let mref, let d = m as? DownMessage, d.ref == mref { outcome = .down(d.reason); return true }
+                    return false
+                }
+            } catch {
+                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
+                if let mref { forgetMonitor(mref, caller: caller) }
+                throw .callerExited(caller.finalReason())
+            }
+            switch received {
+            case .matched:
+                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
+                switch outcome! {
+                case .reply(let r):
+                    if let mref { forgetMonitor(mref, caller: caller) }
+                    return try unwrap(r)
+                case .down(let reason):
+                    switch (reason, target) {
+                    case (.noproc, .local(let server)): throw .exited(server.exitReason ?? .noproc)
+                    case (.noconnection, .remotePid(let server, _)): throw .noconnection(server)
+                    default: throw .exited(reason)
+                    }
+                }
+            case .woken:
+                // The hand-off ended: with the reply, or without one (the server died, or
+                // will reply later: then wait for it as for any call, monitoring the server).
+                slotOpen = false
+                if let r = caller.withShared({ $0.mailbox.endHandoff(tag.id, reply: true) }) {
+                    if let mref { forgetMonitor(mref, caller: caller) }
+                    return try unwrap(r)
+                }
+                if mref == nil, case .local(let server) = target {
+                    let ref = Reference.make()
+                    Process.establishMonitor(ref, watcher: caller, target: server.pid)
+                    mref = ref
+                }
+            case .timedOut:
+                // Deactivate the alias first, so nothing more can arrive; then a reply that
+                // beat the deactivation is still taken (gen:call does the same).
+                let slot = caller.withShared { $0.mailbox.endCall(tag.id) }
+                if let mref { forgetMonitor(mref, caller: caller) }
+                if let slot { return try unwrap(slot) }
+                var cursor = start
+                var late: (any Sendable)? = nil
+                if caller.take(from: &cursor, { m in
+                    guard let r = m as? ReplyMessage, r.tag == tag else { return false }
+                    late = r.reply
+                    return true
+                }) == .taken, let late {
+                    return try unwrap(late)
+                }
+                throw .timeout(timeout!)
+            }
         }
     }
 
@@ -390,23 +408,36 @@ public enum Gen {
     private static func forgetMonitor(_ ref: Reference, caller: SequentialProcess) {
         let target = caller.forgetMonitoring(ref)
         target?.process?.removeMonitor(ref)
-        _ = caller.removeFirst { ($0 as? DownMessage)?.ref == ref }
+        _ = caller.flush { ($0 as? DownMessage)?.ref == ref }
     }
 }
 
-extension SequentialProcess {
-    /// Owner only: takes the reply tagged `tag` if it has arrived, without waiting.
-    func takeReply(_ tag: Reference, from start: Int) -> (any Sendable)? {
-        _ = withShared { s in refill(&s) }
-        var i = min(start, saved.count)
-        while i < saved.count {
-            if ObjectIdentifier(type(of: saved[i])) == ObjectIdentifier(Gen.ReplyMessage.self), let r = saved[i] as? Gen.ReplyMessage, r.tag == tag {
-                saved.remove(at: i)
-                savedCount.store(saved.count, ordering: .relaxed)
-                return r.reply
-            }
-            i += 1
-        }
-        return nil
+/// What the hand-off slot holds when a handed-over server finished without replying.
+struct HandoffEnded: Sendable {}
+
+/// A call's hand-off, queued in the caller's scheduler thread's `runnext` slot: runs the
+/// claimed server, then tells the caller that its turn ended (a reply, if the server gave
+/// one, is already in the caller's slot; this wakes it otherwise).
+final class CallHandoff: ScheduledJob, @unchecked Sendable {
+    // @unchecked Sendable: immutable after init; the run queue's lock orders init before run.
+    let server: ProcessCore
+    let claim: ProcessCore.Claim
+    let message: any Sendable
+    let caller: ProcessCore
+    let alias: UInt64
+
+    init(server: ProcessCore, claim: ProcessCore.Claim, message: any Sendable, caller: ProcessCore, alias: UInt64) {
+        self.server = server
+        self.claim = claim
+        self.message = message
+        self.caller = caller
+        self.alias = alias
     }
+
+    override func run(budget: Int) {
+        server.runClaim(claim, message)
+        _ = caller.acceptReply(alias, HandoffEnded())
+    }
+
+    override var scheduleDescription: String { "call hand-off to \(server.scheduleDescription)" }
 }

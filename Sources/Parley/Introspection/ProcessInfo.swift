@@ -80,9 +80,9 @@ extension ProcessCore {
             guard s.status != .dead else { return nil }
             let e = s.extras
             let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0
-            return (s.status, s.incoming.count, e.map { Array($0.links) } ?? [], e.map { Array($0.monitoring.values) } ?? [],
+            return (s.status, s.mailbox.incoming.count, e.map { Array($0.links) } ?? [], e.map { Array($0.monitoring.values) } ?? [],
                     e.map { Array($0.monitoredBy.values) } ?? [], e?.name, e?.label, e?.trapExit ?? false,
-                    e?.dropped ?? 0, extrasBytes)
+                    s.mailbox.dropped, extrasBytes)
         }
         guard let snap else { return nil }
         let status: Process.Info.Status

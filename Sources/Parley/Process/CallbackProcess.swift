@@ -50,7 +50,10 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
         var direct = first
         while used < max {
             guard isAlive else { release(); return .dead }
-            if mailboxLimit > 0 { _ = applyPendingDrops() }
+            if mailboxLimit > 0 {
+                let n = withShared { $0.mailbox.takePendingDrops() }
+                if n > 0 { _ = saved.dropOldest(n); savedCount.store(saved.count, ordering: .relaxed) }
+            }
             if direct == nil && saved.isEmpty {
                 switch refillOrIdle() {
                 case .more: break
@@ -99,12 +102,9 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
     /// With `saved` empty: moves arrived messages into it, or marks the process idle (so
     /// the next delivery schedules it) if none arrived.
     private func refillOrIdle() -> RefillStep {
-        withShared { s -> RefillStep in
-            if s.status == .dead { return .dead }
-            if refill(&s) { return .more }
-            s.status = .idle
-            return .idle
-        }
+        let step = withShared { $0.mailbox.refillOrIdle(&saved) }
+        savedCount.store(saved.count, ordering: .relaxed)
+        return step
     }
 
     /// Runs `initialize` as this process, on the caller's thread, before the process takes
@@ -124,11 +124,7 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
         guard let value else { release(); return .ignored }
         guard isAlive else { release(); return .failed(exitReason ?? .killed) }
         state = value
-        let schedule = withShared { s -> Bool? in
-            if s.status == .dead { return nil }
-            if s.incoming.isEmpty { s.status = .idle; return false }
-            return true
-        }
+        let schedule = withShared { $0.mailbox.started() }
         switch schedule {
         case nil:
             release()
@@ -161,4 +157,3 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
     }
 }
 
-enum RefillStep { case more, idle, dead }

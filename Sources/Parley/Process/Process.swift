@@ -287,9 +287,7 @@ public struct Process {
         } else if let target, target.node != nil {
             Remote.router?.demonitor(watcher: core.pid, target: target, ref: ref)
         }
-        if flush, let s = core as? SequentialProcess {
-            _ = s.removeFirst { ($0 as? DownMessage)?.ref == ref }
-        }
+        if flush { _ = core.flush { ($0 as? DownMessage)?.ref == ref } }
         return target != nil
     }
 
@@ -297,13 +295,13 @@ public struct Process {
     /// (`process_flag(trap_exit, Bool)`). `kill` sent with `Process.exit` is never trapped.
     public var trapExit: Bool {
         get { core.withShared { $0.extras?.trapExit ?? false } }
-        nonmutating set { core.withShared { s in if s.status != .dead { s.ensureExtras().trapExit = newValue } } }
+        nonmutating set { core.withShared { s in if !s.mailbox.isDead { s.ensureExtras().trapExit = newValue } } }
     }
 
     /// A label for introspection (OTP 27's `proc_lib:set_label/1`).
     public var label: String? {
         get { core.withShared { $0.extras?.label } }
-        nonmutating set { core.withShared { s in if s.status != .dead { s.ensureExtras().label = newValue } } }
+        nonmutating set { core.withShared { s in if !s.mailbox.isDead { s.ensureExtras().label = newValue } } }
     }
 
     /// Sends an exit signal from this process to `pid` (Erlang's `exit/2`); see
@@ -326,7 +324,7 @@ public struct Process {
     /// ```
     public func alias() -> Reference {
         let ref = Reference.makeAlias(owner: core)
-        core.withShared { s in if s.status != .dead { s.ensureExtras().aliases.insert(ref.id) } }
+        core.withShared { s in if !s.mailbox.isDead { s.ensureExtras().aliases.insert(ref.id) } }
         return ref
     }
 

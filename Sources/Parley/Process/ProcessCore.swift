@@ -16,31 +16,26 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     // which the scheduler serialises (each hand-over goes through a run-queue lock or the
     // mailbox lock, so it is ordered).
 
-    enum Status: UInt8 {
-        case running      // sequential: running or runnable
-        case waiting      // sequential: parked in receive, `waiter` set
-        case idle         // callback: no messages, not in a run queue
-        case scheduled    // callback: in a run queue or running
-        case dead
-    }
+    typealias Status = MailboxState<UnsafeContinuation<Void, Never>>.Status
+    typealias Wake = MailboxState<UnsafeContinuation<Void, Never>>.Wake
 
+    /// What the lock guards: the mailbox's shared half and the process's extras.
     struct Shared {
-        var incoming = Deque<any Sendable>()
-        var status: Status
-        var pendingDrops: Int32 = 0
-        var waitGeneration: UInt32 = 0
-        var timedOutGeneration: UInt32 = 0
-        var waiter: UnsafeContinuation<Void, Never>? = nil
+        var mailbox: MailboxState<UnsafeContinuation<Void, Never>>
         var extras: Extras? = nil
-        /// The alias of the call this process is making (0: none). A process makes one call
-        /// at a time, so one slot covers the hot path; other aliases live in `extras`.
-        var callAlias: UInt64 = 0
+
+        var status: Status { mailbox.status }
 
         mutating func ensureExtras() -> Extras {
             if let e = extras { return e }
             let e = Extras()
             extras = e
             return e
+        }
+
+        /// Whether a message sent to `alias` (0: none) is kept (invariant 4 of ``MailboxState``).
+        func accepts(alias: UInt64) -> Bool {
+            alias == 0 || mailbox.callAlias == alias || extras?.aliases.contains(alias) == true
         }
     }
 
@@ -54,12 +49,13 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var label: String?
         var trapExit = false
         var exitReason: ExitReason?
-        var dropped = 0
         var aliases = Set<UInt64>()
     }
 
     let id: UInt32
     let serial: UInt32
+    /// The mailbox bound (0: none) and its policy, as the mailbox has them; kept here too
+    /// so they are read without the lock.
     let mailboxLimit: Int
     let overflow: MailboxLimit.Overflow
     let sharedLock = LockWord()
@@ -70,7 +66,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     let savedCount = Atomic<Int>(0)
     let onCPU = Atomic<Bool>(false)
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
-    @exclusivity(unchecked) var saved = Deque<any Sendable>()
+    @exclusivity(unchecked) var saved = SavedQueue()
     @exclusivity(unchecked) var sinceYield = 0
 
     init(initialStatus: Status, limit: MailboxLimit?) {
@@ -79,7 +75,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         serial = n.serial
         mailboxLimit = limit?.capacity ?? 0
         overflow = limit?.overflow ?? .dropNewest
-        sharedState = Shared(status: initialStatus)
+        sharedState = Shared(mailbox: MailboxState(status: initialStatus, capacity: mailboxLimit, overflow: overflow))
         super.init()
     }
 
@@ -102,24 +98,22 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
 
     // MARK: Delivery
 
-    private enum Wake {
-        case none
-        case schedule
-        case resume(UnsafeContinuation<Void, Never>)
-        case overflowExit
+    /// Does what a mailbox transition asked, outside the lock.
+    @inline(__always)
+    final func perform(_ wake: Wake) {
+        switch wake {
+        case .none: break
+        case .schedule: Scheduler.shared.enqueue(self)
+        case .resume(let c): c.resume()
+        case .overflowExit: ExitSignals.propagate(die(.mailboxOverflow, external: true))
+        }
     }
 
     /// Wakes the process if it is parked in a receive that also selects over channels (a
     /// channel case completed); if it is not parked yet, it sees the completion before it
-    /// parks (it checks under this same lock).
+    /// parks (it reads it under this same lock).
     final func wakeFromChannel() {
-        let w = withShared { s -> UnsafeContinuation<Void, Never>? in
-            guard s.status == .waiting, let w = s.waiter else { return nil }
-            s.status = .running
-            s.waiter = nil
-            return w
-        }
-        w?.resume()
+        perform(withShared { $0.mailbox.signal() })
     }
 
     /// Appends a message to the mailbox and wakes the process if it waits. Never blocks
@@ -127,47 +121,10 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// the message is dropped unless that alias is active.
     final func deliver(_ message: any Sendable, alias: UInt64 = 0) {
         let wake = withShared { s -> Wake in
-            if s.status == .dead { return .none }
-            if alias != 0 && s.callAlias != alias && s.extras?.aliases.contains(alias) != true { return .none }
-            if mailboxLimit > 0 {
-                let length = s.incoming.count + savedCount.load(ordering: .relaxed) - Int(s.pendingDrops)
-                if length >= mailboxLimit {
-                    switch overflow {
-                    case .dropNewest:
-                        s.ensureExtras().dropped += 1
-                        return .none
-                    case .dropOldest:
-                        s.ensureExtras().dropped += 1
-                        if savedCount.load(ordering: .relaxed) - Int(s.pendingDrops) > 0 {
-                            s.pendingDrops += 1
-                        } else if !s.incoming.isEmpty {
-                            s.incoming.removeFirst()
-                        }
-                    case .exit:
-                        return .overflowExit
-                    }
-                }
-            }
-            s.incoming.append(message)
-            switch s.status {
-            case .idle:
-                s.status = .scheduled
-                return .schedule
-            case .waiting:
-                s.status = .running
-                let w = s.waiter!
-                s.waiter = nil
-                return .resume(w)
-            default:
-                return .none
-            }
+            guard s.accepts(alias: alias) else { return .none }
+            return s.mailbox.deliver(message, savedCount: savedCount.load(ordering: .relaxed))
         }
-        switch wake {
-        case .none: break
-        case .schedule: Scheduler.shared.enqueue(self)
-        case .resume(let c): c.resume()
-        case .overflowExit: ExitSignals.propagate(die(.mailboxOverflow, external: true))
-        }
+        perform(wake)
     }
 
     /// Appends `messages` in order with one lock round trip and at most one wake-up: how a
@@ -178,71 +135,33 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
             for m in messages { deliver(m) }
             return
         }
-        let wake = withShared { s -> Wake in
-            if s.status == .dead { return .none }
-            s.incoming.append(contentsOf: messages)
-            switch s.status {
-            case .idle:
-                s.status = .scheduled
-                return .schedule
-            case .waiting:
-                s.status = .running
-                let w = s.waiter!
-                s.waiter = nil
-                return .resume(w)
-            default:
-                return .none
-            }
-        }
-        switch wake {
-        case .none, .overflowExit: break
-        case .schedule: Scheduler.shared.enqueue(self)
-        case .resume(let c): c.resume()
-        }
+        perform(withShared { $0.mailbox.deliver(contentsOf: messages) })
     }
 
-    enum Claim {
-        /// The process was idle with an empty mailbox: the caller now owns its run loop
-        /// (status `.scheduled`) and holds the message, which it hands straight to the
-        /// handler (``runClaimed(first:max:)``) without queueing it.
-        case claimedDirect
-        /// The process was idle: the caller now owns its run loop (status `.scheduled`) and
-        /// must run it (``runClaimed(first:max:)``). `ahead` messages precede this one.
-        case claimed(ahead: Int)
-        /// Delivered the ordinary way.
-        case delivered
-        /// The process was dead; the message was dropped.
-        case dead
-    }
+    typealias Claim = MailboxState<UnsafeContinuation<Void, Never>>.Claim
 
-    /// Delivers `message`; if the process is an idle callback process with an unbounded
-    /// mailbox, takes ownership of its run loop instead of scheduling it, so that the caller
-    /// can run it on its own thread (a call's direct hand-off: no thread switch, no queue).
+    /// Claims an idle callback process's run loop with `message` (``MailboxState/claim(_:)``):
+    /// the caller must run it (``runClaimed(first:max:)``). Otherwise the message is
+    /// delivered the ordinary way (`.busy`) or dropped (`.dead`).
     final func deliverClaiming(_ message: any Sendable) -> Claim {
-        if mailboxLimit == 0 {
-            let ahead = withShared { s -> Int in
-                guard s.status == .idle else { return -1 }
-                s.status = .scheduled
-                let n = s.incoming.count
-                if n > 0 { s.incoming.append(message) }
-                return n
-            }
-            if ahead == 0 { return .claimedDirect }
-            if ahead > 0 { return .claimed(ahead: ahead) }
-        }
-        if !isAlive { return .dead }
-        deliver(message)
-        return .delivered
+        let claim = withShared { $0.mailbox.claim(message) }
+        if claim == .busy { deliver(message) }
+        return claim
     }
-
-    /// Takes a call's reply straight into the caller's hand-off slot instead of its mailbox,
-    /// if the caller is waiting on that alias in a hand-off. Only sequential processes make calls.
-    func acceptHandoffReply(_ alias: UInt64, _ reply: any Sendable) -> Bool { false }
 
     /// Runs a claimed callback process on this thread: `first` (if given, ahead of its
     /// mailbox), then at most `max` messages in all; returns whether it is still alive.
     /// Only callback processes can be claimed.
     func runClaimed(first: (any Sendable)?, max: Int) -> Bool { isAlive }
+
+    /// Runs a process this thread claimed with `message` (see ``deliverClaiming(_:)``).
+    final func runClaim(_ claim: Claim, _ message: any Sendable) {
+        switch claim {
+        case .direct: _ = runClaimed(first: message, max: 1)
+        case .queued(let ahead): _ = runClaimed(first: nil, max: ahead + 1)
+        case .busy, .dead: break
+        }
+    }
 
     /// The reason the process exited with, once dead: recorded for abnormal and external
     /// exits, `normal` otherwise. `nil` while alive.
@@ -251,29 +170,53 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         return withShared { $0.extras?.exitReason } ?? .normal
     }
 
-    /// Owner only: applies drops that `dropOldest` asked for while the oldest messages sat in `saved`.
-    final func applyPendingDrops() -> Int {
-        let n = withShared { s -> Int32 in
-            let n = s.pendingDrops
-            s.pendingDrops = 0
-            return n
+    /// Owner only: the one selective-receive step every path shares (`receive`, `select`,
+    /// a call's reply, `demonitor`'s flush). Applies the drops `dropOldest` counted, scans
+    /// from `cursor` for the first message `match` accepts, and moves arrived messages in
+    /// when it has seen all it holds. A message taken counts as handled and as a reduction.
+    /// `claim`: asked before a match is removed (``SavedQueue/take(from:claim:_:)``).
+    /// `generation`: a receive's timer, whose firing ends the scan with `.timedOut`.
+    final func take(from cursor: inout Int, generation: UInt32 = 0, claim: (() -> Bool)? = nil,
+                    _ match: (any Sendable) throws -> Bool) rethrows -> TakeStep {
+        if mailboxLimit > 0 {
+            let n = withShared { $0.mailbox.takePendingDrops() }
+            if n > 0 { cursor -= saved.dropOldest(n) }
         }
-        let k = min(Int(n), saved.count)
-        if k > 0 { saved.removeFirst(k) }
-        savedCount.store(saved.count, ordering: .relaxed)
-        return k
+        while true {
+            switch try saved.take(from: &cursor, claim: claim, match) {
+            case .taken:
+                savedCount.store(saved.count, ordering: .relaxed)
+                handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                return .taken
+            case .refused:
+                return .refused
+            case .notFound:
+                let step = withShared { s -> TakeStep? in
+                    if s.mailbox.isDead { return .dead }
+                    if s.mailbox.refill(&saved) { return nil }
+                    return s.mailbox.timedOut(generation) ? .timedOut : .empty
+                }
+                savedCount.store(saved.count, ordering: .relaxed)
+                if let step { return step }
+            }
+        }
     }
 
-    /// Owner only: moves `incoming` into `saved`. Returns false if nothing arrived.
-    final func refill(_ s: inout Shared) -> Bool {
-        if s.incoming.isEmpty { return false }
-        if saved.isEmpty {
-            swap(&saved, &s.incoming)
-        } else {
-            saved.append(contentsOf: s.incoming)
-            s.incoming.removeAll(keepingCapacity: true)
-        }
-        savedCount.store(saved.count, ordering: .relaxed)
+    enum TakeStep { case taken, empty, timedOut, refused, dead }
+
+    /// Owner only: removes the first message `match` accepts, without waiting
+    /// (`demonitor`'s flush).
+    final func flush(where match: (any Sendable) -> Bool) -> Bool {
+        var cursor = 0
+        return take(from: &cursor, match) == .taken
+    }
+
+    /// Takes a call's reply into the hand-off slot if this process's call `alias` is open
+    /// for it (``MailboxState/acceptReply(_:_:)``), waking the caller if it is parked.
+    final func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
+        guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply) }) else { return false }
+        perform(wake)
         return true
     }
 
@@ -284,21 +227,14 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// chain of 100,000 linked processes dies without recursion).
     /// `external` is true when something other than the process itself ends it.
     final func die(_ reason: ExitReason, external: Bool) -> [ExitSignals.Pending] {
-        var dropped = Deque<any Sendable>()
-        let taken = withShared { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status)? in
-            guard s.status != .dead else { return nil }
-            let before = s.status
-            s.status = .dead
-            let w = s.waiter
-            s.waiter = nil
-            swap(&dropped, &s.incoming)
-            s.callAlias = 0
+        let taken = withShared { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status, Deque<any Sendable>)? in
+            guard let (before, w, gone) = s.mailbox.die() else { return nil }
             if external || !reason.isNormal { s.ensureExtras().exitReason = reason }
-            return (s.extras, w, before)
+            return (s.extras, w, before, gone)
         }
-        guard let (extras, waiter, before) = taken else { return [] }
+        // The dropped messages are released with `taken`, outside the lock.
+        guard let (extras, waiter, before, _) = taken else { return [] }
         alive.store(false, ordering: .releasing)
-        dropped.removeAll()
         let me = pid
         ProcessTable.remove(self)
 

@@ -14,32 +14,6 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// The process whose body the current task runs (set for the body's duration).
     @TaskLocal static var current: SequentialProcess?
 
-    /// The alias of the call whose reply may go to `handoffReply` (0: none), and that reply.
-    /// Both only touched under the shared lock.
-    @exclusivity(unchecked) var handoffAlias: UInt64 = 0
-    @exclusivity(unchecked) var handoffReply: (any Sendable)? = nil
-
-    override func acceptHandoffReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
-        withShared { s in
-            guard handoffAlias == alias, s.callAlias == alias, s.status != .dead, handoffReply == nil else { return false }
-            handoffReply = reply
-            return true
-        }
-    }
-
-    /// Ends the hand-off window and returns its reply, if one came; with `deactivate`, a
-    /// reply also switches the call's alias off in the same lock round (without one, the
-    /// alias stays active for a reply that comes later through the mailbox).
-    func endHandoff(_ alias: UInt64, deactivate: Bool) -> (any Sendable)? {
-        withShared { s in
-            handoffAlias = 0
-            if deactivate && handoffReply != nil && s.callAlias == alias { s.callAlias = 0 }
-            let r = handoffReply
-            handoffReply = nil
-            return r
-        }
-    }
-
     /// The process the current task *is*: `nil` in a child task of a process (it inherits
     /// the task-local but does not own the mailbox), and outside any process.
     static func currentOwned() -> SequentialProcess? {
@@ -100,90 +74,75 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// Not generic, so that it is compiled once; the public generic wrappers are inlinable.
     @usableFromInline
     func receive(deadline: UInt64?, from start: Int = 0, _ match: (any Sendable) throws -> Bool) async throws -> Bool {
-        var index = start
+        try await receive(deadline: deadline, from: start, also: .none, match) == .matched
+    }
+
+    /// A wake source a receive waits on besides its mailbox.
+    enum AlsoWake {
+        case none
+        /// A select's channel cases: the waiter wakes this process when one completes
+        /// (``ProcessCore/wakeFromChannel()``), and a message is taken only if the select
+        /// is still this receive's to win (`claim`).
+        case select(Waiter)
+        /// A call's reply, or the end of its hand-off, in the mailbox's hand-off slot.
+        case reply(UInt64)
+    }
+
+    enum Received { case matched, timedOut, woken }
+
+    /// The one selective receive (`receive`, `select`, `Gen.call`): ``ProcessCore/take(from:generation:claim:_:)``
+    /// from `start` (the BEAM's receive marker: messages before it cannot match), then park
+    /// until a message arrives, the deadline passes, or `also` fires. Every message taken
+    /// counts a reduction, and a spent budget yields the scheduler.
+    func receive(deadline: UInt64?, from start: Int, also: AlsoWake, _ match: (any Sendable) throws -> Bool) async throws -> Received {
+        var cursor = start
         var generation: UInt32 = 0
         var timer: ScheduledTimer? = nil
         defer { timer?.cancel() }
+        var claim: (() -> Bool)? = nil
+        if case .select(let w) = also { claim = { w.claim() } }
         while true {
             guard isAlive else { throw ProcessExit(finalReason()) }
-            if mailboxLimit > 0 { index = max(0, index - applyPendingDrops()) }
-            index = min(index, saved.count)
-            while index < saved.count {
-                if try match(saved[index]) {
-                    if index == 0 { saved.removeFirst() } else { saved.remove(at: index) }
-                    savedCount.store(saved.count, ordering: .relaxed)
-                    handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                    reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                    sinceYield &+= 1
-                    if sinceYield >= Scheduler.shared.configuration.reductions {
-                        sinceYield = 0
-                        await Scheduler.yield()
-                        Scheduler.noteRunning(self)
-                    }
-                    return true
+            switch also {
+            case .none: break
+            case .select(let w): if w.isSignalled { return .woken }
+            case .reply(let alias): if withShared({ $0.mailbox.hasReply(alias) }) { return .woken }
+            }
+            switch try take(from: &cursor, generation: generation, claim: claim, match) {
+            case .taken:
+                sinceYield &+= 1
+                if sinceYield >= Scheduler.shared.configuration.reductions {
+                    sinceYield = 0
+                    await Scheduler.yield()
+                    Scheduler.noteRunning(self)
                 }
-                index += 1
-            }
-            let gen = generation
-            let step = withShared { s -> ReceiveStep in
-                if s.status == .dead { return .dead }
-                if refill(&s) { return .pulled }
-                if gen != 0 && s.timedOutGeneration == gen { return .timedOut }
-                return .wait
-            }
-            switch step {
-            case .pulled: continue
+                return .matched
             case .dead: throw ProcessExit(finalReason())
-            case .timedOut: return false
-            case .wait: break
+            case .timedOut: return .timedOut
+            case .refused, .empty: break   // refused: a channel case won; its wake is on its way
             }
             if let deadline {
-                if deadline <= MonotonicClock.now { return false }
+                if deadline <= MonotonicClock.now { return .timedOut }
                 if timer == nil {
-                    generation = withShared { s in
-                        s.waitGeneration &+= 1
-                        if s.waitGeneration == 0 { s.waitGeneration = 1 }
-                        return s.waitGeneration
-                    }
+                    generation = withShared { $0.mailbox.nextGeneration() }
                     let g = generation
-                    timer = Scheduler.shared.timers.schedule(at: deadline) { [self] in self.timeout(g) }
+                    timer = Scheduler.shared.timers.schedule(at: deadline) { [self] in
+                        perform(withShared { $0.mailbox.timeout(g) })
+                    }
                 }
             }
             let g = generation
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                let resumeNow = withShared { s -> Bool in
-                    if s.status == .dead || !s.incoming.isEmpty || (g != 0 && s.timedOutGeneration == g) { return true }
-                    s.status = .waiting
-                    s.waiter = c
-                    return false
+                let parked = withShared { s -> Bool in
+                    switch also {
+                    case .none: return s.mailbox.park(c, generation: g)
+                    case .select(let w): return s.mailbox.park(c, generation: g, signalled: w.isSignalled)
+                    case .reply(let alias): return s.mailbox.park(c, generation: g, reply: alias)
+                    }
                 }
-                if resumeNow { c.resume() }
+                if !parked { c.resume() }
             }
             Scheduler.noteRunning(self)
         }
     }
-
-    private func timeout(_ generation: UInt32) {
-        let waiter = withShared { s -> UnsafeContinuation<Void, Never>? in
-            s.timedOutGeneration = generation
-            guard s.status == .waiting, s.waitGeneration == generation, let w = s.waiter else { return nil }
-            s.status = .running
-            s.waiter = nil
-            return w
-        }
-        waiter?.resume()
-    }
-
-    /// Removes the first message `match` accepts without waiting (demonitor's flush).
-    func removeFirst(where match: (any Sendable) -> Bool) -> Bool {
-        _ = withShared { s in refill(&s) }
-        if let i = saved.firstIndex(where: match) {
-            saved.remove(at: i)
-            savedCount.store(saved.count, ordering: .relaxed)
-            return true
-        }
-        return false
-    }
 }
-
-enum ReceiveStep { case pulled, dead, timedOut, wait }

@@ -12,7 +12,7 @@ enum LocalRegistry {
         try names.withLock { table throws(ProcessError) in
             if let owner = table[name] { throw ProcessError.nameTaken(name, by: owner) }
             try process.withShared { s throws(ProcessError) in
-                if s.status == .dead { throw ProcessError.noproc(pid) }
+                if s.mailbox.isDead { throw ProcessError.noproc(pid) }
                 let e = s.ensureExtras()
                 if let existing = e.name { throw ProcessError.alreadyRegistered(pid, as: existing) }
                 e.name = name

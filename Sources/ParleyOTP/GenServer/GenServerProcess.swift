@@ -291,8 +291,10 @@ struct GenServerProcess<Server: GenServer> {
             case .noreply:
                 break
             case .stop(let reason, let reply):
+                // gen_server.erl: terminate first, then the reply (sent in terminate's `after`).
+                let next = terminate(reason, me)
                 if let reply { Gen.reply(call.from, reply) }
-                return terminate(reason, me)
+                return next
             }
             if let next = result.next { return continueWith(next, me) }
             return .continue

@@ -41,6 +41,12 @@ public enum TaskError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// The message an owner sends a task started under a supervisor once it monitors it (Elixir's
+/// `{owner, ref, reply_to, callers, mfa}`): the task runs its function only after this.
+struct TaskGo: Sendable {
+    let tag: Reference
+}
+
 /// The message a task sends its owner: `{Ref, Result}`.
 struct TaskReply: Sendable {
     let tag: Reference
@@ -161,11 +167,12 @@ extension Process {
     /// ```
     public func async<Value: Sendable>(_ body: @escaping @Sendable (Process) async throws -> Value) -> ProcessTask<Value> {
         let tag = alias()
-        let pid = spawnLink { t in
+        // Linked and monitored in one step (spawn_opt with link and monitor), so even a task
+        // that fails at once reports its real reason.
+        let (pid, ref) = try! spawnMonitor(SpawnOptions(link: true)) { t in
             let value = try await body(t)
             tag.send(TaskReply(tag: tag, index: 0, result: value))
         }
-        let ref = monitor(pid)
         return ProcessTask(pid: pid, ref: ref, owner: self.pid, tag: tag)
     }
 

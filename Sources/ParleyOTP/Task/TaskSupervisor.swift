@@ -36,8 +36,23 @@ public struct TaskSupervisor: Sendable, Hashable {
     public func asyncNolink<Value: Sendable>(_ body: @escaping @Sendable (Process) async throws -> Value) async throws -> ProcessTask<Value> {
         guard let me = await Process.current else { throw TaskError.noProcess }
         let tag = me.alias()
+        let owner = me.pid
         let spec = ChildSpec(id: "task", restart: .temporary, shutdown: .timeout(.milliseconds(5000))) { sup in
             sup.spawnLink { t in
+                // As Elixir's Task.Supervised.reply/4: wait for the owner's go-ahead, sent once
+                // its monitor of this task exists, so a failure at once still reports its
+                // reason; leave if the owner dies first or never sends it (5000 ms).
+                let ownerRef = t.monitor(owner)
+                let go = try await t.receive(after: .milliseconds(5000)) { m -> ExitReason?? in
+                    if let g = m as? TaskGo, g.tag == tag { return .some(nil) }
+                    if let d = m as? DownMessage, d.ref == ownerRef { return .some(.shutdownWith(d.reason)) }
+                    return nil
+                }
+                switch go {
+                case nil: throw ProcessExit(.custom("timeout"))
+                case .some(let reason?): throw ProcessExit(reason)
+                case .some(nil): t.demonitor(ownerRef, flush: true)
+                }
                 let value = try await body(t)
                 tag.send(TaskReply(tag: tag, index: 0, result: value))
             }
@@ -50,6 +65,7 @@ public struct TaskSupervisor: Sendable, Hashable {
             throw TaskError.start(error)
         }
         let ref = me.monitor(pid!)
+        me.send(TaskGo(tag: tag), to: pid!)
         return ProcessTask(pid: pid!, ref: ref, owner: me.pid, tag: tag)
     }
 

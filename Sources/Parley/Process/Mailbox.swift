@@ -1,0 +1,330 @@
+import DequeModule
+
+/// A process's mailbox as a state machine: the part senders share (behind the process's
+/// lock) and the part only the owner touches, with every transition in this file. Each
+/// mutating method returns what must happen next (``Wake``); the caller does it after the
+/// lock is released, as `Chan`'s operations do. Generic over `Waiter` (the parked receiver's
+/// continuation), so that tests drive it with plain values and no threads.
+///
+/// The queues are the BEAM's two: `incoming`, which senders append to under the lock, and
+/// the owner's ``SavedQueue``, which selective receive scans without the lock. The owner
+/// moves `incoming` into it in one step when it has scanned everything it holds.
+///
+/// Invariants (each method keeps them; `MailboxTests` checks them):
+/// 1. `dead` is final. A dead mailbox holds no messages and no waiter, and every delivery
+///    to it is dropped.
+/// 2. `status == .waiting` exactly when `waiter` is set: a sequential process parked in
+///    receive. ``park(_:generation:signalled:reply:)`` parks only if nothing that would wake it
+///    has happened: `incoming` is empty, the receive's timer (`generation`) has not fired,
+///    and no extra wake source (a select's channel) is signalled. Every waker (``deliver(_:savedCount:)``,
+///    ``timeout(_:)``, ``signal()``, ``die(keepReason:)``) takes the same lock, so a wake-up
+///    is either seen by `park` or finds the waiter: none is lost.
+/// 3. A callback process is `.idle` (no messages, in no run queue) or `.scheduled` (exactly
+///    one owner runs it: a run queue entry, a scheduler thread, or a caller that claimed it).
+///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:)``'s `.schedule`,
+///    ``claim(_:)``) hand out ownership, so the process is never queued twice.
+/// 4. A message sent to an alias is kept only while the alias is active; a call's reply
+///    goes into the hand-off slot only while `handoffAlias == callAlias == alias`, and
+///    once a call's alias is deactivated nothing more arrives for it.
+/// 5. With a capacity, `incoming + saved - pendingDrops` never exceeds it after a delivery:
+///    `dropOldest` drops the oldest incoming message, or, when the oldest sit in the owner's
+///    queue, counts a drop there (`pendingDrops`) that the owner applies before it scans.
+struct MailboxState<Waiter> {
+    enum Status: UInt8 {
+        case running      // sequential: running or runnable
+        case waiting      // sequential: parked in receive, `waiter` set
+        case idle         // callback: no messages, not in a run queue
+        case scheduled    // callback: in a run queue, running, or claimed
+        case dead
+    }
+
+    /// What a transition asks of its caller once the lock is released.
+    enum Wake {
+        case none
+        /// Put the (callback) process in a run queue.
+        case schedule
+        /// Resume the parked receiver.
+        case resume(Waiter)
+        /// A full mailbox with the `exit` policy: the owner must die with `mailboxOverflow`.
+        case overflowExit
+    }
+
+    /// The outcome of ``claim(_:)``.
+    enum Claim: Equatable {
+        /// Idle with an empty mailbox: the claimer owns the run loop and holds the message.
+        case direct
+        /// Idle: the claimer owns the run loop; the message is queued behind `ahead` others.
+        case queued(ahead: Int)
+        /// Not idle (or bounded): deliver the ordinary way.
+        case busy
+        case dead
+    }
+
+    let capacity: Int
+    let overflow: MailboxLimit.Overflow
+    private(set) var status: Status
+    private(set) var incoming = Deque<any Sendable>()
+    private(set) var pendingDrops: Int32 = 0
+    private(set) var waiter: Waiter? = nil
+    private var waitGeneration: UInt32 = 0
+    private var timedOutGeneration: UInt32 = 0
+    /// The alias of the call this process is making (0: none). A process makes one call at
+    /// a time, so one slot covers the hot path; other aliases live in the process's extras.
+    private(set) var callAlias: UInt64 = 0
+    /// The call whose reply may go straight into `handoffReply` (0: none).
+    private var handoffAlias: UInt64 = 0
+    private var handoffReply: (any Sendable)? = nil
+    /// Messages dropped by the capacity bound.
+    private(set) var dropped = 0
+
+    init(status: Status, capacity: Int = 0, overflow: MailboxLimit.Overflow = .dropNewest) {
+        self.status = status
+        self.capacity = capacity
+        self.overflow = overflow
+    }
+
+    var isDead: Bool { status == .dead }
+
+    // MARK: Senders
+
+    /// Appends a message (`savedCount`: what the owner's queue holds, for the bound).
+    mutating func deliver(_ message: any Sendable, savedCount: Int) -> Wake {
+        if status == .dead { return .none }
+        if capacity > 0 {
+            let length = incoming.count + savedCount - Int(pendingDrops)
+            if length >= capacity {
+                switch overflow {
+                case .dropNewest:
+                    dropped += 1
+                    return .none
+                case .dropOldest:
+                    dropped += 1
+                    if savedCount - Int(pendingDrops) > 0 {
+                        pendingDrops += 1
+                    } else if !incoming.isEmpty {
+                        incoming.removeFirst()
+                    }
+                case .exit:
+                    return .overflowExit
+                }
+            }
+        }
+        incoming.append(message)
+        return wakeOwner()
+    }
+
+    /// Appends a batch in order with at most one wake-up. Unbounded mailboxes only (a bounded
+    /// one takes a batch message by message, so its policy sees each).
+    mutating func deliver(contentsOf messages: [any Sendable]) -> Wake {
+        precondition(capacity == 0, "a bounded mailbox takes a batch one message at a time")
+        if status == .dead || messages.isEmpty { return .none }
+        incoming.append(contentsOf: messages)
+        return wakeOwner()
+    }
+
+    private mutating func wakeOwner() -> Wake {
+        switch status {
+        case .idle:
+            status = .scheduled
+            return .schedule
+        case .waiting:
+            return resumeWaiter()
+        case .running, .scheduled, .dead:
+            return .none
+        }
+    }
+
+    private mutating func resumeWaiter() -> Wake {
+        status = .running
+        let w = waiter!
+        waiter = nil
+        return .resume(w)
+    }
+
+    /// An extra wake source completed (a channel case of a select over the mailbox): the
+    /// owner wakes if parked, or sees it before it parks.
+    mutating func signal() -> Wake {
+        status == .waiting ? resumeWaiter() : .none
+    }
+
+    /// The timer of the receive that drew `generation` fired.
+    mutating func timeout(_ generation: UInt32) -> Wake {
+        timedOutGeneration = generation
+        guard status == .waiting, waitGeneration == generation else { return .none }
+        return resumeWaiter()
+    }
+
+    /// Claims an idle callback process's run loop for the caller, with `message` for it to
+    /// handle: the call hand-off, and how a message from the wire runs on the I/O thread.
+    mutating func claim(_ message: any Sendable) -> Claim {
+        if status == .dead { return .dead }
+        guard capacity == 0, status == .idle else { return .busy }
+        status = .scheduled
+        let ahead = incoming.count
+        if ahead == 0 { return .direct }
+        incoming.append(message)
+        return .queued(ahead: ahead)
+    }
+
+    // MARK: Aliases and the hand-off slot
+
+    /// Starts a call: its alias is active, and with `handoff` its reply may go to the slot.
+    mutating func beginCall(_ alias: UInt64, handoff: Bool) {
+        callAlias = alias
+        handoffAlias = handoff ? alias : 0
+        handoffReply = nil
+    }
+
+    /// Deactivates the call's alias and closes the slot; returns a reply the slot holds.
+    mutating func endCall(_ alias: UInt64) -> (any Sendable)? {
+        guard callAlias == alias else { return nil }
+        callAlias = 0
+        return endHandoff(alias, reply: false)
+    }
+
+    /// Closes the hand-off slot of call `alias` and returns the reply it holds, if any (a
+    /// later reply comes through the mailbox). `reply`: a reply found also ends the call
+    /// (its alias is deactivated in the same step).
+    mutating func endHandoff(_ alias: UInt64, reply: Bool) -> (any Sendable)? {
+        guard handoffAlias == alias, alias != 0 else { return nil }
+        handoffAlias = 0
+        let r = handoffReply
+        handoffReply = nil
+        if let r, ObjectIdentifier(type(of: r)) == ObjectIdentifier(HandoffEnded.self) { return nil }
+        if reply && r != nil && callAlias == alias { callAlias = 0 }
+        return r
+    }
+
+    /// Takes a reply into the slot if the call `alias` is open for it; wakes a parked owner.
+    mutating func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Wake? {
+        guard status != .dead, alias != 0, handoffAlias == alias, callAlias == alias, handoffReply == nil else { return nil }
+        handoffReply = reply
+        return status == .waiting ? resumeWaiter() : Wake.none
+    }
+
+    /// Whether the slot holds the reply of call `alias`.
+    func hasReply(_ alias: UInt64) -> Bool { handoffAlias == alias && handoffReply != nil }
+
+    // MARK: The owner
+
+    /// Moves arrived messages into the owner's queue. False if none arrived.
+    mutating func refill(_ saved: inout SavedQueue) -> Bool {
+        if incoming.isEmpty { return false }
+        saved.append(&incoming)
+        return true
+    }
+
+    /// Takes the drops `dropOldest` counted against the owner's queue.
+    mutating func takePendingDrops() -> Int {
+        let n = Int(pendingDrops)
+        pendingDrops = 0
+        return n
+    }
+
+    /// A generation for a receive's timer (never 0).
+    mutating func nextGeneration() -> UInt32 {
+        waitGeneration &+= 1
+        if waitGeneration == 0 { waitGeneration = 1 }
+        return waitGeneration
+    }
+
+    /// Whether the timer of `generation` (0: none) has fired.
+    func timedOut(_ generation: UInt32) -> Bool { generation != 0 && timedOutGeneration == generation }
+
+    /// Parks the owner unless something would wake it at once (invariant 2). Returns false
+    /// if it must not park (the caller resumes itself). `signalled`: the extra wake source
+    /// (a select's channel case), read under the same lock its ``signal()`` takes. `reply`:
+    /// a call whose reply in the hand-off slot wakes it.
+    mutating func park(_ w: Waiter, generation: UInt32, signalled: Bool = false, reply alias: UInt64 = 0) -> Bool {
+        if status == .dead || !incoming.isEmpty || timedOut(generation) || signalled { return false }
+        if alias != 0 && hasReply(alias) { return false }
+        status = .waiting
+        waiter = w
+        return true
+    }
+
+    /// A callback process found nothing to do: idle (the next delivery schedules it), unless
+    /// messages arrived (moved into `saved`, still scheduled).
+    mutating func refillOrIdle(_ saved: inout SavedQueue) -> RefillStep {
+        if status == .dead { return .dead }
+        if refill(&saved) { return .more }
+        status = .idle
+        return .idle
+    }
+
+    /// A callback process finished its `init`: idle, or still scheduled if messages came.
+    /// Nil if it died meanwhile.
+    mutating func started() -> Bool? {
+        if status == .dead { return nil }
+        if incoming.isEmpty { status = .idle; return false }
+        return true
+    }
+
+    /// Marks the mailbox dead (invariant 1). Returns the status it had and the parked
+    /// receiver to resume, or nil if it was already dead.
+    mutating func die() -> (before: Status, waiter: Waiter?, dropped: Deque<any Sendable>)? {
+        guard status != .dead else { return nil }
+        let before = status
+        status = .dead
+        let w = waiter
+        waiter = nil
+        var gone = Deque<any Sendable>()
+        swap(&gone, &incoming)
+        callAlias = 0
+        handoffAlias = 0
+        handoffReply = nil
+        return (before, w, gone)
+    }
+}
+
+enum RefillStep { case more, idle, dead }
+
+/// The owner's half of a mailbox: messages it has looked at and left (selective receive)
+/// plus those it moved in from `incoming`. Touched by the owner only, without a lock.
+struct SavedQueue {
+    private(set) var items = Deque<any Sendable>()
+
+    var count: Int { items.count }
+    var isEmpty: Bool { items.isEmpty }
+    subscript(i: Int) -> any Sendable { items[i] }
+
+    mutating func append(_ incoming: inout Deque<any Sendable>) {
+        if items.isEmpty {
+            swap(&items, &incoming)
+        } else {
+            items.append(contentsOf: incoming)
+            incoming.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Applies `n` drops of the oldest messages; returns how many went.
+    mutating func dropOldest(_ n: Int) -> Int {
+        let k = min(n, items.count)
+        if k > 0 { items.removeFirst(k) }
+        return k
+    }
+
+    /// The first message at or after `cursor` that `match` accepts: removed and returned
+    /// with `cursor` left at its place. Nil with `cursor` at the end if none. `claim` is asked
+    /// before a match is removed (a select whose channel case may already have won); if it
+    /// refuses, nothing is removed and the result is `.refused`.
+    mutating func take(from cursor: inout Int, claim: (() -> Bool)? = nil, _ match: (any Sendable) throws -> Bool) rethrows -> Found {
+        cursor = min(max(cursor, 0), items.count)
+        while cursor < items.count {
+            if try match(items[cursor]) {
+                if let claim, !claim() { return .refused }
+                if cursor == 0 { items.removeFirst() } else { items.remove(at: cursor) }
+                return .taken
+            }
+            cursor += 1
+        }
+        return .notFound
+    }
+
+    enum Found { case taken, notFound, refused }
+
+    /// Removes the first message, for a callback process's run loop.
+    mutating func removeFirst() -> any Sendable { items.removeFirst() }
+
+    mutating func removeAll() { items.removeAll() }
+}

@@ -1,0 +1,164 @@
+import ParleyOTP
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A server whose `.slow` call holds its scheduler thread for `slowFor` (a blocking handler,
+/// as `Process.sleep/1` inside `handle_call` is), and whose `.fast` call answers at once.
+struct Sluggish: GenServer {
+    enum Call: Sendable { case slow, fast }
+    typealias Reply = String
+    let slowFor: Duration
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+        switch request {
+        case .slow:
+            let (s, atto) = slowFor.components
+            usleep(UInt32(s) * 1_000_000 + UInt32(atto / 1_000_000_000_000))
+            return .reply("slow done")
+        case .fast:
+            return .reply("fast done")
+        }
+    }
+}
+
+/// A server that stops with a reply and whose `terminate` takes a while and logs when it ends.
+struct SlowTerminate: GenServer {
+    typealias Call = String
+    typealias Reply = String
+    /// Milliseconds to hold the server before it takes its next message.
+    typealias Cast = Int
+    let events: Events
+    mutating func handleCast(_ ms: Int, _ me: Process) -> HandleResult {
+        usleep(UInt32(ms) * 1000)
+        return .noreply
+    }
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: Process) -> CallResult {
+        .stop(.normal, reply: "bye")
+    }
+    mutating func terminate(_ reason: ExitReason, _ me: Process) {
+        usleep(200_000)
+        events.add("terminated")
+    }
+}
+
+/// Three rules of OTP and Elixir that concern the order of a call's, a stop's and a task's
+/// steps. Each was checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the comments).
+@Suite("Call, stop and task ordering (gen.erl, gen_server.erl, Elixir Task)")
+struct OTPOrderingRuleTests {
+    init() { TestLogging.installed }
+
+    // gen_server:call(S, slow, 100) against a handle_call that sleeps 500 ms exits with
+    // {timeout, {gen_server, call, ...}} after 101 ms on OTP 25; the next call works and
+    // `receive M -> M after 1000 -> none end` gives none (the late reply is dropped).
+    @Test("gen_server:call/3: a call's timeout holds even when the server is busy; the next call works and no late reply arrives")
+    func callTimeoutHoldsWhileServerBusy() async throws {
+        let server = try Sluggish(slowFor: .milliseconds(600)).start()
+        // From a process, and from a plain task (a stand-in caller): both must leave on time.
+        let leftovers = try await Process.run { me -> Int in
+            let clock = ContinuousClock()
+            let began = clock.now
+            do {
+                _ = try await server.call(.slow, timeout: .milliseconds(100))
+                Issue.record("expected a timeout")
+            } catch let error as Gen.CallError {
+                guard case .timeout = error else { Issue.record("expected timeout, got \(error)"); return -1 }
+            }
+            let waited = clock.now - began
+            // Room for a busy machine, but well short of the handler's 600 ms.
+            #expect(waited < .milliseconds(450), "the caller waited \(waited), not about 100 ms")
+            #expect(try await server.call(.fast, timeout: .seconds(10)) == "fast done")
+            try await me.sleep(for: .milliseconds(200))
+            var n = 0
+            while try await me.receive(after: .zero) != nil { n += 1 }
+            return n
+        }
+        #expect(leftovers == 0, "a late reply reached the caller's mailbox")
+
+        let clock = ContinuousClock()
+        let began = clock.now
+        await #expect(throws: Gen.CallError.self) { _ = try await server.call(.slow, timeout: .milliseconds(100)) }
+        #expect(clock.now - began < .milliseconds(450))
+        #expect(try await server.call(.fast, timeout: .seconds(10)) == "fast done")
+        try await server.stop()
+    }
+
+    // Elixir's GenServer docs (handle_call/3): "Returning {:stop, reason, reply, new_state}
+    // stops the loop and terminate/2 is called with reason reason and state new_state.
+    // Then, the reply is sent as the response to call". gen_server.erl sends the reply in
+    // the `after` of its terminate. On Elixir 1.14, a terminate that sleeps 300 ms and then
+    // messages the test: that message is already there when the reply arrives.
+    @Test("{stop, Reason, Reply, State}: terminate runs first, then the reply is sent")
+    func stopWithReplyRunsTerminateFirst() async throws {
+        // An idle server (the call is handed over) and a busy one (the call waits in its mailbox).
+        for busy in [false, true] {
+            let events = Events()
+            let server = try SlowTerminate(events: events).start()
+            if busy { server.cast(100) }
+            let reply = try await server.call("stop", timeout: .seconds(10))
+            events.add("replied \(reply)")
+            #expect(events.all == ["terminated", "replied bye"], "busy: \(busy)")
+            #expect(await eventually { server.pid?.isAlive == false })
+        }
+    }
+
+    // Elixir 1.14: Task.Supervisor.async_nolink(sup, fn -> exit(:boom) end) followed by
+    // Task.yield(task, 1000) gives {:exit, :boom} in 2000 of 2000 runs (and {:exit, {error,
+    // stack}} for a raise): the task waits for its owner's `{owner, ref, reply_to, ...}`,
+    // sent after the owner's monitor exists, before it runs (Task.Supervised.reply/4).
+    @Test("Task.Supervisor.async_nolink: a task that fails at once still reports its real reason, never noproc")
+    func asyncNolinkFailingAtOnceKeepsReason() async throws {
+        let tasks = try await TaskSupervisor.start()
+        // Eight owners at once, so the supervisor is often busy and its tasks start on
+        // whichever scheduler thread is free, as in a real application.
+        let owners = 8
+        let runs = scaled(8000) / owners
+        let outcomes = Locked<[String: Int]>([:])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<owners {
+                group.addTask {
+                    try await Process.run { _ in
+                        for i in 0..<runs {
+                            let t = try await tasks.asyncNolink { _ -> Int in
+                                if i % 2 == 0 { throw TaskBoom() }
+                                throw ProcessExit(.custom("boom"))
+                            }
+                            let key: String
+                            switch try await t.yield(timeout: .seconds(10)) {
+                            case .exit(.error)? where i % 2 == 0: key = "real reason"
+                            case .exit(.custom(let v))? where i % 2 == 1 && v as? String == "boom": key = "real reason"
+                            case let other: key = "\(String(describing: other))"
+                            }
+                            outcomes.withLock { $0[key, default: 0] += 1 }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let seen = outcomes.withLock { $0 }
+        #expect(seen == ["real reason": runs * owners])
+        try await tasks.supervisor.stop()
+    }
+
+    // Elixir 1.14: Task.async(fn -> exit(:boom) end) in a process trapping exits, then
+    // Task.yield: {:exit, :boom} in 2000 of 2000 runs.
+    @Test("Task.async: a linked task that fails at once reports its real reason to a trapping owner, never noproc")
+    func asyncFailingAtOnceKeepsReason() async throws {
+        let runs = scaled(2000)
+        let (exits, others) = try await Process.run(SpawnOptions(trapExit: true)) { me -> (Int, [String]) in
+            var exits = 0
+            var others: [String] = []
+            for _ in 0..<runs {
+                let t = me.async { _ -> Int in throw ProcessExit(.custom("boom")) }
+                switch try await t.yield(timeout: .seconds(10)) {
+                case .exit(.custom(let v))? where v as? String == "boom": exits += 1
+                case let other: others.append("\(String(describing: other))")
+                }
+                _ = try await me.receive(ExitMessage.self, after: .seconds(10), where: { $0.from == t.pid })
+            }
+            return (exits, others)
+        }
+        #expect(exits == runs, "other outcomes: \(Set(others))")
+    }
+}
