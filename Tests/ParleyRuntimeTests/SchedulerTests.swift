@@ -120,6 +120,34 @@ struct SchedulerTests {
         #expect((r?.milliseconds ?? 0) >= 50)
     }
 
+    // The BEAM checks its timer wheel at every schedule, not every N processes: a timer is
+    // late by at most the job that was running when it came due.
+    @Test("A busy scheduler fires a due timer after the job that is running, not after a run of long jobs")
+    func timersFireBetweenLongJobs() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        /// Holds the only scheduler for 20 ms, then queues the next of `left` like it.
+        final class Busy: ScheduledJob, @unchecked Sendable {
+            // @unchecked Sendable: `left` is immutable; `s` is the scheduler it runs on.
+            let left: Int
+            let s: Scheduler
+            init(_ left: Int, _ s: Scheduler) { self.left = left; self.s = s }
+            override func run(budget: Int) {
+                let t0 = MonotonicClock.now
+                while MonotonicClock.now - t0 < 20_000_000 {}
+                if left > 0 { s.enqueueAtBack(Busy(left - 1, s)) }
+            }
+        }
+        let firedAt = Atomic<UInt64>(0)
+        let t0 = MonotonicClock.now
+        s.enqueue(Busy(15, s))   // 16 jobs of 20 ms: 320 ms of work
+        s.timers.schedule(after: .milliseconds(5)) { firedAt.store(MonotonicClock.now, ordering: .relaxed) }
+        #expect(await waitUntil { firedAt.load(ordering: .relaxed) != 0 })
+        let late = Double(firedAt.load(ordering: .relaxed) &- t0) / 1e6
+        // Due at 5 ms; after the first 20 ms job it fires (room for a busy machine), not at 320 ms.
+        #expect(late < 150, "fired after \(late) ms")
+    }
+
     @Test("Scheduler.configure after the shared scheduler started is a typed error")
     func configureTooLate() {
         _ = Scheduler.shared

@@ -282,6 +282,7 @@ public enum Gen {
         let start = caller.saved.count
         let mref = Reference.make()
         var handoff = false
+        var watched: UInt32 = 0
         switch target {
         case .local(let server):
             caller.withShared { $0.mailbox.beginCall(tag.id, handoff: true) }
@@ -301,7 +302,13 @@ public enum Gen {
                 } else {
                     // Run it next on this thread, behind the caller's own wait, so the caller
                     // can still leave at its deadline.
-                    Scheduler.shared.enqueue(CallHandoff(server: server, claim: claim, message: message, caller: caller, alias: tag.id))
+                    let job = CallHandoff(server: server, claim: claim, message: message, caller: caller, alias: tag.id)
+                    if let timeout, timeout >= HandoffWatch.shortest {
+                        watched = caller.withShared { $0.mailbox.nextGeneration() }
+                        HandoffWatch.begin(tag.id, caller: caller, generation: watched, deadline: deadline!)
+                        job.watched = true
+                    }
+                    Scheduler.shared.enqueue(job)
                 }
             case .busy:
                 break
@@ -321,14 +328,17 @@ public enum Gen {
             Process(core: caller).monitor(name, on: node, ref: mref, standIn: true)
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), toName: name, on: node, from: caller.pid)
         }
-        return try await awaitReply(target, tag: tag, monitor: handoff ? nil : mref, caller: caller, start: start, deadline: deadline, timeout: timeout)
+        return try await awaitReply(target, tag: tag, monitor: handoff ? nil : mref, caller: caller, start: start, deadline: deadline, watched: watched, timeout: timeout)
     }
 
     /// The receive of `do_call`: the reply (in the hand-off slot, open for local calls, or
     /// in the mailbox), the monitor's DOWN, or the deadline. `monitor` nil: the server was
     /// handed over and no monitor exists yet; the hand-off's end says whether one is needed.
-    static func awaitReply(_ target: Target, tag: Reference, monitor: Reference?, caller: SequentialProcess, start: Int, deadline: UInt64?, timeout: Duration?) async throws(CallError) -> any Sendable {
+    /// `watched`: the generation under which ``HandoffWatch`` watches the deadline while the
+    /// hand-off runs (0: a timer of the receive's own watches it).
+    static func awaitReply(_ target: Target, tag: Reference, monitor: Reference?, caller: SequentialProcess, start: Int, deadline: UInt64?, watched: UInt32, timeout: Duration?) async throws(CallError) -> any Sendable {
         var mref = monitor
+        var watched = watched
         var slotOpen: Bool
         if case .local = target { slotOpen = true } else { slotOpen = false }
         enum Outcome { case reply(any Sendable), down(ExitReason) }
@@ -336,7 +346,7 @@ public enum Gen {
             var outcome: Outcome? = nil
             let received: SequentialProcess.Received
             do {
-                received = try await caller.receive(deadline: deadline, from: start, also: slotOpen ? .reply(tag.id) : .none) { m in
+                received = try await caller.receive(deadline: watched == 0 ? deadline : nil, from: start, also: slotOpen ? .reply(tag.id) : .none, watched: watched) { m in
                     // A metadata comparison first: a failing `as?` cast is slow.
                     if ObjectIdentifier(type(of: m)) == ObjectIdentifier(ReplyMessage.self), let r = m as? ReplyMessage, r.tag == tag {
                         outcome = .reply(r.reply)
@@ -366,8 +376,10 @@ public enum Gen {
                 }
             case .woken:
                 // The hand-off ended: with the reply, or without one (the server died, or
-                // will reply later: then wait for it as for any call, monitoring the server).
+                // will reply later: then wait for it as for any call, monitoring the server,
+                // with a timer of its own for what is left of the deadline).
                 slotOpen = false
+                watched = 0
                 if let r = caller.withShared({ $0.mailbox.endHandoff(tag.id, reply: true) }) {
                     if let mref { forgetMonitor(mref, caller: caller) }
                     return try unwrap(r)
@@ -419,7 +431,8 @@ struct HandoffEnded: Sendable {}
 /// claimed server, then tells the caller that its turn ended (a reply, if the server gave
 /// one, is already in the caller's slot; this wakes it otherwise).
 final class CallHandoff: ScheduledJob, @unchecked Sendable {
-    // @unchecked Sendable: immutable after init; the run queue's lock orders init before run.
+    // @unchecked Sendable: written only before it is queued; the run queue's lock orders
+    // those writes before `run`.
     let server: ProcessCore
     let claim: ProcessCore.Claim
     let message: any Sendable
@@ -434,10 +447,76 @@ final class CallHandoff: ScheduledJob, @unchecked Sendable {
         self.alias = alias
     }
 
+    /// Whether ``HandoffWatch`` watches the caller's deadline until this ends.
+    var watched = false
+
     override func run(budget: Int) {
         server.runClaim(claim, message)
+        if watched { HandoffWatch.end(alias) }
         _ = caller.acceptReply(alias, HandoffEnded())
     }
 
     override var scheduleDescription: String { "call hand-off to \(server.scheduleDescription)" }
+}
+
+/// Watches the deadlines of calls whose server was handed over, in place of a timer per
+/// call: while hand-offs run, one tick every ``period`` times out each caller whose deadline
+/// has passed (a timer per call cost more than the rest of a call). A tick that finds no
+/// hand-off running stops; the next hand-off starts it again. Deadlines shorter than
+/// ``shortest`` keep a precise timer of their own.
+enum HandoffWatch {
+    static let period: Duration = .milliseconds(5)
+    static let shortest: Duration = .milliseconds(50)
+
+    struct Entry {
+        let caller: ProcessCore
+        let generation: UInt32
+        let deadline: UInt64
+    }
+
+    struct State {
+        var running: [UInt64: Entry] = [:]
+        var ticking = false
+    }
+
+    static let state = Locked(State())
+
+    /// The call `alias` of `caller` is handed over; time it out at `deadline` under `generation`.
+    static func begin(_ alias: UInt64, caller: ProcessCore, generation: UInt32, deadline: UInt64) {
+        let start = state.withLock { s -> Bool in
+            s.running[alias] = Entry(caller: caller, generation: generation, deadline: deadline)
+            if s.ticking { return false }
+            s.ticking = true
+            return true
+        }
+        if start { schedule() }
+    }
+
+    /// The hand-off of call `alias` ended.
+    static func end(_ alias: UInt64) {
+        state.withLock { _ = $0.running.removeValue(forKey: alias) }
+    }
+
+    private static func schedule() {
+        Scheduler.shared.timers.schedule(after: period) { tick() }
+    }
+
+    private static func tick() {
+        let now = MonotonicClock.now
+        let expired = state.withLock { s -> [Entry]? in
+            if s.running.isEmpty {
+                s.ticking = false
+                return nil
+            }
+            var out: [Entry] = []
+            for (alias, e) in s.running where e.deadline <= now {
+                out.append(e)
+                s.running.removeValue(forKey: alias)
+            }
+            return out
+        }
+        guard let expired else { return }
+        for e in expired { e.caller.perform(e.caller.withShared { $0.mailbox.timeout(e.generation) }) }
+        schedule()
+    }
 }

@@ -94,9 +94,11 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// from `start` (the BEAM's receive marker: messages before it cannot match), then park
     /// until a message arrives, the deadline passes, or `also` fires. Every message taken
     /// counts a reduction, and a spent budget yields the scheduler.
-    func receive(deadline: UInt64?, from start: Int, also: AlsoWake, _ match: (any Sendable) throws -> Bool) async throws -> Received {
+    /// `watched`: the generation of a deadline someone else watches (a handed-over call's,
+    /// ``HandoffWatch``); `deadline` is then nil.
+    func receive(deadline: UInt64?, from start: Int, also: AlsoWake, watched: UInt32 = 0, _ match: (any Sendable) throws -> Bool) async throws -> Received {
         var cursor = start
-        var generation: UInt32 = 0
+        var generation: UInt32 = watched
         var timer: ScheduledTimer? = nil
         defer { timer?.cancel() }
         var claim: (() -> Bool)? = nil

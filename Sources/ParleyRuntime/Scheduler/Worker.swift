@@ -176,7 +176,7 @@ final class Worker: @unchecked Sendable {
         ticks.store(ticks.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         parley_reset_reductions(budget)
         let limit = scheduler.longScheduleNanos
-        let start = limit > 0 ? MonotonicClock.coarse : 0
+        let start = MonotonicClock.coarse
         switch r {
         case .task(let job):
             current = nil
@@ -185,12 +185,13 @@ final class Worker: @unchecked Sendable {
             current = job
             job.run(budget: scheduler.configuration.reductions)
         }
-        if limit > 0 {
-            let elapsed = MonotonicClock.coarse &- start
-            if elapsed >= limit {
-                scheduler.reportLongSchedule(current?.scheduleDescription ?? "a Swift task", nanoseconds: elapsed)
-            }
+        let elapsed = MonotonicClock.coarse &- start
+        if limit > 0 && elapsed >= limit {
+            scheduler.reportLongSchedule(current?.scheduleDescription ?? "a Swift task", nanoseconds: elapsed)
         }
+        // A job that took a clock tick or more: fire the timers due meanwhile now, not after
+        // up to 15 more jobs (each may be as long), so a timeout is late by one job at most.
+        if elapsed > 0 { scheduler.timers.fireDue() }
         current = nil
     }
 
