@@ -4,24 +4,6 @@ import Testing
 import Glibc
 #endif
 
-/// A server whose `.slow` call holds its scheduler thread for `slowFor` (a blocking handler,
-/// as `Process.sleep/1` inside `handle_call` is), and whose `.fast` call answers at once.
-struct Sluggish: GenServer {
-    enum Call: Sendable { case slow, fast }
-    typealias Reply = String
-    let slowFor: Duration
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
-        switch request {
-        case .slow:
-            let (s, atto) = slowFor.components
-            usleep(UInt32(s) * 1_000_000 + UInt32(atto / 1_000_000_000_000))
-            return .reply("slow done")
-        case .fast:
-            return .reply("fast done")
-        }
-    }
-}
-
 /// A server that stops with a reply and whose `terminate` takes a while and logs when it ends.
 struct SlowTerminate: GenServer {
     typealias Call = String
@@ -42,51 +24,13 @@ struct SlowTerminate: GenServer {
     }
 }
 
-/// Three rules of OTP and Elixir that concern the order of a call's, a stop's and a task's
-/// steps. Each was checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the comments).
-/// Serialized: two of them hold a scheduler thread on purpose (a busy handler), and at most
-/// one at a time may, so that suites running alongside keep a scheduler for their timers.
-@Suite("Call, stop and task ordering (gen.erl, gen_server.erl, Elixir Task)", .serialized)
+/// Rules of OTP and Elixir that concern the order of a stop's and a task's steps. Each was
+/// checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the comments). Serialized:
+/// one of them holds a scheduler thread on purpose (a slow terminate), and at most one at a
+/// time may, so that suites running alongside keep a scheduler for their timers.
+@Suite("Stop and task ordering (gen_server.erl, Elixir Task)", .serialized)
 struct OTPOrderingRuleTests {
     init() { TestLogging.installed }
-
-    // gen_server:call(S, slow, 100) against a handle_call that sleeps 500 ms exits with
-    // {timeout, {gen_server, call, ...}} after 101 ms on OTP 25; the next call works and
-    // `receive M -> M after 1000 -> none end` gives none (the late reply is dropped).
-    @Test("gen_server:call/3: a call's timeout holds even when the server is busy; the next call works and no late reply arrives")
-    func callTimeoutHoldsWhileServerBusy() async throws {
-        let server = try Sluggish(slowFor: .milliseconds(1000)).start()
-        // From a process, and from a plain task (a stand-in caller): both must leave on time.
-        let leftovers = try await Process.run { me -> Int in
-            let clock = ContinuousClock()
-            let began = clock.now
-            do {
-                _ = try await server.call(.slow, timeout: .milliseconds(100))
-                // Only if no scheduler thread was free to wake the caller: say what held them.
-                Issue.record("expected a timeout; long schedules meanwhile: \(Scheduler.shared.longScheduleReports.recent.suffix(4))")
-            } catch let error as Gen.CallError {
-                guard case .timeout = error else { Issue.record("expected timeout, got \(error)"); return -1 }
-            }
-            let waited = clock.now - began
-            // Room for a busy machine (the caller needs a free scheduler thread to wake on),
-            // but well short of the handler's 1000 ms.
-            #expect(waited < .milliseconds(700), "the caller waited \(waited), not about 100 ms")
-            #expect(try await server.call(.fast, timeout: .seconds(10)) == "fast done")
-            try await me.sleep(for: .milliseconds(200))
-            var n = 0
-            while try await me.receive(after: .zero) != nil { n += 1 }
-            return n
-        }
-        #expect(leftovers == 0, "a late reply reached the caller's mailbox")
-
-        // From a plain task (a stand-in caller), with a short timeout (a precise timer).
-        let clock = ContinuousClock()
-        let began = clock.now
-        await #expect(throws: Gen.CallError.self) { _ = try await server.call(.slow, timeout: .milliseconds(20)) }
-        #expect(clock.now - began < .milliseconds(700))
-        #expect(try await server.call(.fast, timeout: .seconds(10)) == "fast done")
-        try await server.stop()
-    }
 
     // Elixir's GenServer docs (handle_call/3): "Returning {:stop, reason, reply, new_state}
     // stops the loop and terminate/2 is called with reason reason and state new_state.

@@ -20,10 +20,10 @@ struct MailboxTests {
         let r1 = m.park(1, generation: 0)
         #expect(r1)
         #expect(m.status == .waiting && m.waiter == 1)
-        let r2 = m.deliver("a", savedCount: 0)
+        let r2 = m.deliver("a", savedCount: 0).wake
         #expect(isResume(r2, 1))
         #expect(m.status == .running && m.waiter == nil)
-        let r3 = m.deliver("b", savedCount: 0)
+        let r3 = m.deliver("b", savedCount: 0).wake
         #expect(isNone(r3), "a running receiver is not woken again")
         let r4 = m.park(2, generation: 0)
         #expect(!r4, "messages arrived: it must not park")
@@ -71,9 +71,9 @@ struct MailboxTests {
     @Test("a callback process is scheduled once per idle period, however many messages arrive (invariant 3)")
     func scheduledOnce() {
         var m = Box(status: .idle)
-        let r16 = m.deliver(1, savedCount: 0)
+        let r16 = m.deliver(1, savedCount: 0).wake
         #expect(isSchedule(r16))
-        let r17 = m.deliver(2, savedCount: 0)
+        let r17 = m.deliver(2, savedCount: 0).wake
         #expect(isNone(r17))
         var saved = SavedQueue()
         let r18 = m.refillOrIdle(&saved)
@@ -96,15 +96,15 @@ struct MailboxTests {
         var saved = SavedQueue()
         let r23 = m.refillOrIdle(&saved)
         #expect(r23 == .idle)
-        _ = m.deliver("early", savedCount: 0)
+        _ = m.deliver("early", savedCount: 0).wake
         #expect(m.status == .scheduled)
         let r24 = m.refillOrIdle(&saved)
         #expect(r24 == .more)
         let r25 = m.refillOrIdle(&saved)
         #expect(r25 == .idle)
         // Idle with a message in `incoming` cannot happen through deliver; through start it can.
-        var bounded = Box(status: .idle, capacity: 4)
-        let r26 = bounded.claim("x")
+        var bounded = Box(status: .idle)
+        let r26 = bounded.claim("x", bounded: true)
         #expect(r26 == .busy, "a bounded mailbox's policy must see every message")
         var dead = Box(status: .idle)
         _ = dead.die()
@@ -115,56 +115,58 @@ struct MailboxTests {
     @Test("a reply goes to the hand-off slot only while its call is open for it; once the call ends nothing more arrives (invariant 4)")
     func handoffSlot() {
         var m = Box(status: .running)
-        let r28 = m.acceptReply(7, "early")
+        var slot = HandoffSlot()
+        let r28 = m.acceptReply(7, "early", slot: &slot)
         #expect(r28 == nil, "no call yet")
-        m.beginCall(7, handoff: true)
-        let r29 = m.park(1, generation: 0, reply: 7)
+        m.beginCall(7, handoff: true, slot: &slot)
+        let r29 = m.park(1, generation: 0, signalled: slot.holds(7))
         #expect(r29)
-        guard let wake = m.acceptReply(7, "r1") else { Issue.record("refused"); return }
+        guard let wake = m.acceptReply(7, "r1", slot: &slot) else { Issue.record("refused"); return }
         #expect(isResume(wake, 1))
-        let r30 = m.acceptReply(7, "r2")
+        let r30 = m.acceptReply(7, "r2", slot: &slot)
         #expect(r30 == nil, "the slot holds one reply")
-        let r31 = m.park(2, generation: 0, reply: 7)
+        let r31 = m.park(2, generation: 0, signalled: slot.holds(7))
         #expect(!r31, "a reply waits in the slot")
-        let r32 = m.endHandoff(7, reply: true)
+        let r32 = m.endHandoff(7, reply: true, slot: &slot)
         #expect(r32 as? String == "r1")
         #expect(m.callAlias == 0, "a reply taken ends the call")
 
-        m.beginCall(8, handoff: true)
-        let r33 = m.acceptReply(8, HandoffEnded())
-        #expect(r33 != nil)
-        let r34 = m.endHandoff(8, reply: true)
+        m.beginCall(8, handoff: true, slot: &slot)
+        let r34 = m.endHandoff(8, reply: true, slot: &slot)
         #expect(r34 == nil, "the hand-off ended without a reply")
         #expect(m.callAlias == 8, "the alias stays active for a reply that comes later")
-        let r35 = m.acceptReply(8, "late")
+        let r35 = m.acceptReply(8, "late", slot: &slot)
         #expect(r35 == nil, "the slot is closed: later replies use the mailbox")
-        let r36 = m.endCall(8)
+        let r36 = m.endCall(8, slot: &slot)
         #expect(r36 == nil)
         #expect(m.callAlias == 0)
 
-        m.beginCall(9, handoff: false)
-        let r37 = m.acceptReply(9, "r")
+        m.beginCall(9, handoff: false, slot: &slot)
+        let r37 = m.acceptReply(9, "r", slot: &slot)
         #expect(r37 == nil, "a call without hand-off has no slot")
     }
 
     @Test("a full mailbox: dropNewest drops the arrival, dropOldest the oldest (in incoming, or counted against the owner's queue), exit asks for the owner's death (invariant 5)")
     func bounds() {
-        var newest = Box(status: .running, capacity: 2, overflow: .dropNewest)
-        _ = newest.deliver(1, savedCount: 0)
-        _ = newest.deliver(2, savedCount: 0)
-        _ = newest.deliver(3, savedCount: 0)
+        var newest = Box(status: .running)
+        let two = Box.Limit(capacity: 2, overflow: .dropNewest)
+        _ = newest.deliver(1, savedCount: 0, limit: two).wake
+        _ = newest.deliver(2, savedCount: 0, limit: two).wake
+        let third = newest.deliver(3, savedCount: 0, limit: two)
+        #expect(third.dropped)
         #expect(newest.incoming.map { $0 as! Int } == [1, 2])
-        #expect(newest.dropped == 1)
 
-        var oldest = Box(status: .running, capacity: 2, overflow: .dropOldest)
-        _ = oldest.deliver(1, savedCount: 0)
-        _ = oldest.deliver(2, savedCount: 0)
-        _ = oldest.deliver(3, savedCount: 0)
+        var oldest = Box(status: .running)
+        let twoOldest = Box.Limit(capacity: 2, overflow: .dropOldest)
+        _ = oldest.deliver(1, savedCount: 0, limit: twoOldest).wake
+        _ = oldest.deliver(2, savedCount: 0, limit: twoOldest).wake
+        let o3 = oldest.deliver(3, savedCount: 0, limit: twoOldest)
+        #expect(o3.dropped)
         #expect(oldest.incoming.map { $0 as! Int } == [2, 3])
         // The oldest sit in the owner's queue: the drop is counted for the owner to apply.
         var saved = SavedQueue()
         _ = oldest.refill(&saved)
-        _ = oldest.deliver(4, savedCount: saved.count)
+        _ = oldest.deliver(4, savedCount: saved.count, limit: twoOldest).wake
         #expect(oldest.pendingDrops == 1)
         let r38 = oldest.takePendingDrops()
         #expect(r38 == 1)
@@ -172,15 +174,16 @@ struct MailboxTests {
         #expect(r39 == 1)
         #expect(saved[0] as? Int == 3)
 
-        var exit = Box(status: .running, capacity: 1, overflow: .exit)
-        _ = exit.deliver(1, savedCount: 0)
-        if case .overflowExit = exit.deliver(2, savedCount: 0) {} else { Issue.record("expected overflowExit") }
+        var exit = Box(status: .running)
+        let one = Box.Limit(capacity: 1, overflow: .exit)
+        _ = exit.deliver(1, savedCount: 0, limit: one).wake
+        if case .overflowExit = exit.deliver(2, savedCount: 0, limit: one).wake {} else { Issue.record("expected overflowExit") }
     }
 
     @Test("death is final: it hands back the waiter and the dropped messages once; later deliveries are dropped (invariant 1)")
     func death() {
         var m = Box(status: .running)
-        _ = m.deliver("x", savedCount: 0)
+        _ = m.deliver("x", savedCount: 0).wake
         var saved = SavedQueue()
         _ = m.refill(&saved)
         let r40 = m.park(5, generation: 0)
@@ -189,13 +192,14 @@ struct MailboxTests {
         #expect(before == .waiting && waiter == 5 && dropped.isEmpty)
         let r41 = m.die()
         #expect(r41 == nil)
-        let r42 = m.deliver("y", savedCount: 0)
+        let r42 = m.deliver("y", savedCount: 0).wake
         #expect(isNone(r42))
         #expect(m.incoming.isEmpty)
         let r43 = m.park(6, generation: 0)
         #expect(!r43)
-        m.beginCall(3, handoff: true)
-        let r44 = m.acceptReply(3, "r")
+        var slot = HandoffSlot()
+        m.beginCall(3, handoff: true, slot: &slot)
+        let r44 = m.acceptReply(3, "r", slot: &slot)
         #expect(r44 == nil)
     }
 

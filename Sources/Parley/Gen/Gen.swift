@@ -185,13 +185,13 @@ public enum Gen {
     /// receive, as in OTP) and from any Swift task outside a process (a stand-in mailbox
     /// lives for the call; cancelling the task ends the call with ``CallError/cancelled``).
     ///
-    /// When the server is a local callback process that is idle, the call hands it over: the
-    /// caller claims the server's run loop and the server handles the call next, on the
-    /// caller's scheduler thread, with its reply going straight to the caller (no mailbox
-    /// round trip). The order of the server's messages and everything it observes are the
-    /// same as if a scheduler thread had picked it up, and the timeout holds: a caller whose
-    /// server is still busy at the deadline gets ``CallError/timeout(_:)`` on time, while
-    /// the server finishes on its own.
+    /// When the server is a local callback process that is idle, the call hands it over
+    /// (``MailboxState/claim(_:bounded:)``): the caller runs the server on its own thread
+    /// until it has handled the call, and the reply goes straight to the caller's hand-off
+    /// slot (no thread switch, no mailbox round trip). The order of the server's messages
+    /// and everything it observes are the same as if a scheduler thread had run it. A server
+    /// that holds the thread past the deadline makes the call end with
+    /// ``CallError/timeout(_:)`` when it returns, not at the deadline.
     ///
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
@@ -271,7 +271,7 @@ public enum Gen {
 
     /// gen.erl's `do_call`: alias, monitor, send, receive the reply or the monitor's DOWN,
     /// or time out. An idle local callback server is handed over instead of sent to
-    /// (``MailboxState/claim(_:)``); its reply arrives in the caller's hand-off slot.
+    /// (``MailboxState/claim(_:bounded:)``); its reply arrives in the caller's hand-off slot.
     static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
         if case .local(let p) = target, p === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
@@ -280,65 +280,58 @@ public enum Gen {
         // Messages already saved arrived before the alias existed: none can be the reply,
         // so the scans start after them (the BEAM's receive-marker optimisation).
         let start = caller.saved.count
-        let mref = Reference.make()
-        var handoff = false
-        var watched: UInt32 = 0
+        // The monitor of gen.erl's do_call; a handed-over server needs none unless the
+        // hand-off ends without a reply.
+        var mref: Reference? = nil
         switch target {
         case .local(let server):
-            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: true) }
+            caller.beginCall(tag.id, handoff: true)
             let message = make(From(pid: caller.pid, tag: tag))
             let claim = server.deliverClaiming(message)
             switch claim {
             case .dead:
-                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
+                _ = caller.endCall(tag.id)
                 throw .noproc("\(server.pid)")
             case .direct, .queued:
-                handoff = true
-                if timeout == nil {
-                    // The caller could never give up: run the server on this task.
-                    server.runClaim(claim, message)
-                    if let r = caller.withShared({ $0.mailbox.endHandoff(tag.id, reply: true) }) { return try unwrap(r) }
-                    handoff = false
-                } else {
-                    // Run it next on this thread, behind the caller's own wait, so the caller
-                    // can still leave at its deadline.
-                    let job = CallHandoff(server: server, claim: claim, message: message, caller: caller, alias: tag.id)
-                    if let timeout, timeout >= HandoffWatch.shortest {
-                        watched = caller.withShared { $0.mailbox.nextGeneration() }
-                        HandoffWatch.begin(tag.id, caller: caller, generation: watched, deadline: deadline!)
-                        job.watched = true
-                    }
-                    Scheduler.shared.enqueue(job)
+                // Hand-off: run the server on this task until it has handled the call.
+                server.runClaim(claim, message)
+                if let r = caller.endHandoff(tag.id) {
+                    // The server held this thread: a deadline it overran is still a timeout.
+                    if let deadline, let timeout, MonotonicClock.now > deadline { throw .timeout(timeout) }
+                    return try unwrap(r)
                 }
             case .busy:
                 break
             }
-            if !handoff { Process.establishMonitor(mref, watcher: caller, target: server.pid) }
+            mref = monitorServer(server.pid, caller)
         case .remotePid(let server, let router):
             // A stand-in caller is not in the process table; the reply names its pid on the
             // wire, so it must be findable there until it exits.
             ProcessTable.insert(caller)
-            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: false) }
-            Process.establishMonitor(mref, watcher: caller, target: server)
+            caller.beginCall(tag.id, handoff: false)
+            mref = monitorServer(server, caller)
             // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), to: server, from: caller.pid)
         case .remoteName(let name, let node, let router):
             ProcessTable.insert(caller)
-            caller.withShared { $0.mailbox.beginCall(tag.id, handoff: false) }
-            Process(core: caller).monitor(name, on: node, ref: mref, standIn: true)
+            caller.beginCall(tag.id, handoff: false)
+            let ref = Reference.make()
+            Process(core: caller).monitor(name, on: node, ref: ref, standIn: true)
+            mref = ref
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), toName: name, on: node, from: caller.pid)
         }
-        return try await awaitReply(target, tag: tag, monitor: handoff ? nil : mref, caller: caller, start: start, deadline: deadline, watched: watched, timeout: timeout)
+        return try await awaitReply(target, tag: tag, monitor: mref!, caller: caller, start: start, deadline: deadline, timeout: timeout)
+    }
+
+    private static func monitorServer(_ server: Pid, _ caller: SequentialProcess) -> Reference {
+        let ref = Reference.make()
+        Process.establishMonitor(ref, watcher: caller, target: server)
+        return ref
     }
 
     /// The receive of `do_call`: the reply (in the hand-off slot, open for local calls, or
-    /// in the mailbox), the monitor's DOWN, or the deadline. `monitor` nil: the server was
-    /// handed over and no monitor exists yet; the hand-off's end says whether one is needed.
-    /// `watched`: the generation under which ``HandoffWatch`` watches the deadline while the
-    /// hand-off runs (0: a timer of the receive's own watches it).
-    static func awaitReply(_ target: Target, tag: Reference, monitor: Reference?, caller: SequentialProcess, start: Int, deadline: UInt64?, watched: UInt32, timeout: Duration?) async throws(CallError) -> any Sendable {
-        var mref = monitor
-        var watched = watched
+    /// in the mailbox), the monitor's DOWN, or the deadline.
+    static func awaitReply(_ target: Target, tag: Reference, monitor mref: Reference, caller: SequentialProcess, start: Int, deadline: UInt64?, timeout: Duration?) async throws(CallError) -> any Sendable {
         var slotOpen: Bool
         if case .local = target { slotOpen = true } else { slotOpen = false }
         enum Outcome { case reply(any Sendable), down(ExitReason) }
@@ -346,26 +339,26 @@ public enum Gen {
             var outcome: Outcome? = nil
             let received: SequentialProcess.Received
             do {
-                received = try await caller.receive(deadline: watched == 0 ? deadline : nil, from: start, also: slotOpen ? .reply(tag.id) : .none, watched: watched) { m in
+                received = try await caller.receive(deadline: deadline, from: start, also: slotOpen ? .reply(tag.id) : .none) { m in
                     // A metadata comparison first: a failing `as?` cast is slow.
                     if ObjectIdentifier(type(of: m)) == ObjectIdentifier(ReplyMessage.self), let r = m as? ReplyMessage, r.tag == tag {
                         outcome = .reply(r.reply)
                         return true
                     }
-                    if let mref, let d = m as? DownMessage, d.ref == mref { outcome = .down(d.reason); return true }
+                    if let d = m as? DownMessage, d.ref == mref { outcome = .down(d.reason); return true }
                     return false
                 }
             } catch {
-                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
-                if let mref { forgetMonitor(mref, caller: caller) }
+                _ = caller.endCall(tag.id)
+                forgetMonitor(mref, caller: caller)
                 throw .callerExited(caller.finalReason())
             }
             switch received {
             case .matched:
-                _ = caller.withShared { $0.mailbox.endCall(tag.id) }
+                _ = caller.endCall(tag.id)
                 switch outcome! {
                 case .reply(let r):
-                    if let mref { forgetMonitor(mref, caller: caller) }
+                    forgetMonitor(mref, caller: caller)
                     return try unwrap(r)
                 case .down(let reason):
                     switch (reason, target) {
@@ -375,25 +368,17 @@ public enum Gen {
                     }
                 }
             case .woken:
-                // The hand-off ended: with the reply, or without one (the server died, or
-                // will reply later: then wait for it as for any call, monitoring the server,
-                // with a timer of its own for what is left of the deadline).
+                // A reply came through the slot (a busy server's `Gen.reply`).
                 slotOpen = false
-                watched = 0
-                if let r = caller.withShared({ $0.mailbox.endHandoff(tag.id, reply: true) }) {
-                    if let mref { forgetMonitor(mref, caller: caller) }
+                if let r = caller.endHandoff(tag.id) {
+                    forgetMonitor(mref, caller: caller)
                     return try unwrap(r)
-                }
-                if mref == nil, case .local(let server) = target {
-                    let ref = Reference.make()
-                    Process.establishMonitor(ref, watcher: caller, target: server.pid)
-                    mref = ref
                 }
             case .timedOut:
                 // Deactivate the alias first, so nothing more can arrive; then a reply that
                 // beat the deactivation is still taken (gen:call does the same).
-                let slot = caller.withShared { $0.mailbox.endCall(tag.id) }
-                if let mref { forgetMonitor(mref, caller: caller) }
+                let slot = caller.endCall(tag.id)
+                forgetMonitor(mref, caller: caller)
                 if let slot { return try unwrap(slot) }
                 var cursor = start
                 var late: (any Sendable)? = nil
@@ -421,102 +406,5 @@ public enum Gen {
         let target = caller.forgetMonitoring(ref)
         target?.process?.removeMonitor(ref)
         _ = caller.flush { ($0 as? DownMessage)?.ref == ref }
-    }
-}
-
-/// What the hand-off slot holds when a handed-over server finished without replying.
-struct HandoffEnded: Sendable {}
-
-/// A call's hand-off, queued in the caller's scheduler thread's `runnext` slot: runs the
-/// claimed server, then tells the caller that its turn ended (a reply, if the server gave
-/// one, is already in the caller's slot; this wakes it otherwise).
-final class CallHandoff: ScheduledJob, @unchecked Sendable {
-    // @unchecked Sendable: written only before it is queued; the run queue's lock orders
-    // those writes before `run`.
-    let server: ProcessCore
-    let claim: ProcessCore.Claim
-    let message: any Sendable
-    let caller: ProcessCore
-    let alias: UInt64
-
-    init(server: ProcessCore, claim: ProcessCore.Claim, message: any Sendable, caller: ProcessCore, alias: UInt64) {
-        self.server = server
-        self.claim = claim
-        self.message = message
-        self.caller = caller
-        self.alias = alias
-    }
-
-    /// Whether ``HandoffWatch`` watches the caller's deadline until this ends.
-    var watched = false
-
-    override func run(budget: Int) {
-        server.runClaim(claim, message)
-        if watched { HandoffWatch.end(alias) }
-        _ = caller.acceptReply(alias, HandoffEnded())
-    }
-
-    override var scheduleDescription: String { "call hand-off to \(server.scheduleDescription)" }
-}
-
-/// Watches the deadlines of calls whose server was handed over, in place of a timer per
-/// call: while hand-offs run, one tick every ``period`` times out each caller whose deadline
-/// has passed (a timer per call cost more than the rest of a call). A tick that finds no
-/// hand-off running stops; the next hand-off starts it again. Deadlines shorter than
-/// ``shortest`` keep a precise timer of their own.
-enum HandoffWatch {
-    static let period: Duration = .milliseconds(5)
-    static let shortest: Duration = .milliseconds(50)
-
-    struct Entry {
-        let caller: ProcessCore
-        let generation: UInt32
-        let deadline: UInt64
-    }
-
-    struct State {
-        var running: [UInt64: Entry] = [:]
-        var ticking = false
-    }
-
-    static let state = Locked(State())
-
-    /// The call `alias` of `caller` is handed over; time it out at `deadline` under `generation`.
-    static func begin(_ alias: UInt64, caller: ProcessCore, generation: UInt32, deadline: UInt64) {
-        let start = state.withLock { s -> Bool in
-            s.running[alias] = Entry(caller: caller, generation: generation, deadline: deadline)
-            if s.ticking { return false }
-            s.ticking = true
-            return true
-        }
-        if start { schedule() }
-    }
-
-    /// The hand-off of call `alias` ended.
-    static func end(_ alias: UInt64) {
-        state.withLock { _ = $0.running.removeValue(forKey: alias) }
-    }
-
-    private static func schedule() {
-        Scheduler.shared.timers.schedule(after: period) { tick() }
-    }
-
-    private static func tick() {
-        let now = MonotonicClock.now
-        let expired = state.withLock { s -> [Entry]? in
-            if s.running.isEmpty {
-                s.ticking = false
-                return nil
-            }
-            var out: [Entry] = []
-            for (alias, e) in s.running where e.deadline <= now {
-                out.append(e)
-                s.running.removeValue(forKey: alias)
-            }
-            return out
-        }
-        guard let expired else { return }
-        for e in expired { e.caller.perform(e.caller.withShared { $0.mailbox.timeout(e.generation) }) }
-        schedule()
     }
 }

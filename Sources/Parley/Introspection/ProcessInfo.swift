@@ -82,7 +82,7 @@ extension ProcessCore {
             let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0
             return (s.status, s.mailbox.incoming.count, e.map { Array($0.links) } ?? [], e.map { Array($0.monitoring.values) } ?? [],
                     e.map { Array($0.monitoredBy.values) } ?? [], e?.name, e?.label, e?.trapExit ?? false,
-                    s.mailbox.dropped, extrasBytes)
+                    e?.dropped ?? 0, extrasBytes)
         }
         guard let snap else { return nil }
         let status: Process.Info.Status

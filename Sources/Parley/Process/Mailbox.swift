@@ -14,7 +14,7 @@ import DequeModule
 /// 1. `dead` is final. A dead mailbox holds no messages and no waiter, and every delivery
 ///    to it is dropped.
 /// 2. `status == .waiting` exactly when `waiter` is set: a sequential process parked in
-///    receive. ``park(_:generation:signalled:reply:)`` parks only if nothing that would wake it
+///    receive. ``park(_:generation:signalled:)`` parks only if nothing that would wake it
 ///    has happened: `incoming` is empty, the receive's timer (`generation`) has not fired,
 ///    and no extra wake source (a select's channel) is signalled. Every waker (``deliver(_:savedCount:)``,
 ///    ``timeout(_:)``, ``signal()``, ``die(keepReason:)``) takes the same lock, so a wake-up
@@ -24,7 +24,7 @@ import DequeModule
 ///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:)``'s `.schedule`,
 ///    ``claim(_:)``) hand out ownership, so the process is never queued twice.
 /// 4. A message sent to an alias is kept only while the alias is active; a call's reply
-///    goes into the hand-off slot only while `handoffAlias == callAlias == alias`, and
+///    goes into the hand-off slot (``HandoffSlot``) only while `slot.alias == callAlias == alias`, and
 ///    once a call's alias is deactivated nothing more arrives for it.
 /// 5. With a capacity, `incoming + saved - pendingDrops` never exceeds it after a delivery:
 ///    `dropOldest` drops the oldest incoming message, or, when the oldest sit in the owner's
@@ -60,8 +60,13 @@ struct MailboxState<Waiter> {
         case dead
     }
 
-    let capacity: Int
-    let overflow: MailboxLimit.Overflow
+    /// The bound (0: none) and its policy; kept by the process, passed to the transitions
+    /// that need them, so an unbounded mailbox carries no room for them.
+    struct Limit {
+        var capacity = 0
+        var overflow = MailboxLimit.Overflow.dropNewest
+    }
+
     private(set) var status: Status
     private(set) var incoming = Deque<any Sendable>()
     private(set) var pendingDrops: Int32 = 0
@@ -71,16 +76,9 @@ struct MailboxState<Waiter> {
     /// The alias of the call this process is making (0: none). A process makes one call at
     /// a time, so one slot covers the hot path; other aliases live in the process's extras.
     private(set) var callAlias: UInt64 = 0
-    /// The call whose reply may go straight into `handoffReply` (0: none).
-    private var handoffAlias: UInt64 = 0
-    private var handoffReply: (any Sendable)? = nil
-    /// Messages dropped by the capacity bound.
-    private(set) var dropped = 0
 
-    init(status: Status, capacity: Int = 0, overflow: MailboxLimit.Overflow = .dropNewest) {
+    init(status: Status) {
         self.status = status
-        self.capacity = capacity
-        self.overflow = overflow
     }
 
     var isDead: Bool { status == .dead }
@@ -88,35 +86,36 @@ struct MailboxState<Waiter> {
     // MARK: Senders
 
     /// Appends a message (`savedCount`: what the owner's queue holds, for the bound).
-    mutating func deliver(_ message: any Sendable, savedCount: Int) -> Wake {
-        if status == .dead { return .none }
-        if capacity > 0 {
+    /// `dropped`: a full mailbox dropped a message (the arrival, or with `dropOldest` the
+    /// oldest one), for the process to count.
+    mutating func deliver(_ message: any Sendable, savedCount: Int, limit: Limit = Limit()) -> (wake: Wake, dropped: Bool) {
+        if status == .dead { return (.none, false) }
+        var droppedOne = false
+        if limit.capacity > 0 {
             let length = incoming.count + savedCount - Int(pendingDrops)
-            if length >= capacity {
-                switch overflow {
+            if length >= limit.capacity {
+                switch limit.overflow {
                 case .dropNewest:
-                    dropped += 1
-                    return .none
+                    return (.none, true)
                 case .dropOldest:
-                    dropped += 1
+                    droppedOne = true
                     if savedCount - Int(pendingDrops) > 0 {
                         pendingDrops += 1
                     } else if !incoming.isEmpty {
                         incoming.removeFirst()
                     }
                 case .exit:
-                    return .overflowExit
+                    return (.overflowExit, false)
                 }
             }
         }
         incoming.append(message)
-        return wakeOwner()
+        return (wakeOwner(), droppedOne)
     }
 
     /// Appends a batch in order with at most one wake-up. Unbounded mailboxes only (a bounded
     /// one takes a batch message by message, so its policy sees each).
     mutating func deliver(contentsOf messages: [any Sendable]) -> Wake {
-        precondition(capacity == 0, "a bounded mailbox takes a batch one message at a time")
         if status == .dead || messages.isEmpty { return .none }
         incoming.append(contentsOf: messages)
         return wakeOwner()
@@ -156,9 +155,9 @@ struct MailboxState<Waiter> {
 
     /// Claims an idle callback process's run loop for the caller, with `message` for it to
     /// handle: the call hand-off, and how a message from the wire runs on the I/O thread.
-    mutating func claim(_ message: any Sendable) -> Claim {
+    mutating func claim(_ message: any Sendable, bounded: Bool = false) -> Claim {
         if status == .dead { return .dead }
-        guard capacity == 0, status == .idle else { return .busy }
+        guard !bounded, status == .idle else { return .busy }
         status = .scheduled
         let ahead = incoming.count
         if ahead == 0 { return .direct }
@@ -168,42 +167,36 @@ struct MailboxState<Waiter> {
 
     // MARK: Aliases and the hand-off slot
 
-    /// Starts a call: its alias is active, and with `handoff` its reply may go to the slot.
-    mutating func beginCall(_ alias: UInt64, handoff: Bool) {
+    /// Starts a call: its alias is active, and with `handoff` its reply may go to `slot`.
+    mutating func beginCall(_ alias: UInt64, handoff: Bool, slot: inout HandoffSlot) {
         callAlias = alias
-        handoffAlias = handoff ? alias : 0
-        handoffReply = nil
+        slot = HandoffSlot(alias: handoff ? alias : 0)
     }
 
     /// Deactivates the call's alias and closes the slot; returns a reply the slot holds.
-    mutating func endCall(_ alias: UInt64) -> (any Sendable)? {
+    mutating func endCall(_ alias: UInt64, slot: inout HandoffSlot) -> (any Sendable)? {
         guard callAlias == alias else { return nil }
         callAlias = 0
-        return endHandoff(alias, reply: false)
+        return endHandoff(alias, reply: false, slot: &slot)
     }
 
     /// Closes the hand-off slot of call `alias` and returns the reply it holds, if any (a
     /// later reply comes through the mailbox). `reply`: a reply found also ends the call
     /// (its alias is deactivated in the same step).
-    mutating func endHandoff(_ alias: UInt64, reply: Bool) -> (any Sendable)? {
-        guard handoffAlias == alias, alias != 0 else { return nil }
-        handoffAlias = 0
-        let r = handoffReply
-        handoffReply = nil
-        if let r, ObjectIdentifier(type(of: r)) == ObjectIdentifier(HandoffEnded.self) { return nil }
+    mutating func endHandoff(_ alias: UInt64, reply: Bool, slot: inout HandoffSlot) -> (any Sendable)? {
+        guard slot.alias == alias, alias != 0 else { return nil }
+        let r = slot.reply
+        slot = HandoffSlot()
         if reply && r != nil && callAlias == alias { callAlias = 0 }
         return r
     }
 
     /// Takes a reply into the slot if the call `alias` is open for it; wakes a parked owner.
-    mutating func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Wake? {
-        guard status != .dead, alias != 0, handoffAlias == alias, callAlias == alias, handoffReply == nil else { return nil }
-        handoffReply = reply
+    mutating func acceptReply(_ alias: UInt64, _ reply: any Sendable, slot: inout HandoffSlot) -> Wake? {
+        guard status != .dead, alias != 0, slot.alias == alias, callAlias == alias, slot.reply == nil else { return nil }
+        slot.reply = reply
         return status == .waiting ? resumeWaiter() : Wake.none
     }
-
-    /// Whether the slot holds the reply of call `alias`.
-    func hasReply(_ alias: UInt64) -> Bool { handoffAlias == alias && handoffReply != nil }
 
     // MARK: The owner
 
@@ -233,11 +226,10 @@ struct MailboxState<Waiter> {
 
     /// Parks the owner unless something would wake it at once (invariant 2). Returns false
     /// if it must not park (the caller resumes itself). `signalled`: the extra wake source
-    /// (a select's channel case), read under the same lock its ``signal()`` takes. `reply`:
-    /// a call whose reply in the hand-off slot wakes it.
-    mutating func park(_ w: Waiter, generation: UInt32, signalled: Bool = false, reply alias: UInt64 = 0) -> Bool {
+    /// (a select's channel case, or a reply in the hand-off slot), read under the same lock
+    /// its ``signal()`` or ``acceptReply(_:_:slot:)`` takes.
+    mutating func park(_ w: Waiter, generation: UInt32, signalled: Bool = false) -> Bool {
         if status == .dead || !incoming.isEmpty || timedOut(generation) || signalled { return false }
-        if alias != 0 && hasReply(alias) { return false }
         status = .waiting
         waiter = w
         return true
@@ -271,13 +263,23 @@ struct MailboxState<Waiter> {
         var gone = Deque<any Sendable>()
         swap(&gone, &incoming)
         callAlias = 0
-        handoffAlias = 0
-        handoffReply = nil
         return (before, w, gone)
     }
 }
 
 enum RefillStep { case more, idle, dead }
+
+/// Where a call's reply goes when the caller handed its server over: straight to the caller,
+/// no mailbox round trip. Only callers (sequential processes) have one; it is guarded by
+/// the caller's lock and changed only through ``MailboxState``'s transitions.
+struct HandoffSlot {
+    /// The call whose reply may come here (0: closed).
+    var alias: UInt64 = 0
+    var reply: (any Sendable)? = nil
+
+    /// Whether the slot holds the reply (or the end) of call `alias`.
+    func holds(_ alias: UInt64) -> Bool { self.alias == alias && reply != nil }
+}
 
 /// The owner's half of a mailbox: messages it has looked at and left (selective receive)
 /// plus those it moved in from `incoming`. Touched by the owner only, without a lock.

@@ -49,13 +49,13 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         var label: String?
         var trapExit = false
         var exitReason: ExitReason?
+        var dropped = 0
         var aliases = Set<UInt64>()
     }
 
     let id: UInt32
     let serial: UInt32
-    /// The mailbox bound (0: none) and its policy, as the mailbox has them; kept here too
-    /// so they are read without the lock.
+    /// The mailbox bound (0: none) and its policy (``MailboxState/Limit``).
     let mailboxLimit: Int
     let overflow: MailboxLimit.Overflow
     let sharedLock = LockWord()
@@ -75,7 +75,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         serial = n.serial
         mailboxLimit = limit?.capacity ?? 0
         overflow = limit?.overflow ?? .dropNewest
-        sharedState = Shared(mailbox: MailboxState(status: initialStatus, capacity: mailboxLimit, overflow: overflow))
+        sharedState = Shared(mailbox: MailboxState(status: initialStatus))
         super.init()
     }
 
@@ -122,7 +122,11 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     final func deliver(_ message: any Sendable, alias: UInt64 = 0) {
         let wake = withShared { s -> Wake in
             guard s.accepts(alias: alias) else { return .none }
-            return s.mailbox.deliver(message, savedCount: savedCount.load(ordering: .relaxed))
+            if mailboxLimit == 0 { return s.mailbox.deliver(message, savedCount: 0).wake }
+            let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(ordering: .relaxed),
+                                                    limit: .init(capacity: mailboxLimit, overflow: overflow))
+            if dropped { s.ensureExtras().dropped += 1 }
+            return wake
         }
         perform(wake)
     }
@@ -144,7 +148,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// the caller must run it (``runClaimed(first:max:)``). Otherwise the message is
     /// delivered the ordinary way (`.busy`) or dropped (`.dead`).
     final func deliverClaiming(_ message: any Sendable) -> Claim {
-        let claim = withShared { $0.mailbox.claim(message) }
+        let claim = withShared { $0.mailbox.claim(message, bounded: mailboxLimit > 0) }
         if claim == .busy { deliver(message) }
         return claim
     }
@@ -213,12 +217,9 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     /// Takes a call's reply into the hand-off slot if this process's call `alias` is open
-    /// for it (``MailboxState/acceptReply(_:_:)``), waking the caller if it is parked.
-    final func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
-        guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply) }) else { return false }
-        perform(wake)
-        return true
-    }
+    /// for it (``MailboxState/acceptReply(_:_:slot:)``), waking the caller if it is parked.
+    /// Only sequential processes make calls, so only they have a slot.
+    func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool { false }
 
     // MARK: Exit
 

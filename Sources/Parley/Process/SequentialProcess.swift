@@ -14,6 +14,31 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// The process whose body the current task runs (set for the body's duration).
     @TaskLocal static var current: SequentialProcess?
 
+    /// The reply slot of the call this process is making (``HandoffSlot``); guarded by the
+    /// shared lock, changed only through the mailbox's transitions.
+    @exclusivity(unchecked) var slot = HandoffSlot()
+
+    override func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
+        guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply, slot: &slot) }) else { return false }
+        perform(wake)
+        return true
+    }
+
+    /// Starts call `alias` (``MailboxState/beginCall(_:handoff:slot:)``).
+    func beginCall(_ alias: UInt64, handoff: Bool) {
+        withShared { $0.mailbox.beginCall(alias, handoff: handoff, slot: &slot) }
+    }
+
+    /// Ends call `alias`: its alias is deactivated; returns a reply the slot held.
+    func endCall(_ alias: UInt64) -> (any Sendable)? {
+        withShared { $0.mailbox.endCall(alias, slot: &slot) }
+    }
+
+    /// Closes call `alias`'s slot; a reply found there is returned and ends the call.
+    func endHandoff(_ alias: UInt64) -> (any Sendable)? {
+        withShared { $0.mailbox.endHandoff(alias, reply: true, slot: &slot) }
+    }
+
     /// The process the current task *is*: `nil` in a child task of a process (it inherits
     /// the task-local but does not own the mailbox), and outside any process.
     static func currentOwned() -> SequentialProcess? {
@@ -84,7 +109,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
         /// (``ProcessCore/wakeFromChannel()``), and a message is taken only if the select
         /// is still this receive's to win (`claim`).
         case select(Waiter)
-        /// A call's reply, or the end of its hand-off, in the mailbox's hand-off slot.
+        /// A call's reply in the caller's hand-off slot.
         case reply(UInt64)
     }
 
@@ -94,11 +119,9 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// from `start` (the BEAM's receive marker: messages before it cannot match), then park
     /// until a message arrives, the deadline passes, or `also` fires. Every message taken
     /// counts a reduction, and a spent budget yields the scheduler.
-    /// `watched`: the generation of a deadline someone else watches (a handed-over call's,
-    /// ``HandoffWatch``); `deadline` is then nil.
-    func receive(deadline: UInt64?, from start: Int, also: AlsoWake, watched: UInt32 = 0, _ match: (any Sendable) throws -> Bool) async throws -> Received {
+    func receive(deadline: UInt64?, from start: Int, also: AlsoWake, _ match: (any Sendable) throws -> Bool) async throws -> Received {
         var cursor = start
-        var generation: UInt32 = watched
+        var generation: UInt32 = 0
         var timer: ScheduledTimer? = nil
         defer { timer?.cancel() }
         var claim: (() -> Bool)? = nil
@@ -108,7 +131,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
             switch also {
             case .none: break
             case .select(let w): if w.isSignalled { return .woken }
-            case .reply(let alias): if withShared({ $0.mailbox.hasReply(alias) }) { return .woken }
+            case .reply(let alias): if withShared({ _ in slot.holds(alias) }) { return .woken }
             }
             switch try take(from: &cursor, generation: generation, claim: claim, match) {
             case .taken:
@@ -139,7 +162,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
                     switch also {
                     case .none: return s.mailbox.park(c, generation: g)
                     case .select(let w): return s.mailbox.park(c, generation: g, signalled: w.isSignalled)
-                    case .reply(let alias): return s.mailbox.park(c, generation: g, reply: alias)
+                    case .reply(let alias): return s.mailbox.park(c, generation: g, signalled: slot.holds(alias))
                     }
                 }
                 if !parked { c.resume() }

@@ -1,0 +1,43 @@
+import Foundation
+import Logging
+import ParleyRuntime
+import Synchronization
+import Testing
+
+@Suite("Timers", .timeLimit(.minutes(1)))
+struct TimerTests {
+    @Test("Timers fire once, in deadline order, on the scheduler")
+    func fireInOrder() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let fired = Locked<[Int]>([])
+        for ms in [30, 10, 20] {
+            s.timers.schedule(after: .milliseconds(ms)) { fired.withLock { $0.append(ms) } }
+        }
+        #expect(await waitUntil { fired.withLock { $0.count } == 3 })
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(fired.withLock { $0 } == [10, 20, 30])
+    }
+
+    @Test("erlang:cancel_timer: a cancelled timer never fires; cancel reports whether it was pending")
+    func cancel() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let fired = Atomic<Int>(0)
+        let t = s.timers.schedule(after: .milliseconds(30)) { fired.add(1, ordering: .relaxed) }
+        #expect(t.remaining != nil)
+        #expect(t.cancel())
+        #expect(!t.cancel())
+        #expect(t.remaining == nil)
+        try? await Task.sleep(for: .milliseconds(80))
+        #expect(fired.load(ordering: .relaxed) == 0)
+    }
+
+    @Test("Cancelled timers are swept, so long cancelled timeouts don't pile up")
+    func sweep() {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        for _ in 0..<10_000 { s.timers.schedule(after: .seconds(3600)) {}.cancel() }
+        #expect(s.timers.count < 2100)
+    }
+}
