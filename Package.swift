@@ -109,7 +109,9 @@ let package = Package(
         .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
         .testTarget(
             name: "ParleyDistributionTests",
-            dependencies: ["ParleyDistribution", "ParleyOTP", "CZlib", .product(name: "Logging", package: "swift-log")],
+            // ParleyCLI: the tests start `parley node` processes (its echo, counter and
+            // spawnable fixtures), so the executable must be built beside the test bundle.
+            dependencies: ["ParleyDistribution", "ParleyOTP", "ParleyCLI", "CZlib", .product(name: "Logging", package: "swift-log")],
             exclude: ["Erlang"],
             swiftSettings: strict
         ),

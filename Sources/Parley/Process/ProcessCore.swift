@@ -201,8 +201,8 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
                     if s.mailbox.refill(&saved) { return nil }
                     return s.mailbox.timedOut(generation) ? .timedOut : .empty
                 }
-                savedCount.store(saved.count, ordering: .relaxed)
                 if let step { return step }
+                savedCount.store(saved.count, ordering: .relaxed)
             }
         }
     }

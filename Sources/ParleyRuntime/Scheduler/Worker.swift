@@ -197,6 +197,22 @@ final class Worker: @unchecked Sendable {
 
     /// Spins a bounded number of rounds looking for work (timers, the global queue, other
     /// workers' queues), then parks until woken or until the next timer is due.
+    ///
+    /// Why no wake-up is lost (the argument Go's `proc.go` makes for `findrunnable`), with
+    /// every count below read and written sequentially consistent:
+    /// - A producer makes work visible first (the global queue's count, or a worker queue's
+    ///   hint under its lock), then reads `parkedCount` and `spinning` (``Scheduler/wakeIdle()``).
+    /// - A worker about to park first counts itself in `parkedCount` (``Scheduler/registerParked(_:)``),
+    ///   then looks for visible work once more (``Scheduler/hasVisibleWork()``), then parks.
+    /// - Of the producer's write and the worker's, one comes first in the single order:
+    ///   either the worker sees the work and does not park, or the producer sees the worker
+    ///   parked and unparks one. If it skipped the unpark because a worker was spinning, that
+    ///   spinner does the same final check before it parks. The `Parker` keeps an unpark that
+    ///   comes before its park, so the window between the check and the park loses nothing.
+    /// - A job a running worker puts in its own `runnext` wakes nobody: that worker runs it
+    ///   when its current job returns (others may steal it after ``runnextStealAfter``).
+    /// - Timers: the park's deadline is read after the worker counts itself parked, and a
+    ///   timer that becomes the earliest unparks a parked worker (`onNewEarliest`).
     private func findWorkOrPark() -> Runnable? {
         let s = scheduler
         s.spinning.add(1, ordering: .sequentiallyConsistent)
