@@ -67,15 +67,17 @@ struct MailboxState<Waiter> {
         var overflow = MailboxLimit.Overflow.dropNewest
     }
 
-    private(set) var status: Status
+    // Stored word-sized fields first and the byte last, so the struct packs into 40 bytes
+    // (it is in every process object).
     private(set) var incoming = Deque<any Sendable>()
-    private(set) var pendingDrops: Int32 = 0
     private(set) var waiter: Waiter? = nil
-    private var waitGeneration: UInt32 = 0
-    private var timedOutGeneration: UInt32 = 0
     /// The alias of the call this process is making (0: none). A process makes one call at
     /// a time, so one slot covers the hot path; other aliases live in the process's extras.
     private(set) var callAlias: UInt64 = 0
+    private(set) var pendingDrops: Int32 = 0
+    private var waitGeneration: UInt32 = 0
+    private var timedOutGeneration: UInt32 = 0
+    private(set) var status: Status
 
     init(status: Status) {
         self.status = status
@@ -310,6 +312,7 @@ struct SavedQueue {
     /// with `cursor` left at its place. Nil with `cursor` at the end if none. `claim` is asked
     /// before a match is removed (a select whose channel case may already have won); if it
     /// refuses, nothing is removed and the result is `.refused`.
+    @inline(__always)
     mutating func take(from cursor: inout Int, claim: (() -> Bool)? = nil, _ match: (any Sendable) throws -> Bool) rethrows -> Found {
         cursor = min(max(cursor, 0), items.count)
         while cursor < items.count {

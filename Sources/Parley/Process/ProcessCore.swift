@@ -180,6 +180,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// when it has seen all it holds. A message taken counts as handled and as a reduction.
     /// `claim`: asked before a match is removed (``SavedQueue/take(from:claim:_:)``).
     /// `generation`: a receive's timer, whose firing ends the scan with `.timedOut`.
+    @inline(__always)
     final func take(from cursor: inout Int, generation: UInt32 = 0, claim: (() -> Bool)? = nil,
                     _ match: (any Sendable) throws -> Bool) rethrows -> TakeStep {
         if mailboxLimit > 0 {

@@ -119,6 +119,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// from `start` (the BEAM's receive marker: messages before it cannot match), then park
     /// until a message arrives, the deadline passes, or `also` fires. Every message taken
     /// counts a reduction, and a spent budget yields the scheduler.
+    @inline(__always)   // one async frame per receive: the wrappers above add none
     func receive(deadline: UInt64?, from start: Int, also: AlsoWake, _ match: (any Sendable) throws -> Bool) async throws -> Received {
         var cursor = start
         var generation: UInt32 = 0
