@@ -16,16 +16,18 @@ import DequeModule
 /// 2. `status == .waiting` exactly when `waiter` is set: a sequential process parked in
 ///    receive. ``park(_:generation:signalled:)`` parks only if nothing that would wake it
 ///    has happened: `incoming` is empty, the receive's timer (`generation`) has not fired,
-///    and no extra wake source (a select's channel) is signalled. Every waker (``deliver(_:savedCount:)``,
-///    ``timeout(_:)``, ``signal()``, ``die(keepReason:)``) takes the same lock, so a wake-up
+///    and no extra wake source (a select's channel, a reply in the hand-off slot) is
+///    signalled. Every waker (``deliver(_:savedCount:limit:)``, ``timeout(_:)``,
+///    ``signal()``, ``acceptReply(_:_:slot:)``, ``die()``) takes the same lock, so a wake-up
 ///    is either seen by `park` or finds the waiter: none is lost.
 /// 3. A callback process is `.idle` (no messages, in no run queue) or `.scheduled` (exactly
 ///    one owner runs it: a run queue entry, a scheduler thread, or a caller that claimed it).
-///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:)``'s `.schedule`,
-///    ``claim(_:)``) hand out ownership, so the process is never queued twice.
+///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:limit:)``'s
+///    `.schedule`, ``claim(_:bounded:)``) hand out ownership, so the process is never queued
+///    twice.
 /// 4. A message sent to an alias is kept only while the alias is active; a call's reply
-///    goes into the hand-off slot (``HandoffSlot``) only while `slot.alias == callAlias == alias`, and
-///    once a call's alias is deactivated nothing more arrives for it.
+///    goes into the hand-off slot (``HandoffSlot``) only while `slot.alias == callAlias ==
+///    alias`, and once a call's alias is deactivated nothing more arrives for it.
 /// 5. With a capacity, `incoming + saved - pendingDrops` never exceeds it after a delivery:
 ///    `dropOldest` drops the oldest incoming message, or, when the oldest sit in the owner's
 ///    queue, counts a drop there (`pendingDrops`) that the owner applies before it scans.
