@@ -50,10 +50,7 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
         var direct = first
         while used < max {
             guard isAlive else { release(); return .dead }
-            if mailboxLimit > 0 {
-                let n = withShared { $0.mailbox.takePendingDrops() }
-                if n > 0 { _ = saved.dropOldest(n); savedCount.store(saved.count, ordering: .relaxed) }
-            }
+            if mailboxLimit > 0 { _ = applyPendingDrops() }
             if direct == nil && saved.isEmpty {
                 switch refillOrIdle() {
                 case .more: break

@@ -183,10 +183,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     @inline(__always)
     final func take(from cursor: inout Int, generation: UInt32 = 0, claim: (() -> Bool)? = nil,
                     _ match: (any Sendable) throws -> Bool) rethrows -> TakeStep {
-        if mailboxLimit > 0 {
-            let n = withShared { $0.mailbox.takePendingDrops() }
-            if n > 0 { cursor -= saved.dropOldest(n) }
-        }
+        if mailboxLimit > 0 { cursor -= applyPendingDrops() }
         while true {
             switch try saved.take(from: &cursor, claim: claim, match) {
             case .taken:
@@ -209,6 +206,16 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     }
 
     enum TakeStep { case taken, empty, timedOut, refused, dead }
+
+    /// Owner only: applies the drops `dropOldest` counted against the owner's queue while
+    /// the oldest messages sat there; returns how many went.
+    final func applyPendingDrops() -> Int {
+        let n = withShared { $0.mailbox.takePendingDrops() }
+        guard n > 0 else { return 0 }
+        let k = saved.dropOldest(n)
+        savedCount.store(saved.count, ordering: .relaxed)
+        return k
+    }
 
     /// Owner only: removes the first message `match` accepts, without waiting
     /// (`demonitor`'s flush).
