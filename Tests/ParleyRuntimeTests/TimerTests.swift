@@ -11,8 +11,12 @@ struct TimerTests {
         let s = Scheduler(configuration: .init(schedulers: 1))
         defer { s.shutdown() }
         let fired = Locked<[Int]>([])
+        // Deadlines from one instant: with `after:` each delay counts from its own call, and
+        // on a slow machine (the thread sanitizer) the 30 ms timer could be due before the
+        // 20 ms one was even scheduled.
+        let base = MonotonicClock.now
         for ms in [30, 10, 20] {
-            s.timers.schedule(after: .milliseconds(ms)) { fired.withLock { $0.append(ms) } }
+            s.timers.schedule(at: base &+ UInt64(ms) * 1_000_000) { fired.withLock { $0.append(ms) } }
         }
         #expect(await waitUntil { fired.withLock { $0.count } == 3 })
         try? await Task.sleep(for: .milliseconds(50))

@@ -82,20 +82,21 @@ extension Process {
     ) async throws -> T {
         let started = Locked<Pid?>(nil)
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<T, any Error>) in
+            // Through `awaitResult`: the process may finish before this task has suspended.
+            try await awaitResult { (deliver: @escaping @Sendable (Result<T, any Error>) -> Void) in
                 do {
                     let pid = try spawn(options) { me in
                         do {
-                            c.resume(returning: try await body(me))
+                            deliver(.success(try await body(me)))
                         } catch {
-                            c.resume(throwing: error)
+                            deliver(.failure(error))
                             throw error
                         }
                     }
                     started.withLock { $0 = pid }
                     if Task.isCancelled { exit(pid, .kill) }
                 } catch {
-                    c.resume(throwing: error)
+                    deliver(.failure(error))
                 }
             }
         } onCancel: {

@@ -47,8 +47,10 @@ public final class BlockingPool: @unchecked Sendable {
     /// Runs `work` on a pool thread and suspends the caller (without holding a scheduler
     /// thread) until it returns or throws.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withUnsafeThrowingContinuation { (c: UnsafeContinuation<T, any Error>) in
-            submit { c.resume(with: Result { try work() }) }
+        // Through `awaitResult`: the pool thread's resume often wins the race with the task's
+        // suspension (short work), the case the thread sanitizer cannot order.
+        try await awaitResult { deliver in
+            submit { deliver(Result { try work() }) }
         }
     }
 
