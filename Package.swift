@@ -22,8 +22,11 @@ let package = Package(
         .library(name: "ParleyOTP", targets: ["ParleyOTP"]),
         // A supervision tree as a swift-service-lifecycle Service.
         .library(name: "ParleyServiceLifecycle", targets: ["ParleyServiceLifecycle"]),
-        // Erlang distribution: the external term format, EPMD, the handshake and connections,
-        // so Parley nodes join Erlang/Elixir clusters and each other (SwiftNIO).
+        // Erlang's external term format: the Term type, the codec and the Codable bridge, with
+        // no networking (re-exports Parley).
+        .library(name: "ParleyETF", targets: ["ParleyETF"]),
+        // Erlang distribution: EPMD, the handshake and connections, so Parley nodes join
+        // Erlang/Elixir clusters and each other (SwiftNIO; re-exports ParleyETF).
         .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
     ],
@@ -81,10 +84,23 @@ let package = Package(
         // zlib, for compressed terms (ETF tag 80); Debian's zlib1g-dev.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
+            name: "ParleyETF",
+            dependencies: ["Parley", "ParleyRuntime", "CZlib"],
+            swiftSettings: strict
+        ),
+        // The libFuzzer entry point for the term decoder, a library so that every build
+        // compiles it; `Fuzz/run` links it with libFuzzer, and a test replays its corpus.
+        .target(
+            name: "ParleyETFFuzz",
+            dependencies: ["ParleyETF"],
+            path: "Fuzz/ETFDecoderFuzz",
+            swiftSettings: strict
+        ),
+        .target(
             name: "ParleyDistribution",
             dependencies: [
                 "Parley",
-                "CZlib",
+                "ParleyETF",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -111,7 +127,10 @@ let package = Package(
             name: "ParleyDistributionTests",
             // ParleyCLI: the tests start `parley node` processes (its echo, counter and
             // spawnable fixtures), so the executable must be built beside the test bundle.
-            dependencies: ["ParleyDistribution", "ParleyOTP", "ParleyCLI", "CZlib", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyCLI", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             exclude: ["Erlang"],
             swiftSettings: strict
         ),

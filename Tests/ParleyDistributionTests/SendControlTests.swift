@@ -1,8 +1,10 @@
 @_spi(Distribution) import Parley
-@testable import ParleyDistribution
+@testable import ParleyETF
+import ParleyETFFuzz
+import Foundation
 import Testing
 
-private typealias ETFTag = ParleyDistribution.Tag
+private typealias ETFTag = ParleyETF.Tag
 
 extension DistributionTests.CodecTests {
     @Suite("SEND's control message, read without building it")
@@ -48,6 +50,43 @@ extension DistributionTests.CodecTests {
             }
             // Not a SEND: nothing is consumed and nil comes back.
             #expect(try decode([ETFTag.smallTuple, 3, ETFTag.smallInteger, 6] + atom(ETFTag.smallAtomUTF8, []) + pidBytes(atom(ETFTag.smallAtomUTF8, name), id: 1, creation: 7)).fast == nil)
+        }
+
+        @Test("SEND's control written without building it is the bytes the general encoder gives for {2, '', To}, and reads back through the fast path")
+        func sendControlWriter() throws {
+            let me = WireIdentity(name: "fast@127.0.0.1", creation: 7)
+            let local = Remote.localPid(id: 42, serial: 0)
+            let remote = Pid(node: Node.named("other@127.0.0.1"), id: 9, serial: 1, creation: 3)
+            for pid in [local, remote] {
+                let written = try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { scratch in
+                    var sink = ScratchSink(scratch)
+                    try sink.writeSendControl(to: pid, identity: me)
+                    return sink.withBytes { Array($0) }
+                }
+                var general: [UInt8] = []
+                try TermWriter.write(.tuple([.integer(2), .atom(""), .pid(pid)]), into: &general, identity: me)
+                #expect(written == general)
+                let back = try ([131] + written).withUnsafeBytes { raw in
+                    try Result { () throws(TermDecodingError) -> Pid? in
+                        var r = TermReader(raw, identity: me, limits: TermLimits())
+                        return try r.readSendControl()
+                    }.get()
+                }
+                #expect(back == pid)
+            }
+        }
+
+        @Test("Every input in the fuzzer's checked-in corpus (Fuzz/corpus) decodes and survives the round trip, or is refused with a typed error")
+        func fuzzCorpusReplays() throws {
+            let corpus = URL(fileURLWithPath: #filePath)
+                .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fuzz/corpus")
+            let files = try FileManager.default.contentsOfDirectory(atPath: corpus.path).sorted()
+            #expect(files.count >= 10)
+            for file in files {
+                let bytes = try [UInt8](Data(contentsOf: corpus.appendingPathComponent(file)))
+                #expect(decoderRoundTripFailure(bytes) == nil, "\(file)")
+            }
         }
     }
 }

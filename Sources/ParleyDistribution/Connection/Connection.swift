@@ -4,13 +4,6 @@ import NIOPosix
 @_spi(Distribution) import Parley
 import Synchronization
 
-extension ByteBuffer: TermSink {
-    @inline(__always) mutating func put(_ b: UInt8) { writeInteger(b) }
-    @inline(__always) mutating func put16(_ v: UInt16) { writeInteger(v) }
-    @inline(__always) mutating func put32(_ v: UInt32) { writeInteger(v) }
-    @inline(__always) mutating func put<C: Collection>(bytes: C) where C.Element == UInt8 { writeBytes(bytes) }
-}
-
 /// Control message tags (erl_dist_protocol, "Protocol between connected nodes").
 enum Control {
     static let link = 1, send = 2, exit = 3, unlink = 4, regSend = 6, groupLeader = 7, exit2 = 8
@@ -97,10 +90,10 @@ final class Connection: Sendable {
     /// (links, monitors, exits) never do: they are sent from places that must not block.
     func send(control: Term, payload: Term? = nil, isMessage: Bool = false) {
         send(mayHold: isMessage) { out, identity throws(TermEncodingError) in
-            try TermWriter.write(control, into: &out, identity: identity)
+            try out.write(control, identity: identity)
             if let payload {
                 out.put(131)
-                try TermWriter.write(payload, into: &out, identity: identity)
+                try out.write(payload, identity: identity)
             }
         }
     }
@@ -109,12 +102,9 @@ final class Connection: Sendable {
     /// directly rather than built as a term. Holds the sender while the connection is busy.
     func send(_ payload: Term, to pid: Pid) {
         send(mayHold: true) { out, identity throws(TermEncodingError) in
-            out.put(Tag.smallTuple); out.put(3)
-            out.put(Tag.smallInteger); out.put(UInt8(Control.send))
-            out.put(Tag.smallAtomUTF8); out.put(0)
-            try TermWriter.writePid(pid, into: &out, identity: identity)
+            try out.writeSendControl(to: pid, identity: identity)
             out.put(131)
-            try TermWriter.write(payload, into: &out, identity: identity)
+            try out.write(payload, identity: identity)
         }
     }
 

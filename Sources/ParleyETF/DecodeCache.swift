@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@_spi(Distribution) import Parley
+
+/// only on its event loop.
+package final class DecodeCache {
+    // Only the owning connection's event loop thread touches these (see the class comment),
+    // so the dynamic exclusivity checks are redundant.
+    @exclusivity(unchecked) private var atoms = [(key: [UInt8], atom: Atom)?](repeating: nil, count: 64)
+    @exclusivity(unchecked) private var nodes: [Atom: Node] = [:]
+    @exclusivity(unchecked) private var pids = [Pid?](repeating: nil, count: 64)
+
+    package init() {}
+
+    @inline(__always) private func slot(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let first = bytes.first, let last = bytes.last else { return 0 }
+        return (bytes.count &* 31 &+ Int(first) &* 7 &+ Int(last)) & 63
+    }
+
+    func atom(_ bytes: UnsafeRawBufferPointer) -> Atom? {
+        guard let e = atoms[slot(bytes)], e.key.count == bytes.count else { return nil }
+        guard let b = bytes.baseAddress, !e.key.isEmpty else { return e.key.isEmpty ? e.atom : nil }
+        return e.key.withUnsafeBytes { memcmp($0.baseAddress!, b, bytes.count) == 0 } ? e.atom : nil
+    }
+
+    func remember(_ bytes: UnsafeRawBufferPointer, _ atom: Atom) {
+        atoms[slot(bytes)] = (Array(bytes), atom)
+    }
+
+    func node(_ atom: Atom) -> Node {
+        if let n = nodes[atom] { return n }
+        let n = Node.named(atom.name)
+        if nodes.count < 1024 { nodes[atom] = n }
+        return n
+    }
+
+    /// A local pid. A cached pid whose process has died is still the right answer: sends to
+    /// it are dropped, as they must be, and ids are never reused while a pid could be cached.
+    func localPid(id: UInt32, serial: UInt32) -> Pid {
+        let i = Int((id ^ serial &* 16_777_619) & 63)
+        if let p = pids[i], p.id == id, p.serial == serial { return p }
+        let p = Remote.localPid(id: id, serial: serial)
+        if p.isAlive { pids[i] = p }
+        return p
+    }
+}

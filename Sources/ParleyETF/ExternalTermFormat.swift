@@ -1,0 +1,45 @@
+@_spi(Distribution) import Parley
+
+public enum ExternalTermFormat {
+    public static let version: UInt8 = 131
+
+    /// Encodes `term` with the version byte, as `term_to_binary/1` does.
+    public static func encode(_ term: Term) throws(TermEncodingError) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        out.append(version)
+        try TermWriter.write(term, into: &out, identity: .current)
+        return out
+    }
+
+    /// Decodes one complete term (version byte first), as `binary_to_term/1` does.
+    /// - Throws: ``TermDecodingError`` for anything malformed, over a limit, or left over.
+    public static func decode(_ bytes: [UInt8], limits: TermLimits = TermLimits()) throws(TermDecodingError) -> Term {
+        try bytes.withUnsafeBytes { raw in
+            Result { () throws(TermDecodingError) -> Term in
+                var reader = TermReader(raw, identity: .current, limits: limits)
+                let t = try reader.readVersioned()
+                if reader.pos != raw.count { throw .trailingBytes(raw.count - reader.pos) }
+                return t
+            }
+        }.get()
+    }
+}
+
+/// This node's name and creation as they appear in pids on the wire.
+package struct WireIdentity: Sendable {
+    package let name: String
+    package let creation: UInt32
+    /// The name's bytes when it is ASCII (then the same in every atom encoding): pids of
+    /// this node are recognised on the wire by comparing bytes, without making an atom.
+    let asciiName: [UInt8]?
+
+    package init(name: String, creation: UInt32) {
+        self.name = name
+        self.creation = creation
+        self.asciiName = name.utf8.allSatisfy { $0 < 0x80 } ? Array(name.utf8) : nil
+    }
+    static var current: WireIdentity { WireIdentity(name: Node.localNodeName, creation: currentCreation()) }
+}
+
+func currentCreation() -> UInt32 { Remote.creation }
