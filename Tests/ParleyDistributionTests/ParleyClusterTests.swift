@@ -192,8 +192,13 @@ extension DistributionTests {
             let p = Foundation.Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
             p.arguments = ["-c", script]
-            try p.run()
-            p.waitUntilExit()
+            do {
+                try p.run()
+                p.waitUntilExit()
+            } catch {
+                try? FileManager.default.removeItem(atPath: dir)
+                throw error
+            }
             return (dir, dir + "/ca.pem", dir + "/node.pem", dir + "/node.key", dir + "/rogue.pem", dir + "/rogue.key")
         }
 
@@ -201,6 +206,7 @@ extension DistributionTests {
         func tlsBetweenParleyNodes() async throws {
             _ = try await Cluster.node()
             let c = try Self.makeCertificates()
+            defer { try? FileManager.default.removeItem(atPath: c.dir) }
             let tls = ["--tls-cert", c.cert, "--tls-key", c.key, "--tls-ca", c.ca]
             let aName = ExternalNode.uniqueName("tlsa")
             let server = try ExternalNode.launch(name: aName, executable: Cluster.parleyExecutable,

@@ -55,6 +55,9 @@ enum Cluster {
     static let beamDirectory: String = {
         let dir = NSTemporaryDirectory() + "parley-erl-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // Every test shares it, so it goes when the test process exits (a C callback: it
+        // names the folder again rather than capture it).
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-erl-\(getpid())") }
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang/parley_interop.erl").path
         let erlc = Foundation.Process()
         erlc.executableURL = URL(fileURLWithPath: "/usr/bin/erlc")
