@@ -16,7 +16,7 @@
 /// ```
 /// - Parameter start: runs at once, on the calling task; it must arrange for `deliver` to be
 ///   called exactly once.
-public func awaitResult<T: Sendable>(
+package func awaitResult<T: Sendable>(
     _ start: (_ deliver: @escaping @Sendable (Result<T, any Error>) -> Void) -> Void
 ) async throws -> T {
     let box = Locked<Result<T, any Error>?>(nil)

@@ -17,9 +17,9 @@ import Synchronization
 /// busy.noteActivity()      // after each read and write
 /// busy.stop()              // when the connections close
 /// ```
-public final class BusyWait: Sendable {
+package final class BusyWait: Sendable {
     /// How long after the last activity the spinning goes on.
-    public let window: Duration
+    package let window: Duration
     private let windowNanos: UInt64
     /// Monotonic nanoseconds of the last activity. Written sequentially consistent, so that
     /// it and `parked` form Dekker's pattern; the spinner's own loop reads it relaxed.
@@ -37,7 +37,7 @@ public final class BusyWait: Sendable {
 
     /// Starts the spinning thread (parked until the first activity). The thread keeps the
     /// object alive until ``stop()``: call it when the I/O it watches ends.
-    public init(window: Duration) {
+    package init(window: Duration) {
         self.window = window
         self.windowNanos = MonotonicClock.nanoseconds(window)
         startThread(name: "parley-busywait") { [self] in loop() }
@@ -45,7 +45,7 @@ public final class BusyWait: Sendable {
 
     /// Records I/O activity: the spinner keeps a CPU awake for `window` from now.
     @inline(__always)
-    public func noteActivity() {
+    package func noteActivity() {
         last.store(MonotonicClock.now, ordering: .sequentiallyConsistent)
         if parked.load(ordering: .sequentiallyConsistent), parked.exchange(false, ordering: .sequentiallyConsistent) {
             parker.unpark()
@@ -53,7 +53,7 @@ public final class BusyWait: Sendable {
     }
 
     /// Stops the spinning thread (it exits once it sees the flag).
-    public func stop() {
+    package func stop() {
         stopped.store(true, ordering: .sequentiallyConsistent)
         parker.unpark()
     }

@@ -11,10 +11,11 @@ import Darwin
 /// // ... work ...
 /// let elapsed = MonotonicClock.now - t0   // nanoseconds
 /// ```
-public enum MonotonicClock {
+@usableFromInline
+package enum MonotonicClock {
     /// Nanoseconds since an arbitrary fixed point (CLOCK_MONOTONIC).
     @inlinable
-    public static var now: UInt64 {
+    package static var now: UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
@@ -23,7 +24,7 @@ public enum MonotonicClock {
     /// A cheaper, coarse reading (a few milliseconds of resolution), used where
     /// only long intervals matter, such as the long-schedule detector.
     @inlinable
-    public static var coarse: UInt64 {
+    package static var coarse: UInt64 {
         var ts = timespec()
         #if os(Linux)
         clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
@@ -36,7 +37,7 @@ public enum MonotonicClock {
     /// Converts a Swift `Duration` to whole nanoseconds, clamping negatives to zero
     /// and huge values to `UInt64.max`.
     @inlinable
-    public static func nanoseconds(_ d: Duration) -> UInt64 {
+    package static func nanoseconds(_ d: Duration) -> UInt64 {
         let (s, atto) = d.components
         if s < 0 { return 0 }
         if s > 9_000_000_000 { return .max }
@@ -45,7 +46,7 @@ public enum MonotonicClock {
 
     /// The deadline `d` from now, saturating at `UInt64.max`.
     @inlinable
-    public static func deadline(after d: Duration) -> UInt64 {
+    package static func deadline(after d: Duration) -> UInt64 {
         let n = nanoseconds(d)
         let t = now
         return n > UInt64.max - t ? .max : t + n

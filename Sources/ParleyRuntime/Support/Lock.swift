@@ -19,13 +19,15 @@ import Darwin
 /// let word = LockWord()
 /// word.lock(); defer { word.unlock() }
 /// ```
-public struct LockWord: ~Copyable, Sendable {
+@usableFromInline
+package struct LockWord: ~Copyable, Sendable {
     @usableFromInline let state = Atomic<UInt32>(0)
 
-    public init() {}
+    @usableFromInline
+    package init() {}
 
     @inlinable
-    public func lock() {
+    package func lock() {
         if state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
         lockSlow()
     }
@@ -53,7 +55,7 @@ public struct LockWord: ~Copyable, Sendable {
     }
 
     @inlinable
-    public func unlock() {
+    package func unlock() {
         state.store(0, ordering: .releasing)
     }
 }
@@ -64,16 +66,18 @@ public struct LockWord: ~Copyable, Sendable {
 /// let counts = Locked([String: Int]())
 /// counts.withLock { $0["a", default: 0] += 1 }
 /// ```
-public final class Locked<Value>: @unchecked Sendable {
+@usableFromInline
+package final class Locked<Value>: @unchecked Sendable {
     // @unchecked Sendable: `value` is only read or written between `word.lock()` and
     // `word.unlock()`, which order every access.
     @usableFromInline let word = LockWord()
     @usableFromInline @exclusivity(unchecked) var value: Value
 
-    public init(_ value: sending Value) { self.value = value }
+    @usableFromInline
+    package init(_ value: sending Value) { self.value = value }
 
     @inlinable
-    public func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         word.lock()
         defer { word.unlock() }
         return try body(&value)

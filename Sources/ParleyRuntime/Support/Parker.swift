@@ -15,14 +15,16 @@ import CParleyShims
 ///
 /// `unpark` before `park` leaves the permit, so the next `park` returns at once:
 /// no wake-up is ever lost.
-public final class Parker: @unchecked Sendable {
+@usableFromInline
+package final class Parker: @unchecked Sendable {
     // @unchecked Sendable: `permit` is only read or written with `mutex` held; the pthread
     // objects live at stable heap addresses for the Parker's whole life.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var permit = false
 
-    public init() {
+    @usableFromInline
+    package init() {
         mutex = .allocate(capacity: 1)
         cond = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -43,7 +45,8 @@ public final class Parker: @unchecked Sendable {
     }
 
     /// Waits until `unpark` is called or the monotonic `deadline` (nanoseconds) passes.
-    public func park(deadline: UInt64 = .max) {
+    @usableFromInline
+    package func park(deadline: UInt64 = .max) {
         pthread_mutex_lock(mutex)
         while !permit {
             if deadline == .max {
@@ -67,7 +70,8 @@ public final class Parker: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    public func unpark() {
+    @usableFromInline
+    package func unpark() {
         pthread_mutex_lock(mutex)
         permit = true
         pthread_cond_signal(cond)
@@ -84,7 +88,8 @@ private let parkerKey: pthread_key_t = {
 extension Parker {
     /// The calling thread's own parker, made on first use and kept for the thread's life
     /// (blocking channel operations park on it).
-    public static var forCurrentThread: Parker {
+    @usableFromInline
+    package static var forCurrentThread: Parker {
         if let p = pthread_getspecific(parkerKey) { return Unmanaged<Parker>.fromOpaque(p).takeUnretainedValue() }
         let p = Parker()
         pthread_setspecific(parkerKey, Unmanaged.passRetained(p).toOpaque())
