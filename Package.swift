@@ -130,6 +130,8 @@ let package = Package(
             dependencies: [
                 "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyCLI", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             exclude: ["Erlang"],
             swiftSettings: strict

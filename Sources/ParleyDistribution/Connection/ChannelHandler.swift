@@ -17,6 +17,10 @@ final class DistributionChannelHandler: ChannelInboundHandler {
     var finished = false
     var cumulation: ByteBuffer?
     var timeout: Scheduled<Void>?
+    /// Messages read but not yet delivered, and the peer's recent atoms, nodes and pids: the
+    /// handler's, so only its event loop touches them.
+    let inbox = Inbox()
+    let decodeCache = DecodeCache()
     let isInitiator: Bool
     var peerDescription: String
 
@@ -61,7 +65,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         let inline = router.configuration.runWokenOnIOThread
         if inline > 0 {
             // The processes this read wakes run here, right after it (Scheduler.runWoken).
-            Scheduler.shared.runWoken(limit: inline) { readFrames(context) }
+            router.scheduler.runWoken(limit: inline) { readFrames(context) }
         } else {
             readFrames(context)
         }
@@ -75,7 +79,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
                 // After the handshake: every complete frame in one pass over the bytes.
                 let max = router.configuration.maxFrameSize
                 do {
-                    let used = try cumulation!.withUnsafeReadableBytes { raw in try connection.receiveFrames(raw, maxFrame: max) }
+                    let used = try cumulation!.withUnsafeReadableBytes { raw in try connection.receiveFrames(raw, maxFrame: max, inbox: inbox, cache: decodeCache) }
                     cumulation!.moveReaderIndex(forwardBy: used)
                 } catch FrameError.tooLarge(let length) {
                     fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(max)")
@@ -97,7 +101,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
             }
             perform(actions, context)
         }
-        connection?.inbox.flush()
+        inbox.flush()
     }
 
     /// The next complete handshake frame (2-byte length), or nil if more bytes are needed.
@@ -154,7 +158,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         timeout?.cancel()
         router.log.error("distribution connection \(peerDescription): \(reason)")
         if attached {
-            connection?.close(reason: reason, wasUp: true)
+            connection?.close(reason: reason)
         } else {
             connection?.attemptFailed(reason)
         }
@@ -174,7 +178,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
             finished = true
             if attached {
                 router.log.info("connection to \(peerDescription) closed")
-                connection?.close(reason: "connection closed", wasUp: true)
+                connection?.close(reason: "connection closed")
             } else {
                 var reason = "\(peerDescription) closed the connection during the handshake"
                 if case .awaitAck = machine.state {

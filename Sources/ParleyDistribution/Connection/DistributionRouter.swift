@@ -18,6 +18,8 @@ final class DistributionRouter: RemoteRouter, Sendable {
     let tls: (client: NIOSSLContext, server: NIOSSLContext)?
     /// Keeps a CPU awake for a moment after each read and write (Configuration.busyWait).
     let busyWait: BusyWait?
+    /// Where the processes a read wakes run (`Scheduler.runWoken`).
+    let scheduler: Scheduler
 
     private struct State {
         var connections: [Node: Connection] = [:]
@@ -42,6 +44,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         self.group = group
         self.tls = tls
         self.busyWait = configuration.busyWait.map { BusyWait(window: $0) }
+        self.scheduler = Scheduler.shared
     }
 
     // MARK: Connections
@@ -115,28 +118,24 @@ final class DistributionRouter: RemoteRouter, Sendable {
     func acceptorStatus(for name: String) -> (HandshakeMachine.Status, Connection?) {
         let node = Node.named(name)
         return state.withLock { s -> (HandshakeMachine.Status, Connection?) in
-            if let c = s.connections[node] {
-                switch c.phase {
-                case .connecting:
-                    if identity.name > name { return (.nok, nil) }
-                    c.attemptStarted()
-                    return (.okSimultaneous, c)
-                case .up:
-                    // The peer dials again while we think the old connection lives: it has
-                    // probably restarted. The new connection replaces the old one only once
-                    // it has proved the cookie (connectionUp), so an unauthenticated client
-                    // cannot knock a live node off.
-                    let c = Connection(node: node, router: self)
-                    c.attemptStarted()
-                    return (.ok, c)
-                case .closed:
-                    break
-                }
+            let existing = s.connections[node]
+            switch Connection.State.accept(existing: existing?.phase, localName: identity.name, remoteName: name) {
+            case .refuse:
+                return (.nok, nil)
+            case .joinSimultaneous:
+                existing!.attemptStarted()
+                return (.okSimultaneous, existing)
+            case .replaceOnceProven:
+                // Not in the table until it is up (connectionUp replaces the old one).
+                let c = Connection(node: node, router: self)
+                c.attemptStarted()
+                return (.ok, c)
+            case .fresh:
+                let c = Connection(node: node, router: self)
+                c.attemptStarted()
+                s.connections[node] = c
+                return (.ok, c)
             }
-            let c = Connection(node: node, router: self)
-            c.attemptStarted()
-            s.connections[node] = c
-            return (.ok, c)
         }
     }
 
@@ -149,14 +148,15 @@ final class DistributionRouter: RemoteRouter, Sendable {
         if let replaced {
             // The authenticated newcomer replaces a connection the peer has given up on:
             // everything across the old one sees noconnection, as after any loss.
-            replaced.close(reason: "replaced by a new connection from \(peer.name)", wasUp: true)
+            replaced.close(reason: "replaced by a new connection from \(peer.name)")
             Remote.nodeDown(conn.node)
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(peer.name))])) }
         }
         for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
     }
 
-    func connectionClosed(_ conn: Connection, reason: String) {
+    /// `conn` closed; `wasUp`: it had come up, so watchers saw its nodeup and now get nodedown.
+    func connectionClosed(_ conn: Connection, wasUp: Bool) {
         let (removed, watchers) = state.withLock { s -> (Bool, [Pid]) in
             guard s.connections[conn.node] === conn else { return (false, []) }
             s.connections[conn.node] = nil
@@ -166,7 +166,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         }
         guard removed else { return }
         Remote.nodeDown(conn.node)
-        if conn.peer != nil {
+        if wasUp {
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(conn.node.name))])) }
         }
     }
@@ -179,7 +179,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func closeAll() {
         let all = state.withLock { Array($0.connections.values) }
-        for c in all { c.close(reason: "distribution stopped", wasUp: c.phase == .up) }
+        for c in all { c.close(reason: "distribution stopped") }
         busyWait?.stop()
     }
 
@@ -253,7 +253,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     // MARK: Control messages from other nodes (on the connection's event loop)
 
-    func handle(control: Term, payload: Term?, from conn: Connection) {
+    func handle(control: Term, payload: Term?, from conn: Connection, inbox: Inbox) {
         guard case .tuple(let c) = control, let first = c.first, case .integer(let op) = first else {
             log.warning("ignored a control message of unknown shape from \(conn.node): \(Self.summary(control))")
             return
@@ -263,18 +263,18 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
             // Batched per process until the end of this read (or the next signal, so that a
             // message and a later exit signal to the same process stay in order).
-            if to.isLocal { conn.inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if to.isLocal { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
             return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
             // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
             // global_name_server and pg scopes as soon as they connect).
-            if let to = Process.whereis(name.name) { conn.inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if let to = Process.whereis(name.name) { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
             return
         default:
             break
         }
-        conn.inbox.flush()
+        inbox.flush()
         switch (op, c.count) {
         case (Control.link, 3):
             guard case .pid(let from) = c[1], case .pid(let to) = c[2] else { return malformed(control, conn) }

@@ -263,7 +263,7 @@ public enum Distribution {
     /// connection fire with `noconnection`.
     public static func disconnect(_ node: String) {
         guard let router, let full = try? fullName(node), let c = router.connection(to: Node.named(full), dial: false) else { return }
-        c.close(reason: "disconnected", wasUp: c.phase == .up)
+        c.close(reason: "disconnected")
     }
 
     /// `net_kernel:monitor_nodes(true)`: `pid` receives `{nodeup, Node}` and

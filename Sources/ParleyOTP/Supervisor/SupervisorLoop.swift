@@ -2,64 +2,6 @@ import DequeModule
 import Logging
 import Parley
 
-/// OTP's restart intensity: more than `intensity` restarts within `period` and the
-/// supervisor gives up.
-struct RestartIntensity {
-    let intensity: Int
-    let period: Duration
-    /// Restart times, oldest first: expired ones leave from the front, so a restart costs
-    /// O(1) however high the intensity.
-    private var times = Deque<ContinuousClock.Instant>()
-
-    init(intensity: Int, period: Duration) {
-        self.intensity = intensity
-        self.period = period
-    }
-
-    /// Records a restart now; false if that makes more than `intensity` within `period`
-    /// (supervisor.erl's `add_restart/1`).
-    mutating func add(now: ContinuousClock.Instant = .now) -> Bool {
-        times.append(now)
-        let horizon = now - period
-        while let first = times.first, first < horizon { times.removeFirst() }
-        return times.count <= intensity
-    }
-
-    var total = 0
-}
-
-enum SupervisorLog {
-    static let logger = Logger(label: "parley.supervisor")
-
-    /// A supervisor report, as OTP's `supervisor_report` with its context.
-    static func report(_ context: String, supervisor: String, child: String, pid: Pid?, reason: ExitReason, restarts: Int, level: Logger.Level = .error) {
-        logger.log(level: level, "supervisor report: \(context)", metadata: [
-            "supervisor": "\(supervisor)", "child": "\(child)", "pid": "\(pid.map { "\($0)" } ?? "undefined")",
-            "reason": "\(reason)", "restarts": "\(restarts)",
-        ])
-    }
-}
-
-/// Requests a supervisor answers, as calls.
-enum SupervisorRequest: Sendable {
-    case awaitStarted
-    case whichChildren
-    case countChildren
-    case startChild(ChildSpec)
-    case terminateChild(String)
-    case terminatePid(Pid)
-    case restartChild(String)
-    case deleteChild(String)
-}
-
-enum SupervisorReply: Sendable {
-    case ok
-    case started(Pid?)
-    case children([ChildInfo])
-    case counts(ChildCounts)
-    case error(SupervisorError)
-}
-
 extension Process {
     /// Stops a child the way supervisor.erl's `shutdown/2` does: monitor, unlink, send
     /// `shutdown` (or `kill`), wait for DOWN up to the timeout, then `kill`. Returns the
@@ -89,37 +31,6 @@ extension Process {
         }
         return early?.reason ?? down!.reason
     }
-}
-
-/// The pid a `startChild`/`restartChild` reply carries (`nil`: the start ignored).
-func supervisorStarted(_ pid: Pid, _ request: SupervisorRequest) async throws(SupervisorError) -> Pid? {
-    guard case .started(let p) = try await supervisorReply(pid, request) else { return nil }
-    return p
-}
-
-/// `which_children/1` for either kind of supervisor.
-func supervisorChildren(_ pid: Pid) async throws(SupervisorError) -> [ChildInfo] {
-    guard case .children(let c) = try await supervisorReply(pid, .whichChildren) else { return [] }
-    return c
-}
-
-/// `count_children/1` for either kind of supervisor.
-func supervisorCounts(_ pid: Pid) async throws(SupervisorError) -> ChildCounts {
-    guard case .counts(let c) = try await supervisorReply(pid, .countChildren) else { throw .call(.badReply("counts")) }
-    return c
-}
-
-/// The ok/error shape of a supervisor's reply, as the public API returns it.
-func supervisorReply(_ pid: Pid, _ request: SupervisorRequest) async throws(SupervisorError) -> SupervisorReply {
-    let reply: any Sendable
-    do {
-        reply = try await Gen.call(pid, request, timeout: nil)
-    } catch {
-        throw .call(error)
-    }
-    guard let r = reply as? SupervisorReply else { throw .call(.badReply("\(type(of: reply))")) }
-    if case .error(let e) = r { throw e }
-    return r
 }
 
 /// What Supervisor and DynamicSupervisor share: the loop that reads their mailbox, as

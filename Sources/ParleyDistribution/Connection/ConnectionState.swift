@@ -1,0 +1,263 @@
+import NIOCore
+import NIOPosix
+import ParleyRuntime
+
+/// The life of the connection to one other node, as a state machine: the phase, the
+/// handshake attempts, the callers waiting for it to come up, the outgoing frames, the
+/// senders held while it is busy, and net tick bookkeeping. ``Connection`` keeps it behind
+/// its lock and runs what each transition returns (resume waiters, unpark senders, write,
+/// close the channel, cancel the ticker) after the lock is released. Generic over the waiter
+/// so that the tests drive it without threads or continuations.
+///
+/// Invariants:
+/// 1. **The phase only moves forward**: connecting → up → closed, or connecting → closed.
+///    Closed is final: it queues nothing, holds nobody, and adds no waiter.
+/// 2. **Every waiter is resumed exactly once**: by ``attach(_:peer:)`` (up) or by
+///    ``close()`` (failed). Waiters are only kept while connecting.
+/// 3. **A connecting connection fails with its last attempt**: a dial and an accept for the
+///    same node (a simultaneous connect) are two attempts; the one that completes attaches,
+///    and the connection fails only when every attempt has failed.
+/// 4. **A held sender is released** by the transition that ends the busy state (a flush, the
+///    channel writable again) or by close; a held sender whose timed park ran out removes
+///    itself (``forget(_:)``), so none is left behind.
+/// 5. **The ticker lives only while up**: one that is started after the close is handed
+///    back to be cancelled (``tickerStarted(_:)``).
+/// 6. **At most one flush is scheduled** at a time; frames queued before the handshake are
+///    written by the flush that follows ``attach(_:peer:)``.
+struct ConnectionState<Waiter> {
+    enum Phase: Equatable { case connecting, up, closed }
+
+    private(set) var phase: Phase = .connecting
+    /// Frames waiting to be written, each `Len 112 131 ...`.
+    private(set) var buffer: ByteBuffer
+    private(set) var channel: (any NIOCore.Channel)? = nil
+    private(set) var peer: PeerInfo? = nil
+    /// Handshakes in flight for this node (an outgoing dial, an incoming accept).
+    private var attempts = 0
+    private var waiters: [Waiter] = []
+    private var ticker: RepeatedTask? = nil
+    private var flushScheduled = false
+    private var wroteSinceTick = false
+    private var silentTicks = 0
+    /// Senders held while the connection is busy (Erlang's busy_dist_port).
+    private(set) var held: [Parker] = []
+    /// SwiftNIO's queue has passed its high water mark and not yet drained to the low one
+    /// (the channel's writability as the handler last saw it: kept here so that a send never
+    /// touches the channel object the loop works on).
+    private var nioBusy = false
+    /// `Configuration.bufferBusyLimit` in bytes, 0 for none.
+    let busyLimit: Int
+
+    init(buffer: ByteBuffer, busyLimit: Int) {
+        self.buffer = buffer
+        self.busyLimit = busyLimit
+    }
+
+    /// Busy: our buffer has reached the limit, or SwiftNIO's queue has.
+    var isBusy: Bool { busyLimit > 0 && (buffer.readableBytes >= busyLimit || nioBusy) }
+
+    // MARK: Coming up
+
+    mutating func attemptStarted() { attempts += 1 }
+
+    /// A handshake for this node failed. True when the connection must now close: it was
+    /// still connecting and no other attempt is left (invariant 3).
+    mutating func attemptFailed() -> Bool {
+        attempts -= 1
+        return attempts <= 0 && phase == .connecting
+    }
+
+    /// The handshake on `channel` completed. Returns the waiters to resume, or nil if the
+    /// connection is no longer connecting (another attempt won, or it closed): then this
+    /// channel is not used.
+    mutating func attach(_ channel: any NIOCore.Channel, peer: PeerInfo) -> [Waiter]? {
+        guard phase == .connecting else { return nil }
+        phase = .up
+        self.channel = channel
+        self.peer = peer
+        attempts -= 1
+        defer { waiters = [] }
+        return waiters
+    }
+
+    /// What a caller waiting for the connection learns now.
+    enum Wait { case up, closed, queued }
+
+    /// A caller waits for the connection: answered at once when it is up or closed,
+    /// otherwise `waiter` is kept until ``attach(_:peer:)`` or ``close()``.
+    mutating func wait(_ waiter: Waiter) -> Wait {
+        switch phase {
+        case .up: return .up
+        case .closed: return .closed
+        case .connecting:
+            waiters.append(waiter)
+            return .queued
+        }
+    }
+
+    /// The net ticker started after ``attach(_:peer:)``. Returns it back when the connection
+    /// closed in the meantime, to be cancelled (invariant 5).
+    mutating func tickerStarted(_ task: RepeatedTask) -> RepeatedTask? {
+        guard phase == .up else { return task }
+        ticker = task
+        return nil
+    }
+
+    // MARK: Sending
+
+    /// What a sender does after ``enqueue(_:mayHold:held:)``.
+    enum Enqueued {
+        /// Nothing: queued for a flush already scheduled (or for the one after the
+        /// handshake), or dropped because the connection is closed.
+        case nothing
+        /// Schedule the one flush on the channel's event loop.
+        case scheduleFlush(any NIOCore.Channel)
+        /// Write now: the sender runs on the channel's own event loop and has queued a lot.
+        case flushNow
+        /// The connection is busy: park on this parker, then try again.
+        case hold(Parker)
+    }
+
+    /// Queues one frame, or, when the connection is busy and the sender `mayHold`, holds the
+    /// sender instead (busy_dist_port). Erlang checks for busy before it queues, so one
+    /// message larger than the limit still goes when the queue is short. `held` is the
+    /// sender's parker from an earlier round, reused.
+    mutating func enqueue(_ bytes: UnsafeRawBufferPointer, mayHold: Bool, held parker: inout Parker?) -> Enqueued {
+        guard phase != .closed else { return .nothing }
+        if mayHold, isBusy, let p = parker ?? Self.parkerIfMayBlock() {
+            parker = p
+            held.append(p)
+            return .hold(p)
+        }
+        buffer.writeInteger(UInt32(bytes.count + 2))
+        buffer.writeInteger(UInt16(112 << 8 | 131))
+        buffer.writeBytes(bytes)
+        wroteSinceTick = true
+        // While connecting, the flush that follows the handshake writes what is queued.
+        guard phase == .up, let ch = channel else { return .nothing }
+        // A burst from a process running on this connection's own event loop (woken there
+        // by a read): a scheduled flush cannot run until it returns, so write as it goes.
+        // A scheduled flush, if any, stays so.
+        if buffer.readableBytes >= Self.inlineFlushBytes, ch.eventLoop.inEventLoop { return .flushNow }
+        // The common case touches neither the channel nor its loop (their reference counts
+        // are the loop thread's: sharing them costs cache-line transfers on every send).
+        if flushScheduled { return .nothing }
+        flushScheduled = true
+        return .scheduleFlush(ch)
+    }
+
+    /// How much a sender on the connection's own event loop queues before writing it itself.
+    static var inlineFlushBytes: Int { 64 << 10 }
+
+    /// A fresh parker if the calling thread may be held while the connection is busy; nil on
+    /// an event loop thread, where holding could stop the I/O that would release it.
+    private static func parkerIfMayBlock() -> Parker? {
+        MultiThreadedEventLoopGroup.currentEventLoop == nil ? Parker() : nil
+    }
+
+    /// A held sender whose timed park ran out takes itself off the list (invariant 4).
+    /// True if it was still there.
+    mutating func forget(_ parker: Parker) -> Bool {
+        guard let i = held.firstIndex(where: { $0 === parker }) else { return false }
+        held.remove(at: i)
+        return true
+    }
+
+    /// Takes everything queued for one write, with the channel to write it to; nil when
+    /// there is nothing to write or the connection is not up. `scheduled`: this is the
+    /// scheduled flush (a sender's own flush leaves that one in place).
+    mutating func takeForFlush(scheduled: Bool) -> (ByteBuffer, any NIOCore.Channel)? {
+        if scheduled { flushScheduled = false }
+        guard phase == .up, let ch = channel, buffer.readableBytes > 0 else { return nil }
+        var fresh = ch.allocator.buffer(capacity: 4096)
+        swap(&fresh, &buffer)
+        return (fresh, ch)
+    }
+
+    /// The channel's writability changed: SwiftNIO's queue passed its high water mark or
+    /// drained to the low one.
+    mutating func writabilityChanged(_ writable: Bool) { nioBusy = !writable }
+
+    /// The held senders to unpark, now that the connection is no longer busy or is closed.
+    mutating func releasable() -> [Parker] {
+        guard phase == .closed || !isBusy, !held.isEmpty else { return [] }
+        defer { held = [] }
+        return held
+    }
+
+    // MARK: Net ticks
+
+    /// What one net tick does.
+    enum Tick { case nothing, sendTick(any NIOCore.Channel), timedOut(any NIOCore.Channel) }
+
+    /// Net tick: write something every TickTime/4, and give up on a peer silent for four
+    /// periods (kernel app docs, net_ticktime). `heard`: something was read since the last
+    /// tick.
+    mutating func tick(heard: Bool) -> Tick {
+        guard phase == .up, let ch = channel else { return .nothing }
+        silentTicks = heard ? 0 : silentTicks + 1
+        if silentTicks >= 4 { return .timedOut(ch) }
+        let send = !wroteSinceTick
+        wroteSinceTick = false
+        return send ? .sendTick(ch) : .nothing
+    }
+
+    /// Queues the 4-byte zero tick, unless frames are queued (they go first, and a tick
+    /// carries no data anyway).
+    mutating func queueTick() {
+        if buffer.readableBytes == 0 { buffer.writeInteger(UInt32(0)) }
+    }
+
+    // MARK: Closing
+
+    /// What closing leaves to do outside the lock.
+    struct Closed {
+        let channel: (any NIOCore.Channel)?
+        let waiters: [Waiter]
+        let ticker: RepeatedTask?
+        let held: [Parker]
+        /// It had come up (a peer was known): watchers get nodedown.
+        let wasUp: Bool
+    }
+
+    /// Closes: drops what is queued and returns what to release. Nil if it was closed
+    /// already (invariant 1).
+    mutating func close() -> Closed? {
+        guard phase != .closed else { return nil }
+        let wasUp = phase == .up
+        phase = .closed
+        buffer.clear()
+        defer {
+            waiters = []
+            held = []
+            ticker = nil
+            channel = nil
+        }
+        return Closed(channel: channel, waiters: waiters, ticker: ticker, held: held, wasUp: wasUp)
+    }
+
+    // MARK: Simultaneous connects
+
+    /// How to answer a node that connects to us while we already have a connection to it
+    /// in `existing` (dist_util's status, as net_kernel decides).
+    enum Accept: Equatable {
+        /// A simultaneous connect the peer loses: its name is the smaller; our dial goes on.
+        case refuse
+        /// A simultaneous connect the peer wins: its attempt joins our connection.
+        case joinSimultaneous
+        /// The peer dials while we think the old connection lives: it has probably
+        /// restarted. A new connection replaces the old one once it has proved the cookie,
+        /// so an unauthenticated client cannot knock a live node off.
+        case replaceOnceProven
+        /// No connection (or a closed one): a new one.
+        case fresh
+    }
+
+    static func accept(existing: Phase?, localName: String, remoteName: String) -> Accept {
+        switch existing {
+        case .connecting: return localName > remoteName ? .refuse : .joinSimultaneous
+        case .up: return .replaceOnceProven
+        case .closed, nil: return .fresh
+        }
+    }
+}
