@@ -2,30 +2,39 @@ import Logging
 import NIOCore
 import Parley
 
-/// Frames and the handshake on one TCP connection: 2-byte length frames until the handshake
-/// completes, 4-byte frames after (erl_dist_protocol). A frame longer than the configured
-/// maximum, a malformed handshake or an undecodable term closes this connection with a log
-/// line; nothing else on the node is affected.
-final class DistributionChannelHandler: ChannelInboundHandler {
+/// A distribution channel's pipeline: [TLS] → ``DistributionFrameDecoder`` →
+/// ``HandshakeHandler``, which gives its place to a ``ConnectionHandler`` once the handshake
+/// is done. A frame longer than the configured maximum, a malformed handshake or an
+/// undecodable term closes this connection with a log line; nothing else on the node is
+/// affected.
+enum DistributionPipeline {
+    /// Adds the decoder and the handshake handler (after TLS, if any).
+    static func configure(_ channel: any NIOCore.Channel, _ handshake: HandshakeHandler) throws {
+        let ops = channel.pipeline.syncOperations
+        try ops.addHandler(ByteToMessageHandler(DistributionFrameDecoder(framing: handshake.framing)))
+        try ops.addHandler(handshake)
+    }
+}
+
+/// The handshake (2-byte frames, ``HandshakeMachine``) on one channel, with its timeout.
+/// When it completes it attaches the channel to its ``Connection``, switches the framing to
+/// 4-byte frames, and hands its place in the pipeline to a ``ConnectionHandler``.
+final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let router: DistributionRouter
-    var machine: HandshakeMachine
-    var connection: Connection?
-    var attached = false
-    var finished = false
-    var cumulation: ByteBuffer?
-    var timeout: Scheduled<Void>?
-    /// Messages read but not yet delivered, and the peer's recent atoms, nodes and pids: the
-    /// handler's, so only its event loop touches them.
-    let inbox = Inbox()
-    let decodeCache = DecodeCache()
-    let isInitiator: Bool
-    var peerDescription: String
+    let framing: DistributionFrameDecoder.Framing
+    private var machine: HandshakeMachine
+    private var connection: Connection?
+    private var finished = false
+    private var timeout: Scheduled<Void>?
+    private let isInitiator: Bool
+    private var peerDescription: String
 
     init(initiator connection: Connection, router: DistributionRouter) {
         self.router = router
+        self.framing = .init(maxFrame: router.configuration.maxFrameSize)
         self.connection = connection
         self.isInitiator = true
         self.peerDescription = connection.node.name
@@ -35,6 +44,7 @@ final class DistributionChannelHandler: ChannelInboundHandler {
 
     init(acceptorFor router: DistributionRouter, remote: String) {
         self.router = router
+        self.framing = .init(maxFrame: router.configuration.maxFrameSize)
         self.isInitiator = false
         self.peerDescription = remote
         self.machine = HandshakeMachine(acceptor: router.identity.name, flags: router.flags, creation: router.identity.creation,
@@ -46,82 +56,28 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         let loop = context.eventLoop.assumeIsolated()
         timeout = loop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000 + Int64(limit.components.attoseconds / 1_000_000_000))) {
             [self] in
-            if !self.attached && !self.finished {
-                self.fail(context, HandshakeError.timeout(peer: self.peerDescription).description)
-            }
+            if !self.finished { self.fail(context, HandshakeError.timeout(peer: self.peerDescription).description) }
         }
         if isInitiator { perform(machine.start(), context) }
         context.fireChannelActive()
     }
 
+    /// One handshake frame (its 2-byte length already cut off by the decoder).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var incoming = unwrapInboundIn(data)
-        if cumulation == nil || cumulation!.readableBytes == 0 {
-            cumulation = incoming
-        } else {
-            cumulation!.writeBuffer(&incoming)
+        guard !finished else { return }
+        let frame = unwrapInboundIn(data)
+        let actions = machine.receive(Array(frame.readableBytesView)) { name in
+            peerDescription = name
+            let (status, conn) = router.acceptorStatus(for: name)
+            connection = conn
+            return status
         }
-        router.busyWait?.noteActivity()
-        let inline = router.configuration.runWokenOnIOThread
-        if inline > 0 {
-            // The processes this read wakes run here, right after it (Scheduler.runWoken).
-            router.scheduler.runWoken(limit: inline) { readFrames(context) }
-        } else {
-            readFrames(context)
-        }
-        if let c = cumulation, c.readerIndex > 65536 { cumulation!.discardReadBytes() }
+        perform(actions, context)
     }
 
-    /// Handles every complete frame in the cumulation, then delivers the messages read.
-    private func readFrames(_ context: ChannelHandlerContext) {
-        while !finished {
-            if attached, let connection {
-                // After the handshake: every complete frame in one pass over the bytes.
-                let max = router.configuration.maxFrameSize
-                do {
-                    let used = try cumulation!.withUnsafeReadableBytes { raw in try connection.receiveFrames(raw, maxFrame: max, inbox: inbox, cache: decodeCache) }
-                    cumulation!.moveReaderIndex(forwardBy: used)
-                } catch FrameError.tooLarge(let length) {
-                    fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(max)")
-                } catch FrameError.undecodable(let error) {
-                    fail(context, "undecodable message from \(peerDescription): \(error)")
-                } catch {
-                    fail(context, "\(error)")
-                }
-                break
-            }
-            // The handshake: 2-byte frames.
-            guard let frame = nextFrame(context) else { break }
-            let bytes = Array(frame.readableBytesView)
-            let actions = machine.receive(bytes) { name in
-                peerDescription = name
-                let (status, conn) = router.acceptorStatus(for: name)
-                connection = conn
-                return status
-            }
-            perform(actions, context)
-        }
-        inbox.flush()
-    }
-
-    /// The next complete handshake frame (2-byte length), or nil if more bytes are needed.
-    /// After the handshake, frames are read by ``Connection/receiveFrames(_:maxFrame:)``.
-    func nextFrame(_ context: ChannelHandlerContext) -> ByteBuffer? {
-        guard var buf = cumulation, buf.readableBytes >= 2 else { return nil }
-        let length = Int(buf.getInteger(at: buf.readerIndex, as: UInt16.self)!)
-        if length > router.configuration.maxFrameSize {
-            fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(router.configuration.maxFrameSize)")
-            return nil
-        }
-        guard buf.readableBytes >= 2 + length else { return nil }
-        buf.moveReaderIndex(forwardBy: 2)
-        let frame = buf.readSlice(length: length)!
-        cumulation = buf
-        return frame
-    }
-
-    func perform(_ actions: [HandshakeMachine.Action], _ context: ChannelHandlerContext) {
+    private func perform(_ actions: [HandshakeMachine.Action], _ context: ChannelHandlerContext) {
         for action in actions {
+            guard !finished else { return }
             switch action {
             case .send(let bytes):
                 var b = context.channel.allocator.buffer(capacity: bytes.count + 2)
@@ -134,8 +90,19 @@ final class DistributionChannelHandler: ChannelInboundHandler {
                     fail(context, "connection to \(peer.name) completed after another one won")
                     return
                 }
-                attached = true
+                finished = true
                 router.log.info("connected to \(peer.name) (\(peer.isHidden ? "hidden" : "visible") node, flags \(peer.flags))")
+                // From here on 4-byte frames, read by the connection; the frames that came
+                // in this same read are cut with the new framing once this call returns.
+                framing.connected = true
+                do {
+                    try context.pipeline.syncOperations.addHandler(
+                        ConnectionHandler(connection: connection, router: router, peer: peer.name), position: .after(self))
+                    context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+                } catch {
+                    connection.close(reason: "\(error)")
+                    context.close(promise: nil)
+                }
             case .failed(let error):
                 if case .refused(_, "nok") = error, let connection {
                     // A simultaneous connect that the peer won: its own connection to us
@@ -152,46 +119,115 @@ final class DistributionChannelHandler: ChannelInboundHandler {
         }
     }
 
-    func fail(_ context: ChannelHandlerContext, _ reason: String) {
+    private func fail(_ context: ChannelHandlerContext, _ reason: String) {
         guard !finished else { return }
         finished = true
         timeout?.cancel()
         router.log.error("distribution connection \(peerDescription): \(reason)")
-        if attached {
-            connection?.close(reason: reason)
-        } else {
-            connection?.attemptFailed(reason)
-        }
+        connection?.attemptFailed(reason)
         context.close(promise: nil)
-    }
-
-    /// SwiftNIO's queue drained to its low water mark: senders held on the busy
-    /// connection may go on.
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if attached { connection?.writabilityChanged(context.channel.isWritable) }
-        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
         if !finished {
             finished = true
-            if attached {
-                router.log.info("connection to \(peerDescription) closed")
-                connection?.close(reason: "connection closed")
-            } else {
-                var reason = "\(peerDescription) closed the connection during the handshake"
-                if case .awaitAck = machine.state {
-                    reason += ", after our challenge reply: most likely a cookie mismatch (check -setcookie on both nodes)"
-                }
-                router.log.error("distribution connection \(peerDescription): \(reason)")
-                connection?.attemptFailed(reason)
+            var reason = "\(peerDescription) closed the connection during the handshake"
+            if case .awaitAck = machine.state {
+                reason += ", after our challenge reply: most likely a cookie mismatch (check -setcookie on both nodes)"
             }
+            router.log.error("distribution connection \(peerDescription): \(reason)")
+            connection?.attemptFailed(reason)
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context, "\(error)")
+        if case FrameError.tooLarge(let length) = error {
+            fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(framing.maxFrame)")
+        } else {
+            fail(context, "\(error)")
+        }
+    }
+}
+
+/// An established connection's channel: every read's frames go to the ``Connection`` in one
+/// pass, and the processes they wake run on this I/O thread right after
+/// (`Scheduler.runWoken`), as a BEAM scheduler runs what its poll wakes.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let connection: Connection
+    let router: DistributionRouter
+    let peer: String
+    /// Messages read but not yet delivered, and the peer's recent atoms, nodes and pids: the
+    /// handler's, so only its event loop touches them.
+    private let inbox = Inbox()
+    private let decodeCache = DecodeCache()
+    private var closed = false
+
+    init(connection: Connection, router: DistributionRouter, peer: String) {
+        self.connection = connection
+        self.router = router
+        self.peer = peer
+    }
+
+    /// The complete 4-byte frames of one read.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        let frames = unwrapInboundIn(data)
+        router.busyWait?.noteActivity()
+        let inline = router.configuration.runWokenOnIOThread
+        if inline > 0 {
+            router.scheduler.runWoken(limit: inline) { receive(frames, context) }
+        } else {
+            receive(frames, context)
+        }
+    }
+
+    private func receive(_ frames: ByteBuffer, _ context: ChannelHandlerContext) {
+        let max = router.configuration.maxFrameSize
+        do {
+            _ = try frames.withUnsafeReadableBytes { raw in
+                try connection.receiveFrames(raw, maxFrame: max, inbox: inbox, cache: decodeCache)
+            }
+        } catch FrameError.undecodable(let error) {
+            fail(context, "undecodable message from \(peer): \(error)")
+        } catch {
+            fail(context, "\(error)")
+        }
+        inbox.flush()
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ reason: String) {
+        guard !closed else { return }
+        closed = true
+        router.log.error("distribution connection \(peer): \(reason)")
+        connection.close(reason: reason)
+        context.close(promise: nil)
+    }
+
+    /// SwiftNIO's queue passed its high water mark or drained to its low one: senders held
+    /// on the busy connection may go on.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection.writabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !closed {
+            closed = true
+            router.log.info("connection to \(peer) closed")
+            connection.close(reason: "connection closed")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case FrameError.tooLarge(let length) = error {
+            fail(context, "frame of \(length) bytes from \(peer) exceeds the limit of \(router.configuration.maxFrameSize)")
+        } else {
+            fail(context, "\(error)")
+        }
     }
 }

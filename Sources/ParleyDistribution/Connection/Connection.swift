@@ -254,18 +254,3 @@ final class Connection: Sendable {
         router.handle(control: control, payload: payload, from: self, inbox: inbox)
     }
 }
-
-/// Why a connection's input was refused after the handshake.
-enum FrameError: Error, CustomStringConvertible {
-    /// A frame longer than `Configuration.maxFrameSize`.
-    case tooLarge(Int)
-    /// A frame whose terms do not decode.
-    case undecodable(TermDecodingError)
-
-    var description: String {
-        switch self {
-        case .tooLarge(let n): return "frame of \(n) bytes exceeds the limit"
-        case .undecodable(let e): return "\(e)"
-        }
-    }
-}

@@ -101,7 +101,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                             if let tls {
                                 try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.client, serverHostname: nil))
                             }
-                            try channel.pipeline.syncOperations.addHandler(DistributionChannelHandler(initiator: conn, router: self))
+                            try DistributionPipeline.configure(channel, HandshakeHandler(initiator: conn, router: self))
                         }
                     }
                     .connect(host: host, port: port).get()

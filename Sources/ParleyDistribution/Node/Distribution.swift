@@ -162,8 +162,8 @@ public enum Distribution {
                     guard let router = box.router else { return channel.close() }
                     return channel.eventLoop.makeCompletedFuture {
                         if let serverTLS { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS)) }
-                        try channel.pipeline.syncOperations.addHandler(
-                            DistributionChannelHandler(acceptorFor: router, remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"))
+                        try DistributionPipeline.configure(
+                            channel, HandshakeHandler(acceptorFor: router, remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"))
                     }
                 }
                 .bind(host: configuration.listenHost ?? "0.0.0.0", port: configuration.port).get()
