@@ -26,7 +26,7 @@ enum RemoteWorkloads {
         started.withLock { $0 = true }
     }
 
-    static func run(_ name: String, me: Parley.Process) async throws -> [Workloads.Result] {
+    static func run(_ name: String, me: Process) async throws -> [Workloads.Result] {
         try await ensureNode()
         let erlang = name.hasSuffix("-erlang")
         let peer = erlang ? try await Peer.erlang() : try await Peer.parley()
@@ -49,7 +49,7 @@ enum RemoteWorkloads {
     }
 
     /// 100,000 round trips of `{From, I}` → `I`, after 1000 to warm up.
-    static func pingPong(_ me: Parley.Process, _ pong: Pid) async throws -> Double {
+    static func pingPong(_ me: Process, _ pong: Pid) async throws -> Double {
         func rounds(_ k: Int) async throws {
             for i in 0..<k {
                 me.send(Term.tuple([.pid(me.pid), .integer(i)]), to: pong)
@@ -67,11 +67,11 @@ enum RemoteWorkloads {
 
     /// remote-pp with a callback process pinging: each reply is handled where it arrives
     /// (on the connection's I/O thread), which sends the next ping at once.
-    static func pingPongCallback(_ me: Parley.Process, _ pong: Pid) async throws -> Double {
+    static func pingPongCallback(_ me: Process, _ pong: Pid) async throws -> Double {
         struct Run { var i = 0; var t0: UInt64 = 0 }
         let warm = 1000, n = 100_000
         let reporter = me.pid
-        let ping = try Parley.Process.spawn(state: Run()) { run, message, p in
+        let ping = try Process.spawn(state: Run()) { run, message, p in
             if case .pid? = message as? Term {
                 p.send(Term.tuple([.pid(p.pid), .integer(0)]), to: pong)
                 return .continue
@@ -91,7 +91,7 @@ enum RemoteWorkloads {
     }
 
     /// 1,000,000 messages `{msg, <<64 bytes>>}`; the sink answers `done` when it has them all.
-    static func throughput(_ me: Parley.Process, _ sink: Pid, n: Int) async throws -> Double {
+    static func throughput(_ me: Process, _ sink: Pid, n: Int) async throws -> Double {
         let message = Term.tuple([.atom("msg"), .binary(Array(repeating: UInt8(ascii: "x"), count: 64))])
         let t0 = MonotonicClock.now
         for _ in 0..<n { me.send(message, to: sink) }
@@ -159,7 +159,7 @@ enum RemoteWorkloads {
 
         /// Starts the workload's far end: a spawnable on a Parley node, `erlang:spawn(M, F, A)`
         /// through rex on an Erlang node.
-        func spawn(_ me: Parley.Process, parley fn: String, erlang mfa: (String, String, [Term]), args: Term = .nil) async throws -> Pid {
+        func spawn(_ me: Process, parley fn: String, erlang mfa: (String, String, [Term]), args: Term = .nil) async throws -> Pid {
             if !isErlang { return try await Distribution.spawn(on: name, fn, args: args) }
             let gl = me.spawn { io in
                 while true {

@@ -33,16 +33,16 @@ struct Tour: AsyncParsableCommand {
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
     }
 
-    private func chapter(_ title: String, _ body: @escaping @Sendable (Parley.Process) async throws -> Void) async throws {
+    private func chapter(_ title: String, _ body: @escaping @Sendable (Process) async throws -> Void) async throws {
         print("== \(title)")
-        try await Parley.Process.run { me in try await body(me) }
+        try await Process.run { me in try await body(me) }
         print("")
     }
 }
 
 private struct Hello: Sendable { let from: Pid }
 
-@Sendable private func spawnSendReceive(_ me: Parley.Process) async throws {
+@Sendable private func spawnSendReceive(_ me: Process) async throws {
     let iex = me.pid
     print("  iex> iex_process = self()                       # \(iex)")
     print("  iex> spawn(fn -> send(iex_process, {:hello, self()}) end)")
@@ -52,14 +52,14 @@ private struct Hello: Sendable { let from: Pid }
     print("  \"Got hello from \(hello.from)\"")
 }
 
-@Sendable private func blockingReceive(_ me: Parley.Process) async throws {
+@Sendable private func blockingReceive(_ me: Process) async throws {
     let parent = me.pid
     me.send("unmatched", to: me.pid)
     let t0 = MonotonicClock.now
     let sender = me.spawn { p in
         // Look at the waiting parent, then send what it waits for 50 ms later.
         try await p.sleep(for: .milliseconds(25))
-        if let info = Parley.Process.info(parent) {
+        if let info = Process.info(parent) {
             print("  while it waits: \(parent) status=\(info.status.rawValue), mailbox=\(info.messageQueueLength) (the unmatched message)")
         }
         try await p.sleep(for: .milliseconds(25))
@@ -71,7 +71,7 @@ private struct Hello: Sendable { let from: Pid }
           try await me.receive(String.self, after: .zero) ?? "none")
 }
 
-@Sendable private func receiveTimeout(_ me: Parley.Process) async throws {
+@Sendable private func receiveTimeout(_ me: Process) async throws {
     let t0 = MonotonicClock.now
     let got = try await me.receive(Hello.self, after: .milliseconds(100))
     print("  receive {:hello, _} after 100 ms -> \(got == nil ? ":timeout" : "message") after \(fmt(Double(MonotonicClock.now - t0) / 1e6)) ms")
@@ -79,13 +79,13 @@ private struct Hello: Sendable { let from: Pid }
     print("  receive ... after 0 (a poll) on an empty mailbox -> \(polled == nil ? ":timeout" : "message") at once")
 }
 
-@Sendable private func mailboxes(_ me: Parley.Process) async throws {
+@Sendable private func mailboxes(_ me: Process) async throws {
     let ignorer = me.spawn { p in try await p.sleep(for: .seconds(3600)) }
-    print("  process_info(pid, :messages) before: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) messages")
+    print("  process_info(pid, :messages) before: \(Process.info(ignorer)?.messageQueueLength ?? -1) messages")
     me.send(Hello(from: me.pid), to: ignorer)
-    print("  after one send: \(Parley.Process.info(ignorer)?.messageQueueLength ?? -1) message, though the owner never called receive")
+    print("  after one send: \(Process.info(ignorer)?.messageQueueLength ?? -1) message, though the owner never called receive")
     await flood(me, ignorer, count: 200_000)
-    if let info = Parley.Process.info(ignorer) {
+    if let info = Process.info(ignorer) {
         print("  after 200,000 more: \(info.messageQueueLength) messages, about \(info.memory / 1024) KiB: an unbounded mailbox grows (the BEAM's way to run out of memory)")
     }
     me.exit(ignorer, .kill)
@@ -94,7 +94,7 @@ private struct Hello: Sendable { let from: Pid }
     options.mailbox = MailboxLimit(capacity: 1000, overflow: .dropOldest)
     let bounded = try me.spawn(options) { p in try await p.sleep(for: .seconds(3600)) }
     await flood(me, bounded, count: 200_000)
-    if let info = Parley.Process.info(bounded) {
+    if let info = Process.info(bounded) {
         print("  bounded (1000, drop oldest) after 200,000 sends: \(info.messageQueueLength) messages, \(info.droppedMessages) dropped, \(info.memory / 1024) KiB")
     }
     me.exit(bounded, .kill)
@@ -107,7 +107,7 @@ private struct Hello: Sendable { let from: Pid }
     print("  bounded (1000, exit) flooded: DOWN with reason \(down.reason); the runtime carries on")
 }
 
-@Sendable private func linksAndMonitors(_ me: Parley.Process) async throws {
+@Sendable private func linksAndMonitors(_ me: Process) async throws {
     struct Crash: Error, CustomStringConvertible { var description: String { "division by zero" } }
     me.trapExit = true
     let worker = me.spawnLink { p in
@@ -130,7 +130,7 @@ private struct Hello: Sendable { let from: Pid }
     me.trapExit = false
     let normal = me.spawnLink { _ in }
     try await me.sleep(for: .milliseconds(10))
-    print("  a linked process \(normal) exiting normal: \(me.pid) is still alive = \(Parley.Process.isAlive(me.pid))")
+    print("  a linked process \(normal) exiting normal: \(me.pid) is still alive = \(Process.isAlive(me.pid))")
 
     let stubborn = me.spawn { p in
         p.trapExit = true
@@ -145,7 +145,7 @@ private struct Hello: Sendable { let from: Pid }
     print("  monitoring it again: DOWN reason \(noproc.reason) at once")
 }
 
-@Sendable private func timers(_ me: Parley.Process) async throws {
+@Sendable private func timers(_ me: Process) async throws {
     let t0 = MonotonicClock.now
     me.sendAfter("tick", after: .milliseconds(30))
     let never = me.sendAfter("never", after: .milliseconds(60))
@@ -156,7 +156,7 @@ private struct Hello: Sendable { let from: Pid }
     print("  the cancelled timer's message: \(gone ?? "never arrived")")
 }
 
-@Sendable private func scheduling(_ me: Parley.Process) async throws {
+@Sendable private func scheduling(_ me: Process) async throws {
     let parent = me.pid
     let busy = try me.spawn(state: 0) { n, _, _ in n &+= 1; return .continue }
     await flood(me, busy, count: 100_000)
@@ -185,7 +185,7 @@ private struct Hello: Sendable { let from: Pid }
     }
 }
 
-private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
+private func withBlockingWork(_ me: Process) async throws -> (Int, Int) {
     let parent = me.pid
     let k = Scheduler.shared.count * 2
     for _ in 0..<k {
@@ -209,24 +209,24 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
     return (k, echoes)
 }
 
-@Sendable private func aMillion(_ me: Parley.Process, _ n: Int) async throws {
+@Sendable private func aMillion(_ me: Process, _ n: Int) async throws {
     let parent = me.pid
     trimHeap()
     var rss0 = rssBytes()
     var t0 = MonotonicClock.now
     var pids: [Pid] = []
     pids.reserveCapacity(n)
-    let handler: @Sendable (inout Int, any Sendable, Parley.Process) throws -> Next = { _, m, p in
+    let handler: @Sendable (inout Int, any Sendable, Process) throws -> Next = { _, m, p in
         p.send(m, to: parent)
         return .stop(.normal)
     }
     for i in 0..<n {
-        pids.append(try Parley.Process.spawn(state: 0, handler: handler))
+        pids.append(try Process.spawn(state: 0, handler: handler))
         if i % yieldEvery == 0 { await me.yield() }
     }
     let spawnS = seconds(since: t0)
     let perProc = (rssBytes() - rss0) / Double(n)
-    print("  spawned \(n) callback processes in \(fmt(spawnS * 1000)) ms, \(Int(perProc)) B each; alive now: \(Parley.Process.count)")
+    print("  spawned \(n) callback processes in \(fmt(spawnS * 1000)) ms, \(Int(perProc)) B each; alive now: \(Process.count)")
     t0 = MonotonicClock.now
     await sendToEach(me, 1, pids)
     var sum = 0
@@ -258,7 +258,7 @@ private func withBlockingWork(_ me: Parley.Process) async throws -> (Int, Int) {
 private let yieldEvery = 4000
 
 /// Sends 0..<count to `pid`, yielding every `yieldEvery` sends.
-private func flood(_ me: Parley.Process, _ pid: Pid, count: Int) async {
+private func flood(_ me: Process, _ pid: Pid, count: Int) async {
     for i in 0..<count {
         me.send(i, to: pid)
         if i % yieldEvery == 0 { await me.yield() }
@@ -266,7 +266,7 @@ private func flood(_ me: Parley.Process, _ pid: Pid, count: Int) async {
 }
 
 /// Sends `message` to each pid, yielding every `yieldEvery` sends.
-private func sendToEach(_ me: Parley.Process, _ message: some Sendable, _ pids: [Pid]) async {
+private func sendToEach(_ me: Process, _ message: some Sendable, _ pids: [Pid]) async {
     for (i, p) in pids.enumerated() {
         me.send(message, to: p)
         if i % yieldEvery == 0 { await me.yield() }

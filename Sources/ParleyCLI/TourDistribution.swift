@@ -8,7 +8,7 @@ import ParleyOTP
 // Erlang node when erl is installed) as OS processes, and sends a message, a monitor and
 // GenServer calls across; a peer that stops reading shows the busy limit holding a sender.
 
-@Sendable func distributionChapter(_ me: Parley.Process) async throws {
+@Sendable func distributionChapter(_ me: Process) async throws {
     let cookie = "tour-\(UInt32.random(in: 0...UInt32.max))"
     var config = Distribution.Configuration(name: "tour_\(getpid())@127.0.0.1", cookie: cookie)
     config.logger.logLevel = .error
@@ -96,7 +96,7 @@ private struct TourCounterServer: GenServer, Sendable {
     var total = 0
     typealias Call = Term
     typealias Reply = Term
-    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Parley.Process) -> CallResult {
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Process) -> CallResult {
         if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { total += n }
         return .reply(.integer(total))
     }
@@ -109,7 +109,7 @@ private func us(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000) 
 /// busy_dist_port: the peer stops reading (SIGSTOP); a thread sending 32 MiB to it is held
 /// once `bufferBusyLimit` (1 MiB) is queued instead of filling memory; SIGCONT, and every
 /// message arrives in order.
-func busyPortDemo(_ me: Parley.Process, peer: String, _ child: TourNode) async throws {
+func busyPortDemo(_ me: Process, peer: String, _ child: TourNode) async throws {
     let n = 2000, size = 16 << 10
     let forward = try await Distribution.spawn(on: peer, "forward", args: .pid(me.pid))
     let payload = Term.binary(Array(repeating: 1, count: size))
