@@ -171,7 +171,9 @@ public enum Gen {
         if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }
         if from.tag.owner == nil, from.pid.node != nil {
             // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
-            Remote.router?.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
+            if case .remote(let router) = Route(from.pid) {
+                router.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
+            }
             return
         }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))
@@ -233,17 +235,20 @@ public enum Gen {
     static func resolve(_ dest: Destination) throws(CallError) -> Target {
         switch dest {
         case .pid(let pid):
-            if let p = pid.process { return .local(p) }
-            if pid.isLocal { throw .noproc("\(pid)") }
-            guard let router = Remote.router else { throw .noconnection(pid) }
-            return .remotePid(pid, router)
+            switch Route(pid) {
+            case .local(let p?): return .local(p)
+            case .local(nil): throw .noproc("\(pid)")
+            case .remote(let router): return .remotePid(pid, router)
+            case .unreachable: throw .noconnection(pid)
+            }
         case .name(let name, let node):
-            if node.name == Node.localNodeName {
+            switch Route(node) {
+            case .local:
                 guard let p = Process.whereis(name)?.process else { throw .noproc(name) }
                 return .local(p)
+            case .remote(let router): return .remoteName(name, node, router)
+            case .unreachable: throw .noproc("\(name) on \(node) (not distributed)")
             }
-            guard let router = Remote.router else { throw .noproc("\(name) on \(node) (not distributed)") }
-            return .remoteName(name, node, router)
         }
     }
 

@@ -80,10 +80,10 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     @usableFromInline
     func deliver(_ message: any Sendable) {
-        if let process {
-            process.deliver(message)
-        } else if node != nil {
-            Remote.router?.send(message, to: self, from: nil)
+        switch Route(self) {
+        case .local(let p): p?.deliver(message)
+        case .remote(let router): router.send(message, to: self, from: nil)
+        case .unreachable: break
         }
     }
 

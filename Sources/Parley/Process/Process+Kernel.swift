@@ -144,21 +144,22 @@ extension Process {
     }
 
     static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
-        guard let t = target.process else {
-            if target.node != nil, let router = Remote.router {
-                guard watcher.noteMonitoring(ref, target: target) else { return }
-                if !router.monitor(watcher: watcher.pid, target: target, ref: ref) {
-                    watcher.monitorFired(ref, pid: target, reason: .noconnection)
-                }
-                return
+        switch Route(target) {
+        case .local(let t?):
+            guard watcher.noteMonitoring(ref, target: target) else { return }
+            if !t.addMonitor(ref, watcher: watcher.pid) {
+                _ = watcher.forgetMonitoring(ref)
+                watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noproc))
             }
-            watcher.deliver(DownMessage(ref: ref, pid: target, reason: target.node == nil ? .noproc : .noconnection))
-            return
-        }
-        guard watcher.noteMonitoring(ref, target: target) else { return }
-        if !t.addMonitor(ref, watcher: watcher.pid) {
-            _ = watcher.forgetMonitoring(ref)
+        case .local(nil):
             watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noproc))
+        case .remote(let router):
+            guard watcher.noteMonitoring(ref, target: target) else { return }
+            if !router.monitor(watcher: watcher.pid, target: target, ref: ref) {
+                watcher.monitorFired(ref, pid: target, reason: .noconnection)
+            }
+        case .unreachable:
+            watcher.deliver(DownMessage(ref: ref, pid: target, reason: .noconnection))
         }
     }
 
@@ -186,10 +187,10 @@ extension Process {
     }
 
     static func send(_ message: any Sendable, to name: String, on node: Node, from: Pid) {
-        if node.name == Node.localNodeName {
-            whereis(name)?.deliver(message)
-        } else {
-            Remote.router?.send(message, toName: name, on: node, from: from)
+        switch Route(node) {
+        case .local: whereis(name)?.deliver(message)
+        case .remote(let router): router.send(message, toName: name, on: node, from: from)
+        case .unreachable: break
         }
     }
 

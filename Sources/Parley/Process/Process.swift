@@ -75,14 +75,20 @@ public struct Process {
 
     func monitor(_ name: String, on node: Node, ref: Reference, standIn _: Bool) {
         let standIn = Pid(node: node, id: 0, serial: 0, creation: 0)
-        if node.name == Node.localNodeName, let pid = Process.whereis(name) {
-            Process.establishMonitor(ref, watcher: core, target: pid)
-        } else if node.name != Node.localNodeName, let router = Remote.router, core.noteMonitoring(ref, target: standIn) {
+        switch Route(node) {
+        case .local:
+            if let pid = Process.whereis(name) {
+                Process.establishMonitor(ref, watcher: core, target: pid)
+            } else {
+                core.deliver(DownMessage(ref: ref, pid: standIn, reason: .noproc))
+            }
+        case .remote(let router):
+            guard core.noteMonitoring(ref, target: standIn) else { return }
             if !router.monitor(watcher: core.pid, name: name, on: node, ref: ref) {
                 core.monitorFired(ref, pid: standIn, reason: .noconnection)
             }
-        } else {
-            core.deliver(DownMessage(ref: ref, pid: standIn, reason: node.name == Node.localNodeName ? .noproc : .noconnection))
+        case .unreachable:
+            core.deliver(DownMessage(ref: ref, pid: standIn, reason: .noconnection))
         }
     }
 
@@ -237,9 +243,12 @@ public struct Process {
     /// A pid on another node is linked through its node's connection. If that node cannot
     /// be reached, the link fires at once with `noconnection` (Erlang's `link/1` does the same).
     public func link(_ pid: Pid) throws(ProcessError) {
-        guard let target = pid.process else {
-            guard pid.node != nil else { throw .noproc(pid) }
-            guard let router = Remote.router else { throw .notLocal(pid) }
+        let target: ProcessCore
+        switch Route(pid) {
+        case .local(let p?): target = p
+        case .local(nil): throw .noproc(pid)
+        case .unreachable: throw .notLocal(pid)
+        case .remote(let router):
             guard core.addLink(pid) else { return }
             if !router.link(from: core.pid, to: pid) {
                 ExitSignals.propagate([.init(target: core.pid, from: pid, reason: .noconnection, isLink: true)])
@@ -261,10 +270,10 @@ public struct Process {
     /// Removes the link between this process and `pid`, if any.
     public func unlink(_ pid: Pid) {
         core.removeLink(pid)
-        if let p = pid.process {
-            p.removeLink(core.pid)
-        } else if pid.node != nil {
-            Remote.router?.unlink(from: core.pid, to: pid)
+        switch Route(pid) {
+        case .local(let p): p?.removeLink(core.pid)
+        case .remote(let router): router.unlink(from: core.pid, to: pid)
+        case .unreachable: break
         }
     }
 
@@ -282,11 +291,7 @@ public struct Process {
     @discardableResult
     public func demonitor(_ ref: Reference, flush: Bool = false) -> Bool {
         let target = core.forgetMonitoring(ref)
-        if let t = target?.process {
-            t.removeMonitor(ref)
-        } else if let target, target.node != nil {
-            Remote.router?.demonitor(watcher: core.pid, target: target, ref: ref)
-        }
+        if let target { ProcessCore.demonitor(ref, watcher: core.pid, target: target) }
         if flush { _ = core.flush { ($0 as? DownMessage)?.ref == ref } }
         return target != nil
     }

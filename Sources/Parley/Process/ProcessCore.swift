@@ -270,19 +270,13 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
         }
         if let name { LocalRegistry.remove(name, ifOwnedBy: me) }
         for (ref, watcher) in watchers {
-            if let w = watcher.process {
-                w.monitorFired(ref, pid: me, reason: reason)
-            } else if watcher.node != nil {
-                Remote.router?.monitorFired(ref: ref, watcher: watcher, target: me, reason: reason)
+            switch Route(watcher) {
+            case .local(let w): w?.monitorFired(ref, pid: me, reason: reason)
+            case .remote(let router): router.monitorFired(ref: ref, watcher: watcher, target: me, reason: reason)
+            case .unreachable: break
             }
         }
-        for (ref, target) in watched {
-            if let t = target.process {
-                t.removeMonitor(ref)
-            } else if target.node != nil {
-                Remote.router?.demonitor(watcher: me, target: target, ref: ref)
-            }
-        }
+        for (ref, target) in watched { Self.demonitor(ref, watcher: me, target: target) }
         if let waiter { waiter.resume() }
         didDie(external: external, wasIdle: before == .idle)
         return signals
@@ -333,6 +327,16 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
             guard s.status != .dead else { return false }
             s.ensureExtras().monitoredBy[ref] = watcher
             return true
+        }
+    }
+
+    /// Removes the target's half of monitor `ref`, whose watcher has forgotten it: on this
+    /// node, or through the target's node.
+    static func demonitor(_ ref: Reference, watcher: Pid, target: Pid) {
+        switch Route(target) {
+        case .local(let t): t?.removeMonitor(ref)
+        case .remote(let router): router.demonitor(watcher: watcher, target: target, ref: ref)
+        case .unreachable: break
         }
     }
 

@@ -11,11 +11,11 @@ enum ExitSignals {
     static func propagate(_ initial: [Pending]) {
         var work = initial
         while let s = work.popLast() {
-            guard let p = s.target.process else {
-                if s.target.node != nil { Remote.router?.exit(from: s.from, to: s.target, reason: s.reason, isLink: s.isLink) }
-                continue
+            switch Route(s.target) {
+            case .local(let p?): work.append(contentsOf: p.receiveExitSignal(from: s.from, reason: s.reason, isLink: s.isLink))
+            case .remote(let router): router.exit(from: s.from, to: s.target, reason: s.reason, isLink: s.isLink)
+            case .local(nil), .unreachable: break
             }
-            work.append(contentsOf: p.receiveExitSignal(from: s.from, reason: s.reason, isLink: s.isLink))
         }
     }
 

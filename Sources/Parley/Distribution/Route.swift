@@ -1,0 +1,34 @@
+/// Where an operation on a pid, or on a name on a node, goes: decided here, once, as gen.erl's
+/// `do_for_proc` decides (a process of this node, another node through the distribution
+/// router, or another node while this one is not distributed). Every send, link, unlink,
+/// monitor, demonitor, exit signal and reply asks this instead of looking at the pid's node
+/// and the router itself.
+enum Route {
+    /// This node. The process, when the pid has one: a local pid decoded after its process
+    /// died, or a name on this node, has none.
+    case local(ProcessCore?)
+    /// Another node, while this node is distributed.
+    case remote(any RemoteRouter)
+    /// Another node, while this node is not distributed: sends are dropped, links and
+    /// monitors see `noconnection`.
+    case unreachable
+
+    /// The route to `pid`. A local pid's process needs no lookup, and the router is read only
+    /// for a pid of another node.
+    @inline(__always)
+    init(_ pid: Pid) {
+        if let p = pid.process { self = .local(p); return }
+        if pid.node == nil { self = .local(nil); return }
+        self = Self.toOtherNode()
+    }
+
+    /// The route to the node `node` (for `{Name, Node}`).
+    init(_ node: Node) {
+        self = node.name == Node.localNodeName ? .local(nil) : Self.toOtherNode()
+    }
+
+    static func toOtherNode() -> Route {
+        if let router = Remote.router { return .remote(router) }
+        return .unreachable
+    }
+}
