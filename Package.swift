@@ -16,7 +16,11 @@ let package = Package(
     products: [
         // The scheduler, timers and blocking pool: no process semantics.
         .library(name: "ParleyRuntime", targets: ["ParleyRuntime"]),
-        // Processes, links, monitors, registry, introspection (re-exports ParleyRuntime).
+        // Channels the core.async and Go way: buffers, close, select/alts, go blocks and
+        // threads, transducers and combinators (re-exports ParleyRuntime).
+        .library(name: "ParleyChannels", targets: ["ParleyChannels"]),
+        // Processes, links, monitors, registry, introspection, and select over a mailbox and
+        // channels (re-exports ParleyChannels).
         .library(name: "Parley", targets: ["Parley"]),
         // GenServer, Supervisor, DynamicSupervisor, Registry, Task, Agent (re-exports Parley).
         .library(name: "ParleyOTP", targets: ["ParleyOTP"]),
@@ -54,9 +58,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "ParleyChannels",
+            dependencies: [
+                "ParleyRuntime",
+                "CParleyShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "Parley",
             dependencies: [
                 "ParleyRuntime",
+                "ParleyChannels",
                 "CParleyShims",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,7 +137,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
-        .testTarget(name: "ParleyTests", dependencies: ["Parley"], swiftSettings: strict),
+        // Helpers several test targets share (stress scaling, polling).
+        .target(name: "ParleyTestSupport", path: "Tests/ParleyTestSupport", swiftSettings: strict),
+        .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ParleyTests", dependencies: ["Parley", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ParleyDistributionTests",
             // ParleyCLI: the tests start `parley node` processes (its echo, counter and

@@ -1,1 +1,2 @@
 @_exported import ParleyRuntime
+@_exported import ParleyChannels

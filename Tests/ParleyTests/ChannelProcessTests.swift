@@ -66,3 +66,9 @@ struct ChannelProcessTests {
         await #expect(throws: ChannelError.noCases) { _ = try await alts(none) }
     }
 }
+
+/// Runs `body` in a go block and waits for its result.
+private func inGo<T: Sendable>(_ body: sending @escaping () async throws -> T) async throws -> T {
+    let r = go(body)
+    return try #require(try await r.receive(), "the go block threw")
+}

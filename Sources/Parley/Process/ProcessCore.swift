@@ -10,7 +10,7 @@ import Synchronization
 /// the lock, and `saved`, which only the owner touches (no lock) and which selective
 /// `receive` scans. The owner moves `incoming` into `saved` in one step when it runs dry.
 @usableFromInline
-class ProcessCore: ScheduledJob, @unchecked Sendable {
+class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // @unchecked Sendable: shared mutable state lives in `sharedState` (behind `sharedLock`) or in Atomics;
     // `saved` and `sinceYield` are touched only by the thread currently running the process,
     // which the scheduler serialises (each hand-over goes through a run-queue lock or the
@@ -112,7 +112,7 @@ class ProcessCore: ScheduledJob, @unchecked Sendable {
     /// Wakes the process if it is parked in a receive that also selects over channels (a
     /// channel case completed); if it is not parked yet, it sees the completion before it
     /// parks (it reads it under this same lock).
-    final func wakeFromChannel() {
+    package final func wakeFromChannel() {
         perform(withShared { $0.mailbox.signal() })
     }
 

@@ -1,4 +1,4 @@
-import Parley
+import ParleyChannels
 import Synchronization
 import Testing
 

@@ -14,7 +14,7 @@ extension Process {
     /// ```
     public func onMessage<T, R>(_ type: T.Type, where predicate: @escaping (T) throws -> Bool = { _ in true },
                                 _ handler: @escaping (T) async throws -> R) -> SelectCase<R> {
-        let box = Box<T?>(nil)
+        let box = MatchedMessage<T>()
         return SelectCase(kind: .message({ m in
             guard let t = m as? T, try predicate(t) else { return false }
             box.value = t
@@ -78,7 +78,7 @@ extension SequentialProcess {
 
         // 2. Queue a cell in every channel; the waiter wakes this process.
         let owner = Waiter()
-        _ = owner.arm(.process(self))
+        _ = owner.arm(.wakeable(self))
         if let w = try SelectEngine.registerAll(&ops, owner: owner, order: order) { return w }
         let timer = SelectEngine.scheduleTimeout(owner, x)
         defer { timer?.cancel() }
@@ -98,4 +98,12 @@ extension SequentialProcess {
             throw error
         }
     }
+}
+
+/// The message an ``Process/onMessage(_:where:_:)`` case matched, kept for its handler. Used
+/// only by the task running the select.
+private final class MatchedMessage<T>: @unchecked Sendable {
+    // @unchecked Sendable: written by the match and read by the handler, both on the
+    // selecting process's own task, one after the other.
+    var value: T?
 }

@@ -11,7 +11,7 @@ import Synchronization
 /// Two waiters are claimed together when two selects meet on one channel: each is first
 /// moved to `busy` in address order, so two claimers never wait for each other (no cycle).
 @usableFromInline
-class Waiter: ScheduledJob, @unchecked Sendable {
+package class Waiter: ScheduledJob, @unchecked Sendable {
     // @unchecked Sendable: `winner`, `wake` and the cells' values are written by the one
     // party that claimed `state` (or by the owner before it publishes the waiter under a
     // channel lock) and read by the owner after it is woken; the wake (continuation resume,
@@ -27,35 +27,37 @@ class Waiter: ScheduledJob, @unchecked Sendable {
     final let armState = Atomic<UInt8>(0)
     /// The index of the case that completed; `cancelledIndex` or `timeoutIndex` otherwise.
     @usableFromInline
-    @exclusivity(unchecked) final var winner: Int = -1
+    @exclusivity(unchecked) package final var winner: Int = -1
     @exclusivity(unchecked) final var wake: Wake = .none
     /// Wake a parked task behind the work queued on the waking thread, not next (see
     /// `SelectEngine.choose`). Set by the owner before it arms.
     @usableFromInline @exclusivity(unchecked) final var wakeBehind = false
 
     @usableFromInline
-    static let cancelledIndex = -2
+    package static let cancelledIndex = -2
     @usableFromInline
     static let timeoutIndex = -3
 
-    enum Wake {
+    package enum Wake {
         case none
         case task(UnsafeContinuation<Void, Never>)
         case thread(Parker)
         /// Run this waiter as a scheduler job (a callback cell).
         case schedule
-        case process(ProcessCore)
+        /// Something that parks elsewhere and is woken by a call (a process in a receive
+        /// that also selects over channels: `Parley`'s select over a mailbox).
+        case wakeable(any ChannelWakeable)
     }
 
     @inlinable
-    override init() {}
+    override package init() {}
 
-    override var scheduleDescription: String { "channel callback" }
+    override package var scheduleDescription: String { "channel callback" }
 
     /// Whether the completion has been signalled, so its results can be read (a thread
     /// that polls instead of being resumed waits for this, not for `state`).
     @inlinable
-    final var isSignalled: Bool { armState.load(ordering: .acquiring) >= 2 }
+    package final var isSignalled: Bool { armState.load(ordering: .acquiring) >= 2 }
 
     /// Whether nobody has completed this waiter yet (stale as soon as it is read).
     @inlinable
@@ -63,7 +65,7 @@ class Waiter: ScheduledJob, @unchecked Sendable {
 
     /// Completes this waiter alone (it is the only party involved).
     @inlinable
-    final func claim() -> Bool { leaveWaiting(for: Waiter.done) }
+    package final func claim() -> Bool { leaveWaiting(for: Waiter.done) }
 
     /// Takes the busy lock on this waiter; false if it completed already.
     @inlinable
@@ -102,7 +104,7 @@ class Waiter: ScheduledJob, @unchecked Sendable {
 
     /// Sets how the owner is woken. Returns false if it was completed already, so it must
     /// not sleep (the completion happened between queueing and arming).
-    final func arm(_ how: Wake) -> Bool {
+    package final func arm(_ how: Wake) -> Bool {
         wake = how
         return armState.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
     }
@@ -140,7 +142,7 @@ class Waiter: ScheduledJob, @unchecked Sendable {
             if wakeBehind { Scheduler.wakeBehind { c.resume() } } else { c.resume() }
         case .thread(let p): p.unpark()
         case .schedule: Scheduler.shared.enqueue(self)
-        case .process(let core): core.wakeFromChannel()
+        case .wakeable(let w): w.wakeFromChannel()
         }
     }
 }
@@ -217,4 +219,11 @@ final class CallbackCell<Value>: Cell<Value>, @unchecked Sendable {
             onPut?(winner != Waiter.cancelledIndex)
         }
     }
+}
+
+/// An owner of a ``Waiter`` that is woken by a call rather than a continuation or a parker:
+/// `Parley`'s processes, whose receive can also wait for channel cases. Called once, outside
+/// channel locks, after the waiter completed.
+package protocol ChannelWakeable: AnyObject, Sendable {
+    func wakeFromChannel()
 }

@@ -19,7 +19,7 @@ public enum SelectOrder: Sendable {
 
 /// One channel operation inside a select, type-erased. Implemented by the receive and send
 /// cases; `index` is the case's position in the select.
-protocol SelectOperation: AnyObject, Sendable {
+package protocol SelectOperation: AnyObject, Sendable {
     /// A cheap, racy hint: false only if the operation certainly cannot complete now.
     var mayBeReady: Bool { get }
     /// Tries to complete now without queueing; with `active`, as a case of that select.
@@ -31,7 +31,7 @@ protocol SelectOperation: AnyObject, Sendable {
 }
 
 @usableFromInline
-enum SelectAttempt { case completed, wouldBlock, queued, abandoned, tooMany }
+package enum SelectAttempt { case completed, wouldBlock, queued, abandoned, tooMany }
 
 extension Chan {
     /// A receive as one case of a select (or `alts`): the value if it completed.
@@ -137,14 +137,19 @@ final class SendOperation<Input: Sendable, Output: Sendable>: SelectOperation, @
 /// ``Process/onMessage(_:where:_:)``.
 public struct SelectCase<Result>: @unchecked Sendable {
     // @unchecked Sendable: a case is made and consumed by the one task running the select.
-    enum Kind {
+    package enum Kind {
         case operation(any SelectOperation)
         case timeout(Duration)
         case otherwise
         case message((any Sendable) throws -> Bool)
     }
-    let kind: Kind
-    let run: () async throws -> Result
+    package let kind: Kind
+    package let run: () async throws -> Result
+
+    package init(kind: Kind, run: @escaping () async throws -> Result) {
+        self.kind = kind
+        self.run = run
+    }
 
     /// Completes if nothing else has within `duration` (core.async's `(timeout ms)` in
     /// `alts!`, Go's `case <-time.After(d)`). The earliest timeout of a select counts.
@@ -240,7 +245,7 @@ public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () 
 /// The cases a select chooses among, seen by the engine: channel operations by position.
 /// A select's case list and an `alts` over an array of channels are the two kinds.
 @usableFromInline
-protocol SelectSource {
+package protocol SelectSource {
     var count: Int { get }
     /// The select's case index of operation `k` (operations skip timeouts and defaults).
     func caseIndex(_ k: Int) -> Int
@@ -252,26 +257,26 @@ protocol SelectSource {
 }
 
 /// A select's case list as a ``SelectSource``.
-struct OperationList: SelectSource {
-    var ops: [(index: Int, op: any SelectOperation)]
-    var count: Int { ops.count }
-    func caseIndex(_ k: Int) -> Int { ops[k].index }
-    func mayBeReady(_ k: Int) -> Bool { ops[k].op.mayBeReady }
-    func attempt(_ k: Int, active: Waiter?) -> SelectAttempt { ops[k].op.attempt(active: active) }
-    func register(_ k: Int, owner: Waiter) -> SelectAttempt { ops[k].op.register(owner: owner, index: ops[k].index) }
-    func collect(caseIndex index: Int) {
+package struct OperationList: SelectSource {
+    package var ops: [(index: Int, op: any SelectOperation)]
+    package var count: Int { ops.count }
+    package func caseIndex(_ k: Int) -> Int { ops[k].index }
+    package func mayBeReady(_ k: Int) -> Bool { ops[k].op.mayBeReady }
+    package func attempt(_ k: Int, active: Waiter?) -> SelectAttempt { ops[k].op.attempt(active: active) }
+    package func register(_ k: Int, owner: Waiter) -> SelectAttempt { ops[k].op.register(owner: owner, index: ops[k].index) }
+    package func collect(caseIndex index: Int) {
         if let entry = ops.first(where: { $0.index == index }) { entry.op.collect() }
     }
 }
 
 /// What a select has besides channel operations.
 @usableFromInline
-struct SelectExtras {
-    @usableFromInline var deadline: UInt64? = nil
-    @usableFromInline var timeoutIndex = -1
-    @usableFromInline var defaultIndex = -1
-    @usableFromInline var messageIndex = -1
-    @usableFromInline var message: ((any Sendable) throws -> Bool)? = nil
+package struct SelectExtras {
+    @usableFromInline package var deadline: UInt64? = nil
+    @usableFromInline package var timeoutIndex = -1
+    @usableFromInline package var defaultIndex = -1
+    @usableFromInline package var messageIndex = -1
+    @usableFromInline package var message: ((any Sendable) throws -> Bool)? = nil
     @inlinable init() {}
 }
 
@@ -282,13 +287,13 @@ struct SelectExtras {
 /// may complete the select from then on; then sleep until one does, or a timeout or a
 /// cancellation claims it instead.
 @usableFromInline
-enum SelectEngine {
+package enum SelectEngine {
     @inlinable
-    static func random(_ bound: Int) -> Int { RandomState.next(bound) }
+    package static func random(_ bound: Int) -> Int { RandomState.next(bound) }
 
     /// The first pass. Returns the winning case index, or nil.
     @inlinable
-    static func firstPass<S: SelectSource>(_ src: inout S, order: SelectOrder) -> Int? {
+    package static func firstPass<S: SelectSource>(_ src: inout S, order: SelectOrder) -> Int? {
         let n = src.count
         if n == 0 { return nil }
         if order == .priority {
@@ -335,7 +340,7 @@ enum SelectEngine {
     /// Queues a cell for every case, stopping early if one completes or the select is
     /// completed by another party meanwhile. Returns the index if this pass completed it.
     @inlinable
-    static func registerAll<S: SelectSource>(_ src: inout S, owner: Waiter, order: SelectOrder) throws(ChannelError) -> Int? {
+    package static func registerAll<S: SelectSource>(_ src: inout S, owner: Waiter, order: SelectOrder) throws(ChannelError) -> Int? {
         let n = src.count
         let start = order == .fair && n > 1 ? random(n) : 0
         for j in 0..<n {
@@ -356,7 +361,7 @@ enum SelectEngine {
     }
 
     @usableFromInline
-    static func scheduleTimeout(_ owner: Waiter, _ x: SelectExtras) -> ScheduledTimer? {
+    package static func scheduleTimeout(_ owner: Waiter, _ x: SelectExtras) -> ScheduledTimer? {
         guard let d = x.deadline else { return nil }
         return Scheduler.shared.timers.schedule(at: d) {
             if owner.claim() { owner.winner = Waiter.timeoutIndex; owner.signal() }
@@ -365,7 +370,7 @@ enum SelectEngine {
 
     /// Chooses the winning case for a task (parking it, never a thread).
     @inlinable
-    static func choose<S: SelectSource>(_ src: inout S, _ x: SelectExtras, order: SelectOrder) async throws(ChannelError) -> Int {
+    package static func choose<S: SelectSource>(_ src: inout S, _ x: SelectExtras, order: SelectOrder) async throws(ChannelError) -> Int {
         if src.count == 0 && x.deadline == nil && x.defaultIndex < 0 { throw .noCases }
         if let w = firstPass(&src, order: order) {
             if Scheduler.reductionSpent() { await Scheduler.yield() }
@@ -389,7 +394,7 @@ enum SelectEngine {
     }
 
     @inlinable
-    static func finish<S: SelectSource>(_ owner: Waiter, _ src: inout S, _ x: SelectExtras) throws(ChannelError) -> Int {
+    package static func finish<S: SelectSource>(_ owner: Waiter, _ src: inout S, _ x: SelectExtras) throws(ChannelError) -> Int {
         switch owner.winner {
         case Waiter.cancelledIndex: throw .cancelled
         case Waiter.timeoutIndex: return x.timeoutIndex
@@ -416,7 +421,7 @@ enum SelectEngine {
     }
 
     /// Splits a select's cases into channel operations and the rest.
-    static func plan<R>(_ cases: [SelectCase<R>]) -> (OperationList, SelectExtras) {
+    package static func plan<R>(_ cases: [SelectCase<R>]) -> (OperationList, SelectExtras) {
         var ops: [(index: Int, op: any SelectOperation)] = []
         var x = SelectExtras()
         for (i, c) in cases.enumerated() {
