@@ -80,11 +80,10 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
 
     @usableFromInline
     func deliver(_ message: any Sendable) {
-        switch Route(self) {
-        case .local(let p): p?.deliver(message)
-        case .remote(let router): router.send(message, to: self, from: nil)
-        case .unreachable: break
-        }
+        // A live local pid first, through the stored reference: the hot path builds no route
+        // (and so takes no extra reference to the receiving process).
+        if let process { return process.deliver(message) }
+        if case .remote(let router) = Route(self) { router.send(message, to: self, from: nil) }
     }
 
     public static func == (a: Pid, b: Pid) -> Bool {
