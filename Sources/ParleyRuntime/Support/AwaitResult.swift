@@ -1,13 +1,16 @@
 /// Suspends the calling task until `start`'s `deliver` callback is called, from any thread,
 /// and returns (or throws) what it was given.
 ///
-/// The result travels in a locked box, not through the continuation, and the continuation is
-/// resumed with `Void`. A result resumed into the continuation is stored into the waiting
-/// task's frame by the resuming thread; when that resume wins the race against the task's own
-/// suspension, the only ordering between that store and the task's later reuse of the same
-/// frame memory is an atomic inside the Swift runtime, which the thread sanitizer does not
-/// see, and it reports a race. Through the box, both sides order their accesses with a
-/// ``LockWord`` it does see.
+/// Why not a plain continuation: `resume` reads and writes the waiting task's frame (the
+/// result, the context) on the resuming thread. When that resume wins the race against the
+/// task's own suspension, the task goes on without passing through a scheduler queue, and the
+/// only ordering between those accesses and the task's later reuse of the same frame memory
+/// is an atomic inside the Swift runtime, which the thread sanitizer does not see: it reports
+/// a race. So the result travels in a locked box, the continuation is resumed with `Void`
+/// while the box's lock is held, and the task takes the box's lock before it reads the
+/// result: everything `resume` touched is ordered before the task goes on, through a
+/// ``LockWord`` the sanitizer does see. The task may spin for the few instructions that
+/// `resume` has left when it wakes.
 ///
 /// ```swift
 /// let n = try await awaitResult { deliver in
@@ -22,8 +25,12 @@ package func awaitResult<T: Sendable>(
     let box = Locked<Result<T, any Error>?>(nil)
     await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
         start { result in
-            box.withLock { $0 = result }
-            c.resume()
+            // Resumed under the lock on purpose (see above): the lock is released only once
+            // `resume` is done with the task's frame.
+            box.withLock {
+                $0 = result
+                c.resume()
+            }
         }
     }
     // `deliver` filled the box before it resumed us, so it is never empty here.
