@@ -157,7 +157,10 @@ struct GenServerTests {
 
     @Test("a call that times out raises timeout and leaves no late reply in the mailbox (OTP 24 aliases)")
     func timeoutLeavesNoLateReply() async throws {
-        let server = try Deferred(delay: .milliseconds(150)).start()
+        // The reply comes 800 ms after the call, the timeout at 30 ms: room for a busy machine.
+        // (gen:call takes a reply that arrives before the caller gets to run its timeout, so
+        // a caller held up for the whole 770 ms would see the reply, in OTP too.)
+        let server = try Deferred(delay: .milliseconds(800)).start()
         let leftovers = try await Process.run { me -> Int in
             do {
                 _ = try await server.call(1, timeout: .milliseconds(30))
@@ -165,7 +168,7 @@ struct GenServerTests {
             } catch let error as Gen.CallError {
                 guard case .timeout = error else { Issue.record("expected timeout, got \(error)"); return -1 }
             }
-            try await me.sleep(for: .milliseconds(300))   // the reply is sent meanwhile
+            try await me.sleep(for: .milliseconds(1000))   // the reply is sent meanwhile
             var n = 0
             while try await me.receive(after: .zero) != nil { n += 1 }
             return n
@@ -298,7 +301,8 @@ struct GenServerTests {
 
     @Test("a cancelled caller outside any process gets cancelled, and no reply leaks")
     func cancelledCaller() async throws {
-        let server = try Deferred(delay: .milliseconds(300)).start()
+        // The reply would come after 2 s; the cancel comes at 30 ms (room for a busy machine).
+        let server = try Deferred(delay: .seconds(2)).start()
         let task = Task { try await server.call(1, timeout: nil) }
         try await Task.sleep(for: .milliseconds(30))
         task.cancel()
