@@ -99,9 +99,13 @@ final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
     /// With `saved` empty: moves arrived messages into it, or marks the process idle (so
     /// the next delivery schedules it) if none arrived.
     private func refillOrIdle() -> RefillStep {
-        let step = withShared { $0.mailbox.refillOrIdle(&saved) }
-        savedCount.store(saved.count, ordering: .relaxed)
-        return step
+        // `saved` is read under the lock too: once the unlock publishes `.idle`, a caller's
+        // hand-off may claim the process and fill `saved` on its own thread (invariant 3).
+        withShared { s in
+            let step = s.mailbox.refillOrIdle(&saved)
+            savedCount.store(saved.count, ordering: .relaxed)
+            return step
+        }
     }
 
     /// Runs `initialize` as this process, on the caller's thread, before the process takes
