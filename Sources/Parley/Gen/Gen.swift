@@ -169,12 +169,17 @@ public enum Gen {
         // A caller running this server in a hand-off takes the reply directly: no message
         // box, no mailbox round trip.
         if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }
-        if from.tag.owner == nil, from.pid.node != nil {
-            // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
-            if case .remote(let router) = Route(from.pid) {
+        if from.tag.owner == nil {
+            switch Route(from.pid) {
+            case .remote(let router):
+                // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
                 router.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
+                return
+            case .unreachable:
+                return
+            case .local:
+                break
             }
-            return
         }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))
     }

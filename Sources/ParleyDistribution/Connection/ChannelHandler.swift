@@ -143,11 +143,7 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case FrameError.tooLarge(let length) = error {
-            fail(context, "frame of \(length) bytes from \(peerDescription) exceeds the limit of \(framing.maxFrame)")
-        } else {
-            fail(context, "\(error)")
-        }
+        fail(context, FrameError.reason(error, peer: peerDescription, limit: framing.maxFrame))
     }
 }
 
@@ -186,15 +182,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func receive(_ frames: ByteBuffer, _ context: ChannelHandlerContext) {
-        let max = router.configuration.maxFrameSize
         do {
-            _ = try frames.withUnsafeReadableBytes { raw in
-                try connection.receiveFrames(raw, maxFrame: max, inbox: inbox, cache: decodeCache)
+            try frames.withUnsafeReadableBytes { raw throws(TermDecodingError) in
+                try connection.receiveFrames(raw, inbox: inbox, cache: decodeCache)
             }
-        } catch FrameError.undecodable(let error) {
-            fail(context, "undecodable message from \(peer): \(error)")
         } catch {
-            fail(context, "\(error)")
+            fail(context, "undecodable message from \(peer): \(error)")
         }
         inbox.flush()
     }
@@ -224,10 +217,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case FrameError.tooLarge(let length) = error {
-            fail(context, "frame of \(length) bytes from \(peer) exceeds the limit of \(router.configuration.maxFrameSize)")
-        } else {
-            fail(context, "\(error)")
-        }
+        fail(context, FrameError.reason(error, peer: peer, limit: router.configuration.maxFrameSize))
     }
 }

@@ -203,32 +203,25 @@ final class Connection: Sendable {
 
     // MARK: Receiving (on the channel's event loop)
 
-    /// Every complete frame at the start of `raw` (4-byte lengths, after the handshake), read
-    /// in one pass without a buffer object per frame. Returns how many bytes they took; a
-    /// partial frame at the end waits for the next read.
-    /// Messages go to `inbox`, delivered when the read ends; `cache` is the channel's decode
-    /// cache. Both belong to the channel's handler, on its event loop.
-    /// - Throws: ``FrameError`` for a frame over `maxFrame` or one that does not decode.
-    func receiveFrames(_ raw: UnsafeRawBufferPointer, maxFrame: Int, inbox: Inbox, cache: DecodeCache) throws(FrameError) -> Int {
+    /// The frames of one read as ``DistributionFrameDecoder`` cut them (whole frames with
+    /// 4-byte lengths, each within the size limit), read in one pass without a buffer object
+    /// per frame. Messages go to `inbox`, delivered when the read ends; `cache` is the
+    /// channel's decode cache. Both belong to the channel's handler, on its event loop.
+    /// - Throws: the first frame's error that does not decode.
+    func receiveFrames(_ raw: UnsafeRawBufferPointer, inbox: Inbox, cache: DecodeCache) throws(TermDecodingError) {
         readSinceTick.store(true, ordering: .relaxed)
         var reader = TermReader(UnsafeRawBufferPointer(start: nil, count: 0), identity: router.identity, limits: router.limits)
         reader.cache = cache
         var at = 0
         while raw.count - at >= 4 {
             let length = Int(UInt32(raw[at]) << 24 | UInt32(raw[at + 1]) << 16 | UInt32(raw[at + 2]) << 8 | UInt32(raw[at + 3]))
-            if length > maxFrame { throw .tooLarge(length) }
-            guard raw.count - at - 4 >= length else { break }
+            guard raw.count - at - 4 >= length else { return }  // never: the decoder cut whole frames
             if length > 0 {
-                do {
-                    reader.reset(UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]))
-                    try receive(&reader, inbox: inbox)
-                } catch {
-                    throw .undecodable(error)
-                }
+                reader.reset(UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]))
+                try receive(&reader, inbox: inbox)
             }
             at += 4 + length
         }
-        return at
     }
 
     /// One frame's bytes after its length, `112 131 Control [131 Payload]`, in `r`.

@@ -119,21 +119,18 @@ final class DistributionRouter: RemoteRouter, Sendable {
         let node = Node.named(name)
         return state.withLock { s -> (HandshakeMachine.Status, Connection?) in
             let existing = s.connections[node]
-            switch Connection.State.accept(existing: existing?.phase, localName: identity.name, remoteName: name) {
+            let decision = Connection.State.accept(existing: existing?.phase, localName: identity.name, remoteName: name)
+            switch decision {
             case .refuse:
                 return (.nok, nil)
             case .joinSimultaneous:
                 existing!.attemptStarted()
                 return (.okSimultaneous, existing)
-            case .replaceOnceProven:
-                // Not in the table until it is up (connectionUp replaces the old one).
+            case .replaceOnceProven, .fresh:
                 let c = Connection(node: node, router: self)
                 c.attemptStarted()
-                return (.ok, c)
-            case .fresh:
-                let c = Connection(node: node, router: self)
-                c.attemptStarted()
-                s.connections[node] = c
+                // A replacement enters the table only once it is up (connectionUp swaps it in).
+                if decision == .fresh { s.connections[node] = c }
                 return (.ok, c)
             }
         }

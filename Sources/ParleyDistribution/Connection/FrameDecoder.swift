@@ -56,17 +56,15 @@ struct DistributionFrameDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Why a connection's input was refused.
-enum FrameError: Error, CustomStringConvertible {
+/// Why the decoder refused a connection's input.
+enum FrameError: Error {
     /// A frame longer than `Configuration.maxFrameSize`.
     case tooLarge(Int)
-    /// A frame whose terms do not decode.
-    case undecodable(TermDecodingError)
 
-    var description: String {
-        switch self {
-        case .tooLarge(let n): return "frame of \(n) bytes exceeds the limit"
-        case .undecodable(let e): return "\(e)"
-        }
+    /// The reason a channel handler logs for `error`, caught from its pipeline: for a frame
+    /// too large, the peer that sent it and the limit it broke.
+    static func reason(_ error: any Error, peer: String, limit: Int) -> String {
+        guard case FrameError.tooLarge(let length) = error else { return "\(error)" }
+        return "frame of \(length) bytes from \(peer) exceeds the limit of \(limit)"
     }
 }
