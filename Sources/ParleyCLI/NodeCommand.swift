@@ -154,7 +154,7 @@ struct DemoCounter: GenServer, Sendable {
     typealias Reply = Term
     typealias Cast = Term
 
-    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         switch request {
         case .atom("get"):
             return .reply(.integer(value))
@@ -166,7 +166,7 @@ struct DemoCounter: GenServer, Sendable {
         }
     }
 
-    mutating func handleCast(_ request: Term, _ me: Process) -> HandleResult {
+    mutating func handleCast(_ request: Term, _ me: CallbackProcess) -> HandleResult {
         if request == .atom("reset") { value = 0 }
         return .noreply
     }

@@ -6,7 +6,7 @@ extension Workloads {
     struct Echo: GenServer {
         typealias Call = Int
         typealias Reply = Int
-        mutating func handleCall(_ request: Int, from: Gen.From, _ me: Process) -> CallResult { .reply(request) }
+        mutating func handleCall(_ request: Int, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(request) }
     }
 
     // genserver-call: one client makes n synchronous calls to one server.
@@ -29,11 +29,11 @@ extension Workloads {
     struct Crasher: GenServer, Sendable {
         let reportTo: Pid
         enum Cast: Sendable { case crash }
-        mutating func initialize(_ me: Process) throws -> InitResult {
+        mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
             reportTo.send(me.pid)
             return .ok
         }
-        mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+        mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
             throw ProcessExit(.custom("crash"))
         }
     }

@@ -216,7 +216,7 @@ private func withBlockingWork(_ me: Process) async throws -> (Int, Int) {
     var t0 = MonotonicClock.now
     var pids: [Pid] = []
     pids.reserveCapacity(n)
-    let handler: @Sendable (inout Int, any Sendable, Process) throws -> Next = { _, m, p in
+    let handler: @Sendable (inout Int, any Sendable, CallbackProcess) throws -> Next = { _, m, p in
         p.send(m, to: parent)
         return .stop(.normal)
     }

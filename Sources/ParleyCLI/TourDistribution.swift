@@ -96,7 +96,7 @@ private struct TourCounterServer: GenServer, Sendable {
     var total = 0
     typealias Call = Term
     typealias Reply = Term
-    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { total += n }
         return .reply(.integer(total))
     }

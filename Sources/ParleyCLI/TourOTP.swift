@@ -8,13 +8,13 @@ private struct TourCounter: GenServer, Sendable {
     enum Call: Sendable { case get, add(Int) }
     typealias Reply = Int
     enum Cast: Sendable { case crash }
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         switch request {
         case .get: return .reply(count)
         case .add(let n): count += n; return .reply(count)
         }
     }
-    mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
         throw ProcessExit(.custom("boom"))
     }
 }

@@ -74,7 +74,7 @@ enum Workloads {
         return Result(workload: "skynet-callback", value: seconds(since: t0), unit: "s")
     }
 
-    @Sendable static func skynetHandler(_ node: inout SkynetNode, _ message: any Sendable, _ me: Process) throws -> Next {
+    @Sendable static func skynetHandler(_ node: inout SkynetNode, _ message: any Sendable, _ me: CallbackProcess) throws -> Next {
         if let start = message as? SkynetStart {
             if start.size == 1 {
                 me.send(start.num, to: node.parent)
@@ -168,7 +168,7 @@ enum Workloads {
         let parent = me.pid
         var pids: [Pid] = []
         pids.reserveCapacity(n)
-        let handler: @Sendable (inout Int, any Sendable, Process) throws -> Next = { _, _, p in
+        let handler: @Sendable (inout Int, any Sendable, CallbackProcess) throws -> Next = { _, _, p in
             p.send(true, to: parent)
             return .stop(.normal)
         }

@@ -11,7 +11,7 @@ struct InteropCounter: GenServer, Sendable {
     typealias Call = Term
     typealias Reply = Term
     typealias Cast = Term
-    mutating func handleCall(_ request: Term, from: Gen.From, _ me: Parley.Process) throws -> CallResult {
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
         switch request {
         case .atom("get"): return .reply(.integer(value))
         case .atom("crash"): throw ProcessExit(.custom(Term.atom("crashed_in_swift")))
@@ -24,7 +24,7 @@ struct InteropCounter: GenServer, Sendable {
         default: return .reply(.tuple([.atom("unknown"), request]))
         }
     }
-    mutating func handleCast(_ request: Term, _ me: Parley.Process) -> HandleResult {
+    mutating func handleCast(_ request: Term, _ me: CallbackProcess) -> HandleResult {
         if request == .atom("reset") { value = 0 }
         return .noreply
     }

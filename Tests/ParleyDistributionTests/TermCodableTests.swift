@@ -461,7 +461,7 @@ extension DistributionTests.CodecTests {
             struct Adder: GenServer {
                 struct Call: Codable, Sendable { let op: Status; let a: Int; let b: Int }
                 typealias Reply = Int
-                mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+                mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
                     .reply(request.op == .ok ? request.a + request.b : -1)
                 }
             }

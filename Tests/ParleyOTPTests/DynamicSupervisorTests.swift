@@ -4,7 +4,7 @@ import Testing
 /// A child that crashes on every `crash` cast and reports each start to `events`.
 struct Flaky: GenServer, Sendable {
     enum Cast: Sendable { case crash }
-    mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
         throw ProcessExit(.custom("crash"))
     }
 }
@@ -129,7 +129,7 @@ final class LeakProbe: Sendable {
 struct Probed: GenServer, Sendable {
     let probe = LeakProbe()
     enum Cast: Sendable { case crash }
-    mutating func handleCast(_ request: Cast, _ me: Process) throws -> HandleResult {
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
         throw ProcessExit(.custom("crash"))
     }
 }

@@ -7,12 +7,12 @@ struct Deferred: GenServer {
     var pending: [Gen.From] = []
     let delay: Duration
     struct Fire: Sendable {}
-    mutating func handleCall(_ request: Int, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Int, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         pending.append(from)
         me.sendAfter(Fire(), after: delay)
         return .noreply
     }
-    mutating func handleInfo(_ message: any Sendable, _ me: Process) -> HandleResult {
+    mutating func handleInfo(_ message: any Sendable, _ me: CallbackProcess) -> HandleResult {
         for f in pending { Gen.reply(f, 42) }
         pending.removeAll()
         return .noreply
@@ -24,7 +24,7 @@ struct Relay: GenServer {
     typealias Call = Int
     typealias Reply = Int
     let helper: Pid
-    mutating func handleCall(_ request: Int, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Int, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         helper.send(from)
         return .noreply
     }
@@ -34,7 +34,7 @@ struct Fragile: GenServer {
     enum Call: Sendable { case crash, stopReply, stopNoReply, ok }
     typealias Reply = String
     struct Boom: Error {}
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) throws -> CallResult {
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
         switch request {
         case .crash: throw Boom()
         case .stopReply: return .stop(.normal, reply: "bye")
@@ -49,11 +49,11 @@ struct Continuing: GenServer, Sendable {
     enum Call: Sendable { case get, poke }
     typealias Reply = [String]
     typealias Continue = String
-    mutating func initialize(_ me: Process) throws -> InitResult {
+    mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
         log.append("init")
         return .ok(continue: "after-init")
     }
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         switch request {
         case .get: return .reply(log)
         case .poke:
@@ -61,7 +61,7 @@ struct Continuing: GenServer, Sendable {
             return .reply(log, continue: "after-poke")
         }
     }
-    mutating func handleContinue(_ value: String, _ me: Process) -> HandleResult {
+    mutating func handleContinue(_ value: String, _ me: CallbackProcess) -> HandleResult {
         log.append(value)
         return .noreply
     }
@@ -71,7 +71,7 @@ struct InitOutcome: GenServer {
     enum Mode: Sendable { case ignore, stop, throwing }
     let mode: Mode
     struct Bad: Error {}
-    mutating func initialize(_ me: Process) throws -> InitResult {
+    mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
         switch mode {
         case .ignore: return .ignore
         case .stop: return .stop(.custom("no_config"))
@@ -82,11 +82,11 @@ struct InitOutcome: GenServer {
 
 struct Terminating: GenServer {
     let events: Events
-    mutating func initialize(_ me: Process) throws -> InitResult {
+    mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
         me.trapExit = true
         return .ok
     }
-    mutating func terminate(_ reason: ExitReason, _ me: Process) { events.add("terminate \(reason)") }
+    mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess) { events.add("terminate \(reason)") }
 }
 
 struct Ping: Sendable {}

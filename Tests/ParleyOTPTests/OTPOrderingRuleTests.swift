@@ -11,14 +11,14 @@ struct SlowTerminate: GenServer {
     /// Milliseconds to hold the server before it takes its next message.
     typealias Cast = Int
     let events: Events
-    mutating func handleCast(_ ms: Int, _ me: Process) -> HandleResult {
+    mutating func handleCast(_ ms: Int, _ me: CallbackProcess) -> HandleResult {
         usleep(UInt32(ms) * 1000)
         return .noreply
     }
-    mutating func handleCall(_ request: String, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         .stop(.normal, reply: "bye")
     }
-    mutating func terminate(_ reason: ExitReason, _ me: Process) {
+    mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess) {
         usleep(100_000)
         events.add("terminated")
     }

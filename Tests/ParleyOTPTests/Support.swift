@@ -36,13 +36,13 @@ struct Counter: GenServer, Sendable {
     enum Call: Sendable { case get, add(Int) }
     typealias Reply = Int
     enum Cast: Sendable { case reset }
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         switch request {
         case .get: return .reply(count)
         case .add(let n): count += n; return .reply(count)
         }
     }
-    mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) -> HandleResult {
         count = 0
         return .noreply
     }
@@ -58,17 +58,17 @@ struct Worker: GenServer, Sendable {
     typealias Call = String
     typealias Reply = String
 
-    mutating func initialize(_ me: Process) throws -> InitResult {
+    mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
         me.trapExit = trap
         events.add("start \(id)")
         return .ok
     }
-    mutating func handleCall(_ request: String, from: Gen.From, _ me: Process) -> CallResult { .reply(id) }
-    mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(id) }
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) -> HandleResult {
         if case .exit(let r) = request { return .stop(r) }
         return .noreply
     }
-    mutating func terminate(_ reason: ExitReason, _ me: Process) {
+    mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess) {
         events.add("stop \(id) \(reason)")
     }
 

@@ -192,4 +192,43 @@ struct MessagingTests {
         #expect(reason.description == "{shutdown, done}")
         #expect(reason.isShutdown)
     }
+
+    /// What every process can do without waiting, written once against `ProcessContext`:
+    /// monitor a pid, link to it, and tell it who did so.
+    static func greet(_ me: some ProcessContext, _ other: Pid) -> Reference {
+        try? me.link(other)
+        let ref = me.monitor(other)
+        me.send(("hello from", me.pid), to: other)
+        return ref
+    }
+
+    @Test("A callback handler gets a CallbackProcess and a sequential body a Process; both run the same ProcessContext code (links, monitors, sends)")
+    func processContextFromBothKinds() async throws {
+        let (fromSequential, fromCallback) = try await Parley.Process.run { me in
+            let parent = me.pid
+            let target = me.spawn { p in
+                for _ in 0..<2 {
+                    let (_, who) = try await p.receive((String, Pid).self)
+                    p.send(who, to: parent)
+                }
+                _ = try await p.receive(String.self)
+            }
+            _ = Self.greet(me, target)
+            let fromSequential = try await me.receive(Pid.self)
+            let handler = try me.spawn(state: 0) { _, message, p in
+                // `p` is a CallbackProcess: `p.receive` would not compile here.
+                if let target = message as? Pid { _ = MessagingTests.greet(p, target) }
+                return .continue
+            }
+            me.send(target, to: handler)
+            let fromCallback = try await me.receive(Pid.self)
+            #expect(fromSequential == me.pid)
+            #expect(fromCallback == handler)
+            #expect(Parley.Process.info(target)?.links.contains(handler) == true)
+            me.unlink(target)
+            Parley.Process.exit(target, .kill)
+            return (fromSequential, fromCallback)
+        }
+        #expect(fromSequential != fromCallback)
+    }
 }

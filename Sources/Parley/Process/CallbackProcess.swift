@@ -1,160 +1,25 @@
-import ParleyRuntime
+/// A callback process's view of itself: what its handler (and its `initialize`) gets with
+/// each message. It can do everything a process does without waiting (``ProcessContext``:
+/// send, spawn, link, monitor, trap exits, register, timers) but has no `receive`, `select`
+/// or `sleep`: a handler runs once per message and returns, so waiting inside it is a
+/// compile-time error, not a run-time one. Work that must wait goes to a sequential process
+/// or to ``ProcessContext/blocking(_:reply:)``, whose result arrives as a message.
+///
+/// ```swift
+/// let counter = try Process.spawn(state: 0) { count, message, me in   // me: CallbackProcess
+///     switch message {
+///     case let n as Int: count += n
+///     case let from as Pid: me.send(count, to: from)
+///     default: break
+///     }
+///     return .continue
+/// }
+/// ```
+public struct CallbackProcess: ProcessContext {
+    public let _process: ProcessHandle
 
-/// What a callback process's handler returns after each message.
-public enum Next: Sendable {
-    /// Wait for the next message (a gen_server's `{noreply, State}`).
-    case `continue`
-    /// Exit with the reason (a gen_server's `{stop, Reason, State}`).
-    case stop(ExitReason)
+    init(core: ProcessCore) { _process = ProcessHandle(core: core) }
 }
 
-/// A process that holds no Swift task: its handler runs once per message, on whichever
-/// scheduler thread picks the process up. Idle, it costs its object and its state.
-final class CallbackProcess<State>: ProcessCore, @unchecked Sendable {
-    // @unchecked Sendable: `state` and `handler` are touched only by the run loop, which the
-    // scheduler runs on one thread at a time (status `.scheduled` guards re-entry), or by
-    // `didDie` when the process was idle (no run loop active).
-    typealias Handler = @Sendable (inout State, any Sendable, Process) throws -> Next
-    @exclusivity(unchecked) private var state: State?
-    @exclusivity(unchecked) private var handler: Handler?
-
-    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, handler: @escaping Handler) {
-        self.state = state
-        self.handler = handler
-        super.init(initialStatus: initialStatus, limit: limit)
-    }
-
-    override var kind: Process.Kind { .callback }
-
-    override func run(budget: Int) {
-        // Reductions used up with messages left: to the back of the run queue (status stays
-        // .scheduled, so senders don't enqueue it twice).
-        if drain(max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
-    }
-
-    override func runClaimed(first: (any Sendable)?, max: Int) -> Bool {
-        switch drain(first: first, max: max) {
-        case .more: Scheduler.shared.enqueue(self); return true
-        case .idle: return true
-        case .dead: return false
-        }
-    }
-
-    enum Drained { case idle, more, dead }
-
-    /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
-    private func drain(first: (any Sendable)? = nil, max: Int) -> Drained {
-        onCPU.store(true, ordering: .relaxed)
-        defer { onCPU.store(false, ordering: .relaxed) }
-        var used = 0
-        var direct = first
-        while used < max {
-            guard isAlive else { release(); return .dead }
-            if mailboxLimit > 0 { _ = applyPendingDrops() }
-            if direct == nil && saved.isEmpty {
-                switch refillOrIdle() {
-                case .more: break
-                case .idle: return .idle
-                case .dead: release(); return .dead
-                }
-            }
-            let message: any Sendable
-            if let d = direct {
-                message = d
-                direct = nil
-            } else {
-                message = saved.removeFirst()
-                savedCount.store(saved.count, ordering: .relaxed)
-            }
-            used += 1
-            let next: Next
-            do {
-                next = try handler!(&state!, message, Process(core: self))
-            } catch let e as ProcessExit {
-                next = .stop(e.reason)
-            } catch {
-                next = .stop(.error(error))
-            }
-            handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            if case .stop(let reason) = next {
-                if isAlive { ExitSignals.exit(self, reason: reason) }
-                release()
-                return .dead
-            }
-        }
-        if !isAlive { release(); return .dead }
-        if saved.isEmpty {
-            // Budget spent exactly as the mailbox ran dry: go idle now rather than queue a
-            // run that would find nothing (and keep a caller's next hand-off from claiming it).
-            switch refillOrIdle() {
-            case .more: return .more
-            case .idle: return .idle
-            case .dead: release(); return .dead
-            }
-        }
-        return .more
-    }
-
-    /// With `saved` empty: moves arrived messages into it, or marks the process idle (so
-    /// the next delivery schedules it) if none arrived.
-    private func refillOrIdle() -> RefillStep {
-        // `saved` is read under the lock too: once the unlock publishes `.idle`, a caller's
-        // hand-off may claim the process and fill `saved` on its own thread (invariant 3).
-        withShared { s in
-            let step = s.mailbox.refillOrIdle(&saved)
-            savedCount.store(saved.count, ordering: .relaxed)
-            return step
-        }
-    }
-
-    /// Runs `initialize` as this process, on the caller's thread, before the process takes
-    /// any message (status is `.scheduled`, so senders queue without scheduling it). Returns
-    /// the outcome; on success the process is live and scheduled if messages arrived.
-    func start(_ initialize: (Process) throws -> sending State?) -> StartOutcome {
-        let value: State?
-        do {
-            value = try initialize(Process(core: self))
-        } catch let e as ProcessExit {
-            release()
-            return .failed(e.reason)
-        } catch {
-            release()
-            return .failed(.error(error))
-        }
-        guard let value else { release(); return .ignored }
-        guard isAlive else { release(); return .failed(exitReason ?? .killed) }
-        state = value
-        let schedule = withShared { $0.mailbox.started() }
-        switch schedule {
-        case nil:
-            release()
-            return .failed(exitReason ?? .killed)
-        case true?:
-            Scheduler.shared.enqueue(self)
-        case false?:
-            break
-        }
-        return .started
-    }
-
-    enum StartOutcome {
-        case started
-        case ignored
-        case failed(ExitReason)
-    }
-
-    private func release() {
-        state = nil
-        handler = nil
-        saved.removeAll()
-        savedCount.store(0, ordering: .relaxed)
-    }
-
-    override func didDie(external: Bool, wasIdle: Bool) {
-        // Idle means no run loop holds the process: free its state now. Otherwise the run loop
-        // frees it when it notices.
-        if wasIdle { release() }
-    }
-}
-
+@available(*, unavailable, message: "a CallbackProcess value belongs to its process; send its pid instead")
+extension CallbackProcess: Sendable {}

@@ -9,7 +9,7 @@ extension Process {
     /// The process whose body the current Swift task runs (Erlang's `self()`), or `nil`
     /// outside any process and in child tasks a process's body creates (they share its
     /// task-locals but not its mailbox). Async, so callback handlers (which are synchronous
-    /// and get their ``Process`` as an argument) cannot ask it.
+    /// and get their ``CallbackProcess`` as an argument) cannot ask it.
     ///
     /// ```swift
     /// func log(_ text: String) async {
@@ -61,7 +61,7 @@ extension Process {
     @discardableResult
     public static func spawn<State>(
         _ options: SpawnOptions = SpawnOptions(), state: sending State,
-        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(ProcessError) -> Pid {
         try spawnCallback(options, parent: nil, state: state, handler: handler)
     }
@@ -118,9 +118,9 @@ extension Process {
 
     static func spawnCallback<State>(
         _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
-        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(ProcessError) -> Pid {
-        let process = CallbackProcess(state: state, limit: options.mailbox, handler: handler)
+        let process = CallbackCore(state: state, limit: options.mailbox, handler: handler)
         try prepare(process, options, parent: parent, monitorRef: nil)
         return process.pid
     }

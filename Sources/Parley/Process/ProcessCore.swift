@@ -3,7 +3,7 @@ import ParleyRuntime
 import Synchronization
 
 /// The state every process has, whatever its shape: identity, mailbox, links, monitors,
-/// name, and the exit procedure. ``SequentialProcess`` and ``CallbackProcess`` add how the
+/// name, and the exit procedure. ``SequentialProcess`` and ``CallbackCore`` add how the
 /// process runs.
 ///
 /// The mailbox is two queues, as the BEAM's is: `incoming`, which senders append to under

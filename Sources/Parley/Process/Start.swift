@@ -44,29 +44,18 @@ extension Process {
     @discardableResult
     public static func start<State>(
         _ options: SpawnOptions = SpawnOptions(), state: State.Type = State.self,
-        initialize: (Process) throws -> sending State?,
-        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+        initialize: (CallbackProcess) throws -> sending State?,
+        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> Pid {
         try startCallback(options, parent: nil, initialize: initialize, handler: handler)
     }
 
-    /// ``Process/start(_:state:initialize:handler:)`` from this process: with `options.link`,
-    /// the new process is linked to this one before `initialize` runs (`start_link`).
-    @discardableResult
-    public func start<State>(
-        _ options: SpawnOptions = SpawnOptions(), state: State.Type = State.self,
-        initialize: (Process) throws -> sending State?,
-        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
-    ) throws(StartError) -> Pid {
-        try Process.startCallback(options, parent: core, initialize: initialize, handler: handler)
-    }
-
     static func startCallback<State>(
         _ options: SpawnOptions, parent: ProcessCore?,
-        initialize: (Process) throws -> sending State?,
-        handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next
+        initialize: (CallbackProcess) throws -> sending State?,
+        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> Pid {
-        let process = CallbackProcess<State>(state: nil, limit: options.mailbox, initialStatus: .scheduled, handler: handler)
+        let process = CallbackCore<State>(state: nil, limit: options.mailbox, initialStatus: .scheduled, handler: handler)
         do throws(ProcessError) {
             try prepare(process, options, parent: parent, monitorRef: nil)
         } catch {
@@ -89,5 +78,18 @@ extension Process {
             if case .ignored = outcome { throw .ignored }
             throw .failed(reason)
         }
+    }
+}
+
+extension ProcessContext {
+    /// ``Process/start(_:state:initialize:handler:)`` from this process: with `options.link`,
+    /// the new process is linked to this one before `initialize` runs (`start_link`).
+    @discardableResult
+    public func start<State>(
+        _ options: SpawnOptions = SpawnOptions(), state: State.Type = State.self,
+        initialize: (CallbackProcess) throws -> sending State?,
+        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
+    ) throws(StartError) -> Pid {
+        try Process.startCallback(options, parent: core, initialize: initialize, handler: handler)
     }
 }

@@ -43,14 +43,13 @@ extension Process {
     /// }
     /// ```
     /// - Throws: ``ProcessExit`` if the process is killed or exits while it waits;
-    ///   ``ChannelError``s as ``select(order:_:)``; ``ProcessError/notSequential(_:)`` in a
-    ///   callback process.
+    ///   ``ChannelError``s as ``select(order:_:)``.
     public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () -> [SelectCase<R>]) async throws -> R {
         let list = cases()
         var (ops, extras) = SelectEngine.plan(list)
         let winner: Int
         if let match = extras.message {
-            let process = try sequential
+            let process = sequential
             guard process === SequentialProcess.currentOwned() else { throw ProcessError.notOwner(core.pid) }
             winner = try await process.select(&ops, extras, match: match, order: order)
         } else {

@@ -120,8 +120,6 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
     case alreadyRegistered(Pid, as: String)
     /// No process is registered under the name (sending to it is Erlang's `badarg`).
     case notRegistered(String)
-    /// `receive` called in a callback process; they get messages through their handler.
-    case notSequential(Pid)
     /// The pid belongs to another node and distribution is not running.
     case notLocal(Pid)
     /// `SpawnOptions.link` outside any process: there is no process to link the new one to.
@@ -136,7 +134,6 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
         case .nameTaken(let n, let p): return "name '\(n)' is already registered to \(p)"
         case .alreadyRegistered(let p, let n): return "\(p) is already registered as '\(n)'"
         case .notRegistered(let n): return "no process is registered as '\(n)'"
-        case .notSequential(let p): return "\(p) is a callback process: it receives through its handler, not receive()"
         case .notLocal(let p): return "\(p) lives on node \(p.nodeName), which this node is not connected to"
         case .notOwner(let p): return "only \(p) itself can select over its mailbox, not a child task"
         case .linkWithoutParent: return "spawn with link: true needs a spawning process; call spawn on a Process value"

@@ -34,7 +34,7 @@ extension Distribution {
     /// }
     /// ```
     public static func register<State>(spawnable name: String, initial: @escaping @Sendable (Term) -> State,
-                                       handler: @escaping @Sendable (inout State, any Sendable, Process) throws -> Next) {
+                                       handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next) {
         let start: @Sendable (Term, Pid?) throws -> Pid = { args, linkTo in
             let pid = try Process.spawn(state: initial(args), handler: handler)
             // The link is made before the process sees its first message: that message can

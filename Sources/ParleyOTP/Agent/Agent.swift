@@ -87,16 +87,16 @@ public struct AgentServer<State>: GenServer {
         let value: any Sendable
     }
 
-    public mutating func initialize(_ me: Process) throws -> InitResult {
+    public mutating func initialize(_ me: CallbackProcess) throws -> InitResult {
         state = try initial()
         return .ok
     }
 
-    public mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+    public mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         .reply(Reply(value: request.body(&state!)))
     }
 
-    public mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+    public mutating func handleCast(_ request: Cast, _ me: CallbackProcess) -> HandleResult {
         request.change(&state!)
         return .noreply
     }

@@ -15,13 +15,13 @@ import Parley
 ///     typealias Reply = Int
 ///     enum Cast: Sendable { case reset }
 ///
-///     mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) -> CallResult {
+///     mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
 ///         switch request {
 ///         case .get: return .reply(count)
 ///         case .add(let n): count += n; return .reply(count)
 ///         }
 ///     }
-///     mutating func handleCast(_ request: Cast, _ me: Process) -> HandleResult {
+///     mutating func handleCast(_ request: Cast, _ me: CallbackProcess) -> HandleResult {
 ///         count = 0
 ///         return .noreply
 ///     }
@@ -50,22 +50,22 @@ public protocol GenServer: SendableMetatype {
 
     /// Runs in the new server process before ``GenServer/start(name:options:)`` returns (OTP's
     /// `init/1`). Default: `.ok`. Throwing (or `.stop`) makes start fail with that reason.
-    mutating func initialize(_ me: Process) throws -> GenServerInitResult<Self>
+    mutating func initialize(_ me: CallbackProcess) throws -> GenServerInitResult<Self>
     /// Handles a call (`handle_call/3`). Reply now with `.reply`, later with
     /// ``Gen/reply(_:_:)`` after `.noreply`, or stop.
-    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) throws -> GenServerCallResult<Self>
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) throws -> GenServerCallResult<Self>
     /// Handles a cast (`handle_cast/2`).
-    mutating func handleCast(_ request: Cast, _ me: Process) throws -> GenServerResult<Self>
+    mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> GenServerResult<Self>
     /// Handles any other message: timers, monitors' DOWN, EXIT when trapping exits
     /// (`handle_info/2`). Default: logs it and carries on, as Elixir's default does.
-    mutating func handleInfo(_ message: any Sendable, _ me: Process) throws -> GenServerResult<Self>
+    mutating func handleInfo(_ message: any Sendable, _ me: CallbackProcess) throws -> GenServerResult<Self>
     /// Runs right after a callback that returned a continue value, before any other message
     /// (`handle_continue/2`).
-    mutating func handleContinue(_ value: Continue, _ me: Process) throws -> GenServerResult<Self>
+    mutating func handleContinue(_ value: Continue, _ me: CallbackProcess) throws -> GenServerResult<Self>
     /// Runs before the server exits (`terminate/2`): after a callback stops or throws, on
     /// ``ServerRef/stop(_:timeout:)``, and on an exit signal from its parent when it traps
     /// exits. Not when it is killed, nor for an exit signal it does not trap.
-    mutating func terminate(_ reason: ExitReason, _ me: Process)
+    mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess)
 }
 
 extension GenServer {
@@ -73,24 +73,24 @@ extension GenServer {
     public typealias HandleResult = GenServerResult<Self>
     public typealias InitResult = GenServerInitResult<Self>
 
-    public mutating func initialize(_ me: Process) throws -> InitResult { .ok }
-    public mutating func handleInfo(_ message: any Sendable, _ me: Process) throws -> HandleResult {
+    public mutating func initialize(_ me: CallbackProcess) throws -> InitResult { .ok }
+    public mutating func handleInfo(_ message: any Sendable, _ me: CallbackProcess) throws -> HandleResult {
         GenServerLog.logger.warning("\(Self.self) \(me.pid) received an unexpected message in handleInfo: \(message)")
         return .noreply
     }
-    public mutating func terminate(_ reason: ExitReason, _ me: Process) {}
+    public mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess) {}
 }
 
 extension GenServer where Call == Never {
-    public mutating func handleCall(_ request: Never, from: Gen.From, _ me: Process) throws -> CallResult {}
+    public mutating func handleCall(_ request: Never, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {}
 }
 
 extension GenServer where Cast == Never {
-    public mutating func handleCast(_ request: Never, _ me: Process) throws -> HandleResult {}
+    public mutating func handleCast(_ request: Never, _ me: CallbackProcess) throws -> HandleResult {}
 }
 
 extension GenServer where Continue == Never {
-    public mutating func handleContinue(_ value: Never, _ me: Process) throws -> HandleResult {}
+    public mutating func handleContinue(_ value: Never, _ me: CallbackProcess) throws -> HandleResult {}
 }
 
 /// What ``GenServer/handleCall(_:from:_:)`` returns: gen_server's `{reply, ...}`,

@@ -34,7 +34,7 @@ struct GenServerProcess<Server: GenServer> {
 
     @inlinable
     static func start(_ server: consuming Server, parent: Process?, name: ServerName?, options: GenServerOptions) throws(StartError) -> ServerRef<Server> {
-        let handler: @Sendable (inout Transfer<GenServerProcess>, any Sendable, Process) throws -> Next = { state, message, me in
+        let handler: @Sendable (inout Transfer<GenServerProcess>, any Sendable, CallbackProcess) throws -> Next = { state, message, me in
             state.value.handle(message, me)
         }
         let initial = Transfer(GenServerProcess(server: server, parent: parent?.pid, name: name))
@@ -44,13 +44,13 @@ struct GenServerProcess<Server: GenServer> {
     @usableFromInline
     static func spawn(
         _ initial: Transfer<GenServerProcess>, parent: Process?, options: GenServerOptions,
-        handler: @escaping @Sendable (inout Transfer<GenServerProcess>, any Sendable, Process) throws -> Next
+        handler: @escaping @Sendable (inout Transfer<GenServerProcess>, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label)
         spawn.mailbox = options.mailbox
         let name = initial.value.name
         if case .local(let n)? = name { spawn.name = n }
-        let initialize: (Process) throws -> sending Transfer<GenServerProcess>? = { me in
+        let initialize: (CallbackProcess) throws -> sending Transfer<GenServerProcess>? = { me in
             var state = initial.take()
             if case .via(let registry, let key)? = name {
                 do throws(RegistryError) { try registry.registerName(key, me.pid) } catch {
@@ -91,7 +91,7 @@ struct GenServerProcess<Server: GenServer> {
     }
 
     @inlinable
-    mutating func handle(_ message: any Sendable, _ me: Process) -> Next {
+    mutating func handle(_ message: any Sendable, _ me: CallbackProcess) -> Next {
         if let call = message as? Gen.CallMessage {
             guard let request = convertMessage(call.request, to: Server.Call.self) else { return rejectCall(call, me) }
             let result: Server.CallResult
@@ -124,7 +124,7 @@ struct GenServerProcess<Server: GenServer> {
     }
 
     @usableFromInline
-    mutating func handleOther(_ message: any Sendable, _ me: Process) -> Next {
+    mutating func handleOther(_ message: any Sendable, _ me: CallbackProcess) -> Next {
         switch message {
         case let system as Gen.SystemMessage:
             switch system.request {
@@ -147,27 +147,27 @@ struct GenServerProcess<Server: GenServer> {
     }
 
     @usableFromInline
-    func rejectCall(_ call: Gen.CallMessage, _ me: Process) -> Next {
+    func rejectCall(_ call: Gen.CallMessage, _ me: CallbackProcess) -> Next {
         GenServerLog.logger.error("\(Server.self) \(me.pid) rejected a call of type \(type(of: call.request)); it handles \(Server.Call.self)")
         Gen.reply(call.from, Gen.Rejected(reason: "\(Server.self) handles \(Server.Call.self), not \(type(of: call.request))"))
         return .continue
     }
 
     @usableFromInline
-    func rejectCast(_ cast: Gen.CastMessage, _ me: Process) -> Next {
+    func rejectCast(_ cast: Gen.CastMessage, _ me: CallbackProcess) -> Next {
         GenServerLog.logger.error("\(Server.self) \(me.pid) dropped a cast of type \(type(of: cast.request)); it handles \(Server.Cast.self)")
         return .continue
     }
 
     @inlinable
-    mutating func apply(_ result: Server.HandleResult, _ me: Process) -> Next {
+    mutating func apply(_ result: Server.HandleResult, _ me: CallbackProcess) -> Next {
         if let reason = result.stopReason { return terminate(reason, me) }
         if let next = result.next { return continueWith(next, me) }
         return .continue
     }
 
     @usableFromInline
-    mutating func continueWith(_ first: Server.Continue, _ me: Process) -> Next {
+    mutating func continueWith(_ first: Server.Continue, _ me: CallbackProcess) -> Next {
         var next: Server.Continue? = first
         while let value = next {
             let result: Server.HandleResult
@@ -183,13 +183,13 @@ struct GenServerProcess<Server: GenServer> {
     }
 
     @usableFromInline
-    mutating func crashed(_ error: any Error, message: any Sendable, _ me: Process) -> Next {
+    mutating func crashed(_ error: any Error, message: any Sendable, _ me: CallbackProcess) -> Next {
         let reason: ExitReason = (error as? ProcessExit)?.reason ?? .error(error)
         return terminate(reason, me, lastMessage: message)
     }
 
     @usableFromInline
-    mutating func terminate(_ reason: ExitReason, _ me: Process, lastMessage: (any Sendable)? = nil) -> Next {
+    mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess, lastMessage: (any Sendable)? = nil) -> Next {
         server.terminate(reason, me)
         if reason.isAbnormal {
             var metadata: Logger.Metadata = ["pid": "\(me.pid)", "reason": "\(reason)"]

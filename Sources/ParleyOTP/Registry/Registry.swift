@@ -108,7 +108,7 @@ public final class Registry<Key: Hashable & Sendable, Value: Sendable>: @uncheck
     /// duplicate registry a process may register a key several times.
     /// - Throws: ``RegistryError/alreadyRegistered(_:_:)`` in a unique registry whose key is
     ///   held by a live process.
-    public func register(_ me: Process, key: Key, value: Value) throws(RegistryError) {
+    public func register(_ me: some ProcessContext, key: Key, value: Value) throws(RegistryError) {
         try register(pid: me.pid, key: key, value: value)
     }
 
@@ -127,7 +127,7 @@ public final class Registry<Key: Hashable & Sendable, Value: Sendable>: @uncheck
     }
 
     /// Removes the calling process's entries under `key` (`Registry.unregister/2`).
-    public func unregister(_ me: Process, key: Key) {
+    public func unregister(_ me: some ProcessContext, key: Key) {
         unregister(pid: me.pid, key: key)
     }
 
@@ -163,7 +163,7 @@ public final class Registry<Key: Hashable & Sendable, Value: Sendable>: @uncheck
     /// Replaces the calling process's value under a unique `key` (`Registry.update_value/3`).
     /// Returns the new value, or `nil` if the caller does not own the key.
     @discardableResult
-    public func updateValue(_ me: Process, key: Key, _ transform: (Value) -> Value) -> Value? {
+    public func updateValue(_ me: some ProcessContext, key: Key, _ transform: (Value) -> Value) -> Value? {
         partition(key).table.withLock { t -> Value? in
             guard var list = t.entries[key], let i = list.firstIndex(where: { $0.pid == me.pid }) else { return nil }
             let v = transform(list[i].value)
