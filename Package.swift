@@ -139,14 +139,22 @@ let package = Package(
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
         // Helpers several test targets share (stress scaling, polling).
         .target(name: "ParleyTestSupport", path: "Tests/ParleyTestSupport", swiftSettings: strict),
+        // The node the distribution tests start as OS processes, with their fixtures (echo,
+        // counter, pong, forward); it shares no code with the `parley` command.
+        .executableTarget(
+            name: "ParleyTestNode",
+            dependencies: ["ParleyDistribution", "ParleyOTP"],
+            path: "Tests/ParleyTestNode",
+            swiftSettings: strict
+        ),
         .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ParleyDistributionTests",
-            // ParleyCLI: the tests start `parley node` processes (its echo, counter and
-            // spawnable fixtures), so the executable must be built beside the test bundle.
+            // ParleyTestNode: the tests start it as separate OS processes, so it must be built
+            // beside the test bundle.
             dependencies: [
-                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyCLI", "CZlib",
+                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyTestNode", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -378,7 +378,7 @@ struct ErlangInteropTests {
         _ = try await Cluster.node()
         let short = "pshort\(getpid())"
         let n = try ExternalNode.launch(name: short, executable: Cluster.parleyExecutable, arguments: [
-            "node", "--name", short, "--cookie", Cluster.cookie,
+            "--name", short, "--cookie", Cluster.cookie,
         ])
         defer { n.kill() }
         #expect(await eventually(within: .seconds(20)) { n.output.withLock { $0.contains("ready on port") } })

@@ -67,13 +67,14 @@ enum Cluster {
         return dir
     }()
 
-    /// The `parley` executable built beside this test bundle.
+    /// The test node (`Tests/ParleyTestNode`), built beside this test bundle: a Parley node
+    /// with the fixtures these tests talk to.
     static var parleyExecutable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("parley").path
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ParleyTestNode").path
     }
 }
 
-/// An OS process running a node (erl, or `parley node`), killed when the test is done.
+/// An OS process running a node (erl, or the test node), killed when the test is done.
 final class ExternalNode: Sendable {
     let name: String
     let process: Foundation.Process
@@ -108,12 +109,12 @@ final class ExternalNode: Sendable {
         return node
     }
 
-    /// Starts `parley node` as its own OS process, named `pn…@host` (any 127.x.y.z address
+    /// Starts the test node as its own OS process, named `pn…@host` (any 127.x.y.z address
     /// is this machine's loopback on Linux).
     static func parley(_ extra: [String] = [], host: String = "127.0.0.1") async throws -> ExternalNode {
         let name = uniqueName("pn", host: host)
         let node = try launch(name: name, executable: Cluster.parleyExecutable, arguments: [
-            "node", "--name", name, "--cookie", Cluster.cookie, "--tick-time", "4",
+            "--name", name, "--cookie", Cluster.cookie, "--tick-time", "4",
         ] + extra)
         try await node.waitUntilReachable()
         return node
@@ -193,4 +194,45 @@ func eventually(within limit: Duration = .seconds(10), _ condition: () async thr
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// A plain OS thread that calls `send` with 0, 1, … `count - 1` and counts the calls that
+/// returned: a sender that may be held.
+final class SenderThread: Sendable {
+    let sent = Atomic<Int>(0)
+    private let done = Atomic<Bool>(false)
+
+    init(count: Int, _ send: @escaping @Sendable (Int) -> Void) {
+        let thread = Thread { [self] in
+            for i in 0..<count {
+                send(i)
+                sent.add(1, ordering: .relaxed)
+            }
+            done.store(true, ordering: .releasing)
+        }
+        thread.start()
+    }
+
+    /// The count once it has stopped moving for one 50 ms look (the sender is held), or nil
+    /// if it still moved after `looks` of them.
+    func countOnceStill(looks: Int = 40) async -> Int? {
+        var last = -1
+        for _ in 0..<looks {
+            try? await Task.sleep(for: .milliseconds(50))
+            let now = sent.load(ordering: .relaxed)
+            if now == last && now > 0 { return now }
+            last = now
+        }
+        return nil
+    }
+
+    /// Whether the thread finished within `limit`.
+    func waitDone(within limit: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if done.load(ordering: .acquiring) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return done.load(ordering: .acquiring)
+    }
 }

@@ -1,0 +1,85 @@
+// The node the distribution tests start as separate OS processes: a Parley node with the
+// fixtures those tests talk to, and nothing from the `parley` command.
+//
+//   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
+//                  [--tls-cert F --tls-key F [--tls-ca F]]
+//
+// Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
+// (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
+// Term) and `forward` (sends everything it gets to the pid it was spawned with).
+import Foundation
+import ParleyDistribution
+import ParleyOTP
+
+struct Counter: GenServer, Sendable {
+    var value = 0
+    typealias Call = Term
+    typealias Reply = Term
+    typealias Cast = Term
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+        if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { value += n }
+        return .reply(.integer(value))
+    }
+    mutating func handleCast(_ request: Term, _ me: CallbackProcess) -> HandleResult {
+        if request == .atom("reset") { value = 0 }
+        return .noreply
+    }
+}
+
+/// `{From, Term}` → `Term` to `From`.
+func echoed(_ message: any Sendable) -> (to: Pid, term: Term)? {
+    guard let t = message as? Term, case .tuple(let items) = t, items.count == 2, let from = items[0].pidValue else { return nil }
+    return (from, items[1])
+}
+
+var options: [String: String] = [:]
+var arguments = CommandLine.arguments.dropFirst()
+while let key = arguments.popFirst() {
+    guard key.hasPrefix("--"), let value = arguments.popFirst() else {
+        FileHandle.standardError.write(Data("usage: ParleyTestNode --name N --cookie C [--option value ...]\n".utf8))
+        exit(64)
+    }
+    options[String(key.dropFirst(2))] = value
+}
+guard let name = options["name"], let cookie = options["cookie"] else {
+    FileHandle.standardError.write(Data("ParleyTestNode: --name and --cookie are required\n".utf8))
+    exit(64)
+}
+var config = Distribution.Configuration(name: name, cookie: cookie)
+config.tickTime = .seconds(Int(options["tick-time"] ?? "60") ?? 60)
+if let cert = options["tls-cert"], let key = options["tls-key"] {
+    config.tls = Distribution.TLS(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: options["tls-ca"])
+}
+do {
+    let full = try await Distribution.start(config)
+    try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
+        if let (to, term) = echoed(message) { me.send(term, to: to) }
+        return .continue
+    }
+    _ = try Counter().start(name: .local("counter"))
+    Distribution.register(spawnable: "pong") { me, _ in
+        while true {
+            if let (to, term) = echoed(try await me.receive(Term.self)) { me.send(term, to: to) }
+        }
+    }
+    Distribution.register(spawnable: "forward") { me, args in
+        guard case .pid(let to) = args else { return }
+        while true { me.send(try await me.receive(), to: to) }
+    }
+    print("node \(full) ready on port \(Distribution.port ?? 0)")
+    fflush(nil)
+    if let peer = options["connect"] {
+        try await Distribution.connect(peer)
+        print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")
+        fflush(nil)
+    }
+    if let seconds = options["exit-after"].flatMap(Int.init) {
+        try await Task.sleep(for: .seconds(seconds))
+        await Distribution.stop()
+        exit(0)
+    }
+    while true { try await Task.sleep(for: .seconds(3600)) }
+} catch {
+    FileHandle.standardError.write(Data("ParleyTestNode: \(error)\n".utf8))
+    exit(1)
+}
