@@ -115,6 +115,7 @@ let package = Package(
             name: "ParleyDistribution",
             dependencies: [
                 "Parley",
+                "ParleyOTP",
                 "ParleyETF",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 @_spi(Distribution) import Parley
+import ParleyOTP
 import Synchronization
 
 extension Distribution {
@@ -67,8 +68,10 @@ extension Distribution {
     }
 }
 
-/// The registered process (`parley_spawn`) that starts spawnables for other nodes.
-enum Spawner {
+/// The registered GenServer (`parley_spawn`) that starts spawnables for other nodes:
+/// `{spawn, Name, Args, LinkTo}` is answered `{ok, Pid}`, `{error, undef}` for a name this
+/// node does not offer, `{error, badarg}` for any other request.
+struct Spawner: GenServer {
     static let name = "parley_spawn"
     enum Entry {
         case sequential(Distribution.Spawnable)
@@ -76,35 +79,36 @@ enum Spawner {
     }
     static let functions = Locked<[String: Entry]>([:])
 
-    static func start() {
-        _ = try? Process.spawn(SpawnOptions(name: name), state: ()) { _, message, _ in
-            guard let call = message as? Gen.CallMessage, let req = call.request as? Term,
-                  case .tuple(let r) = req, r.count == 4, r[0] == .atom("spawn"), let fname = r[1].stringValue else {
-                if let call = message as? Gen.CallMessage { Gen.reply(call.from, Term.tuple([.atom(.error), .atom("badarg")])) }
-                return .continue
-            }
-            guard let entry = functions.withLock({ $0[fname] }) else {
-                Gen.reply(call.from, Term.tuple([.atom(.error), .atom("undef")]))
-                return .continue
-            }
-            let args = r[2]
-            let linkTo = r[3].pidValue
-            switch entry {
-            case .sequential(let body):
-                let pid = Process.spawn { me in
-                    if let linkTo { try me.link(linkTo) }
-                    try await body(me, args)
-                }
-                Gen.reply(call.from, Term.tuple([.ok, .pid(pid)]))
-            case .callback(let start):
-                do {
-                    Gen.reply(call.from, Term.tuple([.ok, .pid(try start(args, linkTo))]))
-                } catch {
-                    Gen.reply(call.from, Term.tuple([.atom(.error), .string("\(error)")]))
-                }
-            }
-            return .continue
+    typealias Call = Term
+    typealias Reply = Term
+
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+        guard case .tuple(let r) = request, r.count == 4, r[0] == .atom("spawn"), let fname = r[1].stringValue else {
+            return .reply(.tuple([.atom(.error), .atom("badarg")]))
         }
+        guard let entry = Self.functions.withLock({ $0[fname] }) else {
+            return .reply(.tuple([.atom(.error), .atom("undef")]))
+        }
+        let args = r[2]
+        let linkTo = r[3].pidValue
+        switch entry {
+        case .sequential(let body):
+            let pid = Process.spawn { me in
+                if let linkTo { try me.link(linkTo) }
+                try await body(me, args)
+            }
+            return .reply(.tuple([.ok, .pid(pid)]))
+        case .callback(let start):
+            do {
+                return .reply(.tuple([.ok, .pid(try start(args, linkTo))]))
+            } catch {
+                return .reply(.tuple([.atom(.error), .string("\(error)")]))
+            }
+        }
+    }
+
+    static func start() {
+        _ = try? Spawner().start(name: .local(name))
     }
 
     static func stop() {

@@ -50,13 +50,10 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
     static func start(
         maxChildren: Int?, intensity: Int, period: Duration, extraArguments: [any Sendable], name: ServerName?, parent: Process?
     ) async throws(StartError) -> DynamicSupervisor {
-        let extra = Transfer(extraArguments)
-        let pid = try await startSupervisor(name: name, parent: parent) { me, parentPid in
-            var state = DynamicSupervisorState(
-                me: me, name: name?.description ?? "\(me.pid)", parent: parentPid, maxChildren: maxChildren,
-                intensity: RestartIntensity(intensity: intensity, period: period), extra: extra.take())
-            try await state.run()
-        }
+        let state = DynamicSupervisorState(
+            serverName: name, maxChildren: maxChildren, intensity: RestartIntensity(intensity: intensity, period: period),
+            extra: extraArguments)
+        let pid = try await startSupervisor(state, name: name, parent: parent)
         return DynamicSupervisor(pid)
     }
 
@@ -89,32 +86,57 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-struct DynamicSupervisorState: SupervisorLoop {
-    let me: Process
-    let name: String
-    let parent: Pid?
+/// The dynamic supervisor's state and callbacks, as an ``AsyncGenServer`` (OTP's
+/// DynamicSupervisor is a gen_server too).
+struct DynamicSupervisorState: AsyncGenServer {
+    typealias Call = SupervisorRequest
+    typealias Reply = SupervisorReply
+
+    let serverName: ServerName?
+    /// For reports: the registered name, or the pid once the process runs.
+    var name = ""
     let maxChildren: Int?
     var intensity: RestartIntensity
     let extra: [any Sendable]
     var children: [Pid: ChildSpec] = [:]
 
-    init(me: Process, name: String, parent: Pid?, maxChildren: Int?, intensity: RestartIntensity, extra: [any Sendable]) {
-        self.me = me
-        self.name = name
-        self.parent = parent
+    init(serverName: ServerName?, maxChildren: Int?, intensity: RestartIntensity, extra: [any Sendable]) {
+        self.serverName = serverName
         self.maxChildren = maxChildren
         self.intensity = intensity
         self.extra = extra
     }
 
-    mutating func run() async throws {
+    mutating func initialize(_ me: Process) async throws -> InitResult {
+        name = serverName?.description ?? "\(me.pid)"
         me.label = "dynamic supervisor \(name)"
-        try await serve()
+        return .ok
     }
 
-    var sysState: any Sendable { children.count }
+    mutating func handleCall(_ request: SupervisorRequest, from: Gen.From, _ me: Process) async throws -> CallResult {
+        .reply(await handle(request, me))
+    }
 
-    mutating func start(_ spec: ChildSpec) async throws(SupervisorError) -> Pid? {
+    /// EXIT from a child: restart it by its restart type; intensity exceeded stops the
+    /// supervisor with `shutdown` (its `terminate` then stops the other children).
+    mutating func handleInfo(_ message: any Sendable, _ me: Process) async throws -> HandleResult {
+        guard let exit = message as? ExitMessage else {
+            SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
+            return .noreply
+        }
+        do {
+            try await childExited(exit.from, reason: exit.reason, me)
+        } catch let e as ProcessExit {
+            return .stop(e.reason)
+        }
+        return .noreply
+    }
+
+    mutating func terminate(_ reason: ExitReason, _ me: Process) async {
+        await terminateAll(me)
+    }
+
+    mutating func start(_ spec: ChildSpec, _ me: Process) async throws(SupervisorError) -> Pid? {
         let pid: Pid?
         do {
             pid = try await spec.start(me, extra)
@@ -132,7 +154,7 @@ struct DynamicSupervisorState: SupervisorLoop {
         return pid
     }
 
-    mutating func childExited(_ pid: Pid, reason: ExitReason) async throws {
+    mutating func childExited(_ pid: Pid, reason: ExitReason, _ me: Process) async throws {
         guard let spec = children.removeValue(forKey: pid) else { return }
         if reason.isAbnormal {
             SupervisorLog.report("child_terminated", supervisor: name, child: spec.id, pid: pid, reason: reason, restarts: intensity.total)
@@ -145,13 +167,12 @@ struct DynamicSupervisorState: SupervisorLoop {
         while true {
             guard intensity.add() else {
                 SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: spec.id, pid: pid, reason: .shutdown, restarts: intensity.total)
-                await terminateAll()
                 throw ProcessExit(.shutdown)
             }
             intensity.total += 1
             OTPMetrics.restarted(supervisor: name, child: spec.id)
             do {
-                _ = try await start(spec)
+                _ = try await start(spec, me)
                 return
             } catch {
                 SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: .custom("\(error)"), restarts: intensity.total)
@@ -161,7 +182,7 @@ struct DynamicSupervisorState: SupervisorLoop {
 
     /// Stops every child at once: all get their signal, then the supervisor waits for each
     /// DOWN until that child's own deadline, and kills those that overrun.
-    mutating func terminateAll() async {
+    mutating func terminateAll(_ me: Process) async {
         var waiting: [Reference: (pid: Pid, deadline: ContinuousClock.Instant?)] = [:]
         for (pid, spec) in children {
             let ref = me.monitor(pid)
@@ -209,14 +230,12 @@ struct DynamicSupervisorState: SupervisorLoop {
         while (try? await me.receive(ExitMessage.self, after: .zero)) != nil {}
     }
 
-    mutating func handle(_ request: SupervisorRequest) async -> SupervisorReply {
+    mutating func handle(_ request: SupervisorRequest, _ me: Process) async -> SupervisorReply {
         switch request {
-        case .awaitStarted:
-            return .ok
         case .startChild(let spec):
             if let maxChildren, children.count >= maxChildren { return .error(.maxChildren(maxChildren)) }
             do {
-                return .started(try await start(spec))
+                return .started(try await start(spec, me))
             } catch {
                 return .error(error)
             }

@@ -1,6 +1,27 @@
 import Logging
 import Parley
 
+/// What both forms of gen_server declare: the types of their requests, replies and continue
+/// values. ``GenServer`` (synchronous callbacks, a callback process) and ``AsyncGenServer``
+/// (callbacks that may `await`, a sequential process) refine it, and speak the same protocol.
+public protocol GenServerMessages: SendableMetatype {
+    /// The requests ``ServerRef/call(_:timeout:)`` sends (`Never`: none).
+    associatedtype Call: Sendable = Never
+    /// What calls reply. Declare it (`typealias Reply = Int`) when the server has calls:
+    /// Swift cannot infer it from `handleCall`.
+    associatedtype Reply: Sendable = Never
+    /// The requests ``ServerRef/cast(_:)`` sends (`Never`: none).
+    associatedtype Cast: Sendable = Never
+    /// The value a callback passes to `handleContinue` (`Never`: none).
+    associatedtype Continue = Never
+}
+
+extension GenServerMessages {
+    public typealias CallResult = GenServerCallResult<Self>
+    public typealias HandleResult = GenServerResult<Self>
+    public typealias InitResult = GenServerInitResult<Self>
+}
+
 /// A server process with OTP's gen_server behaviour: state, synchronous calls, asynchronous
 /// casts, other messages, continue, and terminate, as Elixir's `GenServer`.
 ///
@@ -37,17 +58,7 @@ import Parley
 /// distribution, an Erlang node can call it too. Callbacks are synchronous: to wait for
 /// something (another server, I/O), return `.noreply`, do the work elsewhere (a ``ProcessTask``,
 /// `blocking`), and answer with ``Gen/reply(_:_:)`` using the caller's `from`.
-public protocol GenServer: SendableMetatype {
-    /// The requests ``ServerRef/call(_:timeout:)`` sends (`Never`: none).
-    associatedtype Call: Sendable = Never
-    /// What calls reply. Declare it (`typealias Reply = Int`) when the server has calls:
-    /// Swift cannot infer it from `handleCall`.
-    associatedtype Reply: Sendable = Never
-    /// The requests ``ServerRef/cast(_:)`` sends (`Never`: none).
-    associatedtype Cast: Sendable = Never
-    /// The value a callback passes to ``handleContinue(_:_:)`` (`Never`: none).
-    associatedtype Continue = Never
-
+public protocol GenServer: GenServerMessages {
     /// Runs in the new server process before ``GenServer/start(name:options:)`` returns (OTP's
     /// `init/1`). Default: `.ok`. Throwing (or `.stop`) makes start fail with that reason.
     mutating func initialize(_ me: CallbackProcess) throws -> GenServerInitResult<Self>
@@ -69,10 +80,6 @@ public protocol GenServer: SendableMetatype {
 }
 
 extension GenServer {
-    public typealias CallResult = GenServerCallResult<Self>
-    public typealias HandleResult = GenServerResult<Self>
-    public typealias InitResult = GenServerInitResult<Self>
-
     public mutating func initialize(_ me: CallbackProcess) throws -> InitResult { .ok }
     public mutating func handleInfo(_ message: any Sendable, _ me: CallbackProcess) throws -> HandleResult {
         GenServerLog.logger.warning("\(Self.self) \(me.pid) received an unexpected message in handleInfo: \(message)")
@@ -93,9 +100,9 @@ extension GenServer where Continue == Never {
     public mutating func handleContinue(_ value: Never, _ me: CallbackProcess) throws -> HandleResult {}
 }
 
-/// What ``GenServer/handleCall(_:from:_:)`` returns: gen_server's `{reply, ...}`,
+/// What `handleCall` returns: gen_server's `{reply, ...}`,
 /// `{noreply, ...}` and `{stop, ...}`.
-public struct GenServerCallResult<Server: GenServer> {
+public struct GenServerCallResult<Server: GenServerMessages> {
     public typealias Reply = Server.Reply
     public typealias Continue = Server.Continue
     @usableFromInline enum Kind {
@@ -126,7 +133,7 @@ public struct GenServerCallResult<Server: GenServer> {
 }
 
 /// What cast, info and continue callbacks return: `{noreply, ...}` or `{stop, ...}`.
-public struct GenServerResult<Server: GenServer> {
+public struct GenServerResult<Server: GenServerMessages> {
     public typealias Continue = Server.Continue
     @usableFromInline let stopReason: ExitReason?
     @usableFromInline let next: Continue?
@@ -143,9 +150,9 @@ public struct GenServerResult<Server: GenServer> {
     @inlinable public static func stop(_ reason: ExitReason) -> Self { Self(stopReason: reason, next: nil) }
 }
 
-/// What ``GenServer/initialize(_:)`` returns: `{ok, State}`, `{ok, State, {continue, C}}`,
+/// What `initialize` returns: `{ok, State}`, `{ok, State, {continue, C}}`,
 /// `ignore` or `{stop, Reason}`.
-public struct GenServerInitResult<Server: GenServer> {
+public struct GenServerInitResult<Server: GenServerMessages> {
     public typealias Continue = Server.Continue
     @usableFromInline enum Kind {
         case ok

@@ -13,21 +13,19 @@ struct Transfer<Value>: @unchecked Sendable {
     @inlinable func take() -> Value { value }
 }
 
-/// The callback process that runs a GenServer: decodes gen_server's messages and applies
-/// the callbacks' results. The hot path (calls and casts) is inlinable so that it is
-/// specialized for each server type in the client module: unspecialized, every message
-/// would look up generic metadata at run time.
+/// The callback process that runs a GenServer: the synchronous driver of
+/// ``GenServerProtocol`` (``AsyncGenServer``'s is the other). The hot path (calls and casts)
+/// is inlinable so that it is specialized for each server type in the client module.
 @usableFromInline
 struct GenServerProcess<Server: GenServer> {
+    @usableFromInline typealias Rules = GenServerProtocol<Server>
     @usableFromInline var server: Server
-    @usableFromInline let parent: Pid?
-    @usableFromInline let name: ServerName?
+    @usableFromInline let proto: Rules
 
     @usableFromInline
     init(server: consuming Server, parent: Pid?, name: ServerName?) {
         self.server = server
-        self.parent = parent
-        self.name = name
+        self.proto = Rules(parent: parent, name: name)
     }
 
     struct NameTaken: Error { let owner: Pid }
@@ -48,7 +46,7 @@ struct GenServerProcess<Server: GenServer> {
     ) throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label)
         spawn.mailbox = options.mailbox
-        let name = initial.value.name
+        let name = initial.value.proto.name
         if case .local(let n)? = name { spawn.name = n }
         let initialize: (CallbackProcess) throws -> sending Transfer<GenServerProcess>? = { me in
             var state = initial.take()
@@ -71,7 +69,7 @@ struct GenServerProcess<Server: GenServer> {
             case .stop(let reason): throw ProcessExit(reason)
             case .ok: break
             }
-            if let next = result.next, case .stop(let reason) = state.continueWith(next, me) {
+            if case .stop(let reason) = state.finish(.proceed(result.next), me) {
                 throw ProcessExit(reason)
             }
             return Transfer(state)
@@ -90,114 +88,49 @@ struct GenServerProcess<Server: GenServer> {
         }
     }
 
+    /// One message: the callback it is for, then what its result asks for.
     @inlinable
     mutating func handle(_ message: any Sendable, _ me: CallbackProcess) -> Next {
-        if let call = message as? Gen.CallMessage {
-            guard let request = convertMessage(call.request, to: Server.Call.self) else { return rejectCall(call, me) }
-            let result: Server.CallResult
-            do {
-                result = try server.handleCall(request, from: call.from, me)
-            } catch {
-                return crashed(error, message: message, me)
-            }
-            switch result.kind {
-            case .reply(let reply):
-                Gen.reply(call.from, reply)
-            case .noreply:
-                break
-            case .stop(let reason, let reply):
-                // gen_server.erl: terminate first, then the reply (sent in terminate's `after`).
-                let next = terminate(reason, me)
-                if let reply { Gen.reply(call.from, reply) }
-                return next
-            }
-            if let next = result.next { return continueWith(next, me) }
-            return .continue
-        }
-        if let cast = message as? Gen.CastMessage {
-            guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return rejectCast(cast, me) }
-            let result: Server.HandleResult
-            do { result = try server.handleCast(request, me) } catch { return crashed(error, message: message, me) }
-            return apply(result, me)
-        }
-        return handleOther(message, me)
-    }
-
-    @usableFromInline
-    mutating func handleOther(_ message: any Sendable, _ me: CallbackProcess) -> Next {
-        switch message {
-        case let system as Gen.SystemMessage:
-            switch system.request {
-            case .terminate(let reason):
-                return terminate(reason, me)
-            case .getState:
+        let after: Rules.After
+        do {
+            switch proto.event(for: message, pid: me.pid) {
+            case .call(let request, let from): after = Rules.after(try server.handleCall(request, from: from, me), from: from)
+            case .cast(let request): after = Rules.after(try server.handleCast(request, me))
+            case .info(let info): after = Rules.after(try server.handleInfo(info, me))
+            case .getState(let from):
                 // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
-                Gen.reply(system.from, Transfer(server))
+                Gen.reply(from, Transfer(server))
                 return .continue
+            case .terminate(let reason): return terminate(reason, me)
+            case .rejected: return .continue
             }
-        case let exit as ExitMessage where exit.from == parent:
-            // gen_server: an exit signal from the parent, when trapped, ends the server
-            // with the same reason after terminate.
-            return terminate(exit.reason, me)
-        default:
-            let result: Server.HandleResult
-            do { result = try server.handleInfo(message, me) } catch { return crashed(error, message: message, me) }
-            return apply(result, me)
+        } catch {
+            return terminate(Rules.reason(error), me, lastMessage: message)
         }
+        return finish(after, me)
     }
 
-    @usableFromInline
-    func rejectCall(_ call: Gen.CallMessage, _ me: CallbackProcess) -> Next {
-        GenServerLog.logger.error("\(Server.self) \(me.pid) rejected a call of type \(type(of: call.request)); it handles \(Server.Call.self)")
-        Gen.reply(call.from, Gen.Rejected(reason: "\(Server.self) handles \(Server.Call.self), not \(type(of: call.request))"))
-        return .continue
-    }
-
-    @usableFromInline
-    func rejectCast(_ cast: Gen.CastMessage, _ me: CallbackProcess) -> Next {
-        GenServerLog.logger.error("\(Server.self) \(me.pid) dropped a cast of type \(type(of: cast.request)); it handles \(Server.Cast.self)")
-        return .continue
-    }
-
+    /// Runs the continues a result asks for, then stops if one asks to.
     @inlinable
-    mutating func apply(_ result: Server.HandleResult, _ me: CallbackProcess) -> Next {
-        if let reason = result.stopReason { return terminate(reason, me) }
-        if let next = result.next { return continueWith(next, me) }
-        return .continue
-    }
-
-    @usableFromInline
-    mutating func continueWith(_ first: Server.Continue, _ me: CallbackProcess) -> Next {
-        var next: Server.Continue? = first
-        while let value = next {
-            let result: Server.HandleResult
+    mutating func finish(_ first: Rules.After, _ me: CallbackProcess) -> Next {
+        var after = first
+        while case .proceed(let value?) = after {
             do {
-                result = try server.handleContinue(value, me)
+                after = Rules.after(try server.handleContinue(value, me))
             } catch {
-                return crashed(error, message: "{continue, \(value)}", me)
+                return terminate(Rules.reason(error), me, lastMessage: "{continue, \(value)}")
             }
-            if let reason = result.stopReason { return terminate(reason, me) }
-            next = result.next
         }
-        return .continue
-    }
-
-    @usableFromInline
-    mutating func crashed(_ error: any Error, message: any Sendable, _ me: CallbackProcess) -> Next {
-        let reason: ExitReason = (error as? ProcessExit)?.reason ?? .error(error)
-        return terminate(reason, me, lastMessage: message)
+        guard case .stop(let reason, let reply) = after else { return .continue }
+        let next = terminate(reason, me)
+        if let (from, value) = reply { Gen.reply(from, value) }
+        return next
     }
 
     @usableFromInline
     mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess, lastMessage: (any Sendable)? = nil) -> Next {
         server.terminate(reason, me)
-        if reason.isAbnormal {
-            var metadata: Logger.Metadata = ["pid": "\(me.pid)", "reason": "\(reason)"]
-            if let name { metadata["name"] = "\(name)" }
-            if let lastMessage { metadata["last_message"] = "\(String(describing: lastMessage).prefix(500))" }
-            metadata["state"] = "\(String(describing: server).prefix(500))"
-            GenServerLog.logger.error("generic server \(name?.description ?? "\(me.pid)") (\(Server.self)) terminating", metadata: metadata)
-        }
+        proto.report(reason, pid: me.pid, state: server, lastMessage: lastMessage)
         return .stop(reason)
     }
 }

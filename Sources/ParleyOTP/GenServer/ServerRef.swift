@@ -3,7 +3,7 @@ import Parley
 
 /// A typed reference to a running ``GenServer``: call, cast, send, stop. By pid, or by name,
 /// resolved at each use (so it follows restarts).
-public struct ServerRef<Server: GenServer>: Sendable, CustomStringConvertible {
+public struct ServerRef<Server: GenServerMessages>: Sendable, CustomStringConvertible {
     @usableFromInline enum Target: Sendable {
         case pid(Pid)
         case name(ServerName)

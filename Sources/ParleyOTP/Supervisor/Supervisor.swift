@@ -77,11 +77,7 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func start(_ children: [ChildSpec], flags: Flags, name: ServerName?, parent: Process?) async throws(StartError) -> Supervisor {
-        let pid = try await startSupervisor(name: name, parent: parent) { me, parentPid in
-            var state = SupervisorState(me: me, flags: flags, name: name, parent: parentPid, specs: children)
-            try await state.run()
-        }
-        return Supervisor(pid)
+        Supervisor(try await startSupervisor(SupervisorState(flags: flags, name: name, specs: children), name: name, parent: parent))
     }
 
     // MARK: Operations (calls to the supervisor)
@@ -126,98 +122,87 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Spawns a supervisor process (trapping exits, linked to `parent`, registered under
-/// `name`) and waits for its init: the reply to an `awaitStarted` call, or its exit reason.
-func startSupervisor(
-    name: ServerName?, parent: Process?, body: @escaping @Sendable (Process, Pid?) async throws -> Void
-) async throws(StartError) -> Pid {
-    if let parent { return try await startSupervisor(name: name, starter: parent, link: true, body: body) }
-    // Outside any process: a short-lived starter process holds the monitor.
-    do {
-        return try await Process.run { me in try await startSupervisor(name: name, starter: me, link: false, body: body) }
-    } catch let e as StartError {
-        throw e
-    } catch {
-        throw .failed((error as? ProcessExit)?.reason ?? .error(error))
+/// Starts a supervisor's server (trapping exits, linked to `parent` if given, registered
+/// under `name`) and returns its pid once its `initialize` has started the children.
+func startSupervisor<Server: AsyncGenServer>(_ server: consuming Server, name: ServerName?, parent: Process?) async throws(StartError) -> Pid {
+    let options = GenServerOptions(trapExit: true)
+    let ref: ServerRef<Server>
+    if let parent {
+        ref = try await server.startLink(parent, name: name, options: options)
+    } else {
+        ref = try await server.start(name: name, options: options)
     }
+    return ref.pid!
 }
 
-private func startSupervisor(
-    name: ServerName?, starter: Process, link: Bool, body: @escaping @Sendable (Process, Pid?) async throws -> Void
-) async throws(StartError) -> Pid {
-    var options = SpawnOptions(link: link, trapExit: true)
-    if case .local(let n)? = name { options.name = n }
-    let parentPid: Pid? = link ? starter.pid : nil
-    let spawnBody: @Sendable (Process) async throws -> Void = { me in
-        if case .via(let registry, let key)? = name {
-            do { try registry.registerName(key, me.pid) } catch {
-                if let parentPid { me.unlink(parentPid) }
-                throw ProcessExit(.custom("already_started: \(error)"))
-            }
-        }
-        try await body(me, parentPid)
-    }
-    let pid: Pid
-    let ref: Reference
-    do throws(ProcessError) {
-        (pid, ref) = try starter.spawnMonitor(options, spawnBody)
-    } catch {
-        if case .nameTaken(_, let owner) = error { throw .alreadyStarted(owner) }
-        throw .process(error)
-    }
-    do {
-        _ = try await Gen.call(pid, SupervisorRequest.awaitStarted, timeout: nil)
-        starter.demonitor(ref, flush: true)
-        return pid
-    } catch {
-        // It died during init: its monitor tells why (a call to a process that is already
-        // gone can only say noproc).
-        let down = try? await starter.receive(DownMessage.self, where: { $0.ref == ref })
-        throw .failed(down?.reason ?? .noproc)
-    }
-}
+/// The supervisor: supervisor.erl's state and callbacks, as an ``AsyncGenServer`` (in OTP
+/// the supervisor is a gen_server; its callbacks wait for children to start and stop).
+struct SupervisorState: AsyncGenServer {
+    typealias Call = SupervisorRequest
+    typealias Reply = SupervisorReply
 
-/// The supervisor's state and loop, in its own process.
-struct SupervisorState: SupervisorLoop {
     struct Child {
         var spec: ChildSpec
         var pid: Pid?
     }
 
-    let me: Process
     let flags: Supervisor.Flags
-    let name: String
-    let parent: Pid?
+    let serverName: ServerName?
+    /// For reports: the registered name, or the pid once the process runs.
+    var name = ""
     var children: [Child]
     var intensity: RestartIntensity
 
-    init(me: Process, flags: Supervisor.Flags, name: ServerName?, parent: Pid?, specs: [ChildSpec]) {
-        self.me = me
+    init(flags: Supervisor.Flags, name: ServerName?, specs: [ChildSpec]) {
         self.flags = flags
-        self.name = name?.description ?? "\(me.pid)"
-        self.parent = parent
+        self.serverName = name
         self.children = specs.map { Child(spec: $0, pid: nil) }
         self.intensity = RestartIntensity(intensity: flags.intensity, period: flags.period)
     }
 
-    mutating func run() async throws {
+    /// Starts the children in order; a child that fails to start stops those already
+    /// started and fails the supervisor's start.
+    mutating func initialize(_ me: Process) async throws -> InitResult {
+        name = serverName?.description ?? "\(me.pid)"
         me.label = "supervisor \(name) (\(flags.strategy.rawValue))"
         for i in children.indices {
             do {
-                try await startChild(at: i)
+                try await startChild(at: i, me)
             } catch {
-                await terminateAll()
-                if let parent { me.unlink(parent) }
-                throw ProcessExit(.shutdownWith("failed_to_start_child \(children[i].spec.id): \(error)"))
+                await terminateAll(me)
+                return .stop(.shutdownWith("failed_to_start_child \(children[i].spec.id): \(error)"))
             }
         }
-        try await serve()
+        return .ok
+    }
+
+    mutating func handleCall(_ request: SupervisorRequest, from: Gen.From, _ me: Process) async throws -> CallResult {
+        .reply(await handle(request, me))
+    }
+
+    /// EXIT from a child: restart it by the rules; intensity exceeded stops the supervisor
+    /// with `shutdown` (its `terminate` then stops the other children).
+    mutating func handleInfo(_ message: any Sendable, _ me: Process) async throws -> HandleResult {
+        guard let exit = message as? ExitMessage else {
+            SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
+            return .noreply
+        }
+        do {
+            try await childExited(exit.from, reason: exit.reason, me)
+        } catch let e as ProcessExit {
+            return .stop(e.reason)
+        }
+        return .noreply
+    }
+
+    mutating func terminate(_ reason: ExitReason, _ me: Process) async {
+        await terminateAll(me)
     }
 
     // MARK: Starting
 
     /// Starts child `i`; throws its failure reason.
-    mutating func startChild(at i: Int) async throws(SupervisorError) {
+    mutating func startChild(at i: Int, _ me: Process) async throws(SupervisorError) {
         let spec = children[i].spec
         let pid: Pid?
         do {
@@ -240,11 +225,7 @@ struct SupervisorState: SupervisorLoop {
 
     // MARK: Restarting
 
-    var sysState: any Sendable {
-        children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) }
-    }
-
-    mutating func childExited(_ pid: Pid, reason: ExitReason) async throws {
+    mutating func childExited(_ pid: Pid, reason: ExitReason, _ me: Process) async throws {
         guard let i = children.firstIndex(where: { $0.pid == pid }) else { return }
         let child = children[i]
         children[i].pid = nil
@@ -260,18 +241,17 @@ struct SupervisorState: SupervisorLoop {
         default:
             break
         }
-        try await restart(at: i)
+        try await restart(at: i, me)
     }
 
     /// Restarts child `i` by the strategy, retrying failed starts; each attempt counts
     /// toward the intensity, and exceeding it ends the supervisor with `shutdown`.
-    mutating func restart(at index: Int) async throws {
+    mutating func restart(at index: Int, _ me: Process) async throws {
         var i = index
         let id = children[i].spec.id
         while true {
             guard intensity.add() else {
                 SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: id, pid: nil, reason: .shutdown, restarts: intensity.total)
-                await terminateAll()
                 throw ProcessExit(.shutdown)
             }
             intensity.total += 1
@@ -298,7 +278,7 @@ struct SupervisorState: SupervisorLoop {
             var failed = false
             for j in toStart where children[j].pid == nil {
                 do {
-                    try await startChild(at: j)
+                    try await startChild(at: j, me)
                 } catch {
                     failed = true
                     i = j
@@ -312,7 +292,7 @@ struct SupervisorState: SupervisorLoop {
     // MARK: Stopping
 
     /// Stops every running child in reverse start order.
-    mutating func terminateAll() async {
+    mutating func terminateAll(_ me: Process) async {
         for j in children.indices.reversed() {
             guard let pid = children[j].pid else { continue }
             let reason = (try? await me.shutdownChild(pid, children[j].spec.shutdown)) ?? .killed
@@ -325,10 +305,8 @@ struct SupervisorState: SupervisorLoop {
 
     // MARK: Calls
 
-    mutating func handle(_ request: SupervisorRequest) async -> SupervisorReply {
+    mutating func handle(_ request: SupervisorRequest, _ me: Process) async -> SupervisorReply {
         switch request {
-        case .awaitStarted:
-            return .ok
         case .whichChildren:
             return .children(children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart) })
         case .countChildren:
@@ -343,7 +321,7 @@ struct SupervisorState: SupervisorLoop {
             }
             children.append(Child(spec: spec, pid: nil))
             do {
-                try await startChild(at: children.count - 1)
+                try await startChild(at: children.count - 1, me)
                 return .started(children[children.count - 1].pid)
             } catch {
                 children.removeLast()
@@ -361,7 +339,7 @@ struct SupervisorState: SupervisorLoop {
             guard let j = children.firstIndex(where: { $0.spec.id == id }) else { return .error(.notFound(id)) }
             if children[j].pid != nil { return .error(.running(id)) }
             do {
-                try await startChild(at: j)
+                try await startChild(at: j, me)
                 return .started(children[j].pid)
             } catch {
                 return .error(error)

@@ -4,7 +4,6 @@ import Parley
 
 /// Requests a supervisor answers, as calls.
 enum SupervisorRequest: Sendable {
-    case awaitStarted
     case whichChildren
     case countChildren
     case startChild(ChildSpec)
