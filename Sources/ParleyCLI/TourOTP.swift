@@ -1,7 +1,7 @@
 import ParleyOTP
 
 // Chapter 9: OTP behaviours: a supervised tree, restarts, giving up, a GenServer, a
-// Registry dispatching to subscribers, a Task and an Agent.
+// Registry dispatching to subscribers, a Task, an Agent and an AsyncGenServer.
 
 private struct TourCounter: GenServer, Sendable {
     var count = 0
@@ -16,6 +16,22 @@ private struct TourCounter: GenServer, Sendable {
     }
     mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
         throw ProcessExit(.custom("boom"))
+    }
+}
+
+/// A cache whose callback waits: it sleeps (a slow lookup) and calls another server before
+/// it answers, which a GenServer's synchronous callbacks cannot do.
+private struct TourCache: AsyncGenServer {
+    var cached: [Int: Int] = [:]
+    let backend: ServerRef<TourCounter>
+    typealias Call = Int
+    typealias Reply = String
+    mutating func handleCall(_ key: Int, from: Gen.From, _ me: Process) async throws -> CallResult {
+        if let v = cached[key] { return .reply("\(v) (cached)") }
+        try await me.sleep(for: .milliseconds(20))
+        let v = try await backend.call(.add(key))
+        cached[key] = v
+        return .reply("\(v) (fetched after 20 ms and a call to the counter)")
     }
 }
 
@@ -88,6 +104,14 @@ private struct Join: Sendable { let topic: String }
     agent.cast { $0 *= 2 }
     print("  Agent: update +10, cast *2, get -> \(try await agent.get { $0 })")
     try await agent.stop()
+
+    // AsyncGenServer: callbacks that wait (Supervisor and DynamicSupervisor are built on it).
+    let backend = try TourCounter().start()
+    let cache = try await TourCache(backend: backend).start()
+    print("  AsyncGenServer (a callback may await): call(cache, 5) -> \(try await cache.call(5))")
+    print("    call(cache, 5) again -> \(try await cache.call(5))")
+    try await cache.stop()
+    try await backend.stop()
 
     // Calls per second through the hand-off path (bench: `parley bench genserver-call`).
     let echo = try TourCounter().start()

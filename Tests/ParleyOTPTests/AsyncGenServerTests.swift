@@ -54,6 +54,21 @@ struct Starting: AsyncGenServer, Sendable {
     }
 }
 
+/// A server whose init asks for a continue that waits for a "go" message.
+struct SlowAsyncContinue: AsyncGenServer, Sendable {
+    typealias Call = String
+    typealias Reply = [String]
+    typealias Continue = String
+    var log: [String] = []
+    mutating func initialize(_ me: Process) async throws -> InitResult { .ok(continue: "slow") }
+    mutating func handleContinue(_ value: String, _ me: Process) async throws -> HandleResult {
+        _ = try await me.receive(String.self, where: { $0 == "go" })
+        log.append("continued")
+        return .noreply
+    }
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: Process) async throws -> CallResult { .reply(log) }
+}
+
 /// AsyncGenServer speaks gen_server's protocol (gen_server.erl, Elixir's GenServer docs)
 /// with callbacks that may wait.
 @Suite("AsyncGenServer (gen_server semantics, callbacks that wait)", .timeLimit(.minutes(1)))
@@ -155,5 +170,18 @@ struct AsyncGenServerTests {
         Process.exit(parent, .shutdown)
         #expect(await eventually { !pid.isAlive })
         #expect(events.all.last == "terminated shutdown")
+    }
+
+    // gen_server.erl acks init, then runs handle_continue before any message (Elixir 1.14:
+    // start_link returns after 0 ms; the first call sees the continue done).
+    @Test("{ok, State, {continue, C}}: start returns before handle_continue has finished; it runs before the first call")
+    func continueAfterInit() async throws {
+        // The continue waits for "go": start returning at all shows it does not wait for it.
+        let server = try await SlowAsyncContinue().start()
+        let pid = try #require(server.pid)
+        async let state = server.call("get", timeout: .seconds(10))
+        pid.send("go")
+        #expect(try await state == ["continued"])
+        try await server.stop()
     }
 }

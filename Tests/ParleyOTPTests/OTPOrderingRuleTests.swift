@@ -24,6 +24,21 @@ struct SlowTerminate: GenServer {
     }
 }
 
+/// A server whose init asks for a continue that takes 300 ms.
+struct SlowContinue: GenServer {
+    typealias Call = String
+    typealias Reply = [String]
+    typealias Continue = String
+    var log: [String] = []
+    mutating func initialize(_ me: CallbackProcess) throws -> InitResult { .ok(continue: "slow") }
+    mutating func handleContinue(_ value: String, _ me: CallbackProcess) -> HandleResult {
+        usleep(300_000)
+        log.append("continued")
+        return .noreply
+    }
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(log) }
+}
+
 /// Rules of OTP and Elixir that concern the order of a stop's and a task's steps. Each was
 /// checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the comments). Serialized:
 /// one of them holds a scheduler thread on purpose (a slow terminate), and at most one at a
@@ -49,6 +64,19 @@ struct OTPOrderingRuleTests {
             #expect(events.all == ["terminated", "replied bye"], "busy: \(busy)")
             #expect(await eventually { server.pid?.isAlive == false })
         }
+    }
+
+    // gen_server.erl acks init (start returns), then runs handle_continue before any
+    // message. Elixir 1.14, init returning {:ok, [], {:continue, :slow}} and a
+    // handle_continue that sleeps 300 ms: start_link returns after 0 ms, and the first call
+    // sees [:continued].
+    @Test("{ok, State, {continue, C}}: start returns at once; handle_continue runs before the first message")
+    func continueAfterInitRunsAfterStart() async throws {
+        let started = ContinuousClock.now
+        let server = try SlowContinue().start()
+        #expect(ContinuousClock.now - started < .milliseconds(250))
+        #expect(try await server.call("get", timeout: .seconds(10)) == ["continued"])
+        try await server.stop()
     }
 
     // Elixir 1.14: Task.Supervisor.async_nolink(sup, fn -> exit(:boom) end) followed by

@@ -105,6 +105,7 @@ extension Process {
         }
     }
 
+    @usableFromInline
     static func spawnSequential(
         _ options: SpawnOptions, parent: ProcessCore?,
         body: @escaping @Sendable (Process) async throws -> Void,
@@ -116,6 +117,7 @@ extension Process {
         return process.pid
     }
 
+    @usableFromInline
     static func spawnCallback<State>(
         _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
@@ -143,6 +145,7 @@ extension Process {
         }
     }
 
+    @usableFromInline
     static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
         switch Route(target) {
         case .local(let t?):

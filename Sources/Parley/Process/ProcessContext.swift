@@ -35,12 +35,14 @@ extension ProcessContext {
     @usableFromInline var core: ProcessCore { _process.core }
 
     /// This process's pid (Erlang's `self()`).
+    @inlinable
     public var pid: Pid { core.pid }
 
     // MARK: Sending
 
     /// Sends `message` to `pid`. Never blocks. Dropped silently if `pid` is dead, and also if
     /// this process has itself been killed (a killed process's later effects are discarded).
+    @inlinable
     public func send(_ message: any Sendable, to pid: Pid) {
         guard core.isAlive else { return }
         pid.deliver(message)
@@ -96,23 +98,27 @@ extension ProcessContext {
     /// Spawns a sequential process; with `options.link`, linked to this one (`spawn_link`).
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
     @discardableResult
+    @inlinable
     public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
         try Process.spawnSequential(options, parent: core, body: body)
     }
 
     /// Spawns a sequential process.
     @discardableResult
+    @inlinable
     public func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
         Process.spawn(body)
     }
 
     /// Spawns a sequential process linked to this one (`spawn_link`).
     @discardableResult
+    @inlinable
     public func spawnLink(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
         try! spawn(SpawnOptions(link: true), body)
     }
 
     /// Spawns a sequential process and monitors it (`spawn_monitor`).
+    @inlinable
     public func spawnMonitor(_ body: @escaping @Sendable (Process) async throws -> Void) -> (Pid, Reference) {
         let ref = Reference.make()
         let pid = try! Process.spawnSequential(SpawnOptions(), parent: core, body: body, monitorRef: ref)
@@ -122,6 +128,7 @@ extension ProcessContext {
     /// Spawns a sequential process with options and monitors it (`spawn_opt` with
     /// `monitor`): the monitor exists before the process runs, so even an instant death is
     /// reported with its real reason.
+    @inlinable
     public func spawnMonitor(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> (Pid, Reference) {
         let ref = Reference.make()
         let pid = try Process.spawnSequential(options, parent: core, body: body, monitorRef: ref)
@@ -131,6 +138,7 @@ extension ProcessContext {
     /// Spawns a callback process whose `handler` runs once per message with its state.
     /// With `options.link`, it is linked to this process.
     @discardableResult
+    @inlinable
     public func spawn<State>(
         _ options: SpawnOptions = SpawnOptions(), state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
@@ -183,6 +191,7 @@ extension ProcessContext {
     /// Monitors `pid`: a ``DownMessage`` arrives when it exits, at once with `noproc` if it is
     /// already dead. Monitors are one-way and stack: each call makes a new one.
     @discardableResult
+    @inlinable
     public func monitor(_ pid: Pid) -> Reference {
         let ref = Reference.make()
         Process.establishMonitor(ref, watcher: core, target: pid)

@@ -87,8 +87,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         return try body(&sharedState)
     }
 
-    final var pid: Pid { Pid(local: self) }
-    final var isAlive: Bool { alive.load(ordering: .acquiring) }
+    @usableFromInline final var pid: Pid { Pid(local: self) }
+    @usableFromInline final var isAlive: Bool { alive.load(ordering: .acquiring) }
     var kind: Process.Kind { .sequential }
 
     override var scheduleDescription: String {

@@ -5,7 +5,7 @@ import Parley
 /// can call another server, wait for a reply, sleep or receive, and the server takes its
 /// next message when the callback returns. It speaks exactly ``GenServer``'s protocol (the
 /// same messages, results, `sys` requests, parent-exit and stop-then-reply rules, in
-/// ``GenServerProtocol``), so ``ServerRef``, ``Gen``, supervisors and Erlang nodes call it
+/// `GenServerProtocol`), so ``ServerRef``, ``Gen``, supervisors and Erlang nodes call it
 /// the same way. Supervisor and DynamicSupervisor are built on it.
 ///
 /// Prefer ``GenServer`` when the callbacks need not wait: an idle callback process holds no
@@ -214,10 +214,23 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
         let after: Rules.After
         do {
             switch proto.event(for: message, pid: me.pid) {
-            case .call(let request, let from): after = Rules.after(try await server.handleCall(request, from: from, me), from: from)
-            case .cast(let request): after = Rules.after(try await server.handleCast(request, me))
-            case .info(let info): after = Rules.after(try await server.handleInfo(info, me))
+            case .call(let request, let from):
+                let result = try await server.handleCall(request, from: from, me)
+                if let reply = Rules.plainReply(result) {
+                    Gen.reply(from, reply)
+                    return .continue
+                }
+                after = Rules.after(result, from: from)
+            case .cast(let request):
+                let result = try await server.handleCast(request, me)
+                if Rules.isPlain(result) { return .continue }
+                after = Rules.after(result)
+            case .info(let info):
+                let result = try await server.handleInfo(info, me)
+                if Rules.isPlain(result) { return .continue }
+                after = Rules.after(result)
             case .getState(let from):
+                // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
                 Gen.reply(from, Transfer(server))
                 return .continue
             case .terminate(let reason): return await terminate(reason, me)

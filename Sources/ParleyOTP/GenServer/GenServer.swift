@@ -55,9 +55,11 @@ extension GenServerMessages {
 ///
 /// Calls travel as gen_server's messages (``Gen/CallMessage`` is
 /// `{'$gen_call', {From, Tag}, Request}`), so a caller written by hand with ``Gen`` and, with
-/// distribution, an Erlang node can call it too. Callbacks are synchronous: to wait for
-/// something (another server, I/O), return `.noreply`, do the work elsewhere (a ``ProcessTask``,
-/// `blocking`), and answer with ``Gen/reply(_:_:)`` using the caller's `from`.
+/// distribution, an Erlang node can call it too. Callbacks are synchronous and get a
+/// ``CallbackProcess``, which cannot wait: to wait for something (another server, I/O),
+/// return `.noreply`, do the work elsewhere (a ``ProcessTask``, `blocking`), and answer with
+/// ``Gen/reply(_:_:)`` using the caller's `from`; or write an ``AsyncGenServer``, whose
+/// callbacks may `await`. Both follow the same rules, written once.
 public protocol GenServer: GenServerMessages {
     /// Runs in the new server process before ``GenServer/start(name:options:)`` returns (OTP's
     /// `init/1`). Default: `.ok`. Throwing (or `.stop`) makes start fail with that reason.

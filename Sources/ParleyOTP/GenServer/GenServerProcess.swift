@@ -21,6 +21,9 @@ struct GenServerProcess<Server: GenServer> {
     @usableFromInline typealias Rules = GenServerProtocol<Server>
     @usableFromInline var server: Server
     @usableFromInline let proto: Rules
+    /// The continue `initialize` asked for: it runs in the server before its first message,
+    /// after start has returned (gen_server.erl acks init, then runs handle_continue).
+    @usableFromInline var continueAfterInit: Server.Continue? = nil
 
     @usableFromInline
     init(server: consuming Server, parent: Pid?, name: ServerName?) {
@@ -69,8 +72,10 @@ struct GenServerProcess<Server: GenServer> {
             case .stop(let reason): throw ProcessExit(reason)
             case .ok: break
             }
-            if case .stop(let reason) = state.finish(.proceed(result.next), me) {
-                throw ProcessExit(reason)
+            if let next = result.next {
+                // Something to handle, so that the continue runs even if no message comes.
+                state.continueAfterInit = next
+                me.send(Rules.InitContinue(), to: me.pid)
             }
             return Transfer(state)
         }
@@ -91,12 +96,25 @@ struct GenServerProcess<Server: GenServer> {
     /// One message: the callback it is for, then what its result asks for.
     @inlinable
     mutating func handle(_ message: any Sendable, _ me: CallbackProcess) -> Next {
+        if continueAfterInit != nil, case .stop(let reason) = runContinueAfterInit(me) { return .stop(reason) }
         let after: Rules.After
         do {
             switch proto.event(for: message, pid: me.pid) {
-            case .call(let request, let from): after = Rules.after(try server.handleCall(request, from: from, me), from: from)
-            case .cast(let request): after = Rules.after(try server.handleCast(request, me))
-            case .info(let info): after = Rules.after(try server.handleInfo(info, me))
+            case .call(let request, let from):
+                let result = try server.handleCall(request, from: from, me)
+                if let reply = Rules.plainReply(result) {
+                    Gen.reply(from, reply)
+                    return .continue
+                }
+                after = Rules.after(result, from: from)
+            case .cast(let request):
+                let result = try server.handleCast(request, me)
+                if Rules.isPlain(result) { return .continue }
+                after = Rules.after(result)
+            case .info(let info):
+                let result = try server.handleInfo(info, me)
+                if Rules.isPlain(result) { return .continue }
+                after = Rules.after(result)
             case .getState(let from):
                 // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
                 Gen.reply(from, Transfer(server))
@@ -108,6 +126,13 @@ struct GenServerProcess<Server: GenServer> {
             return terminate(Rules.reason(error), me, lastMessage: message)
         }
         return finish(after, me)
+    }
+
+    @usableFromInline
+    mutating func runContinueAfterInit(_ me: CallbackProcess) -> Next {
+        let value = continueAfterInit
+        continueAfterInit = nil
+        return finish(.proceed(value), me)
     }
 
     /// Runs the continues a result asks for, then stops if one asks to.

@@ -25,6 +25,13 @@ struct GenServerProtocol<Server: GenServerMessages> {
         self.name = name
     }
 
+    /// What a server sends itself when `initialize` asks for a continue, so that it runs
+    /// even if no other message comes; handled as nothing.
+    @usableFromInline
+    struct InitContinue: Sendable {
+        @usableFromInline init() {}
+    }
+
     /// Which callback a message is for.
     @usableFromInline
     enum Event {
@@ -35,7 +42,8 @@ struct GenServerProtocol<Server: GenServerMessages> {
         case getState(Gen.From)
         /// sys `terminate`, or a trapped exit signal from the parent: terminate with the reason.
         case terminate(ExitReason)
-        /// Nothing to call: a request of the wrong type, already answered.
+        /// Nothing to call: a request of the wrong type (already answered), or the
+        /// server's own ``InitContinue``.
         case rejected
     }
 
@@ -52,13 +60,13 @@ struct GenServerProtocol<Server: GenServerMessages> {
     /// type in the client module: unspecialized, every message would look up generic
     /// metadata at run time.
     @inlinable
-    func event(for message: any Sendable, pid: Pid) -> Event {
+    func event(for message: any Sendable, pid: @autoclosure () -> Pid) -> Event {
         if let call = message as? Gen.CallMessage {
-            guard let request = convertMessage(call.request, to: Server.Call.self) else { return reject(call, pid) }
+            guard let request = convertMessage(call.request, to: Server.Call.self) else { return reject(call, pid()) }
             return .call(request, call.from)
         }
         if let cast = message as? Gen.CastMessage {
-            guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return reject(cast, pid) }
+            guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return reject(cast, pid()) }
             return .cast(request)
         }
         return other(message)
@@ -74,6 +82,8 @@ struct GenServerProtocol<Server: GenServerMessages> {
             }
         case let exit as ExitMessage where exit.from == parent:
             return .terminate(exit.reason)
+        case is InitContinue:
+            return .rejected
         default:
             return .info(message)
         }
@@ -90,6 +100,20 @@ struct GenServerProtocol<Server: GenServerMessages> {
     func reject(_ cast: Gen.CastMessage, _ pid: Pid) -> Event {
         GenServerLog.logger.error("\(Server.self) \(pid) dropped a cast of type \(type(of: cast.request)); it handles \(Server.Cast.self)")
         return .rejected
+    }
+
+    /// Whether a call's result is a reply and nothing after it (the hot path, which the
+    /// drivers take without building an ``After``: copies of a generic enum are slow).
+    @inlinable
+    static func plainReply(_ result: Server.CallResult) -> Server.Reply? {
+        guard result.next == nil, case .reply(let reply) = result.kind else { return nil }
+        return reply
+    }
+
+    /// Whether a cast, info or continue result asks for nothing: carry on.
+    @inlinable
+    static func isPlain(_ result: Server.HandleResult) -> Bool {
+        result.stopReason == nil && result.next == nil
     }
 
     /// After `handleCall`: `{reply, ...}` replies now.
