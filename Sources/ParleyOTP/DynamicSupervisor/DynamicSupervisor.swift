@@ -53,7 +53,7 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
         let state = DynamicSupervisorState(
             serverName: name, maxChildren: maxChildren, intensity: RestartIntensity(intensity: intensity, period: period),
             extra: extraArguments)
-        let pid = try await startSupervisor(state, name: name, parent: parent)
+        let pid = try await state.startSupervisor(name: name, parent: parent)
         return DynamicSupervisor(pid)
     }
 
@@ -88,10 +88,7 @@ public struct DynamicSupervisor: Sendable, Hashable, CustomStringConvertible {
 
 /// The dynamic supervisor's state and callbacks, as an ``AsyncGenServer`` (OTP's
 /// DynamicSupervisor is a gen_server too).
-struct DynamicSupervisorState: AsyncGenServer {
-    typealias Call = SupervisorRequest
-    typealias Reply = SupervisorReply
-
+struct DynamicSupervisorState: SupervisorServer {
     let serverName: ServerName?
     /// For reports: the registered name, or the pid once the process runs.
     var name = ""
@@ -111,29 +108,6 @@ struct DynamicSupervisorState: AsyncGenServer {
         name = serverName?.description ?? "\(me.pid)"
         me.label = "dynamic supervisor \(name)"
         return .ok
-    }
-
-    mutating func handleCall(_ request: SupervisorRequest, from: Gen.From, _ me: Process) async throws -> CallResult {
-        .reply(await handle(request, me))
-    }
-
-    /// EXIT from a child: restart it by its restart type; intensity exceeded stops the
-    /// supervisor with `shutdown` (its `terminate` then stops the other children).
-    mutating func handleInfo(_ message: any Sendable, _ me: Process) async throws -> HandleResult {
-        guard let exit = message as? ExitMessage else {
-            SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
-            return .noreply
-        }
-        do {
-            try await childExited(exit.from, reason: exit.reason, me)
-        } catch let e as ProcessExit {
-            return .stop(e.reason)
-        }
-        return .noreply
-    }
-
-    mutating func terminate(_ reason: ExitReason, _ me: Process) async {
-        await terminateAll(me)
     }
 
     mutating func start(_ spec: ChildSpec, _ me: Process) async throws(SupervisorError) -> Pid? {

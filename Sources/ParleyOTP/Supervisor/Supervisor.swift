@@ -77,7 +77,7 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 
     static func start(_ children: [ChildSpec], flags: Flags, name: ServerName?, parent: Process?) async throws(StartError) -> Supervisor {
-        Supervisor(try await startSupervisor(SupervisorState(flags: flags, name: name, specs: children), name: name, parent: parent))
+        Supervisor(try await SupervisorState(flags: flags, name: name, specs: children).startSupervisor(name: name, parent: parent))
     }
 
     // MARK: Operations (calls to the supervisor)
@@ -122,25 +122,9 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Starts a supervisor's server (trapping exits, linked to `parent` if given, registered
-/// under `name`) and returns its pid once its `initialize` has started the children.
-func startSupervisor<Server: AsyncGenServer>(_ server: consuming Server, name: ServerName?, parent: Process?) async throws(StartError) -> Pid {
-    let options = GenServerOptions(trapExit: true)
-    let ref: ServerRef<Server>
-    if let parent {
-        ref = try await server.startLink(parent, name: name, options: options)
-    } else {
-        ref = try await server.start(name: name, options: options)
-    }
-    return ref.pid!
-}
-
 /// The supervisor: supervisor.erl's state and callbacks, as an ``AsyncGenServer`` (in OTP
 /// the supervisor is a gen_server; its callbacks wait for children to start and stop).
-struct SupervisorState: AsyncGenServer {
-    typealias Call = SupervisorRequest
-    typealias Reply = SupervisorReply
-
+struct SupervisorState: SupervisorServer {
     struct Child {
         var spec: ChildSpec
         var pid: Pid?
@@ -174,29 +158,6 @@ struct SupervisorState: AsyncGenServer {
             }
         }
         return .ok
-    }
-
-    mutating func handleCall(_ request: SupervisorRequest, from: Gen.From, _ me: Process) async throws -> CallResult {
-        .reply(await handle(request, me))
-    }
-
-    /// EXIT from a child: restart it by the rules; intensity exceeded stops the supervisor
-    /// with `shutdown` (its `terminate` then stops the other children).
-    mutating func handleInfo(_ message: any Sendable, _ me: Process) async throws -> HandleResult {
-        guard let exit = message as? ExitMessage else {
-            SupervisorLog.logger.warning("supervisor \(name) received an unexpected message: \(message)")
-            return .noreply
-        }
-        do {
-            try await childExited(exit.from, reason: exit.reason, me)
-        } catch let e as ProcessExit {
-            return .stop(e.reason)
-        }
-        return .noreply
-    }
-
-    mutating func terminate(_ reason: ExitReason, _ me: Process) async {
-        await terminateAll(me)
     }
 
     // MARK: Starting
