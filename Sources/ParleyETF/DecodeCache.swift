@@ -37,10 +37,10 @@ package final class DecodeCache {
 
     /// A local pid. A cached pid whose process has died is still the right answer: sends to
     /// it are dropped, as they must be, and ids are never reused while a pid could be cached.
-    func localPid(id: UInt32, serial: UInt32) -> Pid {
+    func localPid(id: UInt32, serial: UInt32, home: LocalNode) -> Pid {
         let i = Int((id ^ serial &* 16_777_619) & 63)
         if let p = pids[i], p.id == id, p.serial == serial { return p }
-        let p = Remote.localPid(id: id, serial: serial)
+        let p = home.localPid(id: id, serial: serial)
         if p.isAlive { pids[i] = p }
         return p
     }

@@ -26,20 +26,32 @@ public enum ExternalTermFormat {
     }
 }
 
-/// This node's name and creation as they appear in pids on the wire.
+/// A node's name and creation as they appear in pids on the wire, and the node itself (whose
+/// table turns its own pids from the wire back into live ones).
 package struct WireIdentity: Sendable {
+    package let home: LocalNode
     package let name: String
     package let creation: UInt32
     /// The name's bytes when it is ASCII (then the same in every atom encoding): pids of
     /// this node are recognised on the wire by comparing bytes, without making an atom.
     let asciiName: [UInt8]?
 
-    package init(name: String, creation: UInt32) {
+    package init(home: LocalNode, name: String, creation: UInt32) {
+        self.home = home
         self.name = name
         self.creation = creation
         self.asciiName = name.utf8.allSatisfy { $0 < 0x80 } ? Array(name.utf8) : nil
     }
-    static var current: WireIdentity { WireIdentity(name: Node.localNodeName, creation: currentCreation()) }
-}
+    /// The default node's, for encoding and decoding outside any connection.
+    static var current: WireIdentity {
+        WireIdentity(home: .default, name: LocalNode.default.name, creation: LocalNode.default.wireCreation)
+    }
 
-func currentCreation() -> UInt32 { Remote.creation }
+    /// The name and creation `p` carries on the wire when this node encodes it.
+    @inline(__always)
+    func parts(of p: Pid) -> (name: String, creation: UInt32) {
+        if p.node === home.pidNode, p.creation == 0 { return (name, creation) }
+        if LocalNode.hostsSeveral { return LocalNode.wireParts(of: p) }
+        return (p.node?.name ?? name, p.creation)
+    }
+}

@@ -133,8 +133,8 @@ package struct TermReader {
             // This node's name from an earlier incarnation: a pid that is not ours.
             return Pid(node: node(Atom(identity.name)), id: id, serial: serial, creation: creation)
         }
-        if let cache { return cache.localPid(id: id, serial: serial) }
-        return Remote.localPid(id: id, serial: serial)
+        if let cache { return cache.localPid(id: id, serial: serial, home: identity.home) }
+        return identity.home.localPid(id: id, serial: serial)
     }
 
     mutating func readCompressed() throws(TermDecodingError) -> Term {
@@ -210,15 +210,19 @@ package struct TermReader {
 
     mutating func pid(nodeAtom: Atom, id: UInt32, serial: UInt32, creation: UInt32) -> Pid {
         if nodeAtom.name == identity.name && creation == identity.creation {
-            if let cache { return cache.localPid(id: id, serial: serial) }
-            return Remote.localPid(id: id, serial: serial)
+            if let cache { return cache.localPid(id: id, serial: serial, home: identity.home) }
+            return identity.home.localPid(id: id, serial: serial)
         }
-        return Pid(node: node(nodeAtom), id: id, serial: serial, creation: creation)
+        let n = node(nodeAtom)
+        if let hosted = LocalNode.hostedPid(node: n, id: id, serial: serial, creation: creation) { return hosted }
+        return Pid(node: n, id: id, serial: serial, creation: creation)
     }
 
     mutating func reference(nodeAtom: Atom, creation: UInt32, words: [UInt32], at: Int) throws(TermDecodingError) -> Reference {
         guard (1...5).contains(words.count) else { throw .invalid("a reference has 1 to 5 words, not \(words.count)", at: at) }
-        if nodeAtom.name == identity.name && creation == identity.creation && words.count == 3 && words[2] == 0 {
+        let ours = nodeAtom.name == identity.name && creation == identity.creation
+        if words.count == 3 && words[2] == 0 && (ours || LocalNode.isHostedReference(node: node(nodeAtom), creation: creation)) {
+            // Made by a node of this OS process: references in memory carry no node.
             return Remote.localReference(id: UInt64(words[0]) | UInt64(words[1]) << 32)
         }
         return Reference(node: node(nodeAtom), creation: creation, words: words)

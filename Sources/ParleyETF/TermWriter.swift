@@ -89,8 +89,9 @@ enum TermWriter {
             out.put(Tag.bitBinary); out.put32(UInt32(b.count)); out.put(bits); out.put(bytes: b)
         case .pid(let p):
             out.put(Tag.newPid)
-            try writeAtom(p.node?.name ?? identity.name, into: &out)
-            out.put32(p.id); out.put32(p.serial); out.put32(p.node == nil ? identity.creation : p.creation)
+            let (name, creation) = identity.parts(of: p)
+            try writeAtom(name, into: &out)
+            out.put32(p.id); out.put32(p.serial); out.put32(creation)
         case .port(let p):
             if p.id > UInt64(UInt32.max) {
                 out.put(Tag.v4Port); try writeAtom(p.node.name, into: &out)
@@ -193,8 +194,9 @@ extension TermWriter {
     /// A pid, as NEW_PID_EXT, without building a term.
     static func writePid<S: TermSink>(_ p: Pid, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
         out.put(Tag.newPid)
-        try writeAtom(p.node?.name ?? identity.name, into: &out)
-        out.put32(p.id); out.put32(p.serial); out.put32(p.node == nil ? identity.creation : p.creation)
+        let (name, creation) = identity.parts(of: p)
+        try writeAtom(name, into: &out)
+        out.put32(p.id); out.put32(p.serial); out.put32(creation)
     }
 }
 

@@ -633,8 +633,8 @@ struct BadInputTests {
             _ = try await me.receive(DownMessage.self)
             return pid
         }
-        let neverBorn = Pid(node: Node.named(node), id: 0x7FFF_FFF0, serial: 12345, creation: Remote.creation)
-        let oldIncarnation = Pid(node: Node.named(node), id: 1, serial: 0, creation: Remote.creation &+ 1)
+        let neverBorn = Pid(node: Node.named(node), id: 0x7FFF_FFF0, serial: 12345, creation: LocalNode.default.wireCreation)
+        let oldIncarnation = Pid(node: Node.named(node), id: 1, serial: 0, creation: LocalNode.default.wireCreation &+ 1)
         let thirdNode = Wire.pid(on: "nobody@10.9.8.7")
         let evil = Wire.pid(on: name)
         let junk: [(Term, Term?)] = [

@@ -321,13 +321,13 @@ extension DistributionTests.CodecTests {
             let term = try ExternalTermFormat.decode(Golden.pid)
             guard case .pid(let pid) = term else { Issue.record("not a pid: \(term)"); return }
             #expect(pid.id == 85 && pid.serial == 0)
-            if Node.localNodeName == "nonode@nohost" && Remote.creation == 0 {
+            if Node.localNodeName == "nonode@nohost" && LocalNode.default.wireCreation == 0 {
                 #expect(pid.isLocal)  // Remote.localPid: the same node name and creation as ours
             } else {
                 #expect(pid.node?.name == "nonode@nohost" && pid.creation == 0)
             }
             // Written back as NEW_PID_EXT with a UTF-8 node atom.
-            if pid.isLocal && Node.localNodeName == "nonode@nohost" && Remote.creation == 0 {
+            if pid.isLocal && Node.localNodeName == "nonode@nohost" && LocalNode.default.wireCreation == 0 {
                 #expect(try ExternalTermFormat.encode(term) == [131, 88, 119, 13] + nonode + [0, 0, 0, 85, 0, 0, 0, 0, 0, 0, 0, 0])
             }
         }

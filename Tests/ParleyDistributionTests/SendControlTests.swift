@@ -11,7 +11,7 @@ extension DistributionTests.CodecTests {
     struct SendControlTests {
         @Test("SEND's control {2, '', To} (erl_dist_protocol): the fast path gives the pid the general decoder gives, for this node's pids in every atom encoding, an earlier incarnation's and another node's")
         func sendControlFastPath() throws {
-            let me = WireIdentity(name: "fast@127.0.0.1", creation: 7)
+            let me = WireIdentity(home: .default, name: "fast@127.0.0.1", creation: 7)
             let name = Array(me.name.utf8)
             func atom(_ tag: UInt8, _ bytes: [UInt8]) -> [UInt8] {
                 tag == ETFTag.atomUTF8 || tag == ETFTag.atom ? [tag, 0, UInt8(bytes.count)] + bytes : [tag, UInt8(bytes.count)] + bytes
@@ -54,8 +54,8 @@ extension DistributionTests.CodecTests {
 
         @Test("SEND's control written without building it is the bytes the general encoder gives for {2, '', To}, and reads back through the fast path")
         func sendControlWriter() throws {
-            let me = WireIdentity(name: "fast@127.0.0.1", creation: 7)
-            let local = Remote.localPid(id: 42, serial: 0)
+            let me = WireIdentity(home: .default, name: "fast@127.0.0.1", creation: 7)
+            let local = LocalNode.default.localPid(id: 42, serial: 0)
             let remote = Pid(node: Node.named("other@127.0.0.1"), id: 9, serial: 1, creation: 3)
             for pid in [local, remote] {
                 let written = try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { scratch in

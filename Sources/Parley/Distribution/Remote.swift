@@ -32,35 +32,13 @@ public protocol RemoteRouter: AnyObject, Sendable {
     func monitorFired(ref: Reference, watcher: Pid, target: Pid, reason: ExitReason)
 }
 
-/// Entry points for `ParleyDistribution`: the router, this node's identity on the wire, and
-/// signals arriving from other nodes.
+/// Entry points for `ParleyDistribution`: signals arriving from other nodes for processes of
+/// this OS process. A node's own state (router, creation, table) is on ``LocalNode``.
 @_spi(Distribution)
 public enum Remote {
-    private static let installed = Locked<(any RemoteRouter)?>(nil)
-
-    /// The router in use, or nil while this node is not distributed.
-    public static var router: (any RemoteRouter)? { installed.withLock { $0 } }
-
-    /// Installs (or removes, with nil) the router, and sets the name this node has in pids.
-    public static func install(_ router: (any RemoteRouter)?, nodeName: String, creation: UInt32) {
-        installed.withLock { $0 = router }
-        Node.setLocalName(router == nil ? "nonode@nohost" : nodeName)
-        LocalNode.wireCreation.store(router == nil ? 0 : creation, ordering: .releasing)
-    }
-
-    /// The creation this node puts in its pids and references on the wire (0 while not distributed).
-    public static var creation: UInt32 { LocalNode.wireCreation.load(ordering: .acquiring) }
-
-    /// The local pid with this id and serial: alive, or a dead pid that compares equal to the one
-    /// the process had.
-    public static func localPid(id: UInt32, serial: UInt32) -> Pid {
-        if let p = ProcessTable.lookup(id: id, serial: serial) { return p.pid }
-        return Pid(deadLocalId: id, serial: serial)
-    }
-
     /// A reference this node made, as it comes back from the wire.
     public static func localReference(id: UInt64) -> Reference {
-        Reference(node: nil, creation: LocalNode.creation, id: id)
+        Reference(node: nil, creation: LocalNode.memoryCreation, id: id)
     }
 
     /// Whether `ref` is an active alias (a call's tag) of the local process `pid`: a
@@ -86,8 +64,8 @@ public enum Remote {
     /// Links local process `local` to `remote` on another node (the spawn_link of a remote
     /// spawn); if that node cannot be reached the link fires at once with `noconnection`.
     public static func link(_ local: Pid, toRemote remote: Pid) {
-        guard let p = local.process, remote.node != nil, p.addLink(remote) else { return }
-        if router?.link(from: local, to: remote) != true {
+        guard let p = local.process, remote.process == nil, p.addLink(remote) else { return }
+        if p.home.router?.link(from: local, to: remote) != true {
             ExitSignals.propagate([.init(target: local, from: remote, reason: .noconnection, isLink: true)])
         }
     }
@@ -141,26 +119,5 @@ public enum Remote {
     /// MONITOR_P_EXIT: remote `target`, monitored by local `watcher`, has died.
     public static func monitorExitArrived(watcher: Pid, target: Pid, ref: Reference, reason: ExitReason) {
         watcher.process?.monitorFired(ref, pid: target, reason: reason)
-    }
-
-    /// The connection to `node` is gone: every link to a process there delivers an exit
-    /// signal with `noconnection`, every monitor of one a DOWN with `noconnection`, and the
-    /// links and monitors processes there held on local processes are forgotten (Erlang's
-    /// distribution protocol: "when a connection is lost ... noconnection").
-    public static func nodeDown(_ node: Node) {
-        var signals: [ExitSignals.Pending] = []
-        var downs: [(ProcessCore, Reference, Pid)] = []
-        for p in ProcessTable.all() {
-            p.withShared { s in
-                guard let e = s.extras, !s.mailbox.isDead else { return }
-                for l in e.links where l.node === node {
-                    signals.append(.init(target: p.pid, from: l, reason: .noconnection, isLink: true))
-                }
-                for (ref, target) in e.monitoring where target.node === node { downs.append((p, ref, target)) }
-                for (ref, watcher) in e.monitoredBy where watcher.node === node { e.monitoredBy[ref] = nil }
-            }
-        }
-        for (p, ref, target) in downs { p.monitorFired(ref, pid: target, reason: .noconnection) }
-        ExitSignals.propagate(signals)
     }
 }

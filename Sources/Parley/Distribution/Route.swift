@@ -13,22 +13,23 @@ enum Route {
     /// monitors see `noconnection`.
     case unreachable
 
-    /// The route to `pid`. A local pid's process needs no lookup, and the router is read only
-    /// for a pid of another node.
+    /// The route to `pid` from a process of `home`. A live pid's process needs no lookup
+    /// (a pid is live here only if it came from this OS process's memory, not from the
+    /// wire), and the router is read only for a pid of another node.
     @inline(__always)
-    init(_ pid: Pid) {
+    init(_ pid: Pid, from home: LocalNode) {
         if let p = pid.process { self = .local(p); return }
-        if pid.node == nil { self = .local(nil); return }
-        self = Self.toOtherNode()
+        if pid.node === home.pidNode { self = .local(nil); return }
+        self = Self.toOtherNode(from: home)
     }
 
-    /// The route to the node `node` (for `{Name, Node}`).
-    init(_ node: Node) {
-        self = node.name == Node.localNodeName ? .local(nil) : Self.toOtherNode()
+    /// The route to the node `node` (for `{Name, Node}`) from a process of `home`.
+    init(_ node: Node, from home: LocalNode) {
+        self = node.name == home.name ? .local(nil) : Self.toOtherNode(from: home)
     }
 
-    static func toOtherNode() -> Route {
-        if let router = Remote.router { return .remote(router) }
+    static func toOtherNode(from home: LocalNode) -> Route {
+        if let router = home.router { return .remote(router) }
         return .unreachable
     }
 }

@@ -170,7 +170,7 @@ public enum Gen {
         // box, no mailbox round trip.
         if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }
         if from.tag.owner == nil {
-            switch Route(from.pid) {
+            switch Route(from.pid, from: .current) {
             case .remote(let router):
                 // A caller on another node: `{Tag, Reply}` to its pid, as gen:reply does.
                 router.send(ReplyMessage(tag: from.tag, reply: reply, aliasTag: from.aliasTag), to: from.pid, from: nil)
@@ -237,19 +237,19 @@ public enum Gen {
         case remoteName(String, Node, any RemoteRouter)
     }
 
-    static func resolve(_ dest: Destination) throws(CallError) -> Target {
+    static func resolve(_ dest: Destination, from home: LocalNode) throws(CallError) -> Target {
         switch dest {
         case .pid(let pid):
-            switch Route(pid) {
+            switch Route(pid, from: home) {
             case .local(let p?): return .local(p)
             case .local(nil): throw .noproc("\(pid)")
             case .remote(let router): return .remotePid(pid, router)
             case .unreachable: throw .noconnection(pid)
             }
         case .name(let name, let node):
-            switch Route(node) {
+            switch Route(node, from: home) {
             case .local:
-                guard let p = Process.whereis(name)?.process else { throw .noproc(name) }
+                guard let p = home.whereis(name)?.process else { throw .noproc(name) }
                 return .local(p)
             case .remote(let router): return .remoteName(name, node, router)
             case .unreachable: throw .noproc("\(name) on \(node) (not distributed)")
@@ -258,13 +258,14 @@ public enum Gen {
     }
 
     static func call(_ dest: Destination, timeout: Duration?, message: (From) -> any Sendable) async throws(CallError) -> any Sendable {
-        let target = try resolve(dest)
         if let me = SequentialProcess.currentOwned() {
-            return try await call(target, timeout: timeout, caller: me, message: message)
+            return try await call(try resolve(dest, from: me.home), timeout: timeout, caller: me, message: message)
         }
+        let home = LocalNode.current
+        let target = try resolve(dest, from: home)
         // Outside any process: a stand-in mailbox, never scheduled, that exists for the call
         // only (in the process table only if the reply must find it from another node).
-        let standIn = SequentialProcess(limit: nil)
+        let standIn = SequentialProcess(limit: nil, home: home)
         defer { ExitSignals.exit(standIn, reason: .normal) }
         let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
             do throws(CallError) {
@@ -317,13 +318,13 @@ public enum Gen {
         case .remotePid(let server, let router):
             // A stand-in caller is not in the process table; the reply names its pid on the
             // wire, so it must be findable there until it exits.
-            ProcessTable.insert(caller)
+            caller.home.processes.insert(caller)
             caller.beginCall(tag.id, handoff: false)
             mref = monitorServer(server, caller)
             // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), to: server, from: caller.pid)
         case .remoteName(let name, let node, let router):
-            ProcessTable.insert(caller)
+            caller.home.processes.insert(caller)
             caller.beginCall(tag.id, handoff: false)
             let ref = Reference.make()
             Process(core: caller).monitor(name, on: node, ref: ref, standIn: true)

@@ -4,13 +4,13 @@ import Synchronization
 /// A node of a Parley or Erlang cluster, as named in pids and references.
 ///
 /// Nodes are interned: two `Node` values with the same name are the same object, so pid
-/// equality across nodes is cheap. The local node is `nonode@nohost` until distribution
-/// starts (a later issue), as on the BEAM.
+/// equality across nodes is cheap. The node this OS process runs is ``LocalNode/default``,
+/// `nonode@nohost` until distribution starts, as on the BEAM.
 ///
 /// ```swift
 /// let other = Node.named("worker@10.0.0.2")
 /// print(other.name)            // worker@10.0.0.2
-/// print(Node.local.name)       // nonode@nohost
+/// print(Node.localNodeName)    // nonode@nohost
 /// ```
 public final class Node: Hashable, Sendable, CustomStringConvertible {
     /// The full node name, such as `app@host`.
@@ -24,7 +24,14 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
     }
 
     private static let table = Locked<[String: Node]>([:])
-    private static let localName = Locked<String>("nonode@nohost")
+
+    private struct Host { weak var node: LocalNode? }
+    private let hostBox = Locked(Host())
+
+    /// The node of this OS process with this name, if any (kept for ``LocalNode/default``
+    /// after it stops distribution, so that links to its old pids still see `nodedown`).
+    var host: LocalNode? { hostBox.withLock { $0.node } }
+    func setHost(_ node: LocalNode?) { hostBox.withLock { $0.node = node } }
 
     /// The interned node called `name`.
     public static func named(_ name: String) -> Node {
@@ -36,10 +43,8 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The name of this node (`nonode@nohost` when not distributed).
-    public static var localNodeName: String { localName.withLock { $0 } }
-
-    static func setLocalName(_ name: String) { localName.withLock { $0 = name } }
+    /// The name of ``LocalNode/default`` (`nonode@nohost` when not distributed).
+    public static var localNodeName: String { LocalNode.default.name }
 
     /// How many node names are interned (each pid or reference from a new node adds one).
     public static var knownCount: Int { table.withLock { $0.count } }

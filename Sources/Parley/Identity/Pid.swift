@@ -27,27 +27,21 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     let process: ProcessCore?
 
     init(local process: ProcessCore) {
-        self.node = nil
+        self.node = process.home.pidNode
         self.id = process.id
         self.serial = process.serial
-        self.creation = LocalNode.creation
+        self.creation = LocalNode.memoryCreation
         self.process = process
     }
 
-    /// A local pid whose process is gone (decoded from the wire after the process died).
-    init(deadLocalId id: UInt32, serial: UInt32) {
-        self.node = nil
+    /// A pid of a node of this OS process whose process is gone (decoded from the wire after
+    /// the process died), or one of another node of this OS process as it arrives from the
+    /// wire (reached through distribution, so it holds no process).
+    init(node: Node?, deadId id: UInt32, serial: UInt32) {
+        self.node = node
         self.id = id
         self.serial = serial
-        self.creation = LocalNode.creation
-        self.process = nil
-    }
-
-    init(placeholderId: UInt32) {
-        self.node = nil
-        self.id = placeholderId
-        self.serial = 0
-        self.creation = LocalNode.creation
+        self.creation = LocalNode.memoryCreation
         self.process = nil
     }
 
@@ -60,11 +54,16 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
         self.process = nil
     }
 
-    /// Whether the pid names a process on this node.
-    public var isLocal: Bool { node == nil }
+    /// Whether the pid names a process of a node this OS process runs (``LocalNode``): the
+    /// default node or another one.
+    public var isLocal: Bool { process != nil || node == nil || node?.host != nil }
+
+    /// Whether the pid holds its process: a live or dead process of this OS process reached
+    /// directly, not through distribution.
+    @_spi(Distribution) public var holdsProcess: Bool { process != nil }
 
     /// The name of the pid's node.
-    public var nodeName: String { node?.name ?? Node.localNodeName }
+    public var nodeName: String { node?.name ?? LocalNode.default.name }
 
     /// Whether the process is alive. Always `false` for a pid of another node: ask that node
     /// (monitor it) instead, as on the BEAM, where `is_process_alive/1` takes local pids only.
@@ -83,7 +82,15 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
         // A live local pid first, through the stored reference: the hot path builds no route
         // (and so takes no extra reference to the receiving process).
         if let process { return process.deliver(message) }
-        if case .remote(let router) = Route(self) { router.send(message, to: self, from: nil) }
+        if case .remote(let router) = Route(self, from: .current) { router.send(message, to: self, from: nil) }
+    }
+
+    /// ``deliver(_:)`` from a process of `home`: a pid of another node goes through that
+    /// node's router.
+    @usableFromInline
+    func deliver(_ message: any Sendable, from home: LocalNode) {
+        if let process { return process.deliver(message) }
+        if case .remote(let router) = Route(self, from: home) { router.send(message, to: self, from: nil) }
     }
 
     public static func == (a: Pid, b: Pid) -> Bool {
@@ -103,14 +110,4 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     }
 
     public var description: String { "<\(node?.index ?? 0).\(id).\(serial)>" }
-}
-
-/// This node's identity as pids and references carry it.
-enum LocalNode {
-    /// The creation local pids carry in memory: always 0, so that pids made before and after
-    /// the node starts distribution compare equal. On the wire a local pid carries
-    /// ``wireCreation`` instead.
-    static let creation: UInt32 = 0
-    /// Erlang's creation of this node incarnation, as EPMD handed it out; 0 while not distributed.
-    static let wireCreation = Atomic<UInt32>(0)
 }

@@ -31,7 +31,7 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
 
     /// A reference unique on this node.
     public static func make() -> Reference {
-        Reference(node: nil, creation: LocalNode.creation, id: counter.wrappingAdd(1, ordering: .relaxed).oldValue)
+        Reference(node: nil, creation: LocalNode.memoryCreation, id: counter.wrappingAdd(1, ordering: .relaxed).oldValue)
     }
 
     static func makeAlias(owner: ProcessCore) -> Reference {
@@ -40,7 +40,7 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
 
     private init(id: UInt64, owner: ProcessCore) {
         self.node = nil
-        self.creation = LocalNode.creation
+        self.creation = LocalNode.memoryCreation
         self.id = id
         self.extra = 0
         self.extra2 = 0

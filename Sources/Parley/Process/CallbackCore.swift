@@ -18,10 +18,10 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     @exclusivity(unchecked) private var state: State?
     @exclusivity(unchecked) private var handler: Handler?
 
-    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, handler: @escaping Handler) {
+    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, home: LocalNode, handler: @escaping Handler) {
         self.state = state
         self.handler = handler
-        super.init(initialStatus: initialStatus, limit: limit)
+        super.init(initialStatus: initialStatus, limit: limit, home: home)
     }
 
     override var kind: Process.Kind { .callback }

@@ -111,7 +111,7 @@ extension Process {
         body: @escaping @Sendable (Process) async throws -> Void,
         monitorRef: Reference? = nil
     ) throws(ProcessError) -> Pid {
-        let process = SequentialProcess(limit: options.mailbox)
+        let process = SequentialProcess(limit: options.mailbox, home: LocalNode.home(options, parent: parent))
         try prepare(process, options, parent: parent, monitorRef: monitorRef)
         process.start(body)
         return process.pid
@@ -122,7 +122,7 @@ extension Process {
         _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(ProcessError) -> Pid {
-        let process = CallbackCore(state: state, limit: options.mailbox, handler: handler)
+        let process = CallbackCore(state: state, limit: options.mailbox, home: LocalNode.home(options, parent: parent), handler: handler)
         try prepare(process, options, parent: parent, monitorRef: nil)
         return process.pid
     }
@@ -137,8 +137,8 @@ extension Process {
                 e.label = options.label
             }
         }
-        if let name = options.name { try LocalRegistry.register(name, p.pid) }
-        ProcessTable.insert(p)
+        if let name = options.name { try p.home.registry.register(name, p.pid) }
+        p.home.processes.insert(p)
         if let parent {
             if options.link, parent.addLink(p.pid) { _ = p.addLink(parent.pid) }
             if let monitorRef { establishMonitor(monitorRef, watcher: parent, target: p.pid) }
@@ -147,7 +147,7 @@ extension Process {
 
     @usableFromInline
     static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
-        switch Route(target) {
+        switch Route(target, from: watcher.home) {
         case .local(let t?):
             guard watcher.noteMonitoring(ref, target: target) else { return }
             if !t.addMonitor(ref, watcher: watcher.pid) {
@@ -186,12 +186,12 @@ extension Process {
     /// Process.send(Term.tuple([.pid(me), "hi"]), to: "echo", on: Node.named("erl@127.0.0.1"))
     /// ```
     public static func send(_ message: any Sendable, to name: String, on node: Node) {
-        send(message, to: name, on: node, from: outside)
+        send(message, to: name, on: node, from: outside, home: .current)
     }
 
-    static func send(_ message: any Sendable, to name: String, on node: Node, from: Pid) {
-        switch Route(node) {
-        case .local: whereis(name)?.deliver(message)
+    static func send(_ message: any Sendable, to name: String, on node: Node, from: Pid, home: LocalNode) {
+        switch Route(node, from: home) {
+        case .local: home.whereis(name)?.deliver(message)
         case .remote(let router): router.send(message, toName: name, on: node, from: from)
         case .unreachable: break
         }
@@ -239,32 +239,36 @@ extension Process {
 
     // MARK: Registry
 
-    /// Registers `pid` under `name` (Erlang's `register/2`).
+    // The registry and the process list are those of ``LocalNode/current``: the node of the
+    // process the calling code runs in, or the default node outside any process.
+
+    /// Registers `pid` under `name` (Erlang's `register/2`) on its node.
     /// - Throws: ``ProcessError/nameTaken(_:by:)``, ``ProcessError/alreadyRegistered(_:as:)``,
     ///   or ``ProcessError/noproc(_:)`` for a dead process.
     public static func register(_ name: String, _ pid: Pid) throws(ProcessError) {
-        try LocalRegistry.register(name, pid)
+        guard let p = pid.process else { throw .notLocal(pid) }
+        try p.home.registry.register(name, pid)
     }
 
     /// Removes a registered name (`unregister/1`).
     /// - Throws: ``ProcessError/notRegistered(_:)`` if nobody has it.
     public static func unregister(_ name: String) throws(ProcessError) {
-        try LocalRegistry.unregister(name)
+        try LocalNode.current.registry.unregister(name)
     }
 
     /// The pid registered under `name`, or `nil` (`whereis/1`).
-    public static func whereis(_ name: String) -> Pid? { LocalRegistry.whereis(name) }
+    public static func whereis(_ name: String) -> Pid? { LocalNode.current.registry.whereis(name) }
 
     /// All registered names, sorted (`registered/0`).
-    public static func registered() -> [String] { LocalRegistry.registered() }
+    public static func registered() -> [String] { LocalNode.current.registry.registered() }
 
     // MARK: Introspection
 
-    /// Every live local process (`Process.list/0`).
-    public static func list() -> [Pid] { ProcessTable.all().map(\.pid).sorted() }
+    /// Every live process of the node (`Process.list/0`).
+    public static func list() -> [Pid] { LocalNode.current.list() }
 
-    /// How many local processes are alive.
-    public static var count: Int { ProcessTable.count }
+    /// How many processes of the node are alive.
+    public static var count: Int { LocalNode.current.processCount }
 
     /// Whether `pid` is alive (`Process.alive?/1`).
     public static func isAlive(_ pid: Pid) -> Bool { pid.isAlive }
@@ -272,7 +276,7 @@ extension Process {
 
 extension Pid {
     init(outsidePlaceholder: ()) {
-        self.init(placeholderId: 0)
+        self.init(node: nil, deadId: 0, serial: 0)
     }
 }
 

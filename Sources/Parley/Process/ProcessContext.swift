@@ -38,6 +38,9 @@ extension ProcessContext {
     @inlinable
     public var pid: Pid { core.pid }
 
+    /// The node this process runs on (``LocalNode/default`` unless it was spawned on another).
+    public var node: LocalNode { core.home }
+
     // MARK: Sending
 
     /// Sends `message` to `pid`. Never blocks. Dropped silently if `pid` is dead, and also if
@@ -45,13 +48,13 @@ extension ProcessContext {
     @inlinable
     public func send(_ message: any Sendable, to pid: Pid) {
         guard core.isAlive else { return }
-        pid.deliver(message)
+        pid.deliver(message, from: core.home)
     }
 
     /// Sends to a registered name.
     /// - Throws: ``ProcessError/notRegistered(_:)`` if no process has the name (Erlang's `badarg`).
     public func send(_ message: any Sendable, to name: String) throws(ProcessError) {
-        guard let pid = Process.whereis(name) else { throw .notRegistered(name) }
+        guard let pid = core.home.whereis(name) else { throw .notRegistered(name) }
         send(message, to: pid)
     }
 
@@ -61,7 +64,7 @@ extension ProcessContext {
     /// without the error.
     public func send(_ message: any Sendable, to name: String, on node: Node) {
         guard core.isAlive else { return }
-        Process.send(message, to: name, on: node, from: core.pid)
+        Process.send(message, to: name, on: node, from: core.pid, home: core.home)
     }
 
     /// Monitors the process registered as `name` on `node` (Erlang's
@@ -76,9 +79,9 @@ extension ProcessContext {
 
     func monitor(_ name: String, on node: Node, ref: Reference, standIn _: Bool) {
         let standIn = Pid(node: node, id: 0, serial: 0, creation: 0)
-        switch Route(node) {
+        switch Route(node, from: core.home) {
         case .local:
-            if let pid = Process.whereis(name) {
+            if let pid = core.home.whereis(name) {
                 Process.establishMonitor(ref, watcher: core, target: pid)
             } else {
                 core.deliver(DownMessage(ref: ref, pid: standIn, reason: .noproc))
@@ -107,7 +110,7 @@ extension ProcessContext {
     @discardableResult
     @inlinable
     public func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
-        Process.spawn(body)
+        try! Process.spawnSequential(SpawnOptions(), parent: core, body: body)
     }
 
     /// Spawns a sequential process linked to this one (`spawn_link`).
@@ -155,7 +158,7 @@ extension ProcessContext {
     /// be reached, the link fires at once with `noconnection` (Erlang's `link/1` does the same).
     public func link(_ pid: Pid) throws(ProcessError) {
         let target: ProcessCore
-        switch Route(pid) {
+        switch Route(pid, from: core.home) {
         case .local(let p?): target = p
         case .local(nil): throw .noproc(pid)
         case .unreachable: throw .notLocal(pid)
@@ -181,7 +184,7 @@ extension ProcessContext {
     /// Removes the link between this process and `pid`, if any.
     public func unlink(_ pid: Pid) {
         core.removeLink(pid)
-        switch Route(pid) {
+        switch Route(pid, from: core.home) {
         case .local(let p): p?.removeLink(core.pid)
         case .remote(let router): router.unlink(from: core.pid, to: pid)
         case .unreachable: break
@@ -255,7 +258,7 @@ extension ProcessContext {
 
     /// Registers this process under `name`.
     public func register(_ name: String) throws(ProcessError) {
-        try LocalRegistry.register(name, core.pid)
+        try core.home.registry.register(name, core.pid)
     }
 
     // MARK: Timers

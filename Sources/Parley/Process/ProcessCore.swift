@@ -55,6 +55,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
 
     let id: UInt32
     let serial: UInt32
+    /// The node the process belongs to: its table, registry and router.
+    @usableFromInline let home: LocalNode
     /// The mailbox bound (0: none) and its policy (``MailboxState/Limit``).
     let mailboxLimit: Int
     let overflow: MailboxLimit.Overflow
@@ -69,10 +71,11 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     @exclusivity(unchecked) var saved = SavedQueue()
     @exclusivity(unchecked) var sinceYield = 0
 
-    init(initialStatus: Status, limit: MailboxLimit?) {
+    init(initialStatus: Status, limit: MailboxLimit?, home: LocalNode) {
         let n = ProcessTable.nextIdentity()
         id = n.id
         serial = n.serial
+        self.home = home
         mailboxLimit = limit?.capacity ?? 0
         overflow = limit?.overflow ?? .dropNewest
         sharedState = Shared(mailbox: MailboxState(status: initialStatus))
@@ -245,7 +248,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         guard let (extras, waiter, before, _) = taken else { return [] }
         alive.store(false, ordering: .releasing)
         let me = pid
-        ProcessTable.remove(self)
+        home.processes.remove(self)
 
         var signals: [ExitSignals.Pending] = []
         var watchers: [(Reference, Pid)] = []
@@ -268,9 +271,9 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             signals.reserveCapacity(links.count)
             for l in links { signals.append(.init(target: l, from: me, reason: reason, isLink: true)) }
         }
-        if let name { LocalRegistry.remove(name, ifOwnedBy: me) }
+        if let name { home.registry.remove(name, ifOwnedBy: me) }
         for (ref, watcher) in watchers {
-            switch Route(watcher) {
+            switch Route(watcher, from: home) {
             case .local(let w): w?.monitorFired(ref, pid: me, reason: reason)
             case .remote(let router): router.monitorFired(ref: ref, watcher: watcher, target: me, reason: reason)
             case .unreachable: break
@@ -333,7 +336,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Removes the target's half of monitor `ref`, whose watcher has forgotten it: on this
     /// node, or through the target's node.
     static func demonitor(_ ref: Reference, watcher: Pid, target: Pid) {
-        switch Route(target) {
+        switch Route(target, from: LocalNode.hosting(watcher) ?? .default) {
         case .local(let t): t?.removeMonitor(ref)
         case .remote(let router): router.demonitor(watcher: watcher, target: target, ref: ref)
         case .unreachable: break

@@ -51,8 +51,8 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
         withUnsafeCurrentTask { t in t.map { unsafeBitCast($0, to: UInt.self) } ?? 0 }
     }
 
-    init(limit: MailboxLimit?) {
-        super.init(initialStatus: .running, limit: limit)
+    init(limit: MailboxLimit?, home: LocalNode) {
+        super.init(initialStatus: .running, limit: limit, home: home)
     }
 
     override var kind: Process.Kind { .sequential }

@@ -22,8 +22,13 @@ public struct SpawnOptions: Sendable {
     public var trapExit = false
     /// A label shown by introspection (OTP 27's `proc_lib:set_label/1`).
     public var label: String?
+    /// The node to spawn on; nil (the default) means the spawning process's node, or
+    /// ``LocalNode/current`` for a spawn from outside any process.
+    public var node: LocalNode?
 
-    public init(link: Bool = false, name: String? = nil, mailbox: MailboxLimit? = nil, trapExit: Bool = false, label: String? = nil) {
+    public init(link: Bool = false, name: String? = nil, mailbox: MailboxLimit? = nil, trapExit: Bool = false, label: String? = nil,
+                node: LocalNode? = nil) {
+        self.node = node
         self.link = link
         self.name = name
         self.mailbox = mailbox

@@ -55,7 +55,8 @@ extension Process {
         initialize: (CallbackProcess) throws -> sending State?,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> Pid {
-        let process = CallbackCore<State>(state: nil, limit: options.mailbox, initialStatus: .scheduled, handler: handler)
+        let process = CallbackCore<State>(state: nil, limit: options.mailbox, initialStatus: .scheduled,
+                                          home: LocalNode.home(options, parent: parent), handler: handler)
         do throws(ProcessError) {
             try prepare(process, options, parent: parent, monitorRef: nil)
         } catch {

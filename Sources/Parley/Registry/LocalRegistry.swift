@@ -1,13 +1,13 @@
 import ParleyRuntime
 import Synchronization
 
-/// Erlang's local name registry: `register/2`, `whereis/1`, `unregister/1`, `registered/0`.
-/// A name is freed when its process exits.
-enum LocalRegistry {
-    private static let names = Locked<[String: Pid]>([:])
+/// Erlang's local name registry of one ``LocalNode``: `register/2`, `whereis/1`,
+/// `unregister/1`, `registered/0`. A name is freed when its process exits.
+final class LocalRegistry: Sendable {
+    private let names = Locked<[String: Pid]>([:])
 
     /// Lock order: the registry lock, then a process lock; never the reverse.
-    static func register(_ name: String, _ pid: Pid) throws(ProcessError) {
+    func register(_ name: String, _ pid: Pid) throws(ProcessError) {
         guard let process = pid.process else { throw .notLocal(pid) }
         try names.withLock { table throws(ProcessError) in
             if let owner = table[name] { throw ProcessError.nameTaken(name, by: owner) }
@@ -21,7 +21,7 @@ enum LocalRegistry {
         }
     }
 
-    static func unregister(_ name: String) throws(ProcessError) {
+    func unregister(_ name: String) throws(ProcessError) {
         let pid = names.withLock { $0.removeValue(forKey: name) }
         guard let pid else { throw .notRegistered(name) }
         pid.process?.withShared { s in
@@ -29,13 +29,13 @@ enum LocalRegistry {
         }
     }
 
-    static func remove(_ name: String, ifOwnedBy pid: Pid) {
+    func remove(_ name: String, ifOwnedBy pid: Pid) {
         names.withLock { table in
             if table[name] == pid { table[name] = nil }
         }
     }
 
-    static func whereis(_ name: String) -> Pid? { names.withLock { $0[name] } }
+    func whereis(_ name: String) -> Pid? { names.withLock { $0[name] } }
 
-    static func registered() -> [String] { names.withLock { Array($0.keys) }.sorted() }
+    func registered() -> [String] { names.withLock { Array($0.keys) }.sorted() }
 }

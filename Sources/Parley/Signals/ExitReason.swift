@@ -127,6 +127,10 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A select over the mailbox (`onMessage`) run by a task that is not the process itself
     /// (a child task): only the process may take messages from its mailbox.
     case notOwner(Pid)
+    /// A ``LocalNode`` name that is not `name@host`.
+    case badNodeName(String)
+    /// Another ``LocalNode`` of this OS process already has the name.
+    case nodeExists(String)
 
     public var description: String {
         switch self {
@@ -136,6 +140,8 @@ public enum ProcessError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notRegistered(let n): return "no process is registered as '\(n)'"
         case .notLocal(let p): return "\(p) lives on node \(p.nodeName), which this node is not connected to"
         case .notOwner(let p): return "only \(p) itself can select over its mailbox, not a child task"
+        case .badNodeName(let n): return "'\(n)' is not a node name of the form name@host"
+        case .nodeExists(let n): return "a node named '\(n)' already runs in this OS process"
         case .linkWithoutParent: return "spawn with link: true needs a spawning process; call spawn on a Process value"
         }
     }

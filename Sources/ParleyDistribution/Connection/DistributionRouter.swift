@@ -34,10 +34,10 @@ final class DistributionRouter: RemoteRouter, Sendable {
     private let state = Locked(State())
     private let unlinkIds = Atomic<UInt64>(1)
 
-    init(configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,
+    init(home: LocalNode, configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,
          tls: (client: NIOSSLContext, server: NIOSSLContext)?) {
         self.configuration = configuration
-        self.identity = WireIdentity(name: name, creation: creation)
+        self.identity = WireIdentity(home: home, name: name, creation: creation)
         self.flags = configuration.hidden ? .parley : DistributionFlags.parley.union(.published)
         self.limits = configuration.limits
         self.log = configuration.logger
@@ -45,6 +45,16 @@ final class DistributionRouter: RemoteRouter, Sendable {
         self.tls = tls
         self.busyWait = configuration.busyWait.map { BusyWait(window: $0) }
         self.scheduler = Scheduler.shared
+    }
+
+    /// The node this router belongs to.
+    var home: LocalNode { identity.home }
+
+    /// The node `pid` lives on: a pid of the default node is node nil in memory, here too
+    /// when this router belongs to another node of the OS process.
+    func peerNode(of pid: Pid) -> Node? {
+        if let n = pid.node { return n }
+        return home === LocalNode.default ? nil : Node.named(LocalNode.default.name)
     }
 
     // MARK: Connections
@@ -146,7 +156,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
             // The authenticated newcomer replaces a connection the peer has given up on:
             // everything across the old one sees noconnection, as after any loss.
             replaced.close(reason: "replaced by a new connection from \(peer.name)")
-            Remote.nodeDown(conn.node)
+            home.nodeDown(conn.node)
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(peer.name))])) }
         }
         for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
@@ -162,7 +172,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
             return (true, Array(s.nodeWatchers.keys))
         }
         guard removed else { return }
-        Remote.nodeDown(conn.node)
+        home.nodeDown(conn.node)
         if wasUp {
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(conn.node.name))])) }
         }
@@ -194,7 +204,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
-        guard let node = pid.node, let term = encode(message) else { return }
+        guard let node = peerNode(of: pid), let term = encode(message) else { return }
         connection(to: node)?.send(term, to: pid)
     }
 
@@ -204,25 +214,25 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func link(from: Pid, to: Pid) -> Bool {
-        guard let node = to.node, let c = connection(to: node) else { return false }
+        guard let node = peerNode(of: to), let c = connection(to: node) else { return false }
         c.send(control: .tuple([.integer(Control.link), .pid(from), .pid(to)]))
         return true
     }
 
     func unlink(from: Pid, to: Pid) {
-        guard let node = to.node, let c = connection(to: node, dial: false) else { return }
+        guard let node = peerNode(of: to), let c = connection(to: node, dial: false) else { return }
         let id = unlinkIds.wrappingAdd(1, ordering: .relaxed).oldValue
         c.send(control: .tuple([.integer(Control.unlinkId), .integer(Int(id)), .pid(from), .pid(to)]))
     }
 
     func exit(from: Pid, to: Pid, reason: ExitReason, isLink: Bool) {
-        guard let node = to.node, let c = connection(to: node, dial: !isLink) else { return }
+        guard let node = peerNode(of: to), let c = connection(to: node, dial: !isLink) else { return }
         let tag = isLink ? Control.exit : Control.exit2
         c.send(control: .tuple([.integer(tag), .pid(from), .pid(to), MessageCodec.reasonTerm(reason)]))
     }
 
     func monitor(watcher: Pid, target: Pid, ref: Reference) -> Bool {
-        guard let node = target.node, let c = connection(to: node) else { return false }
+        guard let node = peerNode(of: target), let c = connection(to: node) else { return false }
         c.send(control: .tuple([.integer(Control.monitorP), .pid(watcher), .pid(target), .reference(ref)]))
         return true
     }
@@ -235,14 +245,14 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func demonitor(watcher: Pid, target: Pid, ref: Reference) {
-        guard let node = target.node, let c = connection(to: node, dial: false) else { return }
+        guard let node = peerNode(of: target), let c = connection(to: node, dial: false) else { return }
         let name = state.withLock { $0.outgoingNameMonitors.removeValue(forKey: ref)?.name }
         let to: Term = name.map { .atom(Atom($0)) } ?? .pid(target)
         c.send(control: .tuple([.integer(Control.demonitorP), .pid(watcher), to, .reference(ref)]))
     }
 
     func monitorFired(ref: Reference, watcher: Pid, target: Pid, reason: ExitReason) {
-        guard let node = watcher.node, let c = connection(to: node, dial: false) else { return }
+        guard let node = peerNode(of: watcher), let c = connection(to: node, dial: false) else { return }
         let name = state.withLock { $0.incomingNameMonitors.removeValue(forKey: ref)?.name }
         let from: Term = name.map { .atom(Atom($0)) } ?? .pid(target)
         c.send(control: .tuple([.integer(Control.monitorPExit), from, .pid(watcher), .reference(ref), MessageCodec.reasonTerm(reason)]))
@@ -260,13 +270,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
             // Batched per process until the end of this read (or the next signal, so that a
             // message and a later exit signal to the same process stay in order).
-            if to.isLocal { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if to.holdsProcess { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
             return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
             // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
             // global_name_server and pg scopes as soon as they connect).
-            if let to = Process.whereis(name.name) { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if let to = home.whereis(name.name) { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
             return
         default:
             break
@@ -300,7 +310,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                     conn.send(control: .tuple([.integer(Control.monitorPExit), .pid(target), .pid(watcher), .reference(ref), .atom("noproc")]))
                 }
             case .atom(let name):
-                if let target = Process.whereis(name.name), Remote.monitorArrived(watcher: watcher, target: target, ref: ref) {
+                if let target = home.whereis(name.name), Remote.monitorArrived(watcher: watcher, target: target, ref: ref) {
                     state.withLock { $0.incomingNameMonitors[ref] = (name.name, conn.node) }
                 } else {
                     conn.send(control: .tuple([.integer(Control.monitorPExit), .atom(name), .pid(watcher), .reference(ref), .atom("noproc")]))
@@ -314,7 +324,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
             case .pid(let target): Remote.demonitorArrived(target: target, ref: ref)
             case .atom(let name):
                 state.withLock { _ = $0.incomingNameMonitors.removeValue(forKey: ref) }
-                if let target = Process.whereis(name.name) { Remote.demonitorArrived(target: target, ref: ref) }
+                if let target = home.whereis(name.name) { Remote.demonitorArrived(target: target, ref: ref) }
             default: malformed(control, conn)
             }
         case (Control.monitorPExit, 5):

@@ -112,7 +112,7 @@ public enum Distribution {
         }
     }
 
-    /// The running node.
+    /// A distributed node's listener and EPMD registration.
     struct Running: Sendable {
         let router: DistributionRouter
         let server: any NIOCore.Channel
@@ -121,30 +121,35 @@ public enum Distribution {
         let port: Int
     }
 
-    private static let running = Locked<Running?>(nil)
+    /// Each node's running distribution, and the nodes whose start is under way.
+    private static let running = Locked<(nodes: [ObjectIdentifier: Running], starting: Set<ObjectIdentifier>)>(([:], []))
 
     /// The default event loop group: one thread, made on first use and kept for the process.
     static let sharedGroup: any EventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private static let starting = Locked(false)
 
-    /// Starts distribution: listens, registers with EPMD (starting an embedded one if none
-    /// runs), and makes this process's pids carry the node name.
+    /// Starts distribution on ``LocalNode/default``: listens, registers with EPMD (starting
+    /// an embedded one if none runs), and makes this node's pids carry the node name.
+    /// ``LocalNode/startDistribution(_:)`` does the same for another node of the OS process.
     ///
     /// - Returns: the full node name (`name@host`).
     /// - Throws: ``DistributionError``: already started, a bad name, EPMD refusing the name
     ///   (another node has it), or the port being taken.
     @discardableResult
     public static func start(_ configuration: Configuration) async throws -> String {
+        try await start(configuration, on: .default)
+    }
+
+    static func start(_ configuration: Configuration, on home: LocalNode) async throws -> String {
         let name = try fullName(configuration.name)
-        let claimed = starting.withLock { s -> Bool in
-            if s { return false }
-            s = true
+        if home !== LocalNode.default && name != home.name { throw DistributionError.badNodeName(name) }
+        let key = ObjectIdentifier(home)
+        let claimed = running.withLock { r -> Bool in
+            if r.nodes[key] != nil || r.starting.contains(key) { return false }
+            r.starting.insert(key)
             return true
         }
-        guard claimed else { throw DistributionError.alreadyStarted(nodeName) }
-        var started = false
-        defer { if !started { starting.withLock { $0 = false } } }
-        if running.withLock({ $0 != nil }) { throw DistributionError.alreadyStarted(nodeName) }
+        guard claimed else { throw DistributionError.alreadyStarted(home.name) }
+        defer { running.withLock { _ = $0.starting.remove(key) } }
 
         let group = configuration.eventLoopGroup ?? Distribution.sharedGroup
         var tls: (client: NIOSSLContext, server: NIOSSLContext)? = nil
@@ -189,82 +194,65 @@ public enum Distribution {
             throw DistributionError.epmd("\(error)")
         }
 
-        let router = DistributionRouter(configuration: configuration, name: name, creation: creation, group: group, tls: tls)
+        let router = DistributionRouter(home: home, configuration: configuration, name: name, creation: creation, group: group, tls: tls)
         box.router = router
-        Remote.install(router, nodeName: name, creation: creation)
-        running.withLock { $0 = Running(router: router, server: server, registration: registration, embedded: embedded, port: port) }
-        started = true
-        Spawner.start()
-        NetKernel.start()
+        home.install(router, nodeName: name, creation: creation)
+        running.withLock { $0.nodes[key] = Running(router: router, server: server, registration: registration, embedded: embedded, port: port) }
+        Spawner.start(on: home)
+        NetKernel.start(on: home)
         router.log.info("distribution started: \(name) on port \(port), creation \(creation), \(configuration.hidden ? "hidden" : "visible")")
         return name
     }
 
-    /// Stops distribution: every connection closes (links and monitors across them fire with
-    /// `noconnection`), the name is unregistered, and pids print as local again.
-    public static func stop() async {
-        guard let r = running.withLock({ s -> Running? in
-            let r = s
-            s = nil
-            return r
-        }) else { return }
-        Spawner.stop()
-        NetKernel.stop()
+    /// Stops distribution on ``LocalNode/default``: every connection closes (links and
+    /// monitors across them fire with `noconnection`), the name is unregistered, and pids
+    /// print as local again.
+    public static func stop() async { await stop(on: .default) }
+
+    static func stop(on home: LocalNode) async {
+        guard let r = running.withLock({ $0.nodes.removeValue(forKey: ObjectIdentifier(home)) }) else { return }
+        Spawner.stop(on: home)
+        NetKernel.stop(on: home)
         r.router.closeAll()
         try? await r.server.close()
         await r.registration?.close()
         await r.embedded?.stop()
-        Remote.install(nil, nodeName: "nonode@nohost", creation: 0)
-        starting.withLock { $0 = false }
+        home.install(nil, nodeName: "nonode@nohost", creation: 0)
     }
 
-    static var router: DistributionRouter? { running.withLock { $0?.router } }
+    static func router(of home: LocalNode) -> DistributionRouter? { running.withLock { $0.nodes[ObjectIdentifier(home)]?.router } }
+    static func port(of home: LocalNode) -> Int? { running.withLock { $0.nodes[ObjectIdentifier(home)]?.port } }
 
-    /// Whether distribution is running.
-    public static var isStarted: Bool { router != nil }
+    /// Whether distribution is running on the default node.
+    public static var isStarted: Bool { LocalNode.default.isDistributed }
 
-    /// This node's name (`nonode@nohost` when not distributed): Elixir's `Node.self()`.
-    public static var nodeName: String { Node.localNodeName }
+    /// The default node's name (`nonode@nohost` when not distributed): Elixir's `Node.self()`.
+    public static var nodeName: String { LocalNode.default.name }
 
-    /// The port this node accepts distribution connections on.
-    public static var port: Int? { running.withLock { $0?.port } }
+    /// The port the default node accepts distribution connections on.
+    public static var port: Int? { LocalNode.default.distributionPort }
 
-    /// The nodes this node is connected to (`Node.list(:connected)`), sorted.
-    public static var nodes: [String] { (router?.connectedNodes ?? []).map(\.name).sorted() }
+    /// The nodes the default node is connected to (`Node.list(:connected)`), sorted.
+    public static var nodes: [String] { LocalNode.default.connectedNodes }
 
     /// The connected nodes with what the handshake learnt (flags, hidden or visible).
-    public static var peers: [PeerInfo] { (router?.connectedNodes ?? []).sorted { $0.name < $1.name } }
+    public static var peers: [PeerInfo] { LocalNode.default.peers }
 
-    /// Connects to `node` (`Node.connect/1`, `net_kernel:connect_node/1`). Connecting is
-    /// also automatic on the first message, link or monitor.
+    /// Connects the default node to `node` (`Node.connect/1`, `net_kernel:connect_node/1`).
+    /// Connecting is also automatic on the first message, link or monitor.
     /// - Throws: ``DistributionError/connectFailed(node:reason:)`` with the reason (no such
     ///   node in epmd, cookie mismatch, refused, timed out).
-    public static func connect(_ node: String) async throws {
-        guard let router else { throw DistributionError.notStarted }
-        guard let conn = router.connection(to: Node.named(try fullName(node))) else { return }
-        try await conn.waitUntilUp()
-    }
+    public static func connect(_ node: String) async throws { try await LocalNode.default.connect(node) }
 
     /// `Node.ping/1`: connects and asks the node's net_kernel `{is_auth, Node}`. True for
     /// `pong`, false for `pang` (no connection, refused, or no answer within `timeout`).
     public static func ping(_ node: String, timeout: Duration = .seconds(10)) async -> Bool {
-        guard let full = try? fullName(node) else { return false }
-        if full == nodeName { return true }
-        do {
-            try await connect(full)
-            let reply = try await Gen.call("net_kernel", on: Node.named(full), Term.tuple([.atom("is_auth"), .atom(Atom(nodeName))]), timeout: timeout)
-            return (reply as? Term) == .atom("yes")
-        } catch {
-            return false
-        }
+        await LocalNode.default.ping(node, timeout: timeout)
     }
 
-    /// Disconnects from `node` (`Node.disconnect/1`): links and monitors across the
-    /// connection fire with `noconnection`.
-    public static func disconnect(_ node: String) {
-        guard let router, let full = try? fullName(node), let c = router.connection(to: Node.named(full), dial: false) else { return }
-        c.close(reason: "disconnected")
-    }
+    /// Disconnects the default node from `node` (`Node.disconnect/1`): links and monitors
+    /// across the connection fire with `noconnection`.
+    public static func disconnect(_ node: String) { LocalNode.default.disconnect(node) }
 
     /// `net_kernel:monitor_nodes(true)`: `pid` receives `{nodeup, Node}` and
     /// `{nodedown, Node}` (as ``Term``s) as connections come and go.
@@ -273,9 +261,7 @@ public enum Distribution {
     /// Distribution.monitorNodes(me.pid)
     /// let event = try await me.receive(Term.self)    // {nodeup,'erl@127.0.0.1'}
     /// ```
-    public static func monitorNodes(_ pid: Pid, _ on: Bool = true) {
-        router?.monitorNodes(pid, on)
-    }
+    public static func monitorNodes(_ pid: Pid, _ on: Bool = true) { LocalNode.default.monitorNodes(pid, on) }
 
     /// A node name with its host: `name` alone gets this host's short name, as `-sname` does.
     static func fullName(_ name: String) throws(DistributionError) -> String {
@@ -321,5 +307,76 @@ final class RouterBox: Sendable {
     var router: DistributionRouter? {
         get { value.withLock { $0 } }
         set { value.withLock { $0 = newValue } }
+    }
+}
+
+/// Distribution for any node of the OS process: the same operations as ``Distribution``'s,
+/// which act on ``LocalNode/default``. Two nodes of one OS process reach each other over
+/// real connections, as two BEAM nodes on one host do.
+///
+/// ```swift
+/// let b = try LocalNode(name: "b@127.0.0.1")
+/// try await b.startDistribution(.init(name: "b@127.0.0.1", cookie: "secret"))
+/// try await Distribution.start(.init(name: "a@127.0.0.1", cookie: "secret"))
+/// print(await b.ping("a@127.0.0.1"))        // true
+/// ```
+extension LocalNode {
+    /// Starts distribution on this node. `configuration.name` must be this node's name
+    /// (any name for ``LocalNode/default``, which takes it).
+    /// - Throws: ``DistributionError`` (``DistributionError/badNodeName(_:)`` for another name).
+    @discardableResult
+    public func startDistribution(_ configuration: Distribution.Configuration) async throws -> String {
+        try await Distribution.start(configuration, on: self)
+    }
+
+    /// Stops distribution on this node (connections close with `noconnection`).
+    public func stopDistribution() async { await Distribution.stop(on: self) }
+
+    /// Whether distribution runs on this node.
+    public var isDistributed: Bool { Distribution.router(of: self) != nil }
+
+    /// The port this node accepts distribution connections on.
+    public var distributionPort: Int? { Distribution.port(of: self) }
+
+    /// The nodes this node is connected to (`Node.list(:connected)`), sorted.
+    public var connectedNodes: [String] { (Distribution.router(of: self)?.connectedNodes ?? []).map(\.name).sorted() }
+
+    /// The connected nodes with what the handshake learnt (flags, hidden or visible).
+    public var peers: [PeerInfo] { (Distribution.router(of: self)?.connectedNodes ?? []).sorted { $0.name < $1.name } }
+
+    /// Connects this node to `node` (`Node.connect/1`).
+    /// - Throws: ``DistributionError/notStarted``, ``DistributionError/connectFailed(node:reason:)``.
+    public func connect(_ node: String) async throws {
+        guard let router = Distribution.router(of: self) else { throw DistributionError.notStarted }
+        guard let conn = router.connection(to: Node.named(try Distribution.fullName(node))) else { return }
+        try await conn.waitUntilUp()
+    }
+
+    /// `Node.ping/1` from this node: true for `pong`.
+    public func ping(_ node: String, timeout: Duration = .seconds(10)) async -> Bool {
+        guard let full = try? Distribution.fullName(node) else { return false }
+        if full == name { return true }
+        do {
+            try await connect(full)
+            let me = self
+            let reply = try await me.run { _ in
+                try await Gen.call("net_kernel", on: Node.named(full), Term.tuple([.atom("is_auth"), .atom(Atom(me.name))]), timeout: timeout)
+            }
+            return (reply as? Term) == .atom("yes")
+        } catch {
+            return false
+        }
+    }
+
+    /// Disconnects this node from `node` (`Node.disconnect/1`).
+    public func disconnect(_ node: String) {
+        guard let router = Distribution.router(of: self), let full = try? Distribution.fullName(node),
+              let c = router.connection(to: Node.named(full), dial: false) else { return }
+        c.close(reason: "disconnected")
+    }
+
+    /// `net_kernel:monitor_nodes(true)` for this node's connections.
+    public func monitorNodes(_ pid: Pid, _ on: Bool = true) {
+        Distribution.router(of: self)?.monitorNodes(pid, on)
     }
 }

@@ -14,11 +14,11 @@ struct NetKernel: GenServer {
         return .reply(.tuple([.atom(.error), .atom("unsupported")]))
     }
 
-    static func start() {
-        _ = try? NetKernel().start(name: .local(name))
+    static func start(on node: LocalNode) {
+        _ = try? NetKernel().start(name: .local(name), options: GenServerOptions(node: node))
     }
 
-    static func stop() {
-        if let pid = Process.whereis(name) { Process.exit(pid, .kill) }
+    static func stop(on node: LocalNode) {
+        if let pid = node.whereis(name) { Process.exit(pid, .kill) }
     }
 }

@@ -36,8 +36,8 @@ extension Distribution {
     /// ```
     public static func register<State>(spawnable name: String, initial: @escaping @Sendable (Term) -> State,
                                        handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next) {
-        let start: @Sendable (Term, Pid?) throws -> Pid = { args, linkTo in
-            let pid = try Process.spawn(state: initial(args), handler: handler)
+        let start: @Sendable (Term, Pid?, LocalNode) throws -> Pid = { args, linkTo, node in
+            let pid = try node.spawn(state: initial(args), handler: handler)
             // The link is made before the process sees its first message: that message can
             // only come from a node that has our reply, which is sent after this.
             if let linkTo { Remote.link(pid, toRemote: linkTo) }
@@ -75,7 +75,7 @@ struct Spawner: GenServer {
     static let name = "parley_spawn"
     enum Entry {
         case sequential(Distribution.Spawnable)
-        case callback(@Sendable (Term, Pid?) throws -> Pid)
+        case callback(@Sendable (Term, Pid?, LocalNode) throws -> Pid)
     }
     static let functions = Locked<[String: Entry]>([:])
 
@@ -93,25 +93,25 @@ struct Spawner: GenServer {
         let linkTo = r[3].pidValue
         switch entry {
         case .sequential(let body):
-            let pid = Process.spawn { me in
+            let pid = me.spawn { me in
                 if let linkTo { try me.link(linkTo) }
                 try await body(me, args)
             }
             return .reply(.tuple([.ok, .pid(pid)]))
         case .callback(let start):
             do {
-                return .reply(.tuple([.ok, .pid(try start(args, linkTo))]))
+                return .reply(.tuple([.ok, .pid(try start(args, linkTo, me.node))]))
             } catch {
                 return .reply(.tuple([.atom(.error), .string("\(error)")]))
             }
         }
     }
 
-    static func start() {
-        _ = try? Spawner().start(name: .local(name))
+    static func start(on node: LocalNode) {
+        _ = try? Spawner().start(name: .local(name), options: GenServerOptions(node: node))
     }
 
-    static func stop() {
-        if let pid = Process.whereis(name) { Process.exit(pid, .kill) }
+    static func stop(on node: LocalNode) {
+        if let pid = node.whereis(name) { Process.exit(pid, .kill) }
     }
 }

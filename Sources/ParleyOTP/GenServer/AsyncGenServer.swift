@@ -134,7 +134,7 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
     static func start(
         _ initial: Transfer<Server>, starter: Process, link: Bool, name: ServerName?, options: GenServerOptions
     ) async throws(StartError) -> ServerRef<Server> {
-        var spawn = SpawnOptions(link: link, trapExit: options.trapExit, label: options.label)
+        var spawn = SpawnOptions(link: link, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
         if case .local(let n)? = name { spawn.name = n }
         let tag = Reference.make()

@@ -47,7 +47,7 @@ struct GenServerProcess<Server: GenServer> {
         _ initial: Transfer<GenServerProcess>, parent: Process?, options: GenServerOptions,
         handler: @escaping @Sendable (inout Transfer<GenServerProcess>, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> ServerRef<Server> {
-        var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label)
+        var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
         let name = initial.value.proto.name
         if case .local(let n)? = name { spawn.name = n }

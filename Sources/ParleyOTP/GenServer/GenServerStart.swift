@@ -38,7 +38,11 @@ public struct GenServerOptions: Sendable {
     public var mailbox: MailboxLimit? = nil
     /// A label for introspection.
     public var label: String? = nil
-    public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil) {
+    /// The node to start on (``SpawnOptions/node``); nil: the starting process's node, or
+    /// ``LocalNode/current``.
+    public var node: LocalNode? = nil
+    public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil, node: LocalNode? = nil) {
+        self.node = node
         self.trapExit = trapExit
         self.mailbox = mailbox
         self.label = label

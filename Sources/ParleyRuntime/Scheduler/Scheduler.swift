@@ -237,6 +237,10 @@ public final class Scheduler: @unchecked Sendable {
     /// every process queued on it).
     public static var isSchedulerThread: Bool { Worker.current != nil }
 
+    /// The job the calling scheduler thread is running (as ``noteRunning(_:)`` recorded it),
+    /// or nil off the schedulers.
+    package static var runningJob: ScheduledJob? { Worker.current?.current }
+
     /// Runs `body` (which resumes a task) so that the task is queued behind the work already
     /// queued on this scheduler thread rather than in its `runnext` slot.
     package static func wakeBehind(_ body: () -> Void) {

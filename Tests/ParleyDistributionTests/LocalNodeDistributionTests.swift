@@ -1,0 +1,132 @@
+import Foundation
+import Synchronization
+import Testing
+@_spi(Distribution) @testable import Parley
+@testable import ParleyDistribution
+import ParleyOTP
+
+extension DistributionTests {
+/// Three nodes in this one OS process (the test process's default node and two
+/// `LocalNode`s), connected over real loopback connections as three BEAM nodes on one host
+/// are: the distribution protocol's rules hold between them as between OS processes.
+@Suite("Nodes as values over distribution", .serialized)
+struct LocalNodeDistributionTests {
+    /// Starts distribution on two new nodes of this OS process, runs `body`, and stops them
+    /// on every path.
+    static func withNodes(_ body: (LocalNode, LocalNode) async throws -> Void) async throws {
+        _ = try await Cluster.node()
+        let b = try LocalNode(name: ExternalNode.uniqueName("hosted_b"))
+        let c = try LocalNode(name: ExternalNode.uniqueName("hosted_c"))
+        do {
+            for n in [b, c] {
+                var config = Distribution.Configuration(name: n.name, cookie: Cluster.cookie)
+                config.tickTime = .seconds(4)
+                try await n.startDistribution(config)
+            }
+            try await body(b, c)
+        } catch {
+            await b.stopDistribution()
+            await c.stopDistribution()
+            throw error
+        }
+        await b.stopDistribution()
+        await c.stopDistribution()
+    }
+
+    @Test("Nodes of one OS process connect as BEAM nodes do: ping, connected-node lists, {Name, Node} sends and GenServer calls by name cross real connections; a pid that comes back over the wire equals the one in memory but is reached through the wire")
+    func nodesTalkOverTheWire() async throws {
+        try await Self.withNodes { b, c in
+            let me = Distribution.nodeName
+            #expect(await b.ping(me))
+            #expect(await c.ping(b.name))
+            #expect(Set(Distribution.nodes).isSuperset(of: [b.name]))
+            #expect(b.connectedNodes.contains(me) && b.connectedNodes.contains(c.name))
+            #expect(!b.connectedNodes.contains(b.name))
+
+            // A registered echo on c answers with its own pid, encoded by c.
+            let echo = try c.spawn(SpawnOptions(name: "hosted_echo"), state: ()) { _, message, me in
+                if let t = message as? Term, case .tuple(let items) = t, items.count == 2, case .pid(let from) = items[0] {
+                    me.send(Term.tuple([.pid(me.pid), items[1]]), to: from)
+                }
+                return .continue
+            }
+            defer { Process.exit(echo, .kill) }
+            #expect(c.whereis("hosted_echo") == echo && Process.whereis("hosted_echo") == nil)
+            let answer = try await Process.run { p -> Term in
+                p.send(Term.tuple([.pid(p.pid), .string("hi")]), to: "hosted_echo", on: Node.named(c.name))
+                return try await p.receive(Term.self)
+            }
+            guard case .tuple(let items) = answer, case .pid(let fromWire) = items[0] else {
+                Issue.record("unexpected \(answer)")
+                return
+            }
+            #expect(items[1] == .string("hi"))
+            #expect(fromWire == echo)               // the same pid: node c, id, serial
+            #expect(!fromWire.holdsProcess)          // but reached through c's connection
+            #expect(echo.holdsProcess)
+
+            // gen_server calls by {Name, Node} between the nodes, from a process of b.
+            let counter = try TermCounter(count: 0).start(name: .local("hosted_counter"), options: GenServerOptions(node: c))
+            defer { if let pid = counter.pid { Process.exit(pid, .kill) } }
+            #expect(c.whereis("hosted_counter") != nil && b.whereis("hosted_counter") == nil)
+            let sums = try await b.run { _ -> [Term?] in
+                var out: [Term?] = []
+                for n in [5, 7] {
+                    out.append(try await Gen.call("hosted_counter", on: Node.named(c.name), Term.tuple([.atom("add"), .integer(n)])) as? Term)
+                }
+                return out
+            }
+            #expect(sums == [.integer(5), .integer(12)])
+        }
+    }
+
+    @Test("Losing a connection between two nodes of one OS process fires what crossed it with noconnection (Erlang's distribution protocol): a monitor's DOWN on one side, and a link's exit on both")
+    func connectionLossBetweenHostedNodes() async throws {
+        try await Self.withNodes { b, c in
+            // A process of c, reached from the default node through the wire.
+            let target = c.spawn { me in while true { _ = try await me.receive() } }
+            let remoteTarget = try await Process.run { p -> Pid in
+                _ = try c.spawn(SpawnOptions(name: "hosted_helper")) { h in
+                    // The default node's pid, as c decoded it: reached through c's connection.
+                    let from = try await h.receive(Term.self).pidValue!
+                    #expect(!from.holdsProcess && from.nodeName == Distribution.nodeName)
+                    h.send(Term.pid(target), to: from)
+                }
+                p.send(Term.pid(p.pid), to: "hosted_helper", on: Node.named(c.name))
+                return try await p.receive(Term.self).pidValue!
+            }
+            #expect(remoteTarget == target && !remoteTarget.holdsProcess)
+
+            let outcome = try await Process.run { p -> (String, String, Bool) in
+                p.trapExit = true
+                let ref = p.monitor(remoteTarget)
+                try p.link(remoteTarget)
+                // The link's other half is on c now (over the wire): wait until c holds it.
+                _ = await eventually { target.process?.withShared { $0.extras?.links.count ?? 0 } == 1 }
+                await c.stopDistribution()
+                let down = try #require(try await p.receive(DownMessage.self, after: .seconds(10), where: { $0.ref == ref }))
+                let exit = try #require(try await p.receive(ExitMessage.self, after: .seconds(10)))
+                return (down.reason.description, exit.reason.description, exit.from == remoteTarget)
+            }
+            #expect(outcome.0 == "noconnection")
+            #expect(outcome.1 == "noconnection")
+            #expect(outcome.2)
+            // c's half: its process linked to a pid of the default node (nil node in memory,
+            // reached through c's connection) received noconnection and died, not trapping.
+            #expect(await eventually { !target.isAlive })
+            _ = b
+        }
+    }
+}
+}
+
+/// A GenServer that speaks terms, so that its calls cross the wire: `{add, N}` → the sum.
+struct TermCounter: GenServer {
+    var count: Int
+    typealias Call = Term
+    typealias Reply = Term
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+        if case .tuple(let t) = request, t.count == 2, case .integer(let n) = t[1] { count += n }
+        return .reply(.integer(count))
+    }
+}
