@@ -6,7 +6,8 @@ import ParleyOTP
 
 // Chapter 11: distribution. This process becomes a node, starts a second Parley node (and an
 // Erlang node when erl is installed) as OS processes, and sends a message, a monitor and
-// GenServer calls across; a peer that stops reading shows the busy limit holding a sender.
+// GenServer calls across; a peer that stops reading shows the busy limit holding a sender; a
+// third node runs inside this OS process (`LocalNode`).
 
 @Sendable func distributionChapter(_ me: Process) async throws {
     let cookie = "tour-\(UInt32.random(in: 0...UInt32.max))"
@@ -54,6 +55,20 @@ import ParleyOTP
     let nodedown = try await me.receive(Term.self) { ($0.tupleElements?.first) == .atom("nodedown") }
     print("  kill -9 the peer's OS process:  \(down)")
     print("                                  \(nodedown)")
+
+    // A node as a value: a second node in this same OS process, with its own processes and
+    // names, reached over a real connection as any other node.
+    let inner = try LocalNode(name: "tour_inner_\(getpid())@127.0.0.1")
+    var innerConfig = Distribution.Configuration(name: inner.name, cookie: cookie)
+    innerConfig.logger.logLevel = .error
+    try await inner.startDistribution(innerConfig)
+    _ = try TourCounterServer().start(name: .local("tour_counter"), options: GenServerOptions(node: inner))
+    let viaWire = try await Gen.call("tour_counter", on: Node.named(inner.name), Term.tuple([.atom("add"), 7]))
+    print("  LocalNode(name: \"\(inner.name)\"): a second node in this OS process, its own `tour_counter`")
+    print("    GenServer.call({:tour_counter, :\"\(inner.name)\"}, {:add, 7})  ->  \(viaWire)   (over a loopback connection; this node's own tour_counter is another process: \(Process.whereis("tour_counter") != inner.whereis("tour_counter")))")
+    await inner.stopDistribution()
+    let innerDown = try await me.receive(Term.self) { ($0.tupleElements?.first) == .atom("nodedown") }
+    print("    inner.stopDistribution()  ->  \(innerDown)")
 
     // An Erlang node, when Erlang/OTP is installed.
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") else {

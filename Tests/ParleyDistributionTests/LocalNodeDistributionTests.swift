@@ -77,6 +77,24 @@ struct LocalNodeDistributionTests {
                 return out
             }
             #expect(sums == [.integer(5), .integer(12)])
+            // From the default node: the reply to a pid of the default node goes back through
+            // c's connection, though the handler may run on c's I/O thread.
+            let fromDefault = try await Process.run { _ in
+                try await Gen.call("hosted_counter", on: Node.named(c.name), Term.tuple([.atom("add"), .integer(1)]), timeout: .seconds(10)) as? Term
+            }
+            #expect(fromDefault == .integer(13))
+            // A plain `pid.send` in a handler of c to a pid from the wire goes through c's
+            // connection too (the echo above answers with `me.send`; this one with `send`).
+            let plain = try c.spawn(SpawnOptions(name: "hosted_plain"), state: ()) { _, message, _ in
+                if let t = message as? Term, let from = t.pidValue { from.send(Term.atom("plain")) }
+                return .continue
+            }
+            defer { Process.exit(plain, .kill) }
+            let plainReply = try await Process.run { p -> Term? in
+                p.send(Term.pid(p.pid), to: "hosted_plain", on: Node.named(c.name))
+                return try await p.receive(Term.self, after: .seconds(10))
+            }
+            #expect(plainReply == .atom("plain"))
         }
     }
 

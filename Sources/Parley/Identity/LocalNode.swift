@@ -1,5 +1,10 @@
 import ParleyRuntime
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A node that runs in this OS process: its own process table, registered names and
 /// distribution state, so that one OS process can host several nodes (a cluster in a test,
@@ -83,12 +88,40 @@ public final class LocalNode: Sendable, CustomStringConvertible {
 
     public var description: String { name }
 
-    /// The node whose process the calling code runs in, or ``default`` outside any process.
-    /// In a callback handler run off the schedulers (a hand-off, a connection's I/O thread)
-    /// this may be the calling process's node: pass `me` or `SpawnOptions.node` there.
+    /// The node whose process the calling code runs in, or ``default`` outside any process:
+    /// a callback handler's (wherever it runs), else the sequential process's whose task
+    /// this is.
     public static var current: LocalNode {
+        guard hostsSeveral else { return .default }
+        if let p = pthread_getspecific(handlerKey) { return Unmanaged<LocalNode>.fromOpaque(p).takeUnretainedValue() }
         if let p = Scheduler.runningJob as? ProcessCore { return p.home }
         return SequentialProcess.current?.home ?? .default
+    }
+
+    /// The node of the callback handler running on this thread, if any: set around each
+    /// handler run while this OS process hosts several nodes (with one, every process is
+    /// the default node's and ``current`` needs no lookup).
+    private static let handlerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Marks `node` as the running handler's node on this thread; returns what ``leave(_:)``
+    /// restores (nil: nothing was marked).
+    @inline(__always)
+    static func enter(_ node: LocalNode) -> UnsafeMutableRawPointer?? {
+        guard hostsSeveral else { return nil }
+        let outer = pthread_getspecific(handlerKey)
+        // Unretained: the handler's process holds its node for the span of the run.
+        pthread_setspecific(handlerKey, Unmanaged.passUnretained(node).toOpaque())
+        return .some(outer)
+    }
+
+    @inline(__always)
+    static func leave(_ outer: UnsafeMutableRawPointer??) {
+        guard case .some(let previous) = outer else { return }
+        pthread_setspecific(handlerKey, previous)
     }
 
     /// The node a new process belongs to: the one its options name, else its parent's, else

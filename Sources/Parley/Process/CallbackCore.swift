@@ -45,7 +45,13 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
     private func drain(first: (any Sendable)? = nil, max: Int) -> Drained {
         onCPU.store(true, ordering: .relaxed)
-        defer { onCPU.store(false, ordering: .relaxed) }
+        // The handler may run off the schedulers (a hand-off, a connection's I/O thread):
+        // code in it that asks for the current node gets this process's.
+        let outer = LocalNode.enter(home)
+        defer {
+            LocalNode.leave(outer)
+            onCPU.store(false, ordering: .relaxed)
+        }
         var used = 0
         var direct = first
         while used < max {
@@ -114,6 +120,8 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     func start(_ initialize: (CallbackProcess) throws -> sending State?) -> StartOutcome {
         let value: State?
         do {
+            let outer = LocalNode.enter(home)
+            defer { LocalNode.leave(outer) }
             value = try initialize(CallbackProcess(core: self))
         } catch let e as ProcessExit {
             release()

@@ -24,7 +24,8 @@ extension Process {
     // MARK: Spawning
 
     /// Spawns a sequential process running `body`. Returns at once; the process runs on
-    /// Parley's schedulers.
+    /// Parley's schedulers, on ``LocalNode/current`` (the default node, or the node of the
+    /// process the calling code runs in).
     ///
     /// ```swift
     /// let pid = Process.spawn { me in
