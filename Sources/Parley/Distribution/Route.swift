@@ -23,6 +23,22 @@ enum Route {
         self = Self.toOtherNode(from: home)
     }
 
+    /// The route to `pid` from process `sender` (whose node is read only for a pid of
+    /// another node).
+    @inline(__always)
+    init(_ pid: Pid, sender: ProcessCore) {
+        if let p = pid.process { self = .local(p); return }
+        self.init(pid, from: sender.home)
+    }
+
+    /// The route to `pid` for a signal from `sender` (a pid of this OS process, or a
+    /// stand-in such as ``Process/outside``).
+    @inline(__always)
+    init(_ pid: Pid, senderPid sender: Pid) {
+        if let p = pid.process { self = .local(p); return }
+        self.init(pid, from: LocalNode.hosting(sender) ?? .default)
+    }
+
     /// The route to the node `node` (for `{Name, Node}`) from a process of `home`.
     init(_ node: Node, from home: LocalNode) {
         self = node.name == home.name ? .local(nil) : Self.toOtherNode(from: home)

@@ -237,16 +237,20 @@ public enum Gen {
         case remoteName(String, Node, any RemoteRouter)
     }
 
-    static func resolve(_ dest: Destination, from home: LocalNode) throws(CallError) -> Target {
+    /// Where a call goes, from `caller`'s node (or the current one, for a call from outside
+    /// any process).
+    static func resolve(_ dest: Destination, caller: ProcessCore?) throws(CallError) -> Target {
         switch dest {
         case .pid(let pid):
-            switch Route(pid, from: home) {
+            if let p = pid.process { return .local(p) }
+            switch Route(pid, from: caller?.home ?? .current) {
             case .local(let p?): return .local(p)
             case .local(nil): throw .noproc("\(pid)")
             case .remote(let router): return .remotePid(pid, router)
             case .unreachable: throw .noconnection(pid)
             }
         case .name(let name, let node):
+            let home = caller?.home ?? .current
             switch Route(node, from: home) {
             case .local:
                 guard let p = home.whereis(name)?.process else { throw .noproc(name) }
@@ -259,13 +263,13 @@ public enum Gen {
 
     static func call(_ dest: Destination, timeout: Duration?, message: (From) -> any Sendable) async throws(CallError) -> any Sendable {
         if let me = SequentialProcess.currentOwned() {
-            return try await call(try resolve(dest, from: me.home), timeout: timeout, caller: me, message: message)
+            return try await call(try resolve(dest, caller: me), timeout: timeout, caller: me, message: message)
         }
         let home = LocalNode.current
-        let target = try resolve(dest, from: home)
+        let target = try resolve(dest, caller: nil)
         // Outside any process: a stand-in mailbox, never scheduled, that exists for the call
         // only (in the process table only if the reply must find it from another node).
-        let standIn = SequentialProcess(limit: nil, home: home)
+        let standIn = SequentialProcess(limit: nil, hosted: home.pidNode == nil ? nil : home)
         defer { ExitSignals.exit(standIn, reason: .normal) }
         let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
             do throws(CallError) {
@@ -318,13 +322,13 @@ public enum Gen {
         case .remotePid(let server, let router):
             // A stand-in caller is not in the process table; the reply names its pid on the
             // wire, so it must be findable there until it exits.
-            caller.home.processes.insert(caller)
+            caller.withTable { $0.insert(caller) }
             caller.beginCall(tag.id, handoff: false)
             mref = monitorServer(server, caller)
             // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), to: server, from: caller.pid)
         case .remoteName(let name, let node, let router):
-            caller.home.processes.insert(caller)
+            caller.withTable { $0.insert(caller) }
             caller.beginCall(tag.id, handoff: false)
             let ref = Reference.make()
             Process(core: caller).monitor(name, on: node, ref: ref, standIn: true)

@@ -110,11 +110,12 @@ public final class LocalNode: Sendable, CustomStringConvertible {
     /// Marks `node` as the running handler's node on this thread; returns what ``leave(_:)``
     /// restores (nil: nothing was marked).
     @inline(__always)
-    static func enter(_ node: LocalNode) -> UnsafeMutableRawPointer?? {
+    static func enter(_ hosted: LocalNode?) -> UnsafeMutableRawPointer?? {
         guard hostsSeveral else { return nil }
         let outer = pthread_getspecific(handlerKey)
-        // Unretained: the handler's process holds its node for the span of the run.
-        pthread_setspecific(handlerKey, Unmanaged.passUnretained(node).toOpaque())
+        // Unretained: the handler's process holds its node for the span of the run (the
+        // default node lives as long as the OS process).
+        pthread_setspecific(handlerKey, Unmanaged.passUnretained(hosted ?? .default).toOpaque())
         return .some(outer)
     }
 
@@ -124,10 +125,15 @@ public final class LocalNode: Sendable, CustomStringConvertible {
         pthread_setspecific(handlerKey, previous)
     }
 
-    /// The node a new process belongs to: the one its options name, else its parent's, else
-    /// the current one.
-    static func home(_ options: SpawnOptions, parent: ProcessCore?) -> LocalNode {
-        options.node ?? parent?.home ?? .current
+    /// The node a new process belongs to (the one its options name, else its parent's, else
+    /// the current one), as ``ProcessCore/hosted`` holds it: nil for the default node.
+    @inline(__always)
+    static func hosted(_ options: SpawnOptions, parent: ProcessCore?) -> LocalNode? {
+        if let node = options.node { return node.pidNode == nil ? nil : node }
+        if let parent { return parent.hosted }
+        guard hostsSeveral else { return nil }
+        let current = LocalNode.current
+        return current.pidNode == nil ? nil : current
     }
 
     /// The node `pid` lives on, when it is a node of this OS process.

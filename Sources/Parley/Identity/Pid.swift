@@ -27,7 +27,7 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     let process: ProcessCore?
 
     init(local process: ProcessCore) {
-        self.node = process.home.pidNode
+        self.node = process.hosted?.pidNode
         self.id = process.id
         self.serial = process.serial
         self.creation = LocalNode.memoryCreation
@@ -85,12 +85,12 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
         if case .remote(let router) = Route(self, from: .current) { router.send(message, to: self, from: nil) }
     }
 
-    /// ``deliver(_:)`` from a process of `home`: a pid of another node goes through that
-    /// node's router.
+    /// ``deliver(_:)`` from process `sender`: a pid of another node goes through the
+    /// router of the sender's node.
     @usableFromInline
-    func deliver(_ message: any Sendable, from home: LocalNode) {
+    func deliver(_ message: any Sendable, from sender: ProcessCore) {
         if let process { return process.deliver(message) }
-        if case .remote(let router) = Route(self, from: home) { router.send(message, to: self, from: nil) }
+        if case .remote(let router) = Route(self, from: sender.home) { router.send(message, to: self, from: nil) }
     }
 
     public static func == (a: Pid, b: Pid) -> Bool {

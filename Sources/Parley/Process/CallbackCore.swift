@@ -18,10 +18,10 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     @exclusivity(unchecked) private var state: State?
     @exclusivity(unchecked) private var handler: Handler?
 
-    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, home: LocalNode, handler: @escaping Handler) {
+    init(state: sending State?, limit: MailboxLimit?, initialStatus: Status = .idle, hosted: LocalNode?, handler: @escaping Handler) {
         self.state = state
         self.handler = handler
-        super.init(initialStatus: initialStatus, limit: limit, home: home)
+        super.init(initialStatus: initialStatus, limit: limit, hosted: hosted)
     }
 
     override var kind: Process.Kind { .callback }
@@ -47,7 +47,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         onCPU.store(true, ordering: .relaxed)
         // The handler may run off the schedulers (a hand-off, a connection's I/O thread):
         // code in it that asks for the current node gets this process's.
-        let outer = LocalNode.enter(home)
+        let outer = LocalNode.enter(hosted)
         defer {
             LocalNode.leave(outer)
             onCPU.store(false, ordering: .relaxed)
@@ -120,7 +120,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     func start(_ initialize: (CallbackProcess) throws -> sending State?) -> StartOutcome {
         let value: State?
         do {
-            let outer = LocalNode.enter(home)
+            let outer = LocalNode.enter(hosted)
             defer { LocalNode.leave(outer) }
             value = try initialize(CallbackProcess(core: self))
         } catch let e as ProcessExit {

@@ -112,7 +112,7 @@ extension Process {
         body: @escaping @Sendable (Process) async throws -> Void,
         monitorRef: Reference? = nil
     ) throws(ProcessError) -> Pid {
-        let process = SequentialProcess(limit: options.mailbox, home: LocalNode.home(options, parent: parent))
+        let process = SequentialProcess(limit: options.mailbox, hosted: LocalNode.hosted(options, parent: parent))
         try prepare(process, options, parent: parent, monitorRef: monitorRef)
         process.start(body)
         return process.pid
@@ -123,7 +123,7 @@ extension Process {
         _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(ProcessError) -> Pid {
-        let process = CallbackCore(state: state, limit: options.mailbox, home: LocalNode.home(options, parent: parent), handler: handler)
+        let process = CallbackCore(state: state, limit: options.mailbox, hosted: LocalNode.hosted(options, parent: parent), handler: handler)
         try prepare(process, options, parent: parent, monitorRef: nil)
         return process.pid
     }
@@ -139,7 +139,7 @@ extension Process {
             }
         }
         if let name = options.name { try p.home.registry.register(name, p.pid) }
-        p.home.processes.insert(p)
+        p.withTable { $0.insert(p) }
         if let parent {
             if options.link, parent.addLink(p.pid) { _ = p.addLink(parent.pid) }
             if let monitorRef { establishMonitor(monitorRef, watcher: parent, target: p.pid) }
@@ -148,7 +148,7 @@ extension Process {
 
     @usableFromInline
     static func establishMonitor(_ ref: Reference, watcher: ProcessCore, target: Pid) {
-        switch Route(target, from: watcher.home) {
+        switch Route(target, sender: watcher) {
         case .local(let t?):
             guard watcher.noteMonitoring(ref, target: target) else { return }
             if !t.addMonitor(ref, watcher: watcher.pid) {

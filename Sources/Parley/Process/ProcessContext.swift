@@ -48,7 +48,7 @@ extension ProcessContext {
     @inlinable
     public func send(_ message: any Sendable, to pid: Pid) {
         guard core.isAlive else { return }
-        pid.deliver(message, from: core.home)
+        pid.deliver(message, from: core)
     }
 
     /// Sends to a registered name.
@@ -158,7 +158,7 @@ extension ProcessContext {
     /// be reached, the link fires at once with `noconnection` (Erlang's `link/1` does the same).
     public func link(_ pid: Pid) throws(ProcessError) {
         let target: ProcessCore
-        switch Route(pid, from: core.home) {
+        switch Route(pid, sender: core) {
         case .local(let p?): target = p
         case .local(nil): throw .noproc(pid)
         case .unreachable: throw .notLocal(pid)
@@ -184,7 +184,7 @@ extension ProcessContext {
     /// Removes the link between this process and `pid`, if any.
     public func unlink(_ pid: Pid) {
         core.removeLink(pid)
-        switch Route(pid, from: core.home) {
+        switch Route(pid, sender: core) {
         case .local(let p): p?.removeLink(core.pid)
         case .remote(let router): router.unlink(from: core.pid, to: pid)
         case .unreachable: break

@@ -55,31 +55,44 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
 
     let id: UInt32
     let serial: UInt32
-    /// The node the process belongs to: its table, registry and router.
-    @usableFromInline let home: LocalNode
+    /// The node the process belongs to, unless it is ``LocalNode/default`` (nil): a
+    /// default-node process holds no reference to its node, so spawning, sending and
+    /// exiting on several cores never contend on that one object's reference count.
+    let hosted: LocalNode?
     /// The mailbox bound (0: none) and its policy (``MailboxState/Limit``).
     let mailboxLimit: Int
+    // The one-byte fields side by side, with the lock word: no padding between them.
     let overflow: MailboxLimit.Overflow
+    private let alive = Atomic<Bool>(true)
+    let onCPU = Atomic<Bool>(false)
     let sharedLock = LockWord()
     @exclusivity(unchecked) var sharedState: Shared
-    private let alive = Atomic<Bool>(true)
     let handledCount = Atomic<Int>(0)
     let reductionCount = Atomic<Int>(0)
     let savedCount = Atomic<Int>(0)
-    let onCPU = Atomic<Bool>(false)
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
     @exclusivity(unchecked) var saved = SavedQueue()
     @exclusivity(unchecked) var sinceYield = 0
 
-    init(initialStatus: Status, limit: MailboxLimit?, home: LocalNode) {
+    init(initialStatus: Status, limit: MailboxLimit?, hosted: LocalNode?) {
         let n = ProcessTable.nextIdentity()
         id = n.id
         serial = n.serial
-        self.home = home
+        self.hosted = hosted
         mailboxLimit = limit?.capacity ?? 0
         overflow = limit?.overflow ?? .dropNewest
         sharedState = Shared(mailbox: MailboxState(status: initialStatus))
         super.init()
+    }
+
+    /// The node the process belongs to: its table, registry and router.
+    final var home: LocalNode { hosted ?? LocalNode.default }
+
+    /// This node's process table (no reference count taken for the default node's).
+    @inline(__always)
+    final func withTable<R>(_ body: (ProcessTable) -> R) -> R {
+        if let hosted { return body(hosted.processes) }
+        return body(LocalNode.default.processes)
     }
 
     /// Runs `body` with the shared state locked. Keep it short: no user code, no sends.
@@ -248,7 +261,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         guard let (extras, waiter, before, _) = taken else { return [] }
         alive.store(false, ordering: .releasing)
         let me = pid
-        home.processes.remove(self)
+        withTable { $0.remove(self) }
 
         var signals: [ExitSignals.Pending] = []
         var watchers: [(Reference, Pid)] = []
@@ -273,7 +286,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         }
         if let name { home.registry.remove(name, ifOwnedBy: me) }
         for (ref, watcher) in watchers {
-            switch Route(watcher, from: home) {
+            switch Route(watcher, sender: self) {
             case .local(let w): w?.monitorFired(ref, pid: me, reason: reason)
             case .remote(let router): router.monitorFired(ref: ref, watcher: watcher, target: me, reason: reason)
             case .unreachable: break
@@ -336,7 +349,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Removes the target's half of monitor `ref`, whose watcher has forgotten it: on this
     /// node, or through the target's node.
     static func demonitor(_ ref: Reference, watcher: Pid, target: Pid) {
-        switch Route(target, from: LocalNode.hosting(watcher) ?? .default) {
+        switch Route(target, senderPid: watcher) {
         case .local(let t): t?.removeMonitor(ref)
         case .remote(let router): router.demonitor(watcher: watcher, target: target, ref: ref)
         case .unreachable: break

@@ -51,8 +51,8 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
         withUnsafeCurrentTask { t in t.map { unsafeBitCast($0, to: UInt.self) } ?? 0 }
     }
 
-    init(limit: MailboxLimit?, home: LocalNode) {
-        super.init(initialStatus: .running, limit: limit, home: home)
+    init(limit: MailboxLimit?, hosted: LocalNode?) {
+        super.init(initialStatus: .running, limit: limit, hosted: hosted)
     }
 
     override var kind: Process.Kind { .sequential }

@@ -56,7 +56,7 @@ extension Process {
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> Pid {
         let process = CallbackCore<State>(state: nil, limit: options.mailbox, initialStatus: .scheduled,
-                                          home: LocalNode.home(options, parent: parent), handler: handler)
+                                          hosted: LocalNode.hosted(options, parent: parent), handler: handler)
         do throws(ProcessError) {
             try prepare(process, options, parent: parent, monitorRef: nil)
         } catch {

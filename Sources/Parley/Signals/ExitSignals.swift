@@ -11,7 +11,7 @@ enum ExitSignals {
     static func propagate(_ initial: [Pending]) {
         var work = initial
         while let s = work.popLast() {
-            switch Route(s.target, from: LocalNode.hosting(s.from) ?? .default) {
+            switch Route(s.target, senderPid: s.from) {
             case .local(let p?): work.append(contentsOf: p.receiveExitSignal(from: s.from, reason: s.reason, isLink: s.isLink))
             case .remote(let router): router.exit(from: s.from, to: s.target, reason: s.reason, isLink: s.isLink)
             case .local(nil), .unreachable: break
