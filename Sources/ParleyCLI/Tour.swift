@@ -33,7 +33,7 @@ struct Tour: AsyncParsableCommand {
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
     }
 
-    private func chapter(_ title: String, _ body: @escaping @Sendable (Process) async throws -> Void) async throws {
+    private func chapter(_ title: String, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) async throws {
         print("== \(title)")
         try await Process.run { me in try await body(me) }
         print("")

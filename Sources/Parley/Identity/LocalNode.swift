@@ -147,7 +147,7 @@ public final class LocalNode: Sendable, CustomStringConvertible {
 
     /// Spawns a sequential process on this node (``Process/spawn(_:)-(_)`` for this node).
     @discardableResult
-    public func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
+    public func spawn(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) -> Pid {
         var options = SpawnOptions()
         options.node = self
         return try! Process.spawnSequential(options, parent: nil, body: body)
@@ -155,7 +155,7 @@ public final class LocalNode: Sendable, CustomStringConvertible {
 
     /// Spawns a sequential process with options on this node (`options.node` is ignored).
     @discardableResult
-    public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
+    public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) throws(ProcessError) -> Pid {
         var options = options
         options.node = self
         return try Process.spawnSequential(options, parent: nil, body: body)
@@ -176,7 +176,7 @@ public final class LocalNode: Sendable, CustomStringConvertible {
     /// ```swift
     /// let names = try await b.run { me in Process.registered() }   // b's names
     /// ```
-    public func run<T: Sendable>(_ body: @escaping @Sendable (Process) async throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable @concurrent (Process) async throws -> T) async throws -> T {
         try await Process.run(SpawnOptions(node: self), body)
     }
 

@@ -33,7 +33,7 @@ extension Process {
     /// }
     /// ```
     @discardableResult
-    public static func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
+    public static func spawn(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) -> Pid {
         try! spawnSequential(SpawnOptions(), parent: nil, body: body)
     }
 
@@ -42,7 +42,7 @@ extension Process {
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken;
     ///   ``ProcessError/linkWithoutParent`` if `options.link` is set.
     @discardableResult
-    public static func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
+    public static func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) throws(ProcessError) -> Pid {
         try spawnSequential(options, parent: nil, body: body)
     }
 
@@ -79,7 +79,7 @@ extension Process {
     /// - Throws: whatever `body` throws, or ``ProcessExit`` if the process is killed.
     public static func run<T: Sendable>(
         _ options: SpawnOptions = SpawnOptions(),
-        _ body: @escaping @Sendable (Process) async throws -> T
+        _ body: @escaping @Sendable @concurrent (Process) async throws -> T
     ) async throws -> T {
         let started = Locked<Pid?>(nil)
         return try await withTaskCancellationHandler {
@@ -109,7 +109,7 @@ extension Process {
     @usableFromInline
     static func spawnSequential(
         _ options: SpawnOptions, parent: ProcessCore?,
-        body: @escaping @Sendable (Process) async throws -> Void,
+        body: @escaping @Sendable @concurrent (Process) async throws -> Void,
         monitorRef: Reference? = nil
     ) throws(ProcessError) -> Pid {
         let process = SequentialProcess(limit: options.mailbox, hosted: LocalNode.hosted(options, parent: parent))

@@ -30,6 +30,16 @@ public struct Process: ProcessContext {
     /// Only a sequential process has a `Process`: that is what makes ``sequential`` safe.
     init(core: SequentialProcess) { _process = ProcessHandle(core: core) }
 
+    /// This process, lent to a function it awaits that takes a `Process` across an isolation
+    /// boundary (a user's `@concurrent` start function, which a supervisor calls with its own
+    /// process). The callee runs in this process's task while the caller waits for it, so the
+    /// two handles are never used at once.
+    package func lent() -> sending Process {
+        // nonisolated(unsafe): the borrower runs only while this process awaits it (above).
+        nonisolated(unsafe) let copy = Process(core: sequential)
+        return copy
+    }
+
     /// The two shapes of process.
     public enum Kind: String, Sendable {
         /// An async body that calls `receive`; a Swift task while alive.

@@ -102,27 +102,27 @@ extension ProcessContext {
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if `options.name` is taken.
     @discardableResult
     @inlinable
-    public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> Pid {
+    public func spawn(_ options: SpawnOptions, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) throws(ProcessError) -> Pid {
         try Process.spawnSequential(options, parent: core, body: body)
     }
 
     /// Spawns a sequential process.
     @discardableResult
     @inlinable
-    public func spawn(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
+    public func spawn(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) -> Pid {
         try! Process.spawnSequential(SpawnOptions(), parent: core, body: body)
     }
 
     /// Spawns a sequential process linked to this one (`spawn_link`).
     @discardableResult
     @inlinable
-    public func spawnLink(_ body: @escaping @Sendable (Process) async throws -> Void) -> Pid {
+    public func spawnLink(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) -> Pid {
         try! spawn(SpawnOptions(link: true), body)
     }
 
     /// Spawns a sequential process and monitors it (`spawn_monitor`).
     @inlinable
-    public func spawnMonitor(_ body: @escaping @Sendable (Process) async throws -> Void) -> (Pid, Reference) {
+    public func spawnMonitor(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) -> (Pid, Reference) {
         let ref = Reference.make()
         let pid = try! Process.spawnSequential(SpawnOptions(), parent: core, body: body, monitorRef: ref)
         return (pid, ref)
@@ -132,7 +132,7 @@ extension ProcessContext {
     /// `monitor`): the monitor exists before the process runs, so even an instant death is
     /// reported with its real reason.
     @inlinable
-    public func spawnMonitor(_ options: SpawnOptions, _ body: @escaping @Sendable (Process) async throws -> Void) throws(ProcessError) -> (Pid, Reference) {
+    public func spawnMonitor(_ options: SpawnOptions, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) throws(ProcessError) -> (Pid, Reference) {
         let ref = Reference.make()
         let pid = try Process.spawnSequential(options, parent: core, body: body, monitorRef: ref)
         return (pid, ref)

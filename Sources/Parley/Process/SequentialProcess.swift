@@ -57,7 +57,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
 
     override var kind: Process.Kind { .sequential }
 
-    func start(_ body: @escaping @Sendable (Process) async throws -> Void) {
+    func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
         let t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in
             await self.main(body)
         }
@@ -65,7 +65,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
         if !isAlive { t.cancel() }
     }
 
-    private func main(_ body: @Sendable (Process) async throws -> Void) async {
+    private func main(_ body: @Sendable @concurrent (Process) async throws -> Void) async {
         Scheduler.noteRunning(self)
         taskAddress = Self.currentTaskAddress()
         let reason: ExitReason

@@ -4,7 +4,7 @@ import Synchronization
 
 extension Distribution {
     /// The body of a process that other Parley nodes may start here by name.
-    public typealias Spawnable = @Sendable (Process, Term) async throws -> Void
+    public typealias Spawnable = @Sendable @concurrent (Process, Term) async throws -> Void
 
     /// Makes `body` startable from other Parley nodes as `name` (the Parley form of
     /// `spawn(Node, Module, Function, Args)`: Swift cannot look a function up by name, so

@@ -113,7 +113,7 @@ struct DynamicSupervisorState: SupervisorServer {
     mutating func start(_ spec: ChildSpec, _ me: Process) async throws(SupervisorError) -> Pid? {
         let pid: Pid?
         do {
-            pid = try await spec.start(me, extra)
+            pid = try await spec.start(me.lent(), extra)
         } catch let e as StartError {
             if case .ignored = e { return nil }
             let reason: ExitReason

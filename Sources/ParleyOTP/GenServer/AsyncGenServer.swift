@@ -31,6 +31,10 @@ import Parley
 /// let cache = try await Cache(backend: backend).start()
 /// let n = try await cache.call("answer")
 /// ```
+///
+/// The callbacks run on their caller's executor (`nonisolated(nonsending)`). In a module
+/// with Swift 6's default settings, a helper a callback passes its `me` to must say so too:
+/// `nonisolated(nonsending) func lookUp(_ me: Process) async throws -> Int`.
 public protocol AsyncGenServer: GenServerMessages {
     /// Runs in the new server process before ``AsyncGenServer/start(name:options:)`` returns
     /// (OTP's `init/1`). Default: `.ok`. Throwing (or `.stop`) makes start fail with that reason.

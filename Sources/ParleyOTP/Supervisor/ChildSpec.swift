@@ -46,12 +46,12 @@ public struct ChildSpec: Sendable {
     public var type: Kind
     /// Starts the child; gets the supervisor's process and the supervisor's extra arguments
     /// (``DynamicSupervisor``'s `extraArguments`; empty for ``Supervisor``).
-    public var start: @Sendable (Process, [any Sendable]) async throws -> Pid?
+    public var start: @Sendable @concurrent (Process, [any Sendable]) async throws -> Pid?
 
     /// A child spec. `shutdown` defaults to 5000 ms for workers and `infinity` for supervisors.
     public init(
         id: String, restart: Restart = .permanent, shutdown: Shutdown? = nil, type: Kind = .worker,
-        start: @escaping @Sendable (Process) async throws -> Pid?
+        start: @escaping @Sendable @concurrent (Process) async throws -> Pid?
     ) {
         self.init(id: id, restart: restart, shutdown: shutdown, type: type, startWithArguments: { me, _ in try await start(me) })
     }
@@ -59,7 +59,7 @@ public struct ChildSpec: Sendable {
     /// A child spec whose start function also gets the supervisor's extra arguments.
     public init(
         id: String, restart: Restart = .permanent, shutdown: Shutdown? = nil, type: Kind = .worker,
-        startWithArguments start: @escaping @Sendable (Process, [any Sendable]) async throws -> Pid?
+        startWithArguments start: @escaping @Sendable @concurrent (Process, [any Sendable]) async throws -> Pid?
     ) {
         self.id = id
         self.restart = restart

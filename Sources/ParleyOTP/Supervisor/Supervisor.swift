@@ -167,7 +167,7 @@ struct SupervisorState: SupervisorServer {
         let spec = children[i].spec
         let pid: Pid?
         do {
-            pid = try await spec.start(me, [])
+            pid = try await spec.start(me.lent(), [])
         } catch let e as StartError {
             if case .ignored = e { pid = nil } else {
                 let reason: ExitReason

@@ -165,7 +165,7 @@ extension Process {
     /// var pages: [Data] = []
     /// for t in tasks { pages.append(try await t.await()) }
     /// ```
-    public func async<Value: Sendable>(_ body: @escaping @Sendable (Process) async throws -> Value) -> ProcessTask<Value> {
+    public func async<Value: Sendable>(_ body: @escaping @Sendable @concurrent (Process) async throws -> Value) -> ProcessTask<Value> {
         let tag = alias()
         // Linked and monitored in one step (spawn_opt with link and monitor), so even a task
         // that fails at once reports its real reason.

@@ -33,7 +33,7 @@ public struct TaskSupervisor: Sendable, Hashable {
     /// Starts a task under the supervisor, monitored but not linked by the calling process
     /// (`Task.Supervisor.async_nolink/3`): a crash comes back from ``ProcessTask/yield(timeout:)``
     /// as `.exit(reason)` and from ``ProcessTask/await(timeout:)`` as ``TaskError/exited(_:)``.
-    public func asyncNolink<Value: Sendable>(_ body: @escaping @Sendable (Process) async throws -> Value) async throws -> ProcessTask<Value> {
+    public func asyncNolink<Value: Sendable>(_ body: @escaping @Sendable @concurrent (Process) async throws -> Value) async throws -> ProcessTask<Value> {
         guard let me = await Process.current else { throw TaskError.noProcess }
         let tag = me.alias()
         let owner = me.pid
@@ -71,7 +71,7 @@ public struct TaskSupervisor: Sendable, Hashable {
 
     /// Starts a fire-and-forget task under the supervisor (`Task.Supervisor.start_child/2`).
     @discardableResult
-    public func startChild(restart: ChildSpec.Restart = .temporary, _ body: @escaping @Sendable (Process) async throws -> Void) async throws(SupervisorError) -> Pid? {
+    public func startChild(restart: ChildSpec.Restart = .temporary, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) async throws(SupervisorError) -> Pid? {
         try await supervisor.startChild(ChildSpec(id: "task", restart: restart) { sup in sup.spawnLink(body) })
     }
 
