@@ -82,7 +82,8 @@ struct UserCodeTests {
             ChildSpec(id: "ticker", restart: .transient) { me in me.spawnLink { t in try await tick(t) } },
         ], strategy: .oneForOne)
         let counter = ServerRef<Counter>(name: .local("user_counter"))
-        #expect(try await counter.call(.add(2)) == 2)
+        try await counter.call(.add(1))               // the README's line: no warning, no `_ =`
+        #expect(try await counter.call(.add(1)) == 2)
         counter.cast(.reset)
         #expect(try await counter.call(.get) == 0)
         try await sup.stop()

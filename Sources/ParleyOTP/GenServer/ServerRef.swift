@@ -65,6 +65,7 @@ public struct ServerRef<Server: GenServerMessages>: Sendable, CustomStringConver
     /// let n = try await counter.call(.get, timeout: .seconds(1))
     /// ```
     @inlinable
+    @discardableResult
     public func call(_ request: Server.Call, timeout: Duration? = Gen.defaultTimeout) async throws(Gen.CallError) -> Server.Reply {
         let pid = try resolve()
         let started = metrics?.start() ?? 0
