@@ -23,12 +23,12 @@ enum Route {
         self = Self.toOtherNode(from: home)
     }
 
-    /// The route to `pid` from process `sender` (whose node is read only for a pid of
-    /// another node).
+    /// The route to `pid` from process `sender`, or from the current node without one (the
+    /// sender's node is read only for a pid of another node).
     @inline(__always)
-    init(_ pid: Pid, sender: ProcessCore) {
+    init(_ pid: Pid, sender: ProcessCore?) {
         if let p = pid.process { self = .local(p); return }
-        self.init(pid, from: sender.home)
+        self.init(pid, from: sender?.home ?? .current)
     }
 
     /// The route to `pid` for a signal from `sender` (a pid of this OS process, or a

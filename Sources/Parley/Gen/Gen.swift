@@ -242,8 +242,7 @@ public enum Gen {
     static func resolve(_ dest: Destination, caller: ProcessCore?) throws(CallError) -> Target {
         switch dest {
         case .pid(let pid):
-            if let p = pid.process { return .local(p) }
-            switch Route(pid, from: caller?.home ?? .current) {
+            switch Route(pid, sender: caller) {
             case .local(let p?): return .local(p)
             case .local(nil): throw .noproc("\(pid)")
             case .remote(let router): return .remotePid(pid, router)

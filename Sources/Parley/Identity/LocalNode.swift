@@ -235,14 +235,14 @@ public final class LocalNode: Sendable, CustomStringConvertible {
     /// node's pids are in memory (``memoryCreation``), so it compares equal to them; it has no
     /// process, so it is reached through distribution. Nil for a pid of any other node.
     @_spi(Distribution) public static func hostedPid(node: Node, id: UInt32, serial: UInt32, creation: UInt32) -> Pid? {
-        guard extraNodes.load(ordering: .relaxed) > 0, let host = node.host, host.wireCreation == creation else { return nil }
+        guard hostsSeveral, let host = node.host, host.wireCreation == creation else { return nil }
         return Pid(node: host.pidNode, deadId: id, serial: serial)
     }
 
     /// Whether `ref` from the wire was made by a node of this OS process (references in
     /// memory carry no node: their ids are unique in the OS process).
     @_spi(Distribution) public static func isHostedReference(node: Node, creation: UInt32) -> Bool {
-        guard extraNodes.load(ordering: .relaxed) > 0, let host = node.host else { return false }
+        guard hostsSeveral, let host = node.host else { return false }
         return host.wireCreation == creation
     }
 
