@@ -34,6 +34,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "EPMD port (default: ERL_EPMD_PORT or 4369). An embedded EPMD starts when none runs.")
     var epmdPort: Int?
 
+    @Option(help: "Address the embedded EPMD listens on (default 0.0.0.0: every interface, as Erlang's epmd; 127.0.0.1: this machine only).")
+    var epmdAddress = "0.0.0.0"
+
     @Option(help: "Net tick time in seconds (net_ticktime).")
     var tickTime = 60
 
@@ -78,6 +81,7 @@ struct NodeCommand: AsyncParsableCommand {
         config.hidden = !visible
         config.port = port
         config.epmdPort = epmdPort
+        config.embeddedEPMDAddress = epmdAddress
         config.tickTime = .seconds(tickTime)
         if let tlsCert, let tlsKey {
             config.tls = Distribution.TLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCA)

@@ -9,6 +9,11 @@ import Synchronization
 /// go { try await ch.send("hi") }
 /// print(try await ch.receive() ?? "closed")      // "hi"
 /// ```
+///
+/// SwiftNIO has a `Channel` protocol too. In a file that imports NIOCore beside Parley,
+/// write `Parley.Channel<String>` (or ``Chan``, which NIO does not have), or put
+/// `typealias Channel = Parley.Channel` in one file of your module so that `Channel` means
+/// Parley's there and NIO's is `NIOCore.Channel`.
 public typealias Channel<Element: Sendable> = Chan<Element, Element>
 
 /// A core.async/Go channel: a queue that processes, Swift tasks, threads and callbacks use

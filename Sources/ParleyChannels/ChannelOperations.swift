@@ -13,12 +13,20 @@ public enum ChannelError: Error, Sendable, Equatable, CustomStringConvertible {
     case cancelled
     /// A ``select(_:)`` with no default case and no timeout had no cases.
     case noCases
+    /// A select had more than one ``SelectCase/default(_:)`` case (Go rejects the same
+    /// select: "multiple defaults in select"). Nothing was tried.
+    case severalDefaults
+    /// A mailbox case (`me.onMessage`) was given to the channels-only ``select(order:_:)``;
+    /// only a process's own `me.select` can take messages. Nothing was tried.
+    case messageCaseOutsideProcess
 
     public var description: String {
         switch self {
         case .tooManyPending(let limit): "too many pending operations on one channel (limit \(limit)); use a buffer"
         case .cancelled: "the channel operation was cancelled"
         case .noCases: "select has no cases"
+        case .severalDefaults: "select has more than one default case"
+        case .messageCaseOutsideProcess: "a message case (onMessage) needs the process's own select (me.select)"
         }
     }
 }

@@ -223,8 +223,10 @@ public enum SelectBuilder<Result> {
 ///   - cases: receives (``Chan/onReceive(_:)``), sends (``Chan/onSend(_:_:)``), at most one
 ///     ``SelectCase/default(_:)``, timeouts (``SelectCase/timeout(_:_:)``).
 /// - Throws: ``ChannelError/cancelled`` if the task is cancelled while waiting (no case
-///   completed); ``ChannelError/tooManyPending(limit:)``; ``ChannelError/noCases``; and
-///   whatever the chosen handler throws.
+///   completed); ``ChannelError/tooManyPending(limit:)``; ``ChannelError/noCases``;
+///   ``ChannelError/severalDefaults``; ``ChannelError/messageCaseOutsideProcess`` for a
+///   `me.onMessage` case (use the process's own `me.select`); and whatever the chosen
+///   handler throws.
 ///
 /// ```swift
 /// let ticks = Channel<Int>(buffer: .fixed(8)), quit = Channel<Void>()
@@ -236,8 +238,8 @@ public enum SelectBuilder<Result> {
 /// ```
 public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () -> [SelectCase<R>]) async throws -> R {
     let list = cases()
-    var (ops, extras) = SelectEngine.plan(list)
-    precondition(extras.message == nil, "Parley: a message case needs a process's select (me.select)")
+    var (ops, extras) = try SelectEngine.plan(list)
+    guard extras.message == nil else { throw ChannelError.messageCaseOutsideProcess }
     let winner = try await SelectEngine.choose(&ops, extras, order: order)
     return try await list[winner].run()
 }
@@ -275,9 +277,27 @@ package struct SelectExtras {
     @usableFromInline package var deadline: UInt64? = nil
     @usableFromInline package var timeoutIndex = -1
     @usableFromInline package var defaultIndex = -1
+    /// The first message case's index (the only one's, when there is one).
     @usableFromInline package var messageIndex = -1
+    /// The matcher over all message cases; with several, it records in ``messageChoice``
+    /// which case took the message.
     @usableFromInline package var message: ((any Sendable) throws -> Bool)? = nil
+    /// Set when a select has several message cases: the index of the case that matched.
+    @usableFromInline package var messageChoice: MessageChoice? = nil
     @inlinable init() {}
+
+    /// The case a matched message goes to.
+    package var matchedMessageIndex: Int { messageChoice?.index ?? messageIndex }
+}
+
+/// Which of several message cases took a message (Erlang's `receive` tries its clauses in
+/// order for each message, in arrival order).
+@usableFromInline
+package final class MessageChoice: @unchecked Sendable {
+    // @unchecked Sendable: written by the matcher and read after the match, both by the one
+    // task running the select.
+    package var index = -1
+    init() {}
 }
 
 /// The case-choosing part of select, shared by `select`, `alts`, `altsBlocking` and a
@@ -421,9 +441,11 @@ package enum SelectEngine {
     }
 
     /// Splits a select's cases into channel operations and the rest.
-    package static func plan<R>(_ cases: [SelectCase<R>]) -> (OperationList, SelectExtras) {
+    /// - Throws: ``ChannelError/severalDefaults`` if more than one case is a default.
+    package static func plan<R>(_ cases: [SelectCase<R>]) throws(ChannelError) -> (OperationList, SelectExtras) {
         var ops: [(index: Int, op: any SelectOperation)] = []
         var x = SelectExtras()
+        var messages: [(index: Int, match: (any Sendable) throws -> Bool)] = []
         for (i, c) in cases.enumerated() {
             switch c.kind {
             case .operation(let op): ops.append((i, op))
@@ -431,12 +453,30 @@ package enum SelectEngine {
                 let dl = MonotonicClock.deadline(after: d)
                 if x.deadline == nil || dl < x.deadline! { x.deadline = dl; x.timeoutIndex = i }
             case .otherwise:
-                precondition(x.defaultIndex < 0, "Parley: a select has at most one default case")
+                // Go: "multiple defaults in select" (a compile error there; a select built
+                // from data can have two here, so it is a thrown error, not a trap).
+                guard x.defaultIndex < 0 else { throw .severalDefaults }
                 x.defaultIndex = i
             case .message(let m):
-                precondition(x.messageIndex < 0, "Parley: a select has at most one message case")
-                x.messageIndex = i
-                x.message = m
+                messages.append((i, m))
+            }
+        }
+        if let first = messages.first {
+            x.messageIndex = first.index
+            if messages.count == 1 {
+                x.message = first.match
+            } else {
+                // Several message cases, as a `receive` has several clauses: for each message
+                // in arrival order, the first case (in written order) that accepts it wins.
+                let choice = MessageChoice()
+                x.messageChoice = choice
+                x.message = { m in
+                    for (i, match) in messages where try match(m) {
+                        choice.index = i
+                        return true
+                    }
+                    return false
+                }
             }
         }
         return (OperationList(ops: ops), x)

@@ -1,7 +1,3 @@
-import Logging
-import ParleyOTP
-import ServiceLifecycle
-
 /// A supervision tree as a swift-service-lifecycle `Service`: `run()` starts the tree and
 /// waits; graceful shutdown (SIGTERM through `ServiceGroup`) stops it, children in reverse
 /// start order with their configured timeouts.
@@ -12,6 +8,15 @@ import ServiceLifecycle
 /// try await group.run()
 /// ```
 ///
+/// Other tasks wait for the tree with ``started()`` (it returns once every child has
+/// started) and reach a child by its id with ``child(_:)``:
+///
+/// ```swift
+/// // while `group.run()` runs in another task:
+/// let sup = try await tree.started()
+/// let rooms = try await tree.child("rooms").supervisor
+/// ```
+///
 /// If the supervisor itself exits (its restart intensity was exceeded), `run()` throws
 /// ``SupervisorService/Exited``, so the service group can end the program, as an OTP
 /// application whose top supervisor dies takes the node down.
@@ -19,6 +24,8 @@ public final class SupervisorService: Service, Sendable {
     let children: [ChildSpec]
     let flags: Supervisor.Flags
     let name: ServerName?
+    /// The outcome of the supervisor's start, once known; every ``started()`` reads it.
+    private let outcome = Channel<Result<Supervisor, StartError>>(buffer: .promise)
     private let started = Locked<Supervisor?>(nil)
 
     /// The supervisor exited by itself, with this reason.
@@ -33,12 +40,45 @@ public final class SupervisorService: Service, Sendable {
         self.name = name
     }
 
-    /// The running supervisor (after `run()` has started it).
+    /// The running supervisor (after `run()` has started it), or nil if it has not started
+    /// yet. ``started()`` waits for it instead.
     public var supervisor: Supervisor? { started.withLock { $0 } }
 
+    /// Waits until `run()` has started the supervisor and all its children, and returns it:
+    /// the readiness signal for code that needs the tree (a health check, a test, a
+    /// listener that should accept only once the workers are up).
+    ///
+    /// ```swift
+    /// let tree = SupervisorService(children: [Counter().childSpec(id: "counter")], strategy: .oneForOne)
+    /// async let done: Void = ServiceGroup(services: [tree], logger: logger).run()
+    /// let sup = try await tree.started()
+    /// print(try await sup.whichChildren())
+    /// ```
+    /// - Throws: the ``StartError`` `run()` got if the tree failed to start;
+    ///   ``ChannelError/cancelled`` if the waiting task is cancelled first.
+    public func started() async throws -> Supervisor {
+        // A promise channel is never closed here, so receive always yields the outcome.
+        guard let result = try await outcome.receive() else { throw ChannelError.cancelled }
+        return try result.get()
+    }
+
+    /// The child with this id of the running tree (``Supervisor/child(_:)``), once the tree
+    /// has started.
+    /// - Throws: what ``started()`` throws; ``SupervisorError``.
+    public func child(_ id: String) async throws -> ChildInfo {
+        try await started().child(id)
+    }
+
     public func run() async throws {
-        let sup = try await Supervisor.start(children, strategy: flags.strategy, intensity: flags.intensity, period: flags.period, name: name)
+        let sup: Supervisor
+        do {
+            sup = try await Supervisor.start(children, strategy: flags.strategy, intensity: flags.intensity, period: flags.period, name: name)
+        } catch {
+            _ = outcome.offer(.failure(error))
+            throw error
+        }
         started.withLock { $0 = sup }
+        _ = outcome.offer(.success(sup))
         // The handler is installed in this (the service's) task: the process below runs as
         // its own task and does not inherit the service group's task-locals.
         let exit = try await withGracefulShutdownHandler {

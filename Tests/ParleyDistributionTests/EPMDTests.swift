@@ -207,6 +207,23 @@ struct EPMDTests {
         await started.stop()
     }
 
+    /// Erlang's `epmd` listens on every interface unless `ERL_EPMD_ADDRESS` names others;
+    /// a node's embedded EPMD does the same unless `embeddedEPMDAddress` names one.
+    @Test("embeddedEPMDAddress 127.0.0.1: the node's embedded EPMD listens on loopback only, and the node registers with it")
+    func embeddedEPMDOnLoopbackOnly() async throws {
+        let port = freePort()
+        let node = try LocalNode(name: "epmd_loopback_\(port)@127.0.0.1")
+        var config = Distribution.Configuration(name: node.name, cookie: "epmd-loopback")
+        config.epmdPort = port
+        config.embeddedEPMDAddress = "127.0.0.1"
+        try await node.startDistribution(config)
+        let listening = listeningAddresses(port: port)
+        let names = try? await EPMDClient.names(epmdPort: port)
+        await node.stopDistribution()
+        #expect(listening == ["127.0.0.1"], "listening on \(listening)")
+        #expect(names?.contains { $0.name == "epmd_loopback_\(port)" } == true)
+    }
+
     // MARK: Client errors
 
     @Test("client: no EPMD on the port is .unreachable")
@@ -461,4 +478,20 @@ private func rawSession(port: Int, send bytes: [UInt8], wait: Duration = .second
             }
         }.start()
     }
+}
+
+/// The IPv4 addresses with a socket listening on TCP `port`, from /proc/net/tcp (Linux; an
+/// empty list elsewhere).
+private func listeningAddresses(port: Int) -> [String] {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return [] }
+    var out: [String] = []
+    for line in table.split(separator: "\n").dropFirst() {
+        let fields = line.split(separator: " ")
+        guard fields.count > 3, fields[3] == "0A" else { continue }  // 0A: LISTEN
+        let local = fields[1].split(separator: ":")
+        guard local.count == 2, Int(local[1], radix: 16) == port, let raw = UInt32(local[0], radix: 16) else { continue }
+        // The address is in the kernel's byte order (little-endian here): 0100007F is 127.0.0.1.
+        out.append([raw & 0xff, raw >> 8 & 0xff, raw >> 16 & 0xff, raw >> 24].map { "\($0)" }.joined(separator: "."))
+    }
+    return out
 }

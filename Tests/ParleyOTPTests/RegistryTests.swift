@@ -90,6 +90,42 @@ struct RegistryTests {
         #expect(try await byKey.call(.get) == 0)
     }
 
+    /// Elixir 1.14, checked: `{:via, Registry, {reg, key}}` stores the value nil,
+    /// `{:via, Registry, {reg, key, 42}}` stores 42, and a duplicate registry raises
+    /// ArgumentError ":via is not supported for duplicate registries". Here each mistake is
+    /// a typed error from the start, and nothing is registered.
+    @Test("via naming: {reg, key, value} stores the value; nil for optional values; wrong key type, duplicate keys, missing value: typed errors")
+    func viaNamingValuesAndMistakes() async throws {
+        let withValues = Registry<String, Int>(keys: .unique)
+        let a = try Counter().start(name: withValues.via("a", value: 42))
+        #expect(withValues.lookup("a").map(\.value) == [42])
+        #expect(withValues.lookup("a").map(\.pid) == [a.pid])
+        #expect(try await ServerRef<Counter>(name: withValues.via("a", value: 0)).call(.add(1)) == 1)
+
+        let optional = Registry<String, String?>(keys: .unique)
+        let b = try Counter().start(name: .via(optional, "b"))
+        #expect(optional.lookup("b").count == 1 && optional.lookup("b")[0].value == nil && optional.lookup("b")[0].pid == b.pid)
+
+        func failure(_ name: ServerName) -> RegistryError? {
+            do {
+                _ = try Counter().start(name: name)
+                return nil
+            } catch {
+                guard case .failed(.error(let e)) = error else { return nil }
+                return e as? RegistryError
+            }
+        }
+        guard case .valueNeeded(let t)? = failure(.via(withValues, "c")) else { Issue.record("no valueNeeded"); return }
+        #expect(t == "Int")
+        guard case .wrongKeyType(let key, let expected)? = failure(.via(Registry<Int, Void>(keys: .unique), "seven")) else { Issue.record("no wrongKeyType"); return }
+        #expect(key == "seven" && expected == "Int")
+        let topics = Registry<String, Void>(keys: .duplicate)
+        guard case .duplicateKeys? = failure(.via(topics, "t")) else { Issue.record("no duplicateKeys"); return }
+        #expect(topics.lookup("t").isEmpty && withValues.lookup("c").isEmpty)
+        try await a.stop()
+        try await b.stop()
+    }
+
     @Test("update_value changes the caller's own value only")
     func updateValue() async throws {
         let reg = Registry<String, Int>(keys: .unique)

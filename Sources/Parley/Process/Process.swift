@@ -24,6 +24,8 @@ import ParleyRuntime
 /// ```
 ///
 /// If Foundation is imported too, write `Parley.Process`: Foundation has a `Process` class.
+/// Or put `typealias Process = Parley.Process` in one file of your module, so that `Process`
+/// means Parley's in every file of it and Foundation's is `Foundation.Process`.
 public struct Process: ProcessContext {
     public let _process: ProcessHandle
 

@@ -27,6 +27,10 @@ extension Process {
     /// exactly one. Neither Erlang's `receive` nor Go's or core.async's select can wait on both
     /// at once.
     ///
+    /// A select may have several message cases, as a `receive` has several clauses: each
+    /// message, oldest first, is offered to the message cases in the order they are written,
+    /// and the first that accepts it wins. Messages no case accepts stay in the mailbox.
+    ///
     /// A message that arrives while a channel case completes stays in the mailbox; a value a
     /// channel offers while a message is taken stays in the channel.
     ///
@@ -42,11 +46,19 @@ extension Process {
     ///     }
     /// }
     /// ```
+    /// ```swift
+    /// let reply = try await me.select {
+    ///     me.onMessage(Int.self) { n in "number \(n)" }
+    ///     me.onMessage(String.self, where: { $0.hasPrefix("cmd:") }) { c in "command \(c)" }
+    ///     SelectCase.timeout(.seconds(1)) { "nothing" }
+    /// }
+    /// ```
     /// - Throws: ``ProcessExit`` if the process is killed or exits while it waits;
-    ///   ``ChannelError``s as ``select(order:_:)``.
+    ///   ``ProcessError/notOwner(_:)`` if another process's `me` runs the select;
+    ///   ``ChannelError``s as ``select(order:_:)`` (``ChannelError/severalDefaults`` among them).
     public func select<R>(order: SelectOrder = .fair, @SelectBuilder<R> _ cases: () -> [SelectCase<R>]) async throws -> R {
         let list = cases()
-        var (ops, extras) = SelectEngine.plan(list)
+        var (ops, extras) = try SelectEngine.plan(list)
         let winner: Int
         if let match = extras.message {
             let process = sequential
@@ -69,9 +81,9 @@ extension SequentialProcess {
         //    whether the mailbox or the channels are looked at first.
         let poll: UInt64 = 0
         let mailboxFirst = order == .priority ? x.messageIndex < (ops.ops.first?.index ?? .max) : SelectEngine.random(2) == 0
-        if mailboxFirst, try await receive(deadline: poll, match) { return x.messageIndex }
+        if mailboxFirst, try await receive(deadline: poll, match) { return x.matchedMessageIndex }
         if let w = SelectEngine.firstPass(&ops, order: order) { return w }
-        if !mailboxFirst, try await receive(deadline: poll, match) { return x.messageIndex }
+        if !mailboxFirst, try await receive(deadline: poll, match) { return x.matchedMessageIndex }
         if x.defaultIndex >= 0 { return x.defaultIndex }
         if let d = x.deadline, d <= MonotonicClock.now { return x.timeoutIndex }
 
@@ -87,8 +99,8 @@ extension SequentialProcess {
         do {
             switch try await receive(deadline: nil, from: 0, also: .select(owner), match) {
             case .matched:
-                owner.winner = x.messageIndex
-                return x.messageIndex
+                owner.winner = x.matchedMessageIndex
+                return x.matchedMessageIndex
             case .woken, .timedOut:
                 return try SelectEngine.finish(owner, &ops, x)
             }

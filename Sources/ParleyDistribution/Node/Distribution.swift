@@ -39,6 +39,11 @@ public enum Distribution {
         public var epmdPort: Int? = nil
         /// Start an embedded EPMD when none runs, so a Parley-only cluster needs no Erlang.
         public var embeddedEPMD: Bool = true
+        /// The address the embedded EPMD listens on. The default, `"0.0.0.0"`, is every IPv4
+        /// interface, as Erlang's `epmd` listens: other machines can look names up. Pass
+        /// `"127.0.0.1"` to serve this machine only (Erlang's `ERL_EPMD_ADDRESS` does the same
+        /// for its `epmd`); nodes on other hosts then cannot find this one by name.
+        public var embeddedEPMDAddress: String = "0.0.0.0"
         /// Known ports of other nodes, skipping epmd for them (`name@host` → port).
         public var staticPorts: [String: Int] = [:]
         /// Net tick time (`net_ticktime`): a peer silent for this long is disconnected. All
@@ -183,7 +188,7 @@ public enum Distribution {
         do {
             let alive = String(name[..<name.firstIndex(of: "@")!])
             if configuration.embeddedEPMD {
-                embedded = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort)
+                embedded = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort, host: configuration.embeddedEPMDAddress)
             }
             let r = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
             registration = r

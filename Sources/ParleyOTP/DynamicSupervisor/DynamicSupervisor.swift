@@ -96,6 +96,8 @@ struct DynamicSupervisorState: SupervisorServer {
     var intensity: RestartIntensity
     let extra: [any Sendable]
     var children: [Pid: ChildSpec] = [:]
+    /// Times each running child has been restarted (reports' `child_restarts`); absent: 0.
+    var restartsOf: [Pid: Int] = [:]
 
     init(serverName: ServerName?, maxChildren: Int?, intensity: RestartIntensity, extra: [any Sendable]) {
         self.serverName = serverName
@@ -130,8 +132,9 @@ struct DynamicSupervisorState: SupervisorServer {
 
     mutating func childExited(_ pid: Pid, reason: ExitReason, _ me: Process) async throws {
         guard let spec = children.removeValue(forKey: pid) else { return }
+        var childRestarts = restartsOf.removeValue(forKey: pid) ?? 0
         if reason.isAbnormal {
-            SupervisorLog.report("child_terminated", supervisor: name, child: spec.id, pid: pid, reason: reason, restarts: intensity.total)
+            SupervisorLog.report("child_terminated", supervisor: name, child: spec.id, pid: pid, reason: reason, childRestarts: childRestarts, supervisorRestarts: intensity.total)
         }
         switch spec.restart {
         case .temporary: return
@@ -140,16 +143,17 @@ struct DynamicSupervisorState: SupervisorServer {
         }
         while true {
             guard intensity.add() else {
-                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: spec.id, pid: pid, reason: .shutdown, restarts: intensity.total)
+                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: spec.id, pid: pid, reason: .shutdown, childRestarts: childRestarts, supervisorRestarts: intensity.total)
                 throw ProcessExit(.shutdown)
             }
             intensity.total += 1
+            childRestarts += 1
             OTPMetrics.restarted(supervisor: name, child: spec.id)
             do {
-                _ = try await start(spec, me)
+                if let new = try await start(spec, me) { restartsOf[new] = childRestarts }
                 return
             } catch {
-                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: .custom("\(error)"), restarts: intensity.total)
+                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: .custom("\(error)"), childRestarts: childRestarts, supervisorRestarts: intensity.total)
             }
         }
     }
@@ -174,6 +178,7 @@ struct DynamicSupervisorState: SupervisorServer {
             }
         }
         children.removeAll()
+        restartsOf.removeAll()
         // The earliest deadline, recomputed only when it passes: a DOWN can only remove a
         // later one, so it stays a valid time to wake (10,000 children stop in linear time).
         var next = waiting.values.compactMap(\.deadline).min()
@@ -215,6 +220,7 @@ struct DynamicSupervisorState: SupervisorServer {
             }
         case .terminatePid(let pid):
             guard let spec = children.removeValue(forKey: pid) else { return .error(.notFound("\(pid)")) }
+            restartsOf[pid] = nil
             _ = try? await me.shutdownChild(pid, spec.shutdown)
             return .ok
         case .whichChildren:

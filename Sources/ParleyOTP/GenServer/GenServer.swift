@@ -14,6 +14,54 @@ public protocol GenServerMessages: SendableMetatype {
     associatedtype Cast: Sendable = Never
     /// The value a callback passes to `handleContinue` (`Never`: none).
     associatedtype Continue = Never
+
+    /// What crash reports show of this server (Erlang's `format_status/1`, Elixir's
+    /// `@impl format_status`): redact or summarise secrets and bulky state here, so that
+    /// they never reach the logs. Called only when a report is written, in the server's
+    /// process. The default shows everything, each field cut to ``ServerStatus/printLimit``
+    /// characters.
+    ///
+    /// ```swift
+    /// struct Room: GenServer {
+    ///     var members: [String: Session] = [:]
+    ///     var history: [String] = []
+    ///     func formatStatus(_ status: ServerStatus) -> ServerStatus {
+    ///         var s = status
+    ///         s.state = "Room(\(members.count) members, \(history.count) messages)"
+    ///         s.message = status.message.map { _ in "<redacted>" }
+    ///         return s
+    ///     }
+    ///     // callbacks ...
+    /// }
+    /// ```
+    func formatStatus(_ status: ServerStatus) -> ServerStatus
+}
+
+extension GenServerMessages {
+    /// Keeps nothing back: the crash report shows the state, the last message and the
+    /// reason, each cut to ``ServerStatus/printLimit`` characters.
+    public func formatStatus(_ status: ServerStatus) -> ServerStatus { status }
+}
+
+/// What a server's crash report shows: Erlang's `format_status/1` map (`state`, `message`,
+/// `reason`). A server's ``GenServerMessages/formatStatus(_:)`` may replace any of them.
+public struct ServerStatus {
+    /// The server's state: the server value itself, unless `formatStatus` replaced it.
+    public var state: Any
+    /// The message being handled when the server failed, if any.
+    public var message: Any?
+    /// Why the server is ending.
+    public var reason: ExitReason
+
+    /// How many characters of each field a report prints at most (Erlang's logger limits
+    /// report size the same way, `max_size` and `depth`).
+    public static let printLimit = 500
+
+    public init(state: Any, message: Any?, reason: ExitReason) {
+        self.state = state
+        self.message = message
+        self.reason = reason
+    }
 }
 
 extension GenServerMessages {

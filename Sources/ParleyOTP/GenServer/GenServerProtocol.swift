@@ -143,14 +143,22 @@ struct GenServerProtocol<Server: GenServerMessages> {
         (error as? ProcessExit)?.reason ?? .error(error)
     }
 
-    /// gen_server's crash report, for a server that exits with an abnormal reason.
+    /// gen_server's crash report, for a server that exits with an abnormal reason: what the
+    /// server's ``GenServerMessages/formatStatus(_:)`` makes of its state, last message and
+    /// reason, each cut to ``ServerStatus/printLimit`` characters.
     @usableFromInline
     func report(_ reason: ExitReason, pid: Pid, state: Server, lastMessage: (any Sendable)?) {
         guard reason.isAbnormal else { return }
-        var metadata: Logger.Metadata = ["pid": "\(pid)", "reason": "\(reason)"]
+        let status = state.formatStatus(ServerStatus(state: state, message: lastMessage, reason: reason))
+        func cut(_ value: Any) -> Logger.MetadataValue {
+            let text = String(describing: value)
+            let limit = ServerStatus.printLimit
+            return text.count <= limit ? "\(text)" : "\(text.prefix(limit))… (\(text.count - limit) more characters)"
+        }
+        var metadata: Logger.Metadata = ["pid": "\(pid)", "reason": cut(status.reason)]
         if let name { metadata["name"] = "\(name)" }
-        if let lastMessage { metadata["last_message"] = "\(String(describing: lastMessage).prefix(500))" }
-        metadata["state"] = "\(String(describing: state).prefix(500))"
+        if let message = status.message { metadata["last_message"] = cut(message) }
+        metadata["state"] = cut(status.state)
         GenServerLog.logger.error("generic server \(name?.description ?? "\(pid)") (\(Server.self)) terminating", metadata: metadata)
     }
 }

@@ -6,11 +6,23 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible {
     case alreadyRegistered(String, Pid)
     /// Registration is for a live local process only.
     case notAlive(Pid)
+    /// A via name's key is not of the registry's key type (the key's description, and the
+    /// type the registry wants). Nothing was registered.
+    case wrongKeyType(key: String, expected: String)
+    /// Via naming needs a registry with unique keys (`Registry.start_link(keys: :unique)`);
+    /// this one has duplicate keys.
+    case duplicateKeys
+    /// Via naming through a registry whose values are neither `Void` nor optional needs the
+    /// value to store: name the server with ``Registry/via(_:value:)``.
+    case valueNeeded(valueType: String)
 
     public var description: String {
         switch self {
         case .alreadyRegistered(let k, let p): return "key \(k) is already registered to \(p)"
         case .notAlive(let p): return "\(p) is not a live local process"
+        case .wrongKeyType(let k, let t): return "via key \(k) is not a \(t), the registry's key type"
+        case .duplicateKeys: return "via naming needs a registry with unique keys; this one has duplicate keys"
+        case .valueNeeded(let t): return "via naming in a registry of \(t) values needs a value: use registry.via(key, value:)"
         }
     }
 }
@@ -181,12 +193,25 @@ public final class Registry<Key: Hashable & Sendable, Value: Sendable>: @uncheck
     }
 }
 
-/// Via naming: `ServerName.via(registry, key)` registers a server under `key` with no value.
-extension Registry: NameRegistry where Value == Void {
+/// Via naming: `ServerName.via(registry, key)` registers a server under `key` (Elixir's
+/// `{:via, Registry, {registry, key}}`). The entry's value is `()` for a `Registry<K, Void>`
+/// and `nil` for a registry of optional values; for any other value type, name the server
+/// with ``Registry/via(_:value:)`` (`{:via, Registry, {registry, key, value}}`).
+///
+/// Mistakes that come from data are thrown, never trapped: a key of another type
+/// (``RegistryError/wrongKeyType(key:expected:)``), a duplicate-keys registry
+/// (``RegistryError/duplicateKeys``), a missing value (``RegistryError/valueNeeded(valueType:)``).
+/// A server's start fails with the error; nothing is registered.
+extension Registry: NameRegistry {
     public func registerName(_ key: any Hashable & Sendable, _ pid: Pid) throws(RegistryError) {
-        guard let k = key as? Key else { preconditionFailure("via key \(key) is not a \(Key.self)") }
-        precondition(keys == .unique, "via naming needs a registry with unique keys")
-        try register(pid: pid, key: k, value: ())
+        guard let value = Self.implicitValue else { throw .valueNeeded(valueType: "\(Value.self)") }
+        try registerName(key, pid, value: value)
+    }
+
+    func registerName(_ key: any Hashable & Sendable, _ pid: Pid, value: Value) throws(RegistryError) {
+        guard let k = key as? Key else { throw .wrongKeyType(key: "\(key)", expected: "\(Key.self)") }
+        guard keys == .unique else { throw .duplicateKeys }
+        try register(pid: pid, key: k, value: value)
     }
 
     public func unregisterName(_ key: any Hashable & Sendable) {
@@ -198,4 +223,35 @@ extension Registry: NameRegistry where Value == Void {
         guard let k = key as? Key else { return nil }
         return lookup(k).first?.pid
     }
+
+    /// The value a plain via name stores: `()` or `nil`; none for other value types.
+    static var implicitValue: Value? {
+        if let v = () as? Value { return v }
+        if let optional = Value.self as? any ExpressibleByNilLiteral.Type { return optional.init(nilLiteral: ()) as? Value }
+        return nil
+    }
+
+    /// A via name that also stores `value` under `key` (Elixir's
+    /// `{:via, Registry, {registry, key, value}}`), for registries whose values carry data.
+    ///
+    /// ```swift
+    /// let rooms = Registry<String, Int>(keys: .unique)          // value: the room's capacity
+    /// let room = try Room().start(name: rooms.via("lobby", value: 50))
+    /// rooms.lookup("lobby").first?.value                         // 50
+    /// ```
+    public func via(_ key: Key, value: Value) -> ServerName {
+        .via(ValuedName(registry: self, value: value), key)
+    }
+}
+
+/// A ``Registry`` seen through a via name that carries its entry's value.
+struct ValuedName<Key: Hashable & Sendable, Value: Sendable>: NameRegistry {
+    let registry: Registry<Key, Value>
+    let value: Value
+
+    func registerName(_ key: any Hashable & Sendable, _ pid: Pid) throws(RegistryError) {
+        try registry.registerName(key, pid, value: value)
+    }
+    func unregisterName(_ key: any Hashable & Sendable) { registry.unregisterName(key) }
+    func whereisName(_ key: any Hashable & Sendable) -> Pid? { registry.whereisName(key) }
 }

@@ -77,6 +77,8 @@ public struct ChildInfo: Sendable, CustomStringConvertible {
     public let type: ChildSpec.Kind
     public let restart: ChildSpec.Restart
     public var description: String { "{\(id), \(pid.map { "\($0)" } ?? "undefined"), \(type.rawValue)}" }
+    /// The child as a ``Supervisor``, when it is a running supervisor (type `.supervisor`).
+    public var supervisor: Supervisor? { type == .supervisor ? pid.map(Supervisor.init) : nil }
 }
 
 /// ``Supervisor/countChildren()``: `[{specs, _}, {active, _}, {supervisors, _}, {workers, _}]`.

@@ -87,6 +87,20 @@ public struct Supervisor: Sendable, Hashable, CustomStringConvertible {
         try await supervisorChildren(pid)
     }
 
+    /// The child with this id, as ``whichChildren()`` reports it (`pid` is nil when it is not
+    /// running). A nested supervisor's ``ChildInfo/supervisor`` reaches its own children.
+    ///
+    /// ```swift
+    /// let rooms = try await sup.child("rooms").supervisor      // a nested supervisor
+    /// let lobby = try await rooms?.child("lobby").pid
+    /// ```
+    /// - Throws: ``SupervisorError/notFound(_:)`` if the supervisor has no child `id`;
+    ///   ``SupervisorError/call(_:)`` if the supervisor cannot be called.
+    public func child(_ id: String) async throws(SupervisorError) -> ChildInfo {
+        guard let info = try await whichChildren().first(where: { $0.id == id }) else { throw .notFound(id) }
+        return info
+    }
+
     /// Counts of specs, running children, supervisors and workers (`count_children/1`).
     public func countChildren() async throws(SupervisorError) -> ChildCounts {
         try await supervisorCounts(pid)
@@ -128,6 +142,8 @@ struct SupervisorState: SupervisorServer {
     struct Child {
         var spec: ChildSpec
         var pid: Pid?
+        /// Times this supervisor has restarted this child (reports' `child_restarts`).
+        var restarts = 0
     }
 
     let flags: Supervisor.Flags
@@ -172,12 +188,12 @@ struct SupervisorState: SupervisorServer {
             if case .ignored = e { pid = nil } else {
                 let reason: ExitReason
                 if case .failed(let r) = e { reason = r } else { reason = .custom("\(e)") }
-                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, restarts: intensity.total)
+                SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, childRestarts: children[i].restarts, supervisorRestarts: intensity.total)
                 throw .startFailed(spec.id, reason)
             }
         } catch {
             let reason = (error as? ProcessExit)?.reason ?? .error(error)
-            SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, restarts: intensity.total)
+            SupervisorLog.report("start_error", supervisor: name, child: spec.id, pid: nil, reason: reason, childRestarts: children[i].restarts, supervisorRestarts: intensity.total)
             throw .startFailed(spec.id, reason)
         }
         children[i].pid = pid
@@ -191,7 +207,7 @@ struct SupervisorState: SupervisorServer {
         let child = children[i]
         children[i].pid = nil
         if reason.isAbnormal {
-            SupervisorLog.report("child_terminated", supervisor: name, child: child.spec.id, pid: child.pid, reason: reason, restarts: intensity.total)
+            SupervisorLog.report("child_terminated", supervisor: name, child: child.spec.id, pid: child.pid, reason: reason, childRestarts: child.restarts, supervisorRestarts: intensity.total)
         }
         switch child.spec.restart {
         case .temporary:
@@ -212,7 +228,7 @@ struct SupervisorState: SupervisorServer {
         let id = children[i].spec.id
         while true {
             guard intensity.add() else {
-                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: id, pid: nil, reason: .shutdown, restarts: intensity.total)
+                SupervisorLog.report("shutdown: reached_max_restart_intensity", supervisor: name, child: id, pid: nil, reason: .shutdown, childRestarts: children[i].restarts, supervisorRestarts: intensity.total)
                 throw ProcessExit(.shutdown)
             }
             intensity.total += 1
@@ -238,6 +254,7 @@ struct SupervisorState: SupervisorServer {
             }
             var failed = false
             for j in toStart where children[j].pid == nil {
+                children[j].restarts += 1
                 do {
                     try await startChild(at: j, me)
                 } catch {
@@ -258,7 +275,7 @@ struct SupervisorState: SupervisorServer {
             guard let pid = children[j].pid else { continue }
             let reason = (try? await me.shutdownChild(pid, children[j].spec.shutdown)) ?? .killed
             if !isExpectedShutdown(reason, children[j].spec.shutdown) {
-                SupervisorLog.report("shutdown_error", supervisor: name, child: children[j].spec.id, pid: pid, reason: reason, restarts: intensity.total)
+                SupervisorLog.report("shutdown_error", supervisor: name, child: children[j].spec.id, pid: pid, reason: reason, childRestarts: children[j].restarts, supervisorRestarts: intensity.total)
             }
             children[j].pid = nil
         }

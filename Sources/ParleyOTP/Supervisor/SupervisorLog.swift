@@ -5,11 +5,16 @@ import Parley
 enum SupervisorLog {
     static let logger = Logger(label: "parley.supervisor")
 
-    /// A supervisor report, as OTP's `supervisor_report` with its context.
-    static func report(_ context: String, supervisor: String, child: String, pid: Pid?, reason: ExitReason, restarts: Int, level: Logger.Level = .error) {
+    /// A supervisor report, as OTP's `supervisor_report` with its context. Two counts, named
+    /// for what they count: `child_restarts`, how many times this child has been restarted
+    /// by this supervisor; `supervisor_restarts`, the restarts this supervisor has made of
+    /// all its children since it started. (OTP's report has neither; the restart intensity
+    /// is counted per supervisor, over all children, which is the second.)
+    static func report(_ context: String, supervisor: String, child: String, pid: Pid?, reason: ExitReason,
+                       childRestarts: Int, supervisorRestarts: Int, level: Logger.Level = .error) {
         logger.log(level: level, "supervisor report: \(context)", metadata: [
             "supervisor": "\(supervisor)", "child": "\(child)", "pid": "\(pid.map { "\($0)" } ?? "undefined")",
-            "reason": "\(reason)", "restarts": "\(restarts)",
+            "reason": "\(reason)", "child_restarts": "\(childRestarts)", "supervisor_restarts": "\(supervisorRestarts)",
         ])
     }
 }
