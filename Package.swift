@@ -30,9 +30,17 @@ let package = Package(
         // no networking (re-exports Parley).
         .library(name: "ParleyETF", targets: ["ParleyETF"]),
         // Erlang distribution: EPMD, the handshake and connections, so Parley nodes join
-        // Erlang/Elixir clusters and each other (SwiftNIO; re-exports ParleyETF).
+        // Erlang/Elixir clusters and each other (SwiftNIO; with the TLS trait, swift-nio-ssl;
+        // re-exports ParleyETF).
         .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
+    ],
+    traits: [
+        // Distribution over TLS (Erlang's inet_tls_dist shape), with swift-nio-ssl. Off by
+        // default: swift-nio-ssl compiles its own BoringSSL, which would double a first
+        // build. Turn it on with `swift build --traits TLS`, or in a dependency:
+        // `.package(url: ..., from: ..., traits: ["TLS"])`.
+        .trait(name: "TLS", description: "Distribution over TLS (swift-nio-ssl)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
@@ -42,7 +50,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // Three libc calls Swift cannot reach portably (thread names, malloc_usable_size, PAUSE).
@@ -119,8 +126,7 @@ let package = Package(
                 "ParleyETF",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -46,7 +46,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Exit after this many seconds (default: run until killed).")
     var exitAfter: Int?
 
-    @Option(help: "TLS: this node's certificate chain (PEM). Distribution then runs over TLS, as inet_tls_dist.")
+    @Option(help: "TLS: this node's certificate chain (PEM). Distribution then runs over TLS, as inet_tls_dist. Needs a build with the TLS trait (swift run -c release --traits TLS parley node ...).")
     var tlsCert: String?
 
     @Option(help: "TLS: this node's private key (PEM).")

@@ -6,7 +6,7 @@ import Testing
 
 extension DistributionTests {
     /// Distribution over TLS (Erlang's inet_tls_dist shape: the same protocol inside TLS).
-    @Suite("Distribution over TLS", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))
+    @Suite("Distribution over TLS (the TLS trait)", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))
     struct TLSTests {
         /// A CA, and a certificate it signed (or a self-signed one), in a temporary folder.
         static func makeCertificates() throws -> (dir: String, ca: String, cert: String, key: String, rogueCert: String, rogueKey: String) {
@@ -33,6 +33,7 @@ extension DistributionTests {
             return (dir, dir + "/ca.pem", dir + "/node.pem", dir + "/node.key", dir + "/rogue.pem", dir + "/rogue.key")
         }
 
+        #if TLS
         @Test("Two Parley nodes connect over TLS and ping; a node whose certificate the CA did not sign is refused")
         func tlsBetweenParleyNodes() async throws {
             _ = try await Cluster.node()
@@ -63,5 +64,19 @@ extension DistributionTests {
             // And a plain-TCP node (this test process) cannot talk to the TLS node.
             #expect(!(await Distribution.ping(aName, timeout: .seconds(3))))
         }
+        #else
+        @Test("Built without the TLS trait: a configuration with TLS is refused with tlsUnavailable, and the node can start without it")
+        func tlsNeedsTheTrait() async throws {
+            let node = try LocalNode(name: ExternalNode.uniqueName("notls"))
+            var config = Distribution.Configuration(name: node.name, cookie: Cluster.cookie)
+            config.tls = Distribution.TLS(certificateChainFile: "/nonexistent.pem", privateKeyFile: "/nonexistent.key")
+            await #expect(throws: DistributionError.tlsUnavailable) { try await node.startDistribution(config) }
+            #expect(!node.isDistributed)
+            config.tls = nil
+            try await node.startDistribution(config)
+            #expect(node.isDistributed)
+            await node.stopDistribution()
+        }
+        #endif
     }
 }

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 @_spi(Distribution) import Parley
 import Synchronization
 
@@ -15,7 +14,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     let limits: TermLimits
     let group: any EventLoopGroup
     let log: Logger
-    let tls: (client: NIOSSLContext, server: NIOSSLContext)?
+    let tls: TLSContexts?
     /// Keeps a CPU awake for a moment after each read and write (Configuration.busyWait).
     let busyWait: BusyWait?
     /// Where the processes a read wakes run (`Scheduler.runWoken`).
@@ -35,7 +34,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     private let unlinkIds = Atomic<UInt64>(1)
 
     init(home: LocalNode, configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,
-         tls: (client: NIOSSLContext, server: NIOSSLContext)?) {
+         tls: TLSContexts?) {
         self.configuration = configuration
         self.identity = WireIdentity(home: home, name: name, creation: creation)
         self.flags = configuration.hidden ? .parley : DistributionFlags.parley.union(.published)
@@ -109,7 +108,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             if let tls {
-                                try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls.client, serverHostname: nil))
+                                try DistributionTLS.addClientHandler(tls, to: channel)
                             }
                             try DistributionPipeline.configure(channel, HandshakeHandler(initiator: conn, router: self))
                         }

@@ -1,5 +1,3 @@
-import Crypto
-
 /// Capability flags of the distribution protocol (erts/doc/guides/erl_dist_protocol.md,
 /// lib/kernel/include/dist.hrl). The connection uses the intersection of both sides' flags.
 public struct DistributionFlags: OptionSet, Sendable, Hashable, CustomStringConvertible {
@@ -144,10 +142,7 @@ struct HandshakeMachine {
     }
 
     static func digest(cookie: [UInt8], challenge: UInt32) -> [UInt8] {
-        var md5 = Insecure.MD5()
-        md5.update(data: cookie)
-        md5.update(data: Array(String(challenge).utf8))
-        return Array(md5.finalize())
+        MD5.hash(cookie + Array(String(challenge).utf8))
     }
 
     /// The initiator's first frame: `send_name` ('N', flags, creation, name). Never the old

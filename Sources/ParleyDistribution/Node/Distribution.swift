@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 @_spi(Distribution) import Parley
 import Synchronization
 
@@ -55,7 +54,10 @@ public enum Distribution {
         public var maxFrameSize: Int = 128 << 20
         /// Bounds on what other nodes may send (nesting depth, inflated size).
         public var limits = TermLimits()
-        /// Distribution over TLS (Erlang's `inet_tls_dist`), with these PEM files.
+        /// Distribution over TLS (Erlang's `inet_tls_dist`), with these PEM files. Needs the
+        /// package's `TLS` trait (`swift build --traits TLS`, or `traits: ["TLS"]` on the
+        /// dependency); without it, starting distribution with `tls` set throws
+        /// ``DistributionError/tlsUnavailable``.
         public var tls: TLS? = nil
         /// The SwiftNIO event loops connections run on; nil means one loop thread of its own
         /// (Parley's schedulers already have one thread per core; one loop keeps I/O from
@@ -157,10 +159,10 @@ public enum Distribution {
         defer { running.withLock { _ = $0.starting.remove(key) } }
 
         let group = configuration.eventLoopGroup ?? Distribution.sharedGroup
-        var tls: (client: NIOSSLContext, server: NIOSSLContext)? = nil
-        if let t = configuration.tls { tls = try makeTLS(t) }
+        var tls: TLSContexts? = nil
+        if let t = configuration.tls { tls = try DistributionTLS.contexts(t) }
         let box = RouterBox()
-        let serverTLS = tls?.server
+        let serverTLS = tls
         let server: any NIOCore.Channel
         do {
             server = try await ServerBootstrap(group: group)
@@ -171,7 +173,7 @@ public enum Distribution {
                 .childChannelInitializer { channel in
                     guard let router = box.router else { return channel.close() }
                     return channel.eventLoop.makeCompletedFuture {
-                        if let serverTLS { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS)) }
+                        if let serverTLS { try DistributionTLS.addServerHandler(serverTLS, to: channel) }
                         try DistributionPipeline.configure(
                             channel, HandshakeHandler(acceptorFor: router, remote: "\(channel.remoteAddress.map { "\($0)" } ?? "?")"))
                     }
@@ -284,25 +286,6 @@ public enum Distribution {
         gethostname(&buf, 255)
         let host = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return String(host.split(separator: ".").first ?? "localhost")
-    }
-
-    static func makeTLS(_ t: TLS) throws -> (client: NIOSSLContext, server: NIOSSLContext) {
-        let chain = try NIOSSLCertificate.fromPEMFile(t.certificateChainFile).map { NIOSSLCertificateSource.certificate($0) }
-        let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(file: t.privateKeyFile, format: .pem))
-        var server = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: key)
-        var client = TLSConfiguration.makeClientConfiguration()
-        client.certificateChain = chain
-        client.privateKey = key
-        if let roots = t.trustRootsFile {
-            client.trustRoots = .file(roots)
-            server.trustRoots = .file(roots)
-            server.certificateVerification = .noHostnameVerification
-            client.certificateVerification = .noHostnameVerification
-        } else {
-            client.certificateVerification = .none
-            server.certificateVerification = .none
-        }
-        return (try NIOSSLContext(configuration: client), try NIOSSLContext(configuration: server))
     }
 }
 

@@ -14,6 +14,9 @@ public enum DistributionError: Error, Sendable, Equatable, CustomStringConvertib
     case listenFailed(String)
     /// The remote node has no spawnable function of that name.
     case unknownSpawnable(String)
+    /// The configuration asks for TLS, but Parley was built without its `TLS` trait. Turn it
+    /// on with `swift build --traits TLS`, or with `traits: ["TLS"]` on the package dependency.
+    case tlsUnavailable
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum DistributionError: Error, Sendable, Equatable, CustomStringConvertib
         case .epmd(let r): return "epmd: \(r)"
         case .listenFailed(let r): return "cannot listen for distribution connections: \(r)"
         case .unknownSpawnable(let n): return "no spawnable function '\(n)' on the remote node"
+        case .tlsUnavailable: return "distribution over TLS needs Parley's TLS trait: build with `--traits TLS`, or add `traits: [\"TLS\"]` to the Parley dependency"
         }
     }
 }
