@@ -156,8 +156,9 @@ let package = Package(
         ),
         // Built as a user's package is: Swift 6 with no other setting (no
         // NonisolatedNonsendingByDefault, no ExistentialAny), so code shaped like the README's
-        // compiles and runs from an app that never heard of those settings.
-        .testTarget(name: "DefaultSettingsTests", dependencies: ["ParleyOTP"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        // compiles and runs from an app that never heard of those settings; every README
+        // Swift block is compiled here (ReadmeSnippets.swift, checked by ReadmeSnippetTests).
+        .testTarget(name: "DefaultSettingsTests", dependencies: ["ParleyOTP", "ParleyDistribution"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(

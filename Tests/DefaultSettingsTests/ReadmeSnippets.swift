@@ -1,0 +1,205 @@
+// Every Swift block of README.md, compiled as a user's code: this target has Swift 6's
+// default settings and depends on Parley's products by name, as an app's target does.
+// `ReadmeSnippetTests` fails when a README block is not found here line for line (leading
+// spaces, blank lines and imports aside), so a README example can never again fail to
+// compile unnoticed. The functions are compiled, not run; `UserCodeTests` runs the shapes.
+// What a block uses but does not declare comes in as a parameter or a declaration here.
+import ParleyDistribution
+import ParleyOTP
+
+// README block 1 ("`Process` and `Channel` beside Foundation and NIO"), at file scope as the
+// README says to write it.
+typealias Process = Parley.Process
+typealias Channel = Parley.Channel
+
+/// What README block 5's `Cache` calls.
+struct Backend: GenServer, Sendable {
+    typealias Call = String
+    typealias Reply = Int
+    mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(request.count) }
+}
+
+// README block 2.
+func readme2() async throws {
+
+    // Bridge from ordinary async code into the process world; returns the body's result.
+    let reply = try await Process.run { me in
+        // A sequential process: an async body that calls receive.
+        let echo = me.spawn { p in
+            let (from, text) = try await p.receive((Pid, String).self)   // selective, by type
+            p.send("echo: \(text)", to: from)
+        }
+        me.send((me.pid, "hi"), to: echo)                                  // never blocks
+        return try await me.receive(String.self, after: .seconds(1))     // receive ... after
+    }
+
+    // A callback process: no Swift task while idle (about 240 bytes); its handler runs per message.
+    // `me` is a CallbackProcess: it sends, spawns, links and monitors, but cannot wait.
+    let counter = try Process.spawn(state: 0) { count, message, me in
+        switch message {
+        case let n as Int: count += n
+        case let from as Pid: me.send(count, to: from)
+        default: return .stop(.custom("unexpected \(message)"))
+        }
+        return .continue
+    }
+    counter.send(5)
+}
+
+// README block 3.
+func readme3() async throws {
+    struct MyError: Error {}
+
+    try await Process.run { me in
+        me.trapExit = true                                // exit signals become ExitMessage values
+        let worker = me.spawnLink { _ in throw MyError() } // crashes: reason .error(MyError())
+        let exit = try await me.receive(ExitMessage.self) // {'EXIT', worker, error}
+
+        let (pid, ref) = me.spawnMonitor { p in _ = try await p.receive() }
+        Process.exit(pid, .kill)                          // untrappable; reason becomes .killed
+        let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
+    }
+}
+
+// README block 4.
+func readme4() async throws {
+
+    struct Counter: GenServer, Sendable {
+        var count = 0
+        enum Call: Sendable { case get, add(Int) }
+        typealias Reply = Int
+        enum Cast: Sendable { case reset }
+
+        mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+            switch request {
+            case .get: return .reply(count)
+            case .add(let n): count += n; return .reply(count)
+            }
+        }
+        mutating func handleCast(_ request: Cast, _ me: CallbackProcess) -> HandleResult {
+            count = 0
+            return .noreply
+        }
+    }
+
+    // A supervised tree: children start in order and stop in reverse order.
+    let sup = try await Supervisor.start([
+        Counter().childSpec(id: "counter", name: .local("counter")),
+        ChildSpec(id: "ticker", restart: .transient) { me in me.spawnLink { t in try await tick(t) } },
+    ], strategy: .oneForOne)                      // 3 restarts in 5 s, as Elixir's default
+
+    let counter = ServerRef<Counter>(name: .local("counter"))
+    try await counter.call(.add(2))               // 2; from a process or any Swift task
+    counter.cast(.reset)
+    do {
+        _ = try await counter.call(.get, timeout: .milliseconds(100))
+    } catch .timeout {                            // Gen.CallError: timeout, exited(reason), noproc...
+    }
+}
+
+// README block 5.
+func readme5(backend: ServerRef<Backend>) async throws {
+    struct Cache: AsyncGenServer {
+        var values: [String: Int] = [:]
+        let backend: ServerRef<Backend>
+        typealias Call = String
+        typealias Reply = Int
+
+        mutating func handleCall(_ key: String, from: Gen.From, _ me: Process) async throws -> CallResult {
+            if let v = values[key] { return .reply(v) }
+            let v = try await backend.call(key)    // waits; later messages queue meanwhile
+            values[key] = v
+            return .reply(v)
+        }
+    }
+    let cache = try await Cache(backend: backend).start()
+}
+
+// README block 6.
+func readme6() {
+    struct Room: GenServer {
+        var members: [String] = []
+        var password = ""
+        func formatStatus(_ status: ServerStatus) -> ServerStatus {
+            var s = status
+            s.state = "Room(\(members.count) members, password: <redacted>)"
+            return s
+        }
+    }
+}
+
+// README block 7.
+func readme7() async throws {
+
+    let ch = Channel<String>()                       // unbuffered: a send waits for a receiver
+    go { try await ch.send("hi") }                   // a lightweight process: parks, never blocks a thread
+    print(try await ch.receive() ?? "closed")        // "hi"
+
+    let jobs = Channel<Int>(buffer: .fixed(100))     // also .sliding(n), .dropping(n), .promise
+    for i in 0..<10 { try await jobs.send(i) }
+    jobs.close()                                     // later sends return false; values still drain
+    while let job = try await jobs.receive() { print(job) }
+
+    // select: exactly one case completes; fair by default, `order: .priority` for the first ready.
+    let quit = Channel<Void>()
+    let what = try await select {
+        jobs.onReceive { v in "job \(v as Any)" }
+        quit.onReceive { _ in "quit" }
+        SelectCase.timeout(.seconds(1)) { "idle" }    // or SelectCase.default { ... }: never wait
+    }
+
+    // core.async's alts over an array, and transducers on a channel.
+    let chans = (0..<1000).map { _ in Channel<String>() }
+    for c in chans { go { try await c.send("hi") } }
+    for _ in chans { let (v, i) = try await alts(chans)!; _ = (v, i) }
+    let evens = Chan(buffer: .fixed(8), transform: Transducer<Int, Int>.filter { $0 % 2 == 0 }.then(.map { $0 * 10 }))
+}
+
+// README block 8.
+func readme8(jobs: Channel<Int>) async throws {
+    try await Process.run { me in
+        let stop = try await me.select {
+            me.onMessage(String.self, where: { $0 == "stop" }) { _ in true }
+            me.onMessage(Int.self) { n in print("number \(n)"); return false }
+            jobs.onReceive { _ in false }
+            SelectCase.timeout(.seconds(5)) { true }
+        }
+    }
+}
+
+// README block 9.
+func readme9(someRemotePid: Pid) async throws {
+
+    try await Distribution.start(.init(name: "swift@127.0.0.1", cookie: "secret"))
+    let pong = await Distribution.ping("erl@127.0.0.1")            // Node.ping: true for :pong
+
+    try await Process.run { me in
+        // {echo, 'erl@127.0.0.1'} ! {self(), hello}
+        me.send(Term.tuple([.pid(me.pid), .atom("hello")]), to: "echo", on: Node.named("erl@127.0.0.1"))
+        let reply = try await me.receive(Term.self)
+        // gen_server:call({counter, 'erl@127.0.0.1'}, {add, 5})
+        let n = try await Gen.call("counter", on: Node.named("erl@127.0.0.1"), Term.tuple([.atom("add"), 5]))
+        // Pids from other nodes work like local ones: link, monitor, exit, send, GenServer calls.
+        let ref = me.monitor(someRemotePid)          // DOWN with noconnection if the node goes away
+    }
+}
+
+// README block 10.
+func readme10() async throws {
+    let b = try LocalNode(name: "b@127.0.0.1")             // its own processes and names
+    try await b.startDistribution(.init(name: "b@127.0.0.1", cookie: "secret"))
+    try await Distribution.start(.init(name: "a@127.0.0.1", cookie: "secret"))
+
+    // {From, Msg} -> From ! Msg. What crosses a connection arrives as a Term.
+    let echo = try b.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
+        if case .tuple(let t)? = message as? Term, t.count == 2, case .pid(let from) = t[0] { me.send(t[1], to: from) }
+        return .continue
+    }
+    print(Process.whereis("echo") as Any)                    // nil: the default node has no such name
+    print(b.whereis("echo") == echo)                         // true
+    let reply = try await Process.run { me in                // a process of the default node
+        me.send(Term.tuple([.pid(me.pid), .atom("hi")]), to: "echo", on: Node.named(b.name))
+        return try await me.receive(Term.self)               // hi, over the connection
+    }
+    let names = try await b.run { me in Process.registered() } // code in b's process sees b's names
+}
