@@ -4,11 +4,11 @@ import Parley
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the peer workloads (../shared/peers/README.md) on Parley.",
+        abstract: "Run the peer workloads (bench/peers/README.md) on Parley.",
         discussion: "With --json, prints one line per figure: {\"peer\":\"parley\",\"workload\":...,\"value\":...,\"unit\":...}"
     )
 
-    @Flag(help: "Print JSON lines for ../shared/peers/table.")
+    @Flag(help: "Print JSON lines for bench/peers/table.")
     var json = false
 
     @Option(help: "Remote workloads: processes each connection's I/O thread runs after a read, on both nodes (Distribution.Configuration.runWokenOnIOThread).")

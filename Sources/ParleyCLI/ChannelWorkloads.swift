@@ -1,6 +1,6 @@
 import Parley
 
-/// The channel workloads of ../shared/peers/README.md, shaped as Go's and core.async's
+/// The channel workloads of bench/peers/README.md, shaped as Go's and core.async's
 /// peers are: lightweight processes (`go`) parking on channels.
 extension Workloads {
     static let channelWorkloads = ["chan-pp", "chan-spsc", "chan-mpmc", "seed-alts-1000", "seed-alts-10000", "chan-pp-callback"]

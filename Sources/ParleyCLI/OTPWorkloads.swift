@@ -1,6 +1,6 @@
 import ParleyOTP
 
-/// The OTP workloads: genserver-call (../shared/peers/README.md) and supervisor-restart.
+/// The OTP workloads: genserver-call (bench/peers/README.md) and supervisor-restart.
 extension Workloads {
     /// The peers' server: replies to N with N.
     struct Echo: GenServer {

@@ -3,7 +3,7 @@ import Parley
 import ParleyDistribution
 import Synchronization
 
-/// remote-pp and remote-tput (../shared/peers/README.md): two nodes on this host, two OS
+/// remote-pp and remote-tput (bench/peers/README.md): two nodes on this host, two OS
 /// processes over loopback TCP. The other node is a `parley node` process (Parley↔Parley) or
 /// an Erlang node (Parley↔Erlang, when `erl` is installed).
 enum RemoteWorkloads {
@@ -141,7 +141,7 @@ enum RemoteWorkloads {
             let erlc = try launch("/usr/bin/erlc", ["-o", dir, dir + "/remote_peer.erl"])
             erlc.waitUntilExit()
             let name = "erl_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
-            // The same emulator flags as ../shared/peers/run uses for its second node.
+            // The same emulator flags as bench/peers/erlang/run-erlang uses for its second node.
             let p = try launch("/usr/bin/erl", ["-name", name, "-setcookie", cookie, "-noshell", "-pa", dir,
                                                 "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"])
             let peer = Peer(name: name, process: p, isErlang: true)
@@ -185,7 +185,7 @@ enum RemoteWorkloads {
     }
 
     static let erlangSource = """
-    %% The far end of remote-pp and remote-tput on an Erlang node (as ../shared/peers/erlang/peers.erl).
+    %% The far end of remote-pp and remote-tput on an Erlang node (as bench/peers/erlang/peers.erl).
     -module(remote_peer).
     -export([pong/0, sink/2]).
     pong() -> receive {From, V} -> From ! V, pong(); stop -> ok end.

@@ -1,6 +1,6 @@
 import ParleyOTP
 
-/// The workloads of ../shared/peers/README.md, written with Parley processes. Each returns
+/// The workloads of bench/peers/README.md, written with Parley processes. Each returns
 /// its result lines; the driver prints them as JSON.
 enum Workloads {
     struct Result {

@@ -445,7 +445,9 @@ package enum SelectEngine {
     package static func plan<R>(_ cases: [SelectCase<R>]) throws(ChannelError) -> (OperationList, SelectExtras) {
         var ops: [(index: Int, op: any SelectOperation)] = []
         var x = SelectExtras()
-        var messages: [(index: Int, match: (any Sendable) throws -> Bool)] = []
+        // Message cases after the first (an empty array does not allocate: one message case,
+        // the common select, costs nothing here).
+        var moreMessages: [(index: Int, match: (any Sendable) throws -> Bool)] = []
         for (i, c) in cases.enumerated() {
             switch c.kind {
             case .operation(let op): ops.append((i, op))
@@ -458,25 +460,26 @@ package enum SelectEngine {
                 guard x.defaultIndex < 0 else { throw .severalDefaults }
                 x.defaultIndex = i
             case .message(let m):
-                messages.append((i, m))
+                if x.message == nil {
+                    x.messageIndex = i
+                    x.message = m
+                } else {
+                    moreMessages.append((i, m))
+                }
             }
         }
-        if let first = messages.first {
-            x.messageIndex = first.index
-            if messages.count == 1 {
-                x.message = first.match
-            } else {
-                // Several message cases, as a `receive` has several clauses: for each message
-                // in arrival order, the first case (in written order) that accepts it wins.
-                let choice = MessageChoice()
-                x.messageChoice = choice
-                x.message = { m in
-                    for (i, match) in messages where try match(m) {
-                        choice.index = i
-                        return true
-                    }
-                    return false
+        if !moreMessages.isEmpty, let first = x.message {
+            // Several message cases, as a `receive` has several clauses: for each message in
+            // arrival order, the first case (in written order) that accepts it wins.
+            let cases = [(index: x.messageIndex, match: first)] + moreMessages
+            let choice = MessageChoice()
+            x.messageChoice = choice
+            x.message = { m in
+                for (i, match) in cases where try match(m) {
+                    choice.index = i
+                    return true
                 }
+                return false
             }
         }
         return (OperationList(ops: ops), x)
