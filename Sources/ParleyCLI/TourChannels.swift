@@ -181,23 +181,27 @@ private func events(from button: FakeButton) -> Channel<Void> {
     // A process waits on its mailbox and a channel in one select.
     let jobs = Channel<Int>(buffer: .fixed(8))
     let worker = me.spawn { p in
-        var done = 0
+        var done = 0, mailed = 0
         while true {
+            // Two message cases, as two receive clauses, beside a channel case.
             let stop = try await p.select {
                 p.onMessage(String.self, where: { $0 == "stop" }) { _ in true }
+                p.onMessage(Int.self) { n in mailed += n; return false }
                 jobs.onReceive { job in done += job ?? 0; return false }
                 SelectCase.timeout(.seconds(1)) { true }
             }
             if stop { break }
         }
-        say("  worker \(p.pid): mailbox said stop after jobs summing to \(done)")
+        say("  worker \(p.pid): jobs from the channel summed to \(done), numbers from its mailbox to \(mailed); then the mailbox said stop")
     }
     for j in 1...10 { try await jobs.send(j) }
+    me.send(100, to: worker)
+    me.send(200, to: worker)
     while jobs.count > 0 { try await Task.sleep(for: .milliseconds(1)) }
     let ref = me.monitor(worker)
     me.send("stop", to: worker)
     _ = try await me.receive(DownMessage.self, where: { $0.ref == ref })
-    say("  one select over a mailbox and a channel: neither Erlang's receive nor Go's select can do that")
+    say("  one select over a mailbox (several clauses, as receive) and a channel: neither Erlang's receive nor Go's select can do that")
 
     // A timeout channel in alts, and a select with a default.
     let idle = Channel<Int>()

@@ -5,6 +5,8 @@ import ParleyOTP
 
 private struct TourCounter: GenServer, Sendable {
     var count = 0
+    /// A secret in the state: `formatStatus` keeps it out of crash reports.
+    var apiToken = "tok_live_4f9a"
     enum Call: Sendable { case get, add(Int) }
     typealias Reply = Int
     enum Cast: Sendable { case crash }
@@ -16,6 +18,11 @@ private struct TourCounter: GenServer, Sendable {
     }
     mutating func handleCast(_ request: Cast, _ me: CallbackProcess) throws -> HandleResult {
         throw ProcessExit(.custom("boom"))
+    }
+    func formatStatus(_ status: ServerStatus) -> ServerStatus {
+        var s = status
+        s.state = "TourCounter(count: \(count), apiToken: <redacted>)"
+        return s
     }
 }
 
@@ -58,7 +65,8 @@ private struct Join: Sendable { let topic: String }
         try await me.sleep(for: .milliseconds(1))
         fresh = counter.pid
     }
-    print("  the counter crashes (reason boom): the supervisor logs a report and restarts it")
+    print("  the counter crashes (reason boom): the supervisor logs a report and restarts it; the server's")
+    print("    crash report shows what its formatStatus gives (count, apiToken: <redacted>), never the token")
     print("    old \(old) -> new \(fresh!), state starts again: get -> \(try await counter.call(.get))")
 
     // Restart intensity: more than 3 restarts in 5 s and the supervisor gives up.

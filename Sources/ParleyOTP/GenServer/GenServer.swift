@@ -9,6 +9,16 @@ public protocol GenServerMessages: SendableMetatype {
     associatedtype Call: Sendable = Never
     /// What calls reply. Declare it (`typealias Reply = Int`) when the server has calls:
     /// Swift cannot infer it from `handleCall`.
+    ///
+    /// A server has one reply type, as a gen_server call has one reply term. A server whose
+    /// calls answer different things declares an enum with a case per kind of answer, so
+    /// `handleCall` stays one exhaustive switch and the caller matches the case it expects
+    /// (`Examples/ChatRooms`'s `Room.Reply`):
+    ///
+    /// ```swift
+    /// enum Reply: Sendable { case joined(members: [String]), said(lineNumber: Int), notAMember }
+    /// guard case .joined(let members) = try await room.call(.join(user: "ann", pid: me.pid)) else { ... }
+    /// ```
     associatedtype Reply: Sendable = Never
     /// The requests ``ServerRef/cast(_:)`` sends (`Never`: none).
     associatedtype Cast: Sendable = Never
