@@ -33,6 +33,16 @@ struct LocalNodeDistributionTests {
         await c.stopDistribution()
     }
 
+    @Test("The default node cannot start distribution under the name of another node of the OS process: nameInUse, as LocalNode(name:) refuses the default node's name")
+    func defaultNodeRefusesAHostedName() async throws {
+        let name = ExternalNode.uniqueName("hosted_taken")
+        let b = try LocalNode(name: name)
+        await #expect(throws: DistributionError.nameInUse(name)) {
+            try await Distribution.start(.init(name: name, cookie: Cluster.cookie))
+        }
+        #expect(b.name == name && !b.isDistributed)
+    }
+
     @Test("Nodes of one OS process connect as BEAM nodes do: ping, connected-node lists, {Name, Node} sends and GenServer calls by name cross real connections; a pid that comes back over the wire equals the one in memory but is reached through the wire")
     func nodesTalkOverTheWire() async throws {
         try await Self.withNodes { b, c in

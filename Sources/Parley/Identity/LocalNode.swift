@@ -52,6 +52,11 @@ public final class LocalNode: Sendable, CustomStringConvertible {
     private static let extraNodes = Atomic<Int>(0)
     private static let names = Locked<Set<String>>([])
 
+    /// Whether a node made with ``init(name:)`` (not the default node) has this name now.
+    @_spi(Distribution) public static func hostsNode(named name: String) -> Bool {
+        names.withLock { $0.contains(name) }
+    }
+
     private init() {
         pidNode = nil
         currentName = Locked("nonode@nohost")

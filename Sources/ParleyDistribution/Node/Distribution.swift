@@ -149,6 +149,8 @@ public enum Distribution {
     static func start(_ configuration: Configuration, on home: LocalNode) async throws -> String {
         let name = try fullName(configuration.name)
         if home !== LocalNode.default && name != home.name { throw DistributionError.badNodeName(name) }
+        // Two nodes of one OS process never share a name (LocalNode(name:) checks the other way).
+        if home === LocalNode.default && LocalNode.hostsNode(named: name) { throw DistributionError.nameInUse(name) }
         let key = ObjectIdentifier(home)
         let claimed = running.withLock { r -> Bool in
             if r.nodes[key] != nil || r.starting.contains(key) { return false }

@@ -12,6 +12,8 @@ public enum DistributionError: Error, Sendable, Equatable, CustomStringConvertib
     case epmd(String)
     /// Listening on the distribution port failed.
     case listenFailed(String)
+    /// Another node of this OS process (a ``LocalNode``) has this name.
+    case nameInUse(String)
     /// The remote node has no spawnable function of that name.
     case unknownSpawnable(String)
     /// The configuration asks for TLS, but Parley was built without its `TLS` trait. Turn it
@@ -27,6 +29,7 @@ public enum DistributionError: Error, Sendable, Equatable, CustomStringConvertib
         case .epmd(let r): return "epmd: \(r)"
         case .listenFailed(let r): return "cannot listen for distribution connections: \(r)"
         case .unknownSpawnable(let n): return "no spawnable function '\(n)' on the remote node"
+        case .nameInUse(let n): return "another node of this OS process is called \(n)"
         case .tlsUnavailable: return "distribution over TLS needs Parley's TLS trait: build with `--traits TLS`, or add `traits: [\"TLS\"]` to the Parley dependency"
         }
     }
