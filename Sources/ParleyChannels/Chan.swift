@@ -82,6 +82,9 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
     /// ```swift
     /// let ticks = Channel<Int>(buffer: .sliding(1), onUndelivered: { print("dropped \($0)") })
     /// ```
+    /// - Precondition: a `.fixed` size is 0 or more (0 is unbuffered); a `.sliding` or
+    ///   `.dropping` size is 1 or more. A size outside these is a programmer error and traps,
+    ///   as Go's `make(chan T, -1)` panics; check a size that comes from data first.
     public init(buffer: BufferPolicy = .unbuffered, onUndelivered: (@Sendable (Output) -> Void)? = nil) where Input == Output {
         let policy = Self.validated(buffer)
         self.buffer = policy
@@ -103,6 +106,8 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
     /// try await words.send(7)
     /// print(try await words.receive()!)       // "#7"
     /// ```
+    /// - Precondition: `buffer` is not `.unbuffered` (core.async: "buffer must be supplied
+    ///   when transducer is"), and its size obeys ``init(buffer:onUndelivered:)``'s rule.
     public init(buffer: BufferPolicy, transform: Transducer<Input, Output>,
                 onError: (@Sendable (any Error) -> Output?)? = nil,
                 onUndelivered: (@Sendable (Input) -> Void)? = nil) {

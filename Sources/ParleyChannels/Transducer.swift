@@ -88,6 +88,7 @@ extension Transducer where Input == Output {
 extension Transducer {
     /// Groups values into arrays of `count`; on completion (the channel closes) the last,
     /// shorter group is sent too (core.async's `partition-all`).
+    /// - Precondition: `count` is at least 1.
     public static func partition(_ count: Int) -> Transducer<Input, [Input]> where Output == [Input] {
         precondition(count > 0, "Parley: partition needs a size of at least 1")
         return Transducer<Input, [Input]> { down in

@@ -61,6 +61,8 @@ public struct Reference: Hashable, Sendable, CustomStringConvertible {
 
     /// A reference from another node with its words as Erlang sends them (NEWER_REFERENCE_EXT:
     /// 1 to 5 32-bit words).
+    /// - Precondition: `words` has 1 to 5 words (the term decoder checks a frame's count and
+    ///   throws before it gets here).
     public init(node: Node, creation: UInt32, words: [UInt32]) {
         precondition((1...5).contains(words.count), "an Erlang reference has 1 to 5 words")
         func w(_ i: Int) -> UInt64 { i < words.count ? UInt64(words[i]) : 0 }

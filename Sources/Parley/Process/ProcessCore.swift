@@ -399,6 +399,7 @@ public struct MailboxLimit: Sendable, Hashable {
     }
     public var capacity: Int
     public var overflow: Overflow
+    /// - Precondition: `capacity` is at least 1.
     public init(capacity: Int, overflow: Overflow = .dropNewest) {
         precondition(capacity > 0, "a mailbox limit needs a capacity of at least 1")
         self.capacity = capacity

@@ -20,6 +20,7 @@ import ParleyRuntime
 /// pipeline(4, to: out, from: toChannel(1...100), transform: .map { $0 * $0 })
 /// print(try await into(out).prefix(3))   // [1, 4, 9]
 /// ```
+/// - Precondition: `n`, the parallelism, is at least 1.
 public func pipeline<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>,
                                    transform: Transducer<I, O>, close: Bool = true) {
     pipeline(n, to: to, from: from, transform: transform, close: close, onError: nil)
@@ -37,6 +38,7 @@ public func pipeline<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>,
 ///          onError: { _ in -1 })
 /// print(try await into(out))   // [1, -1, 3]
 /// ```
+/// - Precondition: `n`, the parallelism, is at least 1.
 public func pipeline<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>,
                                    transform: Transducer<I, O>, close: Bool = true,
                                    onError: (@Sendable (any Error) -> O?)?) {
@@ -63,6 +65,7 @@ public func pipeline<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>,
 /// let pages = Channel<Data>(buffer: .fixed(8))
 /// pipelineBlocking(4, to: pages, from: urls, transform: .map { try Data(contentsOf: $0) })
 /// ```
+/// - Precondition: `n`, the parallelism, is at least 1.
 public func pipelineBlocking<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>,
                                            transform: Transducer<I, O>, close: Bool = true,
                                            onError: (@Sendable (any Error) -> O?)? = nil) {
@@ -95,6 +98,7 @@ public func pipelineBlocking<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan
 ///     results.close()
 /// }
 /// ```
+/// - Precondition: `n`, the parallelism, is at least 1.
 public func pipelineAsync<FI, I, O, TO>(_ n: Int, to: Chan<O, TO>, from: Chan<FI, I>, close: Bool = true,
                                         af: @escaping @Sendable (I, Channel<O>) async -> Void) {
     runPipeline(n, to: to, from: from, close: close) { value, result in
