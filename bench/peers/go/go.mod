@@ -1,0 +1,3 @@
+module parleypeers
+
+go 1.19
