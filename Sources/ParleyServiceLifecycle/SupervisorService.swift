@@ -81,16 +81,24 @@ public final class SupervisorService: Service, Sendable {
         _ = outcome.offer(.success(sup))
         // The handler is installed in this (the service's) task: the process below runs as
         // its own task and does not inherit the service group's task-locals.
+        // The stop waits until the watcher below monitors the supervisor: a shutdown that
+        // came first would otherwise leave the watcher a DOWN with `noproc` instead of the
+        // supervisor's real exit reason.
+        let monitoring = Channel<Void>(buffer: .promise)
         let exit = try await withGracefulShutdownHandler {
             try await Process.run { me -> ExitReason in
                 let ref = me.monitor(sup.pid)
+                _ = monitoring.offer(())
                 return try await me.receive(DownMessage.self, where: { $0.ref == ref }).reason
             }
         } onGracefulShutdown: {
             // As its parent would: the supervisor stops its children in reverse start order,
             // with their shutdown timeouts, then exits with `shutdown`. (A plain exit signal
             // from a process that is not its parent is ignored by a supervisor, as in OTP.)
-            Task { try? await sup.stop(.shutdown) }
+            Task {
+                _ = try? await monitoring.receive()
+                try? await sup.stop(.shutdown)
+            }
         }
         if exit.isNormal || (exit.isShutdown && Task.isShuttingDownGracefully) { return }
         if !exit.isNormal { throw Exited(reason: exit) }

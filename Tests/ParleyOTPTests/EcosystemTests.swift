@@ -194,6 +194,27 @@ struct EcosystemTests {
         }
     }
 
+    /// swift-service-lifecycle: a graceful shutdown ends a service's run() without an error.
+    /// A SIGTERM that lands the moment the tree is up (before run() watches the supervisor)
+    /// must not read as the supervisor dying (`noproc`).
+    @Test("SupervisorService: a graceful shutdown at once after the tree is up ends run() cleanly (20 times)")
+    func serviceShutdownAtOnce() async throws {
+        for _ in 0..<20 {
+            let events = Events()
+            let service = SupervisorService(children: [Worker.spec("q", events)], strategy: .oneForOne)
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            let group = ServiceGroup(services: [service], logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { g in
+                g.addTask { try await group.run() }
+                _ = try await service.started()
+                await group.triggerGracefulShutdown()
+                try await g.waitForAll()
+            }
+            #expect(events.all == ["start q", "stop q shutdown"])
+        }
+    }
+
     @Test("SupervisorService: started() throws the start error when the tree fails to start")
     func serviceStartFails() async throws {
         let failing = ChildSpec(id: "bad") { _ in throw StartError.failed(.custom("no_db")) }
