@@ -109,9 +109,10 @@ struct TaskAgentTests {
 
         let timed = try await Process.run { me -> [String] in
             var out: [String] = []
-            // 1 s is far beyond what the first task needs even under the thread sanitizer on a
-            // loaded machine (300 ms was not), and far short of the second one's 30 s.
-            let stream = me.asyncStream([0, 30_000], timeout: .seconds(1)) { p, ms -> Int in
+            // 5 s is far beyond what the first task needs even under the thread sanitizer on a
+            // loaded machine (300 ms was not; 1 s was not once, in a TSan pass where every
+            // suite starts at once), and far short of the second one's 30 s.
+            let stream = me.asyncStream([0, 30_000], timeout: .seconds(5)) { p, ms -> Int in
                 if ms > 0 { try await p.sleep(for: .milliseconds(Int64(ms))) }
                 return ms
             }
