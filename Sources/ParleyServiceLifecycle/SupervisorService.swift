@@ -24,9 +24,9 @@ public final class SupervisorService: Service, Sendable {
     let children: [ChildSpec]
     let flags: Supervisor.Flags
     let name: ServerName?
-    /// The outcome of the supervisor's start, once known; every ``started()`` reads it.
+    /// The outcome of the supervisor's start, once known: a promise, so every ``started()``
+    /// and every read of ``supervisor`` gets it.
     private let outcome = Channel<Result<Supervisor, StartError>>(buffer: .promise)
-    private let started = Locked<Supervisor?>(nil)
 
     /// The supervisor exited by itself, with this reason.
     public struct Exited: Error, CustomStringConvertible {
@@ -42,7 +42,7 @@ public final class SupervisorService: Service, Sendable {
 
     /// The running supervisor (after `run()` has started it), or nil if it has not started
     /// yet. ``started()`` waits for it instead.
-    public var supervisor: Supervisor? { started.withLock { $0 } }
+    public var supervisor: Supervisor? { try? outcome.poll()?.get() }
 
     /// Waits until `run()` has started the supervisor and all its children, and returns it:
     /// the readiness signal for code that needs the tree (a health check, a test, a
@@ -77,7 +77,6 @@ public final class SupervisorService: Service, Sendable {
             _ = outcome.offer(.failure(error))
             throw error
         }
-        started.withLock { $0 = sup }
         _ = outcome.offer(.success(sup))
         // The handler is installed in this (the service's) task: the process below runs as
         // its own task and does not inherit the service group's task-locals.

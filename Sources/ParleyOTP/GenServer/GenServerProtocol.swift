@@ -152,8 +152,8 @@ struct GenServerProtocol<Server: GenServerMessages> {
         let status = state.formatStatus(ServerStatus(state: state, message: lastMessage, reason: reason))
         func cut(_ value: Any) -> Logger.MetadataValue {
             let text = String(describing: value)
-            let limit = ServerStatus.printLimit
-            return text.count <= limit ? "\(text)" : "\(text.prefix(limit))… (\(text.count - limit) more characters)"
+            let limit = ServerStatus.printLimit, count = text.count
+            return count <= limit ? "\(text)" : "\(text.prefix(limit))… (\(count - limit) more characters)"
         }
         var metadata: Logger.Metadata = ["pid": "\(pid)", "reason": cut(status.reason)]
         if let name { metadata["name"] = "\(name)" }
