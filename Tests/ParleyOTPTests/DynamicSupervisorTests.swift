@@ -58,10 +58,12 @@ struct DynamicSupervisorTests {
 
     /// Elixir's DynamicSupervisor stops its children concurrently (it sends every shutdown
     /// signal, then waits for all), unlike Supervisor's reverse order one at a time. Checked
-    /// by order, not by a stopwatch: every child gets its signal before any of them has
-    /// finished its 500 ms of cleanup. One at a time, the second would get its signal only
-    /// after the first had finished.
-    @Test("children shut down concurrently: all ten get the shutdown signal before any finishes its cleanup")
+    /// by order, not by a stopwatch: children clean up (500 ms each) at the same time, so at
+    /// some moment more than one has its signal and has not finished. One at a time, a child
+    /// would get its signal only after the previous one had finished: never more than one.
+    /// (All ten signals before any finish was too strict: under TSan, with every suite
+    /// starting at once, one child once finished before the last signals were handled.)
+    @Test("children shut down concurrently: their cleanups overlap (more than one child signalled and not yet finished at once)")
     func concurrentShutdown() async throws {
         let sup = try await DynamicSupervisor.start()
         let events = Events()
@@ -78,7 +80,12 @@ struct DynamicSupervisorTests {
         try await sup.stop()
         let order = events.all
         #expect(order.count == 20)
-        #expect(order.prefix(10).allSatisfy { $0 == "signal" }, "\(order)")
+        var inCleanup = 0, most = 0
+        for e in order {
+            inCleanup += e == "signal" ? 1 : -1
+            most = max(most, inCleanup)
+        }
+        #expect(most > 1, "\(order)")
     }
 
     @Test("crash storm: 10,000 children crashing in a loop leak nothing (states freed, processes gone, memory back to baseline)")
