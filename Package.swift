@@ -34,6 +34,8 @@ let package = Package(
         // re-exports ParleyETF).
         .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
+        // The allocation gate: heap allocations per message on the hot paths, against budgets.
+        .executable(name: "parley-allocs", targets: ["ParleyAllocations"]),
     ],
     traits: [
         // Distribution over TLS (Erlang's inet_tls_dist shape), with swift-nio-ssl. Off by
@@ -141,6 +143,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // Counts the OS process's heap allocations by interposing the C allocator: linked into
+        // the allocation gate only.
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
+        .executableTarget(
+            name: "ParleyAllocations",
+            dependencies: ["ParleyOTP", "CMallocCounter"],
+            path: "Benchmarks/Allocations",
             swiftSettings: strict
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),

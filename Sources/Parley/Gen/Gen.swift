@@ -49,12 +49,34 @@ public enum Gen {
     }
 
     /// `{'$gen_call', From, Request}`.
-    public struct CallMessage: Sendable {
-        public let from: From
-        public let request: any Sendable
+    ///
+    /// A class, so that a call sends it without boxing: a caller keeps the last one it sent
+    /// and reuses it when nothing else holds it any more (``reusing(_:from:request:)``), so a
+    /// call in steady state allocates nothing. Its fields cannot be changed from outside.
+    public final class CallMessage: @unchecked Sendable {
+        // @unchecked Sendable: the fields change only in `reusing`, while the caller holds the
+        // only reference (isKnownUniquelyReferenced reads the count with acquire order, and
+        // the last other holder released it with release order, so its reads came first).
+        public private(set) var from: From
+        public private(set) var request: any Sendable
         public init(from: From, request: any Sendable) {
             self.from = from
             self.request = request
+        }
+
+        /// The message for a call by `caller`: its spare one, refilled, if nothing else
+        /// holds it (the server dropped it after handling the last call), else a new one
+        /// that becomes the spare.
+        static func reusing(_ caller: SequentialProcess, from: From, request: any Sendable) -> CallMessage {
+            if caller.spareCall != nil, isKnownUniquelyReferenced(&caller.spareCall!) {
+                let m = caller.spareCall!
+                m.from = from
+                m.request = request
+                return m
+            }
+            let m = CallMessage(from: from, request: request)
+            caller.spareCall = m
+            return m
         }
     }
 
@@ -203,14 +225,14 @@ public enum Gen {
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
     public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(.pid(server), timeout: timeout) { CallMessage(from: $0, request: request) }
+        try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request) }
     }
 
     /// Sends a `sys` request (`{system, From, Request}`) and waits for the reply, as
     /// ``call(_:_:timeout:)`` does. `.terminate` gives no reply: it ends with
     /// ``CallError/exited(_:)`` carrying the reason once the process has exited.
     public static func systemCall(_ process: Pid, _ request: SystemRequest, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(.pid(process), timeout: timeout) { SystemMessage(from: $0, request: request) }
+        try await call(.pid(process), timeout: timeout) { from, _ in SystemMessage(from: from, request: request) }
     }
 
     /// Calls the process registered as `name` on `node` (`gen_server:call({Name, Node}, Request)`).
@@ -221,7 +243,7 @@ public enum Gen {
     /// - Throws: ``CallError``: `noproc` if nobody has the name there, `noconnection` if the
     ///   node cannot be reached, `timeout`, or `exited` if the server died during the call.
     public static func call(_ name: String, on node: Node, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(.name(name, node), timeout: timeout) { CallMessage(from: $0, request: request) }
+        try await call(.name(name, node), timeout: timeout) { from, _ in CallMessage(from: from, request: request) }
     }
 
     /// Where a call goes, as the caller names it.
@@ -260,7 +282,8 @@ public enum Gen {
         }
     }
 
-    static func call(_ dest: Destination, timeout: Duration?, message: (From) -> any Sendable) async throws(CallError) -> any Sendable {
+    /// `message` makes the call's message from its `From` and the calling process.
+    static func call(_ dest: Destination, timeout: Duration?, message: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         if let me = SequentialProcess.currentOwned() {
             return try await call(try resolve(dest, caller: me), timeout: timeout, caller: me, message: message)
         }
@@ -286,7 +309,7 @@ public enum Gen {
     /// gen.erl's `do_call`: alias, monitor, send, receive the reply or the monitor's DOWN,
     /// or time out. An idle local callback server is handed over instead of sent to
     /// (``MailboxState/claim(_:bounded:)``); its reply arrives in the caller's hand-off slot.
-    static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From) -> any Sendable) async throws(CallError) -> any Sendable {
+    static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         if case .local(let p) = target, p === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
         let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
@@ -300,7 +323,7 @@ public enum Gen {
         switch target {
         case .local(let server):
             caller.beginCall(tag.id, handoff: true)
-            let message = make(From(pid: caller.pid, tag: tag))
+            let message = make(From(pid: caller.pid, tag: tag), caller)
             let claim = server.deliverClaiming(message)
             switch claim {
             case .dead:
@@ -325,14 +348,14 @@ public enum Gen {
             caller.beginCall(tag.id, handoff: false)
             mref = monitorServer(server, caller)
             // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
-            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), to: server, from: caller.pid)
+            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false), caller), to: server, from: caller.pid)
         case .remoteName(let name, let node, let router):
             caller.withTable { $0.insert(caller) }
             caller.beginCall(tag.id, handoff: false)
             let ref = Reference.make()
             Process(core: caller).monitor(name, on: node, ref: ref, standIn: true)
             mref = ref
-            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false)), toName: name, on: node, from: caller.pid)
+            router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false), caller), toName: name, on: node, from: caller.pid)
         }
         return try await awaitReply(target, tag: tag, monitor: mref!, caller: caller, start: start, deadline: deadline, timeout: timeout)
     }

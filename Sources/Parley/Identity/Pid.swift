@@ -15,43 +15,64 @@ import Synchronization
 /// print(pid)               // <0.42.0>
 /// ```
 public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
-    /// The node the process lives on; `nil` means this node.
-    public let node: Node?
+    /// What the pid holds besides its numbers, in one word: its local process (whose node and
+    /// creation are this OS process's), or the node incarnation of a pid that holds none. Two
+    /// words in all, so that a message such as `(pid, value)` fits an existential's inline
+    /// buffer and is sent without a heap allocation.
+    @usableFromInline
+    enum Target: Sendable {
+        case process(ProcessCore)
+        case away(Incarnation)
+    }
+
+    @usableFromInline let target: Target
     /// The process number on its node.
     public let id: UInt32
     /// Bumped each time `id` wraps around, so pids are not reused soon.
     public let serial: UInt32
+
+    /// The node the process lives on; `nil` means this node.
+    public var node: Node? {
+        switch target {
+        case .process(let p): return p.hosted?.pidNode
+        case .away(let i): return i.node
+        }
+    }
+
     /// The incarnation of the node that created the pid (Erlang's creation).
-    public let creation: UInt32
+    public var creation: UInt32 {
+        switch target {
+        case .process: return LocalNode.memoryCreation
+        case .away(let i): return i.creation
+        }
+    }
+
     /// The local process, for local pids: sends need no table lookup.
-    let process: ProcessCore?
+    @usableFromInline var process: ProcessCore? {
+        if case .process(let p) = target { return p }
+        return nil
+    }
 
     init(local process: ProcessCore) {
-        self.node = process.hosted?.pidNode
+        self.target = .process(process)
         self.id = process.id
         self.serial = process.serial
-        self.creation = LocalNode.memoryCreation
-        self.process = process
     }
 
     /// A pid of a node of this OS process whose process is gone (decoded from the wire after
     /// the process died), or one of another node of this OS process as it arrives from the
     /// wire (reached through distribution, so it holds no process).
     init(node: Node?, deadId id: UInt32, serial: UInt32) {
-        self.node = node
+        self.target = .away(Incarnation.of(node, creation: LocalNode.memoryCreation))
         self.id = id
         self.serial = serial
-        self.creation = LocalNode.memoryCreation
-        self.process = nil
     }
 
     /// A pid on another node, as decoded from the wire.
     public init(node: Node, id: UInt32, serial: UInt32, creation: UInt32) {
-        self.node = node
+        self.target = .away(Incarnation.of(node, creation: creation))
         self.id = id
         self.serial = serial
-        self.creation = creation
-        self.process = nil
     }
 
     /// Whether the pid names a process of a node this OS process runs (``LocalNode``): the
@@ -110,4 +131,40 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     }
 
     public var description: String { "<\(node?.index ?? 0).\(id).\(serial)>" }
+}
+
+/// A node at one creation: what a pid that holds no process carries. Interned per node and
+/// creation, so decoding a pid from the wire allocates nothing after the first.
+@usableFromInline
+final class Incarnation: Sendable {
+    let node: Node?
+    let creation: UInt32
+
+    private init(node: Node?, creation: UInt32) {
+        self.node = node
+        self.creation = creation
+    }
+
+    private static let thisNode = Incarnation(node: nil, creation: LocalNode.memoryCreation)
+    private static let table = Locked<[Key: Incarnation]>([:])
+    private struct Key: Hashable {
+        let node: ObjectIdentifier
+        let creation: UInt32
+    }
+
+    /// The interned incarnation (Node objects are interned and never freed, so their
+    /// identity is a stable key).
+    static func of(_ node: Node?, creation: UInt32) -> Incarnation {
+        guard let node else {
+            if creation == LocalNode.memoryCreation { return thisNode }
+            return Incarnation(node: nil, creation: creation)
+        }
+        let key = Key(node: ObjectIdentifier(node), creation: creation)
+        return table.withLock { t in
+            if let i = t[key] { return i }
+            let i = Incarnation(node: node, creation: creation)
+            t[key] = i
+            return i
+        }
+    }
 }

@@ -135,6 +135,10 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Appends a message to the mailbox and wakes the process if it waits. Never blocks
     /// beyond the mailbox lock; a dead process drops the message. With `alias` (non-zero),
     /// the message is dropped unless that alias is active.
+    // Always inlined: the optimiser's existential specialisation skips such functions. It
+    // would otherwise take apart a message a caller had already boxed (`Pid.deliver`) and box
+    // it again, a second allocation per message (`parley-allocs` counts them).
+    @inline(__always)
     final func deliver(_ message: any Sendable, alias: UInt64 = 0) {
         let wake = withShared { s -> Wake in
             guard s.accepts(alias: alias) else { return .none }

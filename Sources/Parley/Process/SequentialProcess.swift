@@ -18,6 +18,10 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     /// shared lock, changed only through the mailbox's transitions.
     @exclusivity(unchecked) var slot = HandoffSlot()
 
+    /// The last call message this process sent, reused once nothing else holds it
+    /// (``Gen/CallMessage/reusing(_:from:request:)``). Touched by the owner only.
+    @exclusivity(unchecked) var spareCall: Gen.CallMessage? = nil
+
     override func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
         guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply, slot: &slot) }) else { return false }
         perform(wake)

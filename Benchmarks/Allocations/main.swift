@@ -1,0 +1,199 @@
+// The allocation gate (issue 15): how many heap allocations each hot path makes per message,
+// counted by interposing the C allocator (CMallocCounter), compared with the budgets below.
+// Counts are stable on a noisy machine where times are not, so CI runs this and fails when
+// a count rises:
+//
+//     swift run -c release parley-allocs            # table, exit 1 over budget
+//     swift run -c release parley-allocs --json     # the same, as JSON
+//
+// Each workload warms up, then counts the allocations of every thread of the OS process over
+// `n` messages (the scheduler's threads and timers included) and divides by `n`.
+import CMallocCounter
+import Glibc
+import ParleyOTP
+
+/// The most each workload may allocate per message (per round trip for ping-pongs, per call
+/// for genserver-call), with the tolerance below. Lower a budget when a change lowers a count;
+/// raising one needs the reason in the commit and in BENCHMARKS.md.
+let budgets: [(name: String, budget: Double, unit: String)] = [
+    ("ping-pong-callback", 0, "allocs/roundtrip"),
+    ("genserver-call", 0, "allocs/call"),
+    ("ping-pong", 2, "allocs/roundtrip"),
+    ("ring", 1, "allocs/hop"),
+    ("fan-in", 1, "allocs/msg"),
+    ("chan-pp", 0, "allocs/roundtrip"),
+]
+/// Allocations the runtime's own threads may make meanwhile (a timer, a log line), per message.
+let tolerance = 0.02
+
+struct Count: Sendable {
+    let name: String
+    let perMessage: Double
+    let bytesPerMessage: Double
+}
+
+/// Counts allocations while `body` passes `n` messages.
+func count(_ name: String, n: Int, _ body: () async throws -> Void) async rethrows -> Count {
+    let c0 = parley_malloc_count(), b0 = parley_malloc_bytes()
+    try await body()
+    let c1 = parley_malloc_count(), b1 = parley_malloc_bytes()
+    return Count(name: name, perMessage: Double(c1 - c0) / Double(n), bytesPerMessage: Double(b1 - b0) / Double(n))
+}
+
+struct Echo: GenServer {
+    typealias Call = Int
+    typealias Reply = Int
+    mutating func handleCall(_ request: Int, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(request) }
+}
+
+struct Ball: Sendable { let left: Int }
+
+func pingPongCallback(_ me: Process, n: Int) async throws {
+    let done = me.pid
+    let ponger = try Process.spawn(state: 0) { _, m, p in
+        let (from, ball) = m as! (Pid, Ball)
+        p.send(ball, to: from)
+        return ball.left == 0 ? .stop(.normal) : .continue
+    }
+    let pinger = try Process.spawn(state: 0) { _, m, p in
+        let ball = m as! Ball
+        if ball.left == 0 { p.send(0, to: done); return .stop(.normal) }
+        p.send((p.pid, Ball(left: ball.left - 1)), to: ponger)
+        return .continue
+    }
+    pinger.send(Ball(left: n))
+    _ = try await me.receive(Int.self)
+}
+
+func pingPong(_ me: Process, ponger: Pid, n: Int) async throws {
+    for i in 0..<n {
+        me.send((me.pid, i), to: ponger)
+        _ = try await me.receive(Int.self)
+    }
+}
+
+func ringRounds(_ me: Process, first: Pid, rounds: Int) async throws {
+    for r in 0..<rounds {
+        me.send(r, to: first)
+        _ = try await me.receive(Int.self)
+    }
+}
+
+func fanIn(_ me: Process, producers: Int, each: Int) async throws {
+    let consumer = me.pid
+    for _ in 0..<producers {
+        me.spawn { p in
+            for i in 0..<each {
+                p.send(i, to: consumer)
+                if i & 4095 == 0 { await p.yield() }
+            }
+        }
+    }
+    for _ in 0..<(producers * each) { _ = try await me.receive() }
+}
+
+func chanPingPong(n: Int) async throws {
+    let a = Channel<Int>(), b = Channel<Int>()
+    go { for _ in 0..<n { try await b.send(try await a.receive()!) } }
+    let finished = go {
+        for i in 0..<n {
+            try await a.send(i)
+            _ = try await b.receive()
+        }
+        return true
+    }
+    _ = try await finished.receive()
+}
+
+let json = CommandLine.arguments.contains("--json")
+/// `--only NAME`: run one workload (with PARLEY_MALLOC_TRACE, to see what its count is made of).
+let only: String? = CommandLine.arguments.firstIndex(of: "--only").map { CommandLine.arguments[$0 + 1] }
+func wanted(_ name: String) -> Bool { only == nil || only == name }
+let n = 200_000
+let counts: [Count] = try await Process.run { me in
+    var out: [Count] = []
+
+    if wanted("ping-pong-callback") {
+        try await pingPongCallback(me, n: 10_000)
+        out.append(try await count("ping-pong-callback", n: n) { try await pingPongCallback(me, n: n) })
+    }
+    if wanted("genserver-call") {
+        let server = try Echo().startLink(me)
+        for i in 0..<10_000 { _ = try await server.call(i) }
+        out.append(try await count("genserver-call", n: n) {
+            for i in 0..<n { _ = try await server.call(i) }
+        })
+        try await server.stop()
+    }
+    if wanted("ping-pong") {
+    let ponger = me.spawn { p in
+        while true {
+            let (from, v) = try await p.receive((Pid, Int).self)
+            if v < 0 { return }
+            p.send(v, to: from)
+        }
+    }
+    try await pingPong(me, ponger: ponger, n: 10_000)
+    out.append(try await count("ping-pong", n: n) { try await pingPong(me, ponger: ponger, n: n) })
+    me.send((me.pid, -1), to: ponger)
+    }
+    if wanted("ring") {
+    var next = me.pid
+    let procs = 1000
+    for _ in 0..<procs {
+        let to = next
+        next = me.spawn { p in
+            while true {
+                let v = try await p.receive(Int.self)
+                p.send(v, to: to)
+                if v < 0 { return }
+            }
+        }
+    }
+    try await ringRounds(me, first: next, rounds: 10)
+    out.append(try await count("ring", n: procs * 200) { try await ringRounds(me, first: next, rounds: 200) })
+    me.send(-1, to: next)
+    _ = try await me.receive(Int.self)
+    }
+    if wanted("fan-in") {
+        try await fanIn(me, producers: 4, each: 10_000)
+        out.append(try await count("fan-in", n: 4 * 50_000) { try await fanIn(me, producers: 4, each: 50_000) })
+    }
+    if wanted("chan-pp") {
+        try await chanPingPong(n: 10_000)
+        out.append(try await count("chan-pp", n: n) { try await chanPingPong(n: n) })
+    }
+    return out
+}
+
+var over: [String] = []
+var lines: [String] = []
+for c in counts {
+    let b = budgets.first { $0.name == c.name }!
+    let ok = c.perMessage <= b.budget + tolerance
+    if !ok { over.append(c.name) }
+    if json {
+        lines.append("  {\"workload\": \"\(c.name)\", \"allocs\": \(c.perMessage), \"bytes\": \(c.bytesPerMessage), \"budget\": \(b.budget), \"unit\": \"\(b.unit)\"}")
+    } else {
+        let mark = ok ? "ok" : "OVER BUDGET"
+        lines.append(c.name + String(repeating: " ", count: max(1, 20 - c.name.count))
+            + "\(fmt(c.perMessage)) \(b.unit) (budget \(fmt(b.budget)), \(fmt(c.bytesPerMessage)) B)  \(mark)")
+    }
+}
+print(json ? "[\n" + lines.joined(separator: ",\n") + "\n]" : lines.joined(separator: "\n"))
+if !over.isEmpty {
+    FileHandleStderr.write("parley-allocs: over budget: \(over.joined(separator: ", ")) (budget + \(tolerance) per message)\n")
+    exit(1)
+}
+
+func fmt(_ x: Double) -> String {
+    let r = (x * 100).rounded() / 100
+    return "\(r)"
+}
+
+enum FileHandleStderr {
+    static func write(_ s: String) {
+        var s = s
+        s.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
