@@ -78,6 +78,21 @@ public enum Gen {
             caller.spareCall = m
             return m
         }
+
+        /// At the end of a call by `caller`: the spare keeps neither the request (which may
+        /// hold anything) nor the caller's own pid and alias (a cycle through the process).
+        /// Emptied if nothing else holds it, else given up to its last holder.
+        static func settle(_ caller: SequentialProcess) {
+            guard caller.spareCall != nil else { return }
+            if isKnownUniquelyReferenced(&caller.spareCall!) {
+                caller.spareCall!.from = emptyFrom
+                caller.spareCall!.request = ()
+            } else {
+                caller.spareCall = nil
+            }
+        }
+
+        private static let emptyFrom = From(pid: Pid(node: nil, deadId: 0, serial: 0), tag: Reference.make())
     }
 
     /// `{'$gen_cast', Request}`.
@@ -285,6 +300,7 @@ public enum Gen {
     /// `message` makes the call's message from its `From` and the calling process.
     static func call(_ dest: Destination, timeout: Duration?, message: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         if let me = SequentialProcess.currentOwned() {
+            defer { CallMessage.settle(me) }
             return try await call(try resolve(dest, caller: me), timeout: timeout, caller: me, message: message)
         }
         let home = LocalNode.current
@@ -292,7 +308,10 @@ public enum Gen {
         // Outside any process: a stand-in mailbox, never scheduled, that exists for the call
         // only (in the process table only if the reply must find it from another node).
         let standIn = SequentialProcess(limit: nil, hosted: home.pidNode == nil ? nil : home)
-        defer { ExitSignals.exit(standIn, reason: .normal) }
+        defer {
+            CallMessage.settle(standIn)
+            ExitSignals.exit(standIn, reason: .normal)
+        }
         let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
             do throws(CallError) {
                 return .success(try await call(target, timeout: timeout, caller: standIn, message: message))
