@@ -44,4 +44,43 @@ struct TimerTests {
         for _ in 0..<10_000 { s.timers.schedule(after: .seconds(3600)) {}.cancel() }
         #expect(s.timers.count < 2100)
     }
+
+    @Test("A cancelled earliest timer leaves the queue's next deadline at the earliest pending one, so idle workers don't wake for it")
+    func cancelledEarliestLeavesDeadline() {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let base = MonotonicClock.now
+        let a = s.timers.schedule(at: base &+ 3_600_000_000_000) {}
+        let b = s.timers.schedule(at: base &+ 7_200_000_000_000) {}
+        #expect(s.timers.nextDeadline == a.deadline)
+        a.cancel()
+        #expect(s.timers.nextDeadline == b.deadline)
+        b.cancel()
+        #expect(s.timers.nextDeadline == UInt64.max)
+        #expect(s.timers.count == 0)
+    }
+
+    @Test("A timer that becomes the earliest wakes a worker parked with no deadline, and fires on time")
+    func newEarliestWakesParkedWorker() async {
+        let s = Scheduler(configuration: .init(schedulers: 2))
+        defer { s.shutdown() }
+        // Let both workers run out of work and park with no deadline.
+        try? await Task.sleep(for: .milliseconds(100))
+        let firedAt = Atomic<UInt64>(0)
+        let due = MonotonicClock.now &+ 20_000_000
+        s.timers.schedule(at: due) { firedAt.store(MonotonicClock.now, ordering: .relaxed) }
+        #expect(await waitUntil { firedAt.load(ordering: .relaxed) != 0 })
+        // Late by a wake-up, not by a park that only a later event would end (generous for a
+        // busy machine).
+        #expect(firedAt.load(ordering: .relaxed) < due &+ 2_000_000_000)
+    }
+
+    @Test("A call-timeout pattern (schedule far, cancel soon, repeat) keeps the queue empty")
+    func scheduleCancelChurn() {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        for _ in 0..<100_000 { s.timers.schedule(after: .seconds(5)) {}.cancel() }
+        #expect(s.timers.count == 0)
+        #expect(s.timers.nextDeadline == UInt64.max)
+    }
 }

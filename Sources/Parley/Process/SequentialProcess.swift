@@ -4,7 +4,7 @@ import Synchronization
 /// A process whose body is an async function that calls `receive`: a Swift task on
 /// Parley's `TaskExecutor`, parked on an `UnsafeContinuation` while it waits.
 @usableFromInline
-final class SequentialProcess: ProcessCore, @unchecked Sendable {
+final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     // @unchecked Sendable: see ProcessCore; `task` is behind its own lock (`Locked`).
     let task = Locked<Task<Void, Never>?>(nil)
     /// The address of the Swift task running the body, to tell it from child tasks that
@@ -60,6 +60,11 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
     }
 
     override var kind: Process.Kind { .sequential }
+
+    /// The timer of the receive that drew generation `tag` fired.
+    func timerFired(_ tag: UInt64) {
+        perform(withShared { $0.mailbox.timeout(UInt32(truncatingIfNeeded: tag)) })
+    }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
         let t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in
@@ -156,9 +161,7 @@ final class SequentialProcess: ProcessCore, @unchecked Sendable {
                 if timer == nil {
                     generation = withShared { $0.mailbox.nextGeneration() }
                     let g = generation
-                    timer = Scheduler.shared.timers.schedule(at: deadline) { [self] in
-                        perform(withShared { $0.mailbox.timeout(g) })
-                    }
+                    timer = Scheduler.shared.timers.schedule(at: deadline, target: self, tag: UInt64(g))
                 }
             }
             let g = generation

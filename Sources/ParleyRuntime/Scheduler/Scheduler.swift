@@ -58,7 +58,7 @@ public final class Scheduler: @unchecked Sendable {
         self.timers = TimerQueue()
         self.blocking = BlockingPool(maxThreads: configuration.blockingThreads)
         executor.scheduler = self
-        timers.onNewEarliest = { [unowned self] in self.wakeForTimer() }
+        timers.onNewEarliest = { [unowned self] in self.wakeForTimer($0) }
         workers = (0..<configuration.schedulers).map { Worker(index: $0, scheduler: self) }
         for w in workers {
             startThread(name: "parley-sched-\(w.index)") { w.loop() }
@@ -144,8 +144,18 @@ public final class Scheduler: @unchecked Sendable {
         unparkOne()
     }
 
-    private func wakeForTimer() {
-        if parkedCount.load(ordering: .sequentiallyConsistent) > 0 { unparkOne() }
+    /// A timer became the earliest: wake a worker that sleeps past its deadline (none if
+    /// one will wake in time anyway, or none is parked: running workers fire timers between
+    /// jobs). Its sequentially consistent read of `parkedUntil` pairs with the parking
+    /// worker's store (see ``TimerQueue``'s `nextDeadlineValue`).
+    private func wakeForTimer(_ deadline: UInt64) {
+        for w in workers {
+            let until = w.parkedUntil.load(ordering: .sequentiallyConsistent)
+            if until != 0 && until > deadline {
+                w.parker.unpark()
+                return
+            }
+        }
     }
 
     private func unparkOne() {

@@ -42,6 +42,9 @@ final class Worker: @unchecked Sendable {
     /// Lock-free hints for stealers, written under `queue`'s lock: items in the queue, and
     /// whether runnext is occupied. Stale reads only cost a wasted or a skipped steal attempt.
     let queuedHint = Atomic<Int>(0)
+    /// While parked: the deadline it sleeps until (`UInt64.max`: none, or not yet read);
+    /// 0 while running. A new earliest timer wakes it only if it sleeps past it.
+    let parkedUntil = Atomic<UInt64>(0)
     let hasNextHint = Atomic<Bool>(false)
     @usableFromInline var yieldRequested = false
     @usableFromInline var current: ScheduledJob?
@@ -211,8 +214,11 @@ final class Worker: @unchecked Sendable {
     ///   comes before its park, so the window between the check and the park loses nothing.
     /// - A job a running worker puts in its own `runnext` wakes nobody: that worker runs it
     ///   when its current job returns (others may steal it after ``runnextStealAfter``).
-    /// - Timers: the park's deadline is read after the worker counts itself parked, and a
-    ///   timer that becomes the earliest unparks a parked worker (`onNewEarliest`).
+    /// - Timers: the worker marks itself parked with no deadline (`parkedUntil`), then reads
+    ///   the earliest deadline and sleeps until it. A timer that becomes the earliest wakes a
+    ///   worker whose `parkedUntil` is later (`onNewEarliest`). Both sides write, then read the
+    ///   other's word, sequentially consistent: either the worker reads the new deadline, or
+    ///   the timer sees the worker's mark and wakes it (the Parker keeps an early unpark).
     private func findWorkOrPark() -> Runnable? {
         let s = scheduler
         s.spinning.add(1, ordering: .sequentiallyConsistent)
@@ -234,7 +240,11 @@ final class Worker: @unchecked Sendable {
             s.unregisterParked(index)
             return nil
         }
-        parker.park(deadline: s.timers.nextDeadline)
+        parkedUntil.store(.max, ordering: .sequentiallyConsistent)
+        let deadline = s.timers.nextDeadline
+        parkedUntil.store(deadline, ordering: .sequentiallyConsistent)
+        parker.park(deadline: deadline)
+        parkedUntil.store(0, ordering: .relaxed)
         s.unregisterParked(index)
         s.timers.fireDue()
         return nil

@@ -12,15 +12,32 @@ public final class ScheduledTimer: Sendable {
     /// Monotonic nanoseconds at which the timer fires.
     public let deadline: UInt64
     fileprivate let state = Atomic<UInt8>(ScheduledTimer.pending)
-    fileprivate let action: @Sendable () -> Void
-    fileprivate weak let queue: TimerQueue?
+    fileprivate let action: Action
+    /// Strong: a weak reference would move the queue's reference count to a side table and
+    /// make every retain of it slow. A timer in the heap and its queue form a cycle only until
+    /// the timer leaves the heap (fired, or cancelled and swept).
+    fileprivate let queue: TimerQueue
+
+    /// What firing does: a closure, or a call to a target with a tag (no closure context to
+    /// allocate: a receive's timeout names its process and its wait's generation).
+    fileprivate enum Action: Sendable {
+        case closure(@Sendable () -> Void)
+        case target(any TimerTarget, UInt64)
+    }
 
     fileprivate static let pending: UInt8 = 0, fired: UInt8 = 1, cancelled: UInt8 = 2
 
-    fileprivate init(deadline: UInt64, queue: TimerQueue, action: @escaping @Sendable () -> Void) {
+    fileprivate init(deadline: UInt64, queue: TimerQueue, action: Action) {
         self.deadline = deadline
         self.queue = queue
         self.action = action
+    }
+
+    fileprivate func fire() {
+        switch action {
+        case .closure(let body): body()
+        case .target(let target, let tag): target.timerFired(tag)
+        }
     }
 
     /// Cancels the timer. Returns `true` if it had not fired yet, so it never will;
@@ -29,7 +46,7 @@ public final class ScheduledTimer: Sendable {
     public func cancel() -> Bool {
         let (exchanged, _) = state.compareExchange(
             expected: Self.pending, desired: Self.cancelled, ordering: .acquiringAndReleasing)
-        if exchanged { queue?.noteCancelled() }
+        if exchanged { queue.noteCancelled(self) }
         return exchanged
     }
 
@@ -64,13 +81,17 @@ public final class TimerQueue: @unchecked Sendable {
     }
 
     private let state = Locked<State>(State())
+    /// The earliest pending timer's deadline. Sequentially consistent, with a parking
+    /// worker's `parkedUntil` (Worker.findWorkOrPark): either the worker reads the new
+    /// earliest deadline, or the queue sees the worker parked past it and wakes it.
     private let nextDeadlineValue = Atomic<UInt64>(.max)
-    var onNewEarliest: (@Sendable () -> Void)?
+    /// Called with the deadline of a timer that became the earliest (outside the lock).
+    var onNewEarliest: (@Sendable (UInt64) -> Void)?
 
     init() {}
 
     /// The deadline of the earliest pending timer, or `UInt64.max`.
-    public var nextDeadline: UInt64 { nextDeadlineValue.load(ordering: .acquiring) }
+    public var nextDeadline: UInt64 { nextDeadlineValue.load(ordering: .sequentiallyConsistent) }
 
     /// The number of timers in the queue, cancelled ones not yet swept included.
     public var count: Int { state.withLock { $0.heap.count } }
@@ -84,29 +105,56 @@ public final class TimerQueue: @unchecked Sendable {
     /// Schedules `action` to run once, on a scheduler thread, at the monotonic `deadline`.
     @discardableResult
     public func schedule(at deadline: UInt64, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
-        let timer = ScheduledTimer(deadline: deadline, queue: self, action: action)
+        schedule(ScheduledTimer(deadline: deadline, queue: self, action: .closure(action)))
+    }
+
+    /// Schedules `target.timerFired(tag)` at `deadline`: one allocation (the timer), where a
+    /// closure capturing the same would add its context.
+    @discardableResult
+    package func schedule(at deadline: UInt64, target: any TimerTarget, tag: UInt64) -> ScheduledTimer {
+        schedule(ScheduledTimer(deadline: deadline, queue: self, action: .target(target, tag)))
+    }
+
+    private func schedule(_ timer: ScheduledTimer) -> ScheduledTimer {
+        let deadline = timer.deadline
         let earliest = state.withLock { s -> Bool in
             s.seq &+= 1
             s.heap.insert(Entry(deadline: deadline, seq: s.seq, timer: timer))
             if deadline < nextDeadlineValue.load(ordering: .relaxed) {
-                nextDeadlineValue.store(deadline, ordering: .releasing)
+                nextDeadlineValue.store(deadline, ordering: .sequentiallyConsistent)
                 return true
             }
             return false
         }
-        if earliest { onNewEarliest?() }
+        if earliest { onNewEarliest?(deadline) }
         return timer
     }
 
-    fileprivate func noteCancelled() {
-        // Sweep cancelled timers once they outnumber live ones, so that long timeouts that are
-        // almost always cancelled (call timeouts, receive ... after) don't pile up.
+    fileprivate func noteCancelled(_ timer: ScheduledTimer) {
         state.withLock { s in
             s.cancelled += 1
-            guard s.cancelled > 1024, s.cancelled * 2 > s.heap.count else { return }
-            s.heap = Heap(s.heap.unordered.filter { $0.timer.isPending })
-            s.cancelled = 0
-            nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .releasing)
+            if s.heap.min?.timer === timer {
+                // The earliest went: drop it and the cancelled ones behind it, so that the
+                // deadline workers park until is a pending timer's, not a cancelled one's
+                // (a call's timeout is almost always cancelled: parking until each of them
+                // would wake an idle worker once per call).
+                popCancelled(&s)
+                nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .sequentiallyConsistent)
+            } else if s.cancelled > 1024, s.cancelled * 2 > s.heap.count {
+                // Sweep cancelled timers once they outnumber live ones, so that long timeouts
+                // cancelled out of order don't pile up.
+                s.heap = Heap(s.heap.unordered.filter { $0.timer.isPending })
+                s.cancelled = 0
+                nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
+    /// Removes cancelled timers from the top of the heap: afterwards its minimum is pending.
+    private func popCancelled(_ s: inout State) {
+        while let top = s.heap.min, !top.timer.isPending {
+            _ = s.heap.popMin()
+            if s.cancelled > 0 { s.cancelled -= 1 }
         }
     }
 
@@ -123,14 +171,21 @@ public final class TimerQueue: @unchecked Sendable {
                 _ = s.heap.popMin()
                 if top.timer.isPending { due.append(top.timer) } else if s.cancelled > 0 { s.cancelled -= 1 }
             }
-            nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .releasing)
+            popCancelled(&s)
+            nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .sequentiallyConsistent)
         }
         var fired = false
         for timer in due {
             let (exchanged, _) = timer.state.compareExchange(
                 expected: ScheduledTimer.pending, desired: ScheduledTimer.fired, ordering: .acquiringAndReleasing)
-            if exchanged { timer.action(); fired = true }
+            if exchanged { timer.fire(); fired = true }
         }
         return fired
     }
+}
+
+/// Something a timer calls when it fires (``TimerQueue/schedule(at:target:tag:)``), on a
+/// scheduler thread, outside the queue's lock.
+package protocol TimerTarget: AnyObject, Sendable {
+    func timerFired(_ tag: UInt64)
 }
