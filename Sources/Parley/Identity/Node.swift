@@ -25,6 +25,12 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
 
     private static let table = Locked<[String: Node]>([:])
 
+    /// The incarnation (this node at one creation) pids from it were last decoded with: the
+    /// lookup every decoded pid makes, without the table's lock. Unmanaged is safe: the
+    /// incarnation table keeps every incarnation for the life of the process; acquire and
+    /// release publish its fields.
+    let lastIncarnation = Atomic<Unmanaged<Incarnation>?>(nil)
+
     private struct Host { weak var node: LocalNode? }
     private let hostBox = Locked(Host())
 

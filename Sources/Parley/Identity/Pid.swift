@@ -159,12 +159,17 @@ final class Incarnation: Sendable {
             if creation == LocalNode.memoryCreation { return thisNode }
             return Incarnation(node: nil, creation: creation)
         }
+        if let last = node.lastIncarnation.load(ordering: .acquiring)?.takeUnretainedValue(), last.creation == creation {
+            return last
+        }
         let key = Key(node: ObjectIdentifier(node), creation: creation)
-        return table.withLock { t in
+        let i = table.withLock { t in
             if let i = t[key] { return i }
             let i = Incarnation(node: node, creation: creation)
             t[key] = i
             return i
         }
+        node.lastIncarnation.store(Unmanaged.passUnretained(i), ordering: .releasing)
+        return i
     }
 }
