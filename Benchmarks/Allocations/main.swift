@@ -24,6 +24,14 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     ("fan-in", 0, "allocs/msg"),
     // A parked channel operation allocates its waiter (a Cell): one per side.
     ("chan-pp", 2, "allocs/roundtrip"),
+    // A process from spawn to exit, waiting in receive for one message: what it allocates
+    // (its bytes are the memory per idle process of issue 15). Sequential: the process, the
+    // Swift task (two blocks), the task's and the body's closure contexts, a task-allocator
+    // slab for the body's frames, and the mailbox's storage once a message comes; a few
+    // hundredths more from the scheduler's own bookkeeping. Callback: the process and the
+    // mailbox's storage.
+    ("spawn-idle", 7.1, "allocs/process"),
+    ("spawn-idle-callback", 2, "allocs/process"),
 ]
 /// Allocations the runtime's own threads may make meanwhile (a timer, a log line), per message.
 let tolerance = 0.02
@@ -160,6 +168,26 @@ let counts: [Count] = try await Process.run { me in
     if wanted("fan-in") {
         try await fanIn(me, producers: 4, each: 10_000)
         out.append(try await count("fan-in", n: 4 * 50_000) { try await fanIn(me, producers: 4, each: 50_000) })
+    }
+    if wanted("spawn-idle") {
+        let k = 20_000
+        out.append(try await count("spawn-idle", n: k) {
+            var pids: [Pid] = []
+            pids.reserveCapacity(k)
+            for _ in 0..<k { pids.append(me.spawn { p in _ = try await p.receive() }) }
+            // Every one has reached its receive (a message to each is then taken at once).
+            while pids.contains(where: { Process.info($0)?.status != .waiting }) { await me.yield() }
+            for p in pids { p.send(0) }
+        })
+    }
+    if wanted("spawn-idle-callback") {
+        let k = 20_000
+        out.append(try await count("spawn-idle-callback", n: k) {
+            var pids: [Pid] = []
+            pids.reserveCapacity(k)
+            for _ in 0..<k { pids.append(try Process.spawn(state: 0) { _, _, _ in .stop(.normal) }) }
+            for p in pids { p.send(0) }
+        })
     }
     if wanted("chan-pp") {
         try await chanPingPong(n: 10_000)

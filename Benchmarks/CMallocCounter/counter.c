@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <unistd.h>
 #include <execinfo.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
 
@@ -25,7 +26,7 @@ static __thread int in_trace_;
 
 // PARLEY_MALLOC_TRACE=N prints the stack of every Nth allocation to stderr (the tool for
 // finding what a count is made of; resolve with `swift demangle`).
-static void trace(uint64_t k) {
+static void trace(uint64_t k, size_t n) {
     if (in_trace_) return;
     in_trace_ = 1;
     if (trace_every_ < 0) {
@@ -33,6 +34,9 @@ static void trace(uint64_t k) {
         trace_every_ = e ? atoi(e) : 0;
     }
     if (trace_every_ > 0 && k % (uint64_t)trace_every_ == 0) {
+        char line[48];
+        int len = snprintf(line, sizeof line, "size %zu\n", n);
+        (void)!write(2, line, (size_t)len);
         void *frames[24];
         int n = backtrace(frames, 24);
         backtrace_symbols_fd(frames, n, 2);
@@ -44,7 +48,7 @@ static void trace(uint64_t k) {
 static inline void note(size_t n) {
     uint64_t k = __atomic_fetch_add(&count_, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&bytes_, n, __ATOMIC_RELAXED);
-    if (__builtin_expect(trace_every_ != 0, 0)) trace(k);
+    if (__builtin_expect(trace_every_ != 0, 0)) trace(k, n);
 }
 
 uint64_t parley_malloc_count(void) { return __atomic_load_n(&count_, __ATOMIC_RELAXED); }

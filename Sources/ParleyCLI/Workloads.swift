@@ -10,7 +10,7 @@ enum Workloads {
     }
 
     static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
-                      "ping-pong-callback", "skynet-callback"] + channelWorkloads + RemoteWorkloads.names
+                      "ping-pong-callback", "skynet-callback", "ring-callback", "fan-in-callback"] + channelWorkloads + RemoteWorkloads.names
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
         switch name {
@@ -24,6 +24,8 @@ enum Workloads {
         case "spawn-idle-callback": return try await spawnIdleCallback(me, n: 1_000_000)
         case "ring": return [try await ring(me, procs: 1000, rounds: 1000)]
         case "fan-in": return [try await fanIn(me, producers: 4, each: 1_000_000)]
+        case "ring-callback": return [try await ringCallback(me, procs: 1000, rounds: 1000)]
+        case "fan-in-callback": return [try await fanInCallback(me, producers: 4, each: 1_000_000)]
         case "chan-pp": return [try await chanPingPong(n: 1_000_000)]
         case "chan-pp-callback": return [try await chanPingPongCallback(n: 1_000_000)]
         case "chan-spsc": return [try await chanSPSC(n: 10_000_000)]
@@ -226,8 +228,53 @@ enum Workloads {
         for _ in 0..<(producers * each) { _ = try await me.receive() }
         return Result(workload: "fan-in", value: Double(producers * each) / seconds(since: t0) / 1e6, unit: "M msg/s")
     }
-}
 
+    // ring with callback processes: each member forwards the token to the next; no Swift task
+    // switch per hop.
+    static func ringCallback(_ me: Process, procs: Int, rounds: Int) async throws -> Result {
+        var next = me.pid
+        for _ in 0..<procs {
+            next = try Process.spawn(state: next) { to, m, p in
+                let v = m as! Int
+                p.send(v, to: to)
+                return v < 0 ? .stop(.normal) : .continue
+            }
+        }
+        let first = next
+        let t0 = MonotonicClock.now
+        for r in 0..<rounds {
+            me.send(r, to: first)
+            _ = try await me.receive(Int.self)
+        }
+        let result = Result(workload: "ring-callback", value: Double(MonotonicClock.now - t0) / Double(procs * rounds), unit: "ns/hop")
+        me.send(-1, to: first)
+        _ = try await me.receive(Int.self)
+        return result
+    }
+
+    // fan-in into a callback process: 4 producers (sequential processes, as in fan-in) send a
+    // million messages each to a consumer whose handler counts them.
+    static func fanInCallback(_ me: Process, producers: Int, each: Int) async throws -> Result {
+        let done = me.pid
+        let total = producers * each
+        let consumer = try Process.spawn(state: 0) { count, _, p in
+            count += 1
+            if count == total { p.send(count, to: done); return .stop(.normal) }
+            return .continue
+        }
+        let t0 = MonotonicClock.now
+        for _ in 0..<producers {
+            me.spawn { p in
+                for i in 0..<each {
+                    p.send(i, to: consumer)
+                    if i & 4095 == 0 { await p.yield() }
+                }
+            }
+        }
+        _ = try await me.receive(Int.self)
+        return Result(workload: "fan-in-callback", value: Double(total) / seconds(since: t0) / 1e6, unit: "M msg/s")
+    }
+}
 
 struct ValidationErrorText: Error, CustomStringConvertible {
     let description: String

@@ -1,4 +1,5 @@
 import ParleyOTP
+@testable import Parley
 import Testing
 
 /// A child that crashes on every `crash` cast and reports each start to `events`.
@@ -113,9 +114,14 @@ struct DynamicSupervisorTests {
         _ = try await cycle()
         #expect(await eventually { LeakProbe.live.withLock { $0 } == 0 })
         let baseline = residentBytes()
-        let pids = try await cycle()
+        var pids = try await cycle()
         #expect(pids.count == 4 * n)
         #expect(pids.allSatisfy { !$0.isAlive }, "every child is gone")
+        // Nothing but these pids holds a dead child's process object (no cycle, no stash).
+        final class WeakCore { weak var core: ProcessCore?; init(_ c: ProcessCore?) { core = c } }
+        let cores = pids.map { WeakCore($0.process) }
+        pids = []
+        #expect(await eventually { cores.allSatisfy { $0.core == nil } }, "every child's process object is freed")
         #expect(await eventually { LeakProbe.live.withLock { $0 } == 0 }, "every server state was freed")
         if stressScale >= 1 {
             // Resident memory is the whole test process's: suites running alongside (the

@@ -79,20 +79,18 @@ public enum Gen {
             return m
         }
 
-        /// At the end of a call by `caller`: the spare keeps neither the request (which may
-        /// hold anything) nor the caller's own pid and alias (a cycle through the process).
-        /// Emptied if nothing else holds it, else given up to its last holder.
+        /// At the end of a call by `caller`: the spare does not keep the request (which may
+        /// hold anything) alive. Emptied if nothing else holds it, else given up to its last
+        /// holder. (Its `from` names the caller, a cycle through the process that the
+        /// process's exit breaks: ``SequentialProcess`` drops its spare when its body ends.)
         static func settle(_ caller: SequentialProcess) {
             guard caller.spareCall != nil else { return }
             if isKnownUniquelyReferenced(&caller.spareCall!) {
-                caller.spareCall!.from = emptyFrom
                 caller.spareCall!.request = ()
             } else {
                 caller.spareCall = nil
             }
         }
-
-        private static let emptyFrom = From(pid: Pid(node: nil, deadId: 0, serial: 0), tag: Reference.make())
     }
 
     /// `{'$gen_cast', Request}`.
@@ -309,7 +307,7 @@ public enum Gen {
         // only (in the process table only if the reply must find it from another node).
         let standIn = SequentialProcess(limit: nil, hosted: home.pidNode == nil ? nil : home)
         defer {
-            CallMessage.settle(standIn)
+            standIn.spareCall = nil
             ExitSignals.exit(standIn, reason: .normal)
         }
         let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {

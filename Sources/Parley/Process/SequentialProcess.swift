@@ -5,8 +5,9 @@ import Synchronization
 /// Parley's `TaskExecutor`, parked on an `UnsafeContinuation` while it waits.
 @usableFromInline
 final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
-    // @unchecked Sendable: see ProcessCore; `task` is behind its own lock (`Locked`).
-    let task = Locked<Task<Void, Never>?>(nil)
+    // @unchecked Sendable: see ProcessCore; `task` is guarded by the process's shared lock
+    // (no lock object of its own: one allocation less per process).
+    @exclusivity(unchecked) private var task: Task<Void, Never>? = nil
     /// The address of the Swift task running the body, to tell it from child tasks that
     /// inherit the `current` task-local. Written once before the body runs.
     @exclusivity(unchecked) private(set) var taskAddress: UInt = 0
@@ -70,7 +71,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         let t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in
             await self.main(body)
         }
-        task.withLock { $0 = t }
+        withShared { _ in task = t }
         if !isAlive { t.cancel() }
     }
 
@@ -87,15 +88,16 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             reason = isAlive ? .error(error) : finalReason()
         }
         if isAlive { ExitSignals.exit(self, reason: reason) }
+        spareCall = nil
         saved.removeAll()
         savedCount.store(0, ordering: .relaxed)
-        task.withLock { $0 = nil }
+        withShared { _ in task = nil }
     }
 
     override func didDie(external: Bool, wasIdle: Bool) {
         // A process ended from outside stops at its next suspension point: receive throws,
         // and cancellation interrupts Task.sleep and other cancellable waits.
-        if external { task.withLock { $0 }?.cancel() }
+        if external { withShared { _ in task }?.cancel() }
     }
 
     func finalReason() -> ExitReason {

@@ -32,7 +32,7 @@ private let guestKey: pthread_key_t = {
 @usableFromInline
 final class Worker: @unchecked Sendable {
     // @unchecked Sendable: `queue` is `Locked` and `ticks` an Atomic; `yieldRequested`,
-    // `current` and `rng` are touched only by this worker's own thread.
+    // `current`, `rng` and `seen` are touched only by this worker's own thread.
     let index: Int
     let scheduler: Scheduler
     let parker = Parker()
@@ -51,6 +51,9 @@ final class Worker: @unchecked Sendable {
     /// The reduction budget of each job (`parley_reset_reductions` before each one).
     let budget: Int
     private var rng: UInt64
+    /// What `stealOnce` saw of each victim during one search (reset per search; kept here so
+    /// that a worker running out of work allocates nothing).
+    @exclusivity(unchecked) private var seen: [(ticks: UInt64, since: UInt64)] = []
 
     struct LocalQueue {
         var next: Runnable?
@@ -222,7 +225,8 @@ final class Worker: @unchecked Sendable {
     private func findWorkOrPark() -> Runnable? {
         let s = scheduler
         s.spinning.add(1, ordering: .sequentiallyConsistent)
-        var seen = [(ticks: UInt64, since: UInt64)](repeating: (.max, 0), count: s.workers.count)
+        if seen.count != s.workers.count { seen = Array(repeating: (.max, 0), count: s.workers.count) }
+        for i in seen.indices { seen[i] = (.max, 0) }
         var round = 0
         while round < max(1, s.configuration.spinIterations / 64) && !s.stopping.load(ordering: .relaxed) {
             s.timers.fireDue()
