@@ -16,7 +16,13 @@ struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Scheduler threads (like erl +S); default: one per core.")
     var schedulers: Int?
 
+    @Flag(name: .long, help: "Make Parley's schedulers Swift's global executor (Scheduler.unsafeTryInstallAsGlobalExecutor(): opt-in, unsupported runtime hook; processes then need no task-executor preference).")
+    var globalExecutor = false
+
     func apply() throws {
+        if globalExecutor && !Scheduler.unsafeTryInstallAsGlobalExecutor() {
+            throw ValidationErrorText("--global-executor: Swift's global executor hook is not available (or already taken)")
+        }
         if let schedulers {
             try Scheduler.configure(.init(schedulers: schedulers))
         }

@@ -48,7 +48,7 @@ public enum ChannelErrors {
 @discardableResult
 public func go<T: Sendable>(_ body: sending @escaping () async throws -> T) -> Channel<T> {
     let result = Channel<T>(buffer: .fixed(1))
-    Task.detached(executorPreference: Scheduler.shared.executor) {
+    Scheduler.detached {
         let box = RootBox()
         box.address = GoBlock.currentTaskAddress()
         await GoBlock.$root.withValue(box) {

@@ -156,8 +156,11 @@ struct Probed: GenServer, Sendable {
 #if canImport(Glibc)
 import Glibc
 
-/// Resident set size, from /proc/self/statm (second field, in pages).
+/// Resident set size, from /proc/self/statm (second field, in pages), after handing the
+/// allocator's free pages back to the system: what is left is memory in use (a leak), not
+/// memory glibc keeps for reuse after other suites' bursts.
 func residentBytes() -> Int {
+    trimMemory()
     guard let f = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(f) }
     var line = [CChar](repeating: 0, count: 256)
@@ -168,7 +171,12 @@ func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
-func trimMemory() {}
+/// glibc's `malloc_trim(0)` (not in Swift's Glibc module, so looked up by name).
+func trimMemory() {
+    typealias Trim = @convention(c) (Int) -> Int32
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return }
+    _ = unsafeBitCast(symbol, to: Trim.self)(0)
+}
 #else
 func residentBytes() -> Int { 0 }
 func trimMemory() {}

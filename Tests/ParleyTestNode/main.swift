@@ -2,7 +2,7 @@
 // fixtures those tests talk to, and nothing from the `parley` command.
 //
 //   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
-//                  [--tls-cert F --tls-key F [--tls-ca F]]
+//                  [--tls-cert F --tls-key F [--tls-ca F]] [--global-executor yes]
 //
 // Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
 // (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
@@ -44,6 +44,15 @@ while let key = arguments.popFirst() {
 guard let name = options["name"], let cookie = options["cookie"] else {
     FileHandle.standardError.write(Data("ParleyTestNode: --name and --cookie are required\n".utf8))
     exit(64)
+}
+// Parley's schedulers as Swift's global executor (the opt-in of issue 15): every fixture
+// then runs with no task-executor preference, and NIO's threads resume them through the hook.
+if options["global-executor"] == "yes" {
+    guard Scheduler.unsafeTryInstallAsGlobalExecutor() else {
+        FileHandle.standardError.write(Data("ParleyTestNode: the global executor hook is not available\n".utf8))
+        exit(70)
+    }
+    print("global executor: Parley's schedulers")
 }
 var config = Distribution.Configuration(name: name, cookie: cookie)
 config.tickTime = .seconds(Int(options["tick-time"] ?? "60") ?? 60)

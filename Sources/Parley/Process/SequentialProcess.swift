@@ -68,9 +68,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
-        let t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in
-            await self.main(body)
-        }
+        let t = Scheduler.detached { [self] in await self.main(body) }
         withShared { _ in task = t }
         if !isAlive { t.cancel() }
     }

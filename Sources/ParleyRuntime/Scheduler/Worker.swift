@@ -186,7 +186,11 @@ final class Worker: @unchecked Sendable {
         switch r {
         case .task(let job):
             current = nil
-            job.runSynchronously(on: scheduler.unownedExecutor)
+            if Scheduler.isGlobalExecutor {
+                job.runSynchronously(on: Scheduler.globalTaskExecutor)
+            } else {
+                job.runSynchronously(on: scheduler.unownedExecutor)
+            }
         case .job(let job):
             current = job
             job.run(budget: scheduler.configuration.reductions)
