@@ -188,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "ParleyOTPTests",
             dependencies: [
-                "ParleyOTP", "ParleyServiceLifecycle",
+                "ParleyOTP", "ParleyServiceLifecycle", "CParleyShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

@@ -32,6 +32,15 @@ void parley_malloc_trim(void) {
 #endif
 }
 
+size_t parley_heap_in_use(void) {
+#if defined(__linux__) && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+#else
+    return 0;
+#endif
+}
+
 int parley_set_idle_priority(void) {
 #if defined(__linux__)
     struct sched_param param = { .sched_priority = 0 };

@@ -49,4 +49,9 @@ size_t parley_malloc_usable_size(void *p);
 /// Returns freed heap memory to the system (glibc's malloc_trim); no-op elsewhere.
 void parley_malloc_trim(void);
 
+/// Bytes the C allocator has handed out and not had back (glibc's mallinfo2: in-use blocks
+/// plus mmapped ones); 0 where unknown. Unlike resident memory, free memory the allocator
+/// keeps for reuse does not count.
+size_t parley_heap_in_use(void);
+
 #endif
