@@ -48,7 +48,7 @@ public enum ChannelErrors {
 @discardableResult
 public func go<T: Sendable>(_ body: sending @escaping () async throws -> T) -> Channel<T> {
     let result = Channel<T>(buffer: .fixed(1))
-    Scheduler.detached {
+    let run: @isolated(any) () async -> Void = {
         let box = RootBox()
         box.address = GoBlock.currentTaskAddress()
         await GoBlock.$root.withValue(box) {
@@ -60,6 +60,12 @@ public func go<T: Sendable>(_ body: sending @escaping () async throws -> T) -> C
             }
         }
         result.close()
+    }
+    // As SequentialProcess.start: no preference once Parley is the global executor.
+    if Scheduler.isGlobalExecutor {
+        Task.detached(operation: run)
+    } else {
+        Task.detached(executorPreference: Scheduler.shared.executor, operation: run)
     }
     return result
 }

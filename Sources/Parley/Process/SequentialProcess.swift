@@ -68,7 +68,15 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
-        let t = Scheduler.detached { [self] in await self.main(body) }
+        // With Parley as the global executor, no preference (it would only cost a check per
+        // switch); otherwise a preference for Parley's executor. Written out twice, not through
+        // a helper taking the closure: passing it on costs a reabstraction context per spawn.
+        let t: Task<Void, Never>
+        if Scheduler.isGlobalExecutor {
+            t = Task.detached { [self] in await self.main(body) }
+        } else {
+            t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in await self.main(body) }
+        }
         withShared { _ in task = t }
         if !isAlive { t.cancel() }
     }

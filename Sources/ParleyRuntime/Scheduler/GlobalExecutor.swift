@@ -53,13 +53,4 @@ extension Scheduler {
         installed.store(true, ordering: .releasing)
         return true
     }
-
-    /// Starts `body` as a detached task on Parley's threads: with a task-executor preference
-    /// for ``shared``'s executor, or, once ``shared`` is the global executor, with none (the
-    /// global executor is then Parley's, and a preference would only cost a check per switch).
-    @discardableResult
-    package static func detached(_ body: sending @escaping @isolated(any) () async -> Void) -> Task<Void, Never> {
-        if isGlobalExecutor { return Task.detached(operation: body) }
-        return Task.detached(executorPreference: shared.executor, operation: body)
-    }
 }
