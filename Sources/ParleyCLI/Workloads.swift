@@ -190,10 +190,8 @@ enum Workloads {
 
     // ring: 1000 processes pass a token 1000 times round.
     static func ring(_ me: Process, procs: Int, rounds: Int) async throws -> Result {
-        var next = me.pid
-        for _ in 0..<procs {
-            let to = next
-            next = me.spawn { p in
+        try await ring(me, workload: "ring", procs: procs, rounds: rounds) { to in
+            me.spawn { p in
                 while true {
                     let v = try await p.receive(Int.self)
                     p.send(v, to: to)
@@ -201,13 +199,32 @@ enum Workloads {
                 }
             }
         }
+    }
+
+    // ring with callback processes: each member forwards the token to the next; no Swift task
+    // switch per hop.
+    static func ringCallback(_ me: Process, procs: Int, rounds: Int) async throws -> Result {
+        try await ring(me, workload: "ring-callback", procs: procs, rounds: rounds) { to in
+            try Process.spawn(state: to) { to, m, p in
+                let v = m as! Int
+                p.send(v, to: to)
+                return v < 0 ? .stop(.normal) : .continue
+            }
+        }
+    }
+
+    /// Builds a ring of `procs` members (`member(next)` starts one that forwards to `next`),
+    /// times `rounds` trips of the token, and takes the ring down (a negative token).
+    static func ring(_ me: Process, workload: String, procs: Int, rounds: Int, member: (Pid) throws -> Pid) async throws -> Result {
+        var next = me.pid
+        for _ in 0..<procs { next = try member(next) }
         let first = next
         let t0 = MonotonicClock.now
         for r in 0..<rounds {
             me.send(r, to: first)
             _ = try await me.receive(Int.self)
         }
-        let result = Result(workload: "ring", value: Double(MonotonicClock.now - t0) / Double(procs * rounds), unit: "ns/hop")
+        let result = Result(workload: workload, value: Double(MonotonicClock.now - t0) / Double(procs * rounds), unit: "ns/hop")
         me.send(-1, to: first)
         _ = try await me.receive(Int.self)
         return result
@@ -215,41 +232,10 @@ enum Workloads {
 
     // fan-in: 4 producers send a million messages each to one consumer.
     static func fanIn(_ me: Process, producers: Int, each: Int) async throws -> Result {
-        let consumer = me.pid
         let t0 = MonotonicClock.now
-        for _ in 0..<producers {
-            me.spawn { p in
-                for i in 0..<each {
-                    p.send(i, to: consumer)
-                    if i & 4095 == 0 { await p.yield() }   // as the BEAM preempts a sender after its reductions
-                }
-            }
-        }
+        spawnProducers(me, producers, each: each, to: me.pid)
         for _ in 0..<(producers * each) { _ = try await me.receive() }
         return Result(workload: "fan-in", value: Double(producers * each) / seconds(since: t0) / 1e6, unit: "M msg/s")
-    }
-
-    // ring with callback processes: each member forwards the token to the next; no Swift task
-    // switch per hop.
-    static func ringCallback(_ me: Process, procs: Int, rounds: Int) async throws -> Result {
-        var next = me.pid
-        for _ in 0..<procs {
-            next = try Process.spawn(state: next) { to, m, p in
-                let v = m as! Int
-                p.send(v, to: to)
-                return v < 0 ? .stop(.normal) : .continue
-            }
-        }
-        let first = next
-        let t0 = MonotonicClock.now
-        for r in 0..<rounds {
-            me.send(r, to: first)
-            _ = try await me.receive(Int.self)
-        }
-        let result = Result(workload: "ring-callback", value: Double(MonotonicClock.now - t0) / Double(procs * rounds), unit: "ns/hop")
-        me.send(-1, to: first)
-        _ = try await me.receive(Int.self)
-        return result
     }
 
     // fan-in into a callback process: 4 producers (sequential processes, as in fan-in) send a
@@ -263,16 +249,21 @@ enum Workloads {
             return .continue
         }
         let t0 = MonotonicClock.now
+        spawnProducers(me, producers, each: each, to: consumer)
+        _ = try await me.receive(Int.self)
+        return Result(workload: "fan-in-callback", value: Double(total) / seconds(since: t0) / 1e6, unit: "M msg/s")
+    }
+
+    /// fan-in's senders: `producers` processes that send `each` integers to `consumer`.
+    static func spawnProducers(_ me: Process, _ producers: Int, each: Int, to consumer: Pid) {
         for _ in 0..<producers {
             me.spawn { p in
                 for i in 0..<each {
                     p.send(i, to: consumer)
-                    if i & 4095 == 0 { await p.yield() }
+                    if i & 4095 == 0 { await p.yield() }   // as the BEAM preempts a sender after its reductions
                 }
             }
         }
-        _ = try await me.receive(Int.self)
-        return Result(workload: "fan-in-callback", value: Double(total) / seconds(since: t0) / 1e6, unit: "M msg/s")
     }
 }
 
