@@ -83,4 +83,58 @@ struct TimerTests {
         #expect(s.timers.count == 0)
         #expect(s.timers.nextDeadline == UInt64.max)
     }
+
+    /// A target that keeps its own armed state, as a process's receive does.
+    final class Target: TimerTarget, Sendable {
+        let armed = Atomic<UInt64>(0)
+        let fired = Atomic<Int>(0)
+        func timerIsPending(_ tag: UInt64) -> Bool { armed.load(ordering: .relaxed) == tag }
+        func timerFired(_ tag: UInt64) -> Bool {
+            guard armed.compareExchange(expected: tag, desired: 0, ordering: .relaxed).exchanged else { return false }
+            fired.add(1, ordering: .relaxed)
+            return true
+        }
+        func arm(_ tag: UInt64, at deadline: UInt64, on queue: TimerQueue) {
+            armed.store(tag, ordering: .relaxed)
+            queue.schedule(at: deadline, target: self, tag: tag)
+        }
+        func disarm(_ tag: UInt64, at deadline: UInt64, on queue: TimerQueue) -> Bool {
+            guard armed.compareExchange(expected: tag, desired: 0, ordering: .relaxed).exchanged else { return false }
+            queue.noteCancelled(deadline: deadline)
+            return true
+        }
+    }
+
+    @Test("erlang:cancel_timer for a target timer (no allocation): a disarmed one never fires, an armed one fires once")
+    func targetTimers() async {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let a = Target(), b = Target()
+        let due = MonotonicClock.now &+ 20_000_000
+        a.arm(1, at: due, on: s.timers)
+        b.arm(1, at: due &+ 1, on: s.timers)
+        #expect(a.disarm(1, at: due, on: s.timers))
+        // The disarmed earliest left the queue: its deadline is b's.
+        #expect(s.timers.nextDeadline == due &+ 1)
+        #expect(await waitUntil { b.fired.load(ordering: .relaxed) == 1 })
+        #expect(!b.disarm(1, at: due &+ 1, on: s.timers))   // already fired: cancel reports false
+        try? await Task.sleep(for: .milliseconds(50))
+        #expect(a.fired.load(ordering: .relaxed) == 0)
+        #expect(b.fired.load(ordering: .relaxed) == 1)
+        #expect(s.timers.count == 0)
+    }
+
+    @Test("A receive-timeout pattern with target timers (arm far, disarm soon, re-arm with a new tag) keeps the queue empty")
+    func targetChurn() {
+        let s = Scheduler(configuration: .init(schedulers: 1))
+        defer { s.shutdown() }
+        let t = Target()
+        for g in 1...10_000 as ClosedRange<UInt64> {
+            let deadline = MonotonicClock.deadline(after: .seconds(5))
+            t.arm(g, at: deadline, on: s.timers)
+            #expect(t.disarm(g, at: deadline, on: s.timers))
+        }
+        #expect(s.timers.count == 0)
+        #expect(s.timers.nextDeadline == UInt64.max)
+    }
 }

@@ -43,8 +43,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     final class Extras {
         // Accessed only with the owning ProcessCore's `shared` lock held.
         var links = Set<Pid>()
-        var monitoredBy: [Reference: Pid] = [:]
-        var monitoring: [Reference: Pid] = [:]
+        var monitoredBy = MonitorTable()
+        var monitoring = MonitorTable()
         var name: String?
         var label: String?
         var trapExit = false
@@ -216,11 +216,16 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             case .notFound:
                 let step = withShared { s -> TakeStep? in
                     if s.mailbox.isDead { return .dead }
-                    if s.mailbox.refill(&saved) { return nil }
+                    if s.mailbox.refill(&saved) {
+                        // Under the lock, with the refill: a sender that found `incoming`
+                        // empty must also find the moved messages counted, or a bounded
+                        // mailbox keeps more than its capacity.
+                        savedCount.store(saved.count, ordering: .relaxed)
+                        return nil
+                    }
                     return s.mailbox.timedOut(generation) ? .timedOut : .empty
                 }
                 if let step { return step }
-                savedCount.store(saved.count, ordering: .relaxed)
             }
         }
     }
@@ -230,11 +235,16 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Owner only: applies the drops `dropOldest` counted against the owner's queue while
     /// the oldest messages sat there; returns how many went.
     final func applyPendingDrops() -> Int {
-        let n = withShared { $0.mailbox.takePendingDrops() }
+        // The count senders see drops with the pending drops, under the lock (else one
+        // sender would count them twice and drop one message too many); the messages
+        // themselves are released outside it.
+        let n = withShared { s -> Int in
+            let n = s.mailbox.takePendingDrops()
+            if n > 0 { savedCount.store(saved.count - min(n, saved.count), ordering: .relaxed) }
+            return n
+        }
         guard n > 0 else { return 0 }
-        let k = saved.dropOldest(n)
-        savedCount.store(saved.count, ordering: .relaxed)
-        return k
+        return saved.dropOldest(n)
     }
 
     /// Owner only: removes the first message `match` accepts, without waiting

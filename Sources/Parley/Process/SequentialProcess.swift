@@ -62,9 +62,35 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     override var kind: Process.Kind { .sequential }
 
-    /// The timer of the receive that drew generation `tag` fired.
-    func timerFired(_ tag: UInt64) {
-        perform(withShared { $0.mailbox.timeout(UInt32(truncatingIfNeeded: tag)) })
+    /// The generation of the receive whose timeout is armed (0: none). Relaxed order is
+    /// enough: it only decides who of the firing timer and the receive's cancel disarms the
+    /// timer; what a timeout changes is published under the mailbox lock, and a stale
+    /// timeout is ignored there (it names an older generation).
+    private let armedTimer = Atomic<UInt32>(0)
+
+    func timerIsPending(_ tag: UInt64) -> Bool {
+        armedTimer.load(ordering: .relaxed) == UInt32(truncatingIfNeeded: tag)
+    }
+
+    /// The timer of the receive that drew generation `tag` is due.
+    func timerFired(_ tag: UInt64) -> Bool {
+        let g = UInt32(truncatingIfNeeded: tag)
+        guard armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged else { return false }
+        perform(withShared { $0.mailbox.timeout(g) })
+        return true
+    }
+
+    /// Arms the timeout of the receive that drew generation `g` (no allocation).
+    private func armTimer(_ g: UInt32, deadline: UInt64) {
+        armedTimer.store(g, ordering: .relaxed)
+        Scheduler.shared.timers.schedule(at: deadline, target: self, tag: UInt64(g))
+    }
+
+    /// Disarms it when the receive ends first; the queue drops it if it is the earliest.
+    private func disarmTimer(_ g: UInt32, deadline: UInt64) {
+        if armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged {
+            Scheduler.shared.timers.noteCancelled(deadline: deadline)
+        }
     }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
@@ -140,8 +166,8 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     func receive(deadline: UInt64?, from start: Int, also: AlsoWake, _ match: (any Sendable) throws -> Bool) async throws -> Received {
         var cursor = start
         var generation: UInt32 = 0
-        var timer: ScheduledTimer? = nil
-        defer { timer?.cancel() }
+        var armed = false
+        defer { if armed, let deadline { disarmTimer(generation, deadline: deadline) } }
         var claim: (() -> Bool)? = nil
         if case .select(let w) = also { claim = { w.claim() } }
         while true {
@@ -166,10 +192,10 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             }
             if let deadline {
                 if deadline <= MonotonicClock.now { return .timedOut }
-                if timer == nil {
+                if !armed {
                     generation = withShared { $0.mailbox.nextGeneration() }
-                    let g = generation
-                    timer = Scheduler.shared.timers.schedule(at: deadline, target: self, tag: UInt64(g))
+                    armTimer(generation, deadline: deadline)
+                    armed = true
                 }
             }
             let g = generation

@@ -18,11 +18,9 @@ public final class ScheduledTimer: Sendable {
     /// the timer leaves the heap (fired, or cancelled and swept).
     fileprivate let queue: TimerQueue
 
-    /// What firing does: a closure, or a call to a target with a tag (no closure context to
-    /// allocate: a receive's timeout names its process and its wait's generation).
+    /// What firing does.
     fileprivate enum Action: Sendable {
         case closure(@Sendable () -> Void)
-        case target(any TimerTarget, UInt64)
     }
 
     fileprivate static let pending: UInt8 = 0, fired: UInt8 = 1, cancelled: UInt8 = 2
@@ -36,7 +34,6 @@ public final class ScheduledTimer: Sendable {
     fileprivate func fire() {
         switch action {
         case .closure(let body): body()
-        case .target(let target, let tag): target.timerFired(tag)
         }
     }
 
@@ -69,9 +66,27 @@ public final class TimerQueue: @unchecked Sendable {
     private struct Entry: Comparable {
         let deadline: UInt64
         let seq: UInt64
-        let timer: ScheduledTimer
+        let job: Job
         static func < (a: Entry, b: Entry) -> Bool { (a.deadline, a.seq) < (b.deadline, b.seq) }
         static func == (a: Entry, b: Entry) -> Bool { a.deadline == b.deadline && a.seq == b.seq }
+
+        /// A timer object, or a target that keeps its own armed state (no allocation).
+        enum Job {
+            case timer(ScheduledTimer)
+            case target(any TimerTarget, UInt64)
+        }
+
+        var isPending: Bool {
+            switch job {
+            case .timer(let t): return t.isPending
+            case .target(let t, let tag): return t.timerIsPending(tag)
+            }
+        }
+
+        func isTimer(_ timer: ScheduledTimer) -> Bool {
+            if case .timer(let t) = job { return t === timer }
+            return false
+        }
     }
 
     private struct State {
@@ -108,18 +123,23 @@ public final class TimerQueue: @unchecked Sendable {
         schedule(ScheduledTimer(deadline: deadline, queue: self, action: .closure(action)))
     }
 
-    /// Schedules `target.timerFired(tag)` at `deadline`: one allocation (the timer), where a
-    /// closure capturing the same would add its context.
-    @discardableResult
-    package func schedule(at deadline: UInt64, target: any TimerTarget, tag: UInt64) -> ScheduledTimer {
-        schedule(ScheduledTimer(deadline: deadline, queue: self, action: .target(target, tag)))
+    /// Schedules `target.timerFired(tag)` at `deadline` with no allocation: the target keeps
+    /// whether timer `tag` is armed (``TimerTarget/timerIsPending(_:)``), and when it disarms
+    /// it before the deadline it calls ``noteCancelled(deadline:)``. How a receive's timeout
+    /// is armed on every receive that waits with one.
+    package func schedule(at deadline: UInt64, target: any TimerTarget, tag: UInt64) {
+        insert(deadline, .target(target, tag))
     }
 
     private func schedule(_ timer: ScheduledTimer) -> ScheduledTimer {
-        let deadline = timer.deadline
+        insert(timer.deadline, .timer(timer))
+        return timer
+    }
+
+    private func insert(_ deadline: UInt64, _ job: Entry.Job) {
         let earliest = state.withLock { s -> Bool in
             s.seq &+= 1
-            s.heap.insert(Entry(deadline: deadline, seq: s.seq, timer: timer))
+            s.heap.insert(Entry(deadline: deadline, seq: s.seq, job: job))
             if deadline < nextDeadlineValue.load(ordering: .relaxed) {
                 nextDeadlineValue.store(deadline, ordering: .sequentiallyConsistent)
                 return true
@@ -127,13 +147,22 @@ public final class TimerQueue: @unchecked Sendable {
             return false
         }
         if earliest { onNewEarliest?(deadline) }
-        return timer
     }
 
     fileprivate func noteCancelled(_ timer: ScheduledTimer) {
+        noteCancelled { $0.isTimer(timer) }
+    }
+
+    /// A target disarmed its timer due at `deadline` (``schedule(at:target:tag:)``) before it
+    /// fired: the queue drops it now if it is the earliest, or sweeps it later.
+    package func noteCancelled(deadline: UInt64) {
+        noteCancelled { $0.deadline == deadline && !$0.isPending }
+    }
+
+    private func noteCancelled(isTop: (Entry) -> Bool) {
         state.withLock { s in
             s.cancelled += 1
-            if s.heap.min?.timer === timer {
+            if let top = s.heap.min, isTop(top) {
                 // The earliest went: drop it and the cancelled ones behind it, so that the
                 // deadline workers park until is a pending timer's, not a cancelled one's
                 // (a call's timeout is almost always cancelled: parking until each of them
@@ -143,7 +172,7 @@ public final class TimerQueue: @unchecked Sendable {
             } else if s.cancelled > 1024, s.cancelled * 2 > s.heap.count {
                 // Sweep cancelled timers once they outnumber live ones, so that long timeouts
                 // cancelled out of order don't pile up.
-                s.heap = Heap(s.heap.unordered.filter { $0.timer.isPending })
+                s.heap = Heap(s.heap.unordered.filter { $0.isPending })
                 s.cancelled = 0
                 nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .sequentiallyConsistent)
             }
@@ -152,7 +181,7 @@ public final class TimerQueue: @unchecked Sendable {
 
     /// Removes cancelled timers from the top of the heap: afterwards its minimum is pending.
     private func popCancelled(_ s: inout State) {
-        while let top = s.heap.min, !top.timer.isPending {
+        while let top = s.heap.min, !top.isPending {
             _ = s.heap.popMin()
             if s.cancelled > 0 { s.cancelled -= 1 }
         }
@@ -165,27 +194,39 @@ public final class TimerQueue: @unchecked Sendable {
         guard nextDeadlineValue.load(ordering: .acquiring) != .max else { return false }
         let now = MonotonicClock.now
         guard nextDeadlineValue.load(ordering: .acquiring) <= now else { return false }
-        var due: [ScheduledTimer] = []
+        var due: [Entry.Job] = []
         state.withLock { s in
             while let top = s.heap.min, top.deadline <= now {
                 _ = s.heap.popMin()
-                if top.timer.isPending { due.append(top.timer) } else if s.cancelled > 0 { s.cancelled -= 1 }
+                if top.isPending { due.append(top.job) } else if s.cancelled > 0 { s.cancelled -= 1 }
             }
             popCancelled(&s)
             nextDeadlineValue.store(s.heap.min?.deadline ?? .max, ordering: .sequentiallyConsistent)
         }
         var fired = false
-        for timer in due {
-            let (exchanged, _) = timer.state.compareExchange(
-                expected: ScheduledTimer.pending, desired: ScheduledTimer.fired, ordering: .acquiringAndReleasing)
-            if exchanged { timer.fire(); fired = true }
+        for job in due {
+            switch job {
+            case .timer(let timer):
+                let (exchanged, _) = timer.state.compareExchange(
+                    expected: ScheduledTimer.pending, desired: ScheduledTimer.fired, ordering: .acquiringAndReleasing)
+                if exchanged { timer.fire(); fired = true }
+            case .target(let target, let tag):
+                // The target claims the timer against its own cancel (timerFired's contract).
+                if target.timerFired(tag) { fired = true }
+            }
         }
         return fired
     }
 }
 
 /// Something a timer calls when it fires (``TimerQueue/schedule(at:target:tag:)``), on a
-/// scheduler thread, outside the queue's lock.
+/// scheduler thread, outside the queue's lock. It keeps its timer's armed state itself, so
+/// the queue allocates nothing for it.
 package protocol TimerTarget: AnyObject, Sendable {
-    func timerFired(_ tag: UInt64)
+    /// Whether timer `tag` is still armed (neither fired nor cancelled). The queue asks it
+    /// under its lock, to drop cancelled timers: keep it to an atomic load.
+    func timerIsPending(_ tag: UInt64) -> Bool
+    /// Timer `tag` is due: disarm it, unless a cancel already did, and act. Returns whether
+    /// it acted (this call disarmed it).
+    func timerFired(_ tag: UInt64) -> Bool
 }
