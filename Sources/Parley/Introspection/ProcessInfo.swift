@@ -92,7 +92,7 @@ extension ProcessCore {
         case .running: status = .running
         case .dead: status = .exiting
         }
-        let queued = snap.incoming + savedCount.load(ordering: .relaxed)
+        let queued = snap.incoming + savedCount.load()
         var memory = objectBytes + queued * MemoryLayout<any Sendable>.stride + snap.extrasBytes
         if kind == .sequential { memory += estimatedTaskBytes }
         return Process.Info(

@@ -70,7 +70,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
                 direct = nil
             } else {
                 message = saved.removeFirst()
-                savedCount.store(saved.count, ordering: .relaxed)
+                savedCount.store(saved.count)
             }
             used += 1
             let next: Next
@@ -109,7 +109,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         // hand-off may claim the process and fill `saved` on its own thread (invariant 3).
         withShared { s in
             let step = s.mailbox.refillOrIdle(&saved)
-            savedCount.store(saved.count, ordering: .relaxed)
+            savedCount.store(saved.count)
             return step
         }
     }
@@ -156,7 +156,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         state = nil
         handler = nil
         saved.removeAll()
-        savedCount.store(0, ordering: .relaxed)
+        savedCount.store(0)
     }
 
     override func didDie(external: Bool, wasIdle: Bool) {

@@ -69,7 +69,11 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     @exclusivity(unchecked) var sharedState: Shared
     let handledCount = Atomic<Int>(0)
     let reductionCount = Atomic<Int>(0)
-    let savedCount = Atomic<Int>(0)
+    /// How many messages the owner's queue holds (for a bound's accounting and `info`).
+    let savedCount = MessageCount()
+    /// A sequential process's armed receive timeout (``SequentialProcess``); beside the
+    /// 32-bit count, so that neither costs a word of its own.
+    let armedTimer = Atomic<UInt32>(0)
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
     @exclusivity(unchecked) var saved = SavedQueue()
     @exclusivity(unchecked) var sinceYield = 0
@@ -143,7 +147,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         let wake = withShared { s -> Wake in
             guard s.accepts(alias: alias) else { return .none }
             if mailboxLimit == 0 { return s.mailbox.deliver(message, savedCount: 0).wake }
-            let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(ordering: .relaxed),
+            let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(),
                                                     limit: .init(capacity: mailboxLimit, overflow: overflow))
             if dropped { s.ensureExtras().dropped += 1 }
             return wake
@@ -207,7 +211,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         while true {
             switch try saved.take(from: &cursor, claim: claim, match) {
             case .taken:
-                savedCount.store(saved.count, ordering: .relaxed)
+                savedCount.store(saved.count)
                 handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 return .taken
@@ -220,7 +224,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
                         // Under the lock, with the refill: a sender that found `incoming`
                         // empty must also find the moved messages counted, or a bounded
                         // mailbox keeps more than its capacity.
-                        savedCount.store(saved.count, ordering: .relaxed)
+                        savedCount.store(saved.count)
                         return nil
                     }
                     return s.mailbox.timedOut(generation) ? .timedOut : .empty
@@ -240,7 +244,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         // themselves are released outside it.
         let n = withShared { s -> Int in
             let n = s.mailbox.takePendingDrops()
-            if n > 0 { savedCount.store(saved.count - min(n, saved.count), ordering: .relaxed) }
+            if n > 0 { savedCount.store(saved.count - min(n, saved.count)) }
             return n
         }
         guard n > 0 else { return 0 }
@@ -419,4 +423,14 @@ public struct MailboxLimit: Sendable, Hashable {
         self.capacity = capacity
         self.overflow = overflow
     }
+}
+
+/// A message count in 32 bits (no mailbox holds four billion messages: each takes at least
+/// a 40-byte slot), read and written as an `Int`.
+struct MessageCount: ~Copyable, Sendable {
+    private let raw = Atomic<UInt32>(0)
+    // Relaxed: the count is read under the mailbox lock by senders (ordered by that lock),
+    // or as an estimate by `info`.
+    @inline(__always) func load() -> Int { Int(raw.load(ordering: .relaxed)) }
+    @inline(__always) func store(_ n: Int) { raw.store(UInt32(clamping: n), ordering: .relaxed) }
 }

@@ -62,11 +62,11 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     override var kind: Process.Kind { .sequential }
 
-    /// The generation of the receive whose timeout is armed (0: none). Relaxed order is
-    /// enough: it only decides who of the firing timer and the receive's cancel disarms the
-    /// timer; what a timeout changes is published under the mailbox lock, and a stale
-    /// timeout is ignored there (it names an older generation).
-    private let armedTimer = Atomic<UInt32>(0)
+    // `armedTimer` (in ProcessCore, beside the saved count): the generation of the receive
+    // whose timeout is armed (0: none). Relaxed order is enough: it only decides who of the
+    // firing timer and the receive's cancel disarms the timer; what a timeout changes is
+    // published under the mailbox lock, and a stale timeout is ignored there (it names an
+    // older generation).
 
     func timerIsPending(_ tag: UInt64) -> Bool {
         armedTimer.load(ordering: .relaxed) == UInt32(truncatingIfNeeded: tag)
@@ -122,7 +122,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         if isAlive { ExitSignals.exit(self, reason: reason) }
         spareCall = nil
         saved.removeAll()
-        savedCount.store(0, ordering: .relaxed)
+        savedCount.store(0)
         withShared { _ in task = nil }
     }
 
