@@ -80,8 +80,8 @@ extension ProcessCore {
             guard s.status != .dead else { return nil }
             let e = s.extras
             let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0
-            return (s.status, s.mailbox.incoming.count, e.map { Array($0.links) } ?? [], e.map { Array($0.monitoring.values) } ?? [],
-                    e.map { Array($0.monitoredBy.values) } ?? [], e?.name, e?.label, e?.trapExit ?? false,
+            return (s.status, s.mailbox.incoming.count, e.map { Array($0.links) } ?? [], e.map { $0.monitoring.values } ?? [],
+                    e.map { $0.monitoredBy.values } ?? [], e?.name, e?.label, e?.trapExit ?? false,
                     e?.dropped ?? 0, extrasBytes)
         }
         guard let snap else { return nil }

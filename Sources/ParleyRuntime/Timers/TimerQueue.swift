@@ -12,29 +12,23 @@ public final class ScheduledTimer: Sendable {
     /// Monotonic nanoseconds at which the timer fires.
     public let deadline: UInt64
     fileprivate let state = Atomic<UInt8>(ScheduledTimer.pending)
-    fileprivate let action: Action
+    /// What firing does.
+    fileprivate let action: @Sendable () -> Void
     /// Strong: a weak reference would move the queue's reference count to a side table and
     /// make every retain of it slow. A timer in the heap and its queue form a cycle only until
     /// the timer leaves the heap (fired, or cancelled and swept).
     fileprivate let queue: TimerQueue
 
-    /// What firing does.
-    fileprivate enum Action: Sendable {
-        case closure(@Sendable () -> Void)
-    }
-
     fileprivate static let pending: UInt8 = 0, fired: UInt8 = 1, cancelled: UInt8 = 2
 
-    fileprivate init(deadline: UInt64, queue: TimerQueue, action: Action) {
+    fileprivate init(deadline: UInt64, queue: TimerQueue, action: @escaping @Sendable () -> Void) {
         self.deadline = deadline
         self.queue = queue
         self.action = action
     }
 
     fileprivate func fire() {
-        switch action {
-        case .closure(let body): body()
-        }
+        action()
     }
 
     /// Cancels the timer. Returns `true` if it had not fired yet, so it never will;
@@ -120,7 +114,7 @@ public final class TimerQueue: @unchecked Sendable {
     /// Schedules `action` to run once, on a scheduler thread, at the monotonic `deadline`.
     @discardableResult
     public func schedule(at deadline: UInt64, _ action: @escaping @Sendable () -> Void) -> ScheduledTimer {
-        schedule(ScheduledTimer(deadline: deadline, queue: self, action: .closure(action)))
+        schedule(ScheduledTimer(deadline: deadline, queue: self, action: action))
     }
 
     /// Schedules `target.timerFired(tag)` at `deadline` with no allocation: the target keeps
