@@ -11,7 +11,7 @@ import ParleyTestSupport
 @Suite("Gen: call messages are immutable values to the server", .timeLimit(.minutes(1)))
 struct GenCallMessageTests {
     final class Kept: Sendable {
-        let messages = Mutex<[Gen.CallMessage]>([])
+        let messages = Locked<[Gen.CallMessage]>([])  // not Mutex: TSan cannot see its lock on Linux
         func withLock<R>(_ body: (inout [Gen.CallMessage]) -> R) -> R { messages.withLock { body(&$0) } }
     }
 
