@@ -33,6 +33,9 @@ let package = Package(
         // Erlang/Elixir clusters and each other (SwiftNIO; with the TLS trait, swift-nio-ssl;
         // re-exports ParleyETF).
         .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
+        // The observer: a live web dashboard of a node (processes, schedulers, supervision
+        // trees) and a Prometheus /metrics endpoint (Hummingbird, swift-prometheus).
+        .library(name: "ParleyObserver", targets: ["ParleyObserver"]),
         .executable(name: "parley", targets: ["ParleyCLI"]),
         // The allocation gate: heap allocations per message on the hot paths, against budgets.
         .executable(name: "parley-allocs", targets: ["ParleyAllocations"]),
@@ -52,6 +55,11 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        // The observer's web server and metrics; only ParleyObserver and the CLI link them.
+        // Hummingbird's default traits (swift-configuration, full Foundation) are not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // Three libc calls Swift cannot reach portably (thread names, malloc_usable_size, PAUSE).
@@ -133,12 +141,28 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "ParleyObserver",
+            dependencies: [
+                "ParleyOTP",
+                "ParleyDistribution",
+                "CParleyShims",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ParleyCLI",
             dependencies: [
                 "Parley",
                 "ParleyOTP",
                 "ParleyDistribution",
+                "ParleyObserver",
                 "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -169,7 +193,7 @@ let package = Package(
         // NonisolatedNonsendingByDefault, no ExistentialAny), so code shaped like the README's
         // compiles and runs from an app that never heard of those settings; every README
         // Swift block is compiled here (ReadmeSnippets.swift, checked by ReadmeSnippetTests).
-        .testTarget(name: "DefaultSettingsTests", dependencies: ["ParleyOTP", "ParleyDistribution"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(name: "DefaultSettingsTests", dependencies: ["ParleyOTP", "ParleyDistribution", "ParleyObserver"], swiftSettings: [.swiftLanguageMode(.v6)]),
         .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(
@@ -183,6 +207,11 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             exclude: ["Erlang"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ParleyObserverTests",
+            dependencies: ["ParleyObserver", "ParleyOTP", "ParleyTestSupport", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -6,6 +6,7 @@
 // What a block uses but does not declare comes in as a parameter or a declaration here.
 import ParleyDistribution
 import ParleyOTP
+import ParleyObserver
 
 // README block 1 ("`Process` and `Channel` beside Foundation and NIO"), at file scope as the
 // README says to write it.
@@ -202,4 +203,10 @@ func readme10() async throws {
         return try await me.receive(Term.self)               // hi, over the connection
     }
     let names = try await b.run { me in Process.registered() } // code in b's process sees b's names
+}
+
+// README block 11 ("The observer").
+func readme11() async throws {
+    let observer = try Observer(.init(port: 4040))
+    Task { try await observer.run() }               // or put it in a ServiceGroup; cancel to stop
 }

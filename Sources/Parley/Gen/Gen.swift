@@ -129,6 +129,10 @@ public enum Gen {
         case terminate(ExitReason)
         /// `get_state` (`sys:get_state/1`): reply with the behaviour's state.
         case getState
+        /// `get_status` (`sys:get_status/1`): reply with a `String` describing the state,
+        /// rendered by the process itself (so nothing outside it reads its state), for
+        /// introspection such as the observer's process page.
+        case getStatus
     }
 
     /// Why a call gave no reply: the ways OTP's `gen:call` exits its caller, as a value.

@@ -37,6 +37,9 @@ extension Process {
         public let monitoredBy: [Pid]
         public let registeredName: String?
         public let label: String?
+        /// The OTP behaviour it runs (`gen_server`, `supervisor`), as observer shows
+        /// `proc_lib`'s initial call; nil for a plain process.
+        public let behaviour: String?
         public let trapExit: Bool
         /// The mailbox bound, if any, and messages dropped by its overflow policy.
         public let mailboxLimit: MailboxLimit?
@@ -75,33 +78,41 @@ let estimatedTaskBytes = 2500
 extension ProcessCore {
     func info() -> Process.Info? {
         typealias Snapshot = (status: Status, incoming: Int, links: [Pid], monitors: [Pid], monitoredBy: [Pid],
-                              name: String?, label: String?, trap: Bool, dropped: Int, extrasBytes: Int)
+                              name: String?, label: String?, behaviour: String?, trap: Bool, dropped: Int, extrasBytes: Int)
         let snap = withShared { s -> Snapshot? in
             guard s.status != .dead else { return nil }
             let e = s.extras
-            let extrasBytes = e.map { 64 + $0.links.count * 48 + ($0.monitoredBy.count + $0.monitoring.count) * 64 } ?? 0
+            let extrasBytes = e?.estimatedBytes ?? 0
             return (s.status, s.mailbox.incoming.count, e.map { Array($0.links) } ?? [], e.map { $0.monitoring.values } ?? [],
-                    e.map { $0.monitoredBy.values } ?? [], e?.name, e?.label, e?.trapExit ?? false,
+                    e.map { $0.monitoredBy.values } ?? [], e?.name, e?.label, e?.behaviour, e?.trapExit ?? false,
                     e?.dropped ?? 0, extrasBytes)
         }
         guard let snap else { return nil }
-        let status: Process.Info.Status
-        switch snap.status {
-        case .waiting, .idle: status = .waiting
-        case .scheduled: status = onCPU.load(ordering: .relaxed) ? .running : .runnable
-        case .running: status = .running
-        case .dead: status = .exiting
-        }
+        let status = infoStatus(snap.status)
         let queued = snap.incoming + savedCount.load()
-        var memory = objectBytes + queued * MemoryLayout<any Sendable>.stride + snap.extrasBytes
-        if kind == .sequential { memory += estimatedTaskBytes }
+        let memory = memoryEstimate(queued: queued, extrasBytes: snap.extrasBytes)
         return Process.Info(
             pid: pid, kind: kind, status: status, messageQueueLength: queued,
             messagesHandled: handledCount.load(ordering: .relaxed), reductions: reductionCount.load(ordering: .relaxed),
             links: snap.links.sorted(), monitors: snap.monitors, monitoredBy: snap.monitoredBy,
-            registeredName: snap.name, label: snap.label, trapExit: snap.trap,
+            registeredName: snap.name, label: snap.label, behaviour: snap.behaviour, trapExit: snap.trap,
             mailboxLimit: mailboxLimit > 0 ? MailboxLimit(capacity: mailboxLimit, overflow: overflow) : nil,
             droppedMessages: snap.dropped, memory: memory)
+    }
+
+    func infoStatus(_ s: Status) -> Process.Info.Status {
+        switch s {
+        case .waiting, .idle: return .waiting
+        case .scheduled: return onCPU.load(ordering: .relaxed) ? .running : .runnable
+        case .running: return .running
+        case .dead: return .exiting
+        }
+    }
+
+    func memoryEstimate(queued: Int, extrasBytes: Int) -> Int {
+        var memory = objectBytes + queued * MemoryLayout<any Sendable>.stride + extrasBytes
+        if kind == .sequential { memory += estimatedTaskBytes }
+        return memory
     }
 
     /// The size of this process's own heap block.

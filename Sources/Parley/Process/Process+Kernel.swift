@@ -131,11 +131,12 @@ extension Process {
     /// Everything that must hold before a new process runs: table entry, name, flags, link.
     static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
         if options.link && parent == nil { throw .linkWithoutParent }
-        if options.trapExit || options.label != nil {
+        if options.trapExit || options.label != nil || options.behaviour != nil {
             p.withShared { s in
                 let e = s.ensureExtras()
                 e.trapExit = options.trapExit
                 e.label = options.label
+                e.behaviour = options.behaviour
             }
         }
         if let name = options.name { try p.home.registry.register(name, p.pid) }

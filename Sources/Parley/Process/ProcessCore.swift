@@ -47,6 +47,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         var monitoring = MonitorTable()
         var name: String?
         var label: String?
+        /// The OTP behaviour the process runs (`gen_server`, `supervisor`), for introspection.
+        var behaviour: String?
         var trapExit = false
         var exitReason: ExitReason?
         var dropped = 0

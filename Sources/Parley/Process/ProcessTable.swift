@@ -9,7 +9,9 @@ final class ProcessTable: Sendable {
         let map = Locked<[UInt64: ProcessCore]>([:])
     }
 
-    static let shardCount = 16
+    /// 64 shards: spawns on different schedulers rarely meet, and a walk
+    /// (``forEach(_:)``) holds one lock for a 64th of the processes at most.
+    static let shardCount = 64
     let shards: [Shard] = (0..<shardCount).map { _ in Shard() }
     /// One counter for every node of the OS process: ids never repeat between its nodes, so
     /// references and pids made here stay unique whichever node made them.
@@ -40,6 +42,16 @@ final class ProcessTable: Sendable {
 
     var count: Int { shards.reduce(0) { n, s in n + s.map.withLock { $0.count } } }
 
+    /// Calls `body` for every process, copying one shard's references under its lock at a
+    /// time and calling `body` outside it.
+    func forEach(_ body: (ProcessCore) -> Void) {
+        var chunk: [ProcessCore] = []
+        for s in shards {
+            chunk.removeAll(keepingCapacity: true)
+            s.map.withLock { chunk.append(contentsOf: $0.values) }
+            for p in chunk { body(p) }
+        }
+    }
     func all() -> [ProcessCore] {
         var out: [ProcessCore] = []
         for s in shards { s.map.withLock { out.append(contentsOf: $0.values) } }

@@ -25,6 +25,9 @@ public struct SpawnOptions: Sendable {
     /// The node to spawn on; nil (the default) means the spawning process's node, or
     /// ``LocalNode/current`` for a spawn from outside any process.
     public var node: LocalNode?
+    /// The OTP behaviour the process runs (`gen_server`, `supervisor`), set by ParleyOTP so
+    /// that introspection and the observer know which processes answer the sys protocol.
+    package var behaviour: String?
 
     public init(link: Bool = false, name: String? = nil, mailbox: MailboxLimit? = nil, trapExit: Bool = false, label: String? = nil,
                 node: LocalNode? = nil) {

@@ -140,6 +140,7 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
     ) async throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: link, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
+        spawn.behaviour = options.behaviour
         if case .local(let n)? = name { spawn.name = n }
         let tag = Reference.make()
         let starterPid = starter.pid
@@ -236,6 +237,12 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
             case .getState(let from):
                 // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
                 Gen.reply(from, Transfer(server))
+                return .continue
+            case .getStatus(let from):
+                // As sys:get_status, through formatStatus: what it hides from crash reports
+                // stays hidden here too.
+                let status = server.formatStatus(ServerStatus(state: server, message: nil, reason: .normal))
+                Gen.reply(from, String(describing: status.state))
                 return .continue
             case .terminate(let reason): return await terminate(reason, me)
             case .rejected: return .continue

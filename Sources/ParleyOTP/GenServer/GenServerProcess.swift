@@ -49,6 +49,7 @@ struct GenServerProcess<Server: GenServer> {
     ) throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
+        spawn.behaviour = options.behaviour
         let name = initial.value.proto.name
         if case .local(let n)? = name { spawn.name = n }
         let initialize: (CallbackProcess) throws -> sending Transfer<GenServerProcess>? = { me in
@@ -118,6 +119,12 @@ struct GenServerProcess<Server: GenServer> {
             case .getState(let from):
                 // Typed callers (``ServerRef/state(timeout:)``) open the box only when Server is Sendable.
                 Gen.reply(from, Transfer(server))
+                return .continue
+            case .getStatus(let from):
+                // As sys:get_status, through formatStatus: what it hides from crash reports
+                // stays hidden here too.
+                let status = server.formatStatus(ServerStatus(state: server, message: nil, reason: .normal))
+                Gen.reply(from, String(describing: status.state))
                 return .continue
             case .terminate(let reason): return terminate(reason, me)
             case .rejected: return .continue

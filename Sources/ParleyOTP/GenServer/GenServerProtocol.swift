@@ -40,6 +40,8 @@ struct GenServerProtocol<Server: GenServerMessages> {
         case info(any Sendable)
         /// sys `get_state`: reply with the state.
         case getState(Gen.From)
+        /// sys `get_status`: reply with the state rendered as a string.
+        case getStatus(Gen.From)
         /// sys `terminate`, or a trapped exit signal from the parent: terminate with the reason.
         case terminate(ExitReason)
         /// Nothing to call: a request of the wrong type (already answered), or the
@@ -79,6 +81,7 @@ struct GenServerProtocol<Server: GenServerMessages> {
             switch system.request {
             case .terminate(let reason): return .terminate(reason)
             case .getState: return .getState(system.from)
+            case .getStatus: return .getStatus(system.from)
             }
         case let exit as ExitMessage where exit.from == parent:
             return .terminate(exit.reason)

@@ -41,6 +41,8 @@ public struct GenServerOptions: Sendable {
     /// The node to start on (``SpawnOptions/node``); nil: the starting process's node, or
     /// ``LocalNode/current``.
     public var node: LocalNode? = nil
+    /// What introspection shows as the process's behaviour (a supervisor is a gen_server).
+    package var behaviour = "gen_server"
     public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil, node: LocalNode? = nil) {
         self.node = node
         self.trapExit = trapExit

@@ -76,7 +76,21 @@ public struct ChildInfo: Sendable, CustomStringConvertible {
     public let pid: Pid?
     public let type: ChildSpec.Kind
     public let restart: ChildSpec.Restart
+    /// Times the supervisor has restarted this child (a dynamic supervisor never restarts a
+    /// child under the same entry: 0).
+    public let restarts: Int
+    /// The reason of the child's last abnormal exit, rendered, if it had one.
+    public let lastExitReason: String?
     public var description: String { "{\(id), \(pid.map { "\($0)" } ?? "undefined"), \(type.rawValue)}" }
+
+    init(id: String, pid: Pid?, type: ChildSpec.Kind, restart: ChildSpec.Restart, restarts: Int = 0, lastExitReason: String? = nil) {
+        self.id = id
+        self.pid = pid
+        self.type = type
+        self.restart = restart
+        self.restarts = restarts
+        self.lastExitReason = lastExitReason
+    }
     /// The child as a ``Supervisor``, when it is a running supervisor (type `.supervisor`).
     public var supervisor: Supervisor? { type == .supervisor ? pid.map(Supervisor.init) : nil }
 }

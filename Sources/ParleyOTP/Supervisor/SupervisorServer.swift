@@ -72,7 +72,8 @@ extension SupervisorServer {
     /// Starts the supervisor (trapping exits, linked to `parent` if given, registered under
     /// `name`) and returns its pid once its `initialize` has started the children.
     consuming func startSupervisor(name: ServerName?, parent: Process?) async throws(StartError) -> Pid {
-        let options = GenServerOptions(trapExit: true)
+        var options = GenServerOptions(trapExit: true)
+        options.behaviour = "supervisor"  // DynamicSupervisor too, as in Elixir
         if let parent { return try await startLink(parent, name: name, options: options).pid! }
         return try await start(name: name, options: options).pid!
     }

@@ -207,6 +207,33 @@ public final class Scheduler: @unchecked Sendable {
         ])
     }
 
+    /// What each scheduler thread has done so far, read without stopping it (each figure is
+    /// an atomic read; together they are an estimate, as Erlang's `scheduler_wall_time` is).
+    /// Utilization is the change of ``WorkerStatistics/parkedNanoseconds`` between two reads.
+    ///
+    /// ```swift
+    /// let before = Scheduler.shared.statistics
+    /// try await Task.sleep(for: .seconds(1))
+    /// let after = Scheduler.shared.statistics
+    /// for (a, b) in zip(before, after) { print(a.utilization(until: b)) }
+    /// ```
+    public var statistics: [WorkerStatistics] {
+        let now = MonotonicClock.now
+        return workers.map { w in
+            let since = w.parkedSince.load(ordering: .relaxed)
+            let ongoing = since != 0 && now > since ? now - since : 0
+            return WorkerStatistics(
+                index: w.index, at: now, jobsRun: w.ticks.load(ordering: .relaxed),
+                steals: w.steals.load(ordering: .relaxed),
+                parkedNanoseconds: w.parkedNanos.load(ordering: .relaxed) &+ ongoing,
+                runQueueLength: w.queuedHint.load(ordering: .relaxed) + (w.hasNextHint.load(ordering: .relaxed) ? 1 : 0),
+                isParked: since != 0)
+        }
+    }
+
+    /// Jobs waiting in the global run queue (behind every worker's own queue).
+    public var globalQueueLength: Int { globalCount.load(ordering: .relaxed) }
+
     /// The most recent long-schedule reports (at most 64), oldest first, and how many there were in all.
     public var longScheduleReports: (total: Int, recent: [LongScheduleReport]) {
         longSchedules.withLock { ($0.count, Array($0.recent)) }
@@ -302,6 +329,32 @@ public struct LongScheduleReport: Sendable, CustomStringConvertible {
     /// How long it ran without giving the scheduler back.
     public let milliseconds: Double
     public var description: String { "long_schedule: \(job) ran \(Int(milliseconds)) ms" }
+}
+
+/// One scheduler thread's counters (``Scheduler/statistics``).
+public struct WorkerStatistics: Sendable, Hashable, Codable {
+    /// The thread's index (`parley-sched-N`).
+    public let index: Int
+    /// When the counters were read, in monotonic nanoseconds.
+    public let at: UInt64
+    /// Jobs (process runs, Swift task slices, go blocks) run so far.
+    public let jobsRun: UInt64
+    /// Jobs taken from other threads' queues so far.
+    public let steals: UInt64
+    /// Nanoseconds spent parked (asleep with nothing to run) so far, a park going on included.
+    public let parkedNanoseconds: UInt64
+    /// Jobs in its own run queue (including the runnext slot).
+    public let runQueueLength: Int
+    /// Whether it is parked now.
+    public let isParked: Bool
+
+    /// The fraction of the time from this read to `later` the thread was not parked (0...1),
+    /// as Erlang's `scheduler:utilization/1`.
+    public func utilization(until later: WorkerStatistics) -> Double {
+        guard later.at > at else { return 0 }
+        let parked = later.parkedNanoseconds > parkedNanoseconds ? later.parkedNanoseconds - parkedNanoseconds : 0
+        return max(0, min(1, 1 - Double(parked) / Double(later.at - at)))
+    }
 }
 
 /// Errors from configuring the scheduler.

@@ -46,6 +46,13 @@ final class Worker: @unchecked Sendable {
     /// 0 while running. A new earliest timer wakes it only if it sleeps past it.
     let parkedUntil = Atomic<UInt64>(0)
     let hasNextHint = Atomic<Bool>(false)
+    /// For ``Scheduler/statistics`` (observer, metrics): nanoseconds spent parked, and jobs
+    /// taken from other workers. Written only by this worker, off the job path (around a park
+    /// and after a steal), so relaxed load-then-store is enough; readers get an estimate.
+    let parkedNanos = Atomic<UInt64>(0)
+    /// When the park going on now began (0: not parked), so a reader counts it too.
+    let parkedSince = Atomic<UInt64>(0)
+    let steals = Atomic<UInt64>(0)
     @usableFromInline var yieldRequested = false
     @usableFromInline var current: ScheduledJob?
     /// The reduction budget of each job (`parley_reset_reductions` before each one).
@@ -251,7 +258,11 @@ final class Worker: @unchecked Sendable {
         parkedUntil.store(.max, ordering: .sequentiallyConsistent)
         let deadline = s.timers.nextDeadline
         parkedUntil.store(deadline, ordering: .sequentiallyConsistent)
+        let parkedAt = MonotonicClock.now
+        parkedSince.store(parkedAt, ordering: .relaxed)
         parker.park(deadline: deadline)
+        parkedNanos.store(parkedNanos.load(ordering: .relaxed) &+ (MonotonicClock.now &- parkedAt), ordering: .relaxed)
+        parkedSince.store(0, ordering: .relaxed)
         parkedUntil.store(0, ordering: .relaxed)
         s.unregisterParked(index)
         s.timers.fireDue()
@@ -282,7 +293,10 @@ final class Worker: @unchecked Sendable {
                 }
             }
             guard stuck || victim.queuedHint.load(ordering: .relaxed) > 0 else { continue }
-            if let r = victim.steal(into: self, includeNext: stuck) { return r }
+            if let r = victim.steal(into: self, includeNext: stuck) {
+                steals.store(steals.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                return r
+            }
         }
         return nil
     }

@@ -1,0 +1,149 @@
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import ParleyDistribution
+import ParleyOTP
+
+/// A live web dashboard of a Parley node, in the spirit of Erlang's `observer` and Phoenix
+/// LiveDashboard: the System page (schedulers and their utilization over time, run queues,
+/// memory, timers, connected nodes), every process in a table sortable by mailbox length,
+/// reductions or memory and searchable, a page per process (links, monitors, the head of
+/// its mailbox, a GenServer's state, kill and send), the supervision trees, and a Prometheus
+/// `/metrics` endpoint. Updates stream to the page as server-sent events.
+///
+/// Three lines in an app:
+///
+/// ```swift
+/// import ParleyObserver
+/// let observer = try Observer(.init(port: 4040))
+/// Task { try await observer.run() }          // http://127.0.0.1:4040/
+/// ```
+///
+/// It binds to 127.0.0.1 by default. Bound to any other address it requires a token, and
+/// makes one (``token``, printed by `parley observer`) if none is given; every request must
+/// carry it. ``Configuration/allowActions`` switches off kill and send.
+public final class Observer: Sendable {
+    /// Where and how the observer serves.
+    public struct Configuration: Sendable {
+        /// The address to bind. Anything but a loopback address requires a token.
+        public var host: String
+        /// The port; 0 picks a free one (``waitUntilListening()`` tells which).
+        public var port: Int
+        /// The secret every request must carry (`Authorization: Bearer …`, or `?token=` on
+        /// the first page load, which sets a same-site cookie). nil on loopback: none needed.
+        public var token: String?
+        /// Whether the page may kill processes and send them messages.
+        public var allowActions: Bool
+        /// The node shown.
+        public var node: LocalNode
+        /// How often the page's live data refreshes.
+        public var refresh: Duration
+        /// Where `/metrics` comes from; nil serves no `/metrics`.
+        public var metrics: ObserverMetrics?
+
+        public init(host: String = "127.0.0.1", port: Int = 4040, token: String? = nil, allowActions: Bool = true,
+                    node: LocalNode = .default, refresh: Duration = .seconds(1), metrics: ObserverMetrics? = ObserverMetrics()) {
+            self.host = host
+            self.port = port
+            self.token = token
+            self.allowActions = allowActions
+            self.node = node
+            self.refresh = refresh
+            self.metrics = metrics
+        }
+    }
+
+    public let configuration: Configuration
+    /// The token requests must carry: the configured one, or one made because the host is
+    /// not a loopback address; nil when none is needed.
+    public let token: String?
+    let logger: Logger
+    let table: ProcessTableCache
+    private let listening = ParleyChannels.Channel<Int>(buffer: .promise)
+
+    /// Checks the configuration.
+    /// - Throws: ``ObserverError/invalidPort(_:)``, ``ObserverError/emptyToken``.
+    public init(_ configuration: Configuration = .init(), logger: Logger = Logger(label: "parley.observer")) throws(ObserverError) {
+        guard (0...65535).contains(configuration.port) else { throw .invalidPort(configuration.port) }
+        if let t = configuration.token, t.isEmpty { throw .emptyToken }
+        self.configuration = configuration
+        self.logger = logger
+        self.token = configuration.token ?? (Self.isLoopback(configuration.host) ? nil : Self.makeToken())
+        self.table = ProcessTableCache(node: configuration.node, minInterval: configuration.refresh)
+    }
+
+    /// Serves until the task running it is cancelled or, as a swift-service-lifecycle
+    /// `Service` in a `ServiceGroup`, until graceful shutdown: open pages are told to stop
+    /// and the server closes.
+    /// - Throws: what binding the address throws (a port in use, say).
+    public func run() async throws {
+        let router = Router()
+        addRoutes(to: router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+            onServerRunning: { [listening] channel in _ = listening.offer(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        // Cancelling the task shuts the server down gracefully (Hummingbird logs cancelled
+        // connections as errors otherwise).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        // The group runs in a task of its own, so cancelling ours reaches it only as that
+        // graceful shutdown.
+        let serving = Task { try await group.run() }
+        try await withTaskCancellationHandler {
+            try await serving.value
+        } onCancel: {
+            Task { await group.triggerGracefulShutdown() }
+        }
+    }
+
+    /// The port the server listens on, once it does.
+    public func waitUntilListening() async -> Int {
+        (try? await listening.receive()) ?? nil ?? 0
+    }
+
+    /// The page's address (with the token, if one is needed), once it listens.
+    public func url() async -> String {
+        let port = await waitUntilListening()
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        return "http://\(host):\(port)/" + (token.map { "?token=\($0)" } ?? "")
+    }
+
+    /// Adds the observer's routes to an app's own Hummingbird router or group, behind the
+    /// same token check (`router.group("observer")` serves it under `/observer/`).
+    ///
+    /// ```swift
+    /// let router = Router()
+    /// try Observer(.init(token: "s3cret")).addRoutes(to: router.group("observer"))
+    /// ```
+    public func addRoutes<Routes: RouterMethods>(to router: Routes) {
+        ObserverRoutes(observer: self).add(to: router)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// 32 hex digits from the system's random source.
+    static func makeToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in
+            let s = String(g.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }.joined()
+    }
+}
+
+/// What the observer refuses to start with.
+public enum ObserverError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidPort(Int)
+    /// A token must not be empty (it would let every request in).
+    case emptyToken
+
+    public var description: String {
+        switch self {
+        case .invalidPort(let p): return "observer: port \(p) is not in 0...65535"
+        case .emptyToken: return "observer: the token is empty"
+        }
+    }
+}

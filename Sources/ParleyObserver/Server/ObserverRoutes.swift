@@ -1,0 +1,134 @@
+import FoundationEssentials
+import Hummingbird
+import ServiceLifecycle
+import ParleyOTP
+
+/// The observer's HTTP surface. Every route sits behind ``TokenCheck``; the page and its
+/// script are static (the page builds its DOM from JSON with `textContent`, never HTML
+/// from data), and the Content-Security-Policy allows scripts from the observer only.
+struct ObserverRoutes: Sendable {
+    let observer: Observer
+    var node: LocalNode { observer.configuration.node }
+
+    func add<Routes: RouterMethods>(to router: Routes) {
+        _ = router.add(middleware: TokenCheck<Routes.Context>(token: observer.token))
+        router.get("/") { _, _ in Self.asset(WebAssets.html, "text/html; charset=utf-8") }
+        router.get("app.js") { _, _ in Self.asset(WebAssets.script, "text/javascript; charset=utf-8") }
+        router.get("app.css") { _, _ in Self.asset(WebAssets.style, "text/css; charset=utf-8") }
+        router.get("api/config") { _, _ in
+            ConfigReply(node: node.name, allowActions: observer.configuration.allowActions,
+                        refreshMilliseconds: Int(observer.configuration.refresh.components.seconds * 1000
+                                                 + observer.configuration.refresh.components.attoseconds / 1_000_000_000_000_000))
+        }
+        let sampler = SystemSampler(node: node)
+        router.get("api/system") { _, _ in sampler.snapshot() }
+        router.get("api/live") { _, _ in live() }
+        router.get("api/processes") { request, _ in
+            let q = Self.query(request)
+            let table = observer.table
+            return try await Scheduler.shared.blocking.run { table.page(q) }
+        }
+        router.get("api/processes/:pid") { _, context in
+            let pid = try pid(context)
+            guard let detail = await ProcessLookup.detail(pid, node: node, stateTimeout: .seconds(2)) else {
+                throw HTTPError(.notFound, message: "no such process")
+            }
+            return detail
+        }
+        router.post("api/processes/:pid/kill") { request, context in
+            try checkAction(request)
+            let pid = try pid(context)
+            let body = try await request.decode(as: KillRequest.self, context: context)
+            Process.exit(pid, KillRequest.reason(body.reason))
+            observer.table.invalidate()
+            return ActionReply(ok: true, detail: "exit signal sent to \(pid)")
+        }
+        router.post("api/processes/:pid/send") { request, context in
+            try checkAction(request)
+            let pid = try pid(context)
+            let body = try await request.decode(as: SendRequest.self, context: context)
+            guard body.message.utf8.count <= 64 * 1024 else { throw HTTPError(.contentTooLarge, message: "message over 64 KiB") }
+            pid.send(body.message)
+            return ActionReply(ok: true, detail: "sent a String to \(pid)")
+        }
+        router.get("api/supervision") { _, _ in SupervisionReply(trees: await SupervisionTrees.all(on: node)) }
+        if let metrics = observer.configuration.metrics {
+            router.get("metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                         body: .init(byteBuffer: ByteBuffer(string: metrics.scrape())))
+            }
+        }
+    }
+
+    /// Server-sent events: a system snapshot every refresh, until the page goes.
+    func live() -> Response {
+        let sampler = SystemSampler(node: node)
+        let refresh = observer.configuration.refresh
+        _ = sampler.snapshot()
+        let body = ResponseBody { writer in
+            let encoder = JSONEncoder()
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                try await Task.sleep(for: refresh)
+                let data = try encoder.encode(sampler.snapshot())
+                var buffer = ByteBuffer(string: "event: system\ndata: ")
+                buffer.writeBytes(data)
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    func pid<Context: RequestContext>(_ context: Context) throws -> Pid {
+        let text = context.parameters.get("pid") ?? ""
+        guard let pid = ProcessLookup.pid(text, on: node) else { throw HTTPError(.notFound, message: "no such process") }
+        return pid
+    }
+
+    /// Actions change the node: they must be allowed, and must come from the page's script
+    /// (the custom header cannot be sent cross-site without a CORS preflight, which the
+    /// observer never grants).
+    func checkAction(_ request: Request) throws {
+        guard observer.configuration.allowActions else { throw HTTPError(.forbidden, message: "actions are switched off") }
+        guard request.headers[TokenCheck<BasicRequestContext>.actionHeader] == "1" else {
+            throw HTTPError(.forbidden, message: "missing the observer's action header")
+        }
+    }
+
+    static func query(_ request: Request) -> ProcessQuery {
+        let p = request.uri.queryParameters
+        return ProcessQuery(
+            sort: p["sort"].flatMap { ProcessQuery.Column(rawValue: String($0)) } ?? .reductions,
+            descending: p["order"].map { $0 != "asc" } ?? true,
+            search: p["q"].map { String($0.prefix(200)) } ?? "",
+            offset: p["offset"].flatMap { Int($0) } ?? 0,
+            limit: p["limit"].flatMap { Int($0) } ?? 50)
+    }
+
+    static func asset(_ text: String, _ type: String) -> Response {
+        Response(status: .ok, headers: [.contentType: type, .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}
+
+struct ConfigReply: ResponseEncodable { let node: String; let allowActions: Bool; let refreshMilliseconds: Int }
+struct ActionReply: ResponseEncodable { let ok: Bool; let detail: String }
+struct SupervisionReply: ResponseEncodable { let trees: [SupervisionNode] }
+struct SendRequest: Decodable { let message: String }
+struct KillRequest: Decodable {
+    let reason: String
+    /// `kill` is untrappable, `normal` and `shutdown` are the usual atoms; anything else is a
+    /// custom reason (the String).
+    static func reason(_ text: String) -> ExitReason {
+        switch text {
+        case "kill": return .kill
+        case "normal": return .normal
+        case "shutdown": return .shutdown
+        default: return .custom(text)
+        }
+    }
+}
+
+extension SystemSnapshot: ResponseEncodable {}
+extension ProcessPage: ResponseEncodable {}
+extension ProcessDetail: ResponseEncodable {}

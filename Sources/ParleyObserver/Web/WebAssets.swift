@@ -1,0 +1,205 @@
+/// The observer's page: one HTML shell, one script, one style sheet, served by the observer
+/// itself (no CDN, nothing fetched from elsewhere). The script builds every element with
+/// `createElement` and `textContent`: text a process put in its name, label, state or
+/// mailbox is shown as text and never parsed as HTML.
+enum WebAssets {
+    static let html = #"""
+    <!doctype html>
+    <html lang="en">
+    <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Parley observer</title>
+    <link rel="stylesheet" href="app.css">
+    <script src="app.js" defer></script>
+    </head>
+    <body>
+    <header>
+      <strong>Parley observer</strong> <span id="node"></span>
+      <nav>
+        <a href="#/system" data-tab="system">System</a>
+        <a href="#/processes" data-tab="processes">Processes</a>
+        <a href="#/supervision" data-tab="supervision">Supervision trees</a>
+      </nav>
+      <span id="status" class="muted">connecting…</span>
+    </header>
+    <main id="main"></main>
+    </body>
+    </html>
+    """#
+
+    static let style = #"""
+    body { font: 14px system-ui, sans-serif; margin: 0; color: #1d232a; background: #f6f7f9; }
+    header { display: flex; gap: 1.5em; align-items: center; padding: .6em 1em; background: #26323f; color: #fff; }
+    header a { color: #cfe0f5; margin-right: 1em; text-decoration: none; }
+    header a.active { color: #fff; border-bottom: 2px solid #7fb8ff; }
+    main { padding: 1em; }
+    .muted { color: #8894a0; }
+    .cards { display: flex; flex-wrap: wrap; gap: .8em; margin-bottom: 1em; }
+    .card { background: #fff; border: 1px solid #dde2e8; border-radius: 6px; padding: .6em .9em; min-width: 9em; }
+    .card .v { font-size: 1.4em; font-weight: 600; }
+    table { border-collapse: collapse; background: #fff; width: 100%; }
+    th, td { text-align: left; padding: .3em .6em; border-bottom: 1px solid #eceff3; font-variant-numeric: tabular-nums; }
+    th { cursor: pointer; user-select: none; background: #eef1f5; }
+    th.sorted::after { content: attr(data-dir); }
+    td.num, th.num { text-align: right; }
+    #info th { width: 12em; cursor: default; }
+    pre { background: #fff; border: 1px solid #dde2e8; padding: .5em; overflow: auto; max-height: 24em; white-space: pre-wrap; word-break: break-all; }
+    ul.tree { list-style: none; padding-left: 1.2em; border-left: 1px dotted #b5bec8; }
+    .toolbar { display: flex; gap: .6em; margin: .5em 0; align-items: center; }
+    svg.chart { background: #fff; border: 1px solid #dde2e8; }
+    .error { color: #b3261e; }
+    button { cursor: pointer; }
+    """#
+
+    static let script = #"""
+    "use strict";
+    const state = { config: null, history: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null };
+    const el = (tag, attrs, ...kids) => {
+      const e = document.createElement(tag);
+      for (const [k, v] of Object.entries(attrs || {})) {
+        if (k === "text") e.textContent = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+      }
+      for (const k of kids) if (k != null) e.append(k);
+      return e;
+    };
+    const fmtBytes = n => n >= 1 << 30 ? (n / (1 << 30)).toFixed(1) + " GiB" : n >= 1 << 20 ? (n / (1 << 20)).toFixed(1) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B";
+    const show = (parent, ...kids) => parent.replaceChildren(...kids.filter(k => k != null));
+    const card = (label, value) => el("div", { class: "card" }, el("div", { class: "muted", text: label }), el("div", { class: "v", text: String(value) }));
+    const pidLink = p => p ? el("a", { href: "#/process/" + p.replace(/[<>]/g, ""), text: p }) : el("span", { class: "muted", text: "undefined" });
+    async function api(path, options) {
+      const r = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+      if (!r.ok) throw new Error(r.status + " " + (await r.text()));
+      return r.json();
+    }
+    function route() { return (location.hash || "#/system").slice(2).split("/"); }
+    function render() {
+      const [tab, arg] = route();
+      for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === tab);
+      if (tab === "processes") return renderProcesses();
+      if (tab === "process") return renderProcess(arg);
+      if (tab === "supervision") return renderSupervision();
+      return renderSystem(state.last);
+    }
+    function renderSystem(s) {
+      const main = document.getElementById("main");
+      if (!s) { main.replaceChildren(el("p", { class: "muted", text: "waiting for the first sample…" })); return; }
+      const cards = el("div", { class: "cards" },
+        card("uptime", Math.round(s.uptimeSeconds) + " s"), card("processes", s.processCount), card("registered names", s.registeredNames),
+        card("resident memory", fmtBytes(s.residentBytes)), card("heap in use", fmtBytes(s.heapBytes)), card("timers", s.timers),
+        card("global run queue", s.globalQueueLength), card("long schedules", s.longSchedulesTotal),
+        card("blocking threads", s.blockingBusy + " busy / " + s.blockingThreads + " (max " + s.blockingLimit + ")"));
+      const chart = utilizationChart();
+      const rows = s.schedulers.map(w => el("tr", {}, el("td", { text: "parley-sched-" + w.index }),
+        el("td", { class: "num", text: (w.utilization * 100).toFixed(1) + " %" }), el("td", { class: "num", text: w.runQueueLength }),
+        el("td", { class: "num", text: w.jobsRun }), el("td", { class: "num", text: w.steals })));
+      const sched = el("table", { id: "schedulers" }, el("tr", {}, el("th", { text: "scheduler" }), el("th", { class: "num", text: "utilization" }),
+        el("th", { class: "num", text: "run queue" }), el("th", { class: "num", text: "jobs run" }), el("th", { class: "num", text: "steals" })), ...rows);
+      const peers = s.peers.length ? el("ul", {}, ...s.peers.map(p => el("li", { text: p.name + (p.hidden ? " (hidden)" : "") + " creation " + p.creation })))
+                                   : el("p", { class: "muted", text: s.distributed ? "no connected nodes" : "not distributed" });
+      const longs = s.recentLongSchedules.length ? el("ul", {}, ...s.recentLongSchedules.map(l => el("li", { text: l.job + " ran " + Math.round(l.milliseconds) + " ms" }))) : null;
+      show(main, cards, el("h3", { text: "Scheduler utilization (last 60 samples)" }), chart, sched, el("h3", { text: "Cluster" }), peers,
+        longs ? el("h3", { text: "Recent long schedules" }) : null, longs);
+    }
+    function utilizationChart() {
+      const ns = "http://www.w3.org/2000/svg", w = 600, h = 120;
+      const svg = document.createElementNS(ns, "svg");
+      svg.setAttribute("class", "chart"); svg.setAttribute("width", w); svg.setAttribute("height", h); svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+      const colors = ["#2f6fdb", "#d9822b", "#2e9e5b", "#a24bc9", "#c93d3d", "#4a8f8f", "#8f7a4a", "#555"];
+      Object.entries(state.history).forEach(([i, series], k) => {
+        const line = document.createElementNS(ns, "polyline");
+        line.setAttribute("fill", "none"); line.setAttribute("stroke", colors[k % colors.length]); line.setAttribute("stroke-width", "2");
+        line.setAttribute("points", series.map((u, j) => `${(j * w) / 59},${h - 4 - u * (h - 8)}`).join(" "));
+        svg.append(line);
+      });
+      return svg;
+    }
+    async function renderProcesses() {
+      if (route()[0] !== "processes") return; // a late search or sort timer after leaving the tab
+      const main = document.getElementById("main");
+      let table = document.getElementById("processes");
+      if (!table) {
+        const search = el("input", { id: "search", placeholder: "search pid, name, label, behaviour", value: state.q });
+        let timer = null;
+        search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { state.q = search.value; state.offset = 0; renderProcesses(); }, 250); });
+        const prev = el("button", { id: "prev", text: "◀ previous", onclick: () => { state.offset = Math.max(0, state.offset - state.limit); renderProcesses(); } });
+        const next = el("button", { id: "next", text: "next ▶", onclick: () => { state.offset += state.limit; renderProcesses(); } });
+        table = el("table", { id: "processes" });
+        main.replaceChildren(el("div", { class: "toolbar" }, search, prev, next, el("span", { id: "pageinfo", class: "muted" })), table);
+      }
+      const params = new URLSearchParams({ sort: state.sort, order: state.order, q: state.q, offset: state.offset, limit: state.limit });
+      let page;
+      try { page = await api("api/processes?" + params); } catch (e) { table.replaceChildren(el("tr", {}, el("td", { class: "error", text: String(e) }))); return; }
+      if (route()[0] !== "processes") return;
+      const cols = [["pid", "pid"], ["name", "name / label"], ["kind", "kind"], ["status", "status"], ["queue", "mailbox", true], ["reductions", "reductions", true], ["memory", "memory", true]];
+      const head = el("tr", {}, ...cols.map(([key, label, num]) => {
+        const th = el("th", { "data-col": key, class: (num ? "num " : "") + (state.sort === key ? "sorted" : ""), "data-dir": state.order === "desc" ? " ▼" : " ▲", text: label });
+        th.addEventListener("click", () => { if (state.sort === key) state.order = state.order === "desc" ? "asc" : "desc"; else { state.sort = key; state.order = num ? "desc" : "asc"; } state.offset = 0; renderProcesses(); });
+        return th;
+      }));
+      const rows = page.rows.map(r => el("tr", { "data-pid": r.pid }, el("td", {}, pidLink(r.pid)),
+        el("td", { text: [r.name, r.label, r.behaviour].filter(x => x).join(" · ") }), el("td", { text: r.kind }), el("td", { text: r.status }),
+        el("td", { class: "num", text: r.queue }), el("td", { class: "num", text: r.reductions }), el("td", { class: "num", text: fmtBytes(r.memory) })));
+      table.replaceChildren(head, ...rows);
+      document.getElementById("pageinfo").textContent = `${page.matched ? page.offset + 1 : 0}–${page.offset + page.rows.length} of ${page.matched} (${page.total} processes; table walked in ${page.walkMilliseconds.toFixed(1)} ms, ${(page.ageMilliseconds / 1000).toFixed(1)} s ago)`;
+    }
+    async function renderProcess(pidText) {
+      const main = document.getElementById("main");
+      let d;
+      try { d = await api("api/processes/" + encodeURIComponent(pidText)); }
+      catch (e) { main.replaceChildren(el("h2", { text: "<" + pidText + ">" }), el("p", { class: "error", text: "not alive (" + e.message + ")" })); return; }
+      if (route()[0] !== "process") return;
+      const dl = el("table", { id: "info" }, ...[["pid", d.pid], ["registered name", d.name], ["label", d.label], ["behaviour", d.behaviour], ["kind", d.kind],
+        ["status", d.status], ["mailbox", d.queue], ["messages handled", d.handled], ["reductions", d.reductions], ["memory", fmtBytes(d.memory)],
+        ["trap exit", d.trapExit], ["mailbox limit", d.mailboxLimit], ["dropped messages", d.droppedMessages]]
+        .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: String(v) }))));
+      const list = (title, pids) => [el("h3", { text: title + " (" + pids.length + ")" }), el("div", {}, ...pids.flatMap(p => [pidLink(p), " "]))];
+      const mailbox = d.mailbox.length ? el("div", { id: "mailbox" }, ...d.mailbox.map(m => el("pre", { text: m }))) : el("p", { class: "muted", text: "no messages it has not looked at" });
+      const stateBlock = d.state != null ? el("pre", { id: "state", text: d.state }) : el("p", { class: d.stateError ? "error" : "muted", text: d.stateError || "a plain process: no behaviour state" });
+      const actions = [];
+      if (state.config && state.config.allowActions) {
+        const reason = el("input", { id: "kill-reason", value: "kill" });
+        const message = el("input", { id: "send-text", placeholder: "a String message" });
+        const out = el("span", { id: "action-result", class: "muted" });
+        const act = async (path, body) => {
+          try { const r = await api(path, { method: "POST", headers: { "Content-Type": "application/json", "X-Parley-Observer": "1" }, body: JSON.stringify(body) }); out.textContent = r.detail; }
+          catch (e) { out.textContent = String(e); }
+          setTimeout(render, 300);
+        };
+        actions.push(el("h3", { text: "Actions" }), el("div", { class: "toolbar" }, el("button", { id: "kill", text: "kill with reason", onclick: () => act("api/processes/" + pidText + "/kill", { reason: reason.value }) }), reason),
+          el("div", { class: "toolbar" }, el("button", { id: "send", text: "send", onclick: () => act("api/processes/" + pidText + "/send", { message: message.value }) }), message, out));
+      }
+      main.replaceChildren(el("h2", { text: d.pid + (d.name ? " " + d.name : "") }), dl, ...list("Links", d.links), ...list("Monitors", d.monitors),
+        ...list("Monitored by", d.monitoredBy), el("h3", { text: `Mailbox (first ${d.mailbox.length} of ${d.queue})` }), mailbox, el("h3", { text: "State" }), stateBlock, ...actions);
+    }
+    async function renderSupervision() {
+      const main = document.getElementById("main");
+      let reply;
+      try { reply = await api("api/supervision"); } catch (e) { main.replaceChildren(el("p", { class: "error", text: String(e) })); return; }
+      if (route()[0] !== "supervision") return;
+      const node = n => el("li", {}, el("span", { text: n.id + " " }), pidLink(n.pid),
+        el("span", { class: "muted", text: ` ${n.type}${n.restart ? ", " + n.restart : ""}, restarts ${n.restarts}` }),
+        n.lastExitReason ? el("span", { class: "error", text: " last exit: " + n.lastExitReason }) : null,
+        n.error ? el("span", { class: "error", text: " " + n.error }) : null,
+        n.children.length ? el("ul", { class: "tree" }, ...n.children.map(node)) : null);
+      main.replaceChildren(reply.trees.length ? el("ul", { id: "trees", class: "tree" }, ...reply.trees.map(node)) : el("p", { class: "muted", text: "no supervisors on this node" }));
+    }
+    function onSample(s) {
+      state.last = s;
+      for (const w of s.schedulers) { const h = state.history[w.index] || (state.history[w.index] = []); h.push(w.utilization); if (h.length > 60) h.shift(); }
+      const [tab] = route();
+      if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses();
+    }
+    async function start() {
+      try { state.config = await api("api/config"); } catch (e) { document.getElementById("status").textContent = String(e); return; }
+      document.getElementById("node").textContent = state.config.node;
+      window.addEventListener("hashchange", render);
+      try { onSample(await api("api/system")); } catch (e) {}
+      render();
+      const live = new EventSource("api/live");
+      live.addEventListener("system", ev => { document.getElementById("status").textContent = "live"; onSample(JSON.parse(ev.data)); });
+      live.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+    }
+    start();
+    """#
+}

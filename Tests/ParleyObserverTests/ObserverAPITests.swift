@@ -1,0 +1,236 @@
+import Foundation
+@testable import ParleyObserver
+import ParleyOTP
+import Testing
+
+@Suite("Observer: the HTTP API behind the page", .timeLimit(.minutes(2)))
+struct ObserverAPITests {
+    @Test("System: node, schedulers (utilization 0...1 as scheduler:utilization/1), live process count, memory")
+    func system() async throws {
+        try await withObserver { _, port in
+            let pids = try (0..<5).map { _ in try Process.spawn { me in _ = try await me.receive() } }
+            defer { pids.forEach { Process.exit($0, .kill) } }
+            let s = try json(try await http(port, "api/system"))
+            let schedulers = try #require(s["schedulers"] as? [[String: Any]])
+            #expect(schedulers.count == Scheduler.shared.count)
+            for w in schedulers {
+                let u = try #require(w["utilization"] as? Double)
+                #expect((0...1).contains(u))
+            }
+            #expect((s["processCount"] as? Int ?? 0) >= 5)
+            #expect((s["residentBytes"] as? Int ?? 0) > 0)
+            #expect((s["node"] as? String)?.isEmpty == false, "the node's name (other suites may rename the default node meanwhile)")
+        }
+    }
+
+    @Test("Processes: sorted by mailbox length, searched by name, paged on the server")
+    func processTable() async throws {
+        try await withObserver(.init(refresh: .milliseconds(1))) { _, port in
+            let tag = "obs-\(UInt32.random(in: 0...UInt32.max))"
+            let full = try Process.spawn(SpawnOptions(name: "\(tag)-full")) { me in try await me.sleep(for: .seconds(60)) }
+            let quiet = try (0..<12).map { i in try Process.spawn(SpawnOptions(label: "\(tag)-quiet-\(i)")) { me in _ = try await me.receive() } }
+            defer { ([full] + quiet).forEach { Process.exit($0, .kill) } }
+            for i in 0..<300 { full.send(i) }
+            #expect(await eventually { Process.info(full)?.messageQueueLength == 300 })
+
+            // Searched by the tag: other suites' processes run beside this one.
+            let byQueue = try json(try await http(port, "api/processes?q=\(tag)&sort=queue&order=desc&limit=1"))
+            let top = try #require((byQueue["rows"] as? [[String: Any]])?.first)
+            #expect(top["pid"] as? String == full.description, "the fullest mailbox comes first")
+            #expect(top["queue"] as? Int == 300)
+
+            let found = try json(try await http(port, "api/processes?q=\(tag)-QUIET&limit=5&sort=pid&order=asc"))
+            #expect(found["matched"] as? Int == 12, "search is case-insensitive over names and labels")
+            let page1 = (found["rows"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? String }
+            let page2 = (try json(try await http(port, "api/processes?q=\(tag)-quiet&limit=5&offset=5&sort=pid&order=asc"))["rows"]
+                         as? [[String: Any]] ?? []).compactMap { $0["pid"] as? String }
+            #expect(page1.count == 5 && page2.count == 5)
+            #expect(Set(page1).isDisjoint(with: page2))
+            #expect(page1 == quiet.prefix(5).map(\.description), "ascending pids, first page")
+        }
+    }
+
+    @Test("The table's top-k selection orders as a full sort does")
+    func topK() {
+        let values = (0..<2000).map { _ in Int.random(in: 0..<100) }
+        for k in [1, 7, 50, 999, 1500] {
+            #expect(ProcessTableCache.top(values, count: k, by: >) == Array(values.sorted(by: >).prefix(k)))
+        }
+    }
+
+    @Test("Process page: links, monitors, the mailbox head in order, and a GenServer's state through formatStatus (sys:get_status)")
+    func processPage() async throws {
+        try await withObserver { _, port in
+            let vault = try Vault().start()
+            let vaultPid = try #require(vault.pid)
+            defer { Process.exit(vaultPid, .kill) }
+            let detail = try json(try await http(port, "api/processes/\(urlForm(vaultPid))"))
+            #expect(detail["behaviour"] as? String == "gen_server")
+            let state = try #require(detail["state"] as? String)
+            #expect(state.contains("<redacted>") && !state.contains("sk_live_SECRET"), "formatStatus hides the key: \(state)")
+
+            let sink = try Process.spawn { me in try await me.sleep(for: .seconds(60)) }
+            defer { Process.exit(sink, .kill) }
+            for i in 0..<30 { sink.send("m\(i)") }
+            #expect(await eventually { Process.info(sink)?.messageQueueLength == 30 })
+            let d = try json(try await http(port, "api/processes/\(urlForm(sink))"))
+            let mailbox = try #require(d["mailbox"] as? [String])
+            #expect(mailbox == (0..<ProcessDetail.mailboxHead).map { "m\($0)" }, "the first messages, oldest first, bounded")
+            #expect(d["queue"] as? Int == 30)
+            #expect(d["state"] == nil || d["state"] is NSNull, "a plain process has no behaviour state")
+        }
+    }
+
+    @Test("A dead, unknown or malformed pid is 404")
+    func unknownPid() async throws {
+        try await withObserver { _, port in
+            let dead = try Process.spawn { _ in }
+            #expect(await eventually { Process.info(dead) == nil })
+            #expect(try await http(port, "api/processes/\(urlForm(dead))").status == 404)
+            #expect(try await http(port, "api/processes/1.2.3").status == 404)
+            #expect(try await http(port, "api/processes/%3Cscript%3E").status == 404)
+        }
+    }
+
+    @Test("Kill: needs the action header; sends the exit signal with the reason (a monitor sees it)")
+    func kill() async throws {
+        try await withObserver { _, port in
+            let target = try Process.spawn { me in _ = try await me.receive() }
+            let reason = Locked<ExitReason?>(nil)
+            let watcher = try Process.spawn { me in
+                let ref = me.monitor(target)
+                let down = try await me.receive(DownMessage.self) { $0.ref == ref }
+                reason.withLock { $0 = down.reason }
+            }
+            #expect(await eventually { Process.info(target)?.monitoredBy.contains(watcher) == true })
+            let body = #"{"reason":"maintenance"}"#
+            let refused = try await http(port, "POST", "api/processes/\(urlForm(target))/kill",
+                                         headers: [("Content-Type", "application/json")], body: body)
+            #expect(refused.status == 403)
+            #expect(Process.info(target) != nil)
+            let done = try await http(port, "POST", "api/processes/\(urlForm(target))/kill",
+                                      headers: [("Content-Type", "application/json"), ("X-Parley-Observer", "1")], body: body)
+            #expect(done.status == 200)
+            #expect(await eventually { reason.withLock { $0 } != nil })
+            #expect("\(reason.withLock { $0 }!)" == "\(ExitReason.custom("maintenance"))")
+        }
+    }
+
+    @Test("Send: the process receives the text as a String")
+    func send() async throws {
+        try await withObserver { _, port in
+            let got = Locked<String?>(nil)
+            let target = try Process.spawn { me in
+                let s = try await me.receive(String.self)
+                got.withLock { $0 = s }
+            }
+            let reply = try await http(port, "POST", "api/processes/\(urlForm(target))/send",
+                                       headers: [("Content-Type", "application/json"), ("X-Parley-Observer", "1")],
+                                       body: #"{"message":"hello from the page"}"#)
+            #expect(reply.status == 200)
+            #expect(await eventually { got.withLock { $0 } == "hello from the page" })
+        }
+    }
+
+    @Test("allowActions: false refuses kill and send, and the process lives on")
+    func readOnly() async throws {
+        try await withObserver(.init(allowActions: false)) { _, port in
+            let target = try Process.spawn { me in _ = try await me.receive() }
+            defer { Process.exit(target, .kill) }
+            for action in ["kill", "send"] {
+                let r = try await http(port, "POST", "api/processes/\(urlForm(target))/\(action)",
+                                       headers: [("Content-Type", "application/json"), ("X-Parley-Observer", "1")],
+                                       body: #"{"reason":"kill","message":"x"}"#)
+                #expect(r.status == 403, "\(action)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(Process.info(target) != nil)
+            #expect(Process.info(target)?.messageQueueLength == 0)
+        }
+    }
+
+    @Test("Token: every request needs it (Bearer, cookie, or ?token= which sets the cookie and redirects); a wrong one is 401")
+    func token() async throws {
+        try await withObserver(.init(token: "t0k3n-for-tests")) { _, port in
+            #expect(try await http(port, "api/system").status == 401)
+            #expect(try await http(port, "/").status == 401)
+            #expect(try await http(port, "metrics").status == 401)
+            #expect(try await http(port, "api/system", headers: [("Authorization", "Bearer wrong-token-here")]).status == 401)
+            #expect(try await http(port, "api/system", headers: [("Authorization", "Bearer t0k3n-for-tests")]).status == 200)
+            let login = try await http(port, "/?token=t0k3n-for-tests")
+            #expect(login.status == 303)
+            let cookie = try #require(login.header("Set-Cookie"))
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            #expect(login.header("Location") == "/", "the token leaves the address bar")
+            let pair = String(cookie.split(separator: ";")[0])
+            #expect(try await http(port, "api/system", headers: [("Cookie", pair)]).status == 200)
+        }
+    }
+
+    @Test("Any address but loopback gets a token made for it; an empty token or a bad port is refused")
+    func configuration() throws {
+        let open = try Observer(.init(host: "0.0.0.0", port: 0))
+        let token = try #require(open.token)
+        #expect(token.count == 32 && token.allSatisfy(\.isHexDigit))
+        #expect(try Observer(.init(host: "0.0.0.0", port: 0)).token != token, "made afresh each time")
+        #expect(try Observer(.init(host: "127.0.0.1", port: 0)).token == nil)
+        #expect(throws: ObserverError.emptyToken) { try Observer(.init(token: "")) }
+        #expect(throws: ObserverError.invalidPort(70000)) { try Observer(.init(port: 70000)) }
+    }
+
+    @Test("Security headers: scripts from the observer only, no sniffing, no framing")
+    func headers() async throws {
+        try await withObserver { _, port in
+            let page = try await http(port, "/")
+            #expect(page.status == 200)
+            let csp = try #require(page.header("Content-Security-Policy"))
+            #expect(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"))
+            #expect(page.header("X-Content-Type-Options") == "nosniff")
+            #expect(!WebAssets.script.contains("innerHTML"), "the page never parses data as HTML")
+        }
+    }
+
+    @Test("Supervision trees: nested supervisors expanded; a crashed child's restart count and last exit reason")
+    func supervision() async throws {
+        try await withObserver { _, port in
+            let tag = "obs-sup-\(UInt32.random(in: 0...UInt32.max))"
+            let sup = try await Supervisor.start([
+                ChildSpec(id: "crasher") { me in try me.spawn(SpawnOptions(link: true)) { p in _ = try await p.receive() } },
+                Supervisor.childSpec(id: "inner", [
+                    ChildSpec(id: "leaf") { me in try me.spawn(SpawnOptions(link: true)) { p in _ = try await p.receive() } },
+                ], strategy: .oneForOne),
+            ], strategy: .oneForOne, name: .local(tag))
+            defer { Process.exit(sup.pid, .kill) }
+            let first = try await sup.child("crasher").pid!
+            Process.exit(first, .custom("crash for the test"))
+            var restarted = false
+            for _ in 0..<500 where !restarted {
+                if let now = try await sup.child("crasher").pid, now != first { restarted = true } else { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(restarted)
+            let reply = try json(try await http(port, "api/supervision"))
+            let trees = try #require(reply["trees"] as? [[String: Any]])
+            let mine = try #require(trees.first { $0["pid"] as? String == sup.pid.description })
+            let children = try #require(mine["children"] as? [[String: Any]])
+            let crasher = try #require(children.first { $0["id"] as? String == "crasher" })
+            #expect(crasher["restarts"] as? Int == 1)
+            #expect((crasher["lastExitReason"] as? String)?.contains("crash for the test") == true)
+            let inner = try #require(children.first { $0["id"] as? String == "inner" })
+            #expect((inner["children"] as? [[String: Any]])?.first?["id"] as? String == "leaf")
+            #expect(!trees.contains { $0["pid"] as? String == inner["pid"] as? String }, "a nested supervisor is not a root")
+        }
+    }
+
+    @Test("Metrics: Prometheus text with the scheduler, process and memory series")
+    func metrics() async throws {
+        try await withObserver { _, port in
+            let r = try await http(port, "metrics")
+            #expect(r.status == 200)
+            #expect(r.header("Content-Type")?.hasPrefix("text/plain") == true)
+            for series in ["parley_processes ", "parley_scheduler_utilization{scheduler=\"0\"}", "parley_scheduler_jobs_total{scheduler=\"0\"}",
+                           "parley_memory_resident_bytes ", "# TYPE parley_scheduler_steals_total counter"] {
+                #expect(r.body.contains(series), "\(series)")
+            }
+        }
+    }
+}

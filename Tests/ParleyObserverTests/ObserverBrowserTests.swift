@@ -1,0 +1,142 @@
+import Foundation
+import ParleyObserver
+import ParleyOTP
+import Testing
+
+/// The observer's page in a real (headless) Chromium: what a person sees and clicks.
+@Suite("Observer: the page in a real browser", .serialized, .timeLimit(.minutes(3)),
+       .enabled(if: Browser.available, "chromedriver is not installed (CI installs chromium-driver and sets PARLEY_BROWSER_TESTS=1)"))
+struct ObserverBrowserTests {
+    @Test("System page: a row per scheduler, and live updates over server-sent events with no reload")
+    func systemLive() async throws {
+        try await withObserver(.init(refresh: .milliseconds(200))) { _, port in
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/system")
+                #expect(try await b.waitFor("return document.querySelectorAll('#schedulers tr').length === \(Scheduler.shared.count + 1)"))
+                #expect(try await b.waitFor("return document.getElementById('status').textContent === 'live'"), "an event arrived")
+                try b.run("window.__marker = 1")
+                let before = try b.run("return document.querySelector('.card .v').textContent") as? String
+                #expect(try await b.waitFor("return document.querySelector('.card .v').textContent !== \(jsString(before ?? ""))"),
+                        "uptime moves on by itself")
+                #expect(try b.run("return window.__marker") as? Int == 1, "the page was not reloaded")
+                #expect(try b.run("return document.getElementById('main').textContent.includes('null')") as? Bool == false,
+                        "no missing value shows as null")
+            }
+        }
+    }
+
+    @Test("Processes page: the search box filters; clicking the mailbox column sorts by it; a row opens the process page")
+    func processTable() async throws {
+        try await withObserver(.init(refresh: .milliseconds(300))) { _, port in
+            // Other suites' processes run beside these: the test searches for its own tag.
+            let tag = "brw\(UInt32.random(in: 0...UInt32.max))"
+            let small = try Process.spawn(SpawnOptions(name: "\(tag)-small")) { me in try await me.sleep(for: .seconds(60)) }
+            let full = try Process.spawn(SpawnOptions(name: "\(tag)-full")) { me in try await me.sleep(for: .seconds(60)) }
+            defer { [small, full].forEach { Process.exit($0, .kill) } }
+            for i in 0..<77 { full.send(i) }
+            for i in 0..<5 { small.send(i) }
+            #expect(await eventually { Process.info(full)?.messageQueueLength == 77 && Process.info(small)?.messageQueueLength == 5 })
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/processes")
+                #expect(try await b.waitFor("return !!document.getElementById('search')"))
+                try b.run("const s = document.getElementById('search'); s.value = '\(tag)'; s.dispatchEvent(new Event('input'))")
+                #expect(try await b.waitFor("return document.querySelectorAll('#processes tr[data-pid]').length === 2"))
+                // Default order: reductions (0 for both), ties by pid: the small one, spawned first.
+                #expect(try await b.waitFor("return document.querySelector('#processes tr[data-pid]').dataset.pid === '\(small)'"))
+                try await b.click("th[data-col=queue]")
+                #expect(try await b.waitFor("return document.querySelector('#processes tr[data-pid]').dataset.pid === '\(full)'"),
+                        "the fullest mailbox first")
+                #expect(try b.run("return document.querySelector('#processes tr[data-pid] td.num').textContent") as? String == "77")
+                try await b.click("#processes tr[data-pid] a")
+                let opened = try await b.waitFor("return location.hash === '#/process/\(urlForm(full))' && !!document.getElementById('mailbox')")
+                if !opened {
+                    try? b.screenshot(to: "/tmp/parley-observer-failure.png")
+                    Issue.record("at \(try b.run("return location.hash + ' ' + document.getElementById('main').textContent.slice(0, 300)") ?? "")")
+                }
+                #expect(try b.run("return document.querySelectorAll('#mailbox pre').length") as? Int == ProcessDetail.mailboxHead)
+            }
+        }
+    }
+
+    @Test("Nothing a process holds can script the page: names, labels, messages and state show as text (no element, no script run)")
+    func escaping() async throws {
+        try await withObserver { _, port in
+            let evil = #"<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>"#
+            let victim = try Process.spawn(SpawnOptions(label: evil)) { me in try await me.sleep(for: .seconds(60)) }
+            defer { Process.exit(victim, .kill) }
+            victim.send(evil)
+            let vault = try Vault().start()
+            defer { if let p = vault.pid { Process.exit(p, .kill) } }
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/processes")
+                #expect(try await b.waitFor("return !!document.getElementById('search')"))
+                try b.run("const s = document.getElementById('search'); s.value = 'onerror'; s.dispatchEvent(new Event('input'))")
+                #expect(try await b.waitFor("return [...document.querySelectorAll('#processes td')].some(td => td.textContent.includes('onerror='))"),
+                        "the label shows as text")
+                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(victim))")
+                #expect(try await b.waitFor("return !!document.querySelector('#mailbox pre')"))
+                #expect(try b.run("return document.querySelector('#mailbox pre').textContent") as? String == evil)
+                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(vault.pid!))")
+                #expect(try await b.waitFor("return !!document.getElementById('state')"))
+                #expect((try b.run("return document.getElementById('state').textContent") as? String)?.contains("<script>") == true)
+                #expect(try b.run("return document.querySelectorAll('main img, main script').length") as? Int == 0)
+                #expect(try b.run("return document.title") as? String == "Parley observer")
+            }
+        }
+    }
+
+    @Test("Kill from the process page ends the process; a read-only observer shows no actions")
+    func killAndReadOnly() async throws {
+        let target = try Process.spawn { me in _ = try await me.receive() }
+        try await withObserver { _, port in
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(target))")
+                #expect(try await b.waitFor("return !!document.getElementById('kill')"))
+                try await b.click("#kill")
+                #expect(await eventually { Process.info(target) == nil })
+            }
+        }
+        let other = try Process.spawn { me in _ = try await me.receive() }
+        defer { Process.exit(other, .kill) }
+        try await withObserver(.init(allowActions: false)) { _, port in
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(other))")
+                #expect(try await b.waitFor("return !!document.getElementById('info')"))
+                #expect(try b.run("return !!document.getElementById('kill') || !!document.getElementById('send')") as? Bool == false)
+            }
+        }
+    }
+
+    @Test("With a token: the first load with ?token= works in the browser and the token leaves the address bar")
+    func tokenLogin() async throws {
+        try await withObserver(.init(token: "browser-token-1234")) { _, port in
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/?token=browser-token-1234#/system")
+                #expect(try await b.waitFor("return document.getElementById('status').textContent === 'live'"))
+                #expect((try b.run("return location.search") as? String) == "")
+            }
+        }
+    }
+
+    @Test("Supervision page: the tree with its nested supervisor and children")
+    func supervision() async throws {
+        try await withObserver { _, port in
+            let sup = try await Supervisor.start([
+                Supervisor.childSpec(id: "inner-\(UInt16.random(in: 0...UInt16.max))", [
+                    ChildSpec(id: "leaf") { me in try me.spawn(SpawnOptions(link: true)) { p in _ = try await p.receive() } },
+                ], strategy: .oneForOne),
+            ], strategy: .oneForOne)
+            defer { Process.exit(sup.pid, .kill) }
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/supervision")
+                #expect(try await b.waitFor("return !!document.querySelector('#trees ul.tree ul.tree li')"), "three levels drawn")
+                #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('leaf')"))
+            }
+        }
+    }
+}
+
+/// `s` as a JavaScript string literal.
+func jsString(_ s: String) -> String {
+    String(decoding: try! JSONSerialization.data(withJSONObject: [s]), as: UTF8.self).dropFirst().dropLast().description
+}
