@@ -1,6 +1,11 @@
 import ArgumentParser
 import Logging
 import Parley
+import ParleyObserver
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,6 +23,12 @@ struct Bench: AsyncParsableCommand {
     var busyWait = 500
 
     @OptionGroup var runtime: RuntimeOptions
+
+    @Option(help: "Spawn this many idle processes before the workloads (they stay for the run).")
+    var idle = 0
+
+    @Flag(help: "Serve the observer while the workloads run, with a client that reads its Processes table (sorted by mailbox) and System page every second, as an open page does.")
+    var observe = false
 
     func validate() throws {
         if runWoken < 0 { throw ValidationError("--run-woken is a count of processes, 0 or more") }
@@ -42,6 +53,8 @@ struct Bench: AsyncParsableCommand {
         for w in chosen where !Workloads.all.contains(w) {
             throw ValidationError("unknown workload \(w); known: \(Workloads.all.joined(separator: ", "))")
         }
+        let idlers = try (0..<idle).map { _ in try Process.spawn { me in _ = try await me.receive() } }
+        let watcher = observe ? try await ObservedBench.start() : nil
         for w in chosen {
             let results = try await Process.run { me in try await Workloads.run(w, me: me) }
             for r in results {
@@ -52,6 +65,13 @@ struct Bench: AsyncParsableCommand {
                 }
             }
         }
+        await watcher?.stop()
+        // Every idle process ends (normally: its receive returns) before the OS process
+        // exits. Killing a million parked processes from here after these workloads crashed
+        // 3 runs in 26 on 2026-12-04 (BENCHMARKS.md, "a crash to find"); until that is found
+        // the bench does not go that way.
+        for p in idlers { p.send(()) }
+        while idlers.contains(where: { Process.info($0) != nil }) { try await Task.sleep(for: .milliseconds(10)) }
     }
 
     private func format(_ v: Double) -> String {
@@ -61,3 +81,37 @@ struct Bench: AsyncParsableCommand {
     }
 }
 
+
+/// An observer serving the node under benchmark, and a client that reads what an open
+/// Processes page reads (the table sorted by mailbox, the System snapshot) every second.
+final class ObservedBench: Sendable {
+    let server: Task<Void, any Error>
+    let stopped = Atomic<Bool>(false)
+
+    private init(server: Task<Void, any Error>) { self.server = server }
+
+    static func start() async throws -> ObservedBench {
+        let observer = try Observer(.init(port: 0, metrics: nil))
+        let me = ObservedBench(server: Task { try await observer.run() })
+        let port = await observer.waitUntilListening()
+        // The page has been open a while: its first walk over the table is done before the
+        // workloads start (each later refresh walks again only when the walk is stale).
+        _ = try await Scheduler.shared.blocking.run {
+            try LoopbackHTTP.request(port: port, path: "/api/processes?sort=queue&order=desc&limit=50", timeoutSeconds: 60)
+        }
+        Scheduler.shared.blocking.submit {
+            while !me.stopped.load(ordering: .relaxed) {
+                _ = try? LoopbackHTTP.request(port: port, path: "/api/processes?sort=queue&order=desc&limit=50")
+                _ = try? LoopbackHTTP.request(port: port, path: "/api/system")
+                usleep(1_000_000)
+            }
+        }
+        return me
+    }
+
+    func stop() async {
+        stopped.store(true, ordering: .relaxed)
+        server.cancel()
+        _ = try? await server.value
+    }
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,30 +57,27 @@ struct ObserverCommand: AsyncParsableCommand {
         if let seconds {
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         } else {
-            await waitForSignal()
+            await waitForInterrupt()
         }
         server.cancel()
         _ = try? await server.value
     }
 
-    /// Waits for SIGINT or SIGTERM.
-    private func waitForSignal() async {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let got = Channel<Int32>(buffer: .promise)
-        for sig in [SIGINT, SIGTERM] {
-            Scheduler.shared.blocking.submit {
-                var set = sigset_t()
-                sigemptyset(&set)
-                sigaddset(&set, sig)
-                var which: Int32 = 0
-                pthread_sigmask(SIG_BLOCK, &set, nil)
-                sigwait(&set, &which)
-                _ = got.offer(which)
-            }
-        }
-        _ = try? await got.receive()
+}
+
+/// Waits for SIGINT or SIGTERM (Dispatch signal sources: the signals are ignored by default
+/// and seen only by the sources).
+func waitForInterrupt() async {
+    let got = Channel<Int32>(buffer: .promise)
+    let sources = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig)
+        source.setEventHandler { _ = got.offer(sig) }
+        source.resume()
+        return source
     }
+    _ = try? await got.receive()
+    sources.forEach { $0.cancel() }
 }
 
 /// A small live system to observe: what `parley observer` and the tour start.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Parley
+import ParleyObserver
 
 struct Tour: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +11,12 @@ struct Tour: AsyncParsableCommand {
     @Option(help: "Processes for the last chapter.")
     var million = 1_000_000
 
+    @Flag(help: "Serve the observer (a web dashboard of this node) during the tour, and after it, with the demo tree, until interrupted.")
+    var observe = false
+
+    @Option(help: "The observer's port with --observe.")
+    var observePort = 4040
+
     func run() async throws {
         try runtime.apply()
         print("""
@@ -17,6 +24,12 @@ struct Tour: AsyncParsableCommand {
         \(Scheduler.shared.count) scheduler threads (like erl +S), reductions budget \(Scheduler.shared.configuration.reductions), node \(Node.localNodeName)
 
         """)
+        var observer: (Observer, Task<Void, any Error>)? = nil
+        if observe {
+            let o = try Observer(.init(port: observePort))
+            observer = (o, Task { try await o.run() })
+            print("The observer serves this node while the tour runs: \(await o.url())\n")
+        }
         try await chapter("1. spawn, send, receive (the talk's iex example)", spawnSendReceive)
         try await chapter("2. receive blocks until a matching message arrives", blockingReceive)
         try await chapter("3. receive ... after: a timeout", receiveTimeout)
@@ -32,6 +45,13 @@ struct Tour: AsyncParsableCommand {
         try await chapter("12. the observer: this node's web dashboard, and what its page reads", observerChapter)
         try await chapter("13. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
+        if let (o, server) = observer {
+            try await ObserverDemo.start()
+            print("The observer still serves this node, now running the demo tree: \(await o.url()) (Ctrl-C ends it)")
+            await waitForInterrupt()
+            server.cancel()
+            _ = try? await server.value
+        }
     }
 
     private func chapter(_ title: String, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) async throws {

@@ -21,6 +21,7 @@ struct ObserverBrowserTests {
                 #expect(try b.run("return window.__marker") as? Int == 1, "the page was not reloaded")
                 #expect(try b.run("return document.getElementById('main').textContent.includes('null')") as? Bool == false,
                         "no missing value shows as null")
+                try b.artifact("system")
             }
         }
     }
@@ -47,6 +48,7 @@ struct ObserverBrowserTests {
                 #expect(try await b.waitFor("return document.querySelector('#processes tr[data-pid]').dataset.pid === '\(full)'"),
                         "the fullest mailbox first")
                 #expect(try b.run("return document.querySelector('#processes tr[data-pid] td.num').textContent") as? String == "77")
+                try b.artifact("processes")
                 try await b.click("#processes tr[data-pid] a")
                 let opened = try await b.waitFor("return location.hash === '#/process/\(urlForm(full))' && !!document.getElementById('mailbox')")
                 if !opened {
@@ -54,6 +56,7 @@ struct ObserverBrowserTests {
                     Issue.record("at \(try b.run("return location.hash + ' ' + document.getElementById('main').textContent.slice(0, 300)") ?? "")")
                 }
                 #expect(try b.run("return document.querySelectorAll('#mailbox pre').length") as? Int == ProcessDetail.mailboxHead)
+                try b.artifact("process")
             }
         }
     }
@@ -81,19 +84,32 @@ struct ObserverBrowserTests {
                 #expect((try b.run("return document.getElementById('state').textContent") as? String)?.contains("<script>") == true)
                 #expect(try b.run("return document.querySelectorAll('main img, main script').length") as? Int == 0)
                 #expect(try b.run("return document.title") as? String == "Parley observer")
+                try b.artifact("escaping")
             }
         }
     }
 
-    @Test("Kill from the process page ends the process; a read-only observer shows no actions")
+    @Test("Kill from the process page ends the process, and it leaves the table; a read-only observer shows no actions")
     func killAndReadOnly() async throws {
-        let target = try Process.spawn { me in _ = try await me.receive() }
-        try await withObserver { _, port in
+        let tag = "victim\(UInt32.random(in: 0...UInt32.max))"
+        let target = try Process.spawn(SpawnOptions(label: tag)) { me in _ = try await me.receive() }
+        try await withObserver(.init(refresh: .milliseconds(200))) { _, port in
             try await withBrowser { b in
-                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(target))")
+                try b.open("http://127.0.0.1:\(port)/#/processes")
+                #expect(try await b.waitFor("return !!document.getElementById('search')"))
+                try b.run("const s = document.getElementById('search'); s.value = '\(tag)'; s.dispatchEvent(new Event('input'))")
+                #expect(try await b.waitFor("return document.querySelectorAll('#processes tr[data-pid]').length === 1"))
+                try await b.click("#processes tr[data-pid] a")
                 #expect(try await b.waitFor("return !!document.getElementById('kill')"))
                 try await b.click("#kill")
+                #expect(try await b.waitFor("return document.getElementById('main').textContent.includes('not alive')"),
+                        "the page redraws and says the process is gone")
                 #expect(await eventually { Process.info(target) == nil })
+                try b.run("history.back()")
+                #expect(try await b.waitFor("return location.hash === '#/processes' && !!document.getElementById('search')"))
+                try b.run("const s = document.getElementById('search'); s.value = '\(tag)'; s.dispatchEvent(new Event('input'))")
+                #expect(try await b.waitFor("return document.getElementById('pageinfo').textContent.startsWith('0–0 of 0')"),
+                        "the killed process left the table")
             }
         }
         let other = try Process.spawn { me in _ = try await me.receive() }
@@ -118,11 +134,12 @@ struct ObserverBrowserTests {
         }
     }
 
-    @Test("Supervision page: the tree with its nested supervisor and children")
+    @Test("Supervision page: the tree with its nested supervisor and children; a crash shows up with its reason and restart count")
     func supervision() async throws {
         try await withObserver { _, port in
+            let inner = "inner-\(UInt32.random(in: 0...UInt32.max))"
             let sup = try await Supervisor.start([
-                Supervisor.childSpec(id: "inner-\(UInt16.random(in: 0...UInt16.max))", [
+                Supervisor.childSpec(id: inner, [
                     ChildSpec(id: "leaf") { me in try me.spawn(SpawnOptions(link: true)) { p in _ = try await p.receive() } },
                 ], strategy: .oneForOne),
             ], strategy: .oneForOne)
@@ -131,6 +148,18 @@ struct ObserverBrowserTests {
                 try b.open("http://127.0.0.1:\(port)/#/supervision")
                 #expect(try await b.waitFor("return !!document.querySelector('#trees ul.tree ul.tree li')"), "three levels drawn")
                 #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('leaf')"))
+                let innerSup = try #require(try await sup.child(inner).supervisor)
+                let leaf = try #require(try await innerSup.child("leaf").pid)
+                Process.exit(leaf, .custom("leaf crashed for the browser"))
+                var restarted = false
+                for _ in 0..<500 where !restarted {
+                    if let now = try await innerSup.child("leaf").pid, now != leaf { restarted = true } else { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(restarted)
+                try b.run("location.hash = '#/system'; location.hash = '#/supervision'")
+                #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('last exit: leaf crashed for the browser')"))
+                #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('restarts 1')"))
+                try b.artifact("supervision")
             }
         }
     }

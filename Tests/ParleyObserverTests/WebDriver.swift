@@ -100,6 +100,15 @@ final class Browser: @unchecked Sendable {
         }
     }
 
+    /// Saves a PNG of the page as a test artifact: `.build/artifacts/observer/<name>.png` in
+    /// the package (CI keeps them; a person looks at them).
+    func artifact(_ name: String, file: String = #filePath) throws {
+        let root = URL(fileURLWithPath: file).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = root.appendingPathComponent(".build/artifacts/observer")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try screenshot(to: dir.appendingPathComponent("\(name).png").path)
+    }
+
     /// A PNG of the page, to look at when a test fails.
     func screenshot(to path: String) throws {
         guard let b64 = try command("GET", "screenshot", nil)["value"] as? String, let data = Data(base64Encoded: b64) else { return }

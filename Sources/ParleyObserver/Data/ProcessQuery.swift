@@ -91,16 +91,59 @@ final class ProcessTableCache: Sendable {
     /// Drops the cached rows, so the next query walks again (after an action).
     func invalidate() { last.withLock { $0.at = 0 } }
 
+    /// The last page's ordering, reused while the walk it came from is the latest: an open
+    /// page asks again every refresh, and a million rows need not be ranked again for it.
+    private struct Ranked {
+        let walkAt: UInt64
+        let sort: ProcessQuery.Column
+        let descending: Bool
+        let search: String
+        let wanted: Int
+        let ordered: [Process.Summary]
+        let matched: Int
+    }
+    private let ranked = Locked<Ranked?>(nil)
+
     func page(_ q: ProcessQuery) -> ProcessPage {
         let (all, at, nanos) = rows()
         let needle = q.search.lowercased()
-        let matching = needle.isEmpty ? all : all.filter { Self.matches($0, needle) }
         let wanted = q.offset + q.limit
-        let ordered = Self.top(matching, count: wanted) { a, b in Self.before(a, b, q.sort, q.descending) }
+        let (ordered, matched): ([Process.Summary], Int)
+        if let r = ranked.withLock({ $0 }), r.walkAt == at, r.sort == q.sort, r.descending == q.descending,
+           r.search == needle, r.wanted >= wanted {
+            (ordered, matched) = (r.ordered, r.matched)
+        } else {
+            let matching = needle.isEmpty ? Array(all.indices) : all.indices.filter { Self.matches(all[$0], needle) }
+            let top = Self.rank(all, matching, sort: q.sort, descending: q.descending, count: wanted)
+            (ordered, matched) = (top.map { all[$0] }, matching.count)
+            ranked.withLock {
+                $0 = Ranked(walkAt: at, sort: q.sort, descending: q.descending, search: needle, wanted: wanted,
+                            ordered: ordered, matched: matched)
+            }
+        }
         let slice = q.offset < ordered.count ? Array(ordered[q.offset..<min(ordered.count, wanted)]) : []
         return ProcessPage(
-            rows: slice.map(Self.row), total: all.count, matched: matching.count, offset: q.offset,
+            rows: slice.map(Self.row), total: all.count, matched: matched, offset: q.offset,
             walkMilliseconds: Double(nanos) / 1e6, ageMilliseconds: Double(MonotonicClock.now &- at) / 1e6)
+    }
+
+    /// The indices (of `candidates`) of the first `count` rows in the query's order. Numeric
+    /// columns rank by a precomputed key, so a million rows cost one pass over integers.
+    static func rank(_ rows: [Process.Summary], _ candidates: [Int], sort: ProcessQuery.Column, descending: Bool, count: Int) -> [Int] {
+        func numeric(_ key: (Process.Summary) -> Int) -> [Int] {
+            let keys = candidates.map { (key: key(rows[$0]), index: $0) }
+            // Ties go by pid (the index order of the walk is not pid order).
+            return top(keys, count: count) { a, b in
+                if a.key != b.key { return descending ? a.key > b.key : a.key < b.key }
+                return rows[a.index].pid < rows[b.index].pid
+            }.map(\.index)
+        }
+        switch sort {
+        case .messageQueueLength: return numeric(\.messageQueueLength)
+        case .reductions: return numeric(\.reductions)
+        case .memory: return numeric(\.memory)
+        default: return top(candidates, count: count) { before(rows[$0], rows[$1], sort, descending) }
+        }
     }
 
     static func row(_ s: Process.Summary) -> ProcessPage.Row {

@@ -154,7 +154,7 @@ enum WebAssets {
         ["trap exit", d.trapExit], ["mailbox limit", d.mailboxLimit], ["dropped messages", d.droppedMessages]]
         .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => el("tr", {}, el("th", { text: k }), el("td", { text: String(v) }))));
       const list = (title, pids) => [el("h3", { text: title + " (" + pids.length + ")" }), el("div", {}, ...pids.flatMap(p => [pidLink(p), " "]))];
-      const mailbox = d.mailbox.length ? el("div", { id: "mailbox" }, ...d.mailbox.map(m => el("pre", { text: m }))) : el("p", { class: "muted", text: "no messages it has not looked at" });
+      const mailbox = d.mailbox.length ? el("div", { id: "mailbox" }, ...d.mailbox.map(m => el("pre", { text: m }))) : el("p", { class: "muted", text: "empty" });
       const stateBlock = d.state != null ? el("pre", { id: "state", text: d.state }) : el("p", { class: d.stateError ? "error" : "muted", text: d.stateError || "a plain process: no behaviour state" });
       const actions = [];
       if (state.config && state.config.allowActions) {
