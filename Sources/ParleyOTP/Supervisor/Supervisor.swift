@@ -144,8 +144,9 @@ struct SupervisorState: SupervisorServer {
         var pid: Pid?
         /// Times this supervisor has restarted this child (reports' `child_restarts`).
         var restarts = 0
-        /// Its last abnormal exit reason, for introspection (``ChildInfo/lastExitReason``).
-        var lastExit: String?
+        /// Its last abnormal exit reason, for introspection (``ChildInfo/lastExitReason``);
+        /// rendered only when asked, so a restart does not format it.
+        var lastExit: ExitReason?
     }
 
     let flags: Supervisor.Flags
@@ -209,7 +210,7 @@ struct SupervisorState: SupervisorServer {
         let child = children[i]
         children[i].pid = nil
         if reason.isAbnormal {
-            children[i].lastExit = "\(reason)"
+            children[i].lastExit = reason
             SupervisorLog.report("child_terminated", supervisor: name, child: child.spec.id, pid: child.pid, reason: reason, childRestarts: child.restarts, supervisorRestarts: intensity.total)
         }
         switch child.spec.restart {
@@ -290,7 +291,7 @@ struct SupervisorState: SupervisorServer {
         switch request {
         case .whichChildren:
             return .children(children.map { ChildInfo(id: $0.spec.id, pid: $0.pid, type: $0.spec.type, restart: $0.spec.restart,
-                                                  restarts: $0.restarts, lastExitReason: $0.lastExit) })
+                                                  restarts: $0.restarts, lastExitReason: $0.lastExit.map { "\($0)" }) })
         case .countChildren:
             return .counts(ChildCounts(
                 specs: children.count, active: children.filter { $0.pid?.isAlive == true }.count,
