@@ -208,5 +208,5 @@ func readme10() async throws {
 // README block 11 ("The observer").
 func readme11() async throws {
     let observer = try Observer(.init(port: 4040))
-    Task { try await observer.run() }               // or put it in a ServiceGroup; cancel to stop
+    Task { try await observer.run() }               // cancel the task to stop it
 }

@@ -3,7 +3,7 @@ import Foundation
 import ParleyOTP
 import Testing
 
-@Suite("Observer: the HTTP API behind the page", .timeLimit(.minutes(2)))
+@Suite("Observer: the HTTP API behind the page", .serialized, .timeLimit(.minutes(2)))
 struct ObserverAPITests {
     @Test("System: node, schedulers (utilization 0...1 as scheduler:utilization/1), live process count, memory")
     func system() async throws {

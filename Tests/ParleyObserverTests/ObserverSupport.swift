@@ -24,7 +24,10 @@ func withObserver<T>(_ configuration: Observer.Configuration = .init(port: 0),
     }
 }
 
-/// One HTTP request to the observer, off the schedulers (the client blocks).
+/// One HTTP request to the observer, off the schedulers (the client blocks). It holds a
+/// thread of the blocking pool while it waits, and the observer's table handler takes one
+/// too: the API suite is serialized so that it never holds more than a couple of the
+/// threads other suites' `thread` blocks need.
 func http(_ port: Int, _ method: String, _ path: String, headers: [(String, String)] = [],
           body: String = "") async throws -> LoopbackHTTP.Reply {
     let target = path.hasPrefix("/") ? path : "/" + path

@@ -72,9 +72,8 @@ public final class Observer: Sendable {
         self.table = ProcessTableCache(node: configuration.node, minInterval: configuration.refresh)
     }
 
-    /// Serves until the task running it is cancelled or, as a swift-service-lifecycle
-    /// `Service` in a `ServiceGroup`, until graceful shutdown: open pages are told to stop
-    /// and the server closes.
+    /// Serves until the task running it is cancelled: the server then shuts down gracefully
+    /// (open pages are told to stop, and the server closes).
     /// - Throws: what binding the address throws (a port in use, say).
     public func run() async throws {
         let router = Router()
