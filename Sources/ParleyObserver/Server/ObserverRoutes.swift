@@ -24,9 +24,10 @@ struct ObserverRoutes: Sendable {
         router.get("api/system") { _, _ in sampler.snapshot() }
         router.get("api/live") { _, _ in live() }
         router.get("api/processes") { request, _ in
-            let q = Self.query(request)
-            let table = observer.table
-            return try await Scheduler.shared.blocking.run { table.page(q) }
+            // Inline, not on the blocking pool: the page must never hold the threads a
+            // node's own `thread` blocks and blocking work need (one walker at a time; other
+            // queries get the previous walk's rows meanwhile).
+            return observer.table.page(Self.query(request))
         }
         router.get("api/processes/:pid") { _, context in
             let pid = try pid(context)

@@ -54,7 +54,7 @@ enum WebAssets {
 
     static let script = #"""
     "use strict";
-    const state = { config: null, history: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null };
+    const state = { config: null, history: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
     const el = (tag, attrs, ...kids) => {
       const e = document.createElement(tag);
       for (const [k, v] of Object.entries(attrs || {})) {
@@ -128,9 +128,10 @@ enum WebAssets {
         main.replaceChildren(el("div", { class: "toolbar" }, search, prev, next, el("span", { id: "pageinfo", class: "muted" })), table);
       }
       const params = new URLSearchParams({ sort: state.sort, order: state.order, q: state.q, offset: state.offset, limit: state.limit });
+      const ticket = ++state.tableTicket; // a reply to an older request (an older sort) must not overwrite a newer one
       let page;
       try { page = await api("api/processes?" + params); } catch (e) { table.replaceChildren(el("tr", {}, el("td", { class: "error", text: String(e) }))); return; }
-      if (route()[0] !== "processes") return;
+      if (route()[0] !== "processes" || ticket !== state.tableTicket) return;
       const cols = [["pid", "pid"], ["name", "name / label"], ["kind", "kind"], ["status", "status"], ["queue", "mailbox", true], ["reductions", "reductions", true], ["memory", "memory", true]];
       const head = el("tr", {}, ...cols.map(([key, label, num]) => {
         const th = el("th", { "data-col": key, class: (num ? "num " : "") + (state.sort === key ? "sorted" : ""), "data-dir": state.order === "desc" ? " ▼" : " ▲", text: label });
