@@ -211,7 +211,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ParleyObserverTests",
-            dependencies: ["ParleyObserver", "ParleyOTP", "ParleyTestSupport", .product(name: "Metrics", package: "swift-metrics")],
+            dependencies: ["ParleyObserver", "ParleyOTP", "ParleyDistribution", "ParleyTestSupport",
+                           .product(name: "Metrics", package: "swift-metrics"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
             swiftSettings: strict
         ),
         .testTarget(

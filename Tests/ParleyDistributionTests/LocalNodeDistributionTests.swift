@@ -108,6 +108,39 @@ struct LocalNodeDistributionTests {
         }
     }
 
+    @Test("nodesInfo tells each connection as net_kernel:node_info/1 does (state up, type hidden or normal, the peer's address, in and out frame counts), counts what crosses it both ways, and forgets a connection once it closes")
+    func nodesInfoCountsTraffic() async throws {
+        try await Self.withNodes { b, c in
+            #expect(b.nodeInfo(c.name) == nil)              // not connected yet
+            #expect(await b.ping(c.name))
+            let before = try #require(b.nodeInfo(c.name))
+            let cSide = try #require(c.nodeInfo(b.name))
+            #expect(before.state == .up || before.state == .silent(ticks: 1))
+            #expect(before.isHidden)                         // Configuration.hidden's default
+            #expect(before.creation != 0)
+            #expect(before.address?.hasPrefix("127.0.0.1:") == true)
+            #expect(before.framesOut >= 1 && before.framesIn >= 1)   // ping's call and reply
+            #expect(cSide.framesIn >= 1 && cSide.framesOut >= 1)
+            #expect(b.nodesInfo.map(\.name).contains(c.name))
+
+            // 100 messages from a process of b to a registered process of c.
+            let sink = try c.spawn(SpawnOptions(name: "info_sink")) { me in
+                for _ in 0..<100 { _ = try await me.receive() }
+            }
+            try await b.run { p in
+                for i in 0..<100 { p.send(Term.integer(i), to: "info_sink", on: Node.named(c.name)) }
+            }
+            #expect(await eventually { !sink.isAlive })
+            let after = try #require(b.nodeInfo(c.name))
+            #expect(after.framesOut >= before.framesOut + 100)
+            #expect(after.bytesOut > before.bytesOut + 100 * 6)   // a frame header is 6 bytes
+            #expect(await eventually { (c.nodeInfo(b.name)?.framesIn ?? 0) >= cSide.framesIn + 100 })
+
+            b.disconnect(c.name)
+            #expect(await eventually { b.nodeInfo(c.name) == nil && c.nodeInfo(b.name) == nil })
+        }
+    }
+
     @Test("Losing a connection between two nodes of one OS process fires what crossed it with noconnection (Erlang's distribution protocol): a monitor's DOWN on one side, and a link's exit on both")
     func connectionLossBetweenHostedNodes() async throws {
         try await Self.withNodes { b, c in

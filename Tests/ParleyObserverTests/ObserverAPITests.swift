@@ -1,5 +1,8 @@
 import Foundation
+import Logging
+import ParleyDistribution
 @testable import ParleyObserver
+import ServiceLifecycle
 import ParleyOTP
 import Testing
 
@@ -232,5 +235,50 @@ struct ObserverAPITests {
                 #expect(r.body.contains(series), "\(series)")
             }
         }
+    }
+
+    @Test("Cluster: each connection with its state, type, address and traffic (net_kernel:node_info/1), live in the system sample and as Prometheus counters per node")
+    func cluster() async throws {
+        try await withTwoNodes { b, c in
+            try await withObserver(.init(node: b)) { _, port in
+                let before = try json(try await http(port, "api/system"))
+                #expect(before["distributed"] as? Bool == true)
+                #expect((before["peers"] as? [Any])?.isEmpty == true)
+
+                #expect(await b.ping(c.name))
+                let sink = try c.spawn(SpawnOptions(name: "obs_sink")) { me in for _ in 0..<50 { _ = try await me.receive() } }
+                try await b.run { p in for i in 0..<50 { p.send(Term.integer(i), to: "obs_sink", on: Node.named(c.name)) } }
+                #expect(await eventually { !sink.isAlive })
+
+                let s = try json(try await http(port, "api/system"))
+                let peer = try #require((s["peers"] as? [[String: Any]])?.first)
+                #expect(peer["name"] as? String == c.name)
+                #expect(["up", "silent"].contains(peer["state"] as? String ?? ""))
+                #expect(peer["hidden"] as? Bool == true)
+                #expect((peer["address"] as? String)?.hasPrefix("127.0.0.1:") == true)
+                #expect((peer["framesOut"] as? Int ?? 0) >= 51, "ping's call and 50 messages")
+                #expect((peer["framesIn"] as? Int ?? 0) >= 1, "ping's reply")
+                #expect((peer["bytesOut"] as? Int ?? 0) > 50 * 6)
+
+                let m = try await http(port, "metrics")
+                #expect(m.body.contains("parley_distribution_frames_total{node=\"\(c.name)\",direction=\"out\"}")
+                        || m.body.contains("parley_distribution_frames_total{direction=\"out\",node=\"\(c.name)\"}"), "\(m.body.suffix(600))")
+                #expect(m.body.contains("parley_distribution_connections 1"))
+            }
+        }
+    }
+
+    @Test("The observer is a swift-service-lifecycle Service: in a ServiceGroup, the group's graceful shutdown stops it")
+    func serviceGroup() async throws {
+        let observer = try Observer(.init(port: 0))
+        let group = ServiceGroup(configuration: .init(services: [observer], gracefulShutdownSignals: [], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        let port = await observer.waitUntilListening()
+        #expect(try await http(port, "api/config").status == 200)
+        await group.triggerGracefulShutdown()
+        // The group returns once the observer has shut down (bounded: a hang fails the suite's time limit).
+        _ = try? await running.value
+        let refused = (try? await http(port, "api/config")) == nil
+        #expect(refused, "the server stopped listening")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyDistribution
 import ParleyObserver
 import ParleyOTP
 import Testing
@@ -160,6 +161,30 @@ struct ObserverBrowserTests {
                 #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('last exit: leaf crashed for the browser')"))
                 #expect(try await b.waitFor("return document.getElementById('trees').textContent.includes('restarts 1')"))
                 try b.artifact("supervision")
+            }
+        }
+    }
+
+    @Test("Cluster page: a row per connected node with its state, type and traffic; frame counts move live as messages cross")
+    func cluster() async throws {
+        try await withTwoNodes { b, c in
+            #expect(await b.ping(c.name))
+            try await withObserver(.init(node: b, refresh: .milliseconds(200))) { _, port in
+                try await withBrowser { br in
+                    try br.open("http://127.0.0.1:\(port)/#/cluster")
+                    let row = "document.querySelector('#nodes tr[data-node=\\'\(c.name)\\']')"
+                    #expect(try await br.waitFor("return !!\(row) && \(row).cells[2].textContent.length > 0"))
+                    #expect(try br.run("return \(row).cells[1].textContent") as? String == "hidden")
+                    let before = Int(try br.run("return \(row).cells[6].textContent") as? String ?? "") ?? -1
+                    #expect(before >= 1)
+                    try br.run("window.__marker = 1")
+                    let sink = try c.spawn(SpawnOptions(name: "obs_browser_sink")) { me in for _ in 0..<200 { _ = try await me.receive() } }
+                    try await b.run { p in for i in 0..<200 { p.send(Term.integer(i), to: "obs_browser_sink", on: Node.named(c.name)) } }
+                    #expect(await eventually { !sink.isAlive })
+                    #expect(try await br.waitFor("return Number(\(row).cells[6].textContent) >= \(before + 200)"), "frames out, live")
+                    #expect(try br.run("return window.__marker") as? Int == 1, "the page was not reloaded")
+                    try br.artifact("cluster")
+                }
             }
         }
     }

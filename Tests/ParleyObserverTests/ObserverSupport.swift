@@ -1,4 +1,5 @@
 import Foundation
+import ParleyDistribution
 import ParleyObserver
 import ParleyOTP
 @_exported import ParleyTestSupport
@@ -62,5 +63,30 @@ struct Vault: GenServer, Sendable {
         var s = status
         s.state = "Vault(items: \(items), apiKey: <redacted>)"
         return s
+    }
+}
+
+/// Two distributed nodes of this OS process (`b` and `c`, hidden, connected) on an EPMD port
+/// of their own, so that they never meet other suites' nodes or an Erlang node's epmd;
+/// stopped on every path.
+func withTwoNodes<T>(_ body: (LocalNode, LocalNode) async throws -> T) async throws -> T {
+    let epmd = Browser.freePort()
+    let b = try LocalNode(name: "obs_b_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1")
+    let c = try LocalNode(name: "obs_c_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1")
+    do {
+        for n in [b, c] {
+            var config = Distribution.Configuration(name: n.name, cookie: "observer-test")
+            config.epmdPort = epmd
+            config.embeddedEPMDAddress = "127.0.0.1"
+            try await n.startDistribution(config)
+        }
+        let result = try await body(b, c)
+        await b.stopDistribution()
+        await c.stopDistribution()
+        return result
+    } catch {
+        await b.stopDistribution()
+        await c.stopDistribution()
+        throw error
     }
 }

@@ -26,6 +26,11 @@ final class Connection: Sendable {
     /// skip the lock when nobody waits: a missed wake-up is caught by the holder's own
     /// periodic re-check).
     let heldSenders = Atomic<Int>(0)
+    /// Frames (ticks excluded) and bytes read from the peer. Written only by the channel's
+    /// event loop (a load and a store, no read-modify-write); read relaxed by introspection,
+    /// which needs no ordering with anything else.
+    let framesIn = Atomic<Int>(0)
+    let bytesIn = Atomic<Int>(0)
 
     init(node: Node, router: DistributionRouter) {
         self.node = node
@@ -42,6 +47,23 @@ final class Connection: Sendable {
     }
 
     var phase: State.Phase { state.withLock { $0.phase } }
+
+    /// What `net_kernel:node_info/1` tells of this connection, read in one lock round trip.
+    var info: NodeInfo {
+        let (phase, peer, out, outBytes, since, address, silent) = state.withLock { s in
+            (s.phase, s.peer, s.framesOut, s.bytesOut, s.upSince, s.address, s.silentTickCount)
+        }
+        let state: NodeInfo.State
+        switch phase {
+        case .connecting: state = .pending
+        case .up: state = silent > 0 ? .silent(ticks: silent) : .up
+        case .closed: state = .closed
+        }
+        return NodeInfo(name: node.name, state: state, address: address, isHidden: peer?.isHidden ?? false,
+                        creation: peer?.creation ?? 0, framesIn: framesIn.load(ordering: .relaxed), framesOut: out,
+                        bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: outBytes,
+                        upForNanoseconds: since == 0 ? 0 : MonotonicClock.now &- since)
+    }
     var peer: PeerInfo? { state.withLock { $0.peer } }
 
     // MARK: Sending
@@ -210,6 +232,9 @@ final class Connection: Sendable {
     /// - Throws: the first frame's error that does not decode.
     func receiveFrames(_ raw: UnsafeRawBufferPointer, inbox: Inbox, cache: DecodeCache) throws(TermDecodingError) {
         readSinceTick.store(true, ordering: .relaxed)
+        bytesIn.store(bytesIn.load(ordering: .relaxed) &+ raw.count, ordering: .relaxed)
+        var frames = 0
+        defer { framesIn.store(framesIn.load(ordering: .relaxed) &+ frames, ordering: .relaxed) }
         var reader = TermReader(UnsafeRawBufferPointer(start: nil, count: 0), identity: router.identity, limits: router.limits)
         reader.cache = cache
         var at = 0
@@ -217,6 +242,7 @@ final class Connection: Sendable {
             let length = Int(UInt32(raw[at]) << 24 | UInt32(raw[at + 1]) << 16 | UInt32(raw[at + 2]) << 8 | UInt32(raw[at + 3]))
             guard raw.count - at - 4 >= length else { return }  // never: the decoder cut whole frames
             if length > 0 {
+                frames &+= 1
                 reader.reset(UnsafeRawBufferPointer(rebasing: raw[(at + 4)..<(at + 4 + length)]))
                 try receive(&reader, inbox: inbox)
             }

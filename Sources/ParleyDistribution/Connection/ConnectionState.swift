@@ -38,6 +38,13 @@ struct ConnectionState<Waiter> {
     private var ticker: RepeatedTask? = nil
     private var flushScheduled = false
     private var wroteSinceTick = false
+    /// Frames and bytes queued for the peer since the connection came up (ticks excluded):
+    /// `net_kernel:node_info/1`'s `out`, counted under the lock the send already takes.
+    private(set) var framesOut = 0
+    private(set) var bytesOut = 0
+    /// When the connection came up (monotonic nanoseconds), and from which address.
+    private(set) var upSince: UInt64 = 0
+    private(set) var address: String? = nil
     private var silentTicks = 0
     /// Senders held while the connection is busy (Erlang's busy_dist_port).
     private(set) var held: [Parker] = []
@@ -75,6 +82,8 @@ struct ConnectionState<Waiter> {
         phase = .up
         self.channel = channel
         self.peer = peer
+        upSince = MonotonicClock.now
+        address = channel.remoteAddress.map { a in a.ipAddress.map { "\($0):\(a.port ?? 0)" } ?? "\(a)" }
         attempts -= 1
         defer { waiters = [] }
         return waiters
@@ -133,6 +142,8 @@ struct ConnectionState<Waiter> {
         buffer.writeInteger(UInt16(112 << 8 | 131))
         buffer.writeBytes(bytes)
         wroteSinceTick = true
+        framesOut &+= 1
+        bytesOut &+= bytes.count &+ 6
         // While connecting, the flush that follows the handshake writes what is queued.
         guard phase == .up, let ch = channel else { return .nothing }
         // A burst from a process running on this connection's own event loop (woken there
@@ -193,6 +204,9 @@ struct ConnectionState<Waiter> {
     /// Net tick: write something every TickTime/4, and give up on a peer silent for four
     /// periods (kernel app docs, net_ticktime). `heard`: something was read since the last
     /// tick.
+    /// Net tick periods in a row in which nothing arrived (four disconnect).
+    var silentTickCount: Int { silentTicks }
+
     mutating func tick(heard: Bool) -> Tick {
         guard phase == .up, let ch = channel else { return .nothing }
         silentTicks = heard ? 0 : silentTicks + 1

@@ -62,6 +62,11 @@ final class DistributionRouter: RemoteRouter, Sendable {
         state.withLock { s in s.connections.values.compactMap { $0.phase == .up ? $0.peer : nil } }
     }
 
+    /// Every connection's ``NodeInfo`` (up and pending), read outside the router's lock.
+    var nodesInfo: [NodeInfo] {
+        state.withLock { s in Array(s.connections.values) }.map(\.info).filter { $0.state != .closed }
+    }
+
     /// The connection to `node`, set up on first use as Erlang does (auto-connect), or nil for
     /// this node itself. With `dial: false`, only an existing connection.
     func connection(to node: Node, dial: Bool = true) -> Connection? {

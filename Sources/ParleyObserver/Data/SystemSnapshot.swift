@@ -21,10 +21,38 @@ public struct SystemSnapshot: Sendable, Codable {
         public let job: String
         public let milliseconds: Double
     }
+    /// One connection to another node (``NodeInfo``, `net_kernel:node_info/1`).
     public struct Peer: Sendable, Codable {
         public let name: String
         public let hidden: Bool
         public let creation: UInt32
+        /// `pending`, `up`, or `silent` (nothing heard for `silentTicks` net tick periods).
+        public let state: String
+        public let silentTicks: Int
+        public let address: String?
+        public let framesIn: Int
+        public let framesOut: Int
+        public let bytesIn: Int
+        public let bytesOut: Int
+        public let upSeconds: Double
+
+        init(_ n: NodeInfo) {
+            name = n.name
+            hidden = n.isHidden
+            creation = n.creation
+            switch n.state {
+            case .pending: state = "pending"; silentTicks = 0
+            case .up: state = "up"; silentTicks = 0
+            case .silent(let t): state = "silent"; silentTicks = t
+            case .closed: state = "closed"; silentTicks = 0
+            }
+            address = n.address
+            framesIn = n.framesIn
+            framesOut = n.framesOut
+            bytesIn = n.bytesIn
+            bytesOut = n.bytesOut
+            upSeconds = Double(n.upForNanoseconds) / 1e9
+        }
     }
     public let node: String
     public let distributed: Bool
@@ -81,7 +109,7 @@ final class SystemSampler: Sendable {
             blockingThreads: blocking.started, blockingBusy: blocking.busy, blockingLimit: scheduler.blocking.maxThreads,
             processCount: node.processCount, registeredNames: node.registered().count, timers: scheduler.timers.count,
             residentBytes: Self.residentBytes(), heapBytes: Int(parley_heap_in_use()),
-            peers: node.peers.map { .init(name: $0.name, hidden: $0.isHidden, creation: $0.creation) })
+            peers: node.nodesInfo.map(SystemSnapshot.Peer.init))
     }
 
     /// Seconds since the OS process started (`/proc/self/stat` field 22 against

@@ -15,12 +15,16 @@ import Prometheus
 public final class ObserverMetrics: Sendable {
     /// The registry `/metrics` renders; give your own to share it with other exporters.
     public let registry: PrometheusCollectorRegistry
-    private let sampler: SystemSampler
+    /// The node given at init; nil: the observer's node (``LocalNode/default`` elsewhere).
+    private let node: LocalNode?
+    private let sampler = Locked<SystemSampler?>(nil)
     private let lastCounts = Locked<[String: UInt64]>([:])
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), node: LocalNode = .default) {
+    /// - Parameter node: the node whose figures are exported; nil exports the node of the
+    ///   observer serving `/metrics` (``LocalNode/default`` when scraped directly).
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), node: LocalNode? = nil) {
         self.registry = registry
-        self.sampler = SystemSampler(node: node)
+        self.node = node
     }
 
     /// Makes this registry swift-metrics' backend (`MetricsSystem.bootstrap`), so the
@@ -38,8 +42,17 @@ public final class ObserverMetrics: Sendable {
     }
 
     /// Reads the runtime's figures into the registry's gauges and renders the registry.
-    public func scrape() -> String {
-        let s = sampler.snapshot()
+    public func scrape() -> String { scrape(for: .default) }
+
+    /// Renders the registry with `fallback`'s figures unless a node was given at init.
+    func scrape(for fallback: LocalNode) -> String {
+        let node = self.node ?? fallback
+        let s = sampler.withLock { sampler -> SystemSampler in
+            if let sampler, sampler.node === node { return sampler }
+            let fresh = SystemSampler(node: node)
+            sampler = fresh
+            return fresh
+        }.snapshot()
         for w in s.schedulers {
             let labels = [("scheduler", String(w.index))]
             gauge("parley_scheduler_utilization", labels, "Busy fraction of the scheduler thread since the previous scrape").set(w.utilization)
@@ -56,7 +69,14 @@ public final class ObserverMetrics: Sendable {
         gauge("parley_blocking_threads", [("state", "busy")], "Threads of the blocking pool").set(Double(s.blockingBusy))
         gauge("parley_memory_resident_bytes", [], "Resident memory of the OS process").set(Double(s.residentBytes))
         gauge("parley_memory_heap_bytes", [], "Heap in use by the C allocator").set(Double(s.heapBytes))
-        gauge("parley_distribution_connections", [], "Connected nodes").set(Double(s.peers.count))
+        gauge("parley_distribution_connections", [], "Connected nodes").set(Double(s.peers.filter { $0.state != "pending" }.count))
+        for p in s.peers {
+            for (direction, frames, bytes) in [("in", p.framesIn, p.bytesIn), ("out", p.framesOut, p.bytesOut)] {
+                let labels = [("node", p.name), ("direction", direction)]
+                count("parley_distribution_frames_total", labels, UInt64(frames), help: "Distribution frames (net ticks not counted) per connected node")
+                count("parley_distribution_bytes_total", labels, UInt64(bytes), help: "Distribution bytes per connected node")
+            }
+        }
         return registry.emitToString()
     }
 
@@ -72,7 +92,8 @@ public final class ObserverMetrics: Sendable {
     private func count(_ name: String, _ labels: [(String, String)], _ value: UInt64, help: String) {
         let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
         let delta = lastCounts.withLock { last -> UInt64 in
-            let d = value >= (last[key] ?? 0) ? value - (last[key] ?? 0) : 0
+            // A runtime counter that went back started over (a node reconnected): all of it is new.
+            let d = value >= (last[key] ?? 0) ? value - (last[key] ?? 0) : value
             last[key] = value
             return d
         }

@@ -19,6 +19,14 @@ import ParleyOTP
 /// Task { try await observer.run() }          // http://127.0.0.1:4040/
 /// ```
 ///
+/// It is a swift-service-lifecycle `Service`: put it in an app's `ServiceGroup` beside the
+/// app's own server, and the group's graceful shutdown stops it too.
+///
+/// ```swift
+/// let group = ServiceGroup(services: [app, try Observer()], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+///
 /// It binds to 127.0.0.1 by default. Bound to any other address it requires a token, and
 /// makes one (``token``, printed by `parley observer`) if none is given; every request must
 /// carry it. ``Configuration/allowActions`` switches off kill and send.
@@ -38,7 +46,7 @@ public final class Observer: Sendable {
         public var node: LocalNode
         /// How often the page's live data refreshes.
         public var refresh: Duration
-        /// Where `/metrics` comes from; nil serves no `/metrics`.
+        /// Where `/metrics` comes from (by default the figures of ``node``); nil serves no `/metrics`.
         public var metrics: ObserverMetrics?
 
         public init(host: String = "127.0.0.1", port: Int = 4040, token: String? = nil, allowActions: Bool = true,
@@ -72,8 +80,9 @@ public final class Observer: Sendable {
         self.table = ProcessTableCache(node: configuration.node, minInterval: configuration.refresh)
     }
 
-    /// Serves until the task running it is cancelled: the server then shuts down gracefully
-    /// (open pages are told to stop, and the server closes).
+    /// Serves until the task running it is cancelled, or the `ServiceGroup` running it shuts
+    /// down gracefully: the server then shuts down gracefully (open pages are told to stop,
+    /// and the server closes).
     /// - Throws: what binding the address throws (a port in use, say).
     public func run() async throws {
         let router = Router()
@@ -89,9 +98,15 @@ public final class Observer: Sendable {
         // The group runs in a task of its own, so cancelling ours reaches it only as that
         // graceful shutdown.
         let serving = Task { try await group.run() }
-        try await withTaskCancellationHandler {
-            try await serving.value
-        } onCancel: {
+        // Run as a swift-service-lifecycle `Service` in an app's ServiceGroup, the group's
+        // graceful shutdown (SIGTERM, say) reaches the server the same way.
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await serving.value
+            } onCancel: {
+                Task { await group.triggerGracefulShutdown() }
+            }
+        } onGracefulShutdown: {
             Task { await group.triggerGracefulShutdown() }
         }
     }
@@ -146,3 +161,5 @@ public enum ObserverError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension Observer: Service {}

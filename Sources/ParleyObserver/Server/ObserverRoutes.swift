@@ -56,7 +56,7 @@ struct ObserverRoutes: Sendable {
         if let metrics = observer.configuration.metrics {
             router.get("metrics") { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                         body: .init(byteBuffer: ByteBuffer(string: metrics.scrape())))
+                         body: .init(byteBuffer: ByteBuffer(string: metrics.scrape(for: node))))
             }
         }
     }

@@ -20,6 +20,7 @@ enum WebAssets {
         <a href="#/system" data-tab="system">System</a>
         <a href="#/processes" data-tab="processes">Processes</a>
         <a href="#/supervision" data-tab="supervision">Supervision trees</a>
+        <a href="#/cluster" data-tab="cluster">Cluster</a>
       </nav>
       <span id="status" class="muted">connecting…</span>
     </header>
@@ -49,12 +50,13 @@ enum WebAssets {
     .toolbar { display: flex; gap: .6em; margin: .5em 0; align-items: center; }
     svg.chart { background: #fff; border: 1px solid #dde2e8; }
     .error { color: #b3261e; }
+    .warn { color: #a86400; font-weight: 600; }
     button { cursor: pointer; }
     """#
 
     static let script = #"""
     "use strict";
-    const state = { config: null, history: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
+    const state = { config: null, history: {}, rates: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
     const el = (tag, attrs, ...kids) => {
       const e = document.createElement(tag);
       for (const [k, v] of Object.entries(attrs || {})) {
@@ -79,6 +81,7 @@ enum WebAssets {
       if (tab === "processes") return renderProcesses();
       if (tab === "process") return renderProcess(arg);
       if (tab === "supervision") return renderSupervision();
+      if (tab === "cluster") return renderCluster(state.last);
       return renderSystem(state.last);
     }
     function renderSystem(s) {
@@ -95,11 +98,42 @@ enum WebAssets {
         el("td", { class: "num", text: w.jobsRun }), el("td", { class: "num", text: w.steals })));
       const sched = el("table", { id: "schedulers" }, el("tr", {}, el("th", { text: "scheduler" }), el("th", { class: "num", text: "utilization" }),
         el("th", { class: "num", text: "run queue" }), el("th", { class: "num", text: "jobs run" }), el("th", { class: "num", text: "steals" })), ...rows);
-      const peers = s.peers.length ? el("ul", {}, ...s.peers.map(p => el("li", { text: p.name + (p.hidden ? " (hidden)" : "") + " creation " + p.creation })))
+      const peers = s.peers.length ? el("p", {}, el("a", { href: "#/cluster", text: s.peers.length + " connection" + (s.peers.length === 1 ? "" : "s") }),
+                                        el("span", { class: "muted", text: ": " + s.peers.map(p => p.name + " " + p.state).join(", ") }))
                                    : el("p", { class: "muted", text: s.distributed ? "no connected nodes" : "not distributed" });
       const longs = s.recentLongSchedules.length ? el("ul", {}, ...s.recentLongSchedules.map(l => el("li", { text: l.job + " ran " + Math.round(l.milliseconds) + " ms" }))) : null;
       show(main, cards, el("h3", { text: "Scheduler utilization (last 60 samples)" }), chart, sched, el("h3", { text: "Cluster" }), peers,
         longs ? el("h3", { text: "Recent long schedules" }) : null, longs);
+    }
+    function renderCluster(s) {
+      const main = document.getElementById("main");
+      if (!s) { main.replaceChildren(el("p", { class: "muted", text: "waiting for the first sample…" })); return; }
+      if (!s.distributed) { main.replaceChildren(el("h2", { text: s.node }), el("p", { class: "muted", text: "this node is not distributed (start it with a name: parley node --name a@127.0.0.1)" })); return; }
+      const rate = (p, key) => { const r = state.rates[p.name]; return r && r[key] != null ? r[key].toFixed(1) + "/s" : "–"; };
+      const cols = ["node", "type", "state", "address", "up for", "frames in", "frames out", "in /s", "out /s", "bytes in", "bytes out"];
+      const head = el("tr", {}, ...cols.map((c, i) => el("th", { class: i >= 5 ? "num" : "", text: c })));
+      const rows = s.peers.map(p => el("tr", { "data-node": p.name }, el("td", { text: p.name }), el("td", { text: p.hidden ? "hidden" : "normal" }),
+        el("td", { class: p.state === "up" ? "" : "warn", text: p.state === "silent" ? "silent " + p.silentTicks + " tick" + (p.silentTicks === 1 ? "" : "s") : p.state }),
+        el("td", { text: p.address || "" }), el("td", { text: p.state === "pending" ? "" : Math.round(p.upSeconds) + " s" }),
+        el("td", { class: "num", text: p.framesIn }), el("td", { class: "num", text: p.framesOut }),
+        el("td", { class: "num", text: rate(p, "framesIn") }), el("td", { class: "num", text: rate(p, "framesOut") }),
+        el("td", { class: "num", text: fmtBytes(p.bytesIn) }), el("td", { class: "num", text: fmtBytes(p.bytesOut) })));
+      main.replaceChildren(el("h2", { text: s.node }),
+        s.peers.length ? el("table", { id: "nodes" }, head, ...rows) : el("p", { class: "muted", text: "no connected nodes" }),
+        el("p", { class: "muted", text: "Frames are distribution messages and signals, net ticks not counted (net_kernel:node_info/1's in and out). A node is silent when nothing has arrived for a net tick period or more; at four it is disconnected." }));
+    }
+    function noteRates(s) {
+      const now = performance.now(), next = {};
+      for (const p of s.peers) {
+        const before = state.rates[p.name];
+        const r = { t: now, framesIn: null, framesOut: null, raw: p };
+        if (before && before.raw && now > before.t && p.framesIn >= before.raw.framesIn) {
+          const dt = (now - before.t) / 1000;
+          r.framesIn = (p.framesIn - before.raw.framesIn) / dt; r.framesOut = (p.framesOut - before.raw.framesOut) / dt;
+        }
+        next[p.name] = r;
+      }
+      state.rates = next;
     }
     function utilizationChart() {
       const ns = "http://www.w3.org/2000/svg", w = 600, h = 120;
@@ -188,8 +222,9 @@ enum WebAssets {
     function onSample(s) {
       state.last = s;
       for (const w of s.schedulers) { const h = state.history[w.index] || (state.history[w.index] = []); h.push(w.utilization); if (h.length > 60) h.shift(); }
+      noteRates(s);
       const [tab] = route();
-      if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses();
+      if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses(); else if (tab === "cluster") renderCluster(s);
     }
     async function start() {
       try { state.config = await api("api/config"); } catch (e) { document.getElementById("status").textContent = String(e); return; }
