@@ -130,6 +130,28 @@ enum ObserverDemo {
                 }
                 return sink
             },
+            ChildSpec(id: "pipeline") { me in
+                // A producer faster than its consumer: `demo-jobs` fills and the producer
+                // waits on it; `demo-latest` keeps the newest result, and nobody reads it.
+                let jobs = Channel<Int>(buffer: .fixed(64)).observed(as: "demo-jobs")
+                let latest = Channel<String>(buffer: .sliding(1)).observed(as: "demo-latest")
+                let ready = Channel<Bool>(buffer: .promise).observed(as: "demo-ready")
+                let consumer = try me.spawn(SpawnOptions(link: true, label: "consumes demo-jobs every 50 ms")) { p in
+                    _ = ready.offer(true)
+                    while let job = try await jobs.receive() {
+                        _ = latest.offer("job \(job) done")
+                        try await p.sleep(for: .milliseconds(50))
+                    }
+                }
+                try me.spawn(SpawnOptions(link: true, label: "produces into demo-jobs every 20 ms")) { p in
+                    var n = 0
+                    while try await jobs.send(n) {
+                        n += 1
+                        try await p.sleep(for: .milliseconds(20))
+                    }
+                }
+                return consumer
+            },
         ], strategy: .oneForOne, intensity: 10, period: .seconds(60), name: .local("demo"))
         if let workers = try await sup.child("workers").pid {
             for i in 1...3 {

@@ -46,6 +46,9 @@ import ParleyOTP
         if i == 0 { thread = ((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "?").trimmingCharacters(in: .whitespacesAndNewlines) }
     }
     print("  1000 round trips {self(), I} -> I with a process there: \(us(since: t3) / 1000) µs each; the replies woke this process on thread \(thread) (the connection's I/O thread: no hand-off)")
+    if let info = LocalNode.default.nodeInfo(peer) {
+        print("  :net_kernel.node_info(:\"\(peer)\") -> state \(info.state), \(info.isHidden ? "hidden" : "normal"), \(info.address ?? "?"), in \(info.framesIn) frames (\(info.bytesIn) B), out \(info.framesOut) frames (\(info.bytesOut) B)")
+    }
     try await busyPortDemo(me, peer: peer, child)
     let ref = me.monitor(pong)
     Distribution.monitorNodes(me.pid)

@@ -29,6 +29,12 @@ import ParleyOTP
         print("    \(row["pid"] ?? "") \(who): mailbox \(row["queue"] ?? 0), reductions \(row["reductions"] ?? 0)")
     }
 
+    let channels = try await get(port, "/api/channels")
+    let described = (channels["channels"] as? [[String: Any]] ?? []).filter { ($0["name"] as? String ?? "").hasPrefix("demo-") }.map { c in
+        "\(c["name"] ?? "") \(c["buffer"] ?? "") holds \(c["count"] ?? 0), \(c["pendingSends"] ?? 0) sends and \(c["pendingReceives"] ?? 0) receives waiting"
+    }
+    print("  Channels (those made with .observed(as:)): \(described.joined(separator: "; "))")
+
     let ticker = try requireTour(Process.whereis("demo-ticker"))
     let detail = try await get(port, "/api/processes/\(String(ticker.description.dropFirst().dropLast()))")
     print("  A GenServer's page: \(detail["name"] ?? "") links \(detail["links"] ?? []), state (sys:get_status) \(detail["state"] ?? "")")

@@ -268,6 +268,21 @@ struct ObserverAPITests {
         }
     }
 
+    @Test("Channels: the channels that opted into introspection, with buffer, fill and waiters; text in a name stays text in JSON")
+    func channels() async throws {
+        try await withObserver { _, port in
+            let name = "obs-chan-<b>\(UInt32.random(in: 0...UInt32.max))</b>"
+            let ch = Channel<Int>(buffer: .fixed(4)).observed(as: name)
+            for i in 0..<3 { #expect(ch.offer(i)) }
+            let reply = try json(try await http(port, "api/channels"))
+            let row = try #require((reply["channels"] as? [[String: Any]])?.first { $0["name"] as? String == name })
+            #expect(row["buffer"] as? String == "fixed(4)")
+            #expect(row["capacity"] as? Int == 4 && row["count"] as? Int == 3)
+            #expect(row["pendingSends"] as? Int == 0 && row["isClosed"] as? Bool == false)
+            withExtendedLifetime(ch) {}
+        }
+    }
+
     @Test("The observer is a swift-service-lifecycle Service: in a ServiceGroup, the group's graceful shutdown stops it")
     func serviceGroup() async throws {
         let observer = try Observer(.init(port: 0))

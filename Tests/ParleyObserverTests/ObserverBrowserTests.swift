@@ -165,6 +165,26 @@ struct ObserverBrowserTests {
         }
     }
 
+    @Test("Channels page: an observed channel's row with its buffer and fill bar, updated live as it fills; HTML in its name shows as text")
+    func channels() async throws {
+        try await withObserver(.init(refresh: .milliseconds(200))) { _, port in
+            let name = "browser-chan-<i>\(UInt32.random(in: 0...UInt32.max))</i>"
+            let ch = Channel<Int>(buffer: .fixed(10)).observed(as: name)
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/channels")
+                let row = "Array.from(document.querySelectorAll('#channels tr')).find(r => r.dataset.channel === \(jsString(name)))"
+                #expect(try await b.waitFor("const r = \(row); return !!r && r.cells[3].textContent.includes('0 / 10')"))
+                #expect(try b.run("return \(row).cells[0].textContent") as? String == name, "the name as text")
+                #expect(try b.run("return document.querySelectorAll('#channels i').length") as? Int == 0, "no element made from the name")
+                for i in 0..<10 { #expect(ch.offer(i)) }
+                #expect(try await b.waitFor("const r = \(row); return !!r && r.cells[3].textContent.includes('10 / 10') && !!r.querySelector('.bar.full')"),
+                        "filled, live")
+                try b.artifact("channels")
+            }
+            withExtendedLifetime(ch) {}
+        }
+    }
+
     @Test("Cluster page: a row per connected node with its state, type and traffic; frame counts move live as messages cross")
     func cluster() async throws {
         try await withTwoNodes { b, c in

@@ -53,6 +53,7 @@ struct ObserverRoutes: Sendable {
             return ActionReply(ok: true, detail: "sent a String to \(pid)")
         }
         router.get("api/supervision") { _, _ in SupervisionReply(trees: await SupervisionTrees.all(on: node)) }
+        router.get("api/channels") { _, _ in ChannelsReply(channels: ChannelIntrospection.channels) }
         if let metrics = observer.configuration.metrics {
             router.get("metrics") { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -115,6 +116,9 @@ struct ObserverRoutes: Sendable {
 struct ConfigReply: ResponseEncodable { let node: String; let allowActions: Bool; let refreshMilliseconds: Int }
 struct ActionReply: ResponseEncodable { let ok: Bool; let detail: String }
 struct SupervisionReply: ResponseEncodable { let trees: [SupervisionNode] }
+/// The channels that opted into introspection (``Chan/observed(as:)``), of the whole OS
+/// process: channels belong to no node.
+struct ChannelsReply: ResponseEncodable { let channels: [ChannelSnapshot] }
 struct SendRequest: Decodable { let message: String }
 struct KillRequest: Decodable {
     let reason: String

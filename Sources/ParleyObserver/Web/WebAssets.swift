@@ -20,6 +20,7 @@ enum WebAssets {
         <a href="#/system" data-tab="system">System</a>
         <a href="#/processes" data-tab="processes">Processes</a>
         <a href="#/supervision" data-tab="supervision">Supervision trees</a>
+        <a href="#/channels" data-tab="channels">Channels</a>
         <a href="#/cluster" data-tab="cluster">Cluster</a>
       </nav>
       <span id="status" class="muted">connecting…</span>
@@ -51,6 +52,9 @@ enum WebAssets {
     svg.chart { background: #fff; border: 1px solid #dde2e8; }
     .error { color: #b3261e; }
     .warn { color: #a86400; font-weight: 600; }
+    .bar { display: inline-block; width: 8em; height: .7em; background: #eceff3; border-radius: 3px; vertical-align: middle; margin-right: .4em; }
+    .bar > span { display: block; height: 100%; background: #2f6fdb; border-radius: 3px; }
+    .bar.full > span { background: #c93d3d; }
     button { cursor: pointer; }
     """#
 
@@ -82,6 +86,7 @@ enum WebAssets {
       if (tab === "process") return renderProcess(arg);
       if (tab === "supervision") return renderSupervision();
       if (tab === "cluster") return renderCluster(state.last);
+      if (tab === "channels") return renderChannels();
       return renderSystem(state.last);
     }
     function renderSystem(s) {
@@ -121,6 +126,27 @@ enum WebAssets {
       main.replaceChildren(el("h2", { text: s.node }),
         s.peers.length ? el("table", { id: "nodes" }, head, ...rows) : el("p", { class: "muted", text: "no connected nodes" }),
         el("p", { class: "muted", text: "Frames are distribution messages and signals, net ticks not counted (net_kernel:node_info/1's in and out). A node is silent when nothing has arrived for a net tick period or more; at four it is disconnected." }));
+    }
+    async function renderChannels() {
+      const main = document.getElementById("main");
+      let reply;
+      try { reply = await api("api/channels"); } catch (e) { main.replaceChildren(el("p", { class: "error", text: String(e) })); return; }
+      if (route()[0] !== "channels") return;
+      const cols = ["name", "buffer", "element", "fill", "pending sends", "pending receives", "state"];
+      const head = el("tr", {}, ...cols.map((c, i) => el("th", { class: i === 4 || i === 5 ? "num" : "", text: c })));
+      const fill = c => {
+        if (c.capacity === 0) return el("span", { text: c.buffer === "promise" ? (c.count ? "delivered" : "empty") : "–" });
+        const pct = Math.min(100, Math.round((100 * c.count) / c.capacity));
+        const inner = el("span", {});
+        inner.style.width = pct + "%"; // CSSOM, which the page's CSP allows (a style attribute it would not)
+        const bar = el("span", { class: "bar" + (pct >= 100 ? " full" : "") }, inner);
+        return el("span", {}, bar, el("span", { text: c.count + " / " + c.capacity }));
+      };
+      const rows = reply.channels.map(c => el("tr", { "data-channel": c.name }, el("td", { text: c.name }), el("td", { text: c.buffer }),
+        el("td", { text: c.elementType }), el("td", {}, fill(c)), el("td", { class: "num", text: c.pendingSends }),
+        el("td", { class: "num", text: c.pendingReceives }), el("td", { class: c.isClosed ? "muted" : "", text: c.isClosed ? "closed" : "open" })));
+      main.replaceChildren(reply.channels.length ? el("table", { id: "channels" }, head, ...rows)
+                                                 : el("p", { class: "muted", text: "no channel has opted into introspection (Channel(...).observed(as: \"name\"))" }));
     }
     function noteRates(s) {
       const now = performance.now(), next = {};
@@ -224,7 +250,7 @@ enum WebAssets {
       for (const w of s.schedulers) { const h = state.history[w.index] || (state.history[w.index] = []); h.push(w.utilization); if (h.length > 60) h.shift(); }
       noteRates(s);
       const [tab] = route();
-      if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses(); else if (tab === "cluster") renderCluster(s);
+      if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses(); else if (tab === "cluster") renderCluster(s); else if (tab === "channels") renderChannels();
     }
     async function start() {
       try { state.config = await api("api/config"); } catch (e) { document.getElementById("status").textContent = String(e); return; }
