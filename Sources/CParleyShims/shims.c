@@ -9,6 +9,13 @@
 __thread long parley_reductions_left __attribute__((tls_model("initial-exec"))) = 1L << 40;
 __thread long parley_reductions_budget __attribute__((tls_model("initial-exec"))) = 0;
 
+int parley_trace_sessions = 0;
+__thread void *parley_running_callback __attribute__((tls_model("initial-exec"))) = 0;
+
+void parley_trace_sessions_add(int delta) {
+    __atomic_add_fetch(&parley_trace_sessions, delta, __ATOMIC_RELAXED);
+}
+
 void parley_set_thread_name(const char *name) {
 #if defined(__linux__)
     pthread_setname_np(pthread_self(), name);

@@ -39,6 +39,12 @@ import ParleyOTP
     let detail = try await get(port, "/api/processes/\(String(ticker.description.dropFirst().dropLast()))")
     print("  A GenServer's page: \(detail["name"] ?? "") links \(detail["links"] ?? []), state (sys:get_status) \(detail["state"] ?? "")")
 
+    // Tracing, as erlang:trace/3 with recon_trace's limit: the ticker's next three receives.
+    let trace = try Process.trace(ticker, [.receive, .send], limit: .total(4))
+    while trace.isActive { try await me.sleep(for: .milliseconds(20)) }
+    print("  Process.trace(ticker, [.receive, .send], limit: .total(4)), as the page's Tracing box does:")
+    for e in trace.events { print("    \(e)") }
+
     let caller = try requireTour(try await demo.child("caller").pid)
     _ = try await Scheduler.shared.blocking.run {
         try LoopbackHTTP.request(port: port, method: "POST", path: "/api/processes/\(String(caller.description.dropFirst().dropLast()))/kill",

@@ -283,6 +283,39 @@ struct ObserverAPITests {
         }
     }
 
+    @Test("Tracing: start needs the action header; events arrive (receive with the message as text), the rate limit stops it, and the download is one JSON event per line")
+    func tracing() async throws {
+        try await withObserver { _, port in
+            let target = try Process.spawn { me in while true { _ = try await me.receive() } }
+            defer { Process.exit(target, .kill) }
+            let path = "api/processes/\(urlForm(target))/trace"
+            let body = #"{"flags":["receive"],"limit":5,"perSeconds":60}"#
+            let refused = try await http(port, "POST", path, headers: [("Content-Type", "application/json")], body: body)
+            #expect(refused.status == 403)
+            #expect(Process.traceSession(of: target) == nil)
+            let bad = try await http(port, "POST", path, headers: [("Content-Type", "application/json"), ("X-Parley-Observer", "1")],
+                                     body: #"{"flags":["calls"],"limit":5}"#)
+            #expect(bad.status == 400, "an unknown flag is refused")
+            let started = try await http(port, "POST", path, headers: [("Content-Type", "application/json"), ("X-Parley-Observer", "1")], body: body)
+            #expect(started.status == 200)
+            for i in 0..<20 { target.send("m\(i) <script>") }
+            #expect(await eventually { Process.traceSession(of: target) == nil }, "more than 5 events a minute: stopped")
+            let reply = try json(try await http(port, path))
+            #expect(reply["active"] as? Bool == false)
+            #expect((reply["stopReason"] as? String)?.hasPrefix("rate limit") == true)
+            let events = try #require(reply["events"] as? [[String: Any]])
+            #expect(events.count == 6 && events.first?["kind"] as? String == "receive" && events.last?["kind"] as? String == "stopped")
+            #expect(events.first?["detail"] as? String == "m0 <script>", "as text: the page shows it with textContent")
+            let after = try json(try await http(port, path + "?after=5"))
+            #expect((after["events"] as? [[String: Any]])?.count == 1)
+            let download = try await http(port, path + "/download")
+            #expect(download.status == 200 && download.header("Content-Disposition")?.hasPrefix("attachment") == true)
+            #expect(download.body.split(separator: "\n").count == 6)
+            let missing = try await http(port, "api/processes/0.999999.0/trace")
+            #expect(missing.status == 404)
+        }
+    }
+
     @Test("The observer is a swift-service-lifecycle Service: in a ServiceGroup, the group's graceful shutdown stops it")
     func serviceGroup() async throws {
         let observer = try Observer(.init(port: 0))

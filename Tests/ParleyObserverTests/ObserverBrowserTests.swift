@@ -185,6 +185,29 @@ struct ObserverBrowserTests {
         }
     }
 
+    @Test("Tracing from the process page: start, see receive events stream in live, stop; the list shows messages as text")
+    func tracing() async throws {
+        let target = try Process.spawn { me in while true { _ = try await me.receive() } }
+        defer { Process.exit(target, .kill) }
+        try await withObserver { _, port in
+            try await withBrowser { b in
+                try b.open("http://127.0.0.1:\(port)/#/process/\(urlForm(target))")
+                #expect(try await b.waitFor("return !!document.getElementById('trace-start')"))
+                try await b.click("#trace-start")
+                #expect(await eventually { Process.traceSession(of: target) != nil })
+                for i in 0..<3 { target.send("<b>traced \(i)</b>") }
+                #expect(try await b.waitFor("return document.querySelectorAll('#trace-events div[data-kind=receive]').length === 3"), "streamed live")
+                #expect(try b.run("return document.querySelectorAll('#trace-events b').length") as? Int == 0, "no element made from a message")
+                #expect(try b.run("return document.getElementById('trace-events').textContent.includes('<b>traced 2</b>')") as? Bool == true)
+                try await b.click("#trace-stop")
+                #expect(try await b.waitFor("return document.getElementById('trace-status').textContent.startsWith('stopped')"))
+                #expect(Process.traceSession(of: target) == nil)
+                try b.run("document.getElementById('trace-events').scrollIntoView()")
+                try b.artifact("tracing")
+            }
+        }
+    }
+
     @Test("Cluster page: a row per connected node with its state, type and traffic; frame counts move live as messages cross")
     func cluster() async throws {
         try await withTwoNodes { b, c in

@@ -35,6 +35,32 @@ static inline void parley_reset_reductions(long budget) {
     parley_reductions_left = budget;
 }
 
+/// How many trace sessions are active in the OS process (`Process.trace`). The runtime's
+/// sends, deliveries, links and exits read it with one relaxed load, and do nothing more for
+/// tracing while it is 0.
+extern int parley_trace_sessions;
+
+static inline int parley_tracing(void) {
+    return __atomic_load_n(&parley_trace_sessions, __ATOMIC_RELAXED);
+}
+
+/// Adds `delta` to the session count (relaxed: a session attaches under its process's lock,
+/// which orders what the traced paths then read).
+void parley_trace_sessions_add(int delta);
+
+/// The callback process whose handler runs on this thread now (an unretained pointer), or
+/// NULL: set for the span of each run of handlers, read only while tracing.
+extern __thread void *parley_running_callback __attribute__((tls_model("initial-exec")));
+
+static inline void *parley_get_running_callback(void) { return parley_running_callback; }
+
+/// Sets it; returns the one it replaces (to restore when the run ends).
+static inline void *parley_swap_running_callback(void *p) {
+    void *outer = parley_running_callback;
+    parley_running_callback = p;
+    return outer;
+}
+
 /// Names the calling thread (shown by perf, top -H and gdb).
 void parley_set_thread_name(const char *name);
 

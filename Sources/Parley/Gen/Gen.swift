@@ -53,7 +53,9 @@ public enum Gen {
     /// A class, so that a call sends it without boxing: a caller keeps the last one it sent
     /// and reuses it when nothing else holds it any more (``reusing(_:from:request:)``), so a
     /// call in steady state allocates nothing. Its fields cannot be changed from outside.
-    public final class CallMessage: @unchecked Sendable {
+    public final class CallMessage: @unchecked Sendable, CustomStringConvertible {
+        /// `{'$gen_call', {Pid, Tag}, Request}`, as a trace or a mailbox listing shows it.
+        public var description: String { "{'$gen_call', \(from), \(request)}" }
         // @unchecked Sendable: the fields change only in `reusing`, while the caller holds the
         // only reference (isKnownUniquelyReferenced reads the count with acquire order, and
         // the last other holder released it with release order, so its reads came first).
@@ -100,7 +102,9 @@ public enum Gen {
     }
 
     /// `{Tag, Reply}`.
-    public struct ReplyMessage: Sendable {
+    public struct ReplyMessage: Sendable, CustomStringConvertible {
+        /// `{#Ref<…>, Reply}`, as a trace or a mailbox listing shows it.
+        public var description: String { "{\(tag), \(reply)}" }
         public let tag: Reference
         public let reply: any Sendable
         /// Whether the tag goes on the wire as `[alias | Ref]` (the caller's own form).
@@ -205,6 +209,9 @@ public enum Gen {
     /// Sends `reply` to the caller of a call (`gen_server:reply/2`). From the server or from
     /// any other process, now or later; dropped if the caller gave up (timed out or died).
     public static func reply(_ from: From, _ reply: any Sendable) {
+        if let t = ProcessCore.running()?.traceSession(.send) {
+            t.record(.send, other: from.pid, detail: String(describing: ReplyMessage(tag: from.tag, reply: reply)))
+        }
         // A caller running this server in a hand-off takes the reply directly: no message
         // box, no mailbox round trip.
         if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }

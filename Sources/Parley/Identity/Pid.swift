@@ -110,6 +110,7 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     /// router of the sender's node.
     @usableFromInline
     func deliver(_ message: any Sendable, from sender: ProcessCore) {
+        if let t = sender.traceSession(.send) { t.record(.send, other: self, detail: String(describing: message)) }
         if let process { return process.deliver(message) }
         if case .remote(let router) = Route(self, from: sender.home) { router.send(message, to: self, from: nil) }
     }

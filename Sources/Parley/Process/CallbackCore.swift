@@ -1,3 +1,4 @@
+import CParleyShims
 import ParleyRuntime
 
 /// What a callback process's handler returns after each message.
@@ -48,7 +49,11 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         // The handler may run off the schedulers (a hand-off, a connection's I/O thread):
         // code in it that asks for the current node gets this process's.
         let outer = LocalNode.enter(hosted)
+        // Unretained: this process outlives the drain that set it, and the pointer is
+        // cleared (to the outer one) before the drain returns.
+        let outerRunning = parley_swap_running_callback(Unmanaged.passUnretained(self).toOpaque())
         defer {
+            _ = parley_swap_running_callback(outerRunning)
             LocalNode.leave(outer)
             onCPU.store(false, ordering: .relaxed)
         }

@@ -142,6 +142,7 @@ extension Process {
         if let name = options.name { try p.home.registry.register(name, p.pid) }
         p.withTable { $0.insert(p) }
         if let parent {
+            if let t = parent.traceSession(.procs) { t.record(.spawn, other: p.pid) }
             if options.link, parent.addLink(p.pid) { _ = p.addLink(parent.pid) }
             if let monitorRef { establishMonitor(monitorRef, watcher: parent, target: p.pid) }
         }

@@ -1,3 +1,4 @@
+import CParleyShims
 import DequeModule
 import ParleyRuntime
 import Synchronization
@@ -53,6 +54,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         var exitReason: ExitReason?
         var dropped = 0
         var aliases = Set<UInt64>()
+        /// The trace recording this process (``Process/trace(_:_:limit:onEvent:)``).
+        var trace: TraceSession?
     }
 
     let id: UInt32
@@ -155,6 +158,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             return wake
         }
         perform(wake)
+        if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
     }
 
     /// Appends `messages` in order with one lock round trip and at most one wake-up: how a
@@ -166,6 +170,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             return
         }
         perform(withShared { $0.mailbox.deliver(contentsOf: messages) })
+        if let t = traceSession(.receive) { for m in messages { t.record(.receive, detail: String(describing: m)) } }
     }
 
     typealias Claim = MailboxState<UnsafeContinuation<Void, Never>>.Claim
@@ -175,7 +180,9 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// delivered the ordinary way (`.busy`) or dropped (`.dead`).
     final func deliverClaiming(_ message: any Sendable) -> Claim {
         let claim = withShared { $0.mailbox.claim(message, bounded: mailboxLimit > 0) }
-        if claim == .busy { deliver(message) }
+        if claim == .busy { deliver(message) } else if claim != .dead, let t = traceSession(.receive) {
+            t.record(.receive, detail: String(describing: message))
+        }
         return claim
     }
 
@@ -313,6 +320,10 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             }
         }
         for (ref, target) in watched { Self.demonitor(ref, watcher: me, target: target) }
+        if parley_tracing() != 0, let session = extras.flatMap({ e in withShared { _ in e.trace } }) {
+            if session.flags.contains(.procs) { session.record(.exit, detail: reason.description) }
+            session.finish("the process exited")
+        }
         if let waiter { waiter.resume() }
         didDie(external: external, wasIdle: before == .idle)
         return signals
@@ -346,15 +357,17 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
 
     /// Adds `other` to this process's links unless this process is dead.
     final func addLink(_ other: Pid) -> Bool {
-        withShared { s in
-            guard s.status != .dead else { return false }
-            s.ensureExtras().links.insert(other)
-            return true
+        let (alive, inserted) = withShared { s -> (Bool, Bool) in
+            guard s.status != .dead else { return (false, false) }
+            return (true, s.ensureExtras().links.insert(other).inserted)
         }
+        if inserted, let t = traceSession(.procs) { t.record(.link, other: other) }
+        return alive
     }
 
     final func removeLink(_ other: Pid) {
-        withShared { s in _ = s.extras?.links.remove(other) }
+        let removed = withShared { s in s.extras?.links.remove(other) != nil }
+        if removed, let t = traceSession(.procs) { t.record(.unlink, other: other) }
     }
 
     /// Records that `watcher` monitors this process; false if this process is dead.

@@ -26,6 +26,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     override func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
         guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply, slot: &slot) }) else { return false }
         perform(wake)
+        if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: reply)) }
         return true
     }
 

@@ -46,6 +46,9 @@ enum ProcessLookup {
         return node.summary(pid) == nil ? nil : pid
     }
 
+    /// The pid as the page's URLs write it (`0.ID.SERIAL`).
+    static func key(_ pid: Pid) -> String { String(pid.description.dropFirst().dropLast()) }
+
     static func cut(_ s: String, _ n: Int) -> String {
         s.count <= n ? s : String(s.prefix(n)) + "…"
     }

@@ -67,6 +67,7 @@ public final class Observer: Sendable {
     public let token: String?
     let logger: Logger
     let table: ProcessTableCache
+    let traces: TraceSessions
     private let listening = ParleyChannels.Channel<Int>(buffer: .promise)
 
     /// Checks the configuration.
@@ -78,6 +79,7 @@ public final class Observer: Sendable {
         self.logger = logger
         self.token = configuration.token ?? (Self.isLoopback(configuration.host) ? nil : Self.makeToken())
         self.table = ProcessTableCache(node: configuration.node, minInterval: configuration.refresh)
+        self.traces = TraceSessions(node: configuration.node)
     }
 
     /// Serves until the task running it is cancelled, or the `ServiceGroup` running it shuts

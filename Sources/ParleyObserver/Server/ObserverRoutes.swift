@@ -52,6 +52,44 @@ struct ObserverRoutes: Sendable {
             pid.send(body.message)
             return ActionReply(ok: true, detail: "sent a String to \(pid)")
         }
+        router.post("api/processes/:pid/trace") { request, context in
+            try checkAction(request)
+            let pid = try pid(context)
+            let body = try await request.decode(as: TraceRequest.self, context: context)
+            let session = try observer.traces.start(pid, body)
+            return ActionReply(ok: true, detail: "tracing \(pid) (\(body.flags.joined(separator: ", "))), \(session.limitDescription)")
+        }
+        router.post("api/processes/:pid/trace/stop") { request, context in
+            try checkAction(request)
+            let text = context.parameters.get("pid") ?? ""
+            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            session.stop()
+            return ActionReply(ok: true, detail: "trace stopped")
+        }
+        router.get("api/processes/:pid/trace") { request, context in
+            let text = context.parameters.get("pid") ?? ""
+            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let after = request.uri.queryParameters["after"].flatMap { Int($0) } ?? 0
+            return TraceReply(session, after: after)
+        }
+        router.get("api/processes/:pid/trace/stream") { _, context in
+            let text = context.parameters.get("pid") ?? ""
+            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            return traceStream(session)
+        }
+        router.get("api/processes/:pid/trace/download") { _, context in
+            let text = context.parameters.get("pid") ?? ""
+            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let encoder = JSONEncoder()
+            var buffer = ByteBuffer()
+            for e in session.events {
+                buffer.writeBytes(try encoder.encode(e))
+                buffer.writeString("\n")
+            }
+            let file = "trace-" + text.filter { $0.isNumber || $0 == "." } + ".ndjson"
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .contentDisposition: "attachment; filename=\"\(file)\""],
+                            body: .init(byteBuffer: buffer))
+        }
         router.get("api/supervision") { _, _ in SupervisionReply(trees: await SupervisionTrees.all(on: node)) }
         router.get("api/channels") { _, _ in ChannelsReply(channels: ChannelIntrospection.channels) }
         if let metrics = observer.configuration.metrics {
@@ -76,6 +114,30 @@ struct ObserverRoutes: Sendable {
                 buffer.writeBytes(data)
                 buffer.writeString("\n\n")
                 try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    /// Server-sent events: the trace's new events every 100 ms (at most 500 a batch: the
+    /// session's own limit bounds the total), until it stops or the page goes.
+    func traceStream(_ session: TraceSession) -> Response {
+        let body = ResponseBody { writer in
+            let encoder = JSONEncoder()
+            var after = 0
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let fresh = session.events(after: after).prefix(500)
+                if let last = fresh.last {
+                    after = last.sequence
+                    var buffer = ByteBuffer(string: "event: trace\ndata: ")
+                    buffer.writeBytes(try encoder.encode(Array(fresh)))
+                    buffer.writeString("\n\n")
+                    try await writer.write(buffer)
+                    if last.kind == .stopped { break }
+                    continue
+                }
+                try await Task.sleep(for: .milliseconds(100))
             }
             try await writer.finish(nil)
         }
@@ -120,6 +182,27 @@ struct SupervisionReply: ResponseEncodable { let trees: [SupervisionNode] }
 /// process: channels belong to no node.
 struct ChannelsReply: ResponseEncodable { let channels: [ChannelSnapshot] }
 struct SendRequest: Decodable { let message: String }
+/// Starting a trace: flags (`send`, `receive`, `procs`), and recon_trace's limit: at most
+/// `limit` events, within `perSeconds` seconds if given (a rate), else in all.
+struct TraceRequest: Decodable {
+    let flags: [String]
+    let limit: Int
+    let perSeconds: Double?
+}
+struct TraceReply: ResponseEncodable {
+    let pid: String
+    let active: Bool
+    let stopReason: String?
+    let limit: String
+    let events: [TraceEvent]
+    init(_ session: TraceSession, after: Int) {
+        pid = session.pid.description
+        active = session.isActive
+        stopReason = session.stopReason
+        limit = session.limitDescription
+        events = Array(session.events(after: after).prefix(1000))
+    }
+}
 struct KillRequest: Decodable {
     let reason: String
     /// `kill` is untrappable, `normal` and `shutdown` are the usual atoms; anything else is a

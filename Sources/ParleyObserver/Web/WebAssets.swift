@@ -52,6 +52,9 @@ enum WebAssets {
     svg.chart { background: #fff; border: 1px solid #dde2e8; }
     .error { color: #b3261e; }
     .warn { color: #a86400; font-weight: 600; }
+    input[type=number] { width: 6em; }
+    #trace-events { background: #fff; border: 1px solid #dde2e8; max-height: 24em; overflow: auto; font: 12px ui-monospace, monospace; padding: .3em .5em; }
+    #trace-events div { white-space: pre-wrap; word-break: break-all; border-bottom: 1px solid #f1f3f6; }
     .bar { display: inline-block; width: 8em; height: .7em; background: #eceff3; border-radius: 3px; vertical-align: middle; margin-right: .4em; }
     .bar > span { display: block; height: 100%; background: #2f6fdb; border-radius: 3px; }
     .bar.full > span { background: #c93d3d; }
@@ -60,7 +63,7 @@ enum WebAssets {
 
     static let script = #"""
     "use strict";
-    const state = { config: null, history: {}, rates: {}, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
+    const state = { config: null, history: {}, rates: {}, traceStream: null, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
     const el = (tag, attrs, ...kids) => {
       const e = document.createElement(tag);
       for (const [k, v] of Object.entries(attrs || {})) {
@@ -82,6 +85,7 @@ enum WebAssets {
     function render() {
       const [tab, arg] = route();
       for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === tab);
+      if (tab !== "process" && state.traceStream) { state.traceStream.close(); state.traceStream = null; }
       if (tab === "processes") return renderProcesses();
       if (tab === "process") return renderProcess(arg);
       if (tab === "supervision") return renderSupervision();
@@ -231,7 +235,70 @@ enum WebAssets {
           el("div", { class: "toolbar" }, el("button", { id: "send", text: "send", onclick: () => act("api/processes/" + pidText + "/send", { message: message.value }) }), message, out));
       }
       main.replaceChildren(el("h2", { text: d.pid + (d.name ? " " + d.name : "") }), dl, ...list("Links", d.links), ...list("Monitors", d.monitors),
-        ...list("Monitored by", d.monitoredBy), el("h3", { text: `Mailbox (first ${d.mailbox.length} of ${d.queue})` }), mailbox, el("h3", { text: "State" }), stateBlock, ...actions);
+        ...list("Monitored by", d.monitoredBy), el("h3", { text: `Mailbox (first ${d.mailbox.length} of ${d.queue})` }), mailbox, el("h3", { text: "State" }), stateBlock, ...actions,
+        ...traceBlock(pidText));
+    }
+    function traceBlock(pidText) {
+      if (state.traceStream) { state.traceStream.close(); state.traceStream = null; }
+      const base = "api/processes/" + encodeURIComponent(pidText) + "/trace";
+      const events = el("div", { id: "trace-events" });
+      const status = el("span", { id: "trace-status", class: "muted", text: "not traced" });
+      const download = el("a", { id: "trace-download", href: base + "/download", text: "download (NDJSON)" });
+      const line = e => el("div", { "data-kind": e.kind, text: `+${(e.nanoseconds / 1e6).toFixed(3)} ms  ${e.kind}${e.other ? " " + e.other : ""}${e.detail != null ? "  " + e.detail : ""}` });
+      const add = list => {
+        for (const e of list) {
+          events.append(line(e));
+          if (e.kind === "stopped") status.textContent = "stopped: " + e.detail;
+        }
+        while (events.childElementCount > 500) events.firstChild.remove();
+        events.scrollTop = events.scrollHeight;
+      };
+      const stream = after => {
+        if (state.traceStream) state.traceStream.close();
+        const source = new EventSource(base + "/stream");
+        state.traceStream = source;
+        source.addEventListener("trace", ev => {
+          const list = JSON.parse(ev.data).filter(e => e.sequence > after);
+          if (list.length) after = list[list.length - 1].sequence;
+          add(list);
+          if (list.some(e => e.kind === "stopped")) { source.close(); if (state.traceStream === source) state.traceStream = null; }
+        });
+      };
+      const load = async () => {
+        let t;
+        try { t = await api(base); } catch (e) { return; }
+        events.replaceChildren();
+        add(t.events);
+        status.textContent = t.active ? "tracing, " + t.limit : "stopped: " + t.stopReason;
+        const last = t.events.length ? t.events[t.events.length - 1].sequence : 0;
+        if (t.active) stream(last);
+      };
+      const blocks = [el("h3", { text: "Tracing" })];
+      if (state.config && state.config.allowActions) {
+        const box = (name, label) => { const c = el("input", { type: "checkbox", id: "trace-" + name, checked: "" }); return el("label", {}, c, " " + label); };
+        const limit = el("input", { id: "trace-limit", type: "number", value: "100", min: "1" });
+        const per = el("input", { id: "trace-per", type: "number", value: "1", min: "0" });
+        const start = async () => {
+          const flags = ["send", "receive", "procs"].filter(f => document.getElementById("trace-" + f).checked);
+          const body = { flags, limit: Number(limit.value) };
+          if (Number(per.value) > 0) body.perSeconds = Number(per.value);
+          try {
+            const r = await api(base, { method: "POST", headers: { "Content-Type": "application/json", "X-Parley-Observer": "1" }, body: JSON.stringify(body) });
+            status.textContent = r.detail;
+            events.replaceChildren();
+            stream(0);
+          } catch (e) { status.textContent = String(e); }
+        };
+        const stop = async () => {
+          try { await api(base + "/stop", { method: "POST", headers: { "X-Parley-Observer": "1" } }); } catch (e) { status.textContent = String(e); }
+        };
+        blocks.push(el("div", { class: "toolbar" }, box("send", "sends"), box("receive", "receives"), box("procs", "spawns, links, exit"),
+          el("span", { text: "stop after" }), limit, el("span", { text: "events per" }), per, el("span", { text: "s (0: in all)" }),
+          el("button", { id: "trace-start", text: "start tracing", onclick: start }), el("button", { id: "trace-stop", text: "stop", onclick: stop })));
+      }
+      blocks.push(el("div", { class: "toolbar" }, status, download), events);
+      load();
+      return blocks;
     }
     async function renderSupervision() {
       const main = document.getElementById("main");
