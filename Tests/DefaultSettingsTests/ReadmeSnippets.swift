@@ -210,3 +210,11 @@ func readme11() async throws {
     let observer = try Observer(.init(port: 4040))
     Task { try await observer.run() }               // cancel the task to stop it
 }
+
+// README block 12 ("The observer": tracing from code).
+func readme12(server: Pid) async throws {
+    let session = try Process.trace(server, [.receive, .send], limit: .total(100))
+    try await Task.sleep(for: .seconds(1))
+    for event in session.events { print(event) }   // {trace, <0.62.0>, 'receive', ...}
+    session.stop()                                  // or let the limit or the exit stop it
+}

@@ -131,4 +131,27 @@ struct TraceTests {
         second.stop()
         #expect(Process.traceSession(of: p) == nil)
     }
+
+    @Test("Senders on many threads, a stop and a kill racing: every session ends once, with one stopped event last, and no process keeps a session (run under the thread sanitizer in CI)")
+    func races() async throws {
+        for round in 0..<20 {
+            let target = Process.spawn { p in while true { _ = try await p.receive() } }
+            let session = try Process.trace(target, .all, limit: .rate(1_000, per: .seconds(1)))
+            await withTaskGroup(of: Void.self) { group in
+                for t in 0..<3 {
+                    group.addTask {
+                        _ = try? await Process.run { me in for i in 0..<200 { me.send(t * 1000 + i, to: target) } }
+                    }
+                }
+                group.addTask { if round % 2 == 0 { session.stop() } else { Process.exit(target, .kill) } }
+            }
+            Process.exit(target, .kill)
+            #expect(await stopped(session))
+            let events = session.events
+            #expect(events.filter { $0.kind == .stopped }.count == 1)
+            #expect(events.last?.kind == .stopped)
+            #expect(events.map(\.sequence) == Array(1...events.count))
+            #expect(Process.traceSession(of: target) == nil)
+        }
+    }
 }
