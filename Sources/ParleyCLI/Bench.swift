@@ -27,6 +27,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Spawn this many idle processes before the workloads (they stay for the run).")
     var idle = 0
 
+    @Flag(help: "Trace one idle process that takes no part in the workloads (receives only, no limit) while they run: what every send pays while anything at all is traced.")
+    var traceOther = false
+
     @Flag(help: "Serve the observer while the workloads run, with a client that reads its Processes table (sorted by mailbox) and System page every second, as an open page does.")
     var observe = false
 
@@ -55,6 +58,10 @@ struct Bench: AsyncParsableCommand {
         }
         let idlers = try (0..<idle).map { _ in try Process.spawn { me in _ = try await me.receive() } }
         let watcher = observe ? try await ObservedBench.start() : nil
+        // The traced bystander: never sent to, so its session records nothing, but while it
+        // runs every delivery in the workloads takes the traced check's slow path.
+        let bystander = traceOther ? Process.spawn { me in _ = try await me.receive() } : nil
+        let bystanderTrace = try bystander.map { try Process.trace($0, .receive, limit: .total(Int.max)) }
         for w in chosen {
             let results = try await Process.run { me in try await Workloads.run(w, me: me) }
             for r in results {
@@ -66,6 +73,8 @@ struct Bench: AsyncParsableCommand {
             }
         }
         await watcher?.stop()
+        bystanderTrace?.stop()
+        if let bystander { bystander.send(()) }
         // Every idle process ends (normally: its receive returns) before the OS process
         // exits. Killing a million parked processes from here after these workloads crashed
         // 3 runs in 26 on 2026-12-04 (BENCHMARKS.md, "a crash to find"); until that is found

@@ -70,6 +70,11 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     let overflow: MailboxLimit.Overflow
     private let alive = Atomic<Bool>(true)
     let onCPU = Atomic<Bool>(false)
+    /// Whether a trace records this process (``TraceSession``), read relaxed before the
+    /// locked check, so that only traced processes take the lock for it. Written under the
+    /// shared lock as the session attaches and detaches; a stale read costs one event at a
+    /// trace's very start, or one needless lock round trip at its end.
+    let traced = Atomic<Bool>(false)
     let sharedLock = LockWord()
     @exclusivity(unchecked) var sharedState: Shared
     let handledCount = Atomic<Int>(0)
@@ -320,7 +325,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             }
         }
         for (ref, target) in watched { Self.demonitor(ref, watcher: me, target: target) }
-        if parley_tracing() != 0, let session = extras.flatMap({ e in withShared { _ in e.trace } }) {
+        if parley_tracing() != 0, traced.load(ordering: .relaxed), let session = extras.flatMap({ e in withShared { _ in e.trace } }) {
             if session.flags.contains(.procs) { session.record(.exit, detail: reason.description) }
             session.finish("the process exited")
         }

@@ -186,7 +186,7 @@ extension ProcessCore {
     /// relaxed load of a global when it does not).
     @inline(__always)
     final func traceSession(_ flags: TraceFlags) -> TraceSession? {
-        guard parley_tracing() != 0 else { return nil }
+        guard parley_tracing() != 0, traced.load(ordering: .relaxed) else { return nil }
         return tracedSlow(flags)
     }
 
@@ -204,6 +204,7 @@ extension ProcessCore {
             let e = s.ensureExtras()
             let old = e.trace
             e.trace = session
+            traced.store(true, ordering: .relaxed)
             return (true, old)
         }
         if attached && old == nil { parley_trace_sessions_add(1) }
@@ -216,6 +217,7 @@ extension ProcessCore {
         let detached = withShared { s -> Bool in
             guard let e = s.extras, e.trace === session else { return false }
             e.trace = nil
+            traced.store(false, ordering: .relaxed)
             return true
         }
         if detached { parley_trace_sessions_add(-1) }
@@ -230,8 +232,10 @@ extension Process {
     /// the process exits (after its `exit` event). One trace per process: a new one replaces
     /// the old (which stops).
     ///
-    /// Nothing is traced by default, and while no process is traced the runtime's cost is
-    /// one relaxed load on each send, delivery, link and exit.
+    /// Nothing is traced by default. While no process is traced, the runtime's cost is one
+    /// relaxed load of a global on each send, delivery, link and exit; while some process is
+    /// traced, a second relaxed load, of the sending or receiving process's own flag (only a
+    /// traced process takes its lock for the trace).
     ///
     /// ```swift
     /// let session = try Process.trace(server, [.receive, .procs], limit: .total(100))
