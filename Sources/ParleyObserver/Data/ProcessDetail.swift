@@ -43,7 +43,7 @@ enum ProcessLookup {
         let parts = t.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == "0", let id = UInt32(parts[1]), let serial = UInt32(parts[2]) else { return nil }
         let pid = node.localPid(id: id, serial: serial)
-        return node.summary(pid) == nil ? nil : pid
+        return pid.isAlive ? pid : nil
     }
 
     /// The pid as the page's URLs write it (`0.ID.SERIAL`).
