@@ -130,6 +130,12 @@ struct TraceTests {
         #expect(second.isActive && Process.traceSession(of: p) === second)
         second.stop()
         #expect(Process.traceSession(of: p) == nil)
+
+        // A negative rate window is taken as zero (as every Duration the runtime converts), not a trap.
+        let odd = try Process.trace(p, .receive, limit: .rate(1_000, per: .seconds(-1)))
+        p.send("still traced")
+        #expect(await eventually { odd.events.first?.detail == "still traced" })
+        odd.stop()
     }
 
     @Test("Senders on many threads, a stop and a kill racing: every session ends once, with one stopped event last, and no process keeps a session (run under the thread sanitizer in CI)")

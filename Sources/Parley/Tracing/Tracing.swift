@@ -89,6 +89,16 @@ public final class TraceSession: Sendable {
         var stopReason: String?
         /// The start times of the events in the current rate window.
         var window = Deque<UInt64>()
+
+        /// Numbers and keeps one event, dropping the oldest beyond ``TraceSession/capacity``.
+        mutating func append(_ kind: TraceEvent.Kind, of pid: Pid, other: Pid?, detail: String?, at nanoseconds: UInt64) -> TraceEvent {
+            sequence += 1
+            let event = TraceEvent(sequence: sequence, nanoseconds: nanoseconds, pid: pid.description, kind: kind,
+                                   other: other?.description, detail: detail)
+            events.append(event)
+            if events.count > TraceSession.capacity { events.removeFirst() }
+            return event
+        }
     }
 
     init(core: ProcessCore, flags: TraceFlags, limit: TraceLimit, onEvent: (@Sendable (TraceEvent) -> Void)?) {
@@ -129,17 +139,12 @@ public final class TraceSession: Sendable {
             case .total(let n):
                 if s.sequence >= n { return .overLimit }
             case .rate(let n, let window):
-                let span = UInt64(window.components.seconds) * 1_000_000_000 + UInt64(window.components.attoseconds / 1_000_000_000)
+                let span = MonotonicClock.nanoseconds(window)
                 while let first = s.window.first, now &- first > span { s.window.removeFirst() }
                 if s.window.count >= n { return .overLimit }
                 s.window.append(now)
             }
-            s.sequence += 1
-            let event = TraceEvent(sequence: s.sequence, nanoseconds: now &- startedAt, pid: pid.description, kind: kind,
-                                   other: other?.description, detail: text)
-            s.events.append(event)
-            if s.events.count > Self.capacity { s.events.removeFirst() }
-            return .recorded(event)
+            return .recorded(s.append(kind, of: pid, other: other, detail: text, at: now &- startedAt))
         }
         switch outcome {
         case .recorded(let e): onEvent?(e)
@@ -157,12 +162,7 @@ public final class TraceSession: Sendable {
         let event = state.withLock { s -> TraceEvent? in
             guard s.stopReason == nil else { return nil }
             s.stopReason = reason
-            s.sequence += 1
-            let e = TraceEvent(sequence: s.sequence, nanoseconds: MonotonicClock.now &- startedAt, pid: pid.description,
-                               kind: .stopped, other: nil, detail: reason)
-            s.events.append(e)
-            if s.events.count > Self.capacity { s.events.removeFirst() }
-            return e
+            return s.append(.stopped, of: pid, other: nil, detail: reason, at: MonotonicClock.now &- startedAt)
         }
         guard let event else { return }
         if let core = target.withLock({ t -> ProcessCore? in defer { t = nil }; return t }) {
