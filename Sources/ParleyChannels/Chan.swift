@@ -57,6 +57,12 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
         /// The transform's completion ran (core.async flushes once, on close).
         @usableFromInline var completed = false
         @usableFromInline init(buffer: ChannelBuffer<Output>?) { self.buffer = buffer }
+
+        /// Waiting senders and receivers, dead cells left out.
+        var pending: (sends: Int, receives: Int) {
+            (putters.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) },
+             takers.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) })
+        }
     }
 
     @usableFromInline let lock = LockWord()
@@ -143,12 +149,7 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
 
     /// Senders and receivers waiting now, dead entries (losing select cases, cancelled waits)
     /// left out.
-    public var pending: (sends: Int, receives: Int) {
-        withLock { s in
-            (s.putters.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) },
-             s.takers.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) })
-        }
-    }
+    public var pending: (sends: Int, receives: Int) { withLock { $0.pending } }
 
     @inlinable
     func withLock<R>(_ body: (inout State) -> R) -> R {

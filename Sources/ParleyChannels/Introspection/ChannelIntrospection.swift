@@ -88,19 +88,12 @@ extension Chan: IntrospectableChannel {
     }
 
     func snapshot(name: String, ageSeconds: Double) -> ChannelSnapshot {
-        let (count, closed, sends, receives) = withLock { s in
-            (s.buffer?.count ?? 0, s.closed,
-             s.putters.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) },
-             s.takers.reduce(0) { $0 + ($1.owner.isWaiting ? 1 : 0) })
-        }
-        let capacity: Int
-        switch buffer {
-        case .fixed(let n), .sliding(let n), .dropping(let n): capacity = n
-        case .unbuffered, .promise: capacity = 0
+        let (count, capacity, closed, pending) = withLock { s in
+            (s.buffer?.count ?? 0, s.buffer?.capacity ?? 0, s.closed, s.pending)
         }
         let types = Input.self == Output.self ? "\(Output.self)" : "\(Input.self) → \(Output.self)"
         return ChannelSnapshot(name: name, buffer: buffer.description, capacity: capacity, count: count,
-                               pendingSends: sends, pendingReceives: receives, isClosed: closed,
+                               pendingSends: pending.sends, pendingReceives: pending.receives, isClosed: closed,
                                elementType: types, ageSeconds: ageSeconds)
     }
 }
