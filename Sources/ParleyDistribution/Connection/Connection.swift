@@ -51,7 +51,7 @@ final class Connection: Sendable {
     /// What `net_kernel:node_info/1` tells of this connection, read in one lock round trip.
     var info: NodeInfo {
         let (phase, peer, out, outBytes, since, address, silent) = state.withLock { s in
-            (s.phase, s.peer, s.framesOut, s.bytesOut, s.upSince, s.address, s.silentTickCount)
+            (s.phase, s.peer, s.framesOut, s.bytesOut, s.upSince, s.address, s.silentTicks)
         }
         let state: NodeInfo.State
         switch phase {

@@ -38,14 +38,16 @@ struct ConnectionState<Waiter> {
     private var ticker: RepeatedTask? = nil
     private var flushScheduled = false
     private var wroteSinceTick = false
-    /// Frames and bytes queued for the peer since the connection came up (ticks excluded):
-    /// `net_kernel:node_info/1`'s `out`, counted under the lock the send already takes.
+    /// Frames and bytes queued for the peer (ticks excluded; frames queued while connecting,
+    /// which the first flush writes, included): `net_kernel:node_info/1`'s `out`, counted
+    /// under the lock the send already takes.
     private(set) var framesOut = 0
     private(set) var bytesOut = 0
     /// When the connection came up (monotonic nanoseconds), and from which address.
     private(set) var upSince: UInt64 = 0
     private(set) var address: String? = nil
-    private var silentTicks = 0
+    /// Net tick periods in a row in which nothing arrived (four disconnect).
+    private(set) var silentTicks = 0
     /// Senders held while the connection is busy (Erlang's busy_dist_port).
     private(set) var held: [Parker] = []
     /// SwiftNIO's queue has passed its high water mark and not yet drained to the low one
@@ -204,9 +206,6 @@ struct ConnectionState<Waiter> {
     /// Net tick: write something every TickTime/4, and give up on a peer silent for four
     /// periods (kernel app docs, net_ticktime). `heard`: something was read since the last
     /// tick.
-    /// Net tick periods in a row in which nothing arrived (four disconnect).
-    var silentTickCount: Int { silentTicks }
-
     mutating func tick(heard: Bool) -> Tick {
         guard phase == .up, let ch = channel else { return .nothing }
         silentTicks = heard ? 0 : silentTicks + 1

@@ -43,8 +43,8 @@ public struct NodeInfo: Sendable, Hashable, Codable {
     public let isHidden: Bool
     /// The peer's creation (its incarnation), 0 while pending.
     public let creation: UInt32
-    /// Frames read from and queued to the peer since the connection came up, net ticks not
-    /// counted (`{in, N}` and `{out, N}`).
+    /// Frames read from and queued to the peer over this connection (those queued while it
+    /// was connecting included), net ticks not counted (`{in, N}` and `{out, N}`).
     public let framesIn: Int
     public let framesOut: Int
     /// Bytes read and queued, frame headers included.
@@ -63,7 +63,9 @@ extension LocalNode {
 
     /// The connection to `node`, if there is one (`net_kernel:node_info/1`).
     public func nodeInfo(_ node: String) -> NodeInfo? {
-        guard let full = try? Distribution.fullName(node) else { return nil }
-        return nodesInfo.first { $0.name == full }
+        guard let full = try? Distribution.fullName(node),
+              let info = Distribution.router(of: self)?.connection(to: Node.named(full), dial: false)?.info,
+              info.state != .closed else { return nil }
+        return info
     }
 }
