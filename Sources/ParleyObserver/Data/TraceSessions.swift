@@ -6,9 +6,6 @@ import ParleyOTP
 final class TraceSessions: Sendable {
     static let keep = 32
     private let sessions = Locked<[(key: String, session: TraceSession)]>([])
-    let node: LocalNode
-
-    init(node: LocalNode) { self.node = node }
 
     /// Starts tracing `pid` as `request` asks (replacing a trace it had).
     func start(_ pid: Pid, _ request: TraceRequest) throws -> TraceSession {

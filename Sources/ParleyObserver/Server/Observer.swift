@@ -79,7 +79,7 @@ public final class Observer: Sendable {
         self.logger = logger
         self.token = configuration.token ?? (Self.isLoopback(configuration.host) ? nil : Self.makeToken())
         self.table = ProcessTableCache(node: configuration.node, minInterval: configuration.refresh)
-        self.traces = TraceSessions(node: configuration.node)
+        self.traces = TraceSessions()
     }
 
     /// Serves until the task running it is cancelled, or the `ServiceGroup` running it shuts

@@ -61,32 +61,28 @@ struct ObserverRoutes: Sendable {
         }
         router.post("api/processes/:pid/trace/stop") { request, context in
             try checkAction(request)
-            let text = context.parameters.get("pid") ?? ""
-            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let session = try traceSession(context)
             session.stop()
             return ActionReply(ok: true, detail: "trace stopped")
         }
         router.get("api/processes/:pid/trace") { request, context in
-            let text = context.parameters.get("pid") ?? ""
-            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let session = try traceSession(context)
             let after = request.uri.queryParameters["after"].flatMap { Int($0) } ?? 0
             return TraceReply(session, after: after)
         }
         router.get("api/processes/:pid/trace/stream") { _, context in
-            let text = context.parameters.get("pid") ?? ""
-            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let session = try traceSession(context)
             return traceStream(session)
         }
         router.get("api/processes/:pid/trace/download") { _, context in
-            let text = context.parameters.get("pid") ?? ""
-            guard let session = observer.traces.session(text) else { throw HTTPError(.notFound, message: "no trace of that process") }
+            let session = try traceSession(context)
             let encoder = JSONEncoder()
             var buffer = ByteBuffer()
             for e in session.events {
                 buffer.writeBytes(try encoder.encode(e))
                 buffer.writeString("\n")
             }
-            let file = "trace-" + text.filter { $0.isNumber || $0 == "." } + ".ndjson"
+            let file = "trace-" + (context.parameters.get("pid") ?? "").filter { $0.isNumber || $0 == "." } + ".ndjson"
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson", .contentDisposition: "attachment; filename=\"\(file)\""],
                             body: .init(byteBuffer: buffer))
         }
@@ -142,6 +138,14 @@ struct ObserverRoutes: Sendable {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    /// The trace the page started for the `:pid` in the path (404 if none).
+    func traceSession<Context: RequestContext>(_ context: Context) throws -> TraceSession {
+        guard let session = observer.traces.session(context.parameters.get("pid") ?? "") else {
+            throw HTTPError(.notFound, message: "no trace of that process")
+        }
+        return session
     }
 
     func pid<Context: RequestContext>(_ context: Context) throws -> Pid {
