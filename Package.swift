@@ -53,6 +53,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        // ServiceContext for calls that carry a trace context (Instrumentation, in the core:
+        // API only, no backend), and spans for GenServer calls (Tracing, in ParleyOTP).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         // The observer's web server and metrics; only ParleyObserver and the CLI link them.
@@ -92,6 +95,7 @@ let package = Package(
                 "CParleyShims",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Instrumentation", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),
@@ -102,6 +106,7 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),
@@ -166,6 +171,8 @@ let package = Package(
                 "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
         ),
@@ -180,7 +187,12 @@ let package = Package(
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
         // Helpers several test targets share (stress scaling, polling).
-        .target(name: "ParleyTestSupport", path: "Tests/ParleyTestSupport", swiftSettings: strict),
+        .target(
+            name: "ParleyTestSupport",
+            dependencies: [.product(name: "Tracing", package: "swift-distributed-tracing")],
+            path: "Tests/ParleyTestSupport",
+            swiftSettings: strict
+        ),
         // The node the distribution tests start as OS processes, with their fixtures (echo,
         // counter, pong, forward); it shares no code with the `parley` command.
         .executableTarget(
@@ -193,7 +205,11 @@ let package = Package(
         // NonisolatedNonsendingByDefault, no ExistentialAny), so code shaped like the README's
         // compiles and runs from an app that never heard of those settings; every README
         // Swift block is compiled here (ReadmeSnippets.swift, checked by ReadmeSnippetTests).
-        .testTarget(name: "DefaultSettingsTests", dependencies: ["ParleyOTP", "ParleyDistribution", "ParleyObserver"], swiftSettings: [.swiftLanguageMode(.v6)]),
+        .testTarget(
+            name: "DefaultSettingsTests",
+            dependencies: ["ParleyOTP", "ParleyDistribution", "ParleyObserver", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(name: "ParleyTests", dependencies: ["Parley", "ParleyTestSupport"], swiftSettings: strict),
         .testTarget(
@@ -201,7 +217,7 @@ let package = Package(
             // ParleyTestNode: the tests start it as separate OS processes, so it must be built
             // beside the test bundle.
             dependencies: [
-                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyTestNode", "CZlib",
+                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyTestNode", "CZlib", "ParleyTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -219,7 +235,7 @@ let package = Package(
         .testTarget(
             name: "ParleyOTPTests",
             dependencies: [
-                "ParleyOTP", "ParleyServiceLifecycle", "CParleyShims",
+                "ParleyOTP", "ParleyServiceLifecycle", "CParleyShims", "ParleyTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),

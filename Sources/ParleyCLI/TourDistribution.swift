@@ -98,6 +98,11 @@ import ParleyOTP
     print("  GenServer.call({:rex, :\"\(erlName)\"}, {:call, :erlang, :system_info, [:otp_release], gl})  ->  \(try await rpc("erlang", "system_info", [.atom("otp_release")]))")
     let fromErlang = try await rpc("gen_server", "call", [.tuple([.atom("tour_counter"), .atom(Atom(name))]), .tuple([.atom("add"), 42])])
     print("  and from Erlang: gen_server:call({tour_counter, '\(name)'}, {add, 42})  ->  \(fromErlang)   (a Parley GenServer)")
+    // A call's trace context reaches Erlang in the sequential-trace token (rex spawns the
+    // worker that runs the rpc, and a spawned process inherits its spawner's token).
+    let (label, _) = try await TourTracing.traced("tour rpc") { try await rpc("seq_trace", "get_token", [.atom("label")]) }
+    print("  inside withSpan, with Gen.propagatesContext = true: rpc seq_trace:get_token(label) there  ->  \(label)")
+    print("    (the trace context, in the token's label: an Erlang handle_call can read it; a label like it from Erlang parents a Parley span)")
     let erlPid = try await rpc("erlang", "whereis", [.atom("rex")])
     if let rex = (erlPid as? Term)?.pidValue {
         let mref = me.monitor(rex)

@@ -118,6 +118,12 @@ private struct Join: Sendable { let topic: String }
     let cache = try await TourCache(backend: backend).start()
     print("  AsyncGenServer (a callback may await): call(cache, 5) -> \(try await cache.call(5))")
     print("    call(cache, 5) again -> \(try await cache.call(5))")
+    // Spans: with Gen.propagatesContext on, each call carries the caller's trace context
+    // (swift-distributed-tracing); the tour's tracer keeps them in memory to print.
+    let (_, spans) = try await TourTracing.traced("tour request") { try await cache.call(9) }
+    print("  Gen.propagatesContext = true, and call(cache, 9) inside withSpan(\"tour request\"): one trace")
+    print("    (the cache's handleCall calls the counter; the tracer could as well be swift-otel's):")
+    for line in TourTracing.tree(spans, indent: "      ") { print(line) }
     try await cache.stop()
     try await backend.stop()
 

@@ -7,6 +7,7 @@
 import ParleyDistribution
 import ParleyOTP
 import ParleyObserver
+import Tracing
 
 // README block 1 ("`Process` and `Channel` beside Foundation and NIO"), at file scope as the
 // README says to write it.
@@ -217,4 +218,13 @@ func readme12(server: Pid) async throws {
     try await Task.sleep(for: .seconds(1))
     for event in session.events { print(event) }   // {trace, <0.62.0>, 'receive', ...}
     session.stop()                                  // or let the limit or the exit stop it
+}
+
+// README block 13 ("Spans for GenServer calls").
+func checkout(_ backend: ServerRef<Backend>) async throws -> Int {
+    // Once, at startup: InstrumentationSystem.bootstrap(yourTracer), then
+    Gen.propagatesContext = true
+    return try await withSpan("checkout") { _ in
+        try await backend.call("cart-42")   // GenServer.call Backend → GenServer.handleCall Backend
+    }
 }

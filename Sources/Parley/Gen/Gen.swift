@@ -1,4 +1,6 @@
+import Instrumentation
 import ParleyRuntime
+import Synchronization
 
 /// The generic call protocol, as OTP's `gen` module implements it once for gen_server,
 /// gen_statem and supervisor: a call is a message carrying the caller's `from`, a reply is
@@ -61,22 +63,28 @@ public enum Gen {
         // the last other holder released it with release order, so its reads came first).
         public private(set) var from: From
         public private(set) var request: any Sendable
-        public init(from: From, request: any Sendable) {
+        /// The caller's trace context (swift-distributed-tracing's `ServiceContext`), when
+        /// calls carry one (``Gen/propagatesContext``): a GenServer handles the call in a
+        /// span whose parent it is. Across nodes it travels in Erlang's trace-token slot.
+        public private(set) var context: ServiceContext?
+        public init(from: From, request: any Sendable, context: ServiceContext? = nil) {
             self.from = from
             self.request = request
+            self.context = context
         }
 
         /// The message for a call by `caller`: its spare one, refilled, if nothing else
         /// holds it (the server dropped it after handling the last call), else a new one
         /// that becomes the spare.
-        static func reusing(_ caller: SequentialProcess, from: From, request: any Sendable) -> CallMessage {
+        static func reusing(_ caller: SequentialProcess, from: From, request: any Sendable, context: ServiceContext?) -> CallMessage {
             if caller.spareCall != nil, isKnownUniquelyReferenced(&caller.spareCall!) {
                 let m = caller.spareCall!
                 m.from = from
                 m.request = request
+                m.context = context
                 return m
             }
-            let m = CallMessage(from: from, request: request)
+            let m = CallMessage(from: from, request: request, context: context)
             caller.spareCall = m
             return m
         }
@@ -89,6 +97,7 @@ public enum Gen {
             guard caller.spareCall != nil else { return }
             if isKnownUniquelyReferenced(&caller.spareCall!) {
                 caller.spareCall!.request = ()
+                caller.spareCall!.context = nil
             } else {
                 caller.spareCall = nil
             }
@@ -249,8 +258,55 @@ public enum Gen {
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
     public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request) }
+        let context = propagatesContext ? ServiceContext.current : nil
+        return try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request, context: context) }
     }
+
+    /// Calls `server` as ``call(_:_:timeout:)`` does, with `context` as the call's trace
+    /// context instead of the task's (`ServiceContext.current`), whether or not
+    /// ``propagatesContext`` is on: for a caller that made a span of its own for the call
+    /// (`ServerRef.call` in ParleyOTP does).
+    ///
+    /// ```swift
+    /// let span = InstrumentationSystem.tracer.startSpan("fetch", ofKind: .client)
+    /// defer { span.end() }
+    /// let value = try await Gen.call(server, request, context: span.context)
+    /// ```
+    public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout, context: ServiceContext?) async throws(CallError) -> any Sendable {
+        try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request, context: context) }
+    }
+
+    /// Whether calls carry the caller's trace context (`ServiceContext.current`, from
+    /// swift-distributed-tracing) to the server. Off by default. When on:
+    ///
+    /// - ``call(_:_:timeout:)`` puts the context in the ``CallMessage``;
+    /// - ParleyOTP's `ServerRef.call` makes a client span for each call, and a GenServer
+    ///   handles a call that carries a context in a server span, child of the caller's, so a
+    ///   chain of calls shows up as one trace in whatever tracer is bootstrapped
+    ///   (`InstrumentationSystem.bootstrap`, an OpenTelemetry exporter for instance);
+    /// - across nodes, the context goes in Erlang's sequential-trace token (the `_TT` control
+    ///   messages): its label is a map of the instrument's headers (W3C's `traceparent` for an
+    ///   OpenTelemetry tracer). An Erlang `handle_call` reads it with
+    ///   `seq_trace:get_token(label)`, and an Erlang caller that sets such a label
+    ///   (`seq_trace:set_token(label, #{<<"traceparent">> => ...})`) becomes the parent of the
+    ///   Parley server's span.
+    ///
+    /// While off, a call pays one relaxed load for it.
+    ///
+    /// ```swift
+    /// InstrumentationSystem.bootstrap(myTracer)
+    /// Gen.propagatesContext = true
+    /// try await withSpan("checkout") { _ in
+    ///     try await cart.call(.total)      // "GenServer.call Cart" → "GenServer.handleCall Cart"
+    /// }
+    /// ```
+    public static var propagatesContext: Bool {
+        get { propagating.load(ordering: .relaxed) }
+        set { propagating.store(newValue, ordering: .relaxed) }
+    }
+    // Relaxed: a switch read on its own; a call that sees the old value only carries (or
+    // not) one context, and publishes nothing else through it.
+    private static let propagating = Atomic<Bool>(false)
 
     /// Sends a `sys` request (`{system, From, Request}`) and waits for the reply, as
     /// ``call(_:_:timeout:)`` does. `.terminate` gives no reply: it ends with
@@ -267,7 +323,8 @@ public enum Gen {
     /// - Throws: ``CallError``: `noproc` if nobody has the name there, `noconnection` if the
     ///   node cannot be reached, `timeout`, or `exited` if the server died during the call.
     public static func call(_ name: String, on node: Node, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        try await call(.name(name, node), timeout: timeout) { from, _ in CallMessage(from: from, request: request) }
+        let context = propagatesContext ? ServiceContext.current : nil
+        return try await call(.name(name, node), timeout: timeout) { from, _ in CallMessage(from: from, request: request, context: context) }
     }
 
     /// Where a call goes, as the caller names it.

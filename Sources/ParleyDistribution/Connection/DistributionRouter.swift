@@ -209,12 +209,28 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
         guard let node = peerNode(of: pid), let term = encode(message) else { return }
+        // A metadata comparison first: a failing `as?` cast is slow, and this is every message.
+        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = Self.traceToken(of: message) {
+            // SEND_TT: the call's trace context in the token slot.
+            connection(to: node)?.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
+            return
+        }
         connection(to: node)?.send(term, to: pid)
     }
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
         guard let term = encode(message) else { return }
+        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = Self.traceToken(of: message) {
+            connection(to: node)?.send(control: .tuple([.integer(Control.regSendTT), .pid(from), .atom(""), .atom(Atom(name)), token]), payload: term, isMessage: true)
+            return
+        }
         connection(to: node)?.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term, isMessage: true)
+    }
+
+    /// The trace token for a call that carries a trace context (``Gen/propagatesContext``).
+    private static func traceToken(of message: any Sendable) -> Term? {
+        guard let call = message as? Gen.CallMessage, let context = call.context else { return nil }
+        return MessageCodec.traceToken(context, from: call.from.pid)
     }
 
     func link(from: Pid, to: Pid) -> Bool {
@@ -264,6 +280,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     // MARK: Control messages from other nodes (on the connection's event loop)
 
+    /// The Swift message for a payload; a call with a trace token carries its trace context
+    /// when this node propagates contexts (``Gen/propagatesContext``).
+    private static func message(_ payload: Term, to: Pid, token: Term?) -> any Sendable {
+        if let token, Gen.propagatesContext { return MessageCodec.message(from: payload, to: to, traceToken: token) }
+        return MessageCodec.message(from: payload, to: to)
+    }
+
     func handle(control: Term, payload: Term?, from conn: Connection, inbox: Inbox) {
         guard case .tuple(let c) = control, let first = c.first, case .integer(let op) = first else {
             log.warning("ignored a control message of unknown shape from \(conn.node): \(Self.summary(control))")
@@ -274,13 +297,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
             // Batched per process until the end of this read (or the next signal, so that a
             // message and a later exit signal to the same process stay in order).
-            if to.holdsProcess { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if to.holdsProcess { inbox.add(Self.message(payload, to: to, token: c.count == 4 ? c[3] : nil), to: to) }
             return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
             // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
             // global_name_server and pg scopes as soon as they connect).
-            if let to = home.whereis(name.name) { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if let to = home.whereis(name.name) { inbox.add(Self.message(payload, to: to, token: c.count == 5 ? c[4] : nil), to: to) }
             return
         default:
             break

@@ -1,3 +1,4 @@
+import Instrumentation
 @_spi(Distribution) import Parley
 
 /// How Swift messages become terms on the way out, and terms become Swift messages on the
@@ -57,6 +58,56 @@ enum MessageCodec {
             return Gen.ReplyMessage(tag: tag, reply: items[1])
         }
         return term
+    }
+
+    /// The sequential-trace token that carries a call's trace context to another node
+    /// (``Gen/propagatesContext``): `{Flags, Label, Serial, From, LastCnt}`, the shape
+    /// `seq_trace:get_token/0` shows, with no trace flags (nothing is traced, the token only
+    /// travels) and as label a map of the bootstrapped instrument's headers, binaries to
+    /// binaries (`#{<<"traceparent">> => <<"00-…">>}` for W3C trace context). `nil` when the
+    /// instrument writes no header (none is bootstrapped).
+    static func traceToken(_ context: ServiceContext, from sender: Pid) -> Term? {
+        var headers: [String: String] = [:]
+        InstrumentationSystem.instrument.inject(context, into: &headers, using: HeaderWriter())
+        guard !headers.isEmpty else { return nil }
+        var label: [Term: Term] = [:]
+        for (k, v) in headers { label[.binary(Array(k.utf8))] = .binary(Array(v.utf8)) }
+        return .tuple([.integer(0), .map(label), .integer(0), .pid(sender), .integer(0)])
+    }
+
+    /// The trace context in a sequential-trace token from the wire, if its label is a map of
+    /// headers (binary or atom keys, binary values) and the instrument finds a
+    /// context in them. Tokens with other labels (an Erlang user's own `seq_trace`) carry none.
+    static func context(fromTraceToken token: Term) -> ServiceContext? {
+        guard case .tuple(let items) = token, items.count >= 2, case .map(let label) = items[1] else { return nil }
+        var headers: [String: String] = [:]
+        for (k, v) in label {
+            let key: String? = switch k {
+            case .binary: k.stringValue
+            case .atom(let a): a.name
+            default: nil
+            }
+            if let key, let value = v.stringValue { headers[key] = value }
+        }
+        guard !headers.isEmpty else { return nil }
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(headers, into: &context, using: HeaderReader())
+        return context.isEmpty ? nil : context
+    }
+
+    struct HeaderWriter: Injector {
+        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+    }
+    struct HeaderReader: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    }
+
+    /// The Swift message a term from the wire becomes for local process `target`, carrying
+    /// the trace context of `token` (a `_TT` control message's) when it is a call.
+    static func message(from term: Term, to target: Pid, traceToken token: Term) -> any Sendable {
+        let message = message(from: term, to: target)
+        guard let call = message as? Gen.CallMessage, let context = context(fromTraceToken: token) else { return message }
+        return Gen.CallMessage(from: call.from, request: call.request, context: context)
     }
 
     /// A call tag: `[alias | Ref]` (OTP 24+) or a plain reference.

@@ -43,8 +43,10 @@ public struct DistributionFlags: OptionSet, Sendable, Hashable, CustomStringConv
     public static let mandatory27: Self = mandatory25.union([.unlinkId, .v4NC, .mandatory25Digest])
 
     /// What a Parley node advertises: the mandatory sets of OTP 25 to 27, monitors (gen_server
-    /// calls monitor the callee), small atom tags; no atom cache, fragments, or spawn requests.
-    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags])
+    /// calls monitor the callee), small atom tags, and sequential-trace labels of any term
+    /// (a call's trace context travels as a map label); no atom cache, fragments, or spawn
+    /// requests.
+    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags, .bigSeqTraceLabels])
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
 }

@@ -219,8 +219,15 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
         let after: Rules.After
         do {
             switch proto.event(for: message, pid: me.pid) {
-            case .call(let request, let from):
-                let result = try await server.handleCall(request, from: from, me)
+            case .call(let request, let from, let context):
+                let result: GenServerCallResult<Server>
+                if let context {
+                    result = try await CallSpans.handle(Server.self, request: request, from: from, me: me.pid, context: context) {
+                        try await server.handleCall(request, from: from, me)
+                    }
+                } else {
+                    result = try await server.handleCall(request, from: from, me)
+                }
                 if let reply = Rules.plainReply(result) {
                     Gen.reply(from, reply)
                     return .continue

@@ -101,8 +101,15 @@ struct GenServerProcess<Server: GenServer> {
         let after: Rules.After
         do {
             switch proto.event(for: message, pid: me.pid) {
-            case .call(let request, let from):
-                let result = try server.handleCall(request, from: from, me)
+            case .call(let request, let from, let context):
+                let result: GenServerCallResult<Server>
+                if let context {
+                    result = try CallSpans.handle(Server.self, request: request, from: from, me: me.pid, context: context) {
+                        try server.handleCall(request, from: from, me)
+                    }
+                } else {
+                    result = try server.handleCall(request, from: from, me)
+                }
                 if let reply = Rules.plainReply(result) {
                     Gen.reply(from, reply)
                     return .continue

@@ -1,4 +1,5 @@
 import Logging
+import Instrumentation
 import Parley
 
 /// gen_server's protocol, written once for both forms of server (``GenServer``, run by a
@@ -35,7 +36,8 @@ struct GenServerProtocol<Server: GenServerMessages> {
     /// Which callback a message is for.
     @usableFromInline
     enum Event {
-        case call(Server.Call, Gen.From)
+        /// A call, with the trace context it carries (``Gen/propagatesContext``).
+        case call(Server.Call, Gen.From, ServiceContext?)
         case cast(Server.Cast)
         case info(any Sendable)
         /// sys `get_state`: reply with the state.
@@ -65,7 +67,7 @@ struct GenServerProtocol<Server: GenServerMessages> {
     func event(for message: any Sendable, pid: @autoclosure () -> Pid) -> Event {
         if let call = message as? Gen.CallMessage {
             guard let request = convertMessage(call.request, to: Server.Call.self) else { return reject(call, pid()) }
-            return .call(request, call.from)
+            return .call(request, call.from, call.context)
         }
         if let cast = message as? Gen.CastMessage {
             guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return reject(cast, pid()) }

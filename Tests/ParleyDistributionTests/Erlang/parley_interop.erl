@@ -5,7 +5,7 @@
 -export([start/0, init/1, handle_call/3, handle_cast/2, handle_info/2]).
 -export([echo_loop/0, all_terms/0, check_terms/1, diff_terms/1, call/3, cast/2, ping/1,
          spawn_waiter/0, spawn_linker/2, spawn_monitor_reporter/2, monitor_name/3,
-         unlink_after/3, send_to/2, exit_pid/2, spawn_node_monitor/2]).
+         unlink_after/3, send_to/2, exit_pid/2, spawn_node_monitor/2, traced_call/3]).
 
 start() ->
     {ok, _} = gen_server:start({local, erl_counter}, ?MODULE, 0, []),
@@ -17,6 +17,8 @@ handle_call(get, _From, N) -> {reply, N, N};
 handle_call({add, K}, _From, N) -> {reply, N + K, N + K};
 handle_call({sleep, Ms}, _From, N) -> timer:sleep(Ms), {reply, slept, N};
 handle_call(crash, _From, _N) -> exit(crashed_on_purpose);
+%% The label of the sequential-trace token the call arrived with (a Parley caller's trace context).
+handle_call(trace_label, _From, N) -> {reply, seq_trace:get_token(label), N};
 handle_call(Other, _From, N) -> {reply, {unknown, Other}, N}.
 handle_cast(reset, _) -> {noreply, 0};
 handle_cast(_, N) -> {noreply, N}.
@@ -63,6 +65,14 @@ call(Server, Request, Timeout) ->
         exit:{Reason, _} -> {exit, Reason}
     end.
 cast(Server, Request) -> gen_server:cast(Server, Request).
+
+%% A gen_server call made with a sequential-trace label set, as an Erlang caller that carries
+%% a trace context does; the token is cleared afterwards.
+traced_call(Server, Request, Label) ->
+    seq_trace:set_token(label, Label),
+    R = call(Server, Request, 5000),
+    seq_trace:set_token([]),
+    R.
 ping(Node) -> net_adm:ping(Node).
 
 %% A process that waits until killed.
