@@ -329,4 +329,70 @@ struct ObserverAPITests {
         let refused = (try? await http(port, "api/config")) == nil
         #expect(refused, "the server stopped listening")
     }
+    @Test("Another node's pages: with ?node=, a connected node's data comes from its observer agent over distribution (as Erlang's observer reads a node through observer_backend); actions pass this observer's checks and the other node's; no agent, or no connection, is a clear error")
+    func remoteNode() async throws {
+        try await withTwoNodes { b, c in
+            try await withObserver(.init(node: b)) { observer, port in
+                #expect(await b.ping(c.name))
+                let none = try await http(port, "api/system?node=\(c.name)")
+                #expect(none.status == 502 && none.body.contains("runs no observer agent"), "\(none.status) \(none.body)")
+                #expect(try await http(port, "api/system?node=nobody@127.0.0.1").status == 404)
+
+                // c serves no page, but answers other nodes' observers, read-only first.
+                let readOnly = try Observer(.init(allowActions: false, node: c))
+                let firstAgent = try readOnly.startAgent()
+                #expect(c.whereis("parley_observer") == firstAgent)
+                #expect(try readOnly.startAgent() == firstAgent, "once per observer")
+                let nodes = try json(try await http(port, "api/nodes"))
+                #expect(nodes["node"] as? String == b.name && (nodes["connected"] as? [String])?.contains(c.name) == true)
+                let systemReply = try await http(port, "api/system?node=\(c.name)")
+                #expect(systemReply.status == 200, "\(systemReply.status) \(systemReply.body.prefix(300))")
+                let system = try json(systemReply)
+                #expect(system["node"] as? String == c.name)
+                #expect(try json(try await http(port, "api/system"))["node"] as? String == b.name)
+
+                // A process of c: in c's table, not in b's; its page; c refuses to kill it.
+                let tag = "remote-\(UInt32.random(in: 0...UInt32.max))"
+                let worker = try c.spawn(SpawnOptions(label: tag)) { me in while true { _ = try await me.receive() } }
+                let rows = try #require(try json(try await http(port, "api/processes?q=\(tag)&node=\(c.name)"))["rows"] as? [[String: Any]])
+                #expect(rows.count == 1)
+                #expect((try json(try await http(port, "api/processes?q=\(tag)"))["rows"] as? [Any])?.isEmpty == true)
+                let pidText = try #require(rows.first?["pid"] as? String).filter { $0 != "<" && $0 != ">" }
+                let page = try json(try await http(port, "api/processes/\(pidText)?node=\(c.name)"))
+                #expect(page["label"] as? String == tag)
+                let kill = "api/processes/\(pidText)/kill?node=\(c.name)"
+                let plain = [("Content-Type", "application/json")]
+                let action = plain + [("X-Parley-Observer", "1")]
+                #expect(try await http(port, "POST", kill, headers: plain, body: #"{"reason":"kill"}"#).status == 403, "this observer's action header")
+                let refused = try await http(port, "POST", kill, headers: action, body: #"{"reason":"kill"}"#)
+                #expect(refused.status == 403 && refused.body.contains("switched off"), "c's observer is read-only: \(refused.body)")
+                #expect(worker.isAlive)
+
+                // c's agent replaced by one that allows actions: send, trace and kill through b.
+                Process.exit(firstAgent, .kill)
+                #expect(await eventually { c.whereis("parley_observer") == nil })
+                let writable = try Observer(.init(node: c))
+                try writable.startAgent()
+                let trace = "api/processes/\(pidText)/trace?node=\(c.name)"
+                let started = try await http(port, "POST", trace, headers: action, body: #"{"flags":["receive"],"limit":10}"#)
+                #expect(started.status == 200, "\(started.body)")
+                let sent = try await http(port, "POST", "api/processes/\(pidText)/send?node=\(c.name)", headers: action, body: #"{"message":"over the wire"}"#)
+                #expect(sent.status == 200, "\(sent.body)")
+                var traced = false
+                for _ in 0..<100 where !traced {
+                    let t = try json(try await http(port, "api/processes/\(pidText)/trace?node=\(c.name)&after=0"))
+                    traced = ((t["events"] as? [[String: Any]]) ?? []).contains { ($0["detail"] as? String)?.contains("over the wire") == true }
+                    if !traced { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                #expect(traced, "the receive event, read through b")
+                let download = try await http(port, "api/processes/\(pidText)/trace/download?node=\(c.name)")
+                #expect(download.status == 200 && download.header("Content-Disposition")?.contains(".ndjson") == true)
+                #expect(download.body.contains("over the wire"))
+                #expect(try await http(port, "POST", kill, headers: action, body: #"{"reason":"kill"}"#).status == 200)
+                #expect(await eventually { !worker.isAlive })
+                withExtendedLifetime((observer, readOnly, writable)) {}
+            }
+        }
+    }
+
 }

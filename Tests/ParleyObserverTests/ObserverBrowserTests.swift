@@ -231,6 +231,40 @@ struct ObserverBrowserTests {
             }
         }
     }
+
+    @Test("Another node: pick it in the header, and its System page (live), its processes and a process page show, fetched over distribution; back to this node")
+    func remoteNode() async throws {
+        try await withTwoNodes { b, c in
+            #expect(await b.ping(c.name))
+            let agent = try Observer(.init(node: c))
+            try agent.startAgent()
+            let tag = "remote-browser-\(UInt32.random(in: 0...UInt32.max))"
+            let worker = try c.spawn(SpawnOptions(label: tag)) { me in while true { _ = try await me.receive() } }
+            defer { Process.exit(worker, .kill) }
+            try await withObserver(.init(node: b, refresh: .milliseconds(200))) { _, port in
+                try await withBrowser { br in
+                    try br.open("http://127.0.0.1:\(port)/#/system")
+                    let option = "document.querySelector('#node-picker option[value=\\'\(c.name)\\']')"
+                    #expect(try await br.waitFor("return !!\(option)"), "c is in the picker")
+                    try br.run("const p = document.getElementById('node-picker'); p.value = \(jsString(c.name)); p.dispatchEvent(new Event('change'))")
+                    #expect(try await br.waitFor("return document.getElementById('status').textContent === 'live'"), "live over distribution")
+                    #expect(try await br.waitFor("return document.querySelectorAll('#schedulers tr').length > 1"))
+                    try br.run("location.hash = '#/processes'")
+                    #expect(try await br.waitFor("return !!document.getElementById('search')"))
+                    try br.run("const q = document.getElementById('search'); q.value = \(jsString(tag)); q.dispatchEvent(new Event('input'))")
+                    #expect(try await br.waitFor("return document.querySelectorAll('#processes tr[data-pid]').length === 1"), "c's process, searched on c")
+                    try br.run("document.querySelector('#processes tr[data-pid] a').click()")
+                    #expect(try await br.waitFor("return Array.from(document.querySelectorAll('#info td')).some(td => td.textContent === \(jsString(tag)))"), "its page, from c")
+                    try br.artifact("remote-node")
+                    try br.run("const p = document.getElementById('node-picker'); p.value = ''; p.dispatchEvent(new Event('change'))")
+                    #expect(try await br.waitFor("return location.hash === '#/system'"), "a pid names a process of one node: back to System")
+                    try br.run("location.hash = '#/processes'")
+                    #expect(try await br.waitFor("return document.getElementById('pageinfo') && document.getElementById('pageinfo').textContent.startsWith('0–0')"), "b has no such process")
+                }
+            }
+            withExtendedLifetime(agent) {}
+        }
+    }
 }
 
 /// `s` as a JavaScript string literal.

@@ -35,15 +35,17 @@ public struct ProcessDetail: Sendable, Codable {
 }
 
 enum ProcessLookup {
-    /// The pid written `0.ID.SERIAL` or `<0.ID.SERIAL>` on `node`, if it names a local process
-    /// there (node index 0: other nodes' pids are not this page's).
+    /// The pid written `N.ID.SERIAL` or `<N.ID.SERIAL>` on `node`, as that node prints its own
+    /// pids, if it names a live process there (other nodes' pids are not this page's).
     static func pid(_ text: String, on node: LocalNode) -> Pid? {
         var t = Substring(text)
         if t.hasPrefix("<") && t.hasSuffix(">") { t = t.dropFirst().dropLast() }
         let parts = t.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[0] == "0", let id = UInt32(parts[1]), let serial = UInt32(parts[2]) else { return nil }
+        guard parts.count == 3, let id = UInt32(parts[1]), let serial = UInt32(parts[2]) else { return nil }
         let pid = node.localPid(id: id, serial: serial)
-        return pid.isAlive ? pid : nil
+        // The first number is the node's own index as its pids print (0 for the default
+        // node; a node hosted beside it in the OS process prints another).
+        return key(pid) == t && pid.isAlive ? pid : nil
     }
 
     /// The pid as the page's URLs write it (`0.ID.SERIAL`).

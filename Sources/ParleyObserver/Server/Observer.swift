@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import ParleyDistribution
 import ParleyOTP
+import Synchronization
 
 /// A live web dashboard of a Parley node, in the spirit of Erlang's `observer` and Phoenix
 /// LiveDashboard: the System page (schedulers and their utilization over time, run queues,
@@ -68,6 +69,7 @@ public final class Observer: Sendable {
     let logger: Logger
     let table: ProcessTableCache
     let traces: TraceSessions
+    private let agentPid = Mutex<Pid?>(nil)
     private let listening = ParleyChannels.Channel<Int>(buffer: .promise)
 
     /// Checks the configuration.
@@ -87,6 +89,7 @@ public final class Observer: Sendable {
     /// and the server closes).
     /// - Throws: what binding the address throws (a port in use, say).
     public func run() async throws {
+        startAgentIfNeeded()
         let router = Router()
         addRoutes(to: router)
         let app = Application(
@@ -110,6 +113,36 @@ public final class Observer: Sendable {
             }
         } onGracefulShutdown: {
             Task { await group.triggerGracefulShutdown() }
+        }
+    }
+
+    /// Starts the process that lets observers on other nodes show this node's pages
+    /// (``ObserverAgent``, registered as `parley_observer` on ``Configuration/node``), with
+    /// this observer's settings (a read-only observer refuses actions from there too).
+    /// ``run()`` starts it; call this on a node that serves no page of its own but should be
+    /// visible from another node's observer. Once per observer; it lives as long as the node.
+    ///
+    /// ```swift
+    /// let observer = try Observer(.init(allowActions: false))
+    /// try observer.startAgent()     // b's pages, from any connected node's observer
+    /// ```
+    /// - Throws: ``Parley/ProcessError/nameTaken(_:_:)``-style errors if another observer's agent
+    ///   already runs on the node.
+    @discardableResult
+    public func startAgent() throws -> Pid {
+        try agentPid.withLock { pid in
+            if let pid, pid.isAlive { return pid }
+            let started = try ObserverAgent(observer: self).start(on: configuration.node)
+            pid = started
+            return started
+        }
+    }
+
+    private func startAgentIfNeeded() {
+        do {
+            try startAgent()
+        } catch {
+            logger.info("observer: no agent for other nodes' observers on \(configuration.node.name): \(error)")
         }
     }
 

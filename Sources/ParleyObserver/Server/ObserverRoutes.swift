@@ -10,15 +10,24 @@ struct ObserverRoutes: Sendable {
     let observer: Observer
     var node: LocalNode { observer.configuration.node }
 
-    func add<Routes: RouterMethods>(to router: Routes) {
-        _ = router.add(middleware: TokenCheck<Routes.Context>(token: observer.token))
-        router.get("/") { _, _ in Self.asset(WebAssets.html, "text/html; charset=utf-8") }
-        router.get("app.js") { _, _ in Self.asset(WebAssets.script, "text/javascript; charset=utf-8") }
-        router.get("app.css") { _, _ in Self.asset(WebAssets.style, "text/css; charset=utf-8") }
-        router.get("api/config") { _, _ in
-            ConfigReply(node: node.name, allowActions: observer.configuration.allowActions,
-                        refreshMilliseconds: Int(observer.configuration.refresh.components.seconds * 1000
-                                                 + observer.configuration.refresh.components.attoseconds / 1_000_000_000_000_000))
+    /// Adds the routes. `asAgent`: for the ``ObserverAgent``'s in-process router, which
+    /// answers other nodes' observers: the API only, with no token check (distribution's
+    /// cookie let the caller in) and no forwarding to yet another node.
+    func add<Routes: RouterMethods>(to router: Routes, asAgent: Bool = false) {
+        if !asAgent {
+            _ = router.add(middleware: TokenCheck<Routes.Context>(token: observer.token))
+            _ = router.add(middleware: RemoteNodeForwarding<Routes.Context>(routes: self))
+            router.get("/") { _, _ in Self.asset(WebAssets.html, "text/html; charset=utf-8") }
+            router.get("app.js") { _, _ in Self.asset(WebAssets.script, "text/javascript; charset=utf-8") }
+            router.get("app.css") { _, _ in Self.asset(WebAssets.style, "text/css; charset=utf-8") }
+            router.get("api/config") { _, _ in
+                ConfigReply(node: node.name, allowActions: observer.configuration.allowActions,
+                            refreshMilliseconds: Int(observer.configuration.refresh.components.seconds * 1000
+                                                     + observer.configuration.refresh.components.attoseconds / 1_000_000_000_000_000))
+            }
+            // The nodes whose pages this observer can show: its own, and those it is
+            // connected to (each must run an observer agent).
+            router.get("api/nodes") { _, _ in NodesReply(node: node.name, connected: node.connectedNodes) }
         }
         let sampler = SystemSampler(node: node)
         router.get("api/system") { _, _ in sampler.snapshot() }
@@ -88,7 +97,7 @@ struct ObserverRoutes: Sendable {
         }
         router.get("api/supervision") { _, _ in SupervisionReply(trees: await SupervisionTrees.all(on: node)) }
         router.get("api/channels") { _, _ in ChannelsReply(channels: ChannelIntrospection.channels) }
-        if let metrics = observer.configuration.metrics {
+        if !asAgent, let metrics = observer.configuration.metrics {
             router.get("metrics") { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                          body: .init(byteBuffer: ByteBuffer(string: metrics.scrape(for: node))))
@@ -180,6 +189,7 @@ struct ObserverRoutes: Sendable {
 }
 
 struct ConfigReply: ResponseEncodable { let node: String; let allowActions: Bool; let refreshMilliseconds: Int }
+struct NodesReply: ResponseEncodable { let node: String; let connected: [String] }
 struct ActionReply: ResponseEncodable { let ok: Bool; let detail: String }
 struct SupervisionReply: ResponseEncodable { let trees: [SupervisionNode] }
 /// The channels that opted into introspection (``Chan/observed(as:)``), of the whole OS

@@ -15,7 +15,7 @@ enum WebAssets {
     </head>
     <body>
     <header>
-      <strong>Parley observer</strong> <span id="node"></span>
+      <strong>Parley observer</strong> <select id="node-picker" title="the node shown: this one, or one it is connected to"></select>
       <nav>
         <a href="#/system" data-tab="system">System</a>
         <a href="#/processes" data-tab="processes">Processes</a>
@@ -63,7 +63,7 @@ enum WebAssets {
 
     static let script = #"""
     "use strict";
-    const state = { config: null, history: {}, rates: {}, traceStream: null, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
+    const state = { config: null, node: null, live: null, history: {}, rates: {}, traceStream: null, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
     const el = (tag, attrs, ...kids) => {
       const e = document.createElement(tag);
       for (const [k, v] of Object.entries(attrs || {})) {
@@ -76,8 +76,11 @@ enum WebAssets {
     const show = (parent, ...kids) => parent.replaceChildren(...kids.filter(k => k != null));
     const card = (label, value) => el("div", { class: "card" }, el("div", { class: "muted", text: label }), el("div", { class: "v", text: String(value) }));
     const pidLink = p => p ? el("a", { href: "#/process/" + p.replace(/[<>]/g, ""), text: p }) : el("span", { class: "muted", text: "undefined" });
+    // The node shown: null for the observer's own, else a connected node's name, whose
+    // data the observer fetches over distribution (?node=).
+    const at = path => state.node ? path + (path.includes("?") ? "&" : "?") + "node=" + encodeURIComponent(state.node) : path;
     async function api(path, options) {
-      const r = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+      const r = await fetch(at(path), Object.assign({ credentials: "same-origin" }, options || {}));
       if (!r.ok) throw new Error(r.status + " " + (await r.text()));
       return r.json();
     }
@@ -243,7 +246,7 @@ enum WebAssets {
       const base = "api/processes/" + encodeURIComponent(pidText) + "/trace";
       const events = el("div", { id: "trace-events" });
       const status = el("span", { id: "trace-status", class: "muted", text: "not traced" });
-      const download = el("a", { id: "trace-download", href: base + "/download", text: "download (NDJSON)" });
+      const download = el("a", { id: "trace-download", href: at(base + "/download"), text: "download (NDJSON)" });
       const line = e => el("div", { "data-kind": e.kind, text: `+${(e.nanoseconds / 1e6).toFixed(3)} ms  ${e.kind}${e.other ? " " + e.other : ""}${e.detail != null ? "  " + e.detail : ""}` });
       const add = list => {
         for (const e of list) {
@@ -255,7 +258,7 @@ enum WebAssets {
       };
       const stream = after => {
         if (state.traceStream) state.traceStream.close();
-        const source = new EventSource(base + "/stream");
+        const source = new EventSource(at(base + "/stream"));
         state.traceStream = source;
         source.addEventListener("trace", ev => {
           const list = JSON.parse(ev.data).filter(e => e.sequence > after);
@@ -314,20 +317,53 @@ enum WebAssets {
     }
     function onSample(s) {
       state.last = s;
+      refreshNodes();
       for (const w of s.schedulers) { const h = state.history[w.index] || (state.history[w.index] = []); h.push(w.utilization); if (h.length > 60) h.shift(); }
       noteRates(s);
       const [tab] = route();
       if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses(); else if (tab === "cluster") renderCluster(s); else if (tab === "channels") renderChannels();
     }
+    function startLive() {
+      if (state.live) state.live.close();
+      const live = new EventSource(at("api/live"));
+      state.live = live;
+      live.addEventListener("system", ev => { if (state.live !== live) return; document.getElementById("status").textContent = "live"; onSample(JSON.parse(ev.data)); });
+      live.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+    }
+    // The picker: this node and the nodes it is connected to, refreshed with each sample.
+    async function refreshNodes() {
+      let n;
+      try { n = await fetch("api/nodes", { credentials: "same-origin" }).then(r => r.json()); } catch (e) { return; }
+      const picker = document.getElementById("node-picker");
+      const names = n.connected.slice();
+      if (state.node && !names.includes(state.node)) names.push(state.node);
+      const wanted = [""].concat(names).join("\n");
+      if (picker.dataset.list === wanted) return;
+      picker.dataset.list = wanted;
+      picker.replaceChildren(el("option", { value: "", text: n.node + " (this node)" }),
+        ...names.map(name => el("option", { value: name, text: name + (n.connected.includes(name) ? "" : " (disconnected)") })));
+      picker.value = state.node || "";
+    }
+    async function pickNode(name) {
+      state.node = name || null;
+      state.history = {}; state.rates = {}; state.last = null; state.offset = 0;
+      if (state.traceStream) { state.traceStream.close(); state.traceStream = null; }
+      // A pid names a process of one node: another node's page starts at its System page.
+      if (route()[0] === "process") location.hash = "#/system";
+      document.getElementById("status").textContent = "connecting…";
+      try { onSample(await api("api/system")); } catch (e) { document.getElementById("main").replaceChildren(el("p", { class: "error", text: String(e) })); }
+      render();
+      startLive();
+    }
     async function start() {
       try { state.config = await api("api/config"); } catch (e) { document.getElementById("status").textContent = String(e); return; }
-      document.getElementById("node").textContent = state.config.node;
+      const picker = document.getElementById("node-picker");
+      picker.addEventListener("change", () => pickNode(picker.value));
+      await refreshNodes();
       window.addEventListener("hashchange", render);
       try { onSample(await api("api/system")); } catch (e) {}
       render();
-      const live = new EventSource("api/live");
-      live.addEventListener("system", ev => { document.getElementById("status").textContent = "live"; onSample(JSON.parse(ev.data)); });
-      live.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+      startLive();
     }
     start();
     """#
