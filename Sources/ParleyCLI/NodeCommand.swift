@@ -5,6 +5,7 @@ import Glibc
 import Parley
 import ParleyDistribution
 import ParleyOTP
+import ParleyObserver
 
 /// `parley node`: a distributed node to talk to from iex or erl.
 struct NodeCommand: AsyncParsableCommand {
@@ -64,6 +65,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Distribution buffer busy limit in KiB, as Erlang's +zdbbl: a sender to a node with this much queued is held until it drains to half; 0: never.")
     var busyLimit = 1024
 
+    @Flag(inversion: .prefixedNo, help: "Start an observer agent (parley_observer), so that an observer on a connected node can show this node's pages.")
+    var observerAgent = true
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -90,6 +94,7 @@ struct NodeCommand: AsyncParsableCommand {
         }
         let full = try await Distribution.start(config)
         try NodeServices.start()
+        if observerAgent { try Observer(.init(port: 0)).startAgent() }
         for peer in connect {
             try await Distribution.connect(peer)
             print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")

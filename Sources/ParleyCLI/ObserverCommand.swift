@@ -4,6 +4,7 @@ import Dispatch
 import Glibc
 #endif
 import Parley
+import ParleyDistribution
 import ParleyObserver
 import ParleyOTP
 
@@ -16,9 +17,11 @@ struct ObserverCommand: AsyncParsableCommand {
         Open the printed address in a browser: System (schedulers and their utilization, memory,
         timers, connected nodes), Processes (sort by mailbox, reductions or memory; search; open
         one to see its links, monitors, mailbox and GenServer state, and kill it or send it a
-        message), Supervision trees (restart counts, last crash reasons). Prometheus scrapes
-        /metrics. Bound to anything but loopback, it needs a token (made and printed if none is
-        given).
+        message), Supervision trees (restart counts, last crash reasons), Channels, Cluster.
+        Prometheus scrapes /metrics. Bound to anything but loopback, it needs a token (made and
+        printed if none is given). With --name, --cookie and --connect it joins a cluster, and
+        the header's picker shows any connected node that runs an observer agent (`parley node`
+        starts one).
         """)
 
     @OptionGroup var runtime: RuntimeOptions
@@ -44,11 +47,33 @@ struct ObserverCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
+    @Option(help: "Start distribution under this node name (name@host), so that the page can show the nodes it connects to (each runs an observer agent: `parley node` does).")
+    var name: String?
+
+    @Option(help: "The cookie, with --name.")
+    var cookie: String?
+
+    @Option(help: "Nodes to connect to at start, with --name (repeatable); the header's picker lists them.")
+    var connect: [String] = []
+
+    func validate() throws {
+        if name == nil && (cookie != nil || !connect.isEmpty) { throw ValidationError("--cookie and --connect need --name") }
+        if name != nil && cookie == nil { throw ValidationError("--name needs --cookie") }
+    }
+
     func run() async throws {
         try runtime.apply()
         let metrics = ObserverMetrics()
         metrics.bootstrapSwiftMetrics()
         let observer = try Observer(.init(host: host, port: port, token: token, allowActions: !readOnly, metrics: metrics))
+        if let name, let cookie {
+            let full = try await Distribution.start(.init(name: name, cookie: cookie))
+            print("parley observer: node \(full)")
+            for peer in connect {
+                let up = await Distribution.ping(peer)
+                print("  connected to \(peer): \(up ? "pong (pick it in the page's header)" : "pang")")
+            }
+        }
         if demo { try await ObserverDemo.start() }
         if idle > 0 { for _ in 0..<idle { _ = try Process.spawn { me in _ = try await me.receive() } } }
         let server = Task { try await observer.run() }

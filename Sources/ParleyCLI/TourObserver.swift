@@ -63,8 +63,46 @@ import ParleyOTP
     let metrics = try await Scheduler.shared.blocking.run { try LoopbackHTTP.request(port: port, path: "/metrics") }
     let lines = metrics.body.split(separator: "\n").filter { $0.hasPrefix("parley_processes ") || $0.hasPrefix("parley_scheduler_utilization") }
     print("  /metrics for Prometheus: \(lines.joined(separator: "; "))")
+    try await anotherNode()
     print("  `parley observer` serves it with this demo tree; open the address it prints.")
     Process.exit(demo.pid, .shutdown)
+}
+
+/// Another node's pages: two nodes of this OS process, one observing the other over a real
+/// connection through the other's observer agent (the page's node picker does the same).
+private func anotherNode() async throws {
+    let suffix = UInt32.random(in: 0...UInt32.max)
+    let a = try LocalNode(name: "tour_obs_a_\(suffix)@127.0.0.1")
+    let b = try LocalNode(name: "tour_obs_b_\(suffix)@127.0.0.1")
+    func stop() async {
+        await a.stopDistribution()
+        await b.stopDistribution()
+    }
+    do {
+        for n in [a, b] { try await n.startDistribution(.init(name: n.name, cookie: "tour-observer")) }
+        let agent = try Observer(.init(node: b))
+        try agent.startAgent()
+        let label = "b's worker"
+        _ = try b.spawn(SpawnOptions(name: "tour_b_worker", label: label)) { me in _ = try await me.receive() }
+        let observer = try Observer(.init(port: 0, node: a))
+        let server = Task { try await observer.run() }
+        defer { server.cancel() }
+        let port = await observer.waitUntilListening()
+        guard await a.ping(b.name) else { throw TourFailure("\(a.name) could not reach \(b.name)") }
+        let t0 = MonotonicClock.now
+        let system = try await get(port, "/api/system?node=\(b.name)")
+        let ms = Double(MonotonicClock.now - t0) / 1e6
+        let rows = try await get(port, "/api/processes?q=tour_b_worker&node=\(b.name)")["rows"] as? [[String: Any]] ?? []
+        print("  Another node: the observer of \(a.name), with \(b.name) picked in its header (?node=),")
+        print("    shows that node's pages, fetched over distribution from its observer agent (parley_observer):")
+        print("    System: node \(system["node"] ?? "?"), \(system["processCount"] ?? "?") processes (\(String(format: "%.1f", ms)) ms);"
+              + " Processes, searched there: \(rows.map { "\($0["pid"] ?? "") \($0["name"] ?? "") · \($0["label"] ?? "")" }.joined(separator: ", "))")
+        withExtendedLifetime(agent) {}
+    } catch {
+        await stop()
+        throw error
+    }
+    await stop()
 }
 
 private func get(_ port: Int, _ path: String) async throws -> [String: Any] {

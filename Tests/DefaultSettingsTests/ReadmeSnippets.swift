@@ -228,3 +228,9 @@ func checkout(_ backend: ServerRef<Backend>) async throws -> Int {
         try await backend.call("cart-42")   // GenServer.call Backend → GenServer.handleCall Backend
     }
 }
+
+// README block 14 ("Another node's pages").
+func readme14() throws {
+    let agent = try Observer(.init(allowActions: false))   // this node's settings, for other observers too
+    try agent.startAgent()
+}

@@ -395,4 +395,45 @@ struct ObserverAPITests {
         }
     }
 
+    @Test("From Erlang: the agent is a plain gen_server call, {http, Method, Path, Action, Body} answered with {http, Status, ContentType, Body}; anything else is {error, badarg}",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")))
+    func agentFromErlang() async throws {
+        let epmd = Browser.freePort()
+        let b = try LocalNode(name: "obs_erl_b_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1")
+        var config = Distribution.Configuration(name: b.name, cookie: "observer-test")
+        config.epmdPort = epmd
+        config.embeddedEPMDAddress = "127.0.0.1"
+        try await b.startDistribution(config)
+        defer { Task { await b.stopDistribution() } }
+        let agent = try Observer(.init(node: b))
+        try agent.startAgent()
+        let script = """
+            B = '\(b.name)',
+            {http, S, CT, Body} = gen_server:call({parley_observer, B}, {http, <<"GET">>, <<"/api/system">>, false, <<>>}),
+            io:format("status=~p type=~s node_named=~p~n", [S, CT, binary:match(Body, atom_to_binary(B)) =/= nomatch]),
+            {http, S2, _, _} = gen_server:call({parley_observer, B}, {http, <<"GET">>, <<"/api/processes/0.999999.0">>, false, <<>>}),
+            io:format("missing=~p~n", [S2]),
+            io:format("bad=~p~n", [gen_server:call({parley_observer, B}, hello)]),
+            halt().
+            """
+        let erl = Foundation.Process()
+        erl.executableURL = URL(fileURLWithPath: "/usr/bin/erl")
+        erl.arguments = ["-name", "obs_erl_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1", "-setcookie", "observer-test", "-noshell", "-eval", script]
+        erl.environment = ProcessInfo.processInfo.environment.merging(["ERL_EPMD_PORT": "\(epmd)"]) { $1 }
+        let out = Pipe()
+        erl.standardOutput = out
+        erl.standardError = out
+        try erl.run()
+        defer { if erl.isRunning { Foundation.kill(erl.processIdentifier, SIGKILL) } }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while erl.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if erl.isRunning { Foundation.kill(erl.processIdentifier, SIGKILL) }
+        erl.waitUntilExit()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(text.contains("status=200 type=application/json; charset=utf-8 node_named=true"), "erl printed: \(text)")
+        #expect(text.contains("missing=404"), "erl printed: \(text)")
+        #expect(text.contains("bad={error,badarg}"), "erl printed: \(text)")
+        withExtendedLifetime(agent) {}
+    }
+
 }

@@ -40,7 +40,7 @@ final class ObserverAgent: Sendable {
     }
 
     /// Starts the agent's process on `node`, registered as ``name``.
-    /// - Throws: ``Parley/ProcessError`` if the name is taken there (another observer's agent).
+    /// - Throws: `ProcessError.nameTaken` if the name is taken there (another observer's agent).
     func start(on node: LocalNode) throws -> Pid {
         try node.spawn(SpawnOptions(name: Self.name, label: "observer agent"), state: ()) { [self] _, message, _ in
             if let call = message as? Gen.CallMessage { accept(call, on: node) }

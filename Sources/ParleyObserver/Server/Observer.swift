@@ -126,8 +126,8 @@ public final class Observer: Sendable {
     /// let observer = try Observer(.init(allowActions: false))
     /// try observer.startAgent()     // b's pages, from any connected node's observer
     /// ```
-    /// - Throws: ``Parley/ProcessError/nameTaken(_:_:)``-style errors if another observer's agent
-    ///   already runs on the node.
+    /// - Throws: `ProcessError.nameTaken` if another observer's agent already runs on the
+    ///   node (one agent per node, as one registered name).
     @discardableResult
     public func startAgent() throws -> Pid {
         try agentPid.withLock { pid in
