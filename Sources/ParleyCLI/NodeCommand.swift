@@ -65,8 +65,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Distribution buffer busy limit in KiB, as Erlang's +zdbbl: a sender to a node with this much queued is held until it drains to half; 0: never.")
     var busyLimit = 1024
 
-    @Flag(inversion: .prefixedNo, help: "Start an observer agent (parley_observer), so that an observer on a connected node can show this node's pages.")
+    @Flag(inversion: .prefixedNo, help: "Start an observer agent (parley_observer), so that an observer on a connected node can show this node's pages (read-only unless --observer-actions).")
     var observerAgent = true
+
+    @Flag(help: "Let observers on connected nodes kill, send to and trace this node's processes.")
+    var observerActions = false
 
     @OptionGroup var runtime: RuntimeOptions
 
@@ -94,7 +97,7 @@ struct NodeCommand: AsyncParsableCommand {
         }
         let full = try await Distribution.start(config)
         try NodeServices.start()
-        if observerAgent { try Observer(.init(port: 0)).startAgent() }
+        if observerAgent { try Observer(.init(port: 0, allowActions: observerActions)).startAgent() }
         for peer in connect {
             try await Distribution.connect(peer)
             print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")

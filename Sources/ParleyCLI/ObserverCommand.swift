@@ -20,8 +20,8 @@ struct ObserverCommand: AsyncParsableCommand {
         message), Supervision trees (restart counts, last crash reasons), Channels, Cluster.
         Prometheus scrapes /metrics. Bound to anything but loopback, it needs a token (made and
         printed if none is given). With --name, --cookie and --connect it joins a cluster, and
-        the header's picker shows any connected node that runs an observer agent (`parley node`
-        starts one).
+        the header's picker lists the connected nodes; a node's pages need an observer agent
+        there (`parley node` starts one).
         """)
 
     @OptionGroup var runtime: RuntimeOptions
@@ -47,7 +47,7 @@ struct ObserverCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds (default: run until interrupted).")
     var seconds: Double?
 
-    @Option(help: "Start distribution under this node name (name@host), so that the page can show the nodes it connects to (each runs an observer agent: `parley node` does).")
+    @Option(help: "Start distribution under this node name (name@host), so that the page can show the nodes it connects to (those that run an observer agent: `parley node` does).")
     var name: String?
 
     @Option(help: "The cookie, with --name.")

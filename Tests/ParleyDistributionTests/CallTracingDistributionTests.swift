@@ -73,7 +73,7 @@ struct CallTracingDistributionTests {
         #expect(try await Gen.call("erl_counter", on: node, Term.atom("trace_label")) as? Term == .list([]))
     }
 
-    @Test("Erlang to Parley: a gen_server:call made with a traceparent label is handled in a server span whose parent is that span; a label of another shape (a plain seq_trace user's integer) carries nothing and the call still works", .enabled(if: Cluster.erlInstalled))
+    @Test("Erlang to Parley: a gen_server:call made with a traceparent label is handled in a server span whose parent is that span, and the reply brings the token back (the caller keeps its label); a label of another shape (a plain seq_trace user's integer) carries no context, and comes back too", .enabled(if: Cluster.erlInstalled))
     func erlangToParley() async throws {
         let me = try await Cluster.node()
         let erl = try await ExternalNode.erlang()
@@ -82,12 +82,15 @@ struct CallTracingDistributionTests {
         let server = try InteropCounter().start(name: .local(name))
         let dest: Term = .tuple([.atom(Atom(name)), .atom(Atom(me))])
         let root = tracer.root("erlang-to-parley")
-        #expect(try await erl.rpc("parley_interop", "traced_call", [dest, .tuple([.atom("add"), 4]), traceparent(root)]) == .tuple([.ok, 4]))
+        // The reply carries the token back, as a BEAM server's does: the caller still holds
+        // its label after the call (an untokened reply would have cleared it).
+        #expect(try await erl.rpc("parley_interop", "traced_call", [dest, .tuple([.atom("add"), 4]), traceparent(root)])
+                == .tuple([.tuple([.ok, 4]), .tuple([.atom("label"), traceparent(root)])]))
         root.end()
         let spans = tracer.spans(inTrace: try #require(root.traceID))
         let handled = try #require(spans.first { $0.name == "GenServer.handleCall InteropCounter" }, "spans: \(spans)")
         #expect(handled.parentID == root.spanID && handled.kind == .server)
-        #expect(try await erl.rpc("parley_interop", "traced_call", [dest, .atom("get"), 42]) == .tuple([.ok, 4]))
+        #expect(try await erl.rpc("parley_interop", "traced_call", [dest, .atom("get"), 42]) == .tuple([.tuple([.ok, 4]), .tuple([.atom("label"), 42])]))
         #expect(Distribution.nodes.contains(erl.name))
         try await server.stop()
     }

@@ -77,7 +77,7 @@ struct CallTracingTests {
         try await back.stop()
     }
 
-    @Test("A handleCall that throws: the server span records the error, the client span records the call's .exited error; both have an error status")
+    @Test("A handleCall that throws: the server span records the error, the client span records the call's .exited error; both have an error status; a reply of the wrong type is an error on the client span")
     func failedCall() async throws {
         let crasher = try ThrowingServer().start()
         let root = tracer.root("doomed")
@@ -91,6 +91,21 @@ struct CallTracingTests {
         #expect(client.isError && server.isError)
         #expect(server.errors.first?.contains("Boom") == true)
         #expect(client.errors.first?.contains("server exited") == true)
+
+        // A reply of the wrong type is a failed call too (badReply), on the client span.
+        let liar = try Process.spawn(state: ()) { _, message, _ in
+            if let call = message as? Gen.CallMessage { Gen.reply(call.from, 42) }
+            return .continue
+        }
+        defer { Process.exit(liar, .kill) }
+        let second = tracer.root("lied to")
+        await #expect(throws: Gen.CallError.self) {
+            try await ServiceContext.$current.withValue(second.context) { try await ServerRef<ThrowingServer>(liar).call("x") }
+        }
+        second.end()
+        let secondTrace = try #require(second.traceID)
+        let lied = try #require(tracer.spans(inTrace: secondTrace).first { $0.name == "GenServer.call ThrowingServer" })
+        #expect(lied.isError && lied.errors.first?.contains("bad reply") == true, "\(lied.errors)")
     }
 
     @Test("Gen.call carries the caller's whole ServiceContext (keys of its own included) in the CallMessage; with no current context, none")

@@ -336,7 +336,21 @@ struct ObserverAPITests {
                 #expect(await b.ping(c.name))
                 let none = try await http(port, "api/system?node=\(c.name)")
                 #expect(none.status == 502 && none.body.contains("runs no observer agent"), "\(none.status) \(none.body)")
+                #expect(try await http(port, "api/live?node=\(c.name)").status == 502, "a stream too: an error, not an empty stream")
                 #expect(try await http(port, "api/system?node=nobody@127.0.0.1").status == 404)
+
+                // Whatever answers as parley_observer there, only data is served from this origin.
+                let fake = try c.spawn(SpawnOptions(name: "parley_observer"), state: ()) { _, message, _ in
+                    if let call = message as? Gen.CallMessage {
+                        Gen.reply(call.from, Term.tuple([.atom("http"), .integer(200), .binary(Array("text/html".utf8)),
+                                                         .binary(Array("<script>alert(1)</script>".utf8))]))
+                    }
+                    return .continue
+                }
+                let page = try await http(port, "api/system?node=\(c.name)")
+                #expect(page.status == 502 && !page.body.contains("<script>"), "\(page.status) \(page.body)")
+                Process.exit(fake, .kill)
+                #expect(await eventually { c.whereis("parley_observer") == nil })
 
                 // c serves no page, but answers other nodes' observers, read-only first.
                 let readOnly = try Observer(.init(allowActions: false, node: c))
@@ -350,6 +364,11 @@ struct ObserverAPITests {
                 let system = try json(systemReply)
                 #expect(system["node"] as? String == c.name)
                 #expect(try json(try await http(port, "api/system"))["node"] as? String == b.name)
+                // The live stream of c: c's samples, polled over the wire.
+                let live = try await Scheduler.shared.blocking.run {
+                    try LoopbackHTTP.request(port: port, path: "/api/live?node=\(c.name)", until: { $0.contains("event: system") && $0.contains("\"uptimeSeconds\"") })
+                }
+                #expect(live.header("Content-Type") == "text/event-stream" && live.body.contains(c.name), "\(live.body.prefix(300))")
 
                 // A process of c: in c's table, not in b's; its page; c refuses to kill it.
                 let tag = "remote-\(UInt32.random(in: 0...UInt32.max))"
@@ -358,8 +377,9 @@ struct ObserverAPITests {
                 #expect(rows.count == 1)
                 #expect((try json(try await http(port, "api/processes?q=\(tag)"))["rows"] as? [Any])?.isEmpty == true)
                 let pidText = try #require(rows.first?["pid"] as? String).filter { $0 != "<" && $0 != ">" }
-                let page = try json(try await http(port, "api/processes/\(pidText)?node=\(c.name)"))
-                #expect(page["label"] as? String == tag)
+                let detail = try json(try await http(port, "api/processes/\(pidText)?node=\(c.name)"))
+                #expect(detail["label"] as? String == tag)
+                #expect(try await http(port, "api/processes/\(pidText)/trace/stream?node=\(c.name)").status == 404, "no trace there: 404, not an empty stream")
                 let kill = "api/processes/\(pidText)/kill?node=\(c.name)"
                 let plain = [("Content-Type", "application/json")]
                 let action = plain + [("X-Parley-Observer", "1")]
@@ -385,6 +405,10 @@ struct ObserverAPITests {
                     if !traced { try await Task.sleep(for: .milliseconds(50)) }
                 }
                 #expect(traced, "the receive event, read through b")
+                // Stopped, the stream from c gives its events and the stop, then ends.
+                #expect(try await http(port, "POST", "api/processes/\(pidText)/trace/stop?node=\(c.name)", headers: action).status == 200)
+                let stream = try await http(port, "api/processes/\(pidText)/trace/stream?node=\(c.name)")
+                #expect(stream.body.contains("over the wire") && stream.body.contains("\"stopped\""), "\(stream.body.prefix(400))")
                 let download = try await http(port, "api/processes/\(pidText)/trace/download?node=\(c.name)")
                 #expect(download.status == 200 && download.header("Content-Disposition")?.contains(".ndjson") == true)
                 #expect(download.body.contains("over the wire"))

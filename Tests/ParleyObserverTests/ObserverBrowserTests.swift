@@ -232,12 +232,12 @@ struct ObserverBrowserTests {
         }
     }
 
-    @Test("Another node: pick it in the header, and its System page (live), its processes and a process page show, fetched over distribution; back to this node")
+    @Test("Another node: pick it in the header, and its System page (live), its processes and a process page show, fetched over distribution; back to this node; a node with no agent is an error on the page")
     func remoteNode() async throws {
         try await withTwoNodes { b, c in
             #expect(await b.ping(c.name))
             let agent = try Observer(.init(node: c))
-            try agent.startAgent()
+            let agentPid = try agent.startAgent()
             let tag = "remote-browser-\(UInt32.random(in: 0...UInt32.max))"
             let worker = try c.spawn(SpawnOptions(label: tag)) { me in while true { _ = try await me.receive() } }
             defer { Process.exit(worker, .kill) }
@@ -260,6 +260,12 @@ struct ObserverBrowserTests {
                     #expect(try await br.waitFor("return location.hash === '#/system'"), "a pid names a process of one node: back to System")
                     try br.run("location.hash = '#/processes'")
                     #expect(try await br.waitFor("return document.getElementById('pageinfo') && document.getElementById('pageinfo').textContent.startsWith('0–0')"), "b has no such process")
+                    // A node that runs no agent: the page says so, and stays put.
+                    Process.exit(agentPid, .kill)
+                    #expect(await eventually { c.whereis("parley_observer") == nil })
+                    try br.run("const p = document.getElementById('node-picker'); p.value = \(jsString(c.name)); p.dispatchEvent(new Event('change'))")
+                    #expect(try await br.waitFor("const e = document.getElementById('node-error'); return !!e && e.textContent.includes('runs no observer agent')"))
+                    #expect(try br.run("return document.getElementById('status').textContent") as? String ?? "" != "live")
                 }
             }
             withExtendedLifetime(agent) {}

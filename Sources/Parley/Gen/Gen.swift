@@ -415,8 +415,14 @@ public enum Gen {
                 _ = caller.endCall(tag.id)
                 throw .noproc("\(server.pid)")
             case .direct, .queued:
-                // Hand-off: run the server on this task until it has handled the call.
-                server.runClaim(claim, message)
+                // Hand-off: run the server on this task until it has handled the call. Its
+                // handlers do not see this caller's trace context as theirs (a call's own
+                // handler gets it from the message, in a span of its own).
+                if propagatesContext, ServiceContext.current != nil {
+                    ServiceContext.withValue(nil) { server.runClaim(claim, message) }
+                } else {
+                    server.runClaim(claim, message)
+                }
                 if let r = caller.endHandoff(tag.id) {
                     // The server held this thread: a deadline it overran is still a timeout.
                     if let deadline, let timeout, MonotonicClock.now > deadline { throw .timeout(timeout) }

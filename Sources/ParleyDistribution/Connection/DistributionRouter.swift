@@ -29,8 +29,17 @@ final class DistributionRouter: RemoteRouter, Sendable {
         /// Processes that asked for {nodeup, N} / {nodedown, N} (net_kernel:monitor_nodes).
         var nodeWatchers: [Pid: Int] = [:]
         var warnedTypes = Set<String>()
+        /// Calls from other nodes that came with a sequential-trace token: the token, by the
+        /// call's tag, until the reply goes back with it (as a BEAM server's reply carries
+        /// the token it received). Bounded: past the bound, the oldest is dropped.
+        var replyTokens: [Reference: Term] = [:]
+        var replyTokenOrder: [Reference] = []
     }
     private let state = Locked(State())
+    /// How many entries `replyTokens` holds, read without the lock on each reply.
+    // Relaxed: a hint that skips the lock when no token waits; the lock orders the table itself.
+    private let replyTokenCount = Atomic<Int>(0)
+    static let replyTokenLimit = 4096
     private let unlinkIds = Atomic<UInt64>(1)
 
     init(home: LocalNode, configuration: Distribution.Configuration, name: String, creation: UInt32, group: any EventLoopGroup,
@@ -208,29 +217,61 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
-        guard let node = peerNode(of: pid), let term = encode(message) else { return }
-        // A metadata comparison first: a failing `as?` cast is slow, and this is every message.
-        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = Self.traceToken(of: message) {
+        guard let node = peerNode(of: pid), let term = encode(message), let c = connection(to: node) else { return }
+        // Metadata comparisons first: a failing `as?` cast is slow, and this is every message.
+        let type = ObjectIdentifier(Swift.type(of: message))
+        if type == ObjectIdentifier(Gen.CallMessage.self), let token = traceToken(of: message, to: c) {
             // SEND_TT: the call's trace context in the token slot.
-            connection(to: node)?.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
+            c.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
             return
         }
-        connection(to: node)?.send(term, to: pid)
+        if type == ObjectIdentifier(Gen.ReplyMessage.self), replyTokenCount.load(ordering: .relaxed) > 0,
+           let reply = message as? Gen.ReplyMessage, let token = takeReplyToken(reply.tag) {
+            c.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
+            return
+        }
+        c.send(term, to: pid)
     }
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
-        guard let term = encode(message) else { return }
-        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = Self.traceToken(of: message) {
-            connection(to: node)?.send(control: .tuple([.integer(Control.regSendTT), .pid(from), .atom(""), .atom(Atom(name)), token]), payload: term, isMessage: true)
+        guard let term = encode(message), let c = connection(to: node) else { return }
+        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = traceToken(of: message, to: c) {
+            c.send(control: .tuple([.integer(Control.regSendTT), .pid(from), .atom(""), .atom(Atom(name)), token]), payload: term, isMessage: true)
             return
         }
-        connection(to: node)?.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term, isMessage: true)
+        c.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term, isMessage: true)
     }
 
-    /// The trace token for a call that carries a trace context (``Gen/propagatesContext``).
-    private static func traceToken(of message: any Sendable) -> Term? {
-        guard let call = message as? Gen.CallMessage, let context = call.context else { return nil }
+    /// The trace token for a call that carries a trace context (``Gen/propagatesContext``),
+    /// to a peer that takes labels of any term (DFLAG_BIG_SEQTRACE_LABELS; OTP sends a
+    /// label that is not a small integer to no other). While the connection is still being
+    /// set up the peer's flags are not known yet: the token goes (every OTP since 21 sets the
+    /// flag, and Parley does).
+    private func traceToken(of message: any Sendable, to c: Connection) -> Term? {
+        guard let call = message as? Gen.CallMessage, let context = call.context,
+              c.peer?.flags.contains(.bigSeqTraceLabels) ?? true else { return nil }
         return MessageCodec.traceToken(context, from: call.from.pid)
+    }
+
+    /// Notes the token a call from another node came with, for its reply.
+    private func keepReplyToken(_ token: Term, for call: Gen.CallMessage, server: Pid) {
+        guard let reply = MessageCodec.replyToken(token, server: server) else { return }
+        state.withLock { s in
+            if s.replyTokens.updateValue(reply, forKey: call.from.tag) == nil { s.replyTokenOrder.append(call.from.tag) }
+            while s.replyTokens.count > Self.replyTokenLimit, !s.replyTokenOrder.isEmpty {
+                s.replyTokens.removeValue(forKey: s.replyTokenOrder.removeFirst())
+            }
+            if s.replyTokenOrder.count > 2 * Self.replyTokenLimit { s.replyTokenOrder.removeAll { s.replyTokens[$0] == nil } }
+            replyTokenCount.store(s.replyTokens.count, ordering: .relaxed)
+        }
+    }
+
+    private func takeReplyToken(_ tag: Reference) -> Term? {
+        state.withLock { s in
+            guard let token = s.replyTokens.removeValue(forKey: tag) else { return nil }
+            replyTokenCount.store(s.replyTokens.count, ordering: .relaxed)
+            return token
+        }
     }
 
     func link(from: Pid, to: Pid) -> Bool {
@@ -280,11 +321,15 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     // MARK: Control messages from other nodes (on the connection's event loop)
 
-    /// The Swift message for a payload; a call with a trace token carries its trace context
-    /// when this node propagates contexts (``Gen/propagatesContext``).
-    private static func message(_ payload: Term, to: Pid, token: Term?) -> any Sendable {
-        if let token, Gen.propagatesContext { return MessageCodec.message(from: payload, to: to, traceToken: token) }
-        return MessageCodec.message(from: payload, to: to)
+    /// The Swift message for a payload. A call with a trace token carries its trace context
+    /// when this node propagates contexts (``Gen/propagatesContext``), and its reply will go
+    /// back with the token, as a BEAM server's does (the caller keeps its token: an Erlang
+    /// process that receives a message without one drops its own).
+    private func message(_ payload: Term, to: Pid, token: Term?) -> any Sendable {
+        guard let token else { return MessageCodec.message(from: payload, to: to) }
+        let message = Gen.propagatesContext ? MessageCodec.message(from: payload, to: to, traceToken: token) : MessageCodec.message(from: payload, to: to)
+        if let call = message as? Gen.CallMessage { keepReplyToken(token, for: call, server: to) }
+        return message
     }
 
     func handle(control: Term, payload: Term?, from conn: Connection, inbox: Inbox) {
@@ -297,13 +342,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
             // Batched per process until the end of this read (or the next signal, so that a
             // message and a later exit signal to the same process stay in order).
-            if to.holdsProcess { inbox.add(Self.message(payload, to: to, token: c.count == 4 ? c[3] : nil), to: to) }
+            if to.holdsProcess { inbox.add(message(payload, to: to, token: c.count == 4 ? c[3] : nil), to: to) }
             return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
             // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
             // global_name_server and pg scopes as soon as they connect).
-            if let to = home.whereis(name.name) { inbox.add(Self.message(payload, to: to, token: c.count == 5 ? c[4] : nil), to: to) }
+            if let to = home.whereis(name.name) { inbox.add(message(payload, to: to, token: c.count == 5 ? c[4] : nil), to: to) }
             return
         default:
             break

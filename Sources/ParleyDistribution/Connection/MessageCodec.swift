@@ -95,6 +95,14 @@ enum MessageCodec {
         return context.isEmpty ? nil : context
     }
 
+    /// The token a reply from `server` carries back to a caller that sent `token`: the
+    /// label and flags kept, the serial one past the caller's, as the BEAM's sends step it
+    /// (`{Flags, Label, Serial + 1, Server, Serial}`). nil for a term that is no token.
+    static func replyToken(_ token: Term, server: Pid) -> Term? {
+        guard case .tuple(let t) = token, t.count == 5, case .integer(let serial) = t[2] else { return nil }
+        return .tuple([t[0], t[1], .integer(serial &+ 1), .pid(server), .integer(serial)])
+    }
+
     struct HeaderWriter: Injector {
         func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
     }

@@ -69,9 +69,12 @@ public struct ServerRef<Server: GenServerMessages>: Sendable, CustomStringConver
     public func call(_ request: Server.Call, timeout: Duration? = Gen.defaultTimeout) async throws(Gen.CallError) -> Server.Reply {
         let pid = try resolve()
         let started = metrics?.start() ?? 0
-        let reply = Gen.propagatesContext
-            ? try await CallSpans.call(Server.self, pid: pid, request: request, timeout: timeout)
-            : try await Gen.call(pid, request, timeout: timeout)
+        if Gen.propagatesContext {
+            let typed = try await CallSpans.call(Server.self, pid: pid, request: request, timeout: timeout)
+            metrics?.record(since: started)
+            return typed
+        }
+        let reply = try await Gen.call(pid, request, timeout: timeout)
         metrics?.record(since: started)
         guard let typed = convertMessage(reply, to: Server.Reply.self) else { throw Self.badReply(reply) }
         return typed

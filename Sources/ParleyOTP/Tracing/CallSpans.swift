@@ -20,13 +20,15 @@ import Tracing
 enum CallSpans {
     /// A call from ``ServerRef/call(_:timeout:)`` in a client span.
     @usableFromInline
-    static func call<Server: GenServerMessages>(_ server: Server.Type, pid: Pid, request: Server.Call, timeout: Duration?) async throws(Gen.CallError) -> any Sendable {
+    static func call<Server: GenServerMessages>(_ server: Server.Type, pid: Pid, request: Server.Call, timeout: Duration?) async throws(Gen.CallError) -> Server.Reply {
         let span = startSpan("GenServer.call \(Server.self)", context: ServiceContext.current ?? .topLevel, ofKind: .client)
         span.attributes["parley.request"] = requestLabel(request)
         span.attributes["parley.server"] = pid.description
         defer { span.end() }
-        do {
-            return try await Gen.call(pid, request, timeout: timeout, context: span.context)
+        do throws(Gen.CallError) {
+            let reply = try await Gen.call(pid, request, timeout: timeout, context: span.context)
+            guard let typed = convertMessage(reply, to: Server.Reply.self) else { throw ServerRef<Server>.badReply(reply) }
+            return typed
         } catch {
             span.recordError(error)
             span.setStatus(SpanStatus(code: .error, message: error.description))

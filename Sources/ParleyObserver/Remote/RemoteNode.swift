@@ -23,8 +23,8 @@ struct RemoteNodeForwarding<Context: RequestContext>: RouterMiddleware {
             throw HTTPError(.notFound, message: "\(name) is not connected to \(routes.node.name)")
         }
         let query = Self.query(request.uri.query, dropping: ["node", "token"])
-        if api == "/api/live" { return remote.liveStream(every: routes.observer.configuration.refresh) }
-        if api.hasSuffix("/trace/stream") { return remote.traceStream(String(api.dropLast("/stream".count))) }
+        if api == "/api/live" { return try await remote.liveStream(every: routes.observer.configuration.refresh) }
+        if api.hasSuffix("/trace/stream") { return try await remote.traceStream(String(api.dropLast("/stream".count))) }
         var action = false
         if request.method == .post {
             try routes.checkAction(request)
@@ -44,7 +44,8 @@ struct RemoteNodeForwarding<Context: RequestContext>: RouterMiddleware {
 
     /// The path from its `/api/` on (routes may be mounted under a prefix), or nil.
     static func apiPath(_ path: String) -> String? {
-        if let r = path.firstRange(of: "/api/") { return String(path[r.lowerBound...]) }
+        // The last `/api/`: a mount prefix may hold one too, a route's own path segments not.
+        if let r = path.ranges(of: "/api/").last { return String(path[r.lowerBound...]) }
         return path.hasPrefix("api/") ? "/" + path : nil
     }
 
@@ -72,9 +73,20 @@ struct RemoteNode: Sendable {
         let body: [UInt8]
     }
 
+    /// What another node's reply may be served as, from this observer's origin: data only.
+    /// A connected node that answered with a page or a script (anything that registers
+    /// `parley_observer` can answer) would otherwise run in the observer's origin.
+    static func allowed(_ contentType: String) -> Bool {
+        let type = (contentType.split(separator: ";").first ?? "").filter { $0 != " " }.lowercased()
+        return ["application/json", "application/x-ndjson", "text/plain"].contains(type)
+    }
+
     /// One request to the node's agent.
-    /// - Throws: `HTTPError`: 502 if the node runs no agent or the call failed, 504 on a timeout.
+    /// - Throws: `HTTPError`: 404 if the node is not connected (any more), 502 if it runs no
+    ///   agent, the call failed or the reply is not data, 504 on a timeout.
     func get(_ path: String, method: HTTPRequest.Method = .get, action: Bool = false, body: [UInt8] = []) async throws -> Reply {
+        // Never dials: a node that went away stays away until someone connects it again.
+        guard isConnected else { throw HTTPError(.notFound, message: "\(name) is not connected to \(via.name)") }
         let request = Term.tuple([.atom("http"), .binary(Array(method.rawValue.utf8)), .binary(Array(path.utf8)),
                                   .atom(action ? .true : .false), .binary(body)])
         let target = Node.named(name)
@@ -88,9 +100,12 @@ struct RemoteNode: Sendable {
         switch outcome {
         case .success(let reply):
             guard let t = reply as? Term, case .tuple(let items) = t, items.count == 4, items[0] == .atom("http"),
-                  let status = items[1].intValue, (100...599).contains(status), let contentType = items[2].stringValue,
+                  let status = items[1].intValue, (200...599).contains(status), let contentType = items[2].stringValue,
                   case .binary(let bytes) = items[3] else {
                 throw HTTPError(.badGateway, message: "\(name) answered with something that is not an observer reply")
+            }
+            guard Self.allowed(contentType) else {
+                throw HTTPError(.badGateway, message: "\(name) answered with \(contentType.prefix(60)), not data: refused")
             }
             return Reply(status: status, contentType: contentType, body: bytes)
         case .failure(.noproc), .failure(.exited(.noproc)):
@@ -102,21 +117,45 @@ struct RemoteNode: Sendable {
         }
     }
 
-    /// Server-sent events: the node's system snapshot every `refresh`, until the page goes.
-    func liveStream(every refresh: Duration) -> Response {
+    /// Server-sent events: the node's system snapshot every `refresh`, until the page goes or
+    /// the node stops answering. The first poll happens before the stream opens, so a node
+    /// with no agent is an error status the page shows, not an empty stream; after three
+    /// failed polls in a row a `failure` event says why and the stream ends. Each round writes
+    /// something (a comment if nothing else), so a page that went is noticed at the next write.
+    func liveStream(every refresh: Duration) async throws -> Response {
+        let first = try await get("/api/system")
         let body = ResponseBody { writer in
+            var next: Reply? = first
+            var failures = 0
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                if let reply = try? await get("/api/system"), reply.status == 200 {
+                if let reply = next, reply.status == 200 {
+                    failures = 0
                     var buffer = ByteBuffer(string: "event: system\ndata: ")
                     buffer.writeBytes(reply.body)
                     buffer.writeString("\n\n")
                     try await writer.write(buffer)
+                } else {
+                    failures += 1
+                    if failures >= 3 {
+                        try await writer.write(Self.failure("\(name) stopped answering"))
+                        break
+                    }
+                    try await writer.write(ByteBuffer(string: ": no answer from \(name)\n\n"))
                 }
                 try await Task.sleep(for: refresh)
+                next = try? await get("/api/system")
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    /// An SSE `failure` event: `{"message": …}`.
+    static func failure(_ message: String) -> ByteBuffer {
+        var buffer = ByteBuffer(string: "event: failure\ndata: ")
+        buffer.writeBytes((try? JSONEncoder().encode(["message": message])) ?? Data("{}".utf8))
+        buffer.writeString("\n\n")
+        return buffer
     }
 
     private struct TracePoll: Decodable {
@@ -125,29 +164,60 @@ struct RemoteNode: Sendable {
     }
 
     /// Server-sent events: a remote trace's new events, polled every 250 ms, until it stops
-    /// or the page goes.
-    func traceStream(_ tracePath: String) -> Response {
+    /// or the page goes. The first poll happens before the stream opens (no trace there is a
+    /// 404, as for this node's own traces); a poll that fails later ends the stream with a
+    /// `stopped` event, so the page does not reconnect for ever.
+    func traceStream(_ tracePath: String) async throws -> Response {
+        @Sendable func poll(after: Int) async throws -> TracePoll {
+            let decoder = JSONDecoder()
+            let reply = try await get(tracePath + "?after=\(after)")
+            guard reply.status == 200 else {
+                throw HTTPError(.init(code: reply.status), message: String(decoding: reply.body, as: UTF8.self))
+            }
+            return try decoder.decode(TracePoll.self, from: Data(reply.body))
+        }
+        let first = try await poll(after: 0)
         let body = ResponseBody { writer in
             let encoder = JSONEncoder()
-            let decoder = JSONDecoder()
             var after = 0
+            var next: TracePoll? = first
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                guard let reply = try? await get(tracePath + "?after=\(after)"), reply.status == 200,
-                      let poll = try? decoder.decode(TracePoll.self, from: Data(reply.body)) else { break }
-                if let last = poll.events.last {
+                guard let current = next else {
+                    var buffer = ByteBuffer(string: "event: trace\ndata: ")
+                    buffer.writeBytes(try encoder.encode([Self.lost(after: after, node: name)]))
+                    buffer.writeString("\n\n")
+                    try await writer.write(buffer)
+                    break
+                }
+                if let last = current.events.last {
                     after = last.sequence
                     var buffer = ByteBuffer(string: "event: trace\ndata: ")
-                    buffer.writeBytes(try encoder.encode(poll.events))
+                    buffer.writeBytes(try encoder.encode(current.events))
                     buffer.writeString("\n\n")
                     try await writer.write(buffer)
                     if last.kind == .stopped { break }
-                    continue
+                } else if !current.active {
+                    break
+                } else {
+                    try await writer.write(ByteBuffer(string: ": waiting\n\n"))
+                    try await Task.sleep(for: .milliseconds(250))
                 }
-                if !poll.active { break }
-                try await Task.sleep(for: .milliseconds(250))
+                next = try? await poll(after: after)
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
+    }
+
+    /// The `stopped` event the page gets when the node stops answering mid-trace.
+    private struct Lost: Encodable {
+        let sequence: Int
+        let nanoseconds: UInt64 = 0
+        let pid: String = ""
+        let kind = "stopped"
+        let detail: String
+    }
+    private static func lost(after: Int, node: String) -> Lost {
+        Lost(sequence: after + 1, detail: "lost contact with \(node)")
     }
 }

@@ -16,9 +16,10 @@ package enum LoopbackHTTP {
 
     package enum Failure: Error, Sendable { case connect(Int32), malformed(String) }
 
-    /// Sends one request and reads the whole reply (blocking; call it off the schedulers).
+    /// Sends one request and reads the whole reply (blocking; call it off the schedulers), or,
+    /// with `until`, as much of it as makes `until` true of the raw bytes read (for a stream).
     package static func request(port: Int, method: String = "GET", path: String, headers: [(String, String)] = [],
-                                body: String = "", timeoutSeconds: Int = 10) throws -> Reply {
+                                body: String = "", timeoutSeconds: Int = 10, until: ((String) -> Bool)? = nil) throws -> Reply {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.connect(errno) }
         defer { close(fd) }
@@ -49,6 +50,8 @@ package enum LoopbackHTTP {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             data += chunk[..<n]
+            // A stream (server-sent events): stop once what arrived is enough.
+            if let until, until(String(decoding: data, as: UTF8.self)) { break }
             // A server that keeps the connection open despite `Connection: close`: stop at
             // the end of a body whose length it gave.
             if let end = find([13, 10, 13, 10], in: data[...]), let length = contentLength(data[..<end]),

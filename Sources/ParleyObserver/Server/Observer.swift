@@ -89,7 +89,14 @@ public final class Observer: Sendable {
     /// and the server closes).
     /// - Throws: what binding the address throws (a port in use, say).
     public func run() async throws {
-        startAgentIfNeeded()
+        // The agent this run starts ends with it; one started with startAgent() stays.
+        let agent = startAgentIfNeeded()
+        defer {
+            if let agent {
+                agentPid.withLock { if $0 == agent { $0 = nil } }
+                Process.exit(agent, .shutdown)
+            }
+        }
         let router = Router()
         addRoutes(to: router)
         let app = Application(
@@ -119,8 +126,9 @@ public final class Observer: Sendable {
     /// Starts the process that lets observers on other nodes show this node's pages
     /// (``ObserverAgent``, registered as `parley_observer` on ``Configuration/node``), with
     /// this observer's settings (a read-only observer refuses actions from there too).
-    /// ``run()`` starts it; call this on a node that serves no page of its own but should be
-    /// visible from another node's observer. Once per observer; it lives as long as the node.
+    /// ``run()`` starts one that ends with the run; call this on a node that serves no page
+    /// of its own but should be visible from another node's observer: the agent it starts
+    /// lives as long as the node. Once per observer (a second call returns the same pid).
     ///
     /// ```swift
     /// let observer = try Observer(.init(allowActions: false))
@@ -130,19 +138,26 @@ public final class Observer: Sendable {
     ///   node (one agent per node, as one registered name).
     @discardableResult
     public func startAgent() throws -> Pid {
+        try launchAgent().pid
+    }
+
+    private func launchAgent() throws -> (pid: Pid, fresh: Bool) {
         try agentPid.withLock { pid in
-            if let pid, pid.isAlive { return pid }
+            if let pid, pid.isAlive { return (pid, false) }
             let started = try ObserverAgent(observer: self).start(on: configuration.node)
             pid = started
-            return started
+            return (started, true)
         }
     }
 
-    private func startAgentIfNeeded() {
+    /// The agent's pid if this call started it.
+    private func startAgentIfNeeded() -> Pid? {
         do {
-            try startAgent()
+            let (pid, fresh) = try launchAgent()
+            return fresh ? pid : nil
         } catch {
-            logger.info("observer: no agent for other nodes' observers on \(configuration.node.name): \(error)")
+            logger.warning("observer: other nodes' observers will not see \(configuration.node.name) through this observer (its settings do not apply to them): \(error)")
+            return nil
         }
     }
 

@@ -63,7 +63,7 @@ enum WebAssets {
 
     static let script = #"""
     "use strict";
-    const state = { config: null, node: null, live: null, history: {}, rates: {}, traceStream: null, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
+    const state = { config: null, node: null, live: null, pick: 0, failure: null, history: {}, rates: {}, traceStream: null, sort: "reductions", order: "desc", q: "", offset: 0, limit: 50, last: null, tableTicket: 0 };
     const el = (tag, attrs, ...kids) => {
       const e = document.createElement(tag);
       for (const [k, v] of Object.entries(attrs || {})) {
@@ -78,9 +78,12 @@ enum WebAssets {
     const pidLink = p => p ? el("a", { href: "#/process/" + p.replace(/[<>]/g, ""), text: p }) : el("span", { class: "muted", text: "undefined" });
     // The node shown: null for the observer's own, else a connected node's name, whose
     // data the observer fetches over distribution (?node=).
-    const at = path => state.node ? path + (path.includes("?") ? "&" : "?") + "node=" + encodeURIComponent(state.node) : path;
-    async function api(path, options) {
-      const r = await fetch(at(path), Object.assign({ credentials: "same-origin" }, options || {}));
+    const withNode = (path, node) => node ? path + (path.includes("?") ? "&" : "?") + "node=" + encodeURIComponent(node) : path;
+    const at = path => withNode(path, state.node);
+    // `node`: the node a request is for, when the caller fixed it earlier (a trace box
+    // built for one node must not talk to the next one picked); else the one shown now.
+    async function api(path, options, node) {
+      const r = await fetch(node === undefined ? at(path) : withNode(path, node), Object.assign({ credentials: "same-origin" }, options || {}));
       if (!r.ok) throw new Error(r.status + " " + (await r.text()));
       return r.json();
     }
@@ -243,10 +246,11 @@ enum WebAssets {
     }
     function traceBlock(pidText) {
       if (state.traceStream) { state.traceStream.close(); state.traceStream = null; }
+      const node = state.node;
       const base = "api/processes/" + encodeURIComponent(pidText) + "/trace";
       const events = el("div", { id: "trace-events" });
       const status = el("span", { id: "trace-status", class: "muted", text: "not traced" });
-      const download = el("a", { id: "trace-download", href: at(base + "/download"), text: "download (NDJSON)" });
+      const download = el("a", { id: "trace-download", href: withNode(base + "/download", node), text: "download (NDJSON)" });
       const line = e => el("div", { "data-kind": e.kind, text: `+${(e.nanoseconds / 1e6).toFixed(3)} ms  ${e.kind}${e.other ? " " + e.other : ""}${e.detail != null ? "  " + e.detail : ""}` });
       const add = list => {
         for (const e of list) {
@@ -258,7 +262,8 @@ enum WebAssets {
       };
       const stream = after => {
         if (state.traceStream) state.traceStream.close();
-        const source = new EventSource(at(base + "/stream"));
+        if (state.node !== node) return;
+        const source = new EventSource(withNode(base + "/stream", node));
         state.traceStream = source;
         source.addEventListener("trace", ev => {
           const list = JSON.parse(ev.data).filter(e => e.sequence > after);
@@ -269,7 +274,8 @@ enum WebAssets {
       };
       const load = async () => {
         let t;
-        try { t = await api(base); } catch (e) { return; }
+        try { t = await api(base, undefined, node); } catch (e) { return; }
+        if (state.node !== node) return;
         events.replaceChildren();
         add(t.events);
         status.textContent = t.active ? "tracing, " + t.limit : "stopped: " + t.stopReason;
@@ -286,14 +292,14 @@ enum WebAssets {
           const body = { flags, limit: Number(limit.value) };
           if (Number(per.value) > 0) body.perSeconds = Number(per.value);
           try {
-            const r = await api(base, { method: "POST", headers: { "Content-Type": "application/json", "X-Parley-Observer": "1" }, body: JSON.stringify(body) });
+            const r = await api(base, { method: "POST", headers: { "Content-Type": "application/json", "X-Parley-Observer": "1" }, body: JSON.stringify(body) }, node);
             status.textContent = r.detail;
             events.replaceChildren();
             stream(0);
           } catch (e) { status.textContent = String(e); }
         };
         const stop = async () => {
-          try { await api(base + "/stop", { method: "POST", headers: { "X-Parley-Observer": "1" } }); } catch (e) { status.textContent = String(e); }
+          try { await api(base + "/stop", { method: "POST", headers: { "X-Parley-Observer": "1" } }, node); } catch (e) { status.textContent = String(e); }
         };
         blocks.push(el("div", { class: "toolbar" }, box("send", "sends"), box("receive", "receives"), box("procs", "spawns, links, exit"),
           el("span", { text: "stop after" }), limit, el("span", { text: "events per" }), per, el("span", { text: "s (0: in all)" }),
@@ -323,12 +329,22 @@ enum WebAssets {
       const [tab] = route();
       if (tab === "system" || tab === "") renderSystem(s); else if (tab === "processes") renderProcesses(); else if (tab === "cluster") renderCluster(s); else if (tab === "channels") renderChannels();
     }
+    function stopLive() {
+      if (state.live) { state.live.close(); state.live = null; }
+    }
     function startLive() {
-      if (state.live) state.live.close();
+      stopLive();
       const live = new EventSource(at("api/live"));
       state.live = live;
-      live.addEventListener("system", ev => { if (state.live !== live) return; document.getElementById("status").textContent = "live"; onSample(JSON.parse(ev.data)); });
-      live.onerror = () => { document.getElementById("status").textContent = "reconnecting…"; };
+      const status = document.getElementById("status");
+      live.addEventListener("system", ev => { if (state.live !== live) return; status.textContent = "live"; onSample(JSON.parse(ev.data)); });
+      // Another node that stopped answering: the stream says why, then ends.
+      live.addEventListener("failure", ev => { if (state.live !== live) return; stopLive(); status.textContent = "stopped: " + JSON.parse(ev.data).message; });
+      live.onerror = () => {
+        if (state.live !== live) return;
+        if (live.readyState === EventSource.CLOSED) { stopLive(); status.textContent = "stopped: " + (state.failure || "the stream ended (reload to retry)"); }
+        else status.textContent = "reconnecting…";
+      };
     }
     // The picker: this node and the nodes it is connected to, refreshed with each sample.
     async function refreshNodes() {
@@ -345,13 +361,27 @@ enum WebAssets {
       picker.value = state.node || "";
     }
     async function pickNode(name) {
-      state.node = name || null;
-      state.history = {}; state.rates = {}; state.last = null; state.offset = 0;
+      // Nothing of the node shown before may land after this: its stream closes now, and a
+      // reply to an older pick is dropped.
+      const pick = ++state.pick;
+      stopLive();
       if (state.traceStream) { state.traceStream.close(); state.traceStream = null; }
+      state.node = name || null;
+      state.history = {}; state.rates = {}; state.last = null; state.offset = 0; state.failure = null;
       // A pid names a process of one node: another node's page starts at its System page.
       if (route()[0] === "process") location.hash = "#/system";
-      document.getElementById("status").textContent = "connecting…";
-      try { onSample(await api("api/system")); } catch (e) { document.getElementById("main").replaceChildren(el("p", { class: "error", text: String(e) })); }
+      const status = document.getElementById("status");
+      status.textContent = "connecting…";
+      let first;
+      try { first = await api("api/system"); } catch (e) {
+        if (pick !== state.pick) return;
+        state.failure = e.message;
+        status.textContent = "stopped: " + e.message;
+        document.getElementById("main").replaceChildren(el("p", { id: "node-error", class: "error", text: String(e) }));
+        return;
+      }
+      if (pick !== state.pick) return;
+      onSample(first);
       render();
       startLive();
     }

@@ -67,12 +67,14 @@ call(Server, Request, Timeout) ->
 cast(Server, Request) -> gen_server:cast(Server, Request).
 
 %% A gen_server call made with a sequential-trace label set, as an Erlang caller that carries
-%% a trace context does; the token is cleared afterwards.
+%% a trace context does: the result, and the label the caller holds after the reply (a reply
+%% without a token would have cleared it); the token is cleared afterwards.
 traced_call(Server, Request, Label) ->
     seq_trace:set_token(label, Label),
     R = call(Server, Request, 5000),
+    After = seq_trace:get_token(label),
     seq_trace:set_token([]),
-    R.
+    {R, After}.
 ping(Node) -> net_adm:ping(Node).
 
 %% A process that waits until killed.
