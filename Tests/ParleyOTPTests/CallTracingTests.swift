@@ -35,7 +35,10 @@ enum TenantKey: ServiceContextKey { typealias Value = String }
 @Suite("GenServer call spans")
 struct CallTracingTests {
     let tracer = RecordingTracer.shared
-    init() { Gen.propagatesContext = true }
+    init() {
+        TestLogging.installed
+        Gen.propagatesContext = true
+    }
 
     @Test("A call made inside a span: GenServer.call (client) is the root's child, GenServer.handleCall (server) the client's, in one trace; attributes name the request's case, never its values")
     func callInsideASpan() async throws {

@@ -235,5 +235,7 @@ public struct GenServerInitResult<Server: GenServerMessages> {
 
 @usableFromInline
 enum GenServerLog {
-    @usableFromInline static let logger = Logger(label: "parley.genserver")
+    /// Made at each use (crash reports and rejected calls only), so that a logging backend
+    /// bootstrapped after the first report still gets every later one.
+    @usableFromInline static var logger: Logger { Logger(label: "parley.genserver") }
 }

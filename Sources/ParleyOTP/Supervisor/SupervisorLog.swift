@@ -3,7 +3,9 @@ import Logging
 import Parley
 
 enum SupervisorLog {
-    static let logger = Logger(label: "parley.supervisor")
+    /// Made at each use (reports only), so that a logging backend bootstrapped after the
+    /// first report still gets every later one.
+    static var logger: Logger { Logger(label: "parley.supervisor") }
 
     /// A supervisor report, as OTP's `supervisor_report` with its context. Two counts, named
     /// for what they count: `child_restarts`, how many times this child has been restarted
