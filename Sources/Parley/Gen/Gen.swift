@@ -289,7 +289,8 @@ public enum Gen {
     ///   OpenTelemetry tracer). An Erlang `handle_call` reads it with
     ///   `seq_trace:get_token(label)`, and an Erlang caller that sets such a label
     ///   (`seq_trace:set_token(label, #{<<"traceparent">> => ...})`) becomes the parent of the
-    ///   Parley server's span.
+    ///   Parley server's span. The reply to a call that came with a token goes back with it,
+    ///   as a BEAM server's does (this part does not need the switch).
     ///
     /// While off, a call pays one relaxed load for it.
     ///
