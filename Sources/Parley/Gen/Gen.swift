@@ -258,7 +258,7 @@ public enum Gen {
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
     public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        let context = propagatesContext ? ServiceContext.current : nil
+        let context = carriedContext
         return try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request, context: context) }
     }
 
@@ -309,6 +309,9 @@ public enum Gen {
     // not) one context, and publishes nothing else through it.
     private static let propagating = Atomic<Bool>(false)
 
+    /// The context a call made here carries: the task's, while ``propagatesContext`` is on.
+    static var carriedContext: ServiceContext? { propagatesContext ? ServiceContext.current : nil }
+
     /// Sends a `sys` request (`{system, From, Request}`) and waits for the reply, as
     /// ``call(_:_:timeout:)`` does. `.terminate` gives no reply: it ends with
     /// ``CallError/exited(_:)`` carrying the reason once the process has exited.
@@ -324,7 +327,7 @@ public enum Gen {
     /// - Throws: ``CallError``: `noproc` if nobody has the name there, `noconnection` if the
     ///   node cannot be reached, `timeout`, or `exited` if the server died during the call.
     public static func call(_ name: String, on node: Node, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
-        let context = propagatesContext ? ServiceContext.current : nil
+        let context = carriedContext
         return try await call(.name(name, node), timeout: timeout) { from, _ in CallMessage(from: from, request: request, context: context) }
     }
 
@@ -419,7 +422,7 @@ public enum Gen {
                 // Hand-off: run the server on this task until it has handled the call. Its
                 // handlers do not see this caller's trace context as theirs (a call's own
                 // handler gets it from the message, in a span of its own).
-                if propagatesContext, ServiceContext.current != nil {
+                if carriedContext != nil {
                     ServiceContext.withValue(nil) { server.runClaim(claim, message) }
                 } else {
                     server.runClaim(claim, message)

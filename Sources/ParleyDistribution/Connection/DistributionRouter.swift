@@ -218,15 +218,9 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
         guard let node = peerNode(of: pid), let term = encode(message), let c = connection(to: node) else { return }
-        // Metadata comparisons first: a failing `as?` cast is slow, and this is every message.
-        let type = ObjectIdentifier(Swift.type(of: message))
-        if type == ObjectIdentifier(Gen.CallMessage.self), let token = traceToken(of: message, to: c) {
-            // SEND_TT: the call's trace context in the token slot.
-            c.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
-            return
-        }
-        if type == ObjectIdentifier(Gen.ReplyMessage.self), replyTokenCount.load(ordering: .relaxed) > 0,
-           let reply = message as? Gen.ReplyMessage, let token = takeReplyToken(reply.tag) {
+        if let token = traceToken(of: message, to: c) {
+            // SEND_TT: a call's trace context, or the token a call came with going back with
+            // its reply, in the token slot.
             c.send(control: .tuple([.integer(Control.sendTT), .atom(""), .pid(pid), token]), payload: term, isMessage: true)
             return
         }
@@ -235,22 +229,33 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
         guard let term = encode(message), let c = connection(to: node) else { return }
-        if ObjectIdentifier(type(of: message)) == ObjectIdentifier(Gen.CallMessage.self), let token = traceToken(of: message, to: c) {
+        if let token = traceToken(of: message, to: c) {
             c.send(control: .tuple([.integer(Control.regSendTT), .pid(from), .atom(""), .atom(Atom(name)), token]), payload: term, isMessage: true)
             return
         }
         c.send(control: .tuple([.integer(Control.regSend), .pid(from), .atom(""), .atom(Atom(name))]), payload: term, isMessage: true)
     }
 
-    /// The trace token for a call that carries a trace context (``Gen/propagatesContext``),
-    /// to a peer that takes labels of any term (DFLAG_BIG_SEQTRACE_LABELS; OTP sends a
-    /// label that is not a small integer to no other). While the connection is still being
-    /// set up the peer's flags are not known yet: the token goes (every OTP since 21 sets the
-    /// flag, and Parley does).
+    /// The sequential-trace token a message to another node goes with, if any:
+    /// - a call that carries a trace context (``Gen/propagatesContext``), to a peer that
+    ///   takes labels of any term (DFLAG_BIG_SEQTRACE_LABELS; OTP sends a label that is not a
+    ///   small integer to no other). While the connection is still being set up the peer's
+    ///   flags are not known yet: the token goes (every OTP since 21 sets the flag, and
+    ///   Parley does);
+    /// - the reply to a call that came with a token: that token, stepped.
     private func traceToken(of message: any Sendable, to c: Connection) -> Term? {
-        guard let call = message as? Gen.CallMessage, let context = call.context,
-              c.peer?.flags.contains(.bigSeqTraceLabels) ?? true else { return nil }
-        return MessageCodec.traceToken(context, from: call.from.pid)
+        // Metadata comparisons first: a failing `as?` cast is slow, and this is every message.
+        let type = ObjectIdentifier(Swift.type(of: message))
+        if type == ObjectIdentifier(Gen.CallMessage.self) {
+            guard let call = message as? Gen.CallMessage, let context = call.context,
+                  c.peer?.flags.contains(.bigSeqTraceLabels) ?? true else { return nil }
+            return MessageCodec.traceToken(context, from: call.from.pid)
+        }
+        if type == ObjectIdentifier(Gen.ReplyMessage.self), replyTokenCount.load(ordering: .relaxed) > 0,
+           let reply = message as? Gen.ReplyMessage {
+            return takeReplyToken(reply.tag)
+        }
+        return nil
     }
 
     /// Notes the token a call from another node came with, for its reply.
@@ -326,10 +331,11 @@ final class DistributionRouter: RemoteRouter, Sendable {
     /// back with the token, as a BEAM server's does (the caller keeps its token: an Erlang
     /// process that receives a message without one drops its own).
     private func message(_ payload: Term, to: Pid, token: Term?) -> any Sendable {
-        guard let token else { return MessageCodec.message(from: payload, to: to) }
-        let message = Gen.propagatesContext ? MessageCodec.message(from: payload, to: to, traceToken: token) : MessageCodec.message(from: payload, to: to)
-        if let call = message as? Gen.CallMessage { keepReplyToken(token, for: call, server: to) }
-        return message
+        let message = MessageCodec.message(from: payload, to: to)
+        guard let token, let call = message as? Gen.CallMessage else { return message }
+        keepReplyToken(token, for: call, server: to)
+        guard Gen.propagatesContext, let context = MessageCodec.context(fromTraceToken: token) else { return call }
+        return Gen.CallMessage(from: call.from, request: call.request, context: context)
     }
 
     func handle(control: Term, payload: Term?, from conn: Connection, inbox: Inbox) {

@@ -110,14 +110,6 @@ enum MessageCodec {
         func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
     }
 
-    /// The Swift message a term from the wire becomes for local process `target`, carrying
-    /// the trace context of `token` (a `_TT` control message's) when it is a call.
-    static func message(from term: Term, to target: Pid, traceToken token: Term) -> any Sendable {
-        let message = message(from: term, to: target)
-        guard let call = message as? Gen.CallMessage, let context = context(fromTraceToken: token) else { return message }
-        return Gen.CallMessage(from: call.from, request: call.request, context: context)
-    }
-
     /// A call tag: `[alias | Ref]` (OTP 24+) or a plain reference.
     static func callTag(_ t: Term) -> (Reference, Bool)? {
         switch t {
