@@ -124,16 +124,13 @@ struct RemoteNode: Sendable {
     /// something (a comment if nothing else), so a page that went is noticed at the next write.
     func liveStream(every refresh: Duration) async throws -> Response {
         let first = try await get("/api/system")
-        let body = ResponseBody { writer in
+        return ServerSentEvents.response { writer in
             var next: Reply? = first
             var failures = 0
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if let reply = next, reply.status == 200 {
                     failures = 0
-                    var buffer = ByteBuffer(string: "event: system\ndata: ")
-                    buffer.writeBytes(reply.body)
-                    buffer.writeString("\n\n")
-                    try await writer.write(buffer)
+                    try await writer.write(ServerSentEvents.event("system", reply.body))
                 } else {
                     failures += 1
                     if failures >= 3 {
@@ -145,17 +142,12 @@ struct RemoteNode: Sendable {
                 try await Task.sleep(for: refresh)
                 next = try? await get("/api/system")
             }
-            try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
 
     /// An SSE `failure` event: `{"message": …}`.
     static func failure(_ message: String) -> ByteBuffer {
-        var buffer = ByteBuffer(string: "event: failure\ndata: ")
-        buffer.writeBytes((try? JSONEncoder().encode(["message": message])) ?? Data("{}".utf8))
-        buffer.writeString("\n\n")
-        return buffer
+        ServerSentEvents.event("failure", (try? JSONEncoder().encode(["message": message])) ?? Data("{}".utf8))
     }
 
     private struct TracePoll: Decodable {
@@ -177,24 +169,18 @@ struct RemoteNode: Sendable {
             return try decoder.decode(TracePoll.self, from: Data(reply.body))
         }
         let first = try await poll(after: 0)
-        let body = ResponseBody { writer in
+        return ServerSentEvents.response { writer in
             let encoder = JSONEncoder()
             var after = 0
             var next: TracePoll? = first
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 guard let current = next else {
-                    var buffer = ByteBuffer(string: "event: trace\ndata: ")
-                    buffer.writeBytes(try encoder.encode([Self.lost(after: after, node: name)]))
-                    buffer.writeString("\n\n")
-                    try await writer.write(buffer)
+                    try await writer.write(ServerSentEvents.event("trace", try encoder.encode([Self.lost(after: after, node: name)])))
                     break
                 }
                 if let last = current.events.last {
                     after = last.sequence
-                    var buffer = ByteBuffer(string: "event: trace\ndata: ")
-                    buffer.writeBytes(try encoder.encode(current.events))
-                    buffer.writeString("\n\n")
-                    try await writer.write(buffer)
+                    try await writer.write(ServerSentEvents.event("trace", try encoder.encode(current.events)))
                     if last.kind == .stopped { break }
                 } else if !current.active {
                     break
@@ -204,9 +190,7 @@ struct RemoteNode: Sendable {
                 }
                 next = try? await poll(after: after)
             }
-            try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
 
     /// The `stopped` event the page gets when the node stops answering mid-trace.

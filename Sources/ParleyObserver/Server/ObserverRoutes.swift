@@ -110,43 +110,32 @@ struct ObserverRoutes: Sendable {
         let sampler = SystemSampler(node: node)
         let refresh = observer.configuration.refresh
         _ = sampler.snapshot()
-        let body = ResponseBody { writer in
+        return ServerSentEvents.response { writer in
             let encoder = JSONEncoder()
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 try await Task.sleep(for: refresh)
-                let data = try encoder.encode(sampler.snapshot())
-                var buffer = ByteBuffer(string: "event: system\ndata: ")
-                buffer.writeBytes(data)
-                buffer.writeString("\n\n")
-                try await writer.write(buffer)
+                try await writer.write(ServerSentEvents.event("system", try encoder.encode(sampler.snapshot())))
             }
-            try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
 
     /// Server-sent events: the trace's new events every 100 ms (at most 500 a batch: the
     /// session's own limit bounds the total), until it stops or the page goes.
     func traceStream(_ session: TraceSession) -> Response {
-        let body = ResponseBody { writer in
+        return ServerSentEvents.response { writer in
             let encoder = JSONEncoder()
             var after = 0
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 let fresh = session.events(after: after).prefix(500)
                 if let last = fresh.last {
                     after = last.sequence
-                    var buffer = ByteBuffer(string: "event: trace\ndata: ")
-                    buffer.writeBytes(try encoder.encode(Array(fresh)))
-                    buffer.writeString("\n\n")
-                    try await writer.write(buffer)
+                    try await writer.write(ServerSentEvents.event("trace", try encoder.encode(Array(fresh))))
                     if last.kind == .stopped { break }
                     continue
                 }
                 try await Task.sleep(for: .milliseconds(100))
             }
-            try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: body)
     }
 
     /// The trace the page started for the `:pid` in the path (404 if none).
