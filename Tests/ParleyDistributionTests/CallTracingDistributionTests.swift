@@ -18,9 +18,11 @@ struct CallTracingDistributionTests {
     let tracer = RecordingTracer.shared
     init() { Gen.propagatesContext = true }
 
-    private func traceparent(_ span: RecordingSpan) -> Term {
-        .map([.binary(Array("traceparent".utf8)): .binary(Array("00-\(span.traceID!)-\(span.spanID!)-01".utf8))])
+    /// The label a token carries for span `span` of trace `trace`: `#{<<"traceparent">> => …}`.
+    private func traceparent(trace: String, span: String) -> Term {
+        .map([.binary(Array("traceparent".utf8)): .binary(Array("00-\(trace)-\(span)-01".utf8))])
     }
+    private func traceparent(_ span: RecordingSpan) -> Term { traceparent(trace: span.traceID!, span: span.spanID!) }
 
     @Test("Parley to Parley: a call by pid (SEND_TT) and by name (REG_SEND_TT) is handled on the other node in a server span whose parent is the caller's span, in the caller's trace")
     func parleyToParley() async throws {
@@ -67,8 +69,7 @@ struct CallTracingDistributionTests {
         root.end()
         let client = try #require(tracer.spans(inTrace: root.traceID!).first { $0.name == "GenServer.call InteropCounter" })
         #expect(client.parentID == root.spanID)
-        let expected: Term = .map([.binary(Array("traceparent".utf8)): .binary(Array("00-\(root.traceID!)-\(client.spanID)-01".utf8))])
-        #expect(byPid == .tuple([.atom("label"), expected]))
+        #expect(byPid == .tuple([.atom("label"), traceparent(trace: root.traceID!, span: client.spanID)]))
         // A call outside any span carries no token: Erlang sees no label.
         #expect(try await Gen.call("erl_counter", on: node, Term.atom("trace_label")) as? Term == .list([]))
     }
@@ -78,9 +79,7 @@ struct CallTracingDistributionTests {
         let me = try await Cluster.node()
         let erl = try await ExternalNode.erlang()
         defer { erl.kill() }
-        let name = "traced_interop_\(UInt32.random(in: 0...UInt32.max))"
-        let server = try InteropCounter().start(name: .local(name))
-        let dest: Term = .tuple([.atom(Atom(name)), .atom(Atom(me))])
+        let (server, dest) = try InteropCounter.startRegistered("traced_interop", on: me)
         let root = tracer.root("erlang-to-parley")
         // The reply carries the token back, as a BEAM server's does: the caller still holds
         // its label after the call (an untokened reply would have cleared it).

@@ -28,6 +28,14 @@ struct InteropCounter: GenServer, Sendable {
         if request == .atom("reset") { value = 0 }
         return .noreply
     }
+
+    /// Starts one registered under a fresh name made from `prefix`; returns it and
+    /// `{Name, Node}`, how an Erlang caller names it on `node` (this process's node).
+    static func startRegistered(_ prefix: String, on node: String) throws -> (ServerRef<InteropCounter>, Term) {
+        let name = "\(prefix)_\(UInt32.random(in: 0...UInt32.max))"
+        let server = try InteropCounter().start(name: .local(name))
+        return (server, .tuple([.atom(Atom(name)), .atom(Atom(node))]))
+    }
 }
 
 extension DistributionTests {
@@ -168,9 +176,7 @@ struct ErlangInteropTests {
         let me = try await Cluster.node()
         let erl = try await ExternalNode.erlang()
         defer { erl.kill() }
-        let name = "interop_counter_\(UInt32.random(in: 0...UInt32.max))"
-        let server = try InteropCounter().start(name: .local(name))
-        let dest: Term = .tuple([.atom(Atom(name)), .atom(Atom(me))])
+        let (server, dest) = try InteropCounter.startRegistered("interop_counter", on: me)
         #expect(try await erl.rpc("parley_interop", "call", [dest, .tuple([.atom("add"), 3]), 5000]) == .tuple([.ok, 3]))
         #expect(try await erl.rpc("parley_interop", "call", [dest, .atom("get"), 5000]) == .tuple([.ok, 3]))
         _ = try await erl.rpc("parley_interop", "cast", [dest, .atom("reset")])
