@@ -74,7 +74,7 @@ extension LocalNode {
                 // The owner is parked and only a wake-up under this lock can start it again,
                 // so its own queue holds still while the lock is held (the owner wrote it
                 // before it released the lock to park).
-                head = Array(p.saved.items.prefix(n))
+                head = p.saved.prefix(n)
                 total = s.mailbox.incoming.count + p.saved.count
             default:
                 break

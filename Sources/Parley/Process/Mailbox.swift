@@ -71,7 +71,7 @@ struct MailboxState<Waiter> {
 
     // Stored word-sized fields first and the byte last, so the struct packs into 40 bytes
     // (it is in every process object).
-    private(set) var incoming = Deque<any Sendable>()
+    private(set) var incoming = MessageQueue()
     private(set) var waiter: Waiter? = nil
     /// The alias of the call this process is making (0: none). A process makes one call at
     /// a time, so one slot covers the hot path; other aliases live in the process's extras.
@@ -258,13 +258,13 @@ struct MailboxState<Waiter> {
 
     /// Marks the mailbox dead (invariant 1). Returns the status it had and the parked
     /// receiver to resume, or nil if it was already dead.
-    mutating func die() -> (before: Status, waiter: Waiter?, dropped: Deque<any Sendable>)? {
+    mutating func die() -> (before: Status, waiter: Waiter?, dropped: MessageQueue)? {
         guard status != .dead else { return nil }
         let before = status
         status = .dead
         let w = waiter
         waiter = nil
-        var gone = Deque<any Sendable>()
+        var gone = MessageQueue()
         swap(&gone, &incoming)
         callAlias = 0
         return (before, w, gone)
@@ -285,28 +285,47 @@ struct HandoffSlot {
     func holds(_ alias: UInt64) -> Bool { self.alias == alias && reply != nil }
 }
 
-/// The owner's half of a mailbox: messages it has looked at and left (selective receive)
-/// plus those it moved in from `incoming`. Touched by the owner only, without a lock.
+/// The owner's half of a mailbox: messages it has looked at and left (selective receive,
+/// `items`) followed by those it moved in from `incoming` and has not looked at yet
+/// (`unread`, chunks taken over in constant time). A receive takes from the front of
+/// `unread` without moving anything; a message it passes over moves to `items`. Touched by
+/// the owner only, without a lock.
 struct SavedQueue {
     private(set) var items = Deque<any Sendable>()
+    private(set) var unread = MessageQueue()
 
-    var count: Int { items.count }
-    var isEmpty: Bool { items.isEmpty }
-    subscript(i: Int) -> any Sendable { items[i] }
+    var count: Int { items.count + unread.count }
+    var isEmpty: Bool { items.isEmpty && unread.isEmpty }
 
-    mutating func append(_ incoming: inout Deque<any Sendable>) {
-        if items.isEmpty {
-            swap(&items, &incoming)
-        } else {
-            items.append(contentsOf: incoming)
-            incoming.removeAll(keepingCapacity: true)
+    /// The message at position `i` of the whole queue (tests and introspection; walks `unread`).
+    subscript(i: Int) -> any Sendable {
+        if i < items.count { return items[i] }
+        var k = i - items.count
+        for m in unread {
+            if k == 0 { return m }
+            k -= 1
         }
+        preconditionFailure("SavedQueue index \(i) out of range (count \(count))")
+    }
+
+    /// The first `n` messages, oldest first.
+    func prefix(_ n: Int) -> [any Sendable] {
+        var out = Array(items.prefix(n))
+        if out.count < n { out.append(contentsOf: unread.prefix(n - out.count)) }
+        return out
+    }
+
+    /// Takes every message of `incoming` (in constant time), leaving it empty.
+    mutating func append(_ incoming: inout MessageQueue) {
+        unread.append(contentsOf: &incoming)
     }
 
     /// Applies `n` drops of the oldest messages; returns how many went.
     mutating func dropOldest(_ n: Int) -> Int {
-        let k = min(n, items.count)
-        if k > 0 { items.removeFirst(k) }
+        let k = min(n, count)
+        let fromItems = min(k, items.count)
+        if fromItems > 0 { items.removeFirst(fromItems) }
+        for _ in fromItems..<k { unread.removeFirst() }
         return k
     }
 
@@ -316,7 +335,7 @@ struct SavedQueue {
     /// refuses, nothing is removed and the result is `.refused`.
     @inline(__always)
     mutating func take(from cursor: inout Int, claim: (() -> Bool)? = nil, _ match: (any Sendable) throws -> Bool) rethrows -> Found {
-        cursor = min(max(cursor, 0), items.count)
+        cursor = max(cursor, 0)
         while cursor < items.count {
             if try match(items[cursor]) {
                 if let claim, !claim() { return .refused }
@@ -325,13 +344,30 @@ struct SavedQueue {
             }
             cursor += 1
         }
+        // Past what was looked at before: the unread messages, oldest first. Those before a
+        // cursor beyond `items` (a receive marker) cannot match and are only moved over.
+        while let m = unread.first {
+            if cursor <= items.count, try match(m) {
+                if let claim, !claim() { return .refused }
+                unread.removeFirst()
+                return .taken
+            }
+            items.append(unread.removeFirst())
+            if cursor < items.count { cursor = items.count }
+        }
+        cursor = items.count
         return .notFound
     }
 
     enum Found { case taken, notFound, refused }
 
     /// Removes the first message, for a callback process's run loop.
-    mutating func removeFirst() -> any Sendable { items.removeFirst() }
+    mutating func removeFirst() -> any Sendable {
+        items.isEmpty ? unread.removeFirst() : items.removeFirst()
+    }
 
-    mutating func removeAll() { items.removeAll() }
+    mutating func removeAll() {
+        items.removeAll()
+        unread.removeAll()
+    }
 }

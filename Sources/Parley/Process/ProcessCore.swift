@@ -284,7 +284,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// chain of 100,000 linked processes dies without recursion).
     /// `external` is true when something other than the process itself ends it.
     final func die(_ reason: ExitReason, external: Bool) -> [ExitSignals.Pending] {
-        let taken = withShared { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status, Deque<any Sendable>)? in
+        let taken = withShared { s -> (Extras?, UnsafeContinuation<Void, Never>?, Status, MessageQueue)? in
             guard let (before, w, gone) = s.mailbox.die() else { return nil }
             if external || !reason.isNormal { s.ensureExtras().exitReason = reason }
             return (s.extras, w, before, gone)

@@ -1,0 +1,229 @@
+/// A first-in, first-out queue of messages in linked chunks: a mailbox's `incoming` side,
+/// and the part of the owner's queue it has not scanned yet.
+///
+/// Appending never moves what is queued: a full chunk links a new one (twice the size of the
+/// last, up to 256 messages). A `Deque` that grows copies all it holds, and a sender that
+/// grows a mailbox does so under the mailbox's lock, so a mailbox millions deep (fan-in's
+/// consumer) stalled every other sender for milliseconds, and kept the grown buffer after.
+/// Moving a whole queue into another (``append(contentsOf:)-(MessageQueue)``) links chunks
+/// in O(1), so the owner takes its arrived messages under the lock in constant time.
+///
+/// A queue that empties keeps its last chunk as a spare, so a mailbox that holds a few
+/// messages at a time (ping-pong, a call) allocates nothing per message: the spare and the
+/// arrived chunk change places at each refill.
+///
+/// Not copy-on-write: a copy shares the chunks. Each queue has one owner that mutates it
+/// (the mailbox under its lock, or the process that owns the saved queue); a copy is only read.
+///
+/// ```swift
+/// var q = MessageQueue()
+/// q.append("a"); q.append("b")
+/// q.removeFirst()   // "a"
+/// ```
+struct MessageQueue: Sequence {
+    private var head: MessageChunk? = nil
+    /// The last chunk of the chain from `head` (appends go here); nil exactly when `head` is.
+    // unowned(unsafe): `head`'s chain holds every chunk strongly, `tail` included, and both
+    // change together in this type only; no retain or release for the pointer we append through.
+    private unowned(unsafe) var tail: MessageChunk? = nil
+    private(set) var count = 0
+
+    init() {}
+
+    var isEmpty: Bool { count == 0 }
+
+    /// The size of a queue's first chunk and the largest chunk.
+    static let firstChunk = 2
+    static let largestChunk = 256
+
+    mutating func append(_ message: any Sendable) {
+        if let t = tail {
+            if t.hasRoom {
+                t.append(message)
+            } else if t.isEmpty {
+                // The spare: the only chunk, emptied. Start it over.
+                t.reset()
+                t.append(message)
+            } else {
+                let c = MessageChunk.make(capacity: Swift.min(t.size &* 2, Self.largestChunk))
+                c.append(message)
+                t.next = c
+                tail = c
+            }
+        } else {
+            let c = MessageChunk.make(capacity: Self.firstChunk)
+            c.append(message)
+            head = c
+            tail = c
+        }
+        count &+= 1
+    }
+
+    mutating func append(contentsOf messages: [any Sendable]) {
+        for m in messages { append(m) }
+    }
+
+    /// Moves every message of `other` to the end of this queue, in order, leaving `other`
+    /// empty. Constant time: chunks are linked, not copied. An empty queue takes `other`'s
+    /// chunks and gives it its spare.
+    mutating func append(contentsOf other: inout MessageQueue) {
+        if other.isEmpty { return }
+        if isEmpty {
+            swap(&self, &other)
+            return
+        }
+        tail!.next = other.head
+        tail = other.tail
+        count &+= other.count
+        other = MessageQueue()
+    }
+
+    /// The oldest message, left in place.
+    var first: (any Sendable)? {
+        guard count > 0, let h = head else { return nil }
+        return h.first
+    }
+
+    /// Removes and returns the oldest message. The queue must not be empty.
+    @discardableResult
+    mutating func removeFirst() -> any Sendable {
+        let h = head!
+        let m = h.removeFirst()
+        count &-= 1
+        if h.isEmpty {
+            if let next = h.next {
+                h.next = nil
+                head = next
+            } else {
+                h.reset()   // kept as the spare
+            }
+        }
+        return m
+    }
+
+    /// Drops every message (and the chunks; no spare is kept).
+    mutating func removeAll() {
+        self = MessageQueue()
+    }
+
+    /// The first `n` messages, oldest first.
+    func prefix(_ n: Int) -> [any Sendable] {
+        var out: [any Sendable] = []
+        out.reserveCapacity(Swift.min(n, count))
+        for m in self {
+            if out.count >= n { break }
+            out.append(m)
+        }
+        return out
+    }
+
+    func makeIterator() -> Iterator { Iterator(chunk: count > 0 ? head : nil) }
+
+    struct Iterator: IteratorProtocol {
+        var chunk: MessageChunk?
+        var index = -1
+
+        mutating func next() -> (any Sendable)? {
+            while let c = chunk {
+                if index < 0 { index = c.start }
+                if index < c.end {
+                    defer { index += 1 }
+                    return c.element(at: index)
+                }
+                chunk = c.next
+                index = -1
+            }
+            return nil
+        }
+    }
+}
+
+/// One chunk of a ``MessageQueue``: a header and room for `capacity` messages in one
+/// allocation; the live messages are those at `start..<end`.
+final class MessageChunk: ManagedBuffer<MessageChunk.Header, any Sendable> {
+    // 32-bit positions (a chunk holds at most `MessageQueue.largestChunk` messages), so
+    // the header is three words and a first chunk of two messages fits a 128-byte block.
+    struct Header {
+        var start: Int32
+        var end: Int32
+        let capacity: Int32
+        var next: MessageChunk?
+    }
+
+    static func make(capacity: Int) -> MessageChunk {
+        let b = create(minimumCapacity: capacity) { _ in Header(start: 0, end: 0, capacity: Int32(capacity), next: nil) }
+        // `create` on this subclass makes an instance of it; the downcast cannot fail.
+        return unsafeDowncast(b, to: MessageChunk.self)
+    }
+
+    // Every access goes through the buffer's pointers: `header` as a class property would
+    // pay a dynamic exclusivity check (swift_beginAccess) on each read and write. The
+    // chunk's one owner (see MessageQueue) orders every access.
+
+    /// The requested capacity (ManagedBuffer's `capacity` asks the allocator on every read).
+    @inline(__always) var size: Int { withUnsafeMutablePointerToHeader { Int($0.pointee.capacity) } }
+    @inline(__always) var hasRoom: Bool { withUnsafeMutablePointerToHeader { $0.pointee.end < $0.pointee.capacity } }
+    @inline(__always) var isEmpty: Bool { withUnsafeMutablePointerToHeader { $0.pointee.start == $0.pointee.end } }
+    @inline(__always) var start: Int { withUnsafeMutablePointerToHeader { Int($0.pointee.start) } }
+    @inline(__always) var end: Int { withUnsafeMutablePointerToHeader { Int($0.pointee.end) } }
+    @inline(__always) var next: MessageChunk? {
+        get { withUnsafeMutablePointerToHeader { $0.pointee.next } }
+        set { withUnsafeMutablePointerToHeader { $0.pointee.next = newValue } }
+    }
+
+    @inline(__always)
+    func append(_ m: any Sendable) {
+        withUnsafeMutablePointers { h, e in
+            // In bounds: the caller checked `hasRoom`; the slot at `end` is uninitialised.
+            (e + Int(h.pointee.end)).initialize(to: m)
+            h.pointee.end &+= 1
+        }
+    }
+
+    @inline(__always)
+    var first: any Sendable {
+        withUnsafeMutablePointers { h, e in e[Int(h.pointee.start)] }
+    }
+
+    @inline(__always)
+    func element(at i: Int) -> any Sendable {
+        withUnsafeMutablePointerToElements { $0[i] }
+    }
+
+    @inline(__always)
+    func removeFirst() -> any Sendable {
+        withUnsafeMutablePointers { h, e in
+            // `start < end` (the queue checked it is not empty): that slot is initialised, and
+            // moving it out leaves it uninitialised, outside `start..<end`.
+            let m = (e + Int(h.pointee.start)).move()
+            h.pointee.start &+= 1
+            return m
+        }
+    }
+
+    /// An emptied chunk starts over (only when `start == end`: nothing is initialised).
+    @inline(__always)
+    func reset() {
+        withUnsafeMutablePointerToHeader {
+            $0.pointee.start = 0
+            $0.pointee.end = 0
+        }
+    }
+
+    deinit {
+        // Only `start..<end` is initialised. A long chain is released iteratively, not by
+        // each chunk's deinit releasing the next (which would recurse once per chunk).
+        withUnsafeMutablePointers { h, e in
+            (e + Int(h.pointee.start)).deinitialize(count: Int(h.pointee.end - h.pointee.start))
+            var next = h.pointee.next
+            h.pointee.next = nil
+            while var c = next {
+                next = nil
+                // Shared (a reader's copy of the queue): that holder releases the rest.
+                guard isKnownUniquelyReferenced(&c) else { break }
+                next = c.next
+                c.next = nil
+            }   // `c` goes here, with no chain behind it
+        }
+    }
+}
