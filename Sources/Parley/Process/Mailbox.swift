@@ -69,17 +69,18 @@ struct MailboxState<Waiter> {
         var overflow = MailboxLimit.Overflow.dropNewest
     }
 
-    // Stored word-sized fields first and the byte last, so the struct packs into 40 bytes
-    // (it is in every process object).
+    // What every delivery reads and writes first (the queue, the waiter, the status): they
+    // end 33 bytes into the struct, which the process's field order relies on
+    // (ProcessCore). 56 bytes in all; it is in every process object.
     private(set) var incoming = MessageQueue()
     private(set) var waiter: Waiter? = nil
-    /// The alias of the call this process is making (0: none). A process makes one call at
-    /// a time, so one slot covers the hot path; other aliases live in the process's extras.
-    private(set) var callAlias: UInt64 = 0
+    private(set) var status: Status
     private(set) var pendingDrops: Int32 = 0
     private var waitGeneration: UInt32 = 0
     private var timedOutGeneration: UInt32 = 0
-    private(set) var status: Status
+    /// The alias of the call this process is making (0: none). A process makes one call at
+    /// a time, so one slot covers the hot path; other aliases live in the process's extras.
+    private(set) var callAlias: UInt64 = 0
 
     init(status: Status) {
         self.status = status

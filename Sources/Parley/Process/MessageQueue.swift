@@ -23,9 +23,9 @@
 struct MessageQueue: Sequence {
     private var head: MessageChunk? = nil
     /// The last chunk of the chain from `head` (appends go here); nil exactly when `head` is.
-    // unowned(unsafe): `head`'s chain holds every chunk strongly, `tail` included, and both
-    // change together in this type only; no retain or release for the pointer we append through.
-    private unowned(unsafe) var tail: MessageChunk? = nil
+    // Unmanaged: `head`'s chain holds every chunk strongly, `tail` included, and both change
+    // together in this type only; appending through it takes no retain and no release.
+    private var tail: Unmanaged<MessageChunk>? = nil
     private(set) var count = 0
 
     init() {}
@@ -38,23 +38,31 @@ struct MessageQueue: Sequence {
 
     mutating func append(_ message: any Sendable) {
         if let t = tail {
-            if t.hasRoom {
-                t.append(message)
-            } else if t.isEmpty {
-                // The spare: the only chunk, emptied. Start it over.
-                t.reset()
-                t.append(message)
-            } else {
-                let c = MessageChunk.make(capacity: Swift.min(t.size &* 2, Self.largestChunk))
+            let appended = t._withUnsafeGuaranteedRef { c -> Bool in
+                if c.hasRoom {
+                    c.append(message)
+                    return true
+                }
+                if c.isEmpty {
+                    // The spare: the only chunk, emptied. Start it over.
+                    c.reset()
+                    c.append(message)
+                    return true
+                }
+                return false
+            }
+            if !appended {
+                let size = t._withUnsafeGuaranteedRef { $0.size }
+                let c = MessageChunk.make(capacity: Swift.min(size &* 2, Self.largestChunk))
                 c.append(message)
-                t.next = c
-                tail = c
+                t._withUnsafeGuaranteedRef { $0.next = c }
+                tail = Unmanaged.passUnretained(c)
             }
         } else {
             let c = MessageChunk.make(capacity: Self.firstChunk)
             c.append(message)
             head = c
-            tail = c
+            tail = Unmanaged.passUnretained(c)
         }
         count &+= 1
     }
@@ -72,7 +80,7 @@ struct MessageQueue: Sequence {
             swap(&self, &other)
             return
         }
-        tail!.next = other.head
+        tail!._withUnsafeGuaranteedRef { $0.next = other.head }
         tail = other.tail
         count &+= other.count
         other = MessageQueue()
@@ -80,22 +88,23 @@ struct MessageQueue: Sequence {
 
     /// The oldest message, left in place.
     var first: (any Sendable)? {
-        guard count > 0, let h = head else { return nil }
-        return h.first
+        // unsafelyUnwrapped: `head` is set whenever `count > 0`.
+        count > 0 ? head.unsafelyUnwrapped.first : nil
     }
 
     /// Removes and returns the oldest message. The queue must not be empty.
     @discardableResult
     mutating func removeFirst() -> any Sendable {
-        let h = head!
-        let m = h.removeFirst()
+        // Through `head` in place (no local copy of the reference: no retain and release).
+        // unsafelyUnwrapped: the queue is not empty (the caller's precondition), so `head` is set.
+        let m = head.unsafelyUnwrapped.removeFirst()
         count &-= 1
-        if h.isEmpty {
-            if let next = h.next {
-                h.next = nil
+        if head.unsafelyUnwrapped.isEmpty {
+            if let next = head.unsafelyUnwrapped.next {
+                head.unsafelyUnwrapped.next = nil
                 head = next
             } else {
-                h.reset()   // kept as the spare
+                head.unsafelyUnwrapped.reset()   // kept as the spare
             }
         }
         return m

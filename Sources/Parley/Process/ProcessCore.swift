@@ -58,6 +58,30 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         var trace: TraceSession?
     }
 
+    // The fields are in three groups, in this order, so that senders and the owner do not
+    // write to one cache line (false sharing cost fan-in's consumer a cache miss on each
+    // receive, while four producers took the lock beside the fields it reads):
+    // 1. what senders write: the lock and the mailbox's shared half, right after the object
+    //    header (whose reference count senders touch too). The last field a delivery writes
+    //    (the mailbox's status) is at byte 56 of the object;
+    // 2. what is written once or rarely: identity, settings, a receive's timer, the running
+    //    flag;
+    // 3. what the owner writes on each message, from byte 120 on: 64 bytes or more after the
+    //    status, so never in its cache line, wherever the allocator put the object.
+    // (Offsets on 64-bit platforms; `ProcessLayoutTests` checks them.)
+
+    // 1. Senders.
+    let sharedLock = LockWord()
+    /// Whether a trace records this process (``TraceSession``), read relaxed before the
+    /// locked check, so that only traced processes take the lock for it. Written under the
+    /// shared lock as the session attaches and detaches; a stale read costs one event at a
+    /// trace's very start, or one needless lock round trip at its end.
+    let traced = Atomic<Bool>(false)
+    /// The mailbox bound's policy (the bound is `mailboxLimit`).
+    let overflow: MailboxLimit.Overflow
+    @exclusivity(unchecked) var sharedState: Shared
+
+    // 2. Written once or rarely.
     let id: UInt32
     let serial: UInt32
     /// The node the process belongs to, unless it is ``LocalNode/default`` (nil): a
@@ -66,24 +90,17 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     let hosted: LocalNode?
     /// The mailbox bound (0: none) and its policy (``MailboxState/Limit``).
     let mailboxLimit: Int
-    // The one-byte fields side by side, with the lock word: no padding between them.
-    let overflow: MailboxLimit.Overflow
-    private let alive = Atomic<Bool>(true)
+    /// A sequential process's armed receive timeout (``SequentialProcess``).
+    let armedTimer = Atomic<UInt32>(0)
+    /// Whether a thread is running the process (set as each run starts and ends).
     let onCPU = Atomic<Bool>(false)
-    /// Whether a trace records this process (``TraceSession``), read relaxed before the
-    /// locked check, so that only traced processes take the lock for it. Written under the
-    /// shared lock as the session attaches and detaches; a stale read costs one event at a
-    /// trace's very start, or one needless lock round trip at its end.
-    let traced = Atomic<Bool>(false)
-    let sharedLock = LockWord()
-    @exclusivity(unchecked) var sharedState: Shared
-    let handledCount = Atomic<Int>(0)
-    let reductionCount = Atomic<Int>(0)
+
+    // 3. The owner.
     /// How many messages the owner's queue holds (for a bound's accounting and `info`).
     let savedCount = MessageCount()
-    /// A sequential process's armed receive timeout (``SequentialProcess``); beside the
-    /// 32-bit count, so that neither costs a word of its own.
-    let armedTimer = Atomic<UInt32>(0)
+    private let alive = Atomic<Bool>(true)
+    let handledCount = Atomic<Int>(0)
+    let reductionCount = Atomic<Int>(0)
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
     @exclusivity(unchecked) var saved = SavedQueue()
     @exclusivity(unchecked) var sinceYield = 0
