@@ -347,10 +347,10 @@ struct SavedQueue {
         }
         // Past what was looked at before: the unread messages, oldest first. Those before a
         // cursor beyond `items` (a receive marker) cannot match and are only moved over.
-        while let m = unread.first {
-            if cursor <= items.count, try match(m) {
+        while !unread.isEmpty {
+            if cursor <= items.count, try unread.withFirst(match)! {
                 if let claim, !claim() { return .refused }
-                unread.removeFirst()
+                unread.dropFirst()
                 return .taken
             }
             items.append(unread.removeFirst())

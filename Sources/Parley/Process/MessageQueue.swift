@@ -92,6 +92,22 @@ struct MessageQueue: Sequence {
         count > 0 ? head.unsafelyUnwrapped.first : nil
     }
 
+    /// Calls `body` with the oldest message in place (no copy of it is made for the call);
+    /// nil if the queue is empty.
+    @inline(__always)
+    func withFirst<R>(_ body: (any Sendable) throws -> R) rethrows -> R? {
+        // unsafelyUnwrapped: `head` is set whenever `count > 0`.
+        count > 0 ? try head.unsafelyUnwrapped.withFirst(body) : nil
+    }
+
+    /// Removes the oldest message and releases it. The queue must not be empty.
+    mutating func dropFirst() {
+        // unsafelyUnwrapped: the queue is not empty (the caller's precondition), so `head` is set.
+        head.unsafelyUnwrapped.dropFirst()
+        count &-= 1
+        afterRemoval()
+    }
+
     /// Removes and returns the oldest message. The queue must not be empty.
     @discardableResult
     mutating func removeFirst() -> any Sendable {
@@ -99,6 +115,14 @@ struct MessageQueue: Sequence {
         // unsafelyUnwrapped: the queue is not empty (the caller's precondition), so `head` is set.
         let m = head.unsafelyUnwrapped.removeFirst()
         count &-= 1
+        afterRemoval()
+        return m
+    }
+
+    /// A head chunk emptied by a removal goes, unless it is the last: that one is kept as
+    /// the spare.
+    @inline(__always)
+    private mutating func afterRemoval() {
         if head.unsafelyUnwrapped.isEmpty {
             if let next = head.unsafelyUnwrapped.next {
                 head.unsafelyUnwrapped.next = nil
@@ -107,7 +131,6 @@ struct MessageQueue: Sequence {
                 head.unsafelyUnwrapped.reset()   // kept as the spare
             }
         }
-        return m
     }
 
     /// Drops every message (and the chunks; no spare is kept).
@@ -192,6 +215,22 @@ final class MessageChunk: ManagedBuffer<MessageChunk.Header, any Sendable> {
     @inline(__always)
     var first: any Sendable {
         withUnsafeMutablePointers { h, e in e[Int(h.pointee.start)] }
+    }
+
+    /// `body` gets the message at `start` in place: the pointer's addressor passes its
+    /// address, so no copy is made for the call.
+    @inline(__always)
+    func withFirst<R>(_ body: (any Sendable) throws -> R) rethrows -> R {
+        try withUnsafeMutablePointers { h, e in try body(e[Int(h.pointee.start)]) }
+    }
+
+    /// Releases the message at `start` in place (the queue checked it is not empty).
+    @inline(__always)
+    func dropFirst() {
+        withUnsafeMutablePointers { h, e in
+            (e + Int(h.pointee.start)).deinitialize(count: 1)
+            h.pointee.start &+= 1
+        }
     }
 
     @inline(__always)
