@@ -27,10 +27,12 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     // A process from spawn to exit, waiting in receive for one message: what it allocates
     // (its bytes are the memory per idle process of issue 15). Sequential: the process, the
     // Swift task (two blocks), the task's and the body's closure contexts, a task-allocator
-    // slab for the body's frames, and the mailbox's storage once a message comes; a few
-    // hundredths more from the scheduler's own bookkeeping. Callback: the process and the
-    // mailbox's storage.
-    ("spawn-idle", 7.2, "allocs/process"),
+    // slab for the body's frames, and the mailbox's first chunk once a message comes; the
+    // rest is the runtime's own bookkeeping while 20,000 tasks start and end, which moves
+    // the count between 7.05 and 7.23 from one run of one binary to the next (eleven runs,
+    // 2026-12-04): 7.3 leaves that spread room and still fails on one more allocation per
+    // process. Callback: the process and the mailbox's first chunk.
+    ("spawn-idle", 7.3, "allocs/process"),
     ("spawn-idle-callback", 2, "allocs/process"),
 ]
 /// Allocations the runtime's own threads may make meanwhile (a timer, a log line), per message.
@@ -178,6 +180,9 @@ let counts: [Count] = try await Process.run { me in
             // Every one has reached its receive (a message to each is then taken at once).
             while pids.contains(where: { Process.info($0)?.status != .waiting }) { await me.yield() }
             for p in pids { p.send(0) }
+            // Until every one has exited, so that each exit is counted whole (a window that
+            // ended while some were still exiting moved the count by a tenth either way).
+            while pids.contains(where: { Process.info($0) != nil }) { await me.yield() }
         })
     }
     if wanted("spawn-idle-callback") {
@@ -187,6 +192,7 @@ let counts: [Count] = try await Process.run { me in
             pids.reserveCapacity(k)
             for _ in 0..<k { pids.append(try Process.spawn(state: 0) { _, _, _ in .stop(.normal) }) }
             for p in pids { p.send(0) }
+            while pids.contains(where: { Process.info($0) != nil }) { await me.yield() }
         })
     }
     if wanted("chan-pp") {

@@ -93,7 +93,7 @@ extension ProcessCore {
         let memory = memoryEstimate(queued: queued, extrasBytes: snap.extrasBytes)
         return Process.Info(
             pid: pid, kind: kind, status: status, messageQueueLength: queued,
-            messagesHandled: handledCount.load(ordering: .relaxed), reductions: reductionCount.load(ordering: .relaxed),
+            messagesHandled: handledCount.load(ordering: .relaxed), reductions: handledCount.load(ordering: .relaxed),
             links: snap.links.sorted(), monitors: snap.monitors, monitoredBy: snap.monitoredBy,
             registeredName: snap.name, label: snap.label, behaviour: snap.behaviour, trapExit: snap.trap,
             mailboxLimit: mailboxLimit > 0 ? MailboxLimit(capacity: mailboxLimit, overflow: overflow) : nil,

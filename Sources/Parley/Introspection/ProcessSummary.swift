@@ -105,7 +105,7 @@ extension ProcessCore {
         let queued = snap.incoming + savedCount.load()
         return Process.Summary(
             pid: pid, kind: kind, status: infoStatus(snap.status), messageQueueLength: queued,
-            reductions: reductionCount.load(ordering: .relaxed), memory: memoryEstimate(queued: queued, extrasBytes: snap.extrasBytes),
+            reductions: handledCount.load(ordering: .relaxed), memory: memoryEstimate(queued: queued, extrasBytes: snap.extrasBytes),
             registeredName: snap.name, label: snap.label, behaviour: snap.behaviour)
     }
 }

@@ -87,7 +87,6 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
                 next = .stop(.error(error))
             }
             handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-            reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
             if case .stop(let reason) = next {
                 if isAlive { ExitSignals.exit(self, reason: reason) }
                 release()

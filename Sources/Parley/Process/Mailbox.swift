@@ -69,9 +69,9 @@ struct MailboxState<Waiter> {
         var overflow = MailboxLimit.Overflow.dropNewest
     }
 
-    // What every delivery reads and writes first (the queue, the waiter, the status): they
-    // end 33 bytes into the struct, which the process's field order relies on
-    // (ProcessCore). 56 bytes in all; it is in every process object.
+    // The queue (one word), the waiter and the status first: the status is at byte 16,
+    // which the process's field order relies on (ProcessCore). 40 bytes in all; it is in
+    // every process object.
     private(set) var incoming = MessageQueue()
     private(set) var waiter: Waiter? = nil
     private(set) var status: Status

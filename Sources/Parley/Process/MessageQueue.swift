@@ -21,50 +21,55 @@
 /// q.removeFirst()   // "a"
 /// ```
 struct MessageQueue: Sequence {
+    /// The oldest chunk; its header also holds the queue's count and last chunk (one word
+    /// in the mailbox, which is in every process object). Nil until the first append, and
+    /// after ``removeAll()``; an emptied queue keeps it as the spare.
     private var head: MessageChunk? = nil
-    /// The last chunk of the chain from `head` (appends go here); nil exactly when `head` is.
-    // Unmanaged: `head`'s chain holds every chunk strongly, `tail` included, and both change
-    // together in this type only; appending through it takes no retain and no release.
-    private var tail: Unmanaged<MessageChunk>? = nil
-    private(set) var count = 0
 
     init() {}
 
+    // unsafelyUnwrapped, here and below: `head` is set whenever the queue is not empty, and
+    // each use is behind that check or a caller's precondition that it is not empty. Reads
+    // and writes go through `head` in place (no local copy of the reference: no retain).
+
+    var count: Int { head == nil ? 0 : head.unsafelyUnwrapped.count }
     var isEmpty: Bool { count == 0 }
 
     /// The size of a queue's first chunk and the largest chunk.
-    static let firstChunk = 2
+    static let firstChunk = 1
     static let largestChunk = 256
 
     mutating func append(_ message: any Sendable) {
-        if let t = tail {
-            let appended = t._withUnsafeGuaranteedRef { c -> Bool in
-                if c.hasRoom {
-                    c.append(message)
-                    return true
-                }
-                if c.isEmpty {
-                    // The spare: the only chunk, emptied. Start it over.
-                    c.reset()
-                    c.append(message)
-                    return true
-                }
-                return false
-            }
-            if !appended {
-                let size = t._withUnsafeGuaranteedRef { $0.size }
-                let c = MessageChunk.make(capacity: Swift.min(size &* 2, Self.largestChunk))
-                c.append(message)
-                t._withUnsafeGuaranteedRef { $0.next = c }
-                tail = Unmanaged.passUnretained(c)
-            }
-        } else {
+        guard head != nil else {
             let c = MessageChunk.make(capacity: Self.firstChunk)
             c.append(message)
+            c.last = Unmanaged.passUnretained(c)
+            c.count = 1
             head = c
-            tail = Unmanaged.passUnretained(c)
+            return
         }
-        count &+= 1
+        let t = head.unsafelyUnwrapped.last
+        let appended = t._withUnsafeGuaranteedRef { c -> Bool in
+            if c.hasRoom {
+                c.append(message)
+                return true
+            }
+            if c.isEmpty {
+                // The spare: the only chunk, emptied. Start it over.
+                c.reset()
+                c.append(message)
+                return true
+            }
+            return false
+        }
+        if !appended {
+            let size = t._withUnsafeGuaranteedRef { $0.size }
+            let c = MessageChunk.make(capacity: Swift.min(size &* 2, Self.largestChunk))
+            c.append(message)
+            t._withUnsafeGuaranteedRef { $0.next = c }
+            head.unsafelyUnwrapped.last = Unmanaged.passUnretained(c)
+        }
+        head.unsafelyUnwrapped.count &+= 1
     }
 
     mutating func append(contentsOf messages: [any Sendable]) {
@@ -80,56 +85,53 @@ struct MessageQueue: Sequence {
             swap(&self, &other)
             return
         }
-        tail!._withUnsafeGuaranteedRef { $0.next = other.head }
-        tail = other.tail
-        count &+= other.count
+        let h = head.unsafelyUnwrapped, o = other.head.unsafelyUnwrapped
+        h.last._withUnsafeGuaranteedRef { $0.next = o }
+        h.last = o.last
+        h.count &+= o.count
         other = MessageQueue()
     }
 
     /// The oldest message, left in place.
     var first: (any Sendable)? {
-        // unsafelyUnwrapped: `head` is set whenever `count > 0`.
-        count > 0 ? head.unsafelyUnwrapped.first : nil
+        isEmpty ? nil : head.unsafelyUnwrapped.first
     }
 
     /// Calls `body` with the oldest message in place (no copy of it is made for the call);
     /// nil if the queue is empty.
     @inline(__always)
     func withFirst<R>(_ body: (any Sendable) throws -> R) rethrows -> R? {
-        // unsafelyUnwrapped: `head` is set whenever `count > 0`.
-        count > 0 ? try head.unsafelyUnwrapped.withFirst(body) : nil
+        isEmpty ? nil : try head.unsafelyUnwrapped.withFirst(body)
     }
 
     /// Removes the oldest message and releases it. The queue must not be empty.
     mutating func dropFirst() {
-        // unsafelyUnwrapped: the queue is not empty (the caller's precondition), so `head` is set.
         head.unsafelyUnwrapped.dropFirst()
-        count &-= 1
         afterRemoval()
     }
 
     /// Removes and returns the oldest message. The queue must not be empty.
     @discardableResult
     mutating func removeFirst() -> any Sendable {
-        // Through `head` in place (no local copy of the reference: no retain and release).
-        // unsafelyUnwrapped: the queue is not empty (the caller's precondition), so `head` is set.
         let m = head.unsafelyUnwrapped.removeFirst()
-        count &-= 1
         afterRemoval()
         return m
     }
 
-    /// A head chunk emptied by a removal goes, unless it is the last: that one is kept as
-    /// the spare.
+    /// Counts a removal. A head chunk it emptied goes, and the next one becomes the head
+    /// (taking over the count and the last chunk), unless it is the last: that one is kept
+    /// as the spare.
     @inline(__always)
     private mutating func afterRemoval() {
-        if head.unsafelyUnwrapped.isEmpty {
-            if let next = head.unsafelyUnwrapped.next {
-                head.unsafelyUnwrapped.next = nil
-                head = next
-            } else {
-                head.unsafelyUnwrapped.reset()   // kept as the spare
-            }
+        head.unsafelyUnwrapped.count &-= 1
+        guard head.unsafelyUnwrapped.isEmpty else { return }
+        if let next = head.unsafelyUnwrapped.next {
+            next.count = head.unsafelyUnwrapped.count
+            next.last = head.unsafelyUnwrapped.last
+            head.unsafelyUnwrapped.next = nil
+            head = next
+        } else {
+            head.unsafelyUnwrapped.reset()   // kept as the spare
         }
     }
 
@@ -149,7 +151,7 @@ struct MessageQueue: Sequence {
         return out
     }
 
-    func makeIterator() -> Iterator { Iterator(chunk: count > 0 ? head : nil) }
+    func makeIterator() -> Iterator { Iterator(chunk: isEmpty ? nil : head) }
 
     struct Iterator: IteratorProtocol {
         var chunk: MessageChunk?
@@ -173,17 +175,26 @@ struct MessageQueue: Sequence {
 /// One chunk of a ``MessageQueue``: a header and room for `capacity` messages in one
 /// allocation; the live messages are those at `start..<end`.
 final class MessageChunk: ManagedBuffer<MessageChunk.Header, any Sendable> {
-    // 32-bit positions (a chunk holds at most `MessageQueue.largestChunk` messages), so
-    // the header is three words and a first chunk of two messages fits a 128-byte block.
+    // 32-bit positions (a chunk holds at most `MessageQueue.largestChunk` messages). `last`
+    // and `count` are the queue's, kept in its head chunk only (stale in the others).
     struct Header {
         var start: Int32
         var end: Int32
         let capacity: Int32
         var next: MessageChunk?
+        // Unmanaged: the chain from the head chunk holds every chunk strongly, `last`
+        // included, and MessageQueue changes both together; appending through it takes no
+        // retain and no release.
+        var last: Unmanaged<MessageChunk>
+        var count: Int
     }
 
     static func make(capacity: Int) -> MessageChunk {
-        let b = create(minimumCapacity: capacity) { _ in Header(start: 0, end: 0, capacity: Int32(capacity), next: nil) }
+        let b = create(minimumCapacity: capacity) { b in
+            // `last` starts as the chunk itself (its queue sets it when it links the chunk).
+            Header(start: 0, end: 0, capacity: Int32(capacity), next: nil,
+                   last: Unmanaged.passUnretained(unsafeDowncast(b, to: MessageChunk.self)), count: 0)
+        }
         // `create` on this subclass makes an instance of it; the downcast cannot fail.
         return unsafeDowncast(b, to: MessageChunk.self)
     }
@@ -198,6 +209,14 @@ final class MessageChunk: ManagedBuffer<MessageChunk.Header, any Sendable> {
     @inline(__always) var isEmpty: Bool { withUnsafeMutablePointerToHeader { $0.pointee.start == $0.pointee.end } }
     @inline(__always) var start: Int { withUnsafeMutablePointerToHeader { Int($0.pointee.start) } }
     @inline(__always) var end: Int { withUnsafeMutablePointerToHeader { Int($0.pointee.end) } }
+    @inline(__always) var last: Unmanaged<MessageChunk> {
+        get { withUnsafeMutablePointerToHeader { $0.pointee.last } }
+        set { withUnsafeMutablePointerToHeader { $0.pointee.last = newValue } }
+    }
+    @inline(__always) var count: Int {
+        get { withUnsafeMutablePointerToHeader { $0.pointee.count } }
+        set { withUnsafeMutablePointerToHeader { $0.pointee.count = newValue } }
+    }
     @inline(__always) var next: MessageChunk? {
         get { withUnsafeMutablePointerToHeader { $0.pointee.next } }
         set { withUnsafeMutablePointerToHeader { $0.pointee.next = newValue } }

@@ -61,13 +61,14 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // The fields are in three groups, in this order, so that senders and the owner do not
     // write to one cache line (false sharing cost fan-in's consumer a cache miss on each
     // receive, while four producers took the lock beside the fields it reads):
-    // 1. what senders write: the lock and the mailbox's shared half, right after the object
-    //    header (whose reference count senders touch too). The last field a delivery writes
-    //    (the mailbox's status) is at byte 56 of the object;
-    // 2. what is written once or rarely: identity, settings, a receive's timer, the running
-    //    flag;
-    // 3. what the owner writes on each message, from byte 120 on: 64 bytes or more after the
-    //    status, so never in its cache line, wherever the allocator put the object.
+    // 1. what senders write: the lock word on every delivery (bytes 16–19, right after the
+    //    object header, whose reference count senders touch too), the mailbox's status and
+    //    waiter when a delivery wakes the owner (byte 40 at most). The queue's own count
+    //    and chunks are in the chunks (``MessageQueue``), not here;
+    // 2. what is written once or rarely, and the alive flag the owner reads;
+    // 3. what the owner writes on each message, from byte 104 on: 64 bytes or more after
+    //    the status, so never in its cache line (nor the lock's), wherever the allocator put
+    //    the object. 136 bytes in all, as before the queue was chunked.
     // (Offsets on 64-bit platforms; `ProcessLayoutTests` checks them.)
 
     // 1. Senders.
@@ -94,16 +95,18 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     let armedTimer = Atomic<UInt32>(0)
     /// Whether a thread is running the process (set as each run starts and ends).
     let onCPU = Atomic<Bool>(false)
+    private let alive = Atomic<Bool>(true)
 
     // 3. The owner.
     /// How many messages the owner's queue holds (for a bound's accounting and `info`).
     let savedCount = MessageCount()
-    private let alive = Atomic<Bool>(true)
+    /// Messages taken since the process last yielded its thread (sequential processes).
+    @exclusivity(unchecked) var sinceYield: UInt32 = 0
+    /// Messages taken so far. Each counts one reduction, and nothing else does yet, so it
+    /// is also the process's reduction count (`info`'s `messagesHandled` and `reductions`).
     let handledCount = Atomic<Int>(0)
-    let reductionCount = Atomic<Int>(0)
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
     @exclusivity(unchecked) var saved = SavedQueue()
-    @exclusivity(unchecked) var sinceYield = 0
 
     init(initialStatus: Status, limit: MailboxLimit?, hosted: LocalNode?) {
         let n = ProcessTable.nextIdentity()
@@ -244,7 +247,6 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             case .taken:
                 savedCount.store(saved.count)
                 handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-                reductionCount.store(reductionCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 return .taken
             case .refused:
                 return .refused

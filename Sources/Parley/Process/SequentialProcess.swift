@@ -181,7 +181,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             switch try take(from: &cursor, generation: generation, claim: claim, match) {
             case .taken:
                 sinceYield &+= 1
-                if sinceYield >= Scheduler.shared.configuration.reductions {
+                if sinceYield >= UInt32(clamping: Scheduler.shared.configuration.reductions) {
                     sinceYield = 0
                     await Scheduler.yield()
                     Scheduler.noteRunning(self)
