@@ -72,7 +72,17 @@ public struct Process: ProcessContext {
     @inlinable
     public func receive<R>(_ match: (any Sendable) throws -> R?) async throws -> R {
         var result: R? = nil
-        _ = try await sequential.receive(deadline: nil) { m in
+        var cursor = 0
+        let p = sequential
+        // A message already queued is taken without the waiting receive's task frame.
+        if try p.receiveNow(from: &cursor, { m in
+            result = try match(m)
+            return result != nil
+        }) {
+            if p.yieldDue { await p.yieldForReductions() }
+            return result!
+        }
+        _ = try await p.receive(deadline: nil, from: cursor) { m in
             result = try match(m)
             return result != nil
         }
@@ -84,7 +94,16 @@ public struct Process: ProcessContext {
     @inlinable
     public func receive<R>(after timeout: Duration, _ match: (any Sendable) throws -> R?) async throws -> R? {
         var result: R? = nil
-        _ = try await sequential.receive(deadline: MonotonicClock.deadline(after: timeout)) { m in
+        var cursor = 0
+        let p = sequential
+        if try p.receiveNow(from: &cursor, { m in
+            result = try match(m)
+            return result != nil
+        }) {
+            if p.yieldDue { await p.yieldForReductions() }
+            return result
+        }
+        _ = try await p.receive(deadline: MonotonicClock.deadline(after: timeout), from: cursor) { m in
             result = try match(m)
             return result != nil
         }

@@ -243,10 +243,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
                     _ match: (any Sendable) throws -> Bool) rethrows -> TakeStep {
         if mailboxLimit > 0 { cursor -= applyPendingDrops() }
         while true {
-            switch try saved.take(from: &cursor, claim: claim, match) {
+            switch try takeSaved(from: &cursor, claim: claim, match) {
             case .taken:
-                savedCount.store(saved.count)
-                handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 return .taken
             case .refused:
                 return .refused
@@ -268,6 +266,20 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     }
 
     enum TakeStep { case taken, empty, timedOut, refused, dead }
+
+    /// Owner only: ``take(from:generation:claim:_:)``'s scan of the owner's queue alone,
+    /// with no lock (nothing that arrived since the last refill is looked at). A message
+    /// taken counts as handled.
+    @inline(__always)
+    final func takeSaved(from cursor: inout Int, claim: (() -> Bool)? = nil,
+                         _ match: (any Sendable) throws -> Bool) rethrows -> SavedQueue.Found {
+        let found = try saved.take(from: &cursor, claim: claim, match)
+        if found == .taken {
+            savedCount.store(saved.count)
+            handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        }
+        return found
+    }
 
     /// Owner only: applies the drops `dropOldest` counted against the owner's queue while
     /// the oldest messages sat there; returns how many went.

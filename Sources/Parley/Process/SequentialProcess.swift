@@ -146,6 +146,39 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         try await receive(deadline: deadline, from: start, also: .none, match) == .matched
     }
 
+    /// The first step of a receive, without an async frame or a lock: takes the first
+    /// message at or after `cursor` that `match` accepts if the owner's queue holds one
+    /// (true), else leaves `cursor` past what it scanned for the waiting receive that
+    /// follows (false), which moves in what arrived since. A process draining a backlog
+    /// (fan-in's consumer, a busy server) takes most messages this way and allocates no task
+    /// frame for them; one that waits for each message (ping-pong, a ring) pays a check
+    /// that its queue is empty. The message counts a reduction; when the budget is spent,
+    /// `yieldDue` says so and the caller yields (``yieldForReductions()``).
+    @usableFromInline
+    @inline(__always)
+    func receiveNow(from cursor: inout Int, _ match: (any Sendable) throws -> Bool) throws -> Bool {
+        // A bounded mailbox applies its pending drops first, under the lock: the waiting
+        // receive does that.
+        guard mailboxLimit == 0, !saved.isEmpty else { return false }
+        guard isAlive else { throw ProcessExit(finalReason()) }
+        guard try takeSaved(from: &cursor, match) == .taken else { return false }
+        sinceYield &+= 1
+        return true
+    }
+
+    /// Whether the messages taken since the last yield have spent the reduction budget.
+    @usableFromInline
+    var yieldDue: Bool { sinceYield >= UInt32(clamping: Scheduler.shared.configuration.reductions) }
+
+    /// Yields the scheduler thread once the budget is spent (as the BEAM preempts a process
+    /// after its reductions), and starts counting again.
+    @usableFromInline
+    func yieldForReductions() async {
+        sinceYield = 0
+        await Scheduler.yield()
+        Scheduler.noteRunning(self)
+    }
+
     /// A wake source a receive waits on besides its mailbox.
     enum AlsoWake {
         case none
@@ -181,11 +214,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             switch try take(from: &cursor, generation: generation, claim: claim, match) {
             case .taken:
                 sinceYield &+= 1
-                if sinceYield >= UInt32(clamping: Scheduler.shared.configuration.reductions) {
-                    sinceYield = 0
-                    await Scheduler.yield()
-                    Scheduler.noteRunning(self)
-                }
+                if yieldDue { await yieldForReductions() }
                 return .matched
             case .dead: throw ProcessExit(finalReason())
             case .timedOut: return .timedOut
