@@ -113,7 +113,16 @@ public struct Process: ProcessContext {
     /// Waits for the next message, whatever it is.
     @inlinable
     public func receive() async throws -> any Sendable {
-        try await receive { $0 }
+        // The first message is moved out of the queue: no match, and no copy of it for one
+        // (through a generic match, `receive { $0 }` cost fan-in's consumer half its speed).
+        let p = sequential
+        while true {
+            if let m = try p.receiveFirstNow() {
+                if p.yieldDue { await p.yieldForReductions() }
+                return m
+            }
+            try await p.awaitMessages()
+        }
     }
 
     /// Waits up to `timeout` for the next message.

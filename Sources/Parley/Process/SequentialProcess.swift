@@ -166,6 +166,44 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         return true
     }
 
+    /// ``receiveNow(from:_:)`` for a receive that takes any message: the first one in the
+    /// owner's queue, moved out (no copy for a match to keep), or nil if the queue is empty.
+    @usableFromInline
+    @inline(__always)
+    func receiveFirstNow() throws -> (any Sendable)? {
+        if mailboxLimit > 0 { _ = applyPendingDrops() }
+        guard !saved.isEmpty else { return nil }
+        guard isAlive else { throw ProcessExit(finalReason()) }
+        let m = saved.removeFirst()
+        savedCount.store(saved.count)
+        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        sinceYield &+= 1
+        return m
+    }
+
+    /// Waits until the owner's queue holds a message: moves in what has arrived, or parks
+    /// until a delivery does (invariant 2 of ``MailboxState``: a delivery before the park
+    /// keeps it from parking). The waiting half of ``Process/receive()``, which takes the
+    /// first message whatever it is, so no match is needed. Throws if the process is dead.
+    @usableFromInline
+    func awaitMessages() async throws {
+        while saved.isEmpty {
+            guard isAlive else { throw ProcessExit(finalReason()) }
+            let refilled = withShared { s -> Bool? in
+                if s.mailbox.isDead { return nil }
+                guard s.mailbox.refill(&saved) else { return false }
+                savedCount.store(saved.count)   // under the lock, as `take` does
+                return true
+            }
+            guard let refilled else { throw ProcessExit(finalReason()) }
+            if refilled { return }
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                if !withShared({ $0.mailbox.park(c, generation: 0) }) { c.resume() }
+            }
+            Scheduler.noteRunning(self)
+        }
+    }
+
     /// Whether the messages taken since the last yield have spent the reduction budget.
     @usableFromInline
     var yieldDue: Bool { sinceYield >= UInt32(clamping: Scheduler.shared.configuration.reductions) }
