@@ -72,21 +72,20 @@ public struct Process: ProcessContext {
     @inlinable
     public func receive<R>(_ match: (any Sendable) throws -> R?) async throws -> R {
         var result: R? = nil
+        // The receive marker: messages before it were looked at and did not match.
         var cursor = 0
         let p = sequential
-        // A message already queued is taken without the waiting receive's task frame.
-        if try p.receiveNow(from: &cursor, { m in
-            result = try match(m)
-            return result != nil
-        }) {
-            if p.yieldDue { await p.yieldForReductions() }
-            return result!
+        while true {
+            // Scans what the process holds (no lock, no async frame), then waits for more.
+            if try p.receiveNow(from: &cursor, { m in
+                result = try match(m)
+                return result != nil
+            }) {
+                if p.yieldDue { await p.yieldForReductions() }
+                return result!
+            }
+            try await p.awaitMessages(beyond: cursor)
         }
-        _ = try await p.receive(deadline: nil, from: cursor) { m in
-            result = try match(m)
-            return result != nil
-        }
-        return result!
     }
 
     /// Like ``receive(_:)`` with an `after` clause: returns `nil` if nothing matched within

@@ -157,9 +157,10 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     @usableFromInline
     @inline(__always)
     func receiveNow(from cursor: inout Int, _ match: (any Sendable) throws -> Bool) throws -> Bool {
-        // A bounded mailbox applies its pending drops first, under the lock: the waiting
-        // receive does that.
-        guard mailboxLimit == 0, !saved.isEmpty else { return false }
+        // A bounded mailbox's drops of messages already in the owner's queue go first (and
+        // move the cursor with them), as in `take`.
+        if mailboxLimit > 0 { cursor -= applyPendingDrops() }
+        guard !saved.isEmpty else { return false }
         guard isAlive else { throw ProcessExit(finalReason()) }
         guard try takeSaved(from: &cursor, match) == .taken else { return false }
         sinceYield &+= 1
@@ -181,13 +182,17 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         return m
     }
 
-    /// Waits until the owner's queue holds a message: moves in what has arrived, or parks
-    /// until a delivery does (invariant 2 of ``MailboxState``: a delivery before the park
-    /// keeps it from parking). The waiting half of ``Process/receive()``, which takes the
-    /// first message whatever it is, so no match is needed. Throws if the process is dead.
+    /// Waits until the owner's queue holds more than `seen` messages: moves in what has
+    /// arrived, or parks until a delivery does (invariant 2 of ``MailboxState``: a delivery
+    /// before the park keeps it from parking). The waiting half of ``Process/receive()`` and
+    /// of a receive with a pattern and no timeout, which scan what it moved in with
+    /// ``receiveNow(from:_:)`` or ``receiveFirstNow()``. Kept apart from the scan, so that a
+    /// parked process's suspended frame is this small one: a process waiting in `receive`
+    /// then fits in its task's first allocation (about 1 KB less each). Throws if the
+    /// process is dead.
     @usableFromInline
-    func awaitMessages() async throws {
-        while saved.isEmpty {
+    func awaitMessages(beyond seen: Int = 0) async throws {
+        while saved.count <= seen {
             guard isAlive else { throw ProcessExit(finalReason()) }
             let refilled = withShared { s -> Bool? in
                 if s.mailbox.isDead { return nil }
