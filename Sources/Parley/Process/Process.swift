@@ -84,7 +84,7 @@ public struct Process: ProcessContext {
                 if p.yieldDue { await p.yieldForReductions() }
                 return result!
             }
-            try await p.awaitMessages(beyond: cursor)
+            _ = try await p.awaitMessages(beyond: cursor)
         }
     }
 
@@ -95,18 +95,22 @@ public struct Process: ProcessContext {
         var result: R? = nil
         var cursor = 0
         let p = sequential
-        if try p.receiveNow(from: &cursor, { m in
-            result = try match(m)
-            return result != nil
-        }) {
-            if p.yieldDue { await p.yieldForReductions() }
-            return result
+        let deadline = MonotonicClock.deadline(after: timeout)
+        var generation: UInt32 = 0
+        defer { if generation != 0 { p.disarmTimeout(generation, deadline: deadline) } }
+        while true {
+            if try p.receiveNow(from: &cursor, { m in
+                result = try match(m)
+                return result != nil
+            }) {
+                if p.yieldDue { await p.yieldForReductions() }
+                return result
+            }
+            if try p.refillNow(beyond: cursor) { continue }
+            if deadline <= MonotonicClock.now { return nil }
+            if generation == 0 { generation = p.armTimeout(deadline) }
+            if try await !p.awaitMessages(beyond: cursor, generation: generation) { return nil }
         }
-        _ = try await p.receive(deadline: MonotonicClock.deadline(after: timeout), from: cursor) { m in
-            result = try match(m)
-            return result != nil
-        }
-        return result
     }
 
     /// Waits for the next message, whatever it is.
@@ -120,7 +124,7 @@ public struct Process: ProcessContext {
                 if p.yieldDue { await p.yieldForReductions() }
                 return m
             }
-            try await p.awaitMessages()
+            _ = try await p.awaitMessages()
         }
     }
 
@@ -161,7 +165,14 @@ public struct Process: ProcessContext {
     /// ```
     /// - Throws: ``ProcessExit`` if the process is killed while it sleeps.
     public func sleep(for duration: Duration) async throws {
-        _ = try await sequential.receive(deadline: MonotonicClock.deadline(after: duration)) { _ in false }
+        let p = sequential
+        guard p.isAlive else { throw ProcessExit(p.finalReason()) }
+        let deadline = MonotonicClock.deadline(after: duration)
+        guard deadline > MonotonicClock.now else { return }
+        let generation = p.armTimeout(deadline)
+        defer { p.disarmTimeout(generation, deadline: deadline) }
+        // Messages that arrive are moved into the process's own queue and left there.
+        while try await p.awaitMessages(beyond: p.saved.count, generation: generation) {}
     }
 
     /// Gives the scheduler to other processes: for a long loop that does not receive

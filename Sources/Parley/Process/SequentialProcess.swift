@@ -184,29 +184,66 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     /// Waits until the owner's queue holds more than `seen` messages: moves in what has
     /// arrived, or parks until a delivery does (invariant 2 of ``MailboxState``: a delivery
-    /// before the park keeps it from parking). The waiting half of ``Process/receive()`` and
-    /// of a receive with a pattern and no timeout, which scan what it moved in with
-    /// ``receiveNow(from:_:)`` or ``receiveFirstNow()``. Kept apart from the scan, so that a
-    /// parked process's suspended frame is this small one: a process waiting in `receive`
-    /// then fits in its task's first allocation (about 1 KB less each). Throws if the
-    /// process is dead.
+    /// before the park keeps it from parking). With `generation` (a timeout armed by
+    /// ``armTimeout(_:)``), returns false once it fires and nothing new came. The waiting
+    /// half of ``Process/receive()``, of the receives with a pattern, and of `sleep`,
+    /// which scan what it moved in with ``receiveNow(from:_:)`` or ``receiveFirstNow()``.
+    /// Kept apart from the scan, so that a parked process's suspended frame is this small
+    /// one: a process waiting in `receive` then fits in its task's first allocation (about
+    /// 1 KB less each). Throws if the process is dead.
     @usableFromInline
-    func awaitMessages(beyond seen: Int = 0) async throws {
+    func awaitMessages(beyond seen: Int = 0, generation: UInt32 = 0) async throws -> Bool {
         while saved.count <= seen {
             guard isAlive else { throw ProcessExit(finalReason()) }
-            let refilled = withShared { s -> Bool? in
-                if s.mailbox.isDead { return nil }
-                guard s.mailbox.refill(&saved) else { return false }
-                savedCount.store(saved.count)   // under the lock, as `take` does
-                return true
+            let step = withShared { s -> TakeStep in
+                if s.mailbox.isDead { return .dead }
+                if s.mailbox.refill(&saved) {
+                    savedCount.store(saved.count)   // under the lock, as `take` does
+                    return .taken
+                }
+                return s.mailbox.timedOut(generation) ? .timedOut : .empty
             }
-            guard let refilled else { throw ProcessExit(finalReason()) }
-            if refilled { return }
+            switch step {
+            case .dead: throw ProcessExit(finalReason())
+            case .timedOut: return false
+            case .taken: continue
+            case .empty, .refused: break
+            }
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                if !withShared({ $0.mailbox.park(c, generation: 0) }) { c.resume() }
+                if !withShared({ $0.mailbox.park(c, generation: generation) }) { c.resume() }
             }
             Scheduler.noteRunning(self)
         }
+        return true
+    }
+
+    /// Moves in what has arrived, without waiting: whether the owner's queue now holds more
+    /// than `seen` messages. For a receive whose deadline has passed (`after 0` polls).
+    @usableFromInline
+    func refillNow(beyond seen: Int) throws -> Bool {
+        guard isAlive else { throw ProcessExit(finalReason()) }
+        let dead = withShared { s -> Bool in
+            if s.mailbox.isDead { return true }
+            if s.mailbox.refill(&saved) { savedCount.store(saved.count) }
+            return false
+        }
+        if dead { throw ProcessExit(finalReason()) }
+        return saved.count > seen
+    }
+
+    /// Arms the timeout of a receive that waits until `deadline`; returns the generation
+    /// to pass to ``awaitMessages(beyond:generation:)`` and then to ``disarmTimeout(_:deadline:)``.
+    @usableFromInline
+    func armTimeout(_ deadline: UInt64) -> UInt32 {
+        let g = withShared { $0.mailbox.nextGeneration() }
+        armTimer(g, deadline: deadline)
+        return g
+    }
+
+    /// Disarms it once the receive ends (a no-op if it fired).
+    @usableFromInline
+    func disarmTimeout(_ g: UInt32, deadline: UInt64) {
+        disarmTimer(g, deadline: deadline)
     }
 
     /// Whether the messages taken since the last yield have spent the reduction budget.
