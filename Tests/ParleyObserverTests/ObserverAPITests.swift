@@ -75,7 +75,9 @@ struct ObserverAPITests {
             let sink = try Process.spawn { me in try await me.sleep(for: .seconds(60)) }
             defer { Process.exit(sink, .kill) }
             for i in 0..<30 { sink.send("m\(i)") }
-            #expect(await eventually { Process.info(sink)?.messageQueueLength == 30 })
+            // Parked again after the last delivery woke it: only a parked owner's own queue
+            // can be read (a running one's is its own), so the page shows every message then.
+            #expect(await eventually { Process.info(sink).map { $0.messageQueueLength == 30 && $0.status == .waiting } ?? false })
             let d = try json(try await http(port, "api/processes/\(urlForm(sink))"))
             let mailbox = try #require(d["mailbox"] as? [String])
             #expect(mailbox == (0..<ProcessDetail.mailboxHead).map { "m\($0)" }, "the first messages, oldest first, bounded")

@@ -72,4 +72,29 @@ struct ReceiveAnyTests {
         }
         #expect(kept == [4, 5])
     }
+
+    @Test("a bounded mailbox flooded while its owner waits in a selective receive: the receive still finds its message (drops never push its marker below the queue's start)")
+    func boundedFloodWhileWaiting() async throws {
+        let kept = try await Process.run { me in
+            let parent = me.pid
+            var opts = SpawnOptions()
+            opts.mailbox = MailboxLimit(capacity: 10, overflow: .dropOldest)
+            let sink = try me.spawn(opts) { p in
+                _ = try await p.receive(String.self, where: { $0 == "go" })
+                var kept: [Int] = []
+                while let v = try await p.receive(Int.self, after: .zero) { kept.append(v) }
+                p.send(kept, to: parent)
+            }
+            try await me.sleep(for: .milliseconds(20))
+            for i in 0..<5000 { me.send(i, to: sink) }
+            me.send("go", to: sink)
+            // A receive whose marker went below 0 spun without moving arrivals in: bounded
+            // here so that such a regression fails instead of hanging the suite.
+            let kept = try await me.receive([Int].self, after: .seconds(20))
+            Process.exit(sink, .kill)
+            return kept
+        }
+        // dropOldest keeps the newest ten: "go" and the nine integers before it.
+        #expect(kept == Array(4991..<5000))
+    }
 }

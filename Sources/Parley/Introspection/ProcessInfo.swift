@@ -70,10 +70,12 @@ extension Process {
 }
 
 /// Bytes a Swift task of a parked sequential process holds beyond the process object: the
-/// task object, its first allocator slab and the parked async frames. `parley bench
-/// spawn-idle` measured about 2.8 KB per sequential process in all (BENCHMARKS.md), of
-/// which the process object, table entry and closures are about 300 B.
-let estimatedTaskBytes = 2500
+/// task object and the parked async frames, which fit in the task's first allocation since
+/// a waiting receive parks in a small function of its own. `parley bench spawn-idle`
+/// measured about 1.74 KB per sequential process in all (BENCHMARKS.md, 2026-12-04,
+/// 19:30 UTC; 2.8 KB before), of which the process object, table entry and closures are
+/// about 300 B.
+let estimatedTaskBytes = 1450
 
 extension ProcessCore {
     func info() -> Process.Info? {

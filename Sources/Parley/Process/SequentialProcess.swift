@@ -158,8 +158,8 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     @inline(__always)
     func receiveNow(from cursor: inout Int, _ match: (any Sendable) throws -> Bool) throws -> Bool {
         // A bounded mailbox's drops of messages already in the owner's queue go first (and
-        // move the cursor with them), as in `take`.
-        if mailboxLimit > 0 { cursor -= applyPendingDrops() }
+        // move the cursor with them, never below 0: the wait that follows counts on it).
+        if mailboxLimit > 0 { cursor = max(0, cursor - applyPendingDrops()) }
         guard !saved.isEmpty else { return false }
         guard isAlive else { throw ProcessExit(finalReason()) }
         guard try takeSaved(from: &cursor, match) == .taken else { return false }
@@ -193,6 +193,9 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// 1 KB less each). Throws if the process is dead.
     @usableFromInline
     func awaitMessages(beyond seen: Int = 0, generation: UInt32 = 0) async throws -> Bool {
+        // A negative `seen` would return at once with nothing moved in, and a receive loop
+        // would spin on it.
+        let seen = max(0, seen)
         while saved.count <= seen {
             guard isAlive else { throw ProcessExit(finalReason()) }
             let step = withShared { s -> TakeStep in
