@@ -108,7 +108,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         } catch {
             next = .stop(.error(error))
         }
-        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        noteHandled()
         if case .stop(let reason) = next {
             if isAlive { ExitSignals.exit(self, reason: reason) }
             release()

@@ -92,11 +92,6 @@ struct MessageQueue: Sequence {
         other = MessageQueue()
     }
 
-    /// The oldest message, left in place.
-    var first: (any Sendable)? {
-        isEmpty ? nil : head.unsafelyUnwrapped.first
-    }
-
     /// Calls `body` with the oldest message in place (no copy of it is made for the call);
     /// nil if the queue is empty.
     @inline(__always)
@@ -229,11 +224,6 @@ final class MessageChunk: ManagedBuffer<MessageChunk.Header, any Sendable> {
             (e + Int(h.pointee.end)).initialize(to: m)
             h.pointee.end &+= 1
         }
-    }
-
-    @inline(__always)
-    var first: any Sendable {
-        withUnsafeMutablePointers { h, e in e[Int(h.pointee.start)] }
     }
 
     /// `body` gets the message at `start` in place: the pointer's addressor passes its

@@ -249,20 +249,33 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
             case .refused:
                 return .refused
             case .notFound:
-                let step = withShared { s -> TakeStep? in
-                    if s.mailbox.isDead { return .dead }
-                    if s.mailbox.refill(&saved) {
-                        // Under the lock, with the refill: a sender that found `incoming`
-                        // empty must also find the moved messages counted, or a bounded
-                        // mailbox keeps more than its capacity.
-                        savedCount.store(saved.count)
-                        return nil
-                    }
-                    return s.mailbox.timedOut(generation) ? .timedOut : .empty
-                }
-                if let step { return step }
+                let step = moveArrivals(generation: generation)
+                if step != .taken { return step }
             }
         }
+    }
+
+    /// Owner only: moves what has arrived into the owner's queue (`.taken`), or says that
+    /// the mailbox is dead, that the timer of the receive that drew `generation` (0: none)
+    /// fired, or that nothing arrived (`.empty`). The one refill step of every receive.
+    final func moveArrivals(generation: UInt32 = 0) -> TakeStep {
+        withShared { s in
+            if s.mailbox.isDead { return .dead }
+            if s.mailbox.refill(&saved) {
+                // Under the lock, with the refill: a sender that found `incoming` empty must
+                // also find the moved messages counted, or a bounded mailbox keeps more than
+                // its capacity.
+                savedCount.store(saved.count)
+                return .taken
+            }
+            return s.mailbox.timedOut(generation) ? .timedOut : .empty
+        }
+    }
+
+    /// Owner only: counts a message taken (each is also the process's one reduction for it).
+    @inline(__always)
+    final func noteHandled() {
+        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     enum TakeStep { case taken, empty, timedOut, refused, dead }
@@ -276,7 +289,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         let found = try saved.take(from: &cursor, claim: claim, match)
         if found == .taken {
             savedCount.store(saved.count)
-            handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            noteHandled()
         }
         return found
     }

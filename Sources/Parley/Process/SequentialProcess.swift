@@ -81,14 +81,21 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         return true
     }
 
-    /// Arms the timeout of the receive that drew generation `g` (no allocation).
-    private func armTimer(_ g: UInt32, deadline: UInt64) {
+    /// Arms the timeout of a receive that waits until `deadline` (no allocation); returns
+    /// the generation it drew, to pass to the wait (``awaitMessages(beyond:generation:)``)
+    /// and then to ``disarmTimeout(_:deadline:)``.
+    @usableFromInline
+    func armTimeout(_ deadline: UInt64) -> UInt32 {
+        let g = withShared { $0.mailbox.nextGeneration() }
         armedTimer.store(g, ordering: .relaxed)
         Scheduler.shared.timers.schedule(at: deadline, target: self, tag: UInt64(g))
+        return g
     }
 
-    /// Disarms it when the receive ends first; the queue drops it if it is the earliest.
-    private func disarmTimer(_ g: UInt32, deadline: UInt64) {
+    /// Disarms it when the receive ends first (a no-op if it fired); the queue drops it if
+    /// it is the earliest.
+    @usableFromInline
+    func disarmTimeout(_ g: UInt32, deadline: UInt64) {
         if armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged {
             Scheduler.shared.timers.noteCancelled(deadline: deadline)
         }
@@ -177,7 +184,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         guard isAlive else { throw ProcessExit(finalReason()) }
         let m = saved.removeFirst()
         savedCount.store(saved.count)
-        handledCount.store(handledCount.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        noteHandled()
         sinceYield &+= 1
         return m
     }
@@ -198,15 +205,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         let seen = max(0, seen)
         while saved.count <= seen {
             guard isAlive else { throw ProcessExit(finalReason()) }
-            let step = withShared { s -> TakeStep in
-                if s.mailbox.isDead { return .dead }
-                if s.mailbox.refill(&saved) {
-                    savedCount.store(saved.count)   // under the lock, as `take` does
-                    return .taken
-                }
-                return s.mailbox.timedOut(generation) ? .timedOut : .empty
-            }
-            switch step {
+            switch moveArrivals(generation: generation) {
             case .dead: throw ProcessExit(finalReason())
             case .timedOut: return false
             case .taken: continue
@@ -224,29 +223,8 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// than `seen` messages. For a receive whose deadline has passed (`after 0` polls).
     @usableFromInline
     func refillNow(beyond seen: Int) throws -> Bool {
-        guard isAlive else { throw ProcessExit(finalReason()) }
-        let dead = withShared { s -> Bool in
-            if s.mailbox.isDead { return true }
-            if s.mailbox.refill(&saved) { savedCount.store(saved.count) }
-            return false
-        }
-        if dead { throw ProcessExit(finalReason()) }
+        guard isAlive, moveArrivals() != .dead else { throw ProcessExit(finalReason()) }
         return saved.count > seen
-    }
-
-    /// Arms the timeout of a receive that waits until `deadline`; returns the generation
-    /// to pass to ``awaitMessages(beyond:generation:)`` and then to ``disarmTimeout(_:deadline:)``.
-    @usableFromInline
-    func armTimeout(_ deadline: UInt64) -> UInt32 {
-        let g = withShared { $0.mailbox.nextGeneration() }
-        armTimer(g, deadline: deadline)
-        return g
-    }
-
-    /// Disarms it once the receive ends (a no-op if it fired).
-    @usableFromInline
-    func disarmTimeout(_ g: UInt32, deadline: UInt64) {
-        disarmTimer(g, deadline: deadline)
     }
 
     /// Whether the messages taken since the last yield have spent the reduction budget.
@@ -284,7 +262,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         var cursor = start
         var generation: UInt32 = 0
         var armed = false
-        defer { if armed, let deadline { disarmTimer(generation, deadline: deadline) } }
+        defer { if armed, let deadline { disarmTimeout(generation, deadline: deadline) } }
         var claim: (() -> Bool)? = nil
         if case .select(let w) = also { claim = { w.claim() } }
         while true {
@@ -306,8 +284,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             if let deadline {
                 if deadline <= MonotonicClock.now { return .timedOut }
                 if !armed {
-                    generation = withShared { $0.mailbox.nextGeneration() }
-                    armTimer(generation, deadline: deadline)
+                    generation = armTimeout(deadline)
                     armed = true
                 }
             }
