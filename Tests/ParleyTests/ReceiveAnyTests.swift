@@ -53,47 +53,22 @@ struct ReceiveAnyTests {
 
     @Test("a bounded mailbox's dropOldest applies before receive() takes: the oldest kept is the first taken")
     func boundedDropOldest() async throws {
-        let kept = try await Process.run { me in
-            let parent = me.pid
-            var opts = SpawnOptions()
-            opts.mailbox = MailboxLimit(capacity: 3, overflow: .dropOldest)
-            let sink = try me.spawn(opts) { p in
-                _ = try await p.receive(String.self, where: { $0 == "go" })
-                let a = try await p.receive() as! Int
-                let b = try await p.receive() as! Int
-                p.send([a, b], to: parent)
-            }
-            // Whenever the sink runs, each delivery keeps the newest three (MailboxLimit's
-            // dropOldest): 3, 4, 5 after the integers, then 4, 5, "go". Drops of messages the
-            // sink already moved into its own queue are applied before it takes.
-            for i in 1...5 { me.send(i, to: sink) }
-            me.send("go", to: sink)
-            return try await me.receive([Int].self)
+        // Whenever the sink runs, each delivery keeps the newest three (MailboxLimit's
+        // dropOldest): 3, 4, 5 after the integers, then 4, 5, "go". Drops of messages the
+        // sink already moved into its own queue are applied before it takes.
+        let kept = try await floodDropOldestSink(capacity: 3, with: 1...5, settle: false) { p in
+            let a = try await p.receive() as! Int
+            let b = try await p.receive() as! Int
+            return [a, b]
         }
         #expect(kept == [4, 5])
     }
 
     @Test("a bounded mailbox flooded while its owner waits in a selective receive: the receive still finds its message (drops never push its marker below the queue's start)")
     func boundedFloodWhileWaiting() async throws {
-        let kept = try await Process.run { me in
-            let parent = me.pid
-            var opts = SpawnOptions()
-            opts.mailbox = MailboxLimit(capacity: 10, overflow: .dropOldest)
-            let sink = try me.spawn(opts) { p in
-                _ = try await p.receive(String.self, where: { $0 == "go" })
-                var kept: [Int] = []
-                while let v = try await p.receive(Int.self, after: .zero) { kept.append(v) }
-                p.send(kept, to: parent)
-            }
-            try await me.sleep(for: .milliseconds(20))
-            for i in 0..<5000 { me.send(i, to: sink) }
-            me.send("go", to: sink)
-            // A receive whose marker went below 0 spun without moving arrivals in: bounded
-            // here so that such a regression fails instead of hanging the suite.
-            let kept = try await me.receive([Int].self, after: .seconds(20))
-            Process.exit(sink, .kill)
-            return kept
-        }
+        // A receive whose marker went below 0 spun without moving arrivals in; the helper
+        // bounds the wait, so such a regression fails instead of hanging the suite.
+        let kept = try await floodDropOldestSink(capacity: 10, with: 0..<5000, settle: true, drain: takeAllIntegers)
         // dropOldest keeps the newest ten: "go" and the nine integers before it.
         #expect(kept == Array(4991..<5000))
     }

@@ -146,21 +146,7 @@ struct RegistryTimerMailboxTests {
     @Test("A bounded mailbox with dropOldest keeps the newest N, in order")
     func boundedDropOldest() async throws {
         let n = scaled(50_000)
-        let kept = try await Parley.Process.run { me in
-            let parent = me.pid
-            var opts = SpawnOptions()
-            opts.mailbox = MailboxLimit(capacity: 10, overflow: .dropOldest)
-            let sink = try me.spawn(opts) { p in
-                _ = try await p.receive(String.self, where: { $0 == "go" })
-                var kept: [Int] = []
-                while let v = try await p.receive(Int.self, after: .zero) { kept.append(v) }
-                p.send(kept, to: parent)
-            }
-            try await me.sleep(for: .milliseconds(20))
-            for i in 0..<n { me.send(i, to: sink) }
-            me.send("go", to: sink)
-            return try await me.receive([Int].self)
-        }
+        let kept = try await floodDropOldestSink(capacity: 10, with: 0..<n, settle: true, drain: takeAllIntegers)
         // "go" itself took a slot, so the 9 newest integers remain.
         #expect(kept == Array((n - 9)..<n))
     }
@@ -251,4 +237,34 @@ final class Flag: Sendable {
     private let value = Locked<Bool>(false)
     func set() { value.withLock { $0 = true } }
     func wait() { while !value.withLock({ $0 }) { usleepBlocking(1000) } }
+}
+
+/// Spawns a process whose mailbox holds `capacity` messages and drops the oldest, that waits
+/// in a selective receive for "go" and then sends back what `drain` takes. Sends it `values`
+/// and "go" (after `settle`, once it waits) and returns what it sent back, or nil if nothing
+/// came within 20 s (so that a receive that never sees "go" fails instead of hanging).
+func floodDropOldestSink(capacity: Int, with values: some Sequence<Int> & Sendable, settle: Bool,
+                         drain: @escaping @Sendable @concurrent (Process) async throws -> [Int]) async throws -> [Int]? {
+    try await Process.run { me in
+        let parent = me.pid
+        var opts = SpawnOptions()
+        opts.mailbox = MailboxLimit(capacity: capacity, overflow: .dropOldest)
+        let sink = try me.spawn(opts) { p in
+            _ = try await p.receive(String.self, where: { $0 == "go" })
+            p.send(try await drain(p), to: parent)
+        }
+        if settle { try await me.sleep(for: .milliseconds(20)) }
+        for i in values { me.send(i, to: sink) }
+        me.send("go", to: sink)
+        let kept = try await me.receive([Int].self, after: .seconds(20))
+        Process.exit(sink, .kill)
+        return kept
+    }
+}
+
+/// Every integer queued now, oldest first (`receive ... after 0` until none is left).
+@Sendable @concurrent func takeAllIntegers(_ p: Process) async throws -> [Int] {
+    var kept: [Int] = []
+    while let v = try await p.receive(Int.self, after: .zero) { kept.append(v) }
+    return kept
 }
