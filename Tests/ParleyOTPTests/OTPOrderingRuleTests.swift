@@ -39,13 +39,68 @@ struct SlowContinue: GenServer {
     mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(log) }
 }
 
-/// Rules of OTP and Elixir that concern the order of a stop's and a task's steps. Each was
-/// checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the comments). Serialized:
-/// one of them holds a scheduler thread on purpose (a slow terminate), and at most one at a
-/// time may, so that suites running alongside keep a scheduler for their timers.
-@Suite("Stop and task ordering (gen_server.erl, Elixir Task)", .serialized)
+/// A server whose `handleCall(.slow)` holds its thread for a second, as a `handle_call`
+/// that does blocking work would.
+struct SlowHandler: GenServer {
+    enum Call: Sendable { case slow, ping }
+    typealias Reply = String
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+        switch request {
+        case .slow:
+            usleep(1_000_000)
+            return .reply("late")
+        case .ping:
+            return .reply("pong")
+        }
+    }
+}
+
+/// Rules of OTP and Elixir that concern a call's timeout and the order of a stop's and a
+/// task's steps. Each was checked against Erlang/OTP 25 and Elixir 1.14 (snippets in the
+/// comments). Serialized: some hold a scheduler thread on purpose (a slow handler, a slow
+/// terminate), and at most one at a time may, so that suites running alongside keep a
+/// scheduler for their timers.
+@Suite("Call timeouts, stop and task ordering (gen.erl, gen_server.erl, Elixir Task)", .serialized)
 struct OTPOrderingRuleTests {
     init() { TestLogging.installed }
+
+    // gen.erl's do_call waits in `receive ... after Timeout`, whatever the server does. On
+    // OTP 25, gen_server:call(P, slow, 100) to an idle server whose handle_call sleeps
+    // 500 ms exits with timeout after 102 ms; the next call returns pong after the slow
+    // handler ends (502 ms), and no late reply reaches the caller (a receive after 100 ms
+    // finds nothing): `erl -noshell` with a module whose handle_call(slow, ...) does
+    // timer:sleep(500).
+    @Test("A call's timeout holds while the server is busy with it: timeout on time, the next call works, no late reply")
+    func callTimeoutHoldsWhileServerIsBusy() async throws {
+        let server = try SlowHandler().start()
+        let (first, elapsed, second, stray) = try await Process.run { me -> (String, Duration, String, Bool) in
+            let t0 = ContinuousClock.now
+            var first = "replied"
+            do {
+                _ = try await server.call(.slow, timeout: .milliseconds(100))
+            } catch Gen.CallError.timeout {
+                first = "timeout"
+            } catch {
+                first = "\(error)"
+            }
+            let elapsed = ContinuousClock.now - t0
+            let second = try await server.call(.ping, timeout: .seconds(10))
+            let stray = try await me.receive(after: .milliseconds(100)) != nil
+            return (first, elapsed, second, stray)
+        }
+        #expect(first == "timeout")
+        #expect(elapsed >= .milliseconds(100), "never early")
+        #expect(elapsed < .milliseconds(800), "on time, not when the handler returns (1 s): \(elapsed)")
+        #expect(second == "pong")
+        #expect(!stray, "the late reply is dropped")
+        // From outside any process too (a stand-in mailbox waits for the reply).
+        let t1 = ContinuousClock.now
+        await #expect(throws: Gen.CallError.self) { try await server.call(.slow, timeout: .milliseconds(100)) }
+        let outside: Duration = ContinuousClock.now - t1
+        #expect(outside < .milliseconds(800), "from outside a process: \(outside)")
+        #expect(try await server.call(.ping, timeout: .seconds(10)) == "pong")
+        try await server.stop()
+    }
 
     // Elixir's GenServer docs (handle_call/3): "Returning {:stop, reason, reply, new_state}
     // stops the loop and terminate/2 is called with reason reason and state new_state.
@@ -54,7 +109,7 @@ struct OTPOrderingRuleTests {
     // messages the test: that message is already there when the reply arrives.
     @Test("{stop, Reason, Reply, State}: terminate runs first, then the reply is sent")
     func stopWithReplyRunsTerminateFirst() async throws {
-        // An idle server (the call is handed over) and a busy one (the call waits in its mailbox).
+        // An idle server and a busy one (the call waits in its mailbox behind a cast).
         for busy in [false, true] {
             let events = Events()
             let server = try SlowTerminate(events: events).start()

@@ -112,38 +112,70 @@ struct MailboxTests {
         #expect(r27 == .dead)
     }
 
-    @Test("a reply goes to the hand-off slot only while its call is open for it; once the call ends nothing more arrives (invariant 4)")
-    func handoffSlot() {
+    @Test("a local call's reply goes to the reply slot only while its call is open for it; the slot keeps the first (a reply or the DOWN); once the call ends nothing more arrives (invariant 4)")
+    func replySlot() {
         var m = Box(status: .running)
-        var slot = HandoffSlot()
+        var slot = ReplySlot()
         let r28 = m.acceptReply(7, "early", slot: &slot)
         #expect(r28 == nil, "no call yet")
-        m.beginCall(7, handoff: true, slot: &slot)
-        let r29 = m.park(1, generation: 0, signalled: slot.holds(7))
+        m.beginCall(7, local: true, slot: &slot)
+        let r29 = m.parkForReply(1, alias: 7, generation: 0, slot: slot)
         #expect(r29)
+        #expect(m.status == .calling)
         guard let wake = m.acceptReply(7, "r1", slot: &slot) else { Issue.record("refused"); return }
         #expect(isResume(wake, 1))
         let r30 = m.acceptReply(7, "r2", slot: &slot)
         #expect(r30 == nil, "the slot holds one reply")
-        let r31 = m.park(2, generation: 0, signalled: slot.holds(7))
+        let r31 = m.parkForReply(2, alias: 7, generation: 0, slot: slot)
         #expect(!r31, "a reply waits in the slot")
-        let r32 = m.endHandoff(7, reply: true, slot: &slot)
+        guard case .done(let r32) = m.callStep(7, generation: 0, slot: &slot) else { Issue.record("no reply"); return }
         #expect(r32 as? String == "r1")
         #expect(m.callAlias == 0, "a reply taken ends the call")
+        let r33 = m.acceptReply(7, "r3", slot: &slot)
+        #expect(r33 == nil, "the call is over")
 
-        m.beginCall(8, handoff: true, slot: &slot)
-        let r34 = m.endHandoff(8, reply: true, slot: &slot)
-        #expect(r34 == nil, "the hand-off ended without a reply")
-        #expect(m.callAlias == 8, "the alias stays active for a reply that comes later")
-        let r35 = m.acceptReply(8, "late", slot: &slot)
-        #expect(r35 == nil, "the slot is closed: later replies use the mailbox")
-        let r36 = m.endCall(8, slot: &slot)
-        #expect(r36 == nil)
+        m.beginCall(8, local: true, slot: &slot)
+        let r34 = m.callStep(8, generation: 0, slot: &slot)
+        guard case .wait = r34 else { Issue.record("nothing came yet: \(r34)"); return }
+        let r35 = m.endCall(8, slot: &slot)
+        #expect(r35 == nil)
         #expect(m.callAlias == 0)
+        let r36 = m.acceptReply(8, "late", slot: &slot)
+        #expect(r36 == nil, "a reply after the call ended is dropped")
 
-        m.beginCall(9, handoff: false, slot: &slot)
+        m.beginCall(9, local: false, slot: &slot)
         let r37 = m.acceptReply(9, "r", slot: &slot)
-        #expect(r37 == nil, "a call without hand-off has no slot")
+        #expect(r37 == nil, "a remote call's reply comes through the mailbox")
+    }
+
+    @Test("a process parked in a call is woken by its reply, its timer or its death, not by other messages (invariant 2)")
+    func callingIgnoresDeliveries() {
+        var m = Box(status: .running)
+        var slot = ReplySlot()
+        m.beginCall(5, local: true, slot: &slot)
+        let g = m.nextGeneration()
+        let r1 = m.parkForReply(1, alias: 5, generation: g, slot: slot)
+        #expect(r1)
+        let r2 = m.deliver("unrelated", savedCount: 0).wake
+        #expect(isNone(r2), "a delivery waits for the next receive")
+        #expect(m.status == .calling)
+        let r3 = m.timeout(g)
+        #expect(isResume(r3, 1), "the call's timer wakes it")
+        let r4 = m.callStep(5, generation: g, slot: &slot)
+        guard case .timedOut = r4 else { Issue.record("expected a timeout: \(r4)"); return }
+        // A reply that beats the deactivation is still taken by endCall.
+        let r5 = m.acceptReply(5, "just in time", slot: &slot)
+        #expect(r5 != nil)
+        #expect(m.endCall(5, slot: &slot) as? String == "just in time")
+
+        m.beginCall(6, local: true, slot: &slot)
+        let r6 = m.parkForReply(2, alias: 6, generation: 0, slot: slot)
+        #expect(r6)
+        guard let (before, waiter, dropped) = m.die() else { Issue.record("not dead"); return }
+        #expect(before == .calling && waiter == 2)
+        #expect(dropped.count == 1, "the unrelated message goes with the mailbox")
+        let r7 = m.callStep(6, generation: 0, slot: &slot)
+        guard case .dead = r7 else { Issue.record("expected dead: \(r7)"); return }
     }
 
     @Test("a full mailbox: dropNewest drops the arrival, dropOldest the oldest (in incoming, or counted against the owner's queue), exit asks for the owner's death (invariant 5)")
@@ -197,8 +229,8 @@ struct MailboxTests {
         #expect(m.incoming.isEmpty)
         let r43 = m.park(6, generation: 0)
         #expect(!r43)
-        var slot = HandoffSlot()
-        m.beginCall(3, handoff: true, slot: &slot)
+        var slot = ReplySlot()
+        m.beginCall(3, local: true, slot: &slot)
         let r44 = m.acceptReply(3, "r", slot: &slot)
         #expect(r44 == nil)
     }

@@ -61,12 +61,13 @@ public enum Gen {
         // @unchecked Sendable: the fields change only in `reusing`, while the caller holds the
         // only reference (isKnownUniquelyReferenced reads the count with acquire order, and
         // the last other holder released it with release order, so its reads came first).
-        public private(set) var from: From
-        public private(set) var request: any Sendable
+        // Unchecked exclusivity: written only in `reusing` and `settle`, by the one holder.
+        @exclusivity(unchecked) public private(set) var from: From
+        @exclusivity(unchecked) public private(set) var request: any Sendable
         /// The caller's trace context (swift-distributed-tracing's `ServiceContext`), when
         /// calls carry one (``Gen/propagatesContext``): a GenServer handles the call in a
         /// span whose parent it is. Across nodes it travels in Erlang's trace-token slot.
-        public private(set) var context: ServiceContext?
+        @exclusivity(unchecked) public private(set) var context: ServiceContext?
         public init(from: From, request: any Sendable, context: ServiceContext? = nil) {
             self.from = from
             self.request = request
@@ -221,8 +222,7 @@ public enum Gen {
         if let t = ProcessCore.running()?.traceSession(.send) {
             t.record(.send, other: from.pid, detail: String(describing: ReplyMessage(tag: from.tag, reply: reply)))
         }
-        // A caller running this server in a hand-off takes the reply directly: no message
-        // box, no mailbox round trip.
+        // A local caller takes the reply in its reply slot: no message box, no mailbox scan.
         if let owner = from.tag.owner, owner.acceptReply(from.tag.id, reply) { return }
         if from.tag.owner == nil {
             switch Route(from.pid, from: .current) {
@@ -247,18 +247,22 @@ public enum Gen {
     /// receive, as in OTP) and from any Swift task outside a process (a stand-in mailbox
     /// lives for the call; cancelling the task ends the call with ``CallError/cancelled``).
     ///
-    /// When the server is a local callback process that is idle, the call hands it over
-    /// (``MailboxState/claim(_:bounded:)``): the caller runs the server on its own thread
-    /// until it has handled the call, and the reply goes straight to the caller's hand-off
-    /// slot (no thread switch, no mailbox round trip). The order of the server's messages
-    /// and everything it observes are the same as if a scheduler thread had run it. A server
-    /// that holds the thread past the deadline makes the call end with
-    /// ``CallError/timeout(_:)`` when it returns, not at the deadline.
+    /// A call to a local server sends the request and parks the caller; the server runs on
+    /// a scheduler thread (the caller's, next, when it was idle), and its reply goes
+    /// straight to the caller's reply slot, with no mailbox scan. The timeout holds whatever
+    /// the server does: a server still busy with the request at the deadline makes the call
+    /// end with ``CallError/timeout(_:)`` then, and its late reply is dropped.
     ///
     /// - Parameter timeout: `nil` waits forever (`infinity`).
     /// - Throws: ``CallError``. A reply that arrives after the timeout is dropped.
     public static func call(_ server: Pid, _ request: any Sendable, timeout: Duration? = defaultTimeout) async throws(CallError) -> any Sendable {
         let context = carriedContext
+        // The common case first, with no frame in between: a process calls a live process
+        // of this OS process.
+        if let me = SequentialProcess.currentOwned(), let p = server.process, p !== me {
+            defer { CallMessage.settle(me) }
+            return try await localCall(p, timeout: timeout, caller: me) { CallMessage.reusing($1, from: $0, request: request, context: context) }
+        }
         return try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request, context: context) }
     }
 
@@ -380,6 +384,7 @@ public enum Gen {
         let standIn = SequentialProcess(limit: nil, hosted: home.pidNode == nil ? nil : home)
         defer {
             standIn.spareCall = nil
+            standIn.dropQueuedTimer()
             ExitSignals.exit(standIn, reason: .normal)
         }
         let result: Result<any Sendable, CallError> = await withTaskCancellationHandler {
@@ -395,64 +400,83 @@ public enum Gen {
         return try result.get()
     }
 
+    /// What a local call's reply slot gets when the server dies before it replies: the DOWN
+    /// of the call's monitor (whose reference is the call's alias).
+    struct CallDown: Sendable {
+        let reason: ExitReason
+    }
+
     /// gen.erl's `do_call`: alias, monitor, send, receive the reply or the monitor's DOWN,
-    /// or time out. An idle local callback server is handed over instead of sent to
-    /// (``MailboxState/claim(_:bounded:)``); its reply arrives in the caller's hand-off slot.
+    /// or time out. A local call's reply and DOWN come to the caller's reply slot
+    /// (``localCall(_:timeout:caller:message:)``); a remote one's through the mailbox.
     static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         if case .local(let p) = target, p === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
-        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
-        let tag = Reference.makeAlias(owner: caller)
-        // Messages already saved arrived before the alias existed: none can be the reply,
-        // so the scans start after them (the BEAM's receive-marker optimisation).
-        let start = caller.saved.count
-        // The monitor of gen.erl's do_call; a handed-over server needs none unless the
-        // hand-off ends without a reply.
-        var mref: Reference? = nil
+        let mref: Reference
+        let tag: Reference
         switch target {
         case .local(let server):
-            caller.beginCall(tag.id, handoff: true)
-            let message = make(From(pid: caller.pid, tag: tag), caller)
-            let claim = server.deliverClaiming(message)
-            switch claim {
-            case .dead:
-                _ = caller.endCall(tag.id)
-                throw .noproc("\(server.pid)")
-            case .direct, .queued:
-                // Hand-off: run the server on this task until it has handled the call. Its
-                // handlers do not see this caller's trace context as theirs (a call's own
-                // handler gets it from the message, in a span of its own).
-                if carriedContext != nil {
-                    ServiceContext.withValue(nil) { server.runClaim(claim, message) }
-                } else {
-                    server.runClaim(claim, message)
-                }
-                if let r = caller.endHandoff(tag.id) {
-                    // The server held this thread: a deadline it overran is still a timeout.
-                    if let deadline, let timeout, MonotonicClock.now > deadline { throw .timeout(timeout) }
-                    return try unwrap(r)
-                }
-            case .busy:
-                break
-            }
-            mref = monitorServer(server.pid, caller)
+            return try await localCall(server, timeout: timeout, caller: caller, message: make)
+        case .remotePid, .remoteName:
+            tag = Reference.makeAlias(owner: caller)
+        }
+        switch target {
+        case .local:
+            preconditionFailure("a local call returned above")
         case .remotePid(let server, let router):
             // A stand-in caller is not in the process table; the reply names its pid on the
             // wire, so it must be findable there until it exits.
             caller.withTable { $0.insert(caller) }
-            caller.beginCall(tag.id, handoff: false)
+            caller.beginCall(tag.id, local: false)
             mref = monitorServer(server, caller)
             // A plain reference as the tag: an Erlang gen_server then answers with a plain send.
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false), caller), to: server, from: caller.pid)
         case .remoteName(let name, let node, let router):
             caller.withTable { $0.insert(caller) }
-            caller.beginCall(tag.id, handoff: false)
+            caller.beginCall(tag.id, local: false)
             let ref = Reference.make()
             Process(core: caller).monitor(name, on: node, ref: ref, standIn: true)
             mref = ref
             router.send(make(From(pid: caller.pid, tag: tag, aliasTag: false), caller), toName: name, on: node, from: caller.pid)
         }
-        return try await awaitReply(target, tag: tag, monitor: mref!, caller: caller, start: start, deadline: deadline, timeout: timeout)
+        // Messages already saved arrived before the alias existed: none can be the reply,
+        // so the scans start after them (the BEAM's receive-marker optimisation).
+        let start = caller.saved.count
+        let deadline = timeout.map { MonotonicClock.deadline(after: $0) }
+        return try await awaitReply(target, tag: tag, monitor: mref, caller: caller, start: start, deadline: deadline, timeout: timeout)
+    }
+
+    /// A call to a process of this OS process: monitor (with the alias as the monitor's
+    /// reference, so that the server's DOWN comes to the reply slot), send, park on the
+    /// slot until the reply, the DOWN or the timer. No mailbox scan: other messages wait in
+    /// the mailbox, and do not wake the caller.
+    private static func localCall(_ server: ProcessCore, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
+        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
+        let tag = Reference.makeAlias(owner: caller)
+        // The alias, the reply slot and the timer in one step; then the monitor and the
+        // request in one step (a server found dead takes neither: `noproc`).
+        let generation = caller.beginLocalCall(tag.id, deadline: timeout.map { MonotonicClock.deadline(after: $0) })
+        guard server.deliver(make(From(pid: caller.pid, tag: tag), caller), monitoredBy: caller.pid, ref: tag) else {
+            caller.disarmTimeout(generation)
+            _ = caller.endCall(tag.id)
+            throw .noproc("\(server.pid)")
+        }
+        let ended: (any Sendable)?
+        do {
+            ended = try await caller.awaitCall(tag.id, generation: generation)
+        } catch {
+            caller.disarmTimeout(generation)
+            _ = caller.endCall(tag.id)
+            server.removeMonitor(tag)
+            throw .callerExited(caller.finalReason())
+        }
+        caller.disarmTimeout(generation)
+        server.removeMonitor(tag)
+        // On a timeout, deactivate the alias; a reply that beat the deactivation is still
+        // taken (gen:call does the same), and nothing can arrive after it.
+        guard let outcome = ended ?? caller.endCall(tag.id) else { throw .timeout(timeout!) }
+        if let down = exactMessage(outcome, as: CallDown.self) { throw .exited(down.reason) }
+        return try unwrap(outcome)
     }
 
     private static func monitorServer(_ server: Pid, _ caller: SequentialProcess) -> Reference {
@@ -461,19 +485,17 @@ public enum Gen {
         return ref
     }
 
-    /// The receive of `do_call`: the reply (in the hand-off slot, open for local calls, or
-    /// in the mailbox), the monitor's DOWN, or the deadline.
+    /// The receive of a remote call's `do_call`: the reply, the monitor's DOWN, or the
+    /// deadline.
     static func awaitReply(_ target: Target, tag: Reference, monitor mref: Reference, caller: SequentialProcess, start: Int, deadline: UInt64?, timeout: Duration?) async throws(CallError) -> any Sendable {
-        var slotOpen: Bool
-        if case .local = target { slotOpen = true } else { slotOpen = false }
         enum Outcome { case reply(any Sendable), down(ExitReason) }
         while true {
             var outcome: Outcome? = nil
             let received: SequentialProcess.Received
             do {
-                received = try await caller.receive(deadline: deadline, from: start, also: slotOpen ? .reply(tag.id) : .none) { m in
+                received = try await caller.receive(deadline: deadline, from: start, also: .none) { m in
                     // A metadata comparison first: a failing `as?` cast is slow.
-                    if ObjectIdentifier(type(of: m)) == ObjectIdentifier(ReplyMessage.self), let r = m as? ReplyMessage, r.tag == tag {
+                    if let r = exactMessage(m, as: ReplyMessage.self), r.tag == tag {
                         outcome = .reply(r.reply)
                         return true
                     }
@@ -493,25 +515,16 @@ public enum Gen {
                     forgetMonitor(mref, caller: caller)
                     return try unwrap(r)
                 case .down(let reason):
-                    switch (reason, target) {
-                    case (.noproc, .local(let server)): throw .exited(server.exitReason ?? .noproc)
-                    case (.noconnection, .remotePid(let server, _)): throw .noconnection(server)
-                    default: throw .exited(reason)
-                    }
+                    if case .noconnection = reason, case .remotePid(let server, _) = target { throw .noconnection(server) }
+                    throw .exited(reason)
                 }
             case .woken:
-                // A reply came through the slot (a busy server's `Gen.reply`).
-                slotOpen = false
-                if let r = caller.endHandoff(tag.id) {
-                    forgetMonitor(mref, caller: caller)
-                    return try unwrap(r)
-                }
+                continue   // no extra wake source: not reached
             case .timedOut:
                 // Deactivate the alias first, so nothing more can arrive; then a reply that
                 // beat the deactivation is still taken (gen:call does the same).
-                let slot = caller.endCall(tag.id)
+                _ = caller.endCall(tag.id)
                 forgetMonitor(mref, caller: caller)
-                if let slot { return try unwrap(slot) }
                 var cursor = start
                 var late: (any Sendable)? = nil
                 if caller.take(from: &cursor, { m in
@@ -528,9 +541,7 @@ public enum Gen {
 
     private static func unwrap(_ reply: any Sendable) throws(CallError) -> any Sendable {
         // A metadata comparison: a failing `as?` cast is slow, and this runs on every call.
-        if ObjectIdentifier(type(of: reply)) == ObjectIdentifier(Rejected.self), let rejected = reply as? Rejected {
-            throw .badRequest(rejected.reason)
-        }
+        if let rejected = exactMessage(reply, as: Rejected.self) { throw .badRequest(rejected.reason) }
         return reply
     }
 

@@ -104,7 +104,7 @@ extension ProcessCore {
 
     func infoStatus(_ s: Status) -> Process.Info.Status {
         switch s {
-        case .waiting, .idle: return .waiting
+        case .waiting, .calling, .idle: return .waiting
         case .scheduled: return onCPU.load(ordering: .relaxed) ? .running : .runnable
         case .running: return .running
         case .dead: return .exiting

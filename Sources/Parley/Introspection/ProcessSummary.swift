@@ -70,7 +70,7 @@ extension LocalNode {
             var head: [any Sendable] = []
             var total = s.mailbox.incoming.count + p.savedCount.load()
             switch s.status {
-            case .waiting, .idle:
+            case .waiting, .calling, .idle:
                 // The owner is parked and only a wake-up under this lock can start it again,
                 // so its own queue holds still while the lock is held (the owner wrote it
                 // before it released the lock to park).

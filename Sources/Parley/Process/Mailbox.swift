@@ -13,21 +13,25 @@ import DequeModule
 /// Invariants (each method keeps them; `MailboxTests` checks them):
 /// 1. `dead` is final. A dead mailbox holds no messages and no waiter, and every delivery
 ///    to it is dropped.
-/// 2. `status == .waiting` exactly when `waiter` is set: a sequential process parked in
-///    receive. ``park(_:generation:signalled:)`` parks only if nothing that would wake it
-///    has happened: `incoming` is empty, the receive's timer (`generation`) has not fired,
-///    and no extra wake source (a select's channel, a reply in the hand-off slot) is
-///    signalled. Every waker (``deliver(_:savedCount:limit:)``, ``timeout(_:)``,
-///    ``signal()``, ``acceptReply(_:_:slot:)``, ``die()``) takes the same lock, so a wake-up
-///    is either seen by `park` or finds the waiter: none is lost.
+/// 2. `status` is `.waiting` or `.calling` exactly when `waiter` is set: a sequential
+///    process parked in receive, or in a local call. ``park(_:generation:signalled:)``
+///    parks only if nothing that would wake it has happened: `incoming` is empty, the
+///    receive's timer (`generation`) has not fired, and no extra wake source (a select's
+///    channel) is signalled. ``parkForReply(_:alias:generation:slot:)`` parks only if the
+///    call's reply slot is empty and its timer has not fired; deliveries do not wake a
+///    `.calling` process (they wait in `incoming` for its next receive). Every waker
+///    (``deliver(_:savedCount:limit:)``, ``timeout(_:)``, ``signal()``,
+///    ``acceptReply(_:_:slot:)``, ``die()``) takes the same lock, so a wake-up is either
+///    seen by the park or finds the waiter: none is lost.
 /// 3. A callback process is `.idle` (no messages, in no run queue) or `.scheduled` (exactly
 ///    one owner runs it: a run queue entry, a scheduler thread, or a caller that claimed it).
 ///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:limit:)``'s
 ///    `.schedule`, ``claim(_:bounded:)``) hand out ownership, so the process is never queued
 ///    twice.
-/// 4. A message sent to an alias is kept only while the alias is active; a call's reply
-///    goes into the hand-off slot (``HandoffSlot``) only while `slot.alias == callAlias ==
-///    alias`, and once a call's alias is deactivated nothing more arrives for it.
+/// 4. A message sent to an alias is kept only while the alias is active; a local call's
+///    reply (or its server's DOWN) goes into the reply slot (``ReplySlot``) only while
+///    `slot.alias == callAlias == alias`, the slot keeps the first that comes, and once a
+///    call's alias is deactivated nothing more arrives for it.
 /// 5. With a capacity, `incoming + saved - pendingDrops` never exceeds it after a delivery:
 ///    `dropOldest` drops the oldest incoming message, or, when the oldest sit in the owner's
 ///    queue, counts a drop there (`pendingDrops`) that the owner applies before it scans.
@@ -35,6 +39,7 @@ struct MailboxState<Waiter> {
     enum Status: UInt8 {
         case running      // sequential: running or runnable
         case waiting      // sequential: parked in receive, `waiter` set
+        case calling      // sequential: parked in a local call, on its reply slot; `waiter` set
         case idle         // callback: no messages, not in a run queue
         case scheduled    // callback: in a run queue, running, or claimed
         case dead
@@ -51,7 +56,7 @@ struct MailboxState<Waiter> {
         case overflowExit
     }
 
-    /// The outcome of ``claim(_:)``.
+    /// The outcome of ``claim(_:bounded:)``.
     enum Claim: Equatable {
         /// Idle with an empty mailbox: the claimer owns the run loop and holds the message.
         case direct
@@ -60,6 +65,18 @@ struct MailboxState<Waiter> {
         /// Not idle (or bounded): deliver the ordinary way.
         case busy
         case dead
+    }
+
+    /// What a local call finds when it looks at its reply slot
+    /// (``callStep(_:generation:slot:)``).
+    enum CallStep {
+        /// The slot's content (the reply, or the server's DOWN); the call has ended.
+        case done(any Sendable)
+        /// The call's timer fired with the slot empty.
+        case timedOut
+        case dead
+        /// Nothing yet (a spurious wake-up): park again.
+        case wait
     }
 
     /// The bound (0: none) and its policy; kept by the process, passed to the transitions
@@ -133,7 +150,7 @@ struct MailboxState<Waiter> {
             return .schedule
         case .waiting:
             return resumeWaiter()
-        case .running, .scheduled, .dead:
+        case .running, .calling, .scheduled, .dead:
             return .none
         }
     }
@@ -154,12 +171,12 @@ struct MailboxState<Waiter> {
     /// The timer of the receive that drew `generation` fired.
     mutating func timeout(_ generation: UInt32) -> Wake {
         timedOutGeneration = generation
-        guard status == .waiting, waitGeneration == generation else { return .none }
+        guard status == .waiting || status == .calling, waitGeneration == generation else { return .none }
         return resumeWaiter()
     }
 
     /// Claims an idle callback process's run loop for the caller, with `message` for it to
-    /// handle: the call hand-off, and how a message from the wire runs on the I/O thread.
+    /// handle: how a message from the wire runs on the I/O thread that read it.
     mutating func claim(_ message: any Sendable, bounded: Bool = false) -> Claim {
         if status == .dead { return .dead }
         guard !bounded, status == .idle else { return .busy }
@@ -170,37 +187,50 @@ struct MailboxState<Waiter> {
         return .queued(ahead: ahead)
     }
 
-    // MARK: Aliases and the hand-off slot
+    // MARK: Aliases and the reply slot
 
-    /// Starts a call: its alias is active, and with `handoff` its reply may go to `slot`.
-    mutating func beginCall(_ alias: UInt64, handoff: Bool, slot: inout HandoffSlot) {
+    /// Starts a call: its alias is active, and with `slot` open (a local call) its reply, or
+    /// its server's DOWN, goes to `slot`; a remote call's reply comes through the mailbox.
+    mutating func beginCall(_ alias: UInt64, local: Bool, slot: inout ReplySlot) {
         callAlias = alias
-        slot = HandoffSlot(alias: handoff ? alias : 0)
+        slot = ReplySlot(alias: local ? alias : 0)
     }
 
-    /// Deactivates the call's alias and closes the slot; returns a reply the slot holds.
-    mutating func endCall(_ alias: UInt64, slot: inout HandoffSlot) -> (any Sendable)? {
+    /// Deactivates the call's alias and closes the slot; returns what the slot holds (a
+    /// reply that beat the deactivation).
+    mutating func endCall(_ alias: UInt64, slot: inout ReplySlot) -> (any Sendable)? {
         guard callAlias == alias else { return nil }
         callAlias = 0
-        return endHandoff(alias, reply: false, slot: &slot)
-    }
-
-    /// Closes the hand-off slot of call `alias` and returns the reply it holds, if any (a
-    /// later reply comes through the mailbox). `reply`: a reply found also ends the call
-    /// (its alias is deactivated in the same step).
-    mutating func endHandoff(_ alias: UInt64, reply: Bool, slot: inout HandoffSlot) -> (any Sendable)? {
-        guard slot.alias == alias, alias != 0 else { return nil }
+        guard slot.alias == alias else { return nil }
         let r = slot.reply
-        slot = HandoffSlot()
-        if reply && r != nil && callAlias == alias { callAlias = 0 }
+        slot = ReplySlot()
         return r
     }
 
-    /// Takes a reply into the slot if the call `alias` is open for it; wakes a parked owner.
-    mutating func acceptReply(_ alias: UInt64, _ reply: any Sendable, slot: inout HandoffSlot) -> Wake? {
+    /// Takes a reply (or the server's DOWN) into the slot if the call `alias` is open for it
+    /// and the slot is empty; wakes the owner if it is parked in the call (or in a receive).
+    mutating func acceptReply(_ alias: UInt64, _ reply: any Sendable, slot: inout ReplySlot) -> Wake? {
         guard status != .dead, alias != 0, slot.alias == alias, callAlias == alias, slot.reply == nil else { return nil }
         slot.reply = reply
-        return status == .waiting ? resumeWaiter() : Wake.none
+        return status == .calling || status == .waiting ? resumeWaiter() : Wake.none
+    }
+
+    /// Parks the owner on call `alias`'s reply slot unless it holds something, the call's
+    /// timer (`generation`) has fired, or the mailbox is dead (invariant 2). Deliveries do
+    /// not wake it. Returns false if it must not park.
+    mutating func parkForReply(_ w: Waiter, alias: UInt64, generation: UInt32, slot: ReplySlot) -> Bool {
+        if status == .dead || slot.holds(alias) || timedOut(generation) { return false }
+        status = .calling
+        waiter = w
+        return true
+    }
+
+    /// Looks at call `alias`'s slot: what it holds ends the call (the alias is deactivated
+    /// and the slot closed in the same step), else the timer or death, else wait.
+    mutating func callStep(_ alias: UInt64, generation: UInt32, slot: inout ReplySlot) -> CallStep {
+        if status == .dead { return .dead }
+        if slot.holds(alias), let r = endCall(alias, slot: &slot) { return .done(r) }
+        return timedOut(generation) ? .timedOut : .wait
     }
 
     // MARK: The owner
@@ -231,8 +261,7 @@ struct MailboxState<Waiter> {
 
     /// Parks the owner unless something would wake it at once (invariant 2). Returns false
     /// if it must not park (the caller resumes itself). `signalled`: the extra wake source
-    /// (a select's channel case, or a reply in the hand-off slot), read under the same lock
-    /// its ``signal()`` or ``acceptReply(_:_:slot:)`` takes.
+    /// (a select's channel case), read under the same lock its ``signal()`` takes.
     mutating func park(_ w: Waiter, generation: UInt32, signalled: Bool = false) -> Bool {
         if status == .dead || !incoming.isEmpty || timedOut(generation) || signalled { return false }
         status = .waiting
@@ -274,10 +303,11 @@ struct MailboxState<Waiter> {
 
 enum RefillStep { case more, idle, dead }
 
-/// Where a call's reply goes when the caller handed its server over: straight to the caller,
-/// no mailbox round trip. Only callers (sequential processes) have one; it is guarded by
-/// the caller's lock and changed only through ``MailboxState``'s transitions.
-struct HandoffSlot {
+/// Where a local call's reply goes: straight to the caller, with no message box and no
+/// mailbox scan; the server's DOWN (if it dies first) comes here too. Only callers
+/// (sequential processes) have one; it is guarded by the caller's lock and changed only
+/// through ``MailboxState``'s transitions.
+struct ReplySlot {
     /// The call whose reply may come here (0: closed).
     var alias: UInt64 = 0
     var reply: (any Sendable)? = nil

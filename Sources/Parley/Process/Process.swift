@@ -97,7 +97,7 @@ public struct Process: ProcessContext {
         let p = sequential
         let deadline = MonotonicClock.deadline(after: timeout)
         var generation: UInt32 = 0
-        defer { if generation != 0 { p.disarmTimeout(generation, deadline: deadline) } }
+        defer { if generation != 0 { p.disarmTimeout(generation) } }
         while true {
             if try p.receiveNow(from: &cursor, { m in
                 result = try match(m)
@@ -170,7 +170,7 @@ public struct Process: ProcessContext {
         let deadline = MonotonicClock.deadline(after: duration)
         guard deadline > MonotonicClock.now else { return }
         let generation = p.armTimeout(deadline)
-        defer { p.disarmTimeout(generation, deadline: deadline) }
+        defer { p.disarmTimeout(generation) }
         // Messages that arrive are moved into the process's own queue and left there.
         while try await p.awaitMessages(beyond: p.saved.count, generation: generation) {}
     }

@@ -42,20 +42,21 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
 
     /// Everything most processes never use, allocated on first use.
     final class Extras {
-        // Accessed only with the owning ProcessCore's `shared` lock held.
-        var links = Set<Pid>()
-        var monitoredBy = MonitorTable()
-        var monitoring = MonitorTable()
-        var name: String?
-        var label: String?
+        // Accessed only with the owning ProcessCore's `shared` lock held, which makes every
+        // access exclusive: the dynamic exclusivity checks would only cost time.
+        @exclusivity(unchecked) var links = Set<Pid>()
+        @exclusivity(unchecked) var monitoredBy = MonitorTable()
+        @exclusivity(unchecked) var monitoring = MonitorTable()
+        @exclusivity(unchecked) var name: String?
+        @exclusivity(unchecked) var label: String?
         /// The OTP behaviour the process runs (`gen_server`, `supervisor`), for introspection.
-        var behaviour: String?
-        var trapExit = false
-        var exitReason: ExitReason?
-        var dropped = 0
-        var aliases = Set<UInt64>()
+        @exclusivity(unchecked) var behaviour: String?
+        @exclusivity(unchecked) var trapExit = false
+        @exclusivity(unchecked) var exitReason: ExitReason?
+        @exclusivity(unchecked) var dropped = 0
+        @exclusivity(unchecked) var aliases = Set<UInt64>()
         /// The trace recording this process (``Process/trace(_:_:limit:onEvent:)``).
-        var trace: TraceSession?
+        @exclusivity(unchecked) var trace: TraceSession?
     }
 
     // The fields are in three groups, in this order, so that senders and the owner do not
@@ -176,14 +177,35 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     final func deliver(_ message: any Sendable, alias: UInt64 = 0) {
         let wake = withShared { s -> Wake in
             guard s.accepts(alias: alias) else { return .none }
-            if mailboxLimit == 0 { return s.mailbox.deliver(message, savedCount: 0).wake }
-            let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(),
-                                                    limit: .init(capacity: mailboxLimit, overflow: overflow))
-            if dropped { s.ensureExtras().dropped += 1 }
-            return wake
+            return append(message, &s)
         }
         perform(wake)
         if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
+    }
+
+    /// Under the lock: the mailbox's delivery, with the bound's policy and its drop count.
+    @inline(__always)
+    private func append(_ message: any Sendable, _ s: inout Shared) -> Wake {
+        if mailboxLimit == 0 { return s.mailbox.deliver(message, savedCount: 0).wake }
+        let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(),
+                                                limit: .init(capacity: mailboxLimit, overflow: overflow))
+        if dropped { s.ensureExtras().dropped += 1 }
+        return wake
+    }
+
+    /// Records that `watcher` monitors this process with `ref`, and delivers `message`, in
+    /// one lock round trip: a local call's monitor and request (gen.erl's `do_call`, whose
+    /// monitor comes before the send). False, with neither done, if this process is dead.
+    final func deliver(_ message: any Sendable, monitoredBy watcher: Pid, ref: Reference) -> Bool {
+        let (alive, wake) = withShared { s -> (Bool, Wake) in
+            guard s.status != .dead else { return (false, .none) }
+            s.ensureExtras().monitoredBy[ref] = watcher
+            return (true, append(message, &s))
+        }
+        guard alive else { return false }
+        perform(wake)
+        if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
+        return true
     }
 
     /// Appends `messages` in order with one lock round trip and at most one wake-up: how a
@@ -316,10 +338,14 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         return take(from: &cursor, match) == .taken
     }
 
-    /// Takes a call's reply into the hand-off slot if this process's call `alias` is open
+    /// Takes a call's reply into the reply slot if this process's call `alias` is open
     /// for it (``MailboxState/acceptReply(_:_:slot:)``), waking the caller if it is parked.
     /// Only sequential processes make calls, so only they have a slot.
     func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool { false }
+
+    /// The server of this process's local call `alias` died: false if the call is over (or
+    /// this process makes no calls).
+    func callServerDied(_ alias: UInt64, reason: ExitReason) -> Bool { false }
 
     // MARK: Exit
 
@@ -454,13 +480,19 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         withShared { s in s.extras?.monitoring.removeValue(forKey: ref) }
     }
 
-    /// The monitored process `pid` died: forget the monitor and deliver DOWN.
+    /// The monitored process `pid` died: forget the monitor and deliver DOWN. A local
+    /// call's monitor (its reference is the call's alias, and this side keeps no entry for
+    /// it) sends its DOWN to the call's reply slot instead.
     final func monitorFired(_ ref: Reference, pid: Pid, reason: ExitReason) {
         let wanted = withShared { s -> Bool in
             guard s.status != .dead else { return false }
             return s.extras?.monitoring.removeValue(forKey: ref) != nil
         }
-        if wanted { deliver(DownMessage(ref: ref, pid: pid, reason: reason)) }
+        if wanted {
+            deliver(DownMessage(ref: ref, pid: pid, reason: reason))
+        } else if ref.owner === self {
+            _ = callServerDied(ref.id, reason: reason)
+        }
     }
 }
 

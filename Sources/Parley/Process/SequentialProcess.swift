@@ -15,9 +15,9 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// The process whose body the current task runs (set for the body's duration).
     @TaskLocal static var current: SequentialProcess?
 
-    /// The reply slot of the call this process is making (``HandoffSlot``); guarded by the
-    /// shared lock, changed only through the mailbox's transitions.
-    @exclusivity(unchecked) var slot = HandoffSlot()
+    /// The reply slot of the local call this process is making (``ReplySlot``); guarded by
+    /// the shared lock, changed only through the mailbox's transitions.
+    @exclusivity(unchecked) var slot = ReplySlot()
 
     /// The last call message this process sent, reused once nothing else holds it
     /// (``Gen/CallMessage/reusing(_:from:request:)``). Touched by the owner only.
@@ -30,19 +30,61 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         return true
     }
 
-    /// Starts call `alias` (``MailboxState/beginCall(_:handoff:slot:)``).
-    func beginCall(_ alias: UInt64, handoff: Bool) {
-        withShared { $0.mailbox.beginCall(alias, handoff: handoff, slot: &slot) }
+    /// Starts call `alias` (``MailboxState/beginCall(_:local:slot:)``).
+    func beginCall(_ alias: UInt64, local: Bool) {
+        withShared { $0.mailbox.beginCall(alias, local: local, slot: &slot) }
     }
 
-    /// Ends call `alias`: its alias is deactivated; returns a reply the slot held.
+    /// Starts local call `alias` (``MailboxState/beginCall(_:local:slot:)``, the reply slot
+    /// open) and arms its timeout if it has a `deadline`, in one lock round trip. Returns the
+    /// timer's generation (0: none) for ``awaitCall(_:generation:)`` and ``disarmTimeout(_:)``.
+    func beginLocalCall(_ alias: UInt64, deadline: UInt64?) -> UInt32 {
+        guard let deadline else {
+            beginCall(alias, local: true)
+            return 0
+        }
+        let (g, queue) = withShared { s -> (UInt32, Bool) in
+            s.mailbox.beginCall(alias, local: true, slot: &slot)
+            return armLocked(&s, deadline)
+        }
+        if queue { Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline) }
+        return g
+    }
+
+    /// Ends call `alias`: its alias is deactivated; returns what the slot held.
     func endCall(_ alias: UInt64) -> (any Sendable)? {
         withShared { $0.mailbox.endCall(alias, slot: &slot) }
     }
 
-    /// Closes call `alias`'s slot; a reply found there is returned and ends the call.
-    func endHandoff(_ alias: UInt64) -> (any Sendable)? {
-        withShared { $0.mailbox.endHandoff(alias, reply: true, slot: &slot) }
+    /// The server a local call monitors died (a monitor whose reference is the call's
+    /// alias, ``Gen``): its DOWN goes to the reply slot, if the call still waits.
+    override func callServerDied(_ alias: UInt64, reason: ExitReason) -> Bool {
+        acceptReply(alias, Gen.CallDown(reason: reason))
+    }
+
+    /// Waits for local call `alias` to end: returns what its reply slot received (the reply,
+    /// or a ``Gen/CallDown``), or nil once the call's timer (`generation`, 0: none) fired
+    /// with the slot empty. The call has ended either way when this returns (its alias is
+    /// deactivated; on a timeout, by the caller). A small function of its own, so that a
+    /// process parked in a call keeps a small frame. Throws if the process is dead.
+    func awaitCall(_ alias: UInt64, generation: UInt32) async throws -> (any Sendable)? {
+        while true {
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                if !withShared({ $0.mailbox.parkForReply(c, alias: alias, generation: generation, slot: slot) }) { c.resume() }
+            }
+            switch withShared({ $0.mailbox.callStep(alias, generation: generation, slot: &slot) }) {
+            case .done(let r):
+                Scheduler.noteRunning(self)
+                return r
+            case .timedOut:
+                Scheduler.noteRunning(self)
+                return nil
+            case .dead:
+                throw ProcessExit(finalReason())
+            case .wait:
+                continue
+            }
+        }
     }
 
     /// The process the current task *is*: `nil` in a child task of a process (it inherits
@@ -63,42 +105,88 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     override var kind: Process.Kind { .sequential }
 
-    // `armedTimer` (in ProcessCore, beside the saved count): the generation of the receive
-    // whose timeout is armed (0: none). Relaxed order is enough: it only decides who of the
-    // firing timer and the receive's cancel disarms the timer; what a timeout changes is
-    // published under the mailbox lock, and a stale timeout is ignored there (it names an
-    // older generation).
+    // A receive's (or a call's) timeout, armed lazily. `armedTimer` (in ProcessCore) holds
+    // the generation of the receive whose timeout is armed (0: none) and `armedDeadline`
+    // its deadline; `queuedDeadline` is the deadline of the timer queue entry the process
+    // counts on to look at them (0: none). Arming takes no timer-queue lock unless no entry
+    // fires by the new deadline, and disarming is one atomic exchange: a process that calls
+    // or receives with the same timeout over and over keeps one queue entry per timeout
+    // period, which re-arms itself when it fires early (Go's timers move later the same way).
+    // `armedDeadline` and `queuedDeadline` are written under the shared lock; `armedTimer` is
+    // set under it and cleared by whichever of the receive's end and the firing entry
+    // exchanges it first (relaxed: what a timeout changes is published under the lock, and
+    // a stale firing finds its generation gone).
+
+    /// The deadline of the armed timeout (guarded by the shared lock).
+    @exclusivity(unchecked) private var armedDeadline: UInt64 = 0
+    /// The deadline of this process's live timer-queue entry, 0 if none. Relaxed: written
+    /// under the shared lock; the queue's reads (to drop entries that are not live) may be
+    /// stale, which only keeps a dead entry a little longer or drops it at its deadline.
+    private let queuedDeadline = Atomic<UInt64>(0)
 
     func timerIsPending(_ tag: UInt64) -> Bool {
-        armedTimer.load(ordering: .relaxed) == UInt32(truncatingIfNeeded: tag)
+        queuedDeadline.load(ordering: .relaxed) == tag
     }
 
-    /// The timer of the receive that drew generation `tag` is due.
+    /// The queue entry due at `tag` fired: fires the armed timeout if it is due, else makes
+    /// sure an entry fires by its deadline.
     func timerFired(_ tag: UInt64) -> Bool {
-        let g = UInt32(truncatingIfNeeded: tag)
-        guard armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged else { return false }
-        perform(withShared { $0.mailbox.timeout(g) })
-        return true
+        let now = MonotonicClock.now
+        let (wake, requeue) = withShared { s -> (Wake, UInt64) in
+            if queuedDeadline.load(ordering: .relaxed) == tag { queuedDeadline.store(0, ordering: .relaxed) }
+            let g = armedTimer.load(ordering: .relaxed)
+            guard g != 0 else { return (.none, 0) }
+            if armedDeadline <= now {
+                guard armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged else { return (.none, 0) }
+                return (s.mailbox.timeout(g), 0)
+            }
+            let q = queuedDeadline.load(ordering: .relaxed)
+            guard q == 0 || q > armedDeadline else { return (.none, 0) }
+            queuedDeadline.store(armedDeadline, ordering: .relaxed)
+            return (.none, armedDeadline)
+        }
+        if requeue != 0 { Scheduler.shared.timers.schedule(at: requeue, target: self, tag: requeue) }
+        guard case .none = wake else {
+            perform(wake)
+            return true
+        }
+        return false
     }
 
     /// Arms the timeout of a receive that waits until `deadline` (no allocation); returns
     /// the generation it drew, to pass to the wait (``awaitMessages(beyond:generation:)``)
-    /// and then to ``disarmTimeout(_:deadline:)``.
+    /// and then to ``disarmTimeout(_:)``.
     @usableFromInline
     func armTimeout(_ deadline: UInt64) -> UInt32 {
-        let g = withShared { $0.mailbox.nextGeneration() }
-        armedTimer.store(g, ordering: .relaxed)
-        Scheduler.shared.timers.schedule(at: deadline, target: self, tag: UInt64(g))
+        let (g, queue) = withShared { armLocked(&$0, deadline) }
+        if queue { Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline) }
         return g
     }
 
-    /// Disarms it when the receive ends first (a no-op if it fired); the queue drops it if
-    /// it is the earliest.
+    /// Arms a timeout at `deadline` under the shared lock; returns its generation and whether
+    /// the caller must put an entry for it in the timer queue (no entry fires by then).
+    private func armLocked(_ s: inout Shared, _ deadline: UInt64) -> (UInt32, Bool) {
+        let g = s.mailbox.nextGeneration()
+        armedDeadline = deadline
+        armedTimer.store(g, ordering: .relaxed)
+        let q = queuedDeadline.load(ordering: .relaxed)
+        guard q == 0 || q > deadline else { return (g, false) }
+        queuedDeadline.store(deadline, ordering: .relaxed)
+        return (g, true)
+    }
+
+    /// Disarms it when the receive ends first (a no-op if it fired). The queue entry stays:
+    /// the next receive with a timeout uses it.
     @usableFromInline
-    func disarmTimeout(_ g: UInt32, deadline: UInt64) {
-        if armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged {
-            Scheduler.shared.timers.noteCancelled(deadline: deadline)
-        }
+    func disarmTimeout(_ g: UInt32) {
+        if g != 0 { _ = armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed) }
+    }
+
+    /// At exit: the queue entry is dropped (now if it is the earliest, else at its deadline
+    /// or the next sweep), so it does not keep the process's object alive.
+    func dropQueuedTimer() {
+        let q = withShared { _ in queuedDeadline.exchange(0, ordering: .relaxed) }
+        if q != 0 { Scheduler.shared.timers.noteCancelled(deadline: q) }
     }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {
@@ -128,6 +216,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             reason = isAlive ? .error(error) : finalReason()
         }
         if isAlive { ExitSignals.exit(self, reason: reason) }
+        dropQueuedTimer()
         spareCall = nil
         saved.removeAll()
         savedCount.store(0)
@@ -247,8 +336,6 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         /// (``ProcessCore/wakeFromChannel()``), and a message is taken only if the select
         /// is still this receive's to win (`claim`).
         case select(Waiter)
-        /// A call's reply in the caller's hand-off slot.
-        case reply(UInt64)
     }
 
     enum Received { case matched, timedOut, woken }
@@ -262,7 +349,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         var cursor = start
         var generation: UInt32 = 0
         var armed = false
-        defer { if armed, let deadline { disarmTimeout(generation, deadline: deadline) } }
+        defer { if armed { disarmTimeout(generation) } }
         var claim: (() -> Bool)? = nil
         if case .select(let w) = also { claim = { w.claim() } }
         while true {
@@ -270,7 +357,6 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             switch also {
             case .none: break
             case .select(let w): if w.isSignalled { return .woken }
-            case .reply(let alias): if withShared({ _ in slot.holds(alias) }) { return .woken }
             }
             switch try take(from: &cursor, generation: generation, claim: claim, match) {
             case .taken:
@@ -294,7 +380,6 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
                     switch also {
                     case .none: return s.mailbox.park(c, generation: g)
                     case .select(let w): return s.mailbox.park(c, generation: g, signalled: w.isSignalled)
-                    case .reply(let alias): return s.mailbox.park(c, generation: g, signalled: slot.holds(alias))
                     }
                 }
                 if !parked { c.resume() }

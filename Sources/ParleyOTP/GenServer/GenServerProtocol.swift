@@ -65,11 +65,13 @@ struct GenServerProtocol<Server: GenServerMessages> {
     /// metadata at run time.
     @inlinable
     func event(for message: any Sendable, pid: @autoclosure () -> Pid) -> Event {
-        if let call = message as? Gen.CallMessage {
+        // `exactMessage`, not `as?`: CallMessage is a final class and CastMessage a struct, so
+        // nothing else can be either, and a metadata comparison is much cheaper than a cast.
+        if let call = exactMessage(message, as: Gen.CallMessage.self) {
             guard let request = convertMessage(call.request, to: Server.Call.self) else { return reject(call, pid()) }
             return .call(request, call.from, call.context)
         }
-        if let cast = message as? Gen.CastMessage {
+        if let cast = exactMessage(message, as: Gen.CastMessage.self) {
             guard let request = convertMessage(cast.request, to: Server.Cast.self) else { return reject(cast, pid()) }
             return .cast(request)
         }

@@ -44,7 +44,7 @@ public struct ServerRef<Server: GenServerMessages>: Sendable, CustomStringConver
         }
     }
 
-    @usableFromInline
+    @inlinable
     func resolve() throws(Gen.CallError) -> Pid {
         switch target {
         case .pid(let p): return p

@@ -53,11 +53,12 @@ final class Worker: @unchecked Sendable {
     /// When the park going on now began (0: not parked), so a reader counts it too.
     let parkedSince = Atomic<UInt64>(0)
     let steals = Atomic<UInt64>(0)
-    @usableFromInline var yieldRequested = false
-    @usableFromInline var current: ScheduledJob?
+    // Touched only by the worker's own thread (exclusivity is by construction).
+    @usableFromInline @exclusivity(unchecked) var yieldRequested = false
+    @usableFromInline @exclusivity(unchecked) var current: ScheduledJob?
     /// The reduction budget of each job (`parley_reset_reductions` before each one).
     let budget: Int
-    private var rng: UInt64
+    @exclusivity(unchecked) private var rng: UInt64
     /// What `stealOnce` saw of each victim during one search (reset per search; kept here so
     /// that a worker running out of work allocates nothing).
     @exclusivity(unchecked) private var seen: [(ticks: UInt64, since: UInt64)] = []

@@ -118,9 +118,10 @@ public final class TimerQueue: @unchecked Sendable {
     }
 
     /// Schedules `target.timerFired(tag)` at `deadline` with no allocation: the target keeps
-    /// whether timer `tag` is armed (``TimerTarget/timerIsPending(_:)``), and when it disarms
-    /// it before the deadline it calls ``noteCancelled(deadline:)``. How a receive's timeout
-    /// is armed on every receive that waits with one.
+    /// whether entry `tag` is live (``TimerTarget/timerIsPending(_:)``; the queue drops
+    /// entries that are not), and when it gives one up before its deadline it may call
+    /// ``noteCancelled(deadline:)`` to have it dropped sooner. How a process's receive and
+    /// call timeouts are armed.
     package func schedule(at deadline: UInt64, target: any TimerTarget, tag: UInt64) {
         insert(deadline, .target(target, tag))
     }
@@ -220,7 +221,6 @@ package protocol TimerTarget: AnyObject, Sendable {
     /// Whether timer `tag` is still armed (neither fired nor cancelled). The queue asks it
     /// under its lock, to drop cancelled timers: keep it to an atomic load.
     func timerIsPending(_ tag: UInt64) -> Bool
-    /// Timer `tag` is due: disarm it, unless a cancel already did, and act. Returns whether
-    /// it acted (this call disarmed it).
+    /// Entry `tag` is due: act on it (or schedule a later entry). Returns whether it acted.
     func timerFired(_ tag: UInt64) -> Bool
 }
