@@ -1,7 +1,20 @@
 import ParleyOTP
+#if canImport(Glibc)
+import Glibc
+#endif
 
 // Chapter 9: OTP behaviours: a supervised tree, restarts, giving up, a GenServer, a
 // Registry dispatching to subscribers, a Task, an Agent and an AsyncGenServer.
+
+/// Works for as many milliseconds as it is asked (holding its thread, as blocking work does).
+private struct TourSlowServer: GenServer, Sendable {
+    typealias Call = Int
+    typealias Reply = String
+    mutating func handleCall(_ ms: Int, from: Gen.From, _ me: CallbackProcess) -> CallResult {
+        if ms > 0 { usleep(UInt32(ms) * 1000) }
+        return .reply("done after \(ms) ms")
+    }
+}
 
 private struct TourCounter: GenServer, Sendable {
     var count = 0
@@ -127,12 +140,29 @@ private struct Join: Sendable { let topic: String }
     try await cache.stop()
     try await backend.stop()
 
-    // Calls per second through the hand-off path (bench: `parley bench genserver-call`).
+    // Calls per second (bench: `parley bench genserver-call`).
     let echo = try TourCounter().start()
     let n = 200_000
     let t0 = MonotonicClock.now
     for _ in 0..<n { _ = try await echo.call(.add(1)) }
     let ns = Double(MonotonicClock.now - t0) / Double(n)
-    print("  \(n) GenServer.calls from a process: \(Int(ns)) ns each (an idle server runs on the caller's thread)")
+    print("  \(n) GenServer.calls from a process: \(Int(ns)) ns each (the caller parks; the idle server runs next on its thread)")
     try await echo.stop()
+
+    // A call's timeout holds while the server is busy with the request (gen.erl's do_call).
+    let slow = try TourSlowServer().start()
+    let t1 = ContinuousClock.now
+    var outcome = "a reply"
+    do {
+        _ = try await slow.call(500, timeout: .milliseconds(100))
+    } catch .timeout {
+        outcome = ".timeout"
+    } catch {
+        outcome = "\(error)"
+    }
+    let waited = ContinuousClock.now - t1
+    print("  call(slow, 500 ms of work, timeout: 100 ms) -> \(outcome), \(Int(waited / .milliseconds(1))) ms after the call")
+    print("    (the handler finishes on its own, its late reply is dropped, and the next call works: \(try await slow.call(0));")
+    print("    the scheduler logs the 500 ms handler as long_schedule, as erlang:system_monitor would)")
+    try await slow.stop()
 }

@@ -9,7 +9,7 @@ import Parley
 /// the same way. Supervisor and DynamicSupervisor are built on it.
 ///
 /// Prefer ``GenServer`` when the callbacks need not wait: an idle callback process holds no
-/// Swift task, and a call to it is a hand-off on the caller's thread. Choose this form when
+/// Swift task, and a call to it runs without a task switch on the server's side. Choose this form when
 /// a callback must wait for something before it can answer, instead of returning `.noreply`
 /// and replying from another process.
 ///
