@@ -259,9 +259,11 @@ public enum Gen {
         let context = carriedContext
         // The common case first, with no frame in between: a process calls a live process
         // of this OS process.
-        if let me = SequentialProcess.currentOwned(), let p = server.process, p !== me {
+        if let me = SequentialProcess.currentOwned(), let p = server.process, p !== me, me.isAlive {
             defer { CallMessage.settle(me) }
-            return try await localCall(p, timeout: timeout, caller: me) { CallMessage.reusing($1, from: $0, request: request, context: context) }
+            return try await localCall(p, tag: Reference.makeAlias(owner: me), timeout: timeout, caller: me) {
+                CallMessage.reusing($1, from: $0, request: request, context: context)
+            }
         }
         return try await call(.pid(server), timeout: timeout) { CallMessage.reusing($1, from: $0, request: request, context: context) }
     }
@@ -408,21 +410,15 @@ public enum Gen {
 
     /// gen.erl's `do_call`: alias, monitor, send, receive the reply or the monitor's DOWN,
     /// or time out. A local call's reply and DOWN come to the caller's reply slot
-    /// (``localCall(_:timeout:caller:message:)``); a remote one's through the mailbox.
+    /// (``localCall(_:tag:timeout:caller:message:)``); a remote one's through the mailbox.
     static func call(_ target: Target, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         if case .local(let p) = target, p === caller { throw .callingSelf }
         guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
+        let tag = Reference.makeAlias(owner: caller)
         let mref: Reference
-        let tag: Reference
         switch target {
         case .local(let server):
-            return try await localCall(server, timeout: timeout, caller: caller, message: make)
-        case .remotePid, .remoteName:
-            tag = Reference.makeAlias(owner: caller)
-        }
-        switch target {
-        case .local:
-            preconditionFailure("a local call returned above")
+            return try await localCall(server, tag: tag, timeout: timeout, caller: caller, message: make)
         case .remotePid(let server, let router):
             // A stand-in caller is not in the process table; the reply names its pid on the
             // wire, so it must be findable there until it exits.
@@ -450,9 +446,7 @@ public enum Gen {
     /// reference, so that the server's DOWN comes to the reply slot), send, park on the
     /// slot until the reply, the DOWN or the timer. No mailbox scan: other messages wait in
     /// the mailbox, and do not wake the caller.
-    private static func localCall(_ server: ProcessCore, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
-        guard caller.isAlive else { throw .callerExited(caller.finalReason()) }
-        let tag = Reference.makeAlias(owner: caller)
+    private static func localCall(_ server: ProcessCore, tag: Reference, timeout: Duration?, caller: SequentialProcess, message make: (From, SequentialProcess) -> any Sendable) async throws(CallError) -> any Sendable {
         // The alias, the reply slot and the timer in one step; then the monitor and the
         // request in one step (a server found dead takes neither: `noproc`).
         let generation = caller.beginLocalCall(tag.id, deadline: timeout.map { MonotonicClock.deadline(after: $0) })

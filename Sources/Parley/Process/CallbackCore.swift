@@ -46,7 +46,8 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
     private func drain(first: (any Sendable)? = nil, max: Int) -> Drained {
         onCPU.store(true, ordering: .relaxed)
-        // The handler may run off the schedulers (a hand-off, a connection's I/O thread):
+        // The handler may run off the schedulers (on a connection's I/O thread, which claims
+        // a process a message from the wire wakes):
         // code in it that asks for the current node gets this process's.
         let outer = LocalNode.enter(hosted)
         // Unretained: this process outlives the drain that set it, and the pointer is
@@ -57,9 +58,9 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
             LocalNode.leave(outer)
             onCPU.store(false, ordering: .relaxed)
         }
-        // The hand-off's message first (a caller claimed the process with it), then the
+        // The claimed message first (the I/O thread claimed the process with it), then the
         // mailbox. The mailbox loop handles each message as it comes out of the queue,
-        // with no optional in between: every message paid for the hand-off's optional
+        // with no optional in between: every message paid for the claimed one's optional
         // (copies, tag checks and destroys of an `Optional<any Sendable>`), which took
         // callback ping-pong from about 400 to 500 ns a round trip.
         var used = 0
@@ -86,7 +87,7 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
         if !isAlive { release(); return .dead }
         if saved.isEmpty {
             // Budget spent exactly as the mailbox ran dry: go idle now rather than queue a
-            // run that would find nothing (and keep a caller's next hand-off from claiming it).
+            // run that would find nothing (and keep the next claim from the wire from taking it).
             switch refillOrIdle() {
             case .more: return .more
             case .idle: return .idle
@@ -120,8 +121,8 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     /// With `saved` empty: moves arrived messages into it, or marks the process idle (so
     /// the next delivery schedules it) if none arrived.
     private func refillOrIdle() -> RefillStep {
-        // `saved` is read under the lock too: once the unlock publishes `.idle`, a caller's
-        // hand-off may claim the process and fill `saved` on its own thread (invariant 3).
+        // `saved` is read under the lock too: once the unlock publishes `.idle`, an I/O
+        // thread may claim the process and fill `saved` on its own thread (invariant 3).
         withShared { s in
             let step = s.mailbox.refillOrIdle(&saved)
             savedCount.store(saved.count)

@@ -24,10 +24,10 @@ import DequeModule
 ///    ``acceptReply(_:_:slot:)``, ``die()``) takes the same lock, so a wake-up is either
 ///    seen by the park or finds the waiter: none is lost.
 /// 3. A callback process is `.idle` (no messages, in no run queue) or `.scheduled` (exactly
-///    one owner runs it: a run queue entry, a scheduler thread, or a caller that claimed it).
-///    Only the `.idle → .scheduled` transitions (``deliver(_:savedCount:limit:)``'s
-///    `.schedule`, ``claim(_:bounded:)``) hand out ownership, so the process is never queued
-///    twice.
+///    one owner runs it: a run queue entry, a scheduler thread, or an I/O thread that
+///    claimed it). Only the `.idle → .scheduled` transitions
+///    (``deliver(_:savedCount:limit:)``'s `.schedule`, ``claim(_:bounded:)``) hand out
+///    ownership, so the process is never queued twice.
 /// 4. A message sent to an alias is kept only while the alias is active; a local call's
 ///    reply (or its server's DOWN) goes into the reply slot (``ReplySlot``) only while
 ///    `slot.alias == callAlias == alias`, the slot keeps the first that comes, and once a

@@ -15,16 +15,30 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// The process whose body the current task runs (set for the body's duration).
     @TaskLocal static var current: SequentialProcess?
 
-    /// The reply slot of the local call this process is making (``ReplySlot``); guarded by
-    /// the shared lock, changed only through the mailbox's transitions.
-    @exclusivity(unchecked) var slot = ReplySlot()
+    /// What calls and timeouts need (``WaitState``), made on first use under the shared
+    /// lock: an idle process that never calls nor waits with a timeout carries one word for
+    /// it. Other threads read it only under that lock (a reply) or after a timer entry it
+    /// made was queued (the timer queue), both ordered after the write.
+    @exclusivity(unchecked) private var waitState: WaitState? = nil
+
+    /// The wait state, made if the process has none yet. `s` is the locked shared state
+    /// (``withShared(_:)``'s argument): only a caller that holds the lock can pass it.
+    private func waits(_ s: inout Shared) -> WaitState {
+        if let w = waitState { return w }
+        let w = WaitState()
+        waitState = w
+        return w
+    }
 
     /// The last call message this process sent, reused once nothing else holds it
     /// (``Gen/CallMessage/reusing(_:from:request:)``). Touched by the owner only.
     @exclusivity(unchecked) var spareCall: Gen.CallMessage? = nil
 
     override func acceptReply(_ alias: UInt64, _ reply: any Sendable) -> Bool {
-        guard let wake = withShared({ $0.mailbox.acceptReply(alias, reply, slot: &slot) }) else { return false }
+        guard let wake = withShared({ s -> Wake? in
+            guard let w = waitState else { return nil }
+            return s.mailbox.acceptReply(alias, reply, slot: &w.slot)
+        }) else { return false }
         perform(wake)
         if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: reply)) }
         return true
@@ -32,7 +46,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     /// Starts call `alias` (``MailboxState/beginCall(_:local:slot:)``).
     func beginCall(_ alias: UInt64, local: Bool) {
-        withShared { $0.mailbox.beginCall(alias, local: local, slot: &slot) }
+        withShared { s in s.mailbox.beginCall(alias, local: local, slot: &waits(&s).slot) }
     }
 
     /// Starts local call `alias` (``MailboxState/beginCall(_:local:slot:)``, the reply slot
@@ -44,7 +58,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             return 0
         }
         let (g, queue) = withShared { s -> (UInt32, Bool) in
-            s.mailbox.beginCall(alias, local: true, slot: &slot)
+            s.mailbox.beginCall(alias, local: true, slot: &waits(&s).slot)
             return armLocked(&s, deadline)
         }
         if queue { Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline) }
@@ -53,7 +67,10 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     /// Ends call `alias`: its alias is deactivated; returns what the slot held.
     func endCall(_ alias: UInt64) -> (any Sendable)? {
-        withShared { $0.mailbox.endCall(alias, slot: &slot) }
+        withShared { s in
+            guard let w = waitState else { return nil }
+            return s.mailbox.endCall(alias, slot: &w.slot)
+        }
     }
 
     /// The server a local call monitors died (a monitor whose reference is the call's
@@ -68,11 +85,13 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// deactivated; on a timeout, by the caller). A small function of its own, so that a
     /// process parked in a call keeps a small frame. Throws if the process is dead.
     func awaitCall(_ alias: UInt64, generation: UInt32) async throws -> (any Sendable)? {
+        // Made by beginCall, which every call takes first.
+        let w = waitState!
         while true {
             await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
-                if !withShared({ $0.mailbox.parkForReply(c, alias: alias, generation: generation, slot: slot) }) { c.resume() }
+                if !withShared({ $0.mailbox.parkForReply(c, alias: alias, generation: generation, slot: w.slot) }) { c.resume() }
             }
-            switch withShared({ $0.mailbox.callStep(alias, generation: generation, slot: &slot) }) {
+            switch withShared({ $0.mailbox.callStep(alias, generation: generation, slot: &w.slot) }) {
             case .done(let r):
                 Scheduler.noteRunning(self)
                 return r
@@ -106,9 +125,9 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     override var kind: Process.Kind { .sequential }
 
     // A receive's (or a call's) timeout, armed lazily. `armedTimer` (in ProcessCore) holds
-    // the generation of the receive whose timeout is armed (0: none) and `armedDeadline`
-    // its deadline; `queuedDeadline` is the deadline of the timer queue entry the process
-    // counts on to look at them (0: none). Arming takes no timer-queue lock unless no entry
+    // the generation of the receive whose timeout is armed (0: none) and the wait state's
+    // `armedDeadline` its deadline; its `queuedDeadline` is the deadline of the timer queue
+    // entry the process counts on to look at them (0: none). Arming takes no timer-queue lock unless no entry
     // fires by the new deadline, and disarming is one atomic exchange: a process that calls
     // or receives with the same timeout over and over keeps one queue entry per timeout
     // period, which re-arms itself when it fires early (Go's timers move later the same way).
@@ -117,15 +136,8 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     // exchanges it first (relaxed: what a timeout changes is published under the lock, and
     // a stale firing finds its generation gone).
 
-    /// The deadline of the armed timeout (guarded by the shared lock).
-    @exclusivity(unchecked) private var armedDeadline: UInt64 = 0
-    /// The deadline of this process's live timer-queue entry, 0 if none. Relaxed: written
-    /// under the shared lock; the queue's reads (to drop entries that are not live) may be
-    /// stale, which only keeps a dead entry a little longer or drops it at its deadline.
-    private let queuedDeadline = Atomic<UInt64>(0)
-
     func timerIsPending(_ tag: UInt64) -> Bool {
-        queuedDeadline.load(ordering: .relaxed) == tag
+        waitState?.queuedDeadline.load(ordering: .relaxed) == tag
     }
 
     /// The queue entry due at `tag` fired: fires the armed timeout if it is due, else makes
@@ -133,17 +145,18 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     func timerFired(_ tag: UInt64) -> Bool {
         let now = MonotonicClock.now
         let (wake, requeue) = withShared { s -> (Wake, UInt64) in
-            if queuedDeadline.load(ordering: .relaxed) == tag { queuedDeadline.store(0, ordering: .relaxed) }
+            guard let w = waitState else { return (.none, 0) }
+            if w.queuedDeadline.load(ordering: .relaxed) == tag { w.queuedDeadline.store(0, ordering: .relaxed) }
             let g = armedTimer.load(ordering: .relaxed)
             guard g != 0 else { return (.none, 0) }
-            if armedDeadline <= now {
+            if w.armedDeadline <= now {
                 guard armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged else { return (.none, 0) }
                 return (s.mailbox.timeout(g), 0)
             }
-            let q = queuedDeadline.load(ordering: .relaxed)
-            guard q == 0 || q > armedDeadline else { return (.none, 0) }
-            queuedDeadline.store(armedDeadline, ordering: .relaxed)
-            return (.none, armedDeadline)
+            let q = w.queuedDeadline.load(ordering: .relaxed)
+            guard q == 0 || q > w.armedDeadline else { return (.none, 0) }
+            w.queuedDeadline.store(w.armedDeadline, ordering: .relaxed)
+            return (.none, w.armedDeadline)
         }
         if requeue != 0 { Scheduler.shared.timers.schedule(at: requeue, target: self, tag: requeue) }
         guard case .none = wake else {
@@ -166,12 +179,13 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// Arms a timeout at `deadline` under the shared lock; returns its generation and whether
     /// the caller must put an entry for it in the timer queue (no entry fires by then).
     private func armLocked(_ s: inout Shared, _ deadline: UInt64) -> (UInt32, Bool) {
+        let w = waits(&s)
         let g = s.mailbox.nextGeneration()
-        armedDeadline = deadline
+        w.armedDeadline = deadline
         armedTimer.store(g, ordering: .relaxed)
-        let q = queuedDeadline.load(ordering: .relaxed)
+        let q = w.queuedDeadline.load(ordering: .relaxed)
         guard q == 0 || q > deadline else { return (g, false) }
-        queuedDeadline.store(deadline, ordering: .relaxed)
+        w.queuedDeadline.store(deadline, ordering: .relaxed)
         return (g, true)
     }
 
@@ -185,7 +199,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// At exit: the queue entry is dropped (now if it is the earliest, else at its deadline
     /// or the next sweep), so it does not keep the process's object alive.
     func dropQueuedTimer() {
-        let q = withShared { _ in queuedDeadline.exchange(0, ordering: .relaxed) }
+        let q = withShared { _ in waitState?.queuedDeadline.exchange(0, ordering: .relaxed) ?? 0 }
         if q != 0 { Scheduler.shared.timers.noteCancelled(deadline: q) }
     }
 
@@ -387,4 +401,23 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             Scheduler.noteRunning(self)
         }
     }
+}
+
+/// What a sequential process needs once it calls or waits with a timeout (made on first
+/// use, ``SequentialProcess``): the reply slot of its local calls and its timeout's timer.
+final class WaitState: @unchecked Sendable {
+    // @unchecked Sendable: `slot` and `armedDeadline` are guarded by the process's shared
+    // lock (unchecked exclusivity: that lock makes each access exclusive); `queuedDeadline`
+    // is atomic.
+    /// The reply slot of the local call the process is making (``ReplySlot``), changed only
+    /// through the mailbox's transitions.
+    @exclusivity(unchecked) var slot = ReplySlot()
+    /// The deadline of the armed timeout.
+    @exclusivity(unchecked) var armedDeadline: UInt64 = 0
+    /// The deadline of the process's live timer-queue entry, 0 if none. Relaxed: written
+    /// under the shared lock, always before the entry it names is inserted; the queue reads
+    /// it (to drop entries that are not live) under its own lock, which the insertion
+    /// released after that store, so it sees the store or a later one: a live entry is never
+    /// dropped, and a stale read only keeps a dead one until its deadline.
+    let queuedDeadline = Atomic<UInt64>(0)
 }

@@ -34,7 +34,9 @@ public final class Scheduler: @unchecked Sendable {
     /// The pool for blocking and CPU-heavy work (the BEAM's dirty schedulers).
     public let blocking: BlockingPool
     let logger: Logger
-    private(set) var workers: [Worker] = []
+    // Unchecked exclusivity: set once in init, before any other thread sees the scheduler,
+    // then only read (every job start and park reads it; the checks cost time on each).
+    @exclusivity(unchecked) private(set) var workers: [Worker] = []
     let unownedExecutor: UnownedTaskExecutor
 
     private let global = Locked<Deque<Runnable>>([])

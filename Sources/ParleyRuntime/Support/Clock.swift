@@ -48,26 +48,13 @@ package enum MonotonicClock {
         return UInt64(s) &* 1_000_000_000 &+ UInt64(atto / 1_000_000_000)
     }
 
-    /// The deadline `d` from now, saturating at `UInt64.max`. Never early. For `d` of a
-    /// second or more (a call's default 5 s timeout), read from the coarse clock plus its
-    /// resolution: at most that resolution late (a few milliseconds, under 0.5 % of `d`),
-    /// and a call pays no precise clock read for it.
+    /// The deadline `d` from now, saturating at `UInt64.max`. From the precise clock: the
+    /// coarse one may lag it by more than its stated resolution on a tickless idle CPU, and
+    /// a deadline read from it could fire early.
     @inlinable
     package static func deadline(after d: Duration) -> UInt64 {
         let n = nanoseconds(d)
-        let t = n >= 1_000_000_000 ? coarse &+ coarseResolution : now
+        let t = now
         return n > UInt64.max - t ? .max : t + n
     }
-
-    /// How far the coarse clock may lag the precise one (its resolution; 1 ms if unknown).
-    @usableFromInline
-    package static let coarseResolution: UInt64 = {
-        #if os(Linux)
-        var ts = timespec()
-        if clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0 {
-            return max(1_000_000, UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
-        }
-        #endif
-        return 1_000_000
-    }()
 }

@@ -95,7 +95,8 @@ public final class TimerQueue: @unchecked Sendable {
     /// earliest deadline, or the queue sees the worker parked past it and wakes it.
     private let nextDeadlineValue = Atomic<UInt64>(.max)
     /// Called with the deadline of a timer that became the earliest (outside the lock).
-    var onNewEarliest: (@Sendable (UInt64) -> Void)?
+    /// Set once by the scheduler before the queue is shared, then only read.
+    @exclusivity(unchecked) var onNewEarliest: (@Sendable (UInt64) -> Void)?
 
     init() {}
 
