@@ -120,6 +120,34 @@ struct SchedulerTests {
         #expect((r?.milliseconds ?? 0) >= 50)
     }
 
+    // A timer wakes one parked worker; if that worker then takes a job that holds it (a
+    // handler that blocks), the timer must still fire on time: another worker, still
+    // parked, has to be sleeping no later than it (the BEAM's timers fire whatever one
+    // scheduler is doing). Repeated, as which worker takes the job varies.
+    @Test("A timer fires on time while the worker it woke is held by a long job and the other worker was parked")
+    func timerFiresWhileWokenWorkerIsHeld() async {
+        let s = Scheduler(configuration: .init(schedulers: 2))
+        defer { s.shutdown() }
+        final class Hold: ScheduledJob, @unchecked Sendable {
+            override func run(budget: Int) {
+                let t0 = MonotonicClock.now
+                while MonotonicClock.now - t0 < 400_000_000 { usleep(1000) }
+            }
+        }
+        for round in 0..<5 {
+            // Both workers parked, with nothing to wake them for.
+            try? await Task.sleep(for: .milliseconds(50))
+            let fired = Atomic<UInt64>(0)
+            let t0 = MonotonicClock.now
+            s.timers.schedule(after: .milliseconds(30)) { fired.store(MonotonicClock.now, ordering: .relaxed) }
+            s.enqueue(Hold())
+            #expect(await waitUntil { fired.load(ordering: .relaxed) != 0 })
+            let late = Double(fired.load(ordering: .relaxed) - t0) / 1e6
+            #expect(late < 300, "round \(round): the timer fired after \(late) ms, when the long job let go")
+            try? await Task.sleep(for: .milliseconds(400))
+        }
+    }
+
     // The BEAM checks its timer wheel at every schedule, not every N processes: a timer is
     // late by at most the job that was running when it came due.
     @Test("A busy scheduler fires a due timer after the job that is running, not after a run of long jobs")

@@ -150,7 +150,7 @@ public final class Scheduler: @unchecked Sendable {
     /// one will wake in time anyway, or none is parked: running workers fire timers between
     /// jobs). Its sequentially consistent read of `parkedUntil` pairs with the parking
     /// worker's store (see ``TimerQueue``'s `nextDeadlineValue`).
-    private func wakeForTimer(_ deadline: UInt64) {
+    func wakeForTimer(_ deadline: UInt64) {
         for w in workers {
             let until = w.parkedUntil.load(ordering: .sequentiallyConsistent)
             if until != 0 && until > deadline {

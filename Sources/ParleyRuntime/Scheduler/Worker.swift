@@ -267,6 +267,13 @@ final class Worker: @unchecked Sendable {
         parkedUntil.store(0, ordering: .relaxed)
         s.unregisterParked(index)
         s.timers.fireDue()
+        // This worker may now take a job that holds it for long (a handler that blocks),
+        // and a running worker fires timers only between jobs. It may also be the one a
+        // timer woke (``Scheduler/wakeForTimer(_:)`` wakes one parked worker) while another
+        // still sleeps past that timer: pass the duty on, so that while any worker is
+        // parked, one of them sleeps no later than the earliest timer.
+        let next = s.timers.nextDeadline
+        if next != .max { s.wakeForTimer(next) }
         return nil
     }
 
