@@ -56,7 +56,7 @@ struct Bench: AsyncParsableCommand {
         for w in chosen where !Workloads.all.contains(w) {
             throw ValidationError("unknown workload \(w); known: \(Workloads.all.joined(separator: ", "))")
         }
-        let idlers = try (0..<idle).map { _ in try Process.spawn { me in _ = try await me.receive() } }
+        let idlers = (0..<idle).map { _ in Process.spawn { me in _ = try await me.receive() } }
         let watcher = observe ? try await ObservedBench.start() : nil
         // The traced bystander: never sent to, so its session records nothing, but while it
         // runs every delivery in the workloads takes the traced check's slow path.

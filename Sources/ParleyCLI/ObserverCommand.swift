@@ -75,7 +75,7 @@ struct ObserverCommand: AsyncParsableCommand {
             }
         }
         if demo { try await ObserverDemo.start() }
-        if idle > 0 { for _ in 0..<idle { _ = try Process.spawn { me in _ = try await me.receive() } } }
+        if idle > 0 { for _ in 0..<idle { _ = Process.spawn { me in _ = try await me.receive() } } }
         let server = Task { try await observer.run() }
         print("parley observer: \(await observer.url())")
         print("  metrics: \(await observer.url().split(separator: "?")[0])metrics\(observer.token.map { " (Authorization: Bearer \($0))" } ?? "")")
