@@ -113,7 +113,7 @@ struct CallTracingTests {
 
     @Test("Gen.call carries the caller's whole ServiceContext (keys of its own included) in the CallMessage; with no current context, none")
     func rawCallCarriesTheContext() async throws {
-        let seen = Mutex<[String?]>([])
+        let seen = SpinLocked<[String?]>([])
         let server = try Process.spawn(state: ()) { _, message, _ in
             if let call = message as? Gen.CallMessage {
                 seen.withLock { $0.append(call.context?[TenantKey.self]) }

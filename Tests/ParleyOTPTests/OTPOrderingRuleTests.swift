@@ -1,5 +1,6 @@
 import ParleyOTP
 import Testing
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,21 +40,38 @@ struct SlowContinue: GenServer {
     mutating func handleCall(_ request: String, from: Gen.From, _ me: CallbackProcess) -> CallResult { .reply(log) }
 }
 
-/// A server whose `handleCall(.slow)` holds its thread for 600 ms, as a `handle_call` that
-/// does blocking work would (a callback cannot wait; it can only hold its scheduler thread,
-/// and the jobs queued behind it wait too, so the test keeps that short).
+/// A server whose `handleCall(.slow)` holds its thread until the test releases it (or 10 s
+/// pass), as a `handle_call` busy with blocking work would, and records whether it was
+/// released while it held the thread. A callback cannot wait: it can only hold its
+/// scheduler thread, so the test holds it no longer than it must.
 struct SlowHandler: GenServer {
     enum Call: Sendable { case slow, ping }
     typealias Reply = String
+    let release: Gate
     mutating func handleCall(_ request: Call, from: Gen.From, _ me: CallbackProcess) -> CallResult {
         switch request {
         case .slow:
-            usleep(600_000)
+            let t0 = ContinuousClock.now
+            while !release.isOpen && ContinuousClock.now - t0 < .seconds(10) { usleep(1000) }
+            release.noteSeenWhileBusy()
             return .reply("late")
         case .ping:
             return .reply("pong")
         }
     }
+}
+
+/// A flag the test opens once its call has timed out; the server notes whether it was open
+/// when its handler let go of the thread.
+final class Gate: Sendable {
+    private let open = Atomic<Bool>(false)
+    private let seen = Atomic<Int>(0)
+    var isOpen: Bool { open.load(ordering: .acquiring) }
+    func openIt() { open.store(true, ordering: .releasing) }
+    func close() { open.store(false, ordering: .releasing) }
+    func noteSeenWhileBusy() { if isOpen { seen.add(1, ordering: .relaxed) } }
+    /// How many slow handlers saw the gate open before they returned.
+    var seenWhileBusy: Int { seen.load(ordering: .relaxed) }
 }
 
 /// Rules of OTP and Elixir that concern a call's timeout and the order of a stop's and a
@@ -71,9 +89,15 @@ struct OTPOrderingRuleTests {
     // handler ends (502 ms), and no late reply reaches the caller (a receive after 100 ms
     // finds nothing): `erl -noshell` with a module whose handle_call(slow, ...) does
     // timer:sleep(500).
-    @Test("A call's timeout holds while the server is busy with it: timeout on time, the next call works, no late reply")
+    @Test("A call's timeout holds while the server is busy with it: the caller times out while the handler still runs, the next call works, no late reply")
     func callTimeoutHoldsWhileServerIsBusy() async throws {
-        let server = try SlowHandler().start()
+        // The handler holds the server's thread until the caller, having timed out, opens
+        // the gate. With the hand-off this replaced (the handler ran on the caller's thread),
+        // the caller could not time out before the handler returned: the handler would wait
+        // its 10 s and see the gate shut. No bound on the time is needed, so a loaded
+        // machine cannot fail the test.
+        let gate = Gate()
+        let server = try SlowHandler(release: gate).start()
         let (first, elapsed, second, stray) = try await Process.run { me -> (String, Duration, String, Bool) in
             let t0 = ContinuousClock.now
             var first = "replied"
@@ -85,23 +109,22 @@ struct OTPOrderingRuleTests {
                 first = "\(error)"
             }
             let elapsed = ContinuousClock.now - t0
-            let second = try await server.call(.ping, timeout: .seconds(10))
+            gate.openIt()
+            let second = try await server.call(.ping, timeout: .seconds(20))
             let stray = try await me.receive(after: .milliseconds(100)) != nil
             return (first, elapsed, second, stray)
         }
         #expect(first == "timeout")
         #expect(elapsed >= .milliseconds(50), "never early")
-        // The hand-off this replaces returned when the handler did (600 ms or more); the
-        // bound leaves room for a busy machine's scheduling below that.
-        #expect(elapsed < .milliseconds(550), "on time, not when the handler returns (600 ms): \(elapsed)")
+        #expect(gate.seenWhileBusy == 1, "the caller timed out while the handler still held the server")
         #expect(second == "pong")
         #expect(!stray, "the late reply is dropped")
         // From outside any process too (a stand-in mailbox waits for the reply).
-        let t1 = ContinuousClock.now
+        gate.close()
         await #expect(throws: Gen.CallError.self) { try await server.call(.slow, timeout: .milliseconds(50)) }
-        let outside: Duration = ContinuousClock.now - t1
-        #expect(outside < .milliseconds(550), "from outside a process: \(outside)")
-        #expect(try await server.call(.ping, timeout: .seconds(10)) == "pong")
+        gate.openIt()
+        #expect(try await server.call(.ping, timeout: .seconds(20)) == "pong")
+        #expect(gate.seenWhileBusy == 2, "from outside a process too")
         try await server.stop()
     }
 

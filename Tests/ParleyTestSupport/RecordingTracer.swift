@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 import Tracing
 
@@ -25,7 +28,7 @@ public final class RecordingTracer: Tracer, Sendable {
     struct IDs: Sendable, Hashable { let trace: String; let span: String }
     enum IDsKey: ServiceContextKey { typealias Value = IDs }
 
-    private let finished = Mutex<[Finished]>([])
+    private let finished = SpinLocked<[Finished]>([])
 
     /// The process-wide tracer, bootstrapped on first use.
     public static let shared: RecordingTracer = {
@@ -102,14 +105,14 @@ public final class RecordingSpan: Span, Sendable {
         var isError = false
         var ended = false
     }
-    private let state: Mutex<State>
+    private let state: SpinLocked<State>
 
     init(name: String, kind: SpanKind, context: ServiceContext, parent: String?, recorder: RecordingTracer?) {
         self.context = context
         self.kind = kind
         self.parent = parent
         self.recorder = recorder
-        self.state = Mutex(State(name: name))
+        self.state = SpinLocked(State(name: name))
     }
 
     /// The trace this span belongs to, if it is recorded.
@@ -146,5 +149,23 @@ public final class RecordingSpan: Span, Sendable {
         }
         recorder.record(.init(name: s.name, kind: kind, traceID: ids.trace, spanID: ids.span, parentID: parent,
                               attributes: attributes, errors: s.errors, isError: s.isError))
+    }
+}
+
+/// A value behind a spin lock made of one atomic, for test support shared between threads:
+/// the thread sanitizer sees its acquire and release (on Linux it does not see
+/// `Synchronization.Mutex`'s lock, and reports the accesses it guards as races).
+public final class SpinLocked<Value>: @unchecked Sendable {
+    // @unchecked Sendable: `value` is only touched between the acquiring exchange and the
+    // releasing store of `held`.
+    private let held = Atomic<Bool>(false)
+    private var value: Value
+
+    public init(_ value: sending Value) { self.value = value }
+
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        while held.exchange(true, ordering: .acquiring) { sched_yield() }
+        defer { held.store(false, ordering: .releasing) }
+        return try body(&value)
     }
 }
