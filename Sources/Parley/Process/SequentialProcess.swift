@@ -61,7 +61,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
             s.mailbox.beginCall(alias, local: true, slot: &waits(&s).slot)
             return armLocked(&s, deadline)
         }
-        if queue { Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline) }
+        if queue { queueEntry(deadline) }
         return g
     }
 
@@ -153,12 +153,9 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
                 guard armedTimer.compareExchange(expected: g, desired: 0, ordering: .relaxed).exchanged else { return (.none, 0) }
                 return (s.mailbox.timeout(g), 0)
             }
-            let q = w.queuedDeadline.load(ordering: .relaxed)
-            guard q == 0 || q > w.armedDeadline else { return (.none, 0) }
-            w.queuedDeadline.store(w.armedDeadline, ordering: .relaxed)
-            return (.none, w.armedDeadline)
+            return (.none, w.needsEntry(by: w.armedDeadline) ? w.armedDeadline : 0)
         }
-        if requeue != 0 { Scheduler.shared.timers.schedule(at: requeue, target: self, tag: requeue) }
+        if requeue != 0 { queueEntry(requeue) }
         guard case .none = wake else {
             perform(wake)
             return true
@@ -172,8 +169,14 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     @usableFromInline
     func armTimeout(_ deadline: UInt64) -> UInt32 {
         let (g, queue) = withShared { armLocked(&$0, deadline) }
-        if queue { Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline) }
+        if queue { queueEntry(deadline) }
         return g
+    }
+
+    /// Puts the entry ``WaitState/needsEntry(by:)`` asked for in the timer queue (outside
+    /// the shared lock).
+    private func queueEntry(_ deadline: UInt64) {
+        Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline)
     }
 
     /// Arms a timeout at `deadline` under the shared lock; returns its generation and whether
@@ -183,10 +186,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         let g = s.mailbox.nextGeneration()
         w.armedDeadline = deadline
         armedTimer.store(g, ordering: .relaxed)
-        let q = w.queuedDeadline.load(ordering: .relaxed)
-        guard q == 0 || q > deadline else { return (g, false) }
-        w.queuedDeadline.store(deadline, ordering: .relaxed)
-        return (g, true)
+        return (g, w.needsEntry(by: deadline))
     }
 
     /// Disarms it when the receive ends first (a no-op if it fired). The queue entry stays:
@@ -420,4 +420,13 @@ final class WaitState: @unchecked Sendable {
     /// released after that store, so it sees the store or a later one: a live entry is never
     /// dropped, and a stale read only keeps a dead one until its deadline.
     let queuedDeadline = Atomic<UInt64>(0)
+
+    /// Under the shared lock: whether an entry due at `deadline` must be queued (no live
+    /// entry fires by then); if so, it is recorded as the live one, and the caller queues it.
+    func needsEntry(by deadline: UInt64) -> Bool {
+        let q = queuedDeadline.load(ordering: .relaxed)
+        guard q == 0 || q > deadline else { return false }
+        queuedDeadline.store(deadline, ordering: .relaxed)
+        return true
+    }
 }
