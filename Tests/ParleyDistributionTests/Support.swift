@@ -120,10 +120,11 @@ final class ExternalNode: Sendable {
         return node
     }
 
-    static func launch(name: String, executable: String, arguments: [String]) throws -> ExternalNode {
+    static func launch(name: String, executable: String, arguments: [String], environment: [String: String] = [:]) throws -> ExternalNode {
         let p = Foundation.Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe

@@ -28,6 +28,9 @@ final class DistributionRouter: RemoteRouter, Sendable {
         var outgoingNameMonitors: [Reference: (name: String, node: Node)] = [:]
         /// Processes that asked for {nodeup, N} / {nodedown, N} (net_kernel:monitor_nodes).
         var nodeWatchers: [Pid: Int] = [:]
+        /// This node's `global_name_server`, told of visible nodes only (as global's
+        /// `net_kernel:monitor_nodes(true)` is).
+        var globalServer: Pid?
         var warnedTypes = Set<String>()
         /// Calls from other nodes that came with a sequential-trace token: the token, by the
         /// call's tag, until the reply goes back with it (as a BEAM server's reply carries
@@ -160,10 +163,10 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func connectionUp(_ conn: Connection, peer: PeerInfo) {
-        let (replaced, watchers) = state.withLock { s -> (Connection?, [Pid]) in
+        let (replaced, watchers, global) = state.withLock { s -> (Connection?, [Pid], Pid?) in
             let old = s.connections[conn.node]
             s.connections[conn.node] = conn
-            return (old === conn ? nil : old, Array(s.nodeWatchers.keys))
+            return (old === conn ? nil : old, Array(s.nodeWatchers.keys), s.globalServer)
         }
         if let replaced {
             // The authenticated newcomer replaces a connection the peer has given up on:
@@ -171,24 +174,39 @@ final class DistributionRouter: RemoteRouter, Sendable {
             replaced.close(reason: "replaced by a new connection from \(peer.name)")
             home.nodeDown(conn.node)
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(peer.name))])) }
+            if let global, !(replaced.peer?.isHidden ?? true) { global.send(GlobalInternal.nodedown(peer.name)) }
         }
         for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
+        // Sent here, on the connection's event loop before it reads on: global sees the
+        // nodeup before any message the new connection brings.
+        if let global, !peer.isHidden { global.send(GlobalInternal.nodeup(peer.name)) }
     }
 
     /// `conn` closed; `wasUp`: it had come up, so watchers saw its nodeup and now get nodedown.
     func connectionClosed(_ conn: Connection, wasUp: Bool) {
-        let (removed, watchers) = state.withLock { s -> (Bool, [Pid]) in
-            guard s.connections[conn.node] === conn else { return (false, []) }
+        let (removed, watchers, global) = state.withLock { s -> (Bool, [Pid], Pid?) in
+            guard s.connections[conn.node] === conn else { return (false, [], nil) }
             s.connections[conn.node] = nil
             s.incomingNameMonitors = s.incomingNameMonitors.filter { $0.value.node !== conn.node }
             s.outgoingNameMonitors = s.outgoingNameMonitors.filter { $0.value.node !== conn.node }
-            return (true, Array(s.nodeWatchers.keys))
+            return (true, Array(s.nodeWatchers.keys), s.globalServer)
         }
         guard removed else { return }
         home.nodeDown(conn.node)
         if wasUp {
             for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(conn.node.name))])) }
+            if let global, !(conn.peer?.isHidden ?? true) { global.send(GlobalInternal.nodedown(conn.node.name)) }
         }
+    }
+
+    /// Tells `server` (global_name_server) of visible nodes from now on, starting with
+    /// those already up.
+    func setGlobalServer(_ server: Pid?) {
+        let up = state.withLock { s -> [String] in
+            s.globalServer = server
+            return s.connections.values.compactMap { $0.phase == .up && !($0.peer?.isHidden ?? true) ? $0.peer?.name : nil }
+        }
+        if let server { for n in up { server.send(GlobalInternal.nodeup(n)) } }
     }
 
     func monitorNodes(_ pid: Pid, _ on: Bool) {

@@ -94,6 +94,8 @@ public enum Distribution {
         /// config.bufferBusyLimit = 4 << 20   // erl +zdbbl 4096
         /// ```
         public var bufferBusyLimit: Int? = 1 << 20
+        /// `global`'s settings on a visible node (`connect_all`, `prevent_overlapping_partitions`).
+        public var global = Global.Options()
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
         public var logger = Logger(label: "parley.distribution")
 
@@ -209,6 +211,14 @@ public enum Distribution {
         running.withLock { $0.nodes[key] = Running(router: router, server: server, registration: registration, embedded: embedded, port: port) }
         Spawner.start(on: home)
         NetKernel.start(on: home)
+        if !configuration.hidden {
+            do {
+                try Global.start(on: home, options: configuration.global, log: configuration.logger)
+                router.setGlobalServer(Global.instance(of: home)?.server)
+            } catch {
+                router.log.error("global_name_server did not start: \(error)")
+            }
+        }
         router.log.info("distribution started: \(name) on port \(port), creation \(creation), \(configuration.hidden ? "hidden" : "visible")")
         return name
     }
@@ -222,6 +232,8 @@ public enum Distribution {
         guard let r = running.withLock({ $0.nodes.removeValue(forKey: ObjectIdentifier(home)) }) else { return }
         Spawner.stop(on: home)
         NetKernel.stop(on: home)
+        r.router.setGlobalServer(nil)
+        Global.stop(on: home)
         r.router.closeAll()
         try? await r.server.close()
         await r.registration?.close()
