@@ -3,7 +3,7 @@ import Parley
 import ParleyObserver
 import ParleyOTP
 
-// Chapter 12: the observer. The same JSON a browser's page reads, fetched over HTTP from an
+// Chapter 13: the observer. The same JSON a browser's page reads, fetched over HTTP from an
 // observer serving this node on a free loopback port.
 
 @Sendable func observerChapter(_ me: Process) async throws {

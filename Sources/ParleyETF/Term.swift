@@ -138,6 +138,8 @@ public enum Term: Hashable, Sendable {
         if case .binary(let b) = self { return String(validating: b, as: UTF8.self) }
         return nil
     }
+    /// The elements, if this is a proper list (`[]` is empty).
+    public var listElements: [Term]? { if case .list(let l) = self { return l }; return nil }
     /// The tuple's elements, if this is a tuple.
     public var tupleElements: [Term]? { if case .tuple(let t) = self { return t }; return nil }
     /// The pid, if this is one.

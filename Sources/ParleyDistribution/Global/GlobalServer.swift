@@ -710,8 +710,3 @@ final class GlobalServer {
         log.warning("global_name_server ignored a malformed message: \(DistributionRouter.summary(t))")
     }
 }
-
-extension Term {
-    /// The elements of a proper list.
-    var listElements: [Term]? { if case .list(let l) = self { return l }; return nil }
-}
