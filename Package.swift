@@ -33,6 +33,10 @@ let package = Package(
         // Erlang/Elixir clusters and each other (SwiftNIO; with the TLS trait, swift-nio-ssl;
         // re-exports ParleyETF).
         .library(name: "ParleyDistribution", targets: ["ParleyDistribution"]),
+        // Clusters that form themselves: libcluster's strategies (EPMD lists, DNS, Kubernetes
+        // DNS and DNS SRV, gossip with its AES secret) run as topologies (swift-crypto for
+        // the gossip secret).
+        .library(name: "ParleyCluster", targets: ["ParleyCluster"]),
         // The observer: a live web dashboard of a node (processes, schedulers, supervision
         // trees) and a Prometheus /metrics endpoint (Hummingbird, swift-prometheus).
         .library(name: "ParleyObserver", targets: ["ParleyObserver"]),
@@ -58,6 +62,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        // SHA-256 and AES-256-CBC for libcluster's encrypted gossip; only ParleyCluster links it.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         // The observer's web server and metrics; only ParleyObserver and the CLI link them.
         // Hummingbird's default traits (swift-configuration, full Foundation) are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0", traits: []),
@@ -146,6 +152,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // res_query, for the DNS strategies' A, AAAA and SRV lookups through the system's resolver.
+        .target(name: "CParleyResolv"),
+        .target(
+            name: "ParleyCluster",
+            dependencies: [
+                "ParleyDistribution",
+                "CParleyResolv",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "ParleyObserver",
             dependencies: [
@@ -167,6 +188,7 @@ let package = Package(
                 "Parley",
                 "ParleyOTP",
                 "ParleyDistribution",
+                "ParleyCluster",
                 "ParleyObserver",
                 "CParleyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -217,7 +239,7 @@ let package = Package(
             // ParleyTestNode: the tests start it as separate OS processes, so it must be built
             // beside the test bundle.
             dependencies: [
-                "ParleyDistribution", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyTestNode", "CZlib", "ParleyTestSupport",
+                "ParleyDistribution", "ParleyCluster", "ParleyETF", "ParleyETFFuzz", "ParleyOTP", "ParleyTestNode", "CZlib", "ParleyTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

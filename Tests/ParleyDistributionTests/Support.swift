@@ -58,10 +58,11 @@ enum Cluster {
         // Every test shares it, so it goes when the test process exits (a C callback: it
         // names the folder again rather than capture it).
         atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-erl-\(getpid())") }
-        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang/parley_interop.erl").path
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang")
+        let sources = ["parley_interop.erl", "gossip_peer.erl"].map { folder.appendingPathComponent($0).path }
         let erlc = Foundation.Process()
         erlc.executableURL = URL(fileURLWithPath: "/usr/bin/erlc")
-        erlc.arguments = ["-o", dir, source]
+        erlc.arguments = ["-o", dir] + sources
         try? erlc.run()
         erlc.waitUntilExit()
         return dir
