@@ -219,7 +219,7 @@ let package = Package(
         // counter, pong, forward); it shares no code with the `parley` command.
         .executableTarget(
             name: "ParleyTestNode",
-            dependencies: ["ParleyDistribution", "ParleyOTP"],
+            dependencies: ["ParleyDistribution", "ParleyCluster", "ParleyOTP"],
             path: "Tests/ParleyTestNode",
             swiftSettings: strict
         ),

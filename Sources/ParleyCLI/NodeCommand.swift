@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import Parley
+import ParleyCluster
 import ParleyDistribution
 import ParleyOTP
 import ParleyObserver
@@ -20,7 +21,7 @@ struct NodeCommand: AsyncParsableCommand {
           iex> GenServer.call({:counter, :"parley@127.0.0.1"}, {:add, 5})
         """)
 
-    @Option(help: "Node name: name@host (long) or name (short, this host).")
+    @Option(help: "Node name: name@host (long) or name (short, this host). ${VAR} and $VAR are taken from the environment, as in 'app@${POD_IP}'.")
     var name: String = "parley@127.0.0.1"
 
     @Option(help: "The cookie shared by the cluster.")
@@ -71,6 +72,27 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: "Let observers on connected nodes kill, send to and trace this node's processes.")
     var observerActions = false
 
+    @Option(help: "A cluster topology (repeatable; makes the node visible): epmd:a@h1,b@h2 | local-epmd | erlang-hosts | dns:QUERY | kubernetes-dns:SERVICE | kubernetes-dns-srv:SERVICE.NAMESPACE | gossip[:SECRET].")
+    var cluster: [String] = []
+
+    @Option(help: "Node basename for the DNS topologies (basename@ip); default: this node's name before '@'.")
+    var basename: String?
+
+    @Option(help: "How often DNS and EPMD topologies look again (5s, 500ms, 1m).")
+    var polling = "5s"
+
+    @Option(help: "How long a node that left a topology's list stays connected before it is disconnected (30s; 'never': until its connection dies; 0: at once, as libcluster).")
+    var disconnectGrace = "30s"
+
+    @Option(help: "Gossip: the UDP port.")
+    var gossipPort = 45892
+
+    @Option(help: "Gossip: the multicast group, or the broadcast address with --gossip-broadcast-only (127.255.255.255 on a loopback-only host).")
+    var gossipAddress = "233.252.1.32"
+
+    @Flag(help: "Gossip: broadcast to --gossip-address instead of multicast (libcluster's broadcast_only).")
+    var gossipBroadcastOnly = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -81,11 +103,27 @@ struct NodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try runtime.apply()
+        let name = try ClusterSpec.expand(self.name)
+        var options = ClusterSpec.Options()
+        options.basename = basename
+        options.polling = try ClusterSpec.duration(polling)
+        options.gossipPort = gossipPort
+        options.gossipAddress = gossipAddress
+        options.gossipBroadcastOnly = gossipBroadcastOnly
+        options.epmdPort = epmdPort
+        switch disconnectGrace {
+        case "never": options.disconnect = .never
+        case let g:
+            let d = try ClusterSpec.duration(g)
+            options.disconnect = d == .zero ? .immediately : .afterGrace(d)
+        }
+        let topologies = try cluster.map { spec in try ClusterSpec.topology(spec, nodeName: name, options: options) }
         var config = Distribution.Configuration(name: name, cookie: cookie)
         config.runWokenOnIOThread = runWoken
         config.busyWait = busyWait > 0 ? .microseconds(busyWait) : nil
         config.bufferBusyLimit = busyLimit > 0 ? busyLimit << 10 : nil
-        config.hidden = !visible
+        // A cluster topology makes the node visible: Erlang nodes mesh with it through global.
+        config.hidden = !visible && topologies.isEmpty
         config.port = port
         config.epmdPort = epmdPort
         config.embeddedEPMDAddress = epmdAddress
@@ -102,6 +140,10 @@ struct NodeCommand: AsyncParsableCommand {
             try await Distribution.connect(peer)
             print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")
             fflush(nil)
+        }
+        if !topologies.isEmpty {
+            _ = try Cluster.start(topologies)
+            print("cluster topologies: \(topologies.map(\.name).joined(separator: ", ")) (a visible node)")
         }
         print("node \(full) ready on port \(Distribution.port ?? 0): registered \(Process.registered().joined(separator: ", "))")
         fflush(nil)

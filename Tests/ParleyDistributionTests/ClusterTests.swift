@@ -108,7 +108,7 @@ struct ClusterTests {
             #expect(await eventually { reports.withLock { $0.count } >= 1 })
             task.cancel()
             _ = try? await task.value
-            if case .listed(let l)? = reports.withLock({ $0.first }) { lists.append(l) }
+            if case .listed(let l, _)? = reports.withLock({ $0.first }) { lists.append(l) }
         }
         // This node (app@10.0.0.5) is left out.
         #expect(lists == [["app@10.0.0.6", "app@fd00::7"], ["app@10.0.0.6"], ["myapp@myapp-0.myapp.default.svc.cluster.local"]])
@@ -155,6 +155,32 @@ struct ClusterTests {
             defer { second.stop() }
             #expect(await eventually { p1.connectedNodes.contains(p2.name) })
             #expect(try await second.snapshot().first?.strategyStarts == 2)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
+    @Test("On visible nodes (global meshes them), a node connected before it was listed still leaves after its grace when it drops off the list",
+          .timeLimit(.minutes(2)))
+    func graceOnVisibleNodes() async throws {
+        let cluster = try await GlobalCluster()
+        do {
+            let p1 = try await cluster.parley("vga"), p2 = try await cluster.parley("vgb"), p3 = try await cluster.parley("vgc")
+            let list = Locked<Set<String>>([p1.name, p2.name])
+            var t = ClusterTopology(name: "scripted", strategy: ScriptedStrategy(nodes: list))
+            t.disconnect = .afterGrace(.milliseconds(500))
+            let a = try ParleyCluster.Cluster.start([t], on: p1)
+            defer { a.stop() }
+            #expect(await eventually { p1.connectedNodes.contains(p2.name) })
+            try await p3.connect(p1.name)
+            #expect(await eventually { p2.connectedNodes.contains(p3.name) })
+            list.withLock { $0 = [p1.name, p2.name, p3.name] }
+            #expect(await eventually { (try? await a.snapshot())?.first?.listed.contains(p3.name) == true })
+            list.withLock { $0 = [p1.name, p2.name] }
+            #expect(await eventually { (try? await a.snapshot())?.first?.leaving == [p3.name] })
+            #expect(await eventually { !p1.connectedNodes.contains(p3.name) })
         } catch {
             await cluster.shutdown()
             throw error

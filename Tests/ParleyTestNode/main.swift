@@ -3,11 +3,17 @@
 //
 //   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
 //                  [--tls-cert F --tls-key F [--tls-ca F]] [--global-executor yes]
+//                  [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
+//                   [--gossip-port P] [--gossip-address A] [--gossip-broadcast-only yes]]
+//
+// With --cluster (ClusterSpec's text, as `parley node --cluster`), the node is visible and
+// runs that topology; it prints `nodeup: N` and `nodedown: N` lines as connections come and go.
 //
 // Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
 // (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
 // Term) and `forward` (sends everything it gets to the pid it was spawned with).
 import Foundation
+import ParleyCluster
 import ParleyDistribution
 import ParleyOTP
 
@@ -60,7 +66,30 @@ if let cert = options["tls-cert"], let key = options["tls-key"] {
     config.tls = Distribution.TLS(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: options["tls-ca"])
 }
 do {
+    var topologies: [ClusterTopology] = []
+    if let spec = options["cluster"] {
+        var o = ClusterSpec.Options()
+        o.basename = options["basename"]
+        if let p = options["polling"] { o.polling = try ClusterSpec.duration(p) }
+        if let g = options["disconnect-grace"] { o.disconnect = g == "never" ? .never : .afterGrace(try ClusterSpec.duration(g)) }
+        if let p = options["gossip-port"].flatMap(Int.init) { o.gossipPort = p }
+        if let a = options["gossip-address"] { o.gossipAddress = a }
+        o.gossipBroadcastOnly = options["gossip-broadcast-only"] == "yes"
+        topologies.append(try ClusterSpec.topology(spec, nodeName: name, options: o))
+        config.hidden = false
+    }
     let full = try await Distribution.start(config)
+    if !topologies.isEmpty {
+        try Process.spawn(SpawnOptions(name: "node_reporter"), state: ()) { _, message, _ in
+            if let t = message as? Term, case .tuple(let e) = t, e.count == 2, let kind = e[0].atomName, let node = e[1].atomName {
+                print("\(kind): \(node)")
+                fflush(nil)
+            }
+            return .continue
+        }
+        Distribution.monitorNodes(Process.whereis("node_reporter")!)
+        _ = try Cluster.start(topologies)
+    }
     try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
         if let (to, term) = echoed(message) { me.send(term, to: to) }
         return .continue

@@ -47,7 +47,8 @@ public struct ClusterStrategyContext: Sendable {
     /// connected (again, if it dropped); a node missing from the list leaves by the
     /// topology's disconnect policy.
     public func listed(_ nodes: some Sequence<String>) {
-        sink(.listed(Set(nodes).subtracting([nodeName])))
+        let all = Set(nodes)
+        sink(.listed(all.subtracting([nodeName]), includesSelf: all.contains(nodeName)))
     }
 
     /// Nodes that announced themselves (a heartbeat): connected, and never a reason to
@@ -60,6 +61,8 @@ public struct ClusterStrategyContext: Sendable {
 
 /// A strategy's report.
 public enum ClusterReport: Sendable, Equatable {
-    case listed(Set<String>)
+    /// The list, without this node; `includesSelf`: this node was on it (DNS strategies list
+    /// every pod, this one too).
+    case listed(Set<String>, includesSelf: Bool)
     case seen(Set<String>)
 }

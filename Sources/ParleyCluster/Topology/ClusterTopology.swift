@@ -10,7 +10,10 @@ import ParleyDistribution
 ///   stays listed (libcluster's DNS strategies once never reconnected: #145, #146, #148);
 /// - a node that leaves the list is disconnected only after ``DisconnectPolicy/afterGrace(_:)``
 ///   (30 s by default) or when its connection dies, so a pod that is terminating finishes
-///   its work first (libcluster's Kubernetes strategies cut it at once: #86).
+///   its work first (libcluster's Kubernetes strategies cut it at once: #86);
+/// - a node that was on its own list (a DNS strategy lists every pod) and drops off it is
+///   leaving: it stops dialling, so it does not reconnect to the nodes that let it go
+///   (libcluster #202).
 ///
 /// ```swift
 /// var k8s = ClusterTopology(name: "k8s", strategy: KubernetesDNSStrategy(service: "myapp-headless", applicationName: "myapp"))
@@ -56,6 +59,8 @@ public struct TopologySnapshot: Sendable, Equatable {
     public var leaving: Set<String>
     /// How many times the strategy has been started (1 unless it threw).
     public var strategyStarts: Int
+    /// This node has left its own list: it dials nobody.
+    public var departing: Bool
 }
 
 /// Starting topologies: libcluster's `Cluster.Supervisor`.
@@ -123,6 +128,10 @@ struct TopologyRunner {
     var strategyPid: Pid?
     var strategyStarts = 0
     var failures: [String: Int] = [:]
+    /// This node has been on its own list (see `departing`).
+    var selfListed = false
+    /// This node was on its own list and is not any more: it is being scaled down.
+    var departing = false
 
     init(me: Process, topology: ClusterTopology) {
         self.me = me
@@ -164,7 +173,16 @@ struct TopologyRunner {
         switch m {
         case let r as ClusterReport:
             switch r {
-            case .listed(let nodes): relist(nodes)
+            case .listed(let nodes, let includesSelf):
+                if includesSelf {
+                    selfListed = true
+                    if departing { log.info("this node is listed again: dialling again") }
+                    departing = false
+                } else if selfListed && !departing {
+                    departing = true
+                    log.info("this node left its own list: it dials nobody from now on")
+                }
+                relist(nodes)
             case .seen(let nodes): for n in nodes { dialIfNeeded(n) }
             }
         case let t as Term:
@@ -194,7 +212,8 @@ struct TopologyRunner {
             if case .normal = x.reason {} else { log.error("strategy of topology \(topology.name) ended: \(x.reason); starting it again in \(topology.restartDelay)") }
             me.sendAfter(Event.restartStrategy, after: topology.restartDelay)
         case let c as Gen.CallMessage where c.request is Query:
-            Gen.reply(c.from, TopologySnapshot(name: topology.name, listed: listed, leaving: Set(leaving.keys), strategyStarts: strategyStarts))
+            Gen.reply(c.from, TopologySnapshot(name: topology.name, listed: listed, leaving: Set(leaving.keys), strategyStarts: strategyStarts,
+                                                departing: departing))
         default:
             break
         }
@@ -202,6 +221,9 @@ struct TopologyRunner {
 
     mutating func relist(_ nodes: Set<String>) {
         let removed = listed.subtracting(nodes)
+        let added = nodes.subtracting(listed)
+        if !added.isEmpty { log.info("listed: \(added.sorted().joined(separator: ", "))") }
+        if !removed.isEmpty { log.info("no longer listed: \(removed.sorted().joined(separator: ", ")) (policy: \(topology.disconnect))") }
         listed = nodes
         for n in nodes {
             leaving[n] = nil
@@ -222,7 +244,7 @@ struct TopologyRunner {
     }
 
     mutating func dialIfNeeded(_ node: String) {
-        guard node != home.name, !dialing.contains(node), !home.connectedNodes.contains(node) else { return }
+        guard !departing, node != home.name, !dialing.contains(node), !home.connectedNodes.contains(node) else { return }
         dialing.insert(node)
         let home = self.home, topologyPid = me.pid
         me.spawn { _ in

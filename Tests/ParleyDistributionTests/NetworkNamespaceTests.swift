@@ -1,0 +1,281 @@
+import Foundation
+import Testing
+@_spi(Distribution) @testable import Parley
+@testable import ParleyDistribution
+import ParleyRuntime
+import Synchronization
+
+/// A private network for one test: a hub namespace with a bridge (10.77.N.1/24) and dnsmasq
+/// on it, and one namespace per node with a veth on the bridge, as pods have their own
+/// addresses. No default route, no NAT, no host interface on the bridge: nothing leaves.
+/// `teardown()` removes the processes, namespaces and files on every path (the tests call
+/// it from `defer`); namespaces left by a test process that died are removed at the next start.
+final class PrivateNetwork: @unchecked Sendable {
+    // Unchecked: used from one test task at a time; `processes` is only touched there.
+    let id: String
+    let subnet: Int
+    let hub: String
+    let folder: String
+    var namespaces: [String] = []
+    var processes: [NetnsChild] = []
+    var dnsmasq: NetnsChild?
+    static let prefix = "prl"
+    static let counter = Atomic<Int>(0)
+
+    /// Why namespaces cannot be made here, or nil if they can.
+    static let unavailable: String? = {
+        guard getuid() == 0 else { return "network namespaces need root" }
+        for tool in ["/usr/sbin/ip", "/usr/sbin/dnsmasq"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            return "\(tool) is not installed (apt-get install iproute2 dnsmasq)"
+        }
+        let probe = "\(prefix)probe\(getpid())"
+        guard run(["ip", "netns", "add", probe]) == 0 else { return "ip netns add failed (no CAP_SYS_ADMIN?)" }
+        _ = run(["ip", "netns", "del", probe])
+        return nil
+    }()
+
+    @discardableResult
+    static func run(_ args: [String]) -> Int32 {
+        let p = Foundation.Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    func sh(_ args: [String]) throws {
+        let status = Self.run(args)
+        if status != 0 { throw DistributionError.connectFailed(node: "netns", reason: "\(args.joined(separator: " ")) exited with \(status)") }
+    }
+
+    /// Removes namespaces of test processes that no longer run (a test killed mid-way).
+    static func removeStale() {
+        let p = Foundation.Process(), pipe = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        p.arguments = ["netns", "list"]
+        p.standardOutput = pipe
+        try? p.run()
+        p.waitUntilExit()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            guard name.hasPrefix(prefix), let owner = Int32(name.dropFirst(prefix.count).prefix { $0.isNumber }) else { continue }
+            if kill(owner, 0) != 0 { run(["ip", "netns", "del", name]) }
+        }
+    }
+
+    init() throws {
+        Self.removeStale()
+        let n = Self.counter.wrappingAdd(1, ordering: .relaxed).oldValue
+        id = "\(getpid())x\(n)"
+        subnet = Int.random(in: 1...254)
+        hub = "\(Self.prefix)\(id)h"
+        folder = NSTemporaryDirectory() + "parley-net-\(id)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        do {
+            try sh(["ip", "netns", "add", hub])
+            namespaces.append(hub)
+            try sh(["ip", "-n", hub, "link", "set", "lo", "up"])
+            try sh(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"])
+            try sh(["ip", "-n", hub, "addr", "add", "10.77.\(subnet).1/24", "dev", "br0"])
+            try sh(["ip", "-n", hub, "link", "set", "br0", "up"])
+        } catch {
+            teardown()
+            throw error
+        }
+    }
+
+    /// A node's namespace at 10.77.N.(10 + k), with the hub's dnsmasq as its resolver.
+    func host(_ k: Int) throws -> (namespace: String, ip: String) {
+        let ns = "\(Self.prefix)\(id)n\(k)", ip = "10.77.\(subnet).\(10 + k)"
+        try sh(["ip", "netns", "add", ns])
+        namespaces.append(ns)
+        let outer = "pa\(id.suffix(6))\(k)", inner = "pb\(id.suffix(6))\(k)"
+        try sh(["ip", "link", "add", outer, "type", "veth", "peer", "name", inner])
+        try sh(["ip", "link", "set", outer, "netns", hub])
+        try sh(["ip", "link", "set", inner, "netns", ns])
+        try sh(["ip", "-n", hub, "link", "set", outer, "master", "br0", "up"])
+        try sh(["ip", "-n", ns, "link", "set", inner, "name", "eth0"])
+        try sh(["ip", "-n", ns, "addr", "add", "\(ip)/24", "dev", "eth0"])
+        try sh(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        try sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+        // Multicast stays on the bridge (TTL 1); there is no other route.
+        try sh(["ip", "-n", ns, "route", "add", "224.0.0.0/4", "dev", "eth0"])
+        let etc = "/etc/netns/\(ns)"
+        try FileManager.default.createDirectory(atPath: etc, withIntermediateDirectories: true)
+        try "nameserver 10.77.\(subnet).1\noptions timeout:1 attempts:2\n".write(toFile: etc + "/resolv.conf", atomically: true, encoding: .utf8)
+        return (ns, ip)
+    }
+
+    var hostsFile: String { folder + "/hosts" }
+
+    /// A and SRV records: `names` maps a name to its addresses; `srv` to its targets.
+    func startDNS(_ names: [String: [String]], srv: [String: [String]] = [:]) throws {
+        try writeHosts(names)
+        var args = ["netns", "exec", hub, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                    "--addn-hosts=\(hostsFile)", "--listen-address=10.77.\(subnet).1", "--bind-interfaces", "--pid-file=", "--user=root"]
+        for (name, targets) in srv {
+            for t in targets { args.append("--srv-host=\(name),\(t),4369,10,50") }
+        }
+        dnsmasq = try NetnsChild(name: "dnsmasq", arguments: ["/usr/sbin/ip"] + args, log: folder + "/dnsmasq.log")
+    }
+
+    func writeHosts(_ names: [String: [String]]) throws {
+        let text = names.flatMap { name, ips in ips.map { "\($0) \(name)" } }.joined(separator: "\n") + "\n"
+        try text.write(toFile: hostsFile, atomically: true, encoding: .utf8)
+    }
+
+    /// New records, read by dnsmasq on SIGHUP (a scale up or down).
+    func updateDNS(_ names: [String: [String]]) throws {
+        try writeHosts(names)
+        dnsmasq?.signal(SIGHUP)
+    }
+
+    /// The test node in namespace `ns`; what it prints goes to a file of this network's folder.
+    func node(in ns: String, name: String, _ arguments: [String]) throws -> NetnsChild {
+        let n = try NetnsChild(name: name, arguments: ["/usr/sbin/ip", "netns", "exec", ns, Cluster.parleyExecutable, "--name", name,
+                                                      "--cookie", Cluster.cookie] + arguments,
+                               log: folder + "/\(processes.count).log")
+        processes.append(n)
+        return n
+    }
+
+    func teardown() {
+        if ProcessInfo.processInfo.environment["PARLEY_NETNS_DEBUG"] != nil {
+            for p in processes { print("== \(p.name)\n\(p.output)") }
+        }
+        for p in processes { p.kill() }
+        dnsmasq?.kill()
+        for ns in namespaces.reversed() {
+            Self.run(["ip", "netns", "del", ns])
+            try? FileManager.default.removeItem(atPath: "/etc/netns/\(ns)")
+        }
+        try? FileManager.default.removeItem(atPath: folder)
+    }
+}
+
+/// A child process started with posix_spawn, its output in a file: Foundation's Process
+/// reaps children from one shared handler, which blocked here waiting on a long-lived child
+/// (dnsmasq) when another one exited, so these tests keep their children to themselves.
+final class NetnsChild: Sendable {
+    let name: String
+    let pid: pid_t
+    let log: String
+    private let reaped = Atomic<Bool>(false)
+
+    init(name: String, arguments: [String], log: String) throws {
+        self.name = name
+        self.log = log
+        FileManager.default.createFile(atPath: log, contents: nil)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // The child gets the default signal mask: one spawned from a Swift task otherwise
+        // inherits a mask that blocks SIGTERM and SIGHUP.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw DistributionError.connectFailed(node: name, reason: "posix_spawn: \(rc)") }
+        self.pid = pid
+    }
+
+    var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+    /// Whether the node printed `line` (its `nodeup: N` / `nodedown: N` reports).
+    func printed(_ line: String) -> Bool { lines().contains(line) }
+    func lines() -> [String] { output.split(separator: "\n").map(String.init) }
+
+    func signal(_ sig: Int32) { if !reaped.load(ordering: .acquiring) { Foundation.kill(pid, sig) } }
+
+    func kill() {
+        guard !reaped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Foundation.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+    }
+
+    deinit { kill() }
+}
+
+extension DistributionTests {
+@Suite("Clusters in network namespaces (each node its own address, dnsmasq as cluster DNS)", .serialized,
+       .enabled(if: PrivateNetwork.unavailable == nil, "skipped: \(PrivateNetwork.unavailable ?? "")"))
+struct NetworkNamespaceTests {
+    @Test("kubernetes-dns: nodes named app@<pod IP> find each other through the headless service's A records; scale up adds a node; scale down removes one after its grace, and it does not come back (libcluster #86, #202)",
+          .timeLimit(.minutes(3)))
+    func kubernetesDNS() async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        let service = "myapp-headless.default.svc.cluster.local"
+        let h1 = try net.host(1), h2 = try net.host(2), h3 = try net.host(3)
+        try net.startDNS([service: [h1.ip, h2.ip]])
+        let args = ["--cluster", "kubernetes-dns:\(service)", "--basename", "app", "--polling", "200ms", "--disconnect-grace", "1s"]
+        let n1 = try net.node(in: h1.namespace, name: "app@\(h1.ip)", args)
+        let n2 = try net.node(in: h2.namespace, name: "app@\(h2.ip)", args)
+        #expect(await eventually(within: .seconds(30)) { n1.printed("nodeup: app@\(h2.ip)") && n2.printed("nodeup: app@\(h1.ip)") })
+
+        // Scale up: a third pod and its record.
+        try net.updateDNS([service: [h1.ip, h2.ip, h3.ip]])
+        let n3 = try net.node(in: h3.namespace, name: "app@\(h3.ip)", args)
+        #expect(await eventually(within: .seconds(30)) {
+            n1.printed("nodeup: app@\(h3.ip)") && n2.printed("nodeup: app@\(h3.ip)") && n3.printed("nodeup: app@\(h1.ip)")
+        })
+        // Both old nodes have polled the new record (n3 may have dialled them first).
+        func listsH3(_ n: NetnsChild) -> Bool { n.lines().contains { $0.contains("] listed: ") && $0.contains("app@\(h3.ip)") } }
+        #expect(await eventually(within: .seconds(30)) { listsH3(n1) && listsH3(n2) })
+
+        // Scale down: the record goes, the pod keeps running (terminating). It stays
+        // connected for its grace, then the others let it go and it dials nobody.
+        let removed = ContinuousClock.now
+        try net.updateDNS([service: [h1.ip, h2.ip]])
+        #expect(await eventually(within: .seconds(30)) { n1.printed("nodedown: app@\(h3.ip)") && n2.printed("nodedown: app@\(h3.ip)") })
+        #expect(ContinuousClock.now - removed >= .seconds(1))
+        #expect(await eventually(within: .seconds(10)) { n3.printed("nodedown: app@\(h1.ip)") && n3.printed("nodedown: app@\(h2.ip)") })
+        // n1 and n2 stay connected to each other, and nobody brought n3 back.
+        let after1 = n1.lines().drop { $0 != "nodedown: app@\(h3.ip)" }
+        #expect(!after1.contains("nodeup: app@\(h3.ip)"))
+        #expect(!n1.printed("nodedown: app@\(h2.ip)"))
+    }
+
+    @Test("kubernetes-dns-srv: a StatefulSet's SRV records name the nodes app@<target>",
+          .timeLimit(.minutes(2)))
+    func kubernetesDNSSRV() async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        let h1 = try net.host(1), h2 = try net.host(2)
+        let (t1, t2) = ("myapp-0.myapp.default.svc.cluster.local", "myapp-1.myapp.default.svc.cluster.local")
+        try net.startDNS([t1: [h1.ip], t2: [h2.ip]], srv: ["myapp.default.svc.cluster.local": [t1, t2]])
+        let args = ["--cluster", "kubernetes-dns-srv:myapp.default", "--basename", "myapp", "--polling", "200ms"]
+        let n1 = try net.node(in: h1.namespace, name: "myapp@\(t1)", args)
+        let n2 = try net.node(in: h2.namespace, name: "myapp@\(t2)", args)
+        #expect(await eventually(within: .seconds(30)) { n1.printed("nodeup: myapp@\(t2)") && n2.printed("nodeup: myapp@\(t1)") })
+    }
+
+    @Test("gossip across the bridge: libcluster's default multicast group (233.252.1.32:45892, TTL 1) with a secret; a node with another secret stays alone",
+          .timeLimit(.minutes(2)))
+    func gossipMulticast() async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        let h1 = try net.host(1), h2 = try net.host(2), h3 = try net.host(3)
+        let n1 = try net.node(in: h1.namespace, name: "app@\(h1.ip)", ["--cluster", "gossip:s3cret"])
+        let n2 = try net.node(in: h2.namespace, name: "app@\(h2.ip)", ["--cluster", "gossip:s3cret"])
+        let n3 = try net.node(in: h3.namespace, name: "app@\(h3.ip)", ["--cluster", "gossip:wrong"])
+        #expect(await eventually(within: .seconds(40)) { n1.printed("nodeup: app@\(h2.ip)") && n2.printed("nodeup: app@\(h1.ip)") })
+        #expect(!n3.lines().contains { $0.hasPrefix("nodeup:") })
+        #expect(!n1.printed("nodeup: app@\(h3.ip)"))
+    }
+}
+}
