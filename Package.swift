@@ -229,7 +229,7 @@ let package = Package(
         // Swift block is compiled here (ReadmeSnippets.swift, checked by ReadmeSnippetTests).
         .testTarget(
             name: "DefaultSettingsTests",
-            dependencies: ["ParleyOTP", "ParleyDistribution", "ParleyObserver", .product(name: "Tracing", package: "swift-distributed-tracing")],
+            dependencies: ["ParleyOTP", "ParleyDistribution", "ParleyCluster", "ParleyObserver", .product(name: "Tracing", package: "swift-distributed-tracing")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(name: "ParleyChannelsTests", dependencies: ["ParleyChannels", "ParleyTestSupport"], swiftSettings: strict),

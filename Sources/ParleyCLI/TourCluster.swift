@@ -1,116 +1,125 @@
 import Foundation
 import Parley
+import ParleyCluster
 import ParleyDistribution
 import ParleyOTP
 
-// Chapter 12: a cluster with :global. Two visible Parley nodes in this OS process join two
-// Erlang nodes (when erl is installed) through one connection each: global meshes them,
-// global:sync() returns on the Erlang nodes, and names registered on either side are found
-// and called from the other. Everything runs on an EPMD of its own on a free port.
+// Chapter 12: a cluster that forms itself. Three `parley node` OS processes on loopback
+// addresses 127.0.0.2-4 and a node in this OS process find each other by libcluster's gossip
+// (broadcast to 127.255.255.255: loopback has no multicast), as visible nodes; an Erlang
+// node (when erl is installed) connects to one of them and global meshes it with all; names
+// registered on either side are found and called from the other. Everything runs on an
+// EPMD of its own on a free port.
 
 @Sendable func clusterChapter(_ me: Process) async throws {
-    let cookie = "tourglobal-\(UInt32.random(in: 0...UInt32.max))"
+    let cookie = "tourcluster-\(UInt32.random(in: 0...UInt32.max))"
     let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
-    var erlangNodes: [TourNode] = []
-    var parleyNodes: [LocalNode] = []
+    let gossipPort = Int.random(in: 46_000...48_000)
+    var children: [TourNode] = []
+    let here = try LocalNode(name: "tour_a_\(getpid())@127.0.0.1")
+    var handle: ClusterHandle? = nil
     defer {
-        for e in erlangNodes { e.kill() }
-        let nodes = parleyNodes
+        handle?.stop()
+        for c in children { c.kill() }
         Task {
-            for n in nodes { await n.stopDistribution() }
+            await here.stopDistribution()
             await epmd.stop()
         }
     }
-    func parley(_ alive: String) async throws -> LocalNode {
-        let node = try LocalNode(name: "\(alive)_\(getpid())@127.0.0.1")
-        var c = Distribution.Configuration(name: node.name, cookie: cookie)
-        c.hidden = false
-        c.epmdPort = epmd.boundPort
-        c.embeddedEPMD = false
-        c.logger.logLevel = .critical
-        try await node.startDistribution(c)
-        parleyNodes.append(node)
-        return node
+    var config = Distribution.Configuration(name: here.name, cookie: cookie)
+    config.hidden = false
+    config.epmdPort = epmd.boundPort
+    config.embeddedEPMD = false
+    config.logger.logLevel = .critical
+    try await here.startDistribution(config)
+
+    // Node events as this node sees them, with the time since the gossip started.
+    let t0 = ContinuousClock.now
+    let events = Locked<[String]>([])
+    let watcher = try here.spawn(SpawnOptions()) { w in
+        while true {
+            let t = try await w.receive(Term.self)
+            if case .tuple(let e) = t, e.count == 2, let kind = e[0].atomName, let node = e[1].atomName {
+                let ms = (ContinuousClock.now - t0).components
+                events.withLock { $0.append(String(format: "    +%5d ms  %@ %@", Int(ms.seconds * 1000 + ms.attoseconds / 1_000_000_000_000_000), kind, node)) }
+            }
+        }
     }
-    let a = try await parley("tour_a"), b = try await parley("tour_b")
-    print("  two visible Parley nodes in this OS process (Configuration.hidden = false): \(a.name), \(b.name); EPMD on port \(epmd.boundPort)")
+    defer { Process.exit(watcher, .kill) }
+    here.monitorNodes(watcher)
+
+    let peers = (2...4).map { "tour_g\($0)_\(getpid())@127.0.0.\($0)" }
+    for name in peers {
+        children.append(try TourNode.launch(CommandLine.arguments[0], [
+            "node", "--name", name, "--cookie", cookie, "--epmd-port", String(epmd.boundPort), "--no-observer-agent",
+            "--cluster", "gossip", "--gossip-port", String(gossipPort), "--gossip-address", "127.255.255.255", "--gossip-broadcast-only",
+        ]))
+    }
+    var gossip = ClusterTopology(name: "gossip", strategy: GossipStrategy(port: gossipPort, address: "127.255.255.255", broadcastOnly: true))
+    gossip.disconnect = .never
+    handle = try Cluster.start([gossip], on: here)
+    print("  parley node --cluster gossip --gossip-address 127.255.255.255 --gossip-broadcast-only: three OS processes on 127.0.0.2-4,")
+    print("  and \(here.name) here with GossipStrategy (heartbeats every 1-5000 ms, libcluster's wire format, UDP port \(gossipPort))")
+    var meshed = false
+    while !meshed, ContinuousClock.now - t0 < .seconds(30) {
+        meshed = Set(here.connectedNodes).isSuperset(of: peers)
+        if meshed, let info = try? await Global.info(on: here) { meshed = Set(info.known).isSuperset(of: peers) }
+        if !meshed { try await me.sleep(for: .milliseconds(20)) }
+    }
+    for line in events.withLock({ $0 }) { print(line) }
+    guard meshed else { print("  the nodes did not find each other within 30 s"); return }
+    print("  a full mesh of 4 Parley nodes after \((ContinuousClock.now - t0).formatted(.units(allowed: [.milliseconds]))): each heard the others' heartbeats or was meshed by global")
+    try await Global.sync(on: here)
 
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") else {
-        try await b.connect(a.name)
-        try await Global.sync(on: b)
-        let jobs = try TourJobs().start(options: GenServerOptions(node: a)).pid!
-        _ = try await Global.register("tour_jobs", jobs, on: a)
-        print("  Global.register(\"tour_jobs\", pid) on \(a.name)  ->  Global.whereis(\"tour_jobs\") on \(b.name) = \(Global.whereis("tour_jobs", on: b).map { "\($0)" } ?? "nil")")
         print("  (erl is not installed: the Erlang part of this chapter is skipped)")
         return
     }
-    func erl(_ alive: String, _ eval: String) throws -> String {
-        let name = "\(alive)_\(getpid())@127.0.0.1"
-        let p = Foundation.Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/erl")
-        p.arguments = ["-name", name, "-setcookie", cookie, "-noshell", "-start_epmd", "false", "-eval", eval]
-        p.environment = ProcessInfo.processInfo.environment.merging(["ERL_EPMD_PORT": String(epmd.boundPort)]) { $1 }
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        erlangNodes.append(TourNode(p))
-        return name
-    }
-    let e1 = try erl("tour_e1", "ok")
-    let e2 = try erl("tour_e2", """
-        true = net_kernel:connect_node('tour_e1_\(getpid())@127.0.0.1'), \
+    let e1 = "tour_e1_\(getpid())@127.0.0.1"
+    let p = Foundation.Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/erl")
+    p.arguments = ["-name", e1, "-setcookie", cookie, "-noshell", "-start_epmd", "false", "-eval", """
         P = spawn(fun L() -> receive {From, M} -> From ! {echoed, M}, L() end end), \
-        yes = global:register_name(erl_echo, P)
-        """)
-    // e2 connects to e1 and registers erl_echo; wait until global shows it from e2's side.
-    var ready = false
-    for _ in 0..<300 where !ready {
-        if await a.ping(e2) {
-            ready = (try? await rpc(a, e2, "global", "whereis_name", [.atom("erl_echo")]))?.pidValue != nil
-        }
-        if !ready { try await me.sleep(for: .milliseconds(100)) }
-    }
-    guard ready else { print("  the Erlang nodes did not come up"); return }
-    print("  erl -name \(e1), erl -name \(e2): connected to each other; e2 ran global:register_name(erl_echo, Pid)")
-
-    // One connection each: a to e2, b to a. global's connect_all does the rest.
-    let t0 = ContinuousClock.now
-    try await a.connect(e2)
-    try await b.connect(a.name)
-    let everyone = Set([a.name, b.name, e1, e2])
-    var meshed = false
-    while !meshed, ContinuousClock.now - t0 < .seconds(20) {
-        let onE1 = (try? await rpc(a, e1, "erlang", "nodes", []))?.listElements?.compactMap(\.atomName) ?? []
-        meshed = Set(onE1) == everyone.subtracting([e1]) && Set(b.connectedNodes) == everyone.subtracting([b.name])
-        if !meshed { try await me.sleep(for: .milliseconds(20)) }
-    }
-    let meshTime = ContinuousClock.now - t0
-    print("  a.connect(e2); b.connect(a)  ->  a full mesh of 4 nodes after \(meshTime.formatted(.units(allowed: [.milliseconds])))")
-    print("    nodes() on \(e1): \((try? await rpc(a, e1, "erlang", "nodes", [])).map { "\($0)" } ?? "?")")
+        yes = global:register_name(erl_echo, P), \
+        true = net_kernel:connect_node('\(peers[0])')
+        """]
+    p.environment = ProcessInfo.processInfo.environment.merging(["ERL_EPMD_PORT": String(epmd.boundPort)]) { $1 }
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    children.append(TourNode(p))
     let t1 = ContinuousClock.now
-    let synced = try await rpc(a, e1, "global", "sync", [])
-    print("  global:sync() on \(e1)  ->  \(synced) in \((ContinuousClock.now - t1).formatted(.units(allowed: [.milliseconds])))   (beside a visible node that ignores global it never returns)")
-    try await Global.sync(on: b)
+    var joined = false
+    while !joined, ContinuousClock.now - t1 < .seconds(30) {
+        joined = here.connectedNodes.contains(e1) && Global.whereis("erl_echo", on: here) != nil
+        if !joined { try await me.sleep(for: .milliseconds(20)) }
+    }
+    guard joined else { print("  the Erlang node did not join within 30 s"); return }
+    print("  erl -name \(e1), which connects only to \(peers[0]): meshed with this node by global after \((ContinuousClock.now - t1).formatted(.units(allowed: [.milliseconds])))")
+    let nodesOnE1 = (try? await rpc(here, e1, "erlang", "nodes", []))?.listElements?.compactMap(\.atomName).sorted() ?? []
+    print("    nodes() on \(e1): \(nodesOnE1.count) nodes, \(Set(nodesOnE1) == Set(peers + [here.name]) ? "every Parley node" : "\(nodesOnE1)")")
+    let t2 = ContinuousClock.now
+    let synced = try await rpc(here, e1, "global", "sync", [])
+    print("  global:sync() on \(e1)  ->  \(synced) in \((ContinuousClock.now - t2).formatted(.units(allowed: [.milliseconds])))   (beside a visible node that ignores global it never returns)")
 
     // Erlang registered; Parley finds it and sends.
-    let echo = Global.whereis("erl_echo", on: b)
-    let echoed = try await b.run { me -> Term in
+    let echoed = try await here.run { me -> Term in
         try Global.send(Term.tuple([.pid(me.pid), .atom("hi")]), to: "erl_echo", on: me.node)
         return try await me.receive(Term.self)
     }
-    print("  Global.whereis(\"erl_echo\") on \(b.name) = \(echo.map { "\($0)" } ?? "nil"); Global.send({self(), hi})  ->  \(echoed)")
+    print("  Global.whereis(\"erl_echo\") = \(Global.whereis("erl_echo", on: here).map { "\($0)" } ?? "nil") on \(e1); Global.send({self(), hi})  ->  \(echoed)")
 
     // Parley registers a GenServer; Erlang calls it by its global name.
-    let jobs = try TourJobs().start(options: GenServerOptions(node: b)).pid!
-    let t2 = ContinuousClock.now
-    let ok = try await Global.register("tour_jobs", jobs, on: b)
-    print("  Global.register(\"tour_jobs\", pid) on \(b.name)  ->  \(ok) in \((ContinuousClock.now - t2).formatted(.units(allowed: [.milliseconds]))) (locks every node, then registers on each)")
-    let called = try await rpc(a, e1, "gen_server", "call", [.tuple([.atom("global"), .atom("tour_jobs")]), .tuple([.atom("add"), 3])])
+    let jobs = try TourJobs().start(options: GenServerOptions(node: here)).pid!
+    let t3 = ContinuousClock.now
+    let ok = try await Global.register("tour_jobs", jobs, on: here)
+    print("  Global.register(\"tour_jobs\", pid)  ->  \(ok) in \((ContinuousClock.now - t3).formatted(.units(allowed: [.milliseconds]))) (locks all 5 nodes, then registers on each)")
+    let called = try await rpc(here, e1, "gen_server", "call", [.tuple([.atom("global"), .atom("tour_jobs")]), .tuple([.atom("add"), 3])])
     print("  on \(e1): gen_server:call({global, tour_jobs}, {add, 3})  ->  \(called)")
     Process.exit(jobs, .kill)
     var gone = false
     for _ in 0..<100 where !gone {
-        gone = (try? await rpc(a, e1, "global", "whereis_name", [.atom("tour_jobs")])) == .atom(.undefined)
+        gone = (try? await rpc(here, e1, "global", "whereis_name", [.atom("tour_jobs")])) == .atom(.undefined)
         if !gone { try await me.sleep(for: .milliseconds(20)) }
     }
     print("  Process.exit(pid, :kill)  ->  global:whereis_name(tour_jobs) on \(e1): \(gone ? "undefined" : "still there")")

@@ -4,6 +4,7 @@
 // spaces, blank lines and imports aside), so a README example can never again fail to
 // compile unnoticed. The functions are compiled, not run; `UserCodeTests` runs the shapes.
 // What a block uses but does not declare comes in as a parameter or a declaration here.
+import ParleyCluster
 import ParleyDistribution
 import ParleyOTP
 import ParleyObserver
@@ -233,4 +234,41 @@ func checkout(_ backend: ServerRef<Backend>) async throws -> Int {
 func readme14() throws {
     let agent = try Observer(.init(allowActions: false))   // this node's settings, for other observers too
     try agent.startAgent()
+}
+
+// README: ":global on visible nodes".
+func readmeGlobal(jobs: Pid, cache: Pid) async throws {
+    var config = Distribution.Configuration(name: "swift@127.0.0.1", cookie: "secret")
+    config.hidden = false
+    try await Distribution.start(config)
+    try await Distribution.connect("erl@127.0.0.1")      // and so to every node erl knows
+    try await Global.sync()                                // global:sync()
+
+    let ok = try await Global.register("jobs", jobs)       // erl: global:whereis_name(jobs)
+    try Global.send(Term.atom("flush"), to: "logger")      // a name an Erlang node registered
+    let erlPid = Global.whereis("logger")                  // read locally, no message
+    try await Global.register("cache", cache, resolve: .custom { _, a, b in min(a, b) })
+    _ = (ok, erlPid)
+}
+
+// README: "Clusters that form themselves".
+func readmeCluster() async throws {
+    struct NodesFile: ClusterStrategy {
+        var path: String
+        func run(_ cluster: ClusterStrategyContext) async throws {
+            while true {
+                let text = try String(contentsOfFile: path, encoding: .utf8)
+                cluster.listed(text.split(separator: "\n").map(String.init))
+                try await Task.sleep(for: .seconds(5))
+            }
+        }
+    }
+
+    var config = Distribution.Configuration(name: "app@10.1.0.95", cookie: "secret")
+    config.hidden = false                                   // Erlang nodes mesh with it through global
+    try await Distribution.start(config)
+    var k8s = ClusterTopology(name: "k8s", strategy: KubernetesDNSStrategy(service: "myapp-headless", applicationName: "app"))
+    k8s.disconnect = .afterGrace(.seconds(30))
+    let cluster = try Cluster.start([k8s, ClusterTopology(name: "file", strategy: NodesFile(path: "/etc/nodes"))])
+    _ = cluster
 }

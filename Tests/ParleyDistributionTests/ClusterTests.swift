@@ -124,6 +124,7 @@ struct ClusterTests {
             let list = Locked<Set<String>>([p2.name, p3.name])
             var topology = ClusterTopology(name: "scripted", strategy: ScriptedStrategy(nodes: list))
             topology.disconnect = .afterGrace(.seconds(2))
+            topology.departureAllowance = .zero
             topology.reconnectDelay = .milliseconds(50)
             let running = try ParleyCluster.Cluster.start([topology], on: p1)
             defer { running.stop() }
@@ -171,6 +172,7 @@ struct ClusterTests {
             let list = Locked<Set<String>>([p1.name, p2.name])
             var t = ClusterTopology(name: "scripted", strategy: ScriptedStrategy(nodes: list))
             t.disconnect = .afterGrace(.milliseconds(500))
+            t.departureAllowance = .zero
             let a = try ParleyCluster.Cluster.start([t], on: p1)
             defer { a.stop() }
             #expect(await eventually { p1.connectedNodes.contains(p2.name) })

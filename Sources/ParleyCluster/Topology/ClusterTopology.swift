@@ -13,7 +13,11 @@ import ParleyDistribution
 ///   its work first (libcluster's Kubernetes strategies cut it at once: #86);
 /// - a node that was on its own list (a DNS strategy lists every pod) and drops off it is
 ///   leaving: it stops dialling, so it does not reconnect to the nodes that let it go
-///   (libcluster #202).
+///   (libcluster #202), and once its own grace ends it leaves on its own, the way
+///   `global:disconnect/0` does: no node then reports a lost connection, and OTP's
+///   `prevent_overlapping_partitions` takes no other connection down with it. The other
+///   nodes disconnect it themselves only if it is still there ``departureAllowance`` after
+///   their grace (a BEAM node that does not leave by itself).
 ///
 /// ```swift
 /// var k8s = ClusterTopology(name: "k8s", strategy: KubernetesDNSStrategy(service: "myapp-headless", applicationName: "myapp"))
@@ -43,6 +47,9 @@ public struct ClusterTopology: Sendable {
     public var maxReconnectDelay: Duration = .seconds(5)
     /// The pause before a strategy that threw runs again.
     public var restartDelay: Duration = .seconds(1)
+    /// How much longer than its grace a node that left the list gets to leave by itself
+    /// before this node disconnects it.
+    public var departureAllowance: Duration = .seconds(5)
 
     public init(name: String, strategy: any ClusterStrategy) {
         self.name = name
@@ -132,6 +139,8 @@ struct TopologyRunner {
     var selfListed = false
     /// This node was on its own list and is not any more: it is being scaled down.
     var departing = false
+    /// When a departing node leaves the cluster by itself.
+    var departAt: ContinuousClock.Instant?
 
     init(me: Process, topology: ClusterTopology) {
         self.me = me
@@ -147,7 +156,7 @@ struct TopologyRunner {
         defer { home.monitorNodes(me.pid, false) }
         startStrategy()
         while true {
-            let next = ([leaving.values.min(), retry.values.map(\.at).min()].compactMap { $0 }).min()
+            let next = ([leaving.values.min(), retry.values.map(\.at).min(), departAt].compactMap { $0 }).min()
             let message: (any Sendable)?
             if let next {
                 let wait = max(.zero, next - .now)
@@ -178,9 +187,15 @@ struct TopologyRunner {
                     selfListed = true
                     if departing { log.info("this node is listed again: dialling again") }
                     departing = false
+                    departAt = nil
                 } else if selfListed && !departing {
                     departing = true
-                    log.info("this node left its own list: it dials nobody from now on")
+                    switch topology.disconnect {
+                    case .never: departAt = nil
+                    case .immediately: departAt = .now
+                    case .afterGrace(let g): departAt = .now + g
+                    }
+                    log.info("this node left its own list: it dials nobody from now on\(departAt == nil ? "" : ", and leaves the cluster when its grace ends")")
                 }
                 relist(nodes)
             case .seen(let nodes): for n in nodes { dialIfNeeded(n) }
@@ -238,7 +253,7 @@ struct TopologyRunner {
             switch topology.disconnect {
             case .never: break
             case .immediately: disconnect(n)
-            case .afterGrace(let g): leaving[n] = .now + g
+            case .afterGrace(let g): leaving[n] = .now + g + topology.departureAllowance
             }
         }
     }
@@ -264,6 +279,10 @@ struct TopologyRunner {
 
     mutating func expire() {
         let now = ContinuousClock.now
+        if let at = departAt, at <= now {
+            departAt = nil
+            leave()
+        }
         for (n, at) in leaving where at <= now {
             leaving[n] = nil
             disconnect(n)
@@ -272,6 +291,18 @@ struct TopologyRunner {
             retry[n] = (r.delay, .now + r.delay)    // rescheduled by the failure, cleared by nodeup
             if !dialing.contains(n) {
                 if home.connectedNodes.contains(n) { retry[n] = nil } else { dialIfNeeded(n) }
+            }
+        }
+    }
+
+    /// Leaves the cluster: through global when this node is visible (no lost connections
+    /// reported), else by disconnecting every node.
+    func leave() {
+        let home = self.home, log = self.log
+        log.info("leaving the cluster: this node is no longer listed")
+        me.spawn { _ in
+            if (try? await Global.disconnect(on: home)) == nil {
+                for n in home.connectedNodes { home.disconnect(n) }
             }
         }
     }

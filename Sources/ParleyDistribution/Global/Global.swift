@@ -170,6 +170,23 @@ public enum Global {
         }
     }
 
+    /// `global:disconnect/0` (OTP 25): disconnects from every node global knows without
+    /// reporting lost connections, so the other nodes' `prevent_overlapping_partitions`
+    /// takes nothing else down: the way for a node to leave a cluster. Returns the nodes.
+    ///
+    /// ```swift
+    /// let left = try await Global.disconnect()      // before a planned shutdown
+    /// ```
+    @discardableResult
+    public static func disconnect(on node: LocalNode = .default) async throws -> [String] {
+        guard let g = instance(of: node) else { throw Failure.notVisible }
+        do {
+            return (try await Gen.call(g.server, GlobalRequest.disconnect, timeout: .seconds(30)) as? [String]) ?? []
+        } catch {
+            throw Failure.unavailable("\(error)")
+        }
+    }
+
     /// What the name server knows (global's `known`, `synced`, pending sessions).
     public static func info(on node: LocalNode = .default) async throws -> Info {
         guard let g = instance(of: node) else { throw Failure.notVisible }

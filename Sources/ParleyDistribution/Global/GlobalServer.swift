@@ -19,6 +19,8 @@ enum GlobalRequest: Sendable {
     case sync([String])
     case synced
     case info
+    /// `global:disconnect/0`: leave every node global knows, telling nobody of lost connections.
+    case disconnect
 }
 
 /// The node's `global_name_server` (global.erl, protocol version 8): the names, the locks,
@@ -161,6 +163,16 @@ final class GlobalServer {
         case .getKnown: Gen.reply(from, knownNodes)
         case .synced: Gen.reply(from, synced)
         case .info: Gen.reply(from, Global.Info(known: knownNodes.sorted(), synced: synced.sorted(), pending: pending.keys.sorted()))
+        case .disconnect:
+            // As global:disconnect/0: each node is dropped from known first (handled as a
+            // removal), so its nodedown reports no lost connection and no other node's
+            // prevent_overlapping_partitions takes anything down.
+            let nodes = Array(Set(known.keys).union(pending.keys))
+            for n in nodes {
+                handleNodedown(n, .removeConnection)
+                me.node.disconnect(n)
+            }
+            Gen.reply(from, nodes.sorted())
         case .sync(let nodes):
             let waiting = Set(nodes).subtracting(synced).subtracting([home])
             if waiting.isEmpty { Gen.reply(from, Term.ok) } else { syncs.append(Sync(from: from, nodes: waiting)) }
