@@ -13,7 +13,9 @@ import ParleyOTP
 
 @Sendable func clusterChapter(_ me: Process) async throws {
     let cookie = "tourcluster-\(UInt32.random(in: 0...UInt32.max))"
-    let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
+    // One EPMD for every loopback address (as a host's epmd listens on all of them): a node
+    // named tour_g2@127.0.0.2 is looked up at 127.0.0.2. Its port is this tour's own.
+    let epmd = try await EmbeddedEPMD.start(port: 0, host: "0.0.0.0")
     let gossipPort = Int.random(in: 46_000...48_000)
     var children: [TourNode] = []
     let here = try LocalNode(name: "tour_a_\(getpid())@127.0.0.1")
@@ -30,7 +32,7 @@ import ParleyOTP
     config.hidden = false
     config.epmdPort = epmd.boundPort
     config.embeddedEPMD = false
-    config.logger.logLevel = .critical
+    config.logger.logLevel = ProcessInfo.processInfo.environment["PARLEY_TOUR_LOG"] == nil ? .critical : .info
     try await here.startDistribution(config)
 
     // Node events as this node sees them, with the time since the gossip started.
