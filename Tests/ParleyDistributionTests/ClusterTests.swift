@@ -43,6 +43,19 @@ func freeUDPPort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A free TCP port on loopback (bound, read, released).
+func freeTCPPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
 extension DistributionTests {
 @Suite("Clusters that form themselves (libcluster's strategies)", .serialized)
 struct ClusterTests {
@@ -240,6 +253,41 @@ struct ClusterTests {
             throw error
         }
         await cluster.shutdown()
+    }
+
+    @Test("EPMD that cannot strand a node: Erlang's epmd killed under two running Parley nodes; each registers again (with an EPMD one of them starts) and stays reachable by name",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/epmd")), .timeLimit(.minutes(2)))
+    func epmdDies() async throws {
+        let port = freeTCPPort()
+        let folder = NSTemporaryDirectory() + "parley-epmd-\(getpid())-\(port)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let epmd = try NetnsChild(name: "epmd", arguments: ["/usr/bin/epmd", "-port", "\(port)"], log: folder + "/epmd.log")
+        defer { epmd.kill() }
+        #expect(await eventually { (try? await EPMDClient.names(epmdPort: port)) != nil })
+        let names = [ExternalNode.uniqueName("strand"), ExternalNode.uniqueName("strand")]
+        let nodes = try names.enumerated().map { i, name in
+            try NetnsChild(name: name, arguments: [Cluster.parleyExecutable, "--name", name, "--cookie", Cluster.cookie, "--epmd-port", "\(port)"],
+                           log: folder + "/\(i).log")
+        }
+        defer { nodes.forEach { $0.kill() } }
+        func allRegistered() async -> Bool {
+            for n in names where (try? await EPMDClient.lookup(name: String(n.prefix { $0 != "@" }), epmdPort: port)) == nil { return false }
+            return true
+        }
+        #expect(await eventually(within: .seconds(30)) { await allRegistered() })
+
+        epmd.kill()
+        #expect(await eventually(within: .seconds(30)) { await allRegistered() })
+        // Reachable by name: a node that never met them finds them through the EPMD now on the port.
+        let observer = try LocalNode(name: ExternalNode.uniqueName("strandobs"))
+        var c = Distribution.Configuration(name: observer.name, cookie: Cluster.cookie)
+        c.epmdPort = port
+        c.embeddedEPMD = false
+        try await observer.startDistribution(c)
+        defer { Task { await observer.stopDistribution() } }
+        for n in names { #expect(await observer.ping(n)) }
+        #expect(nodes.allSatisfy { $0.output.contains("registered again") })
     }
 
     @Test("Gossip between two Parley nodes (broadcast on loopback, no secret): each finds the other",

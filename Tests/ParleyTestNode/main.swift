@@ -3,7 +3,7 @@
 //
 //   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
 //                  [--tls-cert F --tls-key F [--tls-ca F]] [--global-executor yes]
-//                  [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
+//                  [--epmd-port P] [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
 //                   [--gossip-port P] [--gossip-address A] [--gossip-broadcast-only yes]]
 //
 // With --cluster (ClusterSpec's text, as `parley node --cluster`), the node is visible and
@@ -62,6 +62,7 @@ if options["global-executor"] == "yes" {
 }
 var config = Distribution.Configuration(name: name, cookie: cookie)
 config.tickTime = .seconds(Int(options["tick-time"] ?? "60") ?? 60)
+config.epmdPort = options["epmd-port"].flatMap(Int.init)
 if let cert = options["tls-cert"], let key = options["tls-key"] {
     config.tls = Distribution.TLS(certificateChainFile: cert, privateKeyFile: key, trustRootsFile: options["tls-ca"])
 }

@@ -237,6 +237,16 @@ public final class EPMDRegistration: Sendable {
     /// ```
     public var isActive: Bool { channel.isActive }
 
+    /// Calls `body` once the connection to EPMD closes, by ``close()`` or because EPMD went
+    /// away.
+    ///
+    /// ```swift
+    /// registration.whenClosed { print("no longer registered") }
+    /// ```
+    public func whenClosed(_ body: @escaping @Sendable () -> Void) {
+        channel.closeFuture.whenComplete { _ in body() }
+    }
+
     /// Unregisters the name by closing the connection to EPMD. Idempotent.
     ///
     /// ```swift

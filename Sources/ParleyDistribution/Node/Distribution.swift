@@ -125,8 +125,9 @@ public enum Distribution {
     struct Running: Sendable {
         let router: DistributionRouter
         let server: any NIOCore.Channel
-        let registration: EPMDRegistration?
-        let embedded: EmbeddedEPMD?
+        var registration: EPMDRegistration?
+        /// Embedded EPMDs this node started (a second one if the EPMD it used went away).
+        var embedded: [EmbeddedEPMD]
         let port: Int
     }
 
@@ -208,7 +209,8 @@ public enum Distribution {
         let router = DistributionRouter(home: home, configuration: configuration, name: name, creation: creation, group: group, tls: tls)
         box.router = router
         home.install(router, nodeName: name, creation: creation)
-        running.withLock { $0.nodes[key] = Running(router: router, server: server, registration: registration, embedded: embedded, port: port) }
+        running.withLock { $0.nodes[key] = Running(router: router, server: server, registration: registration, embedded: embedded.map { [$0] } ?? [], port: port) }
+        if let registration { watch(registration, of: home, alive: String(name[..<name.firstIndex(of: "@")!]), port: port, configuration: configuration) }
         Spawner.start(on: home)
         NetKernel.start(on: home)
         if !configuration.hidden {
@@ -237,8 +239,49 @@ public enum Distribution {
         r.router.closeAll()
         try? await r.server.close()
         await r.registration?.close()
-        await r.embedded?.stop()
+        for e in r.embedded { await e.stop() }
         home.install(nil, nodeName: "nonode@nohost", creation: 0)
+    }
+
+    /// A node registered with an EPMD that goes away would be unreachable by name for good
+    /// (its registration was that TCP connection; a BEAM node is stranded the same way).
+    /// When the registration closes while the node runs, register again: with whatever EPMD
+    /// now answers on the port, or an embedded one started for it, retrying with backoff.
+    static func watch(_ registration: EPMDRegistration, of home: LocalNode, alive: String, port: Int, configuration: Configuration) {
+        let key = ObjectIdentifier(home)
+        registration.whenClosed {
+            Task {
+                var delay = Duration.milliseconds(50)
+                while true {
+                    // Stopped on purpose (or replaced): nothing to do.
+                    guard running.withLock({ $0.nodes[key]?.registration === registration }) else { return }
+                    do {
+                        var started: EmbeddedEPMD? = nil
+                        if configuration.embeddedEPMD {
+                            started = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort, host: configuration.embeddedEPMDAddress)
+                        }
+                        let fresh = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
+                        let kept = running.withLock { r -> Bool in
+                            guard r.nodes[key]?.registration === registration else { return false }
+                            r.nodes[key]?.registration = fresh
+                            if let started { r.nodes[key]?.embedded.append(started) }
+                            return true
+                        }
+                        guard kept else {
+                            await fresh.close()
+                            await started?.stop()
+                            return
+                        }
+                        configuration.logger.warning("the EPMD this node was registered with went away: registered again\(started == nil ? "" : " with an embedded EPMD it started") on port \(configuration.epmdPort ?? EPMDClient.defaultPort)")
+                        watch(fresh, of: home, alive: alive, port: port, configuration: configuration)
+                        return
+                    } catch {
+                        try? await Task.sleep(for: delay)
+                        delay = min(delay * 2, .seconds(2))
+                    }
+                }
+            }
+        }
     }
 
     static func router(of home: LocalNode) -> DistributionRouter? { running.withLock { $0.nodes[ObjectIdentifier(home)]?.router } }
