@@ -93,6 +93,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: "Gossip: broadcast to --gossip-address instead of multicast (libcluster's broadcast_only).")
     var gossipBroadcastOnly = false
 
+    @Flag(help: "Check the options (the name with its variables, each --cluster spec) and print what would start, without starting a node.")
+    var dryRun = false
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -118,6 +121,10 @@ struct NodeCommand: AsyncParsableCommand {
             options.disconnect = d == .zero ? .immediately : .afterGrace(d)
         }
         let topologies = try cluster.map { spec in try ClusterSpec.topology(spec, nodeName: name, options: options) }
+        if dryRun {
+            print("node \(name)\(topologies.isEmpty ? (visible ? ", visible" : ", hidden") : ", visible"), topologies: \(topologies.map { "\($0.name) (\(type(of: $0.strategy)))" }.joined(separator: ", "))")
+            return
+        }
         var config = Distribution.Configuration(name: name, cookie: cookie)
         config.runWokenOnIOThread = runWoken
         config.busyWait = busyWait > 0 ? .microseconds(busyWait) : nil
