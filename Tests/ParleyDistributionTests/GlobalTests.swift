@@ -155,6 +155,73 @@ struct GlobalTests {
         await cluster.shutdown()
     }
 
+    @Test("A hidden node registers and looks up global names through an Erlang node (global:register_name_external/2 by rex, the C-node path); the name goes when the process exits",
+          .enabled(if: haveErl), .timeLimit(.minutes(2)))
+    func hiddenThroughRex() async throws {
+        let cluster = try await GlobalCluster()
+        do {
+            let e1 = try await cluster.erlang("erlh")
+            let h = try await cluster.hidden("hid")
+            let worker = try h.spawn(SpawnOptions()) { me in _ = try await me.receive() }
+            #expect(try await Global.register("hidden_worker", worker, through: e1.name, on: h))
+            #expect(try await cluster.rpc(e1.name, "global", "whereis_name", [.atom("hidden_worker")]) == .pid(worker))
+            #expect(try await Global.whereis("hidden_worker", through: e1.name, on: h) == worker)
+            #expect(try await Global.register("hidden_worker", worker, through: e1.name, on: h) == false)
+            // Erlang's global:send reaches the hidden node's process, which then exits.
+            _ = try await cluster.rpc(e1.name, "global", "send", [.atom("hidden_worker"), .atom("stop")])
+            #expect(await eventually { (try? await cluster.rpc(e1.name, "global", "whereis_name", [.atom("hidden_worker")])) == .atom(.undefined) })
+            await #expect(throws: Global.Failure.self) { try await Global.whereis("x", through: "nobody@127.0.0.1", on: h) }
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
+    @Test("Resolve methods run here as OTP's do (global.erl: minmax/2 orders by node; random_exit_name/3 kills the other, random_notify_name/3 tells it {global_name_conflict, Name}, notify_all_name/3 tells both with the other pid and returns none); a Swift closure picks; an unknown method is an error, so the name goes",
+          .timeLimit(.minutes(1)))
+    func resolveMethods() async throws {
+        let cluster = try await GlobalCluster()
+        do {
+            let node = try await cluster.parley("rm")
+            let seen = Locked<[Pid: [Term]]>([:])
+            @Sendable func holder() throws -> Pid {
+                try node.spawn(SpawnOptions()) { me in
+                    while true { let t = try await me.receive(Term.self); seen.withLock { $0[me.pid, default: []].append(t) } }
+                }
+            }
+            let name = Term.atom("c")
+            let results = try await node.run { me -> [Term] in
+                var out: [Term] = []
+                // Both pids on one node: minmax gives {P2, P1}, so P2 is Min and keeps the name.
+                let (a1, a2) = (try holder(), try holder())
+                out.append(Global.runMethod(Global.method(.randomExit, name: name, node: node), name: name, a1, a2, home: node.name, me: me))
+                let (b1, b2) = (try holder(), try holder())
+                out.append(Global.runMethod(Global.method(.randomNotify, name: name, node: node), name: name, b1, b2, home: node.name, me: me))
+                let (c1, c2) = (try holder(), try holder())
+                out.append(Global.runMethod(Global.method(.notifyAll, name: name, node: node), name: name, c1, c2, home: node.name, me: me))
+                let (d1, d2) = (try holder(), try holder())
+                out.append(Global.runMethod(Global.method(.custom { _, first, _ in first }, name: name, node: node), name: name, d1, d2, home: node.name, me: me))
+                out.append(Global.runMethod(.export(module: "erlang", function: "nope", arity: 3), name: name, d1, d2, home: node.name, me: me))
+                #expect(out[0] == .pid(a2))
+                #expect(await eventually { !Process.isAlive(a1) })
+                #expect(Process.isAlive(a2))
+                #expect(out[1] == .pid(b2))
+                #expect(await eventually { seen.withLock { $0[b1] } == [.tuple([.atom("global_name_conflict"), name])] })
+                #expect(out[2] == .atom("none"))
+                #expect(await eventually { seen.withLock { $0[c1] == [.tuple([.atom("global_name_conflict"), name, .pid(c2)])] && $0[c2] == [.tuple([.atom("global_name_conflict"), name, .pid(c1)])] } })
+                #expect(out[3] == .pid(d1))
+                return out
+            }
+            // Not a pid and not none: exchange_names logs it and deletes the name.
+            #expect(results[4].tupleElements?.first == .atom("EXIT"))
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
     @Test("A mixed cluster (two Erlang nodes with OTP 25's defaults, two Parley nodes) forms a full mesh from one connection each; global:sync() returns on the Erlang nodes; names registered on either side are found, sent to and called from the other",
           .enabled(if: haveErl), .timeLimit(.minutes(3)))
     func mixedCluster() async throws {
@@ -228,6 +295,8 @@ struct GlobalTests {
             // Apart on both sides before either registers (else the registration would reconnect them).
             #expect(await eventually {
                 if p1.connectedNodes.contains(e1.name) { return false }
+                // global has seen the nodedown too (else a registration would multi-call e1 and reconnect).
+                if (try? await Global.info(on: p1))?.known.contains(e1.name) != false { return false }
                 let seen = try? await cluster.rpc(e1.name, "erlang", "nodes", [])
                 return seen?.listElements?.contains(.atom(Atom(p1.name))) == false
             })

@@ -68,7 +68,8 @@ public enum Global {
     /// Why a global operation failed.
     public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
         /// Distribution is not started on this node, or it is hidden (hidden nodes take no
-        /// part in global, as C nodes do not).
+        /// part in global, as C nodes do not; they go through an Erlang node instead:
+        /// ``Global/register(_:_:through:on:)``).
         case notVisible
         /// No process has the name.
         case notRegistered(Term)
@@ -199,6 +200,67 @@ public enum Global {
             throw f
         } catch {
             throw Failure.unavailable("\(error)")
+        }
+    }
+
+    // MARK: A hidden node, through an Erlang node (the C-node path)
+
+    /// Registers `pid` as `name` through `gateway`, an Erlang node this node can reach:
+    /// `global:register_name_external/2` run there by `rex`, the path Erlang's C nodes use
+    /// (`ei_global_register`). It works on a hidden node, which takes no part in global
+    /// itself. The name goes when `pid` exits or `gateway` goes down; `gateway`'s global
+    /// server links to `pid`, so `pid` gets an exit signal if `gateway` dies (trap exits to
+    /// survive it). Returns false if the name is taken.
+    ///
+    /// ```swift
+    /// let ok = try await Global.register("jobs", jobs, through: "erl@10.0.0.2")
+    /// ```
+    /// - Throws: ``Failure/unavailable(_:)`` if the gateway cannot be reached or refuses.
+    @discardableResult
+    public static func register(_ name: Term, _ pid: Pid, through gateway: String, on node: LocalNode = .default) async throws -> Bool {
+        try await rex(gateway, "register_name_external", [name, .pid(pid)], on: node) == .atom("yes")
+    }
+
+    /// `global:whereis_name/1` asked of `gateway` (see ``register(_:_:through:on:)``).
+    public static func whereis(_ name: Term, through gateway: String, on node: LocalNode = .default) async throws -> Pid? {
+        try await rex(gateway, "whereis_name", [name], on: node).pidValue
+    }
+
+    /// `global:unregister_name_external/1` run on `gateway`.
+    public static func unregister(_ name: Term, through gateway: String, on node: LocalNode = .default) async throws {
+        _ = try await rex(gateway, "unregister_name_external", [name], on: node)
+    }
+
+    /// ``register(_:_:through:on:)`` for the atom `name`.
+    @discardableResult
+    public static func register(_ name: String, _ pid: Pid, through gateway: String, on node: LocalNode = .default) async throws -> Bool {
+        try await register(.atom(Atom(name)), pid, through: gateway, on: node)
+    }
+
+    /// ``whereis(_:through:on:)`` for the atom `name`.
+    public static func whereis(_ name: String, through gateway: String, on node: LocalNode = .default) async throws -> Pid? {
+        try await whereis(.atom(Atom(name)), through: gateway, on: node)
+    }
+
+    /// ``unregister(_:through:on:)`` for the atom `name`.
+    public static func unregister(_ name: String, through gateway: String, on node: LocalNode = .default) async throws {
+        try await unregister(.atom(Atom(name)), through: gateway, on: node)
+    }
+
+    static func rex(_ gateway: String, _ function: String, _ args: [Term], on node: LocalNode) async throws -> Term {
+        do {
+            return try await node.run { me in
+                let call = Term.tuple([.atom("call"), .atom("global"), .atom(Atom(function)), .list(args), .pid(me.pid)])
+                guard let reply = try await Gen.call("rex", on: Node.named(gateway), call, timeout: .seconds(30)) as? Term else {
+                    throw Failure.unavailable("\(gateway) answered with something other than a term")
+                }
+                if case .tuple(let t) = reply, t.first == .atom("badrpc") { throw Failure.unavailable("\(gateway): \(reply)") }
+                return reply
+            }
+        } catch let f as Failure {
+            throw f
+        } catch {
+            throw Failure.unavailable("\(gateway): \(error)")
         }
     }
 
