@@ -280,10 +280,10 @@ final class GlobalServer {
         case .nodeup(let node):
             if options.connectAll { handleNodeup(node) }
         case .nodedown(let node):
-            notifyNodedown(node)
+            notifySynced(node)   // a sync waiting for a node that went down is done with it
             handleNodedown(node, .disconnected)
         case .extraNodedown(let node):
-            notifyNodedown(node)
+            notifySynced(node)
             handleNodedown(node, .disconnected)
         case .lockIsSet(let node, let tag, let lockId):
             guard sessions[node]?.myTag == tag else { return cancelLocker(node, tag: tag) }
@@ -344,8 +344,8 @@ final class GlobalServer {
         cancelLocker(node, tag: myTag)
         sessions[node] = nil
         pending[node] = nil
-        if case .integer = myTag ?? .atom(.undefined) { handleNodeup(node) }
-        if case .bigInteger = myTag ?? .atom(.undefined) { handleNodeup(node) }
+        // A tag means the node is up from our side (global.erl: is_integer(MyTag)): connect anew.
+        if myTag != nil { handleNodeup(node) }
     }
 
     func lockIsSet(_ node: String, lockId: Term) {
@@ -647,8 +647,6 @@ final class GlobalServer {
         for i in syncs.indices { syncs[i].nodes.remove(node) }
         finishSyncs()
     }
-
-    func notifyNodedown(_ node: String) { notifySynced(node) }
 
     func finishSyncs() {
         let done = syncs.filter { $0.nodes.isEmpty }

@@ -189,20 +189,14 @@ public enum Distribution {
         }
         let port = server.localAddress?.port ?? configuration.port
 
-        var registration: EPMDRegistration? = nil
-        var embedded: EmbeddedEPMD? = nil
+        let registration: EPMDRegistration
+        let embedded: EmbeddedEPMD?
         let creation: UInt32
         do {
-            let alive = String(name[..<name.firstIndex(of: "@")!])
-            if configuration.embeddedEPMD {
-                embedded = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort, host: configuration.embeddedEPMDAddress)
-            }
-            let r = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
-            registration = r
-            creation = r.creation != 0 ? r.creation : UInt32.random(in: 1...UInt32.max)
+            (registration, embedded) = try await registerWithEPMD(alive: String(name[..<name.firstIndex(of: "@")!]), port: port, configuration)
+            creation = registration.creation != 0 ? registration.creation : UInt32.random(in: 1...UInt32.max)
         } catch {
             try? await server.close()
-            await embedded?.stop()
             throw DistributionError.epmd("\(error)")
         }
 
@@ -210,7 +204,7 @@ public enum Distribution {
         box.router = router
         home.install(router, nodeName: name, creation: creation)
         running.withLock { $0.nodes[key] = Running(router: router, server: server, registration: registration, embedded: embedded.map { [$0] } ?? [], port: port) }
-        if let registration { watch(registration, of: home, alive: String(name[..<name.firstIndex(of: "@")!]), port: port, configuration: configuration) }
+        watch(registration, of: home, alive: String(name[..<name.firstIndex(of: "@")!]), port: port, configuration: configuration)
         Spawner.start(on: home)
         NetKernel.start(on: home)
         if !configuration.hidden {
@@ -243,6 +237,21 @@ public enum Distribution {
         home.install(nil, nodeName: "nonode@nohost", creation: 0)
     }
 
+    /// Registers `alive` with the EPMD on the configured port, starting an embedded one first
+    /// when the configuration asks for it and none answers (returned, to stop with the node;
+    /// stopped again here if the registration fails).
+    static func registerWithEPMD(alive: String, port: Int, _ configuration: Configuration) async throws -> (EPMDRegistration, EmbeddedEPMD?) {
+        let started = configuration.embeddedEPMD
+            ? try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort, host: configuration.embeddedEPMDAddress) : nil
+        do {
+            let r = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
+            return (r, started)
+        } catch {
+            await started?.stop()
+            throw error
+        }
+    }
+
     /// A node registered with an EPMD that goes away would be unreachable by name for good
     /// (its registration was that TCP connection; a BEAM node is stranded the same way).
     /// When the registration closes while the node runs, register again: with whatever EPMD
@@ -256,11 +265,7 @@ public enum Distribution {
                     // Stopped on purpose (or replaced): nothing to do.
                     guard running.withLock({ $0.nodes[key]?.registration === registration }) else { return }
                     do {
-                        var started: EmbeddedEPMD? = nil
-                        if configuration.embeddedEPMD {
-                            started = try await EmbeddedEPMD.ensureRunning(port: configuration.epmdPort, host: configuration.embeddedEPMDAddress)
-                        }
-                        let fresh = try await EPMDClient.register(name: alive, port: UInt16(port), hidden: configuration.hidden, epmdPort: configuration.epmdPort)
+                        let (fresh, started) = try await registerWithEPMD(alive: alive, port: port, configuration)
                         let kept = running.withLock { r -> Bool in
                             guard r.nodes[key]?.registration === registration else { return false }
                             r.nodes[key]?.registration = fresh
