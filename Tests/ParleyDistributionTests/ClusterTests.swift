@@ -29,23 +29,9 @@ struct FlakyStrategy: ClusterStrategy {
     }
 }
 
-/// A free UDP port on loopback for one gossip test.
-func freeUDPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
-
-/// A free TCP port on loopback (bound, read, released).
-func freeTCPPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// A free port on loopback (bound, read, released), for UDP (gossip) or TCP (an EPMD).
+func freePort(_ type: __socket_type) -> Int {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
@@ -131,8 +117,7 @@ struct ClusterTests {
     @Test("A topology connects what its strategy lists, dials a listed node again when it drops, disconnects a node that left the list only after its grace, and restarts a strategy that threw",
           .timeLimit(.minutes(2)))
     func topologyPolicies() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let p1 = try await cluster.hidden("tpa"), p2 = try await cluster.hidden("tpb"), p3 = try await cluster.hidden("tpc")
             let list = Locked<Set<String>>([p2.name, p3.name])
             var topology = ClusterTopology(name: "scripted", strategy: ScriptedStrategy(nodes: list))
@@ -169,18 +154,13 @@ struct ClusterTests {
             defer { second.stop() }
             #expect(await eventually { p1.connectedNodes.contains(p2.name) })
             #expect(try await second.snapshot().first?.strategyStarts == 2)
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("On visible nodes (global meshes them), a node connected before it was listed still leaves after its grace when it drops off the list",
           .timeLimit(.minutes(2)))
     func graceOnVisibleNodes() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let p1 = try await cluster.parley("vga"), p2 = try await cluster.parley("vgb"), p3 = try await cluster.parley("vgc")
             let list = Locked<Set<String>>([p1.name, p2.name])
             var t = ClusterTopology(name: "scripted", strategy: ScriptedStrategy(nodes: list))
@@ -196,18 +176,13 @@ struct ClusterTests {
             list.withLock { $0 = [p1.name, p2.name] }
             #expect(await eventually { (try? await a.snapshot())?.first?.leaving == [p3.name] })
             #expect(await eventually { !p1.connectedNodes.contains(p3.name) })
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("The immediate policy disconnects at once (libcluster's), and never leaves the node alone until its connection dies",
           .timeLimit(.minutes(2)))
     func immediateAndNever() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let p1 = try await cluster.hidden("ipa"), p2 = try await cluster.hidden("ipb")
             let list = Locked<Set<String>>([p2.name])
             var now = ClusterTopology(name: "now", strategy: ScriptedStrategy(nodes: list))
@@ -231,34 +206,25 @@ struct ClusterTests {
             #expect(await eventually { (try? await b.snapshot())?.first?.leaving == [] })
             #expect(p1.connectedNodes.contains(p2.name))
             #expect(starts == 1)
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("LocalEPMD: every node registered with this host's EPMD is found, also nodes started later (libcluster's looks once)",
           .timeLimit(.minutes(2)))
     func localEPMD() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let p1 = try await cluster.hidden("lea")
             let running = try ParleyCluster.Cluster.start([ClusterTopology(name: "local", strategy: LocalEPMDStrategy(interval: .milliseconds(100), epmdPort: cluster.epmd.boundPort))], on: p1)
             defer { running.stop() }
             let p2 = try await cluster.hidden("leb")
             #expect(await eventually { p1.connectedNodes.contains(p2.name) })
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("EPMD that cannot strand a node: Erlang's epmd killed under two running Parley nodes; each registers again (with an EPMD one of them starts) and stays reachable by name",
           .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/epmd")), .timeLimit(.minutes(2)))
     func epmdDies() async throws {
-        let port = freeTCPPort()
+        let port = freePort(SOCK_STREAM)
         let folder = NSTemporaryDirectory() + "parley-epmd-\(getpid())-\(port)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -293,28 +259,22 @@ struct ClusterTests {
     @Test("Gossip between two Parley nodes (broadcast on loopback, no secret): each finds the other",
           .timeLimit(.minutes(2)))
     func gossipParley() async throws {
-        let cluster = try await GlobalCluster()
-        do {
-            let port = freeUDPPort()
+        try await GlobalCluster.run { cluster in
+            let port = freePort(SOCK_DGRAM)
             let gossip = GossipStrategy(port: port, address: "127.255.255.255", broadcastOnly: true, intervalMilliseconds: 1...200)
             let p1 = try await cluster.parley("gpa"), p2 = try await cluster.parley("gpb")
             let a = try ParleyCluster.Cluster.start([ClusterTopology(name: "gossip", strategy: gossip)], on: p1)
             let b = try ParleyCluster.Cluster.start([ClusterTopology(name: "gossip", strategy: gossip)], on: p2)
             defer { a.stop(); b.stop() }
             #expect(await eventually { p1.connectedNodes.contains(p2.name) })
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("Gossip with a secret between a Parley node and an Erlang node speaking libcluster's wire format: each decrypts the other's heartbeats and they connect; a Parley node with the wrong secret never joins",
           .enabled(if: haveErl), .timeLimit(.minutes(2)))
     func gossipWithErlang() async throws {
-        let cluster = try await GlobalCluster()
-        do {
-            let port = freeUDPPort()
+        try await GlobalCluster.run { cluster in
+            let port = freePort(SOCK_DGRAM)
             let e1 = try await cluster.erlang("erlg", eval: "{ok, _} = gossip_peer:start(\(port), {127,255,255,255}, <<\"s3cret\">>), receive never -> ok end")
             let p1 = try await cluster.parley("gsa")
             let gossip = GossipStrategy(port: port, address: "127.255.255.255", broadcastOnly: true, secret: "s3cret", intervalMilliseconds: 1...200)
@@ -336,11 +296,7 @@ struct ClusterTests {
             // ...and p2 joined nobody.
             #expect(p2.connectedNodes.isEmpty)
             #expect(try await cluster.rpc(e1.name, "gossip_peer", "heard", []).listElements?.contains(.atom(Atom(p2.name))) == false)
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 }
 }

@@ -18,6 +18,18 @@ final class GlobalCluster: @unchecked Sendable {
         epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
     }
 
+    /// Runs `body` with a fresh cluster, and shuts it down whether `body` returns or throws.
+    static func run(_ body: (GlobalCluster) async throws -> Void) async throws {
+        let cluster = try await GlobalCluster()
+        do {
+            try await body(cluster)
+        } catch {
+            await cluster.shutdown()
+            throw error
+        }
+        await cluster.shutdown()
+    }
+
     /// An Erlang node (Debian's OTP 25 with its defaults: connect_all and
     /// prevent_overlapping_partitions on) registered with this cluster's EPMD.
     func erlang(_ prefix: String = "erl", eval: String = "ok") async throws -> ExternalNode {
@@ -35,10 +47,14 @@ final class GlobalCluster: @unchecked Sendable {
 
     /// A visible Parley node in this OS process.
     func parley(_ prefix: String) async throws -> LocalNode {
-        let name = ExternalNode.uniqueName(prefix)
+        try await node(ExternalNode.uniqueName(prefix), hidden: false)
+    }
+
+    /// A Parley node on this cluster's EPMD, kept for `shutdown()`.
+    func node(_ name: String, hidden: Bool) async throws -> LocalNode {
         let node = try LocalNode(name: name)
         var c = Distribution.Configuration(name: name, cookie: Self.cookie)
-        c.hidden = false
+        c.hidden = hidden
         c.epmdPort = epmd.boundPort
         c.embeddedEPMD = false
         c.handshakeTimeout = .seconds(5)
@@ -49,36 +65,17 @@ final class GlobalCluster: @unchecked Sendable {
 
     /// A hidden Parley node on this cluster's EPMD (takes no part in global).
     func hidden(_ prefix: String) async throws -> LocalNode {
-        let name = ExternalNode.uniqueName(prefix)
-        let node = try LocalNode(name: name)
-        var c = Distribution.Configuration(name: name, cookie: Self.cookie)
-        c.epmdPort = epmd.boundPort
-        c.embeddedEPMD = false
-        c.handshakeTimeout = .seconds(5)
-        try await node.startDistribution(c)
-        parleyNodes.append(node)
-        return node
+        try await node(ExternalNode.uniqueName(prefix), hidden: true)
     }
 
     /// A hidden Parley node for looking at Erlang nodes with rpc: its connections take no
     /// part in global, so looking does not join partitions.
-    lazy var observer: LocalNode = {
-        let name = ExternalNode.uniqueName("observer")
-        return try! LocalNode(name: name)
-    }()
-    var observerStarted = false
+    var observer: LocalNode?
 
     /// `rpc:call(Node, M, F, A)` from the hidden observer node, through the Erlang node's rex.
     func rpc(_ node: String, _ m: String, _ f: String, _ args: [Term], timeout: Duration = .seconds(20)) async throws -> Term {
-        if !observerStarted {
-            var c = Distribution.Configuration(name: observer.name, cookie: Self.cookie)
-            c.epmdPort = epmd.boundPort
-            c.embeddedEPMD = false
-            try await observer.startDistribution(c)
-            parleyNodes.append(observer)
-            observerStarted = true
-        }
-        return try await rpc(observer, node, m, f, args, timeout: timeout)
+        if observer == nil { observer = try await self.node(ExternalNode.uniqueName("observer"), hidden: true) }
+        return try await rpc(observer!, node, m, f, args, timeout: timeout)
     }
 
     /// `rpc:call(Node, M, F, A)` from `via`, through the Erlang node's rex.
@@ -128,8 +125,7 @@ struct GlobalTests {
     @Test("Two Parley nodes: a name registered on one is found on the other, a taken name is refused, one pid has one name, and a name goes everywhere when its process dies (global.erl register_name/2, DOWN)",
           .timeLimit(.minutes(2)))
     func parleyPair() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let p1 = try await cluster.parley("pga"), p2 = try await cluster.parley("pgb")
             try await p1.connect(p2.name)
             try await Global.sync(on: p1)
@@ -148,18 +144,13 @@ struct GlobalTests {
             try await Global.unregister("worker", on: p1)
             #expect(Global.whereis("worker", on: p2) == nil)
             Process.exit(other, .kill)
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("A hidden node registers and looks up global names through an Erlang node (global:register_name_external/2 by rex, the C-node path); the name goes when the process exits",
           .enabled(if: haveErl), .timeLimit(.minutes(2)))
     func hiddenThroughRex() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let e1 = try await cluster.erlang("erlh")
             let h = try await cluster.hidden("hid")
             let worker = try h.spawn(SpawnOptions()) { me in _ = try await me.receive() }
@@ -171,18 +162,13 @@ struct GlobalTests {
             _ = try await cluster.rpc(e1.name, "global", "send", [.atom("hidden_worker"), .atom("stop")])
             #expect(await eventually { (try? await cluster.rpc(e1.name, "global", "whereis_name", [.atom("hidden_worker")])) == .atom(.undefined) })
             await #expect(throws: Global.Failure.self) { try await Global.whereis("x", through: "nobody@127.0.0.1", on: h) }
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("Resolve methods run here as OTP's do (global.erl: minmax/2 orders by node; random_exit_name/3 kills the other, random_notify_name/3 tells it {global_name_conflict, Name}, notify_all_name/3 tells both with the other pid and returns none); a Swift closure picks; an unknown method is an error, so the name goes",
           .timeLimit(.minutes(1)))
     func resolveMethods() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let node = try await cluster.parley("rm")
             let seen = Locked<[Pid: [Term]]>([:])
             @Sendable func holder() throws -> Pid {
@@ -215,18 +201,13 @@ struct GlobalTests {
             }
             // Not a pid and not none: exchange_names logs it and deletes the name.
             #expect(results[4].tupleElements?.first == .atom("EXIT"))
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("A mixed cluster (two Erlang nodes with OTP 25's defaults, two Parley nodes) forms a full mesh from one connection each; global:sync() returns on the Erlang nodes; names registered on either side are found, sent to and called from the other",
           .enabled(if: haveErl), .timeLimit(.minutes(3)))
     func mixedCluster() async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let e1 = try await cluster.erlang("erla")
             let e2 = try await cluster.erlang("erlb", eval: """
                 true = net_kernel:connect_node('\(e1.name)'), \
@@ -274,18 +255,13 @@ struct GlobalTests {
             #expect(try await cluster.rpc(e2.name, "global", "whereis_name", [.atom("parley_counter")]) == .atom(.undefined))
             let info = try await Global.info(on: p1)
             #expect(Set(info.known) == all.subtracting([p1.name]))
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 
     @Test("After a partition heals, a name held on both sides is resolved as OTP resolves it: the node whose name sorts lower runs random_exit_name/3, the pid on the lower node keeps the name and the other is killed; both directions (a Parley node and an Erlang node deciding)",
           .enabled(if: haveErl), .timeLimit(.minutes(3)), arguments: ["aparley", "zparley"])
     func clashOnHeal(prefix: String) async throws {
-        let cluster = try await GlobalCluster()
-        do {
+        try await GlobalCluster.run { cluster in
             let e1 = try await cluster.erlang("erlc", eval: "register(holder_maker, self()), receive never -> ok end")
             let p1 = try await cluster.parley(prefix)
             try await p1.connect(e1.name)
@@ -321,11 +297,7 @@ struct GlobalTests {
             } else {
                 #expect(await eventually { !Process.isAlive(mine) })
             }
-        } catch {
-            await cluster.shutdown()
-            throw error
         }
-        await cluster.shutdown()
     }
 }
 }
