@@ -32,7 +32,7 @@ final class RawClient: @unchecked Sendable {
     private var isClosed = false
     private var pending: [UInt8] = []
 
-    init(port: Int) throws {
+    init(port: Int, host: String = "127.0.0.1") throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else {
             isClosed = true
@@ -47,7 +47,7 @@ final class RawClient: @unchecked Sendable {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_addr.s_addr = inet_addr(host)
         let rc = withUnsafePointer(to: &addr) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -140,11 +140,16 @@ final class RawClient: @unchecked Sendable {
         return nil
     }
 
-    /// The v6 handshake as the initiator, driven by the node's own state machine.
+    /// The status frames the node sent in the last handshake (`ok`, `alive`, ...).
+    private(set) var statuses: [String] = []
+
+    /// The v6 handshake as the initiator, driven by the node's own state machine. `pending`
+    /// is the answer to an `alive` status (dist_util's `is_pending`).
     @discardableResult
-    func handshake(as name: String, with node: String, cookie: String = Cluster.cookie) throws -> PeerInfo {
+    func handshake(as name: String, with node: String, cookie: String = Cluster.cookie, pending: Bool = true) throws -> PeerInfo {
         var machine = HandshakeMachine(initiator: name, flags: .parley, creation: 1, cookie: cookie, dialling: node)
         var actions = machine.start()
+        statuses = []
         while true {
             for action in actions {
                 switch action {
@@ -154,7 +159,9 @@ final class RawClient: @unchecked Sendable {
                 }
             }
             let len = try readExactly(2)
-            actions = machine.receive(try readExactly(Int(len[0]) << 8 | Int(len[1])))
+            let frame = try readExactly(Int(len[0]) << 8 | Int(len[1]))
+            if case .awaitStatus = machine.state { statuses.append(String(decoding: frame.dropFirst(), as: UTF8.self)) }
+            actions = machine.receive(frame, pending: { pending })
         }
     }
 }

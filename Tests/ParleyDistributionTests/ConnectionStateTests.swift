@@ -77,6 +77,22 @@ struct ConnectionStateTests {
         #expect(!r11)
     }
 
+    @Test("net_kernel's owner: the newest attempt owns a connecting connection (an accepted simultaneous connect takes it over from our dial, which is no longer pending); nothing is pending once up or closed")
+    func attemptOwnership() {
+        var s = fresh()
+        let dial = s.attemptStarted()
+        #expect(s.isPending(dial))
+        let accepted = s.attemptStarted()
+        #expect(!s.isPending(dial))
+        #expect(s.isPending(accepted))
+        _ = s.attach(EmbeddedChannel(), peer: peer)
+        #expect(!s.isPending(accepted))
+        var c = fresh()
+        let d = c.attemptStarted()
+        _ = c.close()
+        #expect(!c.isPending(d))
+    }
+
     @Test("Net kernel's rule for simultaneous connects: the node with the greater name keeps its own attempt; a dial to an up connection replaces it only once proven")
     func simultaneousConnect() {
         #expect(State.accept(existing: .connecting, localName: "b@h", remoteName: "a@h") == .refuse)

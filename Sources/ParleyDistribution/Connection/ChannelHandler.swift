@@ -27,15 +27,18 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     let framing: DistributionFrameDecoder.Framing
     private var machine: HandshakeMachine
     private var connection: Connection?
+    /// This handshake's attempt on `connection` (``Connection/isPending(_:)``).
+    private var attempt = 0
     private var finished = false
     private var timeout: Scheduled<Void>?
     private let isInitiator: Bool
     private var peerDescription: String
 
-    init(initiator connection: Connection, router: DistributionRouter) {
+    init(initiator connection: Connection, attempt: Int, router: DistributionRouter) {
         self.router = router
         self.framing = .init(maxFrame: router.configuration.maxFrameSize)
         self.connection = connection
+        self.attempt = attempt
         self.isInitiator = true
         self.peerDescription = connection.node.name
         self.machine = HandshakeMachine(initiator: router.identity.name, flags: router.flags, creation: router.identity.creation,
@@ -58,7 +61,10 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
             [self] in
             if !self.finished { self.fail(context, HandshakeError.timeout(peer: self.peerDescription).description) }
         }
-        if isInitiator { perform(machine.start(), context) }
+        if isInitiator {
+            if abandonedDial(context) { return }
+            perform(machine.start(), context)
+        }
         context.fireChannelActive()
     }
 
@@ -66,13 +72,29 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !finished else { return }
         let frame = unwrapInboundIn(data)
-        let actions = machine.receive(Array(frame.readableBytesView)) { name in
+        let actions = machine.receive(Array(frame.readableBytesView), status: { name in
             peerDescription = name
-            let (status, conn) = router.acceptorStatus(for: name)
+            let (status, conn, id) = router.acceptorStatus(for: name)
             connection = conn
+            attempt = id
             return status
-        }
+        }, pending: { connection?.isPending(attempt) ?? false })
         perform(actions, context)
+    }
+
+    /// Our dial gives up once it no longer owns a connecting connection: the peer's own
+    /// attempt took it over (a simultaneous connect it wins, as net_kernel kills a remarked
+    /// setup process) or already brought it up, or it closed. Going on could only make the
+    /// peer drop a live connection for this one. Checked here before our name goes out, and
+    /// by the machine at each later step (`pending`). True if it gave up.
+    private func abandonedDial(_ context: ChannelHandlerContext) -> Bool {
+        guard let connection, !connection.isPending(attempt) else { return false }
+        finished = true
+        timeout?.cancel()
+        router.log.debug("distribution connection \(peerDescription): our dial gave way to the peer's connection")
+        connection.attemptFailed("superseded by the peer's connection")
+        context.close(promise: nil)
+        return true
     }
 
     private func perform(_ actions: [HandshakeMachine.Action], _ context: ChannelHandlerContext) {
@@ -104,6 +126,16 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
                     context.close(promise: nil)
                 }
             case .failed(let error):
+                if case .superseded = error {
+                    // The other connection with this peer carries the traffic: not an error.
+                    fail(context, error.description, level: .debug)
+                    return
+                }
+                if case .refused(_, "nok") = error, connection == nil {
+                    // We refused a simultaneous connect that we win: our dial goes on.
+                    fail(context, error.description, level: .debug)
+                    return
+                }
                 if case .refused(_, "nok") = error, let connection {
                     // A simultaneous connect that the peer won: its own connection to us
                     // carries the traffic. Fail this attempt only if that never arrives.
@@ -119,11 +151,11 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func fail(_ context: ChannelHandlerContext, _ reason: String) {
+    private func fail(_ context: ChannelHandlerContext, _ reason: String, level: Logger.Level = .error) {
         guard !finished else { return }
         finished = true
         timeout?.cancel()
-        router.log.error("distribution connection \(peerDescription): \(reason)")
+        router.log.log(level: level, "distribution connection \(peerDescription): \(reason)")
         connection?.attemptFailed(reason)
         context.close(promise: nil)
     }
@@ -133,10 +165,16 @@ final class HandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !finished {
             finished = true
             var reason = "\(peerDescription) closed the connection during the handshake"
-            if case .awaitAck = machine.state {
+            var level = Logger.Level.error
+            switch machine.state {
+            case .awaitAck:
                 reason += ", after our challenge reply: most likely a cookie mismatch (check -setcookie on both nodes)"
+            case .awaitAliveReply:
+                // The peer's dial gave way to the connection we have with it.
+                level = .debug
+            default: break
             }
-            router.log.error("distribution connection \(peerDescription): \(reason)")
+            router.log.log(level: level, "distribution connection \(peerDescription): \(reason)")
             connection?.attemptFailed(reason)
         }
         context.fireChannelInactive()

@@ -160,7 +160,12 @@ final class Connection: Sendable {
 
     // MARK: Life cycle
 
-    func attemptStarted() { state.withLock { $0.attemptStarted() } }
+    /// A handshake starts for this node; returns its attempt id (see ``isPending(_:)``).
+    @discardableResult
+    func attemptStarted() -> Int { state.withLock { $0.attemptStarted() } }
+
+    /// dist_util's `is_pending`: attempt `id` still owns this connection, which is connecting.
+    func isPending(_ id: Int) -> Bool { state.withLock { $0.isPending(id) } }
 
     /// A handshake for this node failed. The connection fails when no other attempt is left.
     func attemptFailed(_ reason: String) {

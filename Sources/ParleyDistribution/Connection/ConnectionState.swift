@@ -16,7 +16,9 @@ import ParleyRuntime
 ///    ``close()`` (failed). Waiters are only kept while connecting.
 /// 3. **A connecting connection fails with its last attempt**: a dial and an accept for the
 ///    same node (a simultaneous connect) are two attempts; the one that completes attaches,
-///    and the connection fails only when every attempt has failed.
+///    and the connection fails only when every attempt has failed. The newest attempt owns
+///    the connection (net_kernel's owner: an accepted simultaneous connect takes it over from
+///    our dial, which then gives up); only the owner of a connecting connection is pending.
 /// 4. **A held sender is released** by the transition that ends the busy state (a flush, the
 ///    channel writable again) or by close; a held sender whose timed park ran out removes
 ///    itself (``forget(_:)``), so none is left behind.
@@ -34,6 +36,9 @@ struct ConnectionState<Waiter> {
     private(set) var peer: PeerInfo? = nil
     /// Handshakes in flight for this node (an outgoing dial, an incoming accept).
     private var attempts = 0
+    /// The attempt that owns the connection while it is connecting, and the last id given.
+    private var owner = 0
+    private var lastAttempt = 0
     private var waiters: [Waiter] = []
     private var ticker: RepeatedTask? = nil
     private var flushScheduled = false
@@ -67,7 +72,20 @@ struct ConnectionState<Waiter> {
 
     // MARK: Coming up
 
-    mutating func attemptStarted() { attempts += 1 }
+    /// A handshake for this node starts; it becomes the owner (a simultaneous connect the
+    /// peer wins takes over from our dial, as net_kernel's `remarked`). Returns its id.
+    @discardableResult
+    mutating func attemptStarted() -> Int {
+        attempts += 1
+        lastAttempt += 1
+        owner = lastAttempt
+        return lastAttempt
+    }
+
+    /// dist_util's `is_pending`: whether attempt `id` still owns a connection that is
+    /// connecting. An attempt that no longer does gives up (another one took over, or came
+    /// up, or the connection closed), and answers `false` to a peer's `alive`.
+    func isPending(_ id: Int) -> Bool { phase == .connecting && owner == id }
 
     /// A handshake for this node failed. True when the connection must now close: it was
     /// still connecting and no other attempt is left (invariant 3).

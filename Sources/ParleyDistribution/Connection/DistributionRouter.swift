@@ -95,7 +95,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func dial(_ conn: Connection) {
-        conn.attemptStarted()
+        let attempt = conn.attemptStarted()
         let name = conn.node.name
         guard let at = name.firstIndex(of: "@") else {
             conn.attemptFailed("bad node name '\(name)'")
@@ -127,7 +127,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                             if let tls {
                                 try DistributionTLS.addClientHandler(tls, to: channel)
                             }
-                            try DistributionPipeline.configure(channel, HandshakeHandler(initiator: conn, router: self))
+                            try DistributionPipeline.configure(channel, HandshakeHandler(initiator: conn, attempt: attempt, router: self))
                         }
                     }
                     .connect(host: host, port: port).get()
@@ -138,26 +138,32 @@ final class DistributionRouter: RemoteRouter, Sendable {
         }
     }
 
-    /// How to answer a node that connects to us (dist_util's status): `ok`, or for a
-    /// simultaneous connect the node with the greater name keeps its own attempt (`nok` to the
-    /// other), as net_kernel decides.
-    func acceptorStatus(for name: String) -> (HandshakeMachine.Status, Connection?) {
+    /// How to answer a node that connects to us (dist_util's status, as net_kernel decides),
+    /// with the connection the attempt belongs to and its attempt id:
+    /// - `ok` for a node we have no connection to;
+    /// - a simultaneous connect: the node with the greater name keeps its own attempt (`nok`
+    ///   to the other); the smaller one answers `ok_simultaneous` and the accepted attempt
+    ///   takes the connection over from its dial;
+    /// - `alive` for a node we are up with: it goes on only if the peer answers that its dial
+    ///   is still pending (it restarted, or our connection died without our noticing), and
+    ///   then replaces the old connection once it has proved the cookie.
+    func acceptorStatus(for name: String) -> (HandshakeMachine.Status, Connection?, Int) {
         let node = Node.named(name)
-        return state.withLock { s -> (HandshakeMachine.Status, Connection?) in
+        return state.withLock { s -> (HandshakeMachine.Status, Connection?, Int) in
             let existing = s.connections[node]
             let decision = Connection.State.accept(existing: existing?.phase, localName: identity.name, remoteName: name)
             switch decision {
             case .refuse:
-                return (.nok, nil)
+                return (.nok, nil, 0)
             case .joinSimultaneous:
-                existing!.attemptStarted()
-                return (.okSimultaneous, existing)
+                let id = existing!.attemptStarted()
+                return (.okSimultaneous, existing, id)
             case .replaceOnceProven, .fresh:
                 let c = Connection(node: node, router: self)
-                c.attemptStarted()
+                let id = c.attemptStarted()
                 // A replacement enters the table only once it is up (connectionUp swaps it in).
                 if decision == .fresh { s.connections[node] = c }
-                return (.ok, c)
+                return (decision == .fresh ? .ok : .alive, c, id)
             }
         }
     }

@@ -65,6 +65,10 @@ public enum HandshakeError: Error, Sendable, Equatable, CustomStringConvertible 
     case unexpectedName(expected: String, got: String)
     /// The handshake did not finish in time.
     case timeout(peer: String)
+    /// Another connection with the peer won: a simultaneous connect settled, or the peer
+    /// said its old connection to us still lives (`alive` answered `false`). Nothing is
+    /// lost: the connection that won carries the traffic.
+    case superseded(peer: String)
 
     public var description: String {
         switch self {
@@ -74,6 +78,7 @@ public enum HandshakeError: Error, Sendable, Equatable, CustomStringConvertible 
         case .malformed(let what): return "malformed handshake: \(what)"
         case .unexpectedName(let e, let g): return "dialled \(e) but the peer is \(g)"
         case .timeout(let p): return "handshake with \(p) timed out"
+        case .superseded(let p): return "another connection with \(p) won (simultaneous connect)"
         }
     }
 }
@@ -110,6 +115,9 @@ struct HandshakeMachine {
         case awaitChallenge
         case awaitAck(peer: PeerInfo, ourChallenge: UInt32)
         case acceptorStart
+        /// We answered `alive` (we are up with this node) and wait for `true` (its dial is
+        /// pending: our connection is stale) or `false`.
+        case awaitAliveReply(tag: UInt8, name: String, flags: DistributionFlags)
         case awaitComplement(name: String, flags: DistributionFlags, ourChallenge: UInt32)
         case awaitReply(peer: PeerInfo, ourChallenge: UInt32)
         case done
@@ -161,8 +169,10 @@ struct HandshakeMachine {
     }
 
     /// Feeds one frame. `status` decides how an acceptor answers the peer's name (for
-    /// simultaneous connects and duplicate connections).
-    mutating func receive(_ frame: [UInt8], status: (String) -> Status = { _ in .ok }) -> [Action] {
+    /// simultaneous connects and duplicate connections); `pending` is how an initiator
+    /// answers the peer's `alive` (dist_util's `is_pending`: our dial still owns our
+    /// connection to the peer, which is not up).
+    mutating func receive(_ frame: [UInt8], status: (String) -> Status = { _ in .ok }, pending: () -> Bool = { true }) -> [Action] {
         var r = FrameReader(frame)
         do throws(HandshakeError) {
             switch state {
@@ -171,11 +181,20 @@ struct HandshakeMachine {
                 let s = String(decoding: r.rest(), as: UTF8.self)
                 switch s {
                 case "ok", "ok_simultaneous":
+                    // Our dial may have lost its connection meanwhile (the peer's own attempt
+                    // took it over or came up): going on would only replace that one.
+                    guard pending() else { throw .superseded(peer: expectedPeer ?? "?") }
                     state = .awaitChallenge
                     return []
                 case "alive":
-                    // We have no other connection to this node (the router would not dial
-                    // twice), so the old one the peer sees is stale: tell it to go on.
+                    // The peer is up with us. If our dial still owns our (connecting)
+                    // connection, the one the peer sees is stale: `true`, go on and replace
+                    // it. Otherwise a simultaneous connect already settled: `false`, and this
+                    // attempt ends (dist_util's recv_status).
+                    guard pending() else {
+                        state = .failed
+                        return [.send(Array("sfalse".utf8)), .failed(.superseded(peer: expectedPeer ?? "?"))]
+                    }
                     state = .awaitChallenge
                     return [.send(Array("strue".utf8))]
                 default:
@@ -192,6 +211,7 @@ struct HandshakeMachine {
                 // Trailing bytes after the name are allowed and ignored.
                 if let expected = expectedPeer, expected != name { throw .unexpectedName(expected: expected, got: name) }
                 try checkFlags(flags, peer: name)
+                guard pending() else { throw .superseded(peer: name) }
                 let ours = makeChallenge()
                 state = .awaitAck(peer: PeerInfo(name: name, flags: flags, creation: peerCreation), ourChallenge: ours)
                 var f: [UInt8] = [UInt8(ascii: "r")]
@@ -224,29 +244,24 @@ struct HandshakeMachine {
                 guard name.contains("@"), !name.isEmpty else { throw .malformed("bad node name '\(name)'") }
                 let answer = status(name)
                 var out: [Action] = [.send(Array(("s" + answer.rawValue).utf8))]
-                guard answer == .ok || answer == .okSimultaneous else {
+                switch answer {
+                case .ok, .okSimultaneous:
+                    return try challenge(out, tag: tag, name: name, flags: flags)
+                case .alive:
+                    state = .awaitAliveReply(tag: tag, name: name, flags: flags)
+                    return out
+                case .nok, .notAllowed:
                     state = .failed
                     out.append(.failed(.refused(peer: name, status: answer.rawValue)))
                     return out
                 }
-                if tag == UInt8(ascii: "N") { try checkFlags(flags, peer: name) }
-                let ours = makeChallenge()
-                var f: [UInt8] = [UInt8(ascii: "N")]
-                put64(&f, ourFlags.rawValue)
-                put32(&f, ours)
-                put32(&f, creation)
-                put16(&f, UInt16(ourName.utf8.count))
-                f += ourName.utf8
-                out.append(.send(f))
-                if tag == UInt8(ascii: "n") && !flags.contains(.handshake23) {
-                    throw .missingFlags(peer: name, missing: .handshake23)
+            case .awaitAliveReply(let tag, let name, let flags):
+                guard try r.byte() == UInt8(ascii: "s") else { throw .malformed("expected a status reply ('s') to alive") }
+                switch String(decoding: r.rest(), as: UTF8.self) {
+                case "true": return try challenge([], tag: tag, name: name, flags: flags)
+                case "false": throw .superseded(peer: name)
+                case let other: throw .malformed("expected true or false in reply to alive, got '\(other)'")
                 }
-                if tag == UInt8(ascii: "n") {
-                    state = .awaitComplement(name: name, flags: flags, ourChallenge: ours)
-                } else {
-                    state = .awaitReply(peer: PeerInfo(name: name, flags: flags, creation: 0), ourChallenge: ours)
-                }
-                return out
             case .awaitComplement(let name, let low, let ours):
                 guard try r.byte() == UInt8(ascii: "c") else { throw .malformed("expected a complement ('c')") }
                 let high = UInt64(try r.u32())
@@ -271,6 +286,30 @@ struct HandshakeMachine {
             state = .failed
             return [.failed(error)]
         }
+    }
+
+    /// The acceptor's challenge (`send_challenge`) after an accepting status, appended to
+    /// `out`; the v5 `n` form then waits for the complement.
+    private mutating func challenge(_ out: [Action], tag: UInt8, name: String, flags: DistributionFlags) throws(HandshakeError) -> [Action] {
+        var out = out
+        if tag == UInt8(ascii: "N") { try checkFlags(flags, peer: name) }
+        let ours = makeChallenge()
+        var f: [UInt8] = [UInt8(ascii: "N")]
+        put64(&f, ourFlags.rawValue)
+        put32(&f, ours)
+        put32(&f, creation)
+        put16(&f, UInt16(ourName.utf8.count))
+        f += ourName.utf8
+        out.append(.send(f))
+        if tag == UInt8(ascii: "n") && !flags.contains(.handshake23) {
+            throw .missingFlags(peer: name, missing: .handshake23)
+        }
+        if tag == UInt8(ascii: "n") {
+            state = .awaitComplement(name: name, flags: flags, ourChallenge: ours)
+        } else {
+            state = .awaitReply(peer: PeerInfo(name: name, flags: flags, creation: 0), ourChallenge: ours)
+        }
+        return out
     }
 
     func checkFlags(_ flags: DistributionFlags, peer: String) throws(HandshakeError) {
