@@ -119,15 +119,26 @@ final class RawClient: @unchecked Sendable {
         return Array(pending[..<n])
     }
 
-    /// The next message after the handshake that is not a tick.
+    /// The next message after the handshake that is not a tick, nor a Parley failure
+    /// detector's probe (a REG_SEND to `parley_fd`, which this fake node, like an Erlang
+    /// node, has no process for).
     func readMessage(within limit: Duration = .seconds(5)) throws -> [UInt8] {
         let deadline = ContinuousClock.now + limit
         while true {
             let len = try readExactly(4, within: deadline - ContinuousClock.now)
             let n = Int(len[0]) << 24 | Int(len[1]) << 16 | Int(len[2]) << 8 | Int(len[3])
             if n == 0 { continue }
-            return try readExactly(n, within: deadline - ContinuousClock.now)
+            let m = try readExactly(n, within: deadline - ContinuousClock.now)
+            if Self.isProbe(m) { continue }
+            return m
         }
+    }
+
+    static let probeName: [UInt8] = [119, 9] + Array("parley_fd".utf8)
+
+    static func isProbe(_ m: [UInt8]) -> Bool {
+        guard m.count > probeName.count else { return false }
+        return (0...(m.count - probeName.count)).contains { i in m[i..<(i + probeName.count)].elementsEqual(probeName) }
     }
 
     /// Reads and drops whatever arrives (ticks, replies) until the node closes the connection.

@@ -3,11 +3,13 @@
 //
 //   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
 //                  [--tls-cert F --tls-key F [--tls-ca F]] [--global-executor yes]
-//                  [--epmd-port P] [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
+//                  [--epmd-port P] [--events yes] [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
 //                   [--gossip-port P] [--gossip-address A] [--gossip-broadcast-only yes]]
 //
 // With --cluster (ClusterSpec's text, as `parley node --cluster`), the node is visible and
-// runs that topology; it prints `nodeup: N` and `nodedown: N` lines as connections come and go.
+// runs that topology. With --cluster or --events yes it prints `nodeup: N`, `suspect: N`,
+// `reachable: N` and `nodedown: N` lines (and `nodedown-reason: N REASON`) as connections
+// come and go and the failure detector decides.
 //
 // Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
 // (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
@@ -80,17 +82,23 @@ do {
         config.hidden = false
     }
     let full = try await Distribution.start(config)
-    if !topologies.isEmpty {
-        try Process.spawn(SpawnOptions(name: "node_reporter"), state: ()) { _, message, _ in
-            if let t = message as? Term, case .tuple(let e) = t, e.count == 2, let kind = e[0].atomName, let node = e[1].atomName {
-                print("\(kind): \(node)")
+    if !topologies.isEmpty || options["events"] == "yes" {
+        // Every connection event, as a line: `nodeup: N`, `suspect: N`, `reachable: N`,
+        // `nodedown: N`, then `nodedown-reason: N REASON`.
+        let events = Distribution.clusterEvents()
+        Task {
+            for await event in events {
+                switch event {
+                case .nodeUp(let n): print("nodeup: \(n)")
+                case .suspect(let n, _): print("suspect: \(n)")
+                case .reachable(let n): print("reachable: \(n)")
+                case .nodeDown(let n, let reason): print("nodedown: \(n)\nnodedown-reason: \(n) \(reason)")
+                }
                 fflush(nil)
             }
-            return .continue
         }
-        Distribution.monitorNodes(Process.whereis("node_reporter")!)
-        _ = try Cluster.start(topologies)
     }
+    if !topologies.isEmpty { _ = try Cluster.start(topologies) }
     try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
         if let (to, term) = echoed(message) { me.send(term, to: to) }
         return .continue

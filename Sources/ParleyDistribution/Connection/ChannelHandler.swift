@@ -230,11 +230,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         inbox.flush()
     }
 
-    private func fail(_ context: ChannelHandlerContext, _ reason: String) {
+    private func fail(_ context: ChannelHandlerContext, _ reason: String, down: NodeDownReason? = nil) {
         guard !closed else { return }
         closed = true
         router.log.error("distribution connection \(peer): \(reason)")
-        connection.close(reason: reason)
+        connection.close(reason: reason, down: down ?? .protocolError(reason))
         context.close(promise: nil)
     }
 
@@ -255,6 +255,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context, FrameError.reason(error, peer: peer, limit: router.configuration.maxFrameSize))
+        // A socket error (a reset from a killed node) is a closed connection, not bad input.
+        fail(context, FrameError.reason(error, peer: peer, limit: router.configuration.maxFrameSize),
+             down: error is IOError ? .connectionClosed : nil)
     }
 }

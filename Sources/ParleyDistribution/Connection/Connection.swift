@@ -207,7 +207,8 @@ final class Connection: Sendable {
             break
         case .timedOut(let channel):
             router.log.warning("net_tick_timeout: \(node) sent nothing for four tick periods; disconnecting")
-            channel.close(promise: nil)
+            _ = channel  // close() closes it
+            close(reason: "net_tick_timeout", down: .netTickTimeout)
         case .sendTick:
             state.withLock { $0.queueTick() }
             flush()
@@ -216,7 +217,7 @@ final class Connection: Sendable {
 
     /// Closes the connection: drops what is queued, and tells the router (which fires
     /// `noconnection` for every link and monitor across it).
-    func close(reason: String) {
+    func close(reason: String, down: NodeDownReason = .connectionClosed) {
         guard let closed = state.withLock({ $0.close() }) else { return }
         // Senders held on the busy connection go on; what they send now is dropped, as
         // messages to a node we are not connected to are.
@@ -225,7 +226,7 @@ final class Connection: Sendable {
         closed.ticker?.cancel()
         closed.channel?.close(promise: nil)
         for w in closed.waiters { w.resume(throwing: DistributionError.connectFailed(node: node.name, reason: reason)) }
-        router.connectionClosed(self, wasUp: closed.wasUp)
+        router.connectionClosed(self, wasUp: closed.wasUp, reason: down)
     }
 
     // MARK: Receiving (on the channel's event loop)

@@ -26,8 +26,12 @@ final class DistributionRouter: RemoteRouter, Sendable {
         var incomingNameMonitors: [Reference: (name: String, node: Node)] = [:]
         /// Monitors by name that local processes hold on remote ones: ref → name.
         var outgoingNameMonitors: [Reference: (name: String, node: Node)] = [:]
-        /// Processes that asked for {nodeup, N} / {nodedown, N} (net_kernel:monitor_nodes).
-        var nodeWatchers: [Pid: Int] = [:]
+        /// Processes that asked for {nodeup, N} / {nodedown, N} (net_kernel:monitor_nodes),
+        /// with their options, and how many times they asked.
+        var nodeWatchers: [NodeWatch: Int] = [:]
+        /// ``LocalNode/clusterEvents()`` subscribers.
+        var eventStreams: [Int: AsyncStream<ClusterEvent>.Continuation] = [:]
+        var nextStream = 0
         /// This node's `global_name_server`, told of visible nodes only (as global's
         /// `net_kernel:monitor_nodes(true)` is).
         var globalServer: Pid?
@@ -38,7 +42,16 @@ final class DistributionRouter: RemoteRouter, Sendable {
         var replyTokens: [Reference: Term] = [:]
         var replyTokenOrder: [Reference] = []
     }
+    /// A `monitorNodes` subscription.
+    struct NodeWatch: Hashable {
+        let pid: Pid
+        let options: MonitorNodesOptions
+    }
+
     private let state = Locked(State())
+    /// The failure detector between Parley nodes: it always answers probes; it probes only
+    /// when Configuration.failureDetection is set.
+    let failureDetector: FailureDetector
     /// How many entries `replyTokens` holds, read without the lock on each reply.
     // Relaxed: a hint that skips the lock when no token waits; the lock orders the table itself.
     private let replyTokenCount = Atomic<Int>(0)
@@ -56,6 +69,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         self.tls = tls
         self.busyWait = configuration.busyWait.map { BusyWait(window: $0) }
         self.scheduler = Scheduler.shared
+        self.failureDetector = FailureDetector(settings: configuration.failureDetection ?? .init())
     }
 
     /// The node this router belongs to.
@@ -169,40 +183,67 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func connectionUp(_ conn: Connection, peer: PeerInfo) {
-        let (replaced, watchers, global) = state.withLock { s -> (Connection?, [Pid], Pid?) in
+        let (replaced, global) = state.withLock { s -> (Connection?, Pid?) in
             let old = s.connections[conn.node]
             s.connections[conn.node] = conn
-            return (old === conn ? nil : old, Array(s.nodeWatchers.keys), s.globalServer)
+            return (old === conn ? nil : old, s.globalServer)
         }
         if let replaced {
             // The authenticated newcomer replaces a connection the peer has given up on:
             // everything across the old one sees noconnection, as after any loss.
-            replaced.close(reason: "replaced by a new connection from \(peer.name)")
+            replaced.close(reason: "replaced by a new connection from \(peer.name)", down: .replaced)
             home.nodeDown(conn.node)
-            for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(peer.name))])) }
+            failureDetector.connectionClosed(peer.name)
+            emit(.nodeDown(peer.name, reason: .replaced))
             if let global, !(replaced.peer?.isHidden ?? true) { global.send(GlobalInternal.nodedown(peer.name)) }
         }
-        for w in watchers { w.send(Term.tuple([.atom("nodeup"), .atom(Atom(peer.name))])) }
+        emit(.nodeUp(peer.name))
         // Sent here, on the connection's event loop before it reads on: global sees the
         // nodeup before any message the new connection brings.
         if let global, !peer.isHidden { global.send(GlobalInternal.nodeup(peer.name)) }
+        failureDetector.connectionUp(peer.name, router: self)
     }
 
     /// `conn` closed; `wasUp`: it had come up, so watchers saw its nodeup and now get nodedown.
-    func connectionClosed(_ conn: Connection, wasUp: Bool) {
-        let (removed, watchers, global) = state.withLock { s -> (Bool, [Pid], Pid?) in
-            guard s.connections[conn.node] === conn else { return (false, [], nil) }
+    func connectionClosed(_ conn: Connection, wasUp: Bool, reason: NodeDownReason) {
+        let (removed, global) = state.withLock { s -> (Bool, Pid?) in
+            guard s.connections[conn.node] === conn else { return (false, nil) }
             s.connections[conn.node] = nil
             s.incomingNameMonitors = s.incomingNameMonitors.filter { $0.value.node !== conn.node }
             s.outgoingNameMonitors = s.outgoingNameMonitors.filter { $0.value.node !== conn.node }
-            return (true, Array(s.nodeWatchers.keys), s.globalServer)
+            return (true, s.globalServer)
         }
         guard removed else { return }
         home.nodeDown(conn.node)
+        failureDetector.connectionClosed(conn.node.name)
         if wasUp {
-            for w in watchers { w.send(Term.tuple([.atom("nodedown"), .atom(Atom(conn.node.name))])) }
+            emit(.nodeDown(conn.node.name, reason: reason))
             if let global, !(conn.peer?.isHidden ?? true) { global.send(GlobalInternal.nodedown(conn.node.name)) }
         }
+    }
+
+    /// Tells every `monitorNodes` watcher (in its form) and every event stream.
+    func emit(_ event: ClusterEvent) {
+        let (watchers, streams) = state.withLock { s in (s.nodeWatchers, Array(s.eventStreams.values)) }
+        for (watch, count) in watchers {
+            guard let message = watch.options.message(for: event) else { continue }
+            for _ in 0..<count { watch.pid.send(message) }
+        }
+        for c in streams { c.yield(event) }
+    }
+
+    /// A new ``ClusterEvent`` stream, subscribed before this returns.
+    func events() -> AsyncStream<ClusterEvent> {
+        let (stream, continuation) = AsyncStream<ClusterEvent>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        let id = state.withLock { s -> Int in
+            s.nextStream += 1
+            s.eventStreams[s.nextStream] = continuation
+            return s.nextStream
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.eventStreams.removeValue(forKey: id) }
+        }
+        return stream
     }
 
     /// Tells `server` (global_name_server) of visible nodes from now on, starting with
@@ -215,16 +256,25 @@ final class DistributionRouter: RemoteRouter, Sendable {
         if let server { for n in up { server.send(GlobalInternal.nodeup(n)) } }
     }
 
-    func monitorNodes(_ pid: Pid, _ on: Bool) {
+    /// `net_kernel:monitor_nodes(On, Options)`: on adds one subscription with these options;
+    /// off removes those with the same options (as Erlang's, which match on the options).
+    func monitorNodes(_ pid: Pid, _ on: Bool, options: MonitorNodesOptions = []) {
+        let watch = NodeWatch(pid: pid, options: options)
         state.withLock { s in
-            if on { s.nodeWatchers[pid, default: 0] += 1 } else { s.nodeWatchers[pid] = nil }
+            if on { s.nodeWatchers[watch, default: 0] += 1 } else { s.nodeWatchers[watch] = nil }
         }
     }
 
     func closeAll() {
+        failureDetector.stop()
         let all = state.withLock { Array($0.connections.values) }
-        for c in all { c.close(reason: "distribution stopped") }
+        for c in all { c.close(reason: "distribution stopped", down: .distributionStopped) }
         busyWait?.stop()
+        let streams = state.withLock { s -> [AsyncStream<ClusterEvent>.Continuation] in
+            defer { s.eventStreams = [:] }
+            return Array(s.eventStreams.values)
+        }
+        for c in streams { c.finish() }
     }
 
     // MARK: RemoteRouter (local processes acting on remote ones)
@@ -378,6 +428,10 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
             // Unknown names are dropped, as the BEAM drops them (OTP nodes talk to rex,
             // global_name_server and pg scopes as soon as they connect).
+            if name.name == FailureDetector.name {
+                failureDetector.received(payload, from: conn, router: self)
+                return
+            }
             if let to = home.whereis(name.name) { inbox.add(message(payload, to: to, token: c.count == 5 ? c[4] : nil), to: to) }
             return
         default:

@@ -94,6 +94,18 @@ public enum Distribution {
         /// config.bufferBusyLimit = 4 << 20   // erl +zdbbl 4096
         /// ```
         public var bufferBusyLimit: Int? = 1 << 20
+        /// The failure detector between Parley nodes: a node that stops answering (stopped,
+        /// hung, or cut off, with its socket still open) is suspect after
+        /// ``FailureDetection/suspectAfter`` and disconnected after
+        /// ``FailureDetection/downAfter``, instead of after four net tick periods (45 to 75 s
+        /// with Erlang's default). Erlang nodes are not probed: the tick covers them. nil:
+        /// this node does not probe (it still answers other nodes' probes).
+        ///
+        /// ```swift
+        /// var config = Distribution.Configuration(name: "a@10.0.0.1", cookie: "secret")
+        /// config.failureDetection?.downAfter = .seconds(5)   // a slow network
+        /// ```
+        public var failureDetection: FailureDetection? = FailureDetection()
         /// `global`'s settings on a visible node (`connect_all`, `prevent_overlapping_partitions`).
         public var global = Global.Options()
         /// Where connection events go: connects, disconnects, refused handshakes, bad input.
@@ -103,6 +115,26 @@ public enum Distribution {
             self.name = name
             self.cookie = cookie
         }
+    }
+
+    /// The failure detector's timings (``Configuration/failureDetection``), each measured from
+    /// the last thing heard from a node. The defaults declare a stopped node down within
+    /// 2 s of its last word.
+    public struct FailureDetection: Sendable, Hashable {
+        /// How often each Parley peer is probed.
+        public var probeInterval: Duration = .milliseconds(100)
+        /// Silent this long: other nodes are asked to probe it too (SWIM's `ping-req`), so a
+        /// bad link between two nodes does not condemn a node the others still hear.
+        public var indirectAfter: Duration = .milliseconds(400)
+        /// Silent this long: ``ClusterEvent/suspect(_:silentFor:)``.
+        public var suspectAfter: Duration = .milliseconds(600)
+        /// Silent this long, directly and through the others: the connection is closed, with
+        /// ``NodeDownReason/unresponsive(silentFor:)``.
+        public var downAfter: Duration = .milliseconds(1500)
+        /// How many other nodes an indirect probe goes through.
+        public var indirectProbes: Int = 2
+
+        public init() {}
     }
 
     /// TLS for distribution connections: this node's certificate and key, and the roots
@@ -207,6 +239,7 @@ public enum Distribution {
         watch(registration, of: home, alive: String(name[..<name.firstIndex(of: "@")!]), port: port, configuration: configuration)
         Spawner.start(on: home)
         NetKernel.start(on: home)
+        if configuration.failureDetection != nil { router.failureDetector.start(router) }
         if !configuration.hidden {
             do {
                 try Global.start(on: home, options: configuration.global, log: configuration.logger)
@@ -332,6 +365,34 @@ public enum Distribution {
     /// ```
     public static func monitorNodes(_ pid: Pid, _ on: Bool = true) { LocalNode.default.monitorNodes(pid, on) }
 
+    /// `net_kernel:monitor_nodes(true, Options)` on ``LocalNode/default``: with options the
+    /// messages are `{nodeup, Node, []}` and `{nodedown, Node, InfoList}`, and with
+    /// ``MonitorNodesOptions/suspicion`` the failure detector's `{nodesuspect, Node, Info}`
+    /// and `{nodereachable, Node, []}` too.
+    ///
+    /// ```swift
+    /// Distribution.monitorNodes(me.pid, options: [.nodedownReason, .suspicion])
+    /// // {nodesuspect,'b@10.0.0.2',[{silent_ms,612}]}
+    /// // {nodedown,'b@10.0.0.2',[{nodedown_reason,{failure_detector,1503}}]}
+    /// ```
+    public static func monitorNodes(_ pid: Pid, _ on: Bool = true, options: MonitorNodesOptions) {
+        LocalNode.default.monitorNodes(pid, on, options: options)
+    }
+
+    /// Connection events of ``LocalNode/default`` from now on: nodes up, suspected,
+    /// reachable again, and down with the reason. The sequence ends when distribution stops;
+    /// it is empty if distribution is not running.
+    ///
+    /// ```swift
+    /// for await event in Distribution.clusterEvents() {
+    ///     if case .nodeDown(let node, .unresponsive(let silent)) = event { print(node, "hung for", silent) }
+    /// }
+    /// ```
+    public static func clusterEvents() -> AsyncStream<ClusterEvent> { LocalNode.default.clusterEvents() }
+
+    /// The Parley nodes the failure detector currently suspects.
+    public static var suspects: [String] { LocalNode.default.suspects }
+
     /// A node name with its host: `name` alone gets this host's short name, as `-sname` does.
     static func fullName(_ name: String) throws(DistributionError) -> String {
         if name.contains("@") {
@@ -422,11 +483,30 @@ extension LocalNode {
     public func disconnect(_ node: String) {
         guard let router = Distribution.router(of: self), let full = try? Distribution.fullName(node),
               let c = router.connection(to: Node.named(full), dial: false) else { return }
-        c.close(reason: "disconnected")
+        c.close(reason: "disconnected", down: .disconnected)
     }
 
     /// `net_kernel:monitor_nodes(true)` for this node's connections.
     public func monitorNodes(_ pid: Pid, _ on: Bool = true) {
         Distribution.router(of: self)?.monitorNodes(pid, on)
     }
+
+    /// `net_kernel:monitor_nodes(true, Options)` for this node's connections
+    /// (``Distribution/monitorNodes(_:_:options:)``).
+    public func monitorNodes(_ pid: Pid, _ on: Bool = true, options: MonitorNodesOptions) {
+        Distribution.router(of: self)?.monitorNodes(pid, on, options: options)
+    }
+
+    /// This node's connection events from now on (``Distribution/clusterEvents()``).
+    public func clusterEvents() -> AsyncStream<ClusterEvent> {
+        guard let router = Distribution.router(of: self) else {
+            let (stream, c) = AsyncStream<ClusterEvent>.makeStream()
+            c.finish()
+            return stream
+        }
+        return router.events()
+    }
+
+    /// The Parley nodes this node's failure detector suspects (``Distribution/suspects``).
+    public var suspects: [String] { Distribution.router(of: self)?.failureDetector.suspects ?? [] }
 }
