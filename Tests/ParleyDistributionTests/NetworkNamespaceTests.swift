@@ -110,6 +110,12 @@ final class PrivateNetwork: @unchecked Sendable {
         return (ns, ip)
     }
 
+    /// Pulls host `k`'s cable (its veth's end on the bridge goes down): its connections stay
+    /// open on both sides and nothing arrives, as in a real partition.
+    func cut(_ k: Int) throws { try sh(["ip", "-n", hub, "link", "set", "pa\(id.suffix(6))\(k)", "down"]) }
+    /// Plugs it back in.
+    func heal(_ k: Int) throws { try sh(["ip", "-n", hub, "link", "set", "pa\(id.suffix(6))\(k)", "up"]) }
+
     var hostsFile: String { folder + "/hosts" }
 
     /// A and SRV records: `names` maps a name to its addresses; `srv` to its targets.
@@ -196,6 +202,8 @@ final class NetnsChild: Sendable {
     var output: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
     /// Whether the node printed `line` (its `nodeup: N` / `nodedown: N` reports).
     func printed(_ line: String) -> Bool { lines().contains(line) }
+    /// How many times the node printed `line`.
+    func count(_ line: String) -> Int { lines().filter { $0 == line }.count }
     func lines() -> [String] { output.split(separator: "\n").map(String.init) }
 
     func signal(_ sig: Int32) { if !reaped.load(ordering: .acquiring) { Foundation.kill(pid, sig) } }
@@ -248,6 +256,79 @@ struct NetworkNamespaceTests {
         let after1 = n1.lines().drop { $0 != "nodedown: app@\(h3.ip)" }
         #expect(!after1.contains("nodeup: app@\(h3.ip)"))
         #expect(!n1.printed("nodedown: app@\(h2.ip)"))
+    }
+
+    @Test("Failure detection across a real network: a pulled cable (connections open, nothing arriving) is down on both sides in seconds, not net ticks, and the mesh forms again when it is plugged back; SIGSTOP likewise; SIGKILL at once",
+          .timeLimit(.minutes(4)))
+    func failureDetection() async throws {
+        try await Self.detection(busy: false)
+    }
+
+    @Test("The same with twice as many CPU hogs as cores: detection times stay within bounds and no live node is declared down",
+          .timeLimit(.minutes(4)), .enabled(if: FailureDetectionTests.loadTests, "runs alone: PARLEY_LOAD_TESTS=1"))
+    func failureDetectionBusy() async throws {
+        try await Self.detection(busy: true)
+    }
+
+    /// Three nodes on a static list (epmd strategy), tick time 60 s (Erlang's default): only
+    /// the failure detector can notice a silent node within the bounds here. Prints each
+    /// detection time.
+    static func detection(busy: Bool) async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        var hogs: [NetnsChild] = []
+        defer { for h in hogs { h.kill() } }
+        let h1 = try net.host(1), h2 = try net.host(2), h3 = try net.host(3)
+        let (a1, a2, a3) = ("app@\(h1.ip)", "app@\(h2.ip)", "app@\(h3.ip)")
+        let args = ["--cluster", "epmd:\(a1),\(a2),\(a3)"]
+        let n1 = try net.node(in: h1.namespace, name: a1, args)
+        let n2 = try net.node(in: h2.namespace, name: a2, args)
+        let n3 = try net.node(in: h3.namespace, name: a3, args)
+        func meshed(ups: Int) -> Bool {
+            n1.count("nodeup: \(a3)") >= ups && n2.count("nodeup: \(a3)") >= ups && n1.printed("nodeup: \(a2)")
+                && (ups > 1 || n3.printed("nodeup: \(a1)") && n3.printed("nodeup: \(a2)"))
+        }
+        #expect(await eventually(within: .seconds(30)) { meshed(ups: 1) })
+        if busy {
+            for i in 0..<(2 * ProcessInfo.processInfo.activeProcessorCount) {
+                hogs.append(try NetnsChild(name: "hog\(i)", arguments: ["/usr/bin/yes"], log: "/dev/null"))
+            }
+        }
+        /// Waits until n1 and n2 have printed `downs` nodedowns of n3; returns how long that took.
+        func downOnBoth(_ downs: Int, since start: ContinuousClock.Instant, within limit: Duration) async -> Duration? {
+            guard await eventually(within: limit, { n1.count("nodedown: \(a3)") >= downs && n2.count("nodedown: \(a3)") >= downs }) else { return nil }
+            return ContinuousClock.now - start
+        }
+        let bound: Duration = busy ? .seconds(6) : .seconds(5)
+
+        // 1. The cable: both sides decide on their own.
+        var start = ContinuousClock.now
+        try net.cut(3)
+        let cut = await downOnBoth(1, since: start, within: .seconds(15))
+        #expect(cut != nil && cut! < bound, "partition detected after \(String(describing: cut))")
+        #expect(await eventually(within: .seconds(10)) { n3.printed("nodedown: \(a1)") && n3.printed("nodedown: \(a2)") })
+        #expect(n1.lines().contains { $0.hasPrefix("nodedown-reason: \(a3)") && $0.contains("failure detector") })
+        print("failure detection (\(busy ? "busy" : "idle")): partition down on both others after \(cut.map { "\($0)" } ?? "never")")
+        try net.heal(3)
+        #expect(await eventually(within: .seconds(40)) { meshed(ups: 2) }, "no mesh after the heal")
+
+        // 2. SIGSTOP.
+        start = ContinuousClock.now
+        n3.signal(SIGSTOP)
+        let stopped = await downOnBoth(2, since: start, within: .seconds(15))
+        n3.signal(SIGCONT)
+        #expect(stopped != nil && stopped! < bound, "SIGSTOP detected after \(String(describing: stopped))")
+        print("failure detection (\(busy ? "busy" : "idle")): SIGSTOP down on both others after \(stopped.map { "\($0)" } ?? "never")")
+        #expect(await eventually(within: .seconds(40)) { meshed(ups: 3) }, "no mesh after SIGCONT")
+
+        // 3. SIGKILL: the socket closes.
+        start = ContinuousClock.now
+        n3.kill()
+        let killed = await downOnBoth(3, since: start, within: .seconds(10))
+        #expect(killed != nil && killed! < .seconds(busy ? 2 : 1), "SIGKILL detected after \(String(describing: killed))")
+        print("failure detection (\(busy ? "busy" : "idle")): SIGKILL down on both others after \(killed.map { "\($0)" } ?? "never")")
+        // n1 and n2 never lost each other.
+        #expect(!n1.printed("nodedown: \(a2)") && !n2.printed("nodedown: \(a1)"))
     }
 
     @Test("kubernetes-dns-srv: a StatefulSet's SRV records name the nodes app@<target>",
