@@ -8,7 +8,8 @@ import ParleyOTP
 // addresses 127.0.0.2-4 and a node in this OS process find each other by libcluster's gossip
 // (broadcast to 127.255.255.255: loopback has no multicast), as visible nodes; an Erlang
 // node (when erl is installed) connects to one of them and global meshes it with all; names
-// registered on either side are found and called from the other. Everything runs on an
+// registered on either side are found and called from the other. One node is SIGSTOPped on
+// the way: the failure detector says suspect, then down, in under two seconds. Everything runs on an
 // EPMD of its own on a free port.
 
 @Sendable func clusterChapter(_ me: Process) async throws {
@@ -72,6 +73,7 @@ import ParleyOTP
     guard meshed else { print("  the nodes did not find each other within 30 s"); return }
     print("  a full mesh of 4 Parley nodes after \((ContinuousClock.now - t0).formatted(.units(allowed: [.milliseconds]))): each heard the others' heartbeats or was meshed by global")
     try await Global.sync(on: here)
+    try await stopOne(me, here: here, peers: peers, children: children)
 
     guard FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") else {
         print("  (erl is not installed: the Erlang part of this chapter is skipped)")
@@ -125,6 +127,39 @@ import ParleyOTP
         if !gone { try await me.sleep(for: .milliseconds(20)) }
     }
     print("  Process.exit(pid, :kill)  ->  global:whereis_name(tour_jobs) on \(e1): \(gone ? "undefined" : "still there")")
+}
+
+/// The failure detector: SIGSTOP one node (its sockets stay open; Erlang's net tick would
+/// take 45-75 s to notice), show suspect and down as this node sees them, then SIGCONT it
+/// and wait for the mesh to form again.
+private func stopOne(_ me: Process, here: LocalNode, peers: [String], children: [TourNode]) async throws {
+    let victim = peers[2], child = children[2]
+    let events = here.clusterEvents()
+    let seen = Locked<[(Duration, ClusterEvent)]>([])
+    let t0 = ContinuousClock.now
+    let reader = Task { for await e in events where e.node == victim { seen.withLock { $0.append((ContinuousClock.now - t0, e)) } } }
+    defer { reader.cancel() }
+    child.signal(SIGSTOP)
+    print("  kill -STOP \(victim): its sockets stay open, so only the failure detector can tell (Erlang's net tick: 45-75 s)")
+    var down = false
+    while !down, ContinuousClock.now - t0 < .seconds(10) {
+        down = seen.withLock { $0.contains { if case .nodeDown = $0.1 { return true } else { return false } } }
+        if !down { try await me.sleep(for: .milliseconds(10)) }
+    }
+    child.signal(SIGCONT)
+    for (t, e) in seen.withLock({ $0 }) {
+        print(String(format: "    +%5d ms  %@", Int(t.components.seconds * 1000 + t.components.attoseconds / 1_000_000_000_000_000), e.description))
+    }
+    guard down else { print("  not declared down within 10 s"); return }
+    let t1 = ContinuousClock.now
+    var back = false
+    while !back, ContinuousClock.now - t1 < .seconds(30) {
+        back = here.connectedNodes.contains(victim)
+        if back, let info = try? await Global.info(on: here) { back = info.known.contains(victim) }
+        if !back { try await me.sleep(for: .milliseconds(20)) }
+    }
+    print("  kill -CONT: \(victim) \(back ? "is back in the mesh after \((ContinuousClock.now - t1).formatted(.units(allowed: [.milliseconds])))" : "did not come back within 30 s")")
+    if back { try await Global.sync(on: here) }
 }
 
 private func rpc(_ via: LocalNode, _ node: String, _ m: String, _ f: String, _ args: [Term]) async throws -> Term {
