@@ -42,6 +42,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(help: "Net tick time in seconds (net_ticktime).")
     var tickTime = 60
 
+    @Option(help: "Failure detector between Parley nodes: how long a peer may stay silent before it is disconnected (1.5s by default; suspect after 40% of it; 'off': probe nobody, the net tick alone decides).")
+    var failureDetection = "1.5s"
+
+    @Flag(help: "Print cluster events as they happen: nodeup, suspect, reachable, nodedown with its reason.")
+    var events = false
+
     @Option(help: "Nodes to connect to at start (repeatable).")
     var connect: [String] = []
 
@@ -135,12 +141,22 @@ struct NodeCommand: AsyncParsableCommand {
         config.epmdPort = epmdPort
         config.embeddedEPMDAddress = epmdAddress
         config.tickTime = .seconds(tickTime)
+        config.failureDetection = try Self.failureDetection(failureDetection)
         if let tlsCert, let tlsKey {
             config.tls = Distribution.TLS(certificateChainFile: tlsCert, privateKeyFile: tlsKey, trustRootsFile: tlsCA)
         } else if tlsCert != nil || tlsKey != nil {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
         let full = try await Distribution.start(config)
+        if events {
+            let stream = Distribution.clusterEvents()
+            Task {
+                for await event in stream {
+                    print(event)
+                    fflush(nil)
+                }
+            }
+        }
         try NodeServices.start()
         if observerAgent { try Observer(.init(port: 0, allowActions: observerActions)).startAgent() }
         for peer in connect {
@@ -160,6 +176,23 @@ struct NodeCommand: AsyncParsableCommand {
             return
         }
         while true { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+extension NodeCommand {
+    /// `--failure-detection`: `off`, or the silence after which a peer is down; the other
+    /// timings keep their proportions to the default (probe every 1/15 of it, ask others
+    /// after 4/15, suspect after 6/15).
+    static func failureDetection(_ text: String) throws -> Distribution.FailureDetection? {
+        if text == "off" { return nil }
+        let down = try ClusterSpec.duration(text)
+        guard down >= .milliseconds(150) else { throw ValidationError("--failure-detection is 'off' or a duration of 150ms or more") }
+        var d = Distribution.FailureDetection()
+        d.downAfter = down
+        d.probeInterval = down / 15
+        d.indirectAfter = down * 4 / 15
+        d.suspectAfter = down * 6 / 15
+        return d
     }
 }
 

@@ -272,3 +272,19 @@ func readmeCluster() async throws {
     let cluster = try Cluster.start([k8s, ClusterTopology(name: "file", strategy: NodesFile(path: "/etc/nodes"))])
     _ = cluster
 }
+
+// README: "Failure detection and cluster events".
+func readmeClusterEvents(me: Process) async throws {
+    for await event in Distribution.clusterEvents() {
+        switch event {
+        case .nodeUp(let node): print("up", node)
+        case .suspect(let node, let silent): print(node, "silent for", silent)
+        case .reachable(let node): print(node, "answers again")
+        case .nodeDown(let node, let reason): print("down", node, reason)   // .unresponsive(silentFor:), .connectionClosed, .netTickTimeout, ...
+        }
+    }
+
+    Distribution.monitorNodes(me.pid, options: [.nodedownReason, .suspicion])
+    // {nodesuspect,'b@10.0.0.2',[{silent_ms,601}]}
+    // {nodedown,'b@10.0.0.2',[{nodedown_reason,{failure_detector,1503}}]}
+}

@@ -86,12 +86,16 @@ public enum ClusterSpec {
     /// `5s`, `500ms`, `2m`, or a bare number of seconds.
     public static func duration(_ text: String) throws(Failure) -> Duration {
         let t = text.trimmingCharacters(in: .whitespaces)
-        for (suffix, scale) in [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)] where t.hasSuffix(suffix) {
-            guard let n = Int(t.dropLast(suffix.count)), n >= 0 else { throw .badDuration(text) }
-            return .milliseconds(n * scale)
+        // Whole milliseconds of a plain decimal (digits, at most one point; no exponent).
+        func milliseconds(_ number: Substring, _ scale: Int) throws(Failure) -> Duration {
+            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
+                  number.filter({ $0 == "." }).count <= 1, let n = Double(number) else { throw .badDuration(text) }
+            return .milliseconds(Int((n * Double(scale)).rounded()))
         }
-        guard let n = Int(t), n >= 0 else { throw .badDuration(text) }
-        return .seconds(n)
+        for (suffix, scale) in [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)] where t.hasSuffix(suffix) {
+            return try milliseconds(t.dropLast(suffix.count), scale)
+        }
+        return try milliseconds(Substring(t), 1000)
     }
 
     /// `text` with `${VAR}` and `$VAR` replaced from `environment`.
