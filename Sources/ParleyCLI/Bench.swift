@@ -66,9 +66,9 @@ struct Bench: AsyncParsableCommand {
             let results = try await Process.run { me in try await Workloads.run(w, me: me) }
             for r in results {
                 if json {
-                    print("{\"peer\":\"parley\",\"workload\":\"\(r.workload)\",\"value\":\(format(r.value)),\"unit\":\"\(r.unit)\"}")
+                    print("{\"peer\":\"\(r.peer)\",\"workload\":\"\(r.workload)\",\"value\":\(format(r.value)),\"unit\":\"\(r.unit)\"}")
                 } else {
-                    print(pad(r.workload, 28) + " \(format(r.value)) \(r.unit)")
+                    print(pad(r.workload + (r.peer == "parley" ? "" : " (\(r.peer))"), 28) + " \(format(r.value)) \(r.unit)")
                 }
             }
         }

@@ -231,6 +231,7 @@ enum NodeServices {
             guard case .pid(let to) = args else { return }
             while true { me.send(try await me.receive(), to: to) }
         }
+        ClusterWorkloads.registerSpawnables()
         Distribution.register(spawnable: "sink") { me, args in
             // remote-tput's receiving end: counts N {msg, _} messages, then sends done.
             guard case .tuple(let a) = args, a.count == 2, case .integer(let n) = a[0], case .pid(let from) = a[1] else { return }

@@ -122,31 +122,51 @@ enum RemoteWorkloads {
         }
 
         static func parley() async throws -> Peer {
-            let name = "parley_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
-            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).path
-            let p = try launch(exe, ["node", "--name", name, "--cookie", cookie, "--run-woken", "\(runWoken.withLock { $0 })",
-                                                "--busy-wait", "\(busyWait.withLock { $0 })"])
-            let peer = Peer(name: name, process: p, isErlang: false)
+            let peer = try launchParley()
             try await peer.waitUntilUp()
             return peer
         }
 
+        /// A `parley node` process, not yet up (``waitUntilUp()``); `visible` for the cluster
+        /// workloads.
+        static func launchParley(visible: Bool = false) throws -> Peer {
+            let name = "parley_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
+            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).path
+            let p = try launch(exe, ["node", "--name", name, "--cookie", cookie, "--run-woken", "\(runWoken.withLock { $0 })",
+                                     "--busy-wait", "\(busyWait.withLock { $0 })"] + (visible ? ["--visible", "--no-observer-agent"] : []))
+            return Peer(name: name, process: p, isErlang: false)
+        }
+
         static func erlang() async throws -> Peer {
+            let peer = try launchErlang()
+            try await peer.waitUntilUp()
+            return peer
+        }
+
+        /// The helper module, compiled once per run.
+        private static let compiled = Locked<String?>(nil)
+
+        /// An Erlang node with OTP's defaults (visible, global, net_ticktime 60), not yet up.
+        static func launchErlang() throws -> Peer {
             guard FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") else {
                 throw ValidationErrorText("erl is not installed: the Parley↔Erlang workloads need Erlang/OTP")
             }
-            let dir = NSTemporaryDirectory() + "parley-bench-erl"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try erlangSource.write(toFile: dir + "/remote_peer.erl", atomically: true, encoding: .utf8)
-            let erlc = try launch("/usr/bin/erlc", ["-o", dir, dir + "/remote_peer.erl"])
-            erlc.waitUntilExit()
+            let dir = try compiled.withLock { dir -> String in
+                if let dir { return dir }
+                let d = NSTemporaryDirectory() + "parley-bench-erl-\(getpid())"
+                try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                try erlangSource.write(toFile: d + "/remote_peer.erl", atomically: true, encoding: .utf8)
+                let erlc = try launch("/usr/bin/erlc", ["-o", d, d + "/remote_peer.erl"])
+                erlc.waitUntilExit()
+                guard erlc.terminationStatus == 0 else { throw ValidationErrorText("erlc failed on the bench's remote_peer.erl") }
+                dir = d
+                return d
+            }
             let name = "erl_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
             // The same emulator flags as bench/peers/erlang/run-erlang uses for its second node.
             let p = try launch("/usr/bin/erl", ["-name", name, "-setcookie", cookie, "-noshell", "-pa", dir,
                                                 "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none"])
-            let peer = Peer(name: name, process: p, isErlang: true)
-            try await peer.waitUntilUp()
-            return peer
+            return Peer(name: name, process: p, isErlang: true)
         }
 
         func waitUntilUp() async throws {
@@ -185,12 +205,13 @@ enum RemoteWorkloads {
     }
 
     static let erlangSource = """
-    %% The far end of remote-pp and remote-tput on an Erlang node (as bench/peers/erlang/peers.erl).
+    %% The far end of remote-pp and remote-tput on an Erlang node (as bench/peers/erlang/peers.erl),
+    %% and of the cluster workloads.
     -module(remote_peer).
-    -export([pong/0, sink/2]).
+    -export([pong/0, sink/2, mesh_watch/2, down_watch/2, global_bench/3]).
     pong() -> receive {From, V} -> From ! V, pong(); stop -> ok end.
     sink(0, From) -> From ! done;
     sink(N, From) -> receive {msg, _} -> sink(N - 1, From) end.
-    """
+    """ + "\n" + ClusterWorkloads.erlangSource
 }
 

@@ -7,10 +7,14 @@ enum Workloads {
         let workload: String
         let value: Double
         let unit: String
+        /// Who the figure is for: Parley, or (for the cluster workloads, which run Erlang
+        /// nodes the same way beside ours) Erlang.
+        var peer = "parley"
     }
 
     static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
                       "ping-pong-callback", "skynet-callback", "ring-callback", "fan-in-callback"] + channelWorkloads + RemoteWorkloads.names
+                      + ClusterWorkloads.names
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
         switch name {
@@ -33,6 +37,7 @@ enum Workloads {
         case "seed-alts-1000": return [try await seedAlts(name, n: 1000)]
         case "seed-alts-10000": return [try await seedAlts(name, n: 10_000)]
         case _ where RemoteWorkloads.names.contains(name): return try await RemoteWorkloads.run(name, me: me)
+        case _ where ClusterWorkloads.names.contains(name): return try await ClusterWorkloads.run(name, me: me)
         default: throw ValidationErrorText("unknown workload \(name); known: \(all.joined(separator: ", "))")
         }
     }

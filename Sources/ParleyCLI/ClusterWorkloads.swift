@@ -1,0 +1,244 @@
+import Foundation
+import Parley
+import ParleyDistribution
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The clusters issue's benchmarks, run the same way on `parley node` processes and on Erlang
+/// nodes (Debian's OTP with its defaults), one kind after the other, from this (hidden) node:
+///
+/// - `cluster-mesh.N` (N = 2, 4, 8, 16): N visible nodes are up and know nobody; each but the
+///   first is told to connect to the first (`net_kernel:connect_node/1`), and global's
+///   connect_all does the rest. Milliseconds until every node sees the N - 1 others.
+/// - `cluster-detect.kill` and `cluster-detect.stop`: three meshed nodes; one is SIGKILLed
+///   (its sockets close) or SIGSTOPped (they stay open). Milliseconds until another node's
+///   nodedown. Erlang's stop figure is its net tick timeout with the default
+///   `net_ticktime` (60 s: 45 to 75 s).
+/// - `cluster-global.register` and `cluster-global.whereis`, on a mesh of 4: one node
+///   registers 500 processes under global names one after the other (each a lock on all
+///   nodes and a registration on each), then looks names up 100,000 times.
+///
+/// Each figure comes out twice, `"peer":"parley"` and `"peer":"erlang"`.
+enum ClusterWorkloads {
+    static let names = ["cluster-mesh", "cluster-detect", "cluster-global"]
+    static let meshSizes = [2, 4, 8, 16]
+
+    static func run(_ name: String, me: Process) async throws -> [Workloads.Result] {
+        try await RemoteWorkloads.ensureNode()
+        var out: [Workloads.Result] = []
+        let erlang = FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")
+        for kind in erlang ? [false, true] : [false] {
+            let peer = kind ? "erlang" : "parley"
+            switch name {
+            case "cluster-mesh":
+                for n in meshSizes {
+                    let ms = try await mesh(me, n: n, erlang: kind)
+                    out.append(.init(workload: "cluster-mesh.\(n)", value: ms, unit: "ms", peer: peer))
+                }
+            case "cluster-detect":
+                for how in ["kill", "stop"] {
+                    let ms = try await detect(me, signal: how == "kill" ? SIGKILL : SIGSTOP, erlang: kind)
+                    out.append(.init(workload: "cluster-detect.\(how)", value: ms, unit: "ms", peer: peer))
+                }
+            default:
+                let (regs, lookup) = try await global(me, erlang: kind)
+                out.append(.init(workload: "cluster-global.register", value: regs, unit: "reg/s", peer: peer))
+                out.append(.init(workload: "cluster-global.whereis", value: lookup, unit: "ns/lookup", peer: peer))
+            }
+        }
+        return out
+    }
+
+    // MARK: The measurements
+
+    /// Starts `n` nodes that know nobody, then connects each to the first; milliseconds to a
+    /// full mesh.
+    static func mesh(_ me: Process, n: Int, erlang: Bool) async throws -> Double {
+        let nodes = try await start(n, erlang: erlang)
+        defer { for p in nodes { p.stop() } }
+        for p in nodes {
+            _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(n - 1), .pid(me.pid)]),
+                                  args: .tuple([.integer(n - 1), .pid(me.pid)]))
+        }
+        try await expect(me, "ready", count: n)
+        let t0 = MonotonicClock.now
+        for p in nodes.dropFirst() {
+            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
+                                  args: .atom(Atom(nodes[0].name)))
+        }
+        try await expect(me, "meshed", count: n, within: .seconds(120))
+        return Double(MonotonicClock.now - t0) / 1e6
+    }
+
+    /// Three meshed nodes; `signal` to the third; milliseconds until the first sees it go.
+    static func detect(_ me: Process, signal: Int32, erlang: Bool) async throws -> Double {
+        let nodes = try await start(3, erlang: erlang)
+        defer { for p in nodes { p.stop() } }
+        for p in nodes.dropFirst() {
+            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
+                                  args: .atom(Atom(nodes[0].name)))
+        }
+        let args: Term = .tuple([.atom(Atom(nodes[2].name)), .pid(me.pid)])
+        // Watching starts once the three are meshed (the watcher says ready then).
+        _ = try await nodes[0].spawn(me, parley: "down-watch", erlang: ("remote_peer", "down_watch", [.atom(Atom(nodes[2].name)), .pid(me.pid)]),
+                                     args: args)
+        try await expect(me, "ready", count: 1, within: .seconds(60))
+        // This node's own connection to the victim must not tell anything: drop it first.
+        let victim = nodes[2]
+        let t0 = MonotonicClock.now
+        kill(victim.process.processIdentifier, signal)
+        defer { kill(victim.process.processIdentifier, SIGCONT) }
+        try await expect(me, "down", count: 1, within: .seconds(120))
+        return Double(MonotonicClock.now - t0) / 1e6
+    }
+
+    /// A mesh of 4; 500 registrations in a row on one node, then 100,000 lookups there.
+    static func global(_ me: Process, erlang: Bool) async throws -> (regsPerSecond: Double, nsPerLookup: Double) {
+        let nodes = try await start(4, erlang: erlang)
+        defer { for p in nodes { p.stop() } }
+        for p in nodes.dropFirst() {
+            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
+                                  args: .atom(Atom(nodes[0].name)))
+        }
+        for p in nodes {
+            _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(3), .pid(me.pid)]),
+                                  args: .tuple([.integer(3), .pid(me.pid)]))
+        }
+        try await expect(me, "meshed", count: 4, within: .seconds(60))
+        let k = 500, lookups = 100_000
+        _ = try await nodes[0].spawn(me, parley: "global-bench", erlang: ("remote_peer", "global_bench", [.integer(k), .integer(lookups), .pid(me.pid)]),
+                                     args: .tuple([.integer(k), .integer(lookups), .pid(me.pid)]))
+        let m = try await me.receive(Term.self, after: .seconds(300),
+                                     where: { if case .tuple(let t) = $0 { return t.first == .atom("global") } else { return false } })
+        guard let m else { throw ValidationErrorText("global-bench did not answer within 300 s") }
+        guard case .tuple(let t) = m, t.count == 3, let regNs = t[1].intValue, let lookupNs = t[2].intValue else {
+            throw ValidationErrorText("global-bench answered \(m)")
+        }
+        return (Double(k) / (Double(regNs) / 1e9), Double(lookupNs) / Double(lookups))
+    }
+
+    // MARK: Nodes
+
+    /// `n` visible nodes of one kind, up and answering, connected to nobody but this node
+    /// (hidden, so they do not mesh through it).
+    static func start(_ n: Int, erlang: Bool) async throws -> [RemoteWorkloads.Peer] {
+        var nodes: [RemoteWorkloads.Peer] = []
+        do {
+            for _ in 0..<n { nodes.append(try erlang ? RemoteWorkloads.Peer.launchErlang() : RemoteWorkloads.Peer.launchParley(visible: true)) }
+            for p in nodes { try await p.waitUntilUp() }
+        } catch {
+            for p in nodes { p.stop() }
+            throw error
+        }
+        return nodes
+    }
+
+    /// Waits for `count` messages `{tag, ...}`.
+    static func expect(_ me: Process, _ tag: String, count: Int, within limit: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + limit
+        for _ in 0..<count {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { throw ValidationErrorText("cluster bench: \(tag) did not come in time") }
+            let m = try await me.receive(Term.self, after: left,
+                                         where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
+            if m == nil { throw ValidationErrorText("cluster bench: \(count) \(tag) messages did not come within \(limit)") }
+        }
+    }
+
+    // MARK: The far ends on a Parley node (the Erlang ones are in RemoteWorkloads.erlangSource)
+
+    static func registerSpawnables() {
+        Distribution.register(spawnable: "connect") { _, args in
+            guard case .atom(let seed) = args else { return }
+            try await Distribution.connect(seed.name)
+        }
+        Distribution.register(spawnable: "mesh-watch") { me, args in
+            // {Expected, ReplyTo}: says ready, then meshed once it sees Expected visible nodes.
+            guard case .tuple(let a) = args, a.count == 2, let expected = a[0].intValue, case .pid(let to) = a[1] else { return }
+            Distribution.monitorNodes(me.pid)
+            defer { Distribution.monitorNodes(me.pid, false) }
+            me.send(Term.tuple([.atom("ready"), .atom(Atom(Distribution.nodeName))]), to: to)
+            while LocalNode.default.peers.filter({ !$0.isHidden }).count < expected { _ = try await me.receive(Term.self) }
+            me.send(Term.tuple([.atom("meshed"), .atom(Atom(Distribution.nodeName))]), to: to)
+        }
+        Distribution.register(spawnable: "down-watch") { me, args in
+            // {Victim, ReplyTo}: waits until the victim is connected (meshed), says ready,
+            // then down at its nodedown.
+            guard case .tuple(let a) = args, a.count == 2, case .atom(let victim) = a[0], case .pid(let to) = a[1] else { return }
+            Distribution.monitorNodes(me.pid)
+            defer { Distribution.monitorNodes(me.pid, false) }
+            while !Distribution.nodes.contains(victim.name) { _ = try await me.receive(Term.self, after: .milliseconds(10)) }
+            me.send(Term.tuple([.atom("ready")]), to: to)
+            while true {
+                let m = try await me.receive(Term.self)
+                if case .tuple(let t) = m, t.count == 2, t[0] == .atom("nodedown"), t[1] == .atom(victim) { break }
+            }
+            me.send(Term.tuple([.atom("down")]), to: to)
+        }
+        Distribution.register(spawnable: "global-bench") { me, args in
+            // {K, Lookups, ReplyTo}: K processes registered one after the other, then
+            // Lookups lookups; {global, RegisterNs, LookupNs}.
+            guard case .tuple(let a) = args, a.count == 3, let k = a[0].intValue, let lookups = a[1].intValue, case .pid(let to) = a[2] else { return }
+            let holders = (0..<k).map { _ in me.spawn { p in _ = try await p.receive() } }
+            defer { for h in holders { Process.exit(h, .kill) } }
+            let names = (0..<k).map { Term.atom(Atom("bench_name_\($0)")) }
+            let t0 = MonotonicClock.now
+            for i in 0..<k where try await !Global.register(names[i], holders[i]) {
+                me.send(Term.tuple([.atom("global"), .atom("taken"), .integer(i)]), to: to)
+                return
+            }
+            let regNs = MonotonicClock.now - t0
+            var found = 0
+            let t1 = MonotonicClock.now
+            for j in 0..<lookups where Global.whereis(names[j % k]) != nil { found += 1 }
+            let lookupNs = MonotonicClock.now - t1
+            guard found == lookups else { return }
+            me.send(Term.tuple([.atom("global"), .integer(Int(regNs)), .integer(Int(lookupNs))]), to: to)
+        }
+    }
+
+    static let erlangSource = """
+    %% {Expected, ReplyTo}: ready, then meshed once nodes() has Expected nodes.
+    mesh_watch(Expected, To) ->
+        ok = net_kernel:monitor_nodes(true),
+        To ! {ready, node()},
+        mesh_wait(Expected, To).
+    mesh_wait(Expected, To) ->
+        case length(nodes()) >= Expected of
+            true -> To ! {meshed, node()};
+            false -> receive _ -> mesh_wait(Expected, To) end
+        end.
+    %% {Victim, ReplyTo}: ready once the victim is connected, then down at its nodedown.
+    down_watch(Victim, To) ->
+        ok = net_kernel:monitor_nodes(true),
+        down_ready(Victim, To).
+    down_ready(Victim, To) ->
+        case lists:member(Victim, nodes()) of
+            true -> To ! {ready}, down_wait(Victim, To);
+            false -> receive _ -> ok after 10 -> ok end, down_ready(Victim, To)
+        end.
+    down_wait(Victim, To) ->
+        receive {nodedown, Victim} -> To ! {down}; _ -> down_wait(Victim, To) end.
+    %% {K, Lookups, ReplyTo}: K registrations in a row, then Lookups lookups.
+    global_bench(K, Lookups, To) ->
+        Holders = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, K)],
+        Names = list_to_tuple([list_to_atom("bench_name_" ++ integer_to_list(I)) || I <- lists:seq(0, K - 1)]),
+        T0 = erlang:monotonic_time(nanosecond),
+        lists:foreach(fun({I, P}) -> yes = global:register_name(element(I, Names), P) end,
+                      lists:zip(lists:seq(1, K), Holders)),
+        T1 = erlang:monotonic_time(nanosecond),
+        Found = lookup(Names, K, 0, Lookups, 0),
+        T2 = erlang:monotonic_time(nanosecond),
+        Lookups = Found,
+        [P ! stop || P <- Holders],
+        To ! {global, T1 - T0, T2 - T1}.
+    lookup(_, _, N, N, Found) -> Found;
+    lookup(Names, K, J, N, Found) ->
+        case global:whereis_name(element(J rem K + 1, Names)) of
+            undefined -> lookup(Names, K, J + 1, N, Found);
+            _ -> lookup(Names, K, J + 1, N, Found + 1)
+        end.
+    """
+}
