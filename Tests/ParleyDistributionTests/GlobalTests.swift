@@ -204,7 +204,7 @@ struct GlobalTests {
         }
     }
 
-    @Test("A mixed cluster (two Erlang nodes with OTP 25's defaults, two Parley nodes) forms a full mesh from one connection each; global:sync() returns on the Erlang nodes; names registered on either side are found, sent to and called from the other",
+    @Test("A mixed cluster (two Erlang nodes with OTP 25's defaults, two Parley nodes) forms a full mesh from one connection each; global:sync() returns on the Erlang nodes; names registered on either side are found, sent to and called from the other, and from an Elixir node (GenServer.call({:global, name}, ...))",
           .enabled(if: haveErl), .timeLimit(.minutes(3)))
     func mixedCluster() async throws {
         try await GlobalCluster.run { cluster in
@@ -246,6 +246,23 @@ struct GlobalTests {
             #expect(try await cluster.rpc(e1.name, "global", "whereis_name", [.atom("parley_counter")]) == .pid(counter))
             let reply = try await cluster.rpc(e1.name, "gen_server", "call", [.tuple([.atom("global"), .atom("parley_counter")]), .tuple([.atom("add"), 5])])
             #expect(reply == 5)
+            // Elixir 1.14 joins through one Erlang node, finds the Parley name and calls it.
+            if FileManager.default.isExecutableFile(atPath: "/usr/bin/elixir") {
+                let exName = ExternalNode.uniqueName("ex")
+                let ex = try ExternalNode.launch(name: exName, executable: "/usr/bin/elixir", arguments: [
+                    "--name", exName, "--cookie", GlobalCluster.cookie, "--erl", "-start_epmd false", "-e", """
+                    true = Node.connect(:"\(e1.name)")
+                    :ok = :global.sync()
+                    IO.puts("whereis=#{inspect(:global.whereis_name(:parley_counter) |> node())}")
+                    IO.puts("call=#{inspect(GenServer.call({:global, :parley_counter}, {:add, 2}))}")
+                    """,
+                ], environment: ["ERL_EPMD_PORT": String(cluster.epmd.boundPort)])
+                cluster.erlangNodes.append(ex)
+                #expect(await eventually(within: .seconds(60)) { !ex.process.isRunning })
+                let out = ex.output.withLock { $0 }
+                #expect(out.contains("whereis=:\"\(p2.name)\""), "\(out)")
+                #expect(out.contains("call=7"), "\(out)")
+            }
             // A name registered from an Erlang node for an Erlang process, seen by Parley at once after its call returns.
             _ = try await cluster.rpc(e1.name, "global", "register_name", [.atom("late"), cluster.rpc(e1.name, "erlang", "whereis", [.atom("rex")])])
             #expect(Global.whereis("late", on: p1)?.node?.name == e1.name)

@@ -149,6 +149,13 @@ final class PrivateNetwork: @unchecked Sendable {
         return n
     }
 
+    /// Any program in namespace `ns` (an Erlang node, its epmd), killed at teardown.
+    func run(in ns: String, name: String, _ arguments: [String]) throws -> NetnsChild {
+        let n = try NetnsChild(name: name, arguments: ["/usr/sbin/ip", "netns", "exec", ns] + arguments, log: folder + "/\(processes.count).log")
+        processes.append(n)
+        return n
+    }
+
     func teardown() {
         if ProcessInfo.processInfo.environment["PARLEY_NETNS_DEBUG"] != nil {
             for p in processes { print("== \(p.name)\n\(p.output)") }
@@ -329,6 +336,68 @@ struct NetworkNamespaceTests {
         print("failure detection (\(busy ? "busy" : "idle")): SIGKILL down on both others after \(killed.map { "\($0)" } ?? "never")")
         // n1 and n2 never lost each other.
         #expect(!n1.printed("nodedown: \(a2)") && !n2.printed("nodedown: \(a1)"))
+    }
+
+    @Test("A mixed cluster across a real network: two Parley nodes and two Erlang nodes (OTP 25, prevent_overlapping_partitions, net_ticktime 4 s) mesh; one Parley node's cable is pulled and each side registers the same global name; plugged back, the mesh forms again and the clash is resolved as OTP's random_exit_name does (the pid on the lower node keeps the name, the other is killed), the same on every node",
+          .timeLimit(.minutes(4)), .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")))
+    func mixedPartition() async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        let h1 = try net.host(1), h2 = try net.host(2), h3 = try net.host(3), h4 = try net.host(4)
+        let (p1, p2, e1, e2) = ("app@\(h1.ip)", "app@\(h2.ip)", "erl@\(h3.ip)", "erl@\(h4.ip)")
+        // The Erlang nodes' epmd, each in its namespace, in the foreground (so teardown ends it).
+        _ = try net.run(in: h3.namespace, name: "epmd3", ["/usr/bin/epmd"])
+        _ = try net.run(in: h4.namespace, name: "epmd4", ["/usr/bin/epmd"])
+        // Prints the node of global's `clash` whenever it changes.
+        let watch = """
+            L = fun L(Last) -> \
+                Now = case global:whereis_name(clash) of undefined -> undefined; Pid -> node(Pid) end, \
+                case Now of Last -> ok; _ -> io:format("global clash: ~s~n", [Now]) end, \
+                timer:sleep(50), L(Now) end
+            """
+        // e1: once p2 has been in nodes() and is gone, registers clash for a process of its own.
+        let script1 = """
+            W = fun W(In) -> case lists:member('\(p2)', nodes()) of In -> ok; _ -> timer:sleep(50), W(In) end end, \
+            W(true), W(false), \
+            H = spawn(fun() -> receive stop -> ok end end), \
+            spawn(fun() -> R = erlang:monitor(process, H), receive {'DOWN', R, _, _, Why} -> io:format("holder of clash exited: ~p~n", [Why]) end end), \
+            io:format("registered clash: ~p~n", [global:register_name(clash, H)]), \
+            \(watch), L(none)
+            """
+        func erl(_ ns: String, _ name: String, _ script: String) throws -> NetnsChild {
+            try net.run(in: ns, name: name, ["/usr/bin/erl", "-name", name, "-setcookie", Cluster.cookie, "-noshell", "-start_epmd", "false",
+                                             "-kernel", "net_ticktime", "4", "-eval", script])
+        }
+        let n3 = try erl(h3.namespace, e1, script1)
+        let n4 = try erl(h4.namespace, e2, "\(watch), L(none)")
+        // net_ticktime 4 s on every node (a cluster must agree on it): the Erlang nodes are
+        // not probed by Parley's failure detector, so their side of the cut is the tick's.
+        let args = ["--cluster", "epmd:\(p1),\(p2),\(e1),\(e2)", "--tick-time", "4"]
+        let n1 = try net.node(in: h1.namespace, name: p1, args)
+        let n2 = try net.node(in: h2.namespace, name: p2, args + ["--clash", "clash"])
+        #expect(await eventually(within: .seconds(60)) {
+            [p1, e1, e2].allSatisfy { n2.printed("nodeup: \($0)") } && [p2, e1, e2].allSatisfy { n1.printed("nodeup: \($0)") }
+        }, "no mesh: \(n2.output)")
+
+        // The cable: p2 alone on one side (its failure detector), the three others on the
+        // other (p1's detector, then global's prevent_overlapping_partitions on the Erlang
+        // nodes). Each side registers clash.
+        try net.cut(2)
+        #expect(await eventually(within: .seconds(30)) { n2.printed("registered clash: true") && n3.printed("registered clash: yes") },
+                "p2: \(n2.output)\ne1: \(n3.output)")
+        #expect(await eventually(within: .seconds(10)) { n4.printed("global clash: \(e1)") })
+
+        // Plugged back: the mesh forms again and global resolves the clash. The lower node
+        // name is p2's (app@ < erl@): its pid keeps the name; e1's is killed.
+        try net.heal(2)
+        #expect(await eventually(within: .seconds(60)) { n3.printed("holder of clash exited: killed") }, "e1: \(n3.output)")
+        #expect(await eventually(within: .seconds(30)) {
+            n3.lines().last { $0.hasPrefix("global clash: ") } == "global clash: \(p2)"
+                && n4.lines().last { $0.hasPrefix("global clash: ") } == "global clash: \(p2)"
+                && n2.lines().last { $0.hasPrefix("global clash: ") } == "global clash: \(p2)"
+        }, "e1: \(n3.output)\ne2: \(n4.output)\np2: \(n2.output)")
+        #expect(!n2.lines().contains { $0.hasPrefix("holder of clash exited") })
+        #expect(await eventually(within: .seconds(30)) { n1.count("nodeup: \(p2)") >= 2 })
     }
 
     @Test("kubernetes-dns-srv: a StatefulSet's SRV records name the nodes app@<target>",

@@ -3,7 +3,7 @@
 //
 //   ParleyTestNode --name N --cookie C [--tick-time S] [--connect NODE [--exit-after S]]
 //                  [--tls-cert F --tls-key F [--tls-ca F]] [--global-executor yes]
-//                  [--epmd-port P] [--events yes] [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
+//                  [--epmd-port P] [--events yes] [--clash NAME] [--cluster SPEC [--basename B] [--polling D] [--disconnect-grace D]
 //                   [--gossip-port P] [--gossip-address A] [--gossip-broadcast-only yes]]
 //
 // With --cluster (ClusterSpec's text, as `parley node --cluster`), the node is visible and
@@ -38,6 +38,42 @@ struct Counter: GenServer, Sendable {
 func echoed(_ message: any Sendable) -> (to: Pid, term: Term)? {
     guard let t = message as? Term, case .tuple(let items) = t, items.count == 2, let from = items[0].pidValue else { return nil }
     return (from, items[1])
+}
+
+/// `--clash NAME` (a visible node): once this node has had visible peers and then has none
+/// (it is cut off), it registers NAME in global for a process of its own, as the minority
+/// side of a partition would; it prints `registered NAME: true|false`, then
+/// `global NAME: NODE` whenever the name's holder changes, and `holder of NAME exited: R`
+/// if its process dies (killed by global's resolver after the heal).
+func clash(_ name: String) throws {
+    try Process.spawn { me in
+        var hadPeers = false, registered = false, last = ""
+        while true {
+            let peers = LocalNode.default.peers.filter { !$0.isHidden }.count
+            if peers > 0 { hadPeers = true }
+            if hadPeers, peers == 0, !registered {
+                registered = true
+                let holder = me.spawn { p in _ = try await p.receive(String.self) }
+                let watcher = me.spawn { w in
+                    _ = w.monitor(holder)
+                    let down = try await w.receive(DownMessage.self)
+                    print("holder of \(name) exited: \(down.reason)")
+                    fflush(nil)
+                }
+                _ = watcher
+                let ok = try await Global.register(name, holder)
+                print("registered \(name): \(ok)")
+                fflush(nil)
+            }
+            let now = Global.whereis(name).map { $0.node?.name ?? Distribution.nodeName } ?? "undefined"
+            if now != last {
+                print("global \(name): \(now)")
+                fflush(nil)
+                last = now
+            }
+            try await me.sleep(for: .milliseconds(50))
+        }
+    }
 }
 
 var options: [String: String] = [:]
@@ -99,6 +135,7 @@ do {
         }
     }
     if !topologies.isEmpty { _ = try Cluster.start(topologies) }
+    if let name = options["clash"] { try clash(name) }
     try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
         if let (to, term) = echoed(message) { me.send(term, to: to) }
         return .continue
