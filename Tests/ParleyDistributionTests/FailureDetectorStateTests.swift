@@ -116,6 +116,27 @@ struct FailureDetectorStateTests {
         #expect(Self.verdicts(after).last?.0 == 6700)
     }
 
+    @Test("Late rounds never bank credit: a peer heard just before a run of late rounds is down 1500 ms after its last word once rounds are on time again, not later")
+    func lateRoundsDoNotBank() {
+        var fd = FD(settings: Self.settings)
+        fd.peerSpeaks("b@h", now: 0)
+        // Heard at 100; then every round comes 300 ms late, ten times over (each one would
+        // forgive 200 ms: 2 s in all).
+        _ = fd.tick(now: 100 * Self.ms, heard: ["b@h"])
+        var t: UInt64 = 100
+        var verdicts: [(UInt64, FD.Action)] = []
+        for _ in 0..<10 {
+            t += 400
+            verdicts += Self.verdicts(fd.tick(now: t * Self.ms, heard: ["b@h"]).map { (t, $0) })
+        }
+        // b speaks last at t; rounds are on time from here: down at t + 1500.
+        let last = t
+        let after = Self.run(&fd, from: t + 100, to: t + 3000)
+        #expect(Self.verdicts(after).last?.1 == .down("b@h", silentFor: .milliseconds(1500)))
+        #expect(Self.verdicts(after).last?.0 == last + 1500)
+        #expect(verdicts.isEmpty)
+    }
+
     @Test("A peer whose connection closed gets no probes and no verdicts; a node that never spoke the protocol is never monitored (invariant 3)")
     func goneAndSilentErlang() {
         var fd = FD(settings: Self.settings)

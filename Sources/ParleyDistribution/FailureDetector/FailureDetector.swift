@@ -18,7 +18,13 @@ final class FailureDetector: Sendable {
     private struct Driver {
         var machine: FailureDetectorState
         var seen: [String: (connection: ObjectIdentifier, bytes: Int)] = [:]
+        /// Connected nodes that have not answered yet: when to ask again, and how often it
+        /// was asked (a probe sent while the peer was still starting is not answered; an
+        /// Erlang node never answers, so asking stops after a few tries).
+        var asking: [String: (next: UInt64, tries: Int)] = [:]
     }
+    /// How many times a connected node is asked whether it speaks the protocol.
+    static let discoveryTries = 6
     private let state: Locked<Driver>
     private let task = Locked<RepeatedTask?>(nil)
     let settings: FailureDetectorState.Settings
@@ -51,8 +57,12 @@ final class FailureDetector: Sendable {
 
     // MARK: Events from the router
 
-    /// A connection came up: ask whether it speaks the protocol.
+    /// A connection came up: ask whether it speaks the protocol (again after 0.25, 0.5, 1,
+    /// 2 and 4 s if it has not answered).
     func connectionUp(_ node: String, router: DistributionRouter) {
+        state.withLock { s in
+            if s.machine.peers[node] == nil { s.asking[node] = (MonotonicClock.now + 250_000_000, 1) }
+        }
         send(.atom("ping"), to: node, router: router)
     }
 
@@ -60,6 +70,7 @@ final class FailureDetector: Sendable {
         state.withLock { s in
             s.machine.peerGone(node)
             s.seen[node] = nil
+            s.asking[node] = nil
         }
     }
 
@@ -70,6 +81,7 @@ final class FailureDetector: Sendable {
         var answer = false
         let actions = state.withLock { s -> [FailureDetectorState.Action] in
             s.machine.peerSpeaks(node, now: now)
+            s.asking[node] = nil
             switch payload {
             case .atom(let a) where a.name == "ping":
                 answer = true
@@ -99,7 +111,12 @@ final class FailureDetector: Sendable {
                 counters.append((node, ObjectIdentifier(c), c.bytesIn.load(ordering: .relaxed)))
             }
         }
+        var ask: [String] = []
         let actions = state.withLock { s -> [FailureDetectorState.Action] in
+            for (node, a) in s.asking where a.next <= now {
+                ask.append(node)
+                s.asking[node] = a.tries + 1 >= Self.discoveryTries ? nil : (now + (250_000_000 << UInt64(a.tries)), a.tries + 1)
+            }
             var heard = Set<String>()
             for (node, id, bytes) in counters {
                 if let last = s.seen[node], last.connection == id, last.bytes == bytes { continue }
@@ -108,6 +125,7 @@ final class FailureDetector: Sendable {
             }
             return s.machine.tick(now: now, heard: heard)
         }
+        for node in ask { send(.atom("ping"), to: node, router: router) }
         for a in actions { perform(a, router: router) }
     }
 

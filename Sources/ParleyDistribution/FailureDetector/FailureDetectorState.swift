@@ -103,8 +103,10 @@ struct FailureDetectorState {
         if let last = lastTick, now &- last > 2 * interval {
             // We ran late: forgive every peer the time we could not listen (Lifeguard's
             // local health, at its simplest).
+            // Never past now: a peer's silence restarts at most from this round, so late
+            // rounds cannot bank credit that would hide a silence later.
             let lost = now &- last &- interval
-            for k in peers.keys { peers[k]!.lastHeard &+= lost }
+            for k in peers.keys { peers[k]!.lastHeard = min(now, peers[k]!.lastHeard &+ lost) }
         }
         lastTick = now
         rotation &+= 1
