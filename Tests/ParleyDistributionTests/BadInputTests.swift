@@ -151,6 +151,10 @@ final class RawClient: @unchecked Sendable {
         return nil
     }
 
+    /// A Parley node's flags without the failure detector's: this fake node answers no
+    /// probes, as an Erlang node does not, so it is not monitored.
+    static let flags = DistributionFlags.parley.subtracting(.parleyFailureDetector)
+
     /// The status frames the node sent in the last handshake (`ok`, `alive`, ...).
     private(set) var statuses: [String] = []
 
@@ -158,7 +162,7 @@ final class RawClient: @unchecked Sendable {
     /// is the answer to an `alive` status (dist_util's `is_pending`).
     @discardableResult
     func handshake(as name: String, with node: String, cookie: String = Cluster.cookie, pending: Bool = true) throws -> PeerInfo {
-        var machine = HandshakeMachine(initiator: name, flags: .parley, creation: 1, cookie: cookie, dialling: node)
+        var machine = HandshakeMachine(initiator: name, flags: Self.flags, creation: 1, cookie: cookie, dialling: node)
         var actions = machine.start()
         statuses = []
         while true {
@@ -340,7 +344,7 @@ struct BadInputTests {
         _ = try await Cluster.node()
         let name = Self.evilName()
         var sendName: [UInt8] = [UInt8(ascii: "N")]
-        put64(&sendName, DistributionFlags.parley.rawValue)
+        put64(&sendName, RawClient.flags.rawValue)
         put32(&sendName, 1)
         put16(&sendName, UInt16(name.utf8.count))
         sendName += name.utf8
@@ -366,7 +370,7 @@ struct BadInputTests {
             f += name.utf8
             return Wire.be16(f.count) + f
         }
-        let (port, closed) = try await beforeHandshake(sendName("no_at_sign", flags: .parley))
+        let (port, closed) = try await beforeHandshake(sendName("no_at_sign", flags: RawClient.flags))
         #expect(closed != nil)
         #expect(await Self.logs(":\(port)", "bad node name 'no_at_sign'"), "\(Self.lastLines())")
         let name = Self.evilName()
@@ -401,7 +405,7 @@ struct BadInputTests {
         _ = try await Cluster.node()
         let name = Self.evilName()
         var f: [UInt8] = [UInt8(ascii: "N")]
-        put64(&f, DistributionFlags.parley.rawValue)
+        put64(&f, RawClient.flags.rawValue)
         put32(&f, 1)
         put16(&f, UInt16(name.utf8.count))
         f += name.utf8

@@ -201,7 +201,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         // Sent here, on the connection's event loop before it reads on: global sees the
         // nodeup before any message the new connection brings.
         if let global, !peer.isHidden { global.send(GlobalInternal.nodeup(peer.name)) }
-        failureDetector.connectionUp(peer.name, router: self)
+        failureDetector.connectionUp(peer.name, flags: peer.flags, router: self)
     }
 
     /// `conn` closed; `wasUp`: it had come up, so watchers saw its nodeup and now get nodedown.

@@ -59,8 +59,10 @@ final class FailureDetector: Sendable {
 
     /// A connection came up: ask whether it speaks the protocol (again after 0.25, 0.5, 1,
     /// 2 and 4 s if it has not answered).
-    func connectionUp(_ node: String, router: DistributionRouter) {
+    func connectionUp(_ node: String, flags: DistributionFlags, router: DistributionRouter) {
         state.withLock { s in
+            // A Parley peer says so in its handshake flags: monitored from now on.
+            if flags.contains(.parleyFailureDetector) { s.machine.peerSpeaks(node, now: MonotonicClock.now) }
             if s.machine.peers[node] == nil { s.asking[node] = (MonotonicClock.now + 250_000_000, 1) }
         }
         send(.atom("ping"), to: node, router: router)

@@ -34,6 +34,13 @@ public struct DistributionFlags: OptionSet, Sendable, Hashable, CustomStringConv
     public static let v4NC = Self(rawValue: 1 << 34)
     public static let alias = Self(rawValue: 1 << 35)
 
+    /// Parley's own: this node answers the failure detector's probes, so the peer monitors
+    /// it from the moment the connection is up rather than from its first answer (a node
+    /// stopped right after connecting would otherwise be left to the net tick). A bit OTP
+    /// does not define; OTP's dist_util keeps only the flags both sides set
+    /// (`adjust_flags/2` is a band), so Erlang nodes never see it.
+    public static let parleyFailureDetector = Self(rawValue: 1 << 62)
+
     /// What OTP 25 refuses to connect without (dist.hrl's DFLAG_DIST_MANDATORY_25).
     public static let mandatory25: Self = [
         .extendedReferences, .funTags, .newFunTags, .extendedPidsPorts, .exportPtrTag, .bitBinaries,
@@ -46,7 +53,7 @@ public struct DistributionFlags: OptionSet, Sendable, Hashable, CustomStringConv
     /// calls monitor the callee), small atom tags, and sequential-trace labels of any term
     /// (a call's trace context travels as a map label); no atom cache, fragments, or spawn
     /// requests.
-    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags, .bigSeqTraceLabels])
+    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags, .bigSeqTraceLabels, .parleyFailureDetector])
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
 }
