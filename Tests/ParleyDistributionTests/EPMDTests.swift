@@ -374,7 +374,10 @@ private struct RealEPMD {
 /// stays pending forever (and `waitUntilExit` with it).
 private func hardStop(_ process: Foundation.Process) {
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
+    // Sleeps rather than waitUntilExit's run-loop spin on a cooperative thread (see
+    // ExternalNode.kill).
+    let deadline = ContinuousClock.now + .seconds(10)
+    while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
 }
 
 /// Calls `body` until it returns non-nil or `limit` passes (then nil).

@@ -12,8 +12,17 @@ import Glibc
 /// the net tick would take four periods; a killed one is down at once (its socket closes);
 /// Erlang nodes are not probed. Timing bounds leave room for a busy machine: the targets
 /// (2 s) are measured by `parley bench` (cluster-detect rows).
+/// The load tests starve every test running beside them, so they run in a step of their own
+/// (`.ci/run`: PARLEY_LOAD_TESTS=1) and not in a plain `swift test`.
+enum LoadTests {
+    static let enabled = ProcessInfo.processInfo.environment["PARLEY_LOAD_TESTS"] == "1"
+}
+
 extension DistributionTests {
-@Suite("Failure detection", .serialized)
+/// Runs in a CI step of its own (PARLEY_LOAD_TESTS=1 swift test --filter
+/// FailureDetectionTests): its five OS-process nodes, started at the crowded start of a full
+/// run on two cores (under the thread sanitizer above all), stalled unrelated suites there.
+@Suite("Failure detection", .serialized, .enabled(if: LoadTests.enabled, "runs alone: PARLEY_LOAD_TESTS=1 swift test --filter FailureDetectionTests"))
 struct FailureDetectionTests {
     /// Collects this node's cluster events, each with when it came.
     final class Recorder: Sendable {
@@ -102,12 +111,7 @@ struct FailureDetectionTests {
         #expect(recorder.first { if case .suspect(peer.name, _) = $0 { return true } else { return false } } == nil)
     }
 
-    /// The load test starves every test running beside it, so it runs in a step of its own
-    /// (`.ci/run`: PARLEY_LOAD_TESTS=1, this suite only) and not in a plain `swift test`.
-    static let loadTests = ProcessInfo.processInfo.environment["PARLEY_LOAD_TESTS"] == "1"
-
-    @Test("No false downs under load: three Parley nodes (two OS processes and this one) with twice as many CPU hogs as cores for 8 s declare no node down",
-          .enabled(if: loadTests, "runs alone: PARLEY_LOAD_TESTS=1 swift test --filter FailureDetection"))
+    @Test("No false downs under load: three Parley nodes (two OS processes and this one) with twice as many CPU hogs as cores for 8 s declare no node down")
     func noFalseDownsUnderLoad() async throws {
         _ = try await Cluster.node()
         let recorder = Recorder()

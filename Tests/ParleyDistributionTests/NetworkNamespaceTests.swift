@@ -297,7 +297,7 @@ struct NetworkNamespaceTests {
     }
 
     @Test("The same with twice as many CPU hogs as cores: detection times stay within bounds and no live node is declared down",
-          .timeLimit(.minutes(4)), .enabled(if: FailureDetectionTests.loadTests, "runs alone: PARLEY_LOAD_TESTS=1"))
+          .timeLimit(.minutes(4)), .enabled(if: LoadTests.enabled, "runs alone: PARLEY_LOAD_TESTS=1"))
     func failureDetectionBusy() async throws {
         try await Self.detection(busy: true)
     }

@@ -159,7 +159,11 @@ final class ExternalNode: Sendable {
     /// SIGKILL: the node vanishes without closing anything, as a crashed host would.
     func kill() {
         if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        // Not waitUntilExit: it spins a run loop on the calling thread (a cooperative one,
+        // here) until Foundation's reaper runs; two tests killing nodes at once took both
+        // cooperative threads of two cores, and the reaper and every other test waited.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
     }
 
     deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
