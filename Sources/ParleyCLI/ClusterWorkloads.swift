@@ -64,10 +64,7 @@ enum ClusterWorkloads {
         }
         try await expect(me, "ready", count: n)
         let t0 = MonotonicClock.now
-        for p in nodes.dropFirst() {
-            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
-                                  args: .atom(Atom(nodes[0].name)))
-        }
+        try await connectToFirst(me, nodes)
         try await expect(me, "meshed", count: n, within: .seconds(120))
         return Double(MonotonicClock.now - t0) / 1e6
     }
@@ -76,10 +73,7 @@ enum ClusterWorkloads {
     static func detect(_ me: Process, signal: Int32, erlang: Bool) async throws -> Double {
         let nodes = try await start(3, erlang: erlang)
         defer { for p in nodes { p.stop() } }
-        for p in nodes.dropFirst() {
-            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
-                                  args: .atom(Atom(nodes[0].name)))
-        }
+        try await connectToFirst(me, nodes)
         let args: Term = .tuple([.atom(Atom(nodes[2].name)), .pid(me.pid)])
         // Watching starts once the three are meshed (the watcher says ready then).
         _ = try await nodes[0].spawn(me, parley: "down-watch", erlang: ("remote_peer", "down_watch", [.atom(Atom(nodes[2].name)), .pid(me.pid)]),
@@ -98,10 +92,7 @@ enum ClusterWorkloads {
     static func global(_ me: Process, erlang: Bool) async throws -> (regsPerSecond: Double, nsPerLookup: Double) {
         let nodes = try await start(4, erlang: erlang)
         defer { for p in nodes { p.stop() } }
-        for p in nodes.dropFirst() {
-            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [.atom(Atom(nodes[0].name))]),
-                                  args: .atom(Atom(nodes[0].name)))
-        }
+        try await connectToFirst(me, nodes)
         for p in nodes {
             _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(3), .pid(me.pid)]),
                                   args: .tuple([.integer(3), .pid(me.pid)]))
@@ -133,6 +124,15 @@ enum ClusterWorkloads {
             throw error
         }
         return nodes
+    }
+
+    /// Tells every node but the first to connect to the first (`net_kernel:connect_node/1`);
+    /// global's connect_all meshes the rest.
+    static func connectToFirst(_ me: Process, _ nodes: [RemoteWorkloads.Peer]) async throws {
+        let seed = Term.atom(Atom(nodes[0].name))
+        for p in nodes.dropFirst() {
+            _ = try await p.spawn(me, parley: "connect", erlang: ("net_kernel", "connect_node", [seed]), args: seed)
+        }
     }
 
     /// Waits for `count` messages `{tag, ...}`.

@@ -369,16 +369,8 @@ private struct RealEPMD {
     func stop() { hardStop(process) }
 }
 
-/// Kills `process` with SIGKILL and reaps it. Not `terminate()`: a child spawned from a
-/// Swift concurrency thread inherits libdispatch's blocked signal mask, so its SIGTERM
-/// stays pending forever (and `waitUntilExit` with it).
-private func hardStop(_ process: Foundation.Process) {
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    // Sleeps rather than waitUntilExit's run-loop spin on a cooperative thread (see
-    // ExternalNode.kill).
-    let deadline = ContinuousClock.now + .seconds(10)
-    while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
-}
+/// Kills `process` with SIGKILL and reaps it (``killAndReap(_:)``).
+private func hardStop(_ process: Foundation.Process) { killAndReap(process) }
 
 /// Calls `body` until it returns non-nil or `limit` passes (then nil).
 /// Calls `body` until it gives a value or `limit` passes. A request that timed out counts as

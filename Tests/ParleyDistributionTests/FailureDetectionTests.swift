@@ -37,6 +37,13 @@ struct FailureDetectionTests {
         func first(_ match: (ClusterEvent) -> Bool) -> (ContinuousClock.Instant, ClusterEvent)? {
             events.withLock { $0.first { match($0.1) } }
         }
+        /// The first nodedown of `node`, and the first suspect.
+        func firstDown(of node: String) -> (ContinuousClock.Instant, ClusterEvent)? {
+            first { if case .nodeDown(node, _) = $0 { return true } else { return false } }
+        }
+        func firstSuspect(of node: String) -> (ContinuousClock.Instant, ClusterEvent)? {
+            first { if case .suspect(node, _) = $0 { return true } else { return false } }
+        }
         func all(for node: String) -> [ClusterEvent] { events.withLock { $0.map(\.1).filter { $0.node == node } } }
     }
 
@@ -51,9 +58,9 @@ struct FailureDetectionTests {
         let stopped = ContinuousClock.now
         Foundation.kill(peer.process.processIdentifier, SIGSTOP)
         defer { Foundation.kill(peer.process.processIdentifier, SIGCONT) }
-        #expect(await eventually(within: .seconds(10)) { recorder.first { if case .nodeDown(peer.name, _) = $0 { return true } else { return false } } != nil })
-        let (suspectAt, _) = try #require(recorder.first { if case .suspect(peer.name, _) = $0 { return true } else { return false } })
-        let (downAt, down) = try #require(recorder.first { if case .nodeDown(peer.name, _) = $0 { return true } else { return false } })
+        #expect(await eventually(within: .seconds(10)) { recorder.firstDown(of: peer.name) != nil })
+        let (suspectAt, _) = try #require(recorder.firstSuspect(of: peer.name))
+        let (downAt, down) = try #require(recorder.firstDown(of: peer.name))
         guard case .nodeDown(_, .unresponsive(let silent)) = down else { Issue.record("down for another reason: \(down)"); return }
         #expect(silent >= .milliseconds(1500))
         #expect(suspectAt < downAt)
@@ -104,11 +111,11 @@ struct FailureDetectionTests {
         let recorder = Recorder()
         let killed = ContinuousClock.now
         peer.kill()
-        #expect(await eventually(within: .seconds(5)) { recorder.first { if case .nodeDown(peer.name, _) = $0 { return true } else { return false } } != nil })
-        let (at, down) = try #require(recorder.first { if case .nodeDown(peer.name, _) = $0 { return true } else { return false } })
+        #expect(await eventually(within: .seconds(5)) { recorder.firstDown(of: peer.name) != nil })
+        let (at, down) = try #require(recorder.firstDown(of: peer.name))
         #expect(down == .nodeDown(peer.name, reason: .connectionClosed))
         #expect(at - killed < .seconds(1), "down after \(at - killed)")
-        #expect(recorder.first { if case .suspect(peer.name, _) = $0 { return true } else { return false } } == nil)
+        #expect(recorder.firstSuspect(of: peer.name) == nil)
     }
 
     @Test("No false downs under load: three Parley nodes (two OS processes and this one) with twice as many CPU hogs as cores for 8 s declare no node down")

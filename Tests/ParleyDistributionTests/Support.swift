@@ -157,16 +157,19 @@ final class ExternalNode: Sendable {
     }
 
     /// SIGKILL: the node vanishes without closing anything, as a crashed host would.
-    func kill() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
-        // Not waitUntilExit: it spins a run loop on the calling thread (a cooperative one,
-        // here) until Foundation's reaper runs; two tests killing nodes at once took both
-        // cooperative threads of two cores, and the reaper and every other test waited.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
-    }
+    func kill() { killAndReap(process) }
 
     deinit { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// SIGKILLs `process` (not SIGTERM: a child spawned from a Swift concurrency thread inherits
+/// a mask that blocks it) and sleeps until Foundation has reaped it. Not waitUntilExit: it
+/// spins a run loop on the calling thread (a cooperative one, in tests) until the reaper
+/// runs; two tests killing nodes at once took both cooperative threads of two cores.
+func killAndReap(_ process: Foundation.Process) {
+    if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    let deadline = ContinuousClock.now + .seconds(10)
+    while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
 }
 
 /// Log records from the distribution logger, for checking what a refused connection says.
