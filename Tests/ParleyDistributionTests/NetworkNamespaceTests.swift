@@ -353,14 +353,25 @@ struct NetworkNamespaceTests {
         print("failure detection (\(busy ? "busy" : "idle")): SIGSTOP down on both others after \(stopped.map { "\($0)" } ?? "never")")
         #expect(await eventually(within: .seconds(40)) { meshed(ups: 3) }, "no mesh after SIGCONT")
 
+        // Soak runs: PARLEY_FD_CYCLES more SIGSTOP/SIGCONT rounds (each a stale connection's
+        // global messages read after the resume, while the mesh re-forms).
+        let cycles = Int(ProcessInfo.processInfo.environment["PARLEY_FD_CYCLES"] ?? "0") ?? 0
+        for k in 0..<cycles {
+            n3.signal(SIGSTOP)
+            _ = await downOnBoth(3 + k, since: .now, within: .seconds(15))
+            n3.signal(SIGCONT)
+            #expect(await eventually(within: .seconds(40)) { meshed(ups: 4 + k) }, "no mesh after SIGCONT \(k)")
+            if n1.printed("nodedown: \(a2)") { break }
+        }
         // 3. SIGKILL: the socket closes.
         start = ContinuousClock.now
         n3.kill()
-        let killed = await downOnBoth(3, since: start, within: .seconds(10))
+        let killed = await downOnBoth(3 + cycles, since: start, within: .seconds(10))
         #expect(killed != nil && killed! < .seconds(busy ? 2 : 1), "SIGKILL detected after \(String(describing: killed))")
         print("failure detection (\(busy ? "busy" : "idle")): SIGKILL down on both others after \(killed.map { "\($0)" } ?? "never")")
         // n1 and n2 never lost each other.
-        #expect(!n1.printed("nodedown: \(a2)") && !n2.printed("nodedown: \(a1)"))
+        #expect(!n1.printed("nodedown: \(a2)") && !n2.printed("nodedown: \(a1)"),
+                "n1:\n\(n1.output)\nn2:\n\(n2.output)\nn3:\n\(n3.output)")
     }
 
     @Test("A mixed cluster across a real network: two Parley nodes and two Erlang nodes (OTP 25, prevent_overlapping_partitions, net_ticktime 4 s) mesh; one Parley node's cable is pulled and each side registers the same global name; plugged back, the mesh forms again and the clash is resolved as OTP's random_exit_name does (the pid on the lower node keeps the name, the other is killed), the same on every node",

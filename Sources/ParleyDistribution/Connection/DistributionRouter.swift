@@ -200,7 +200,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
         emit(.nodeUp(peer.name))
         // Sent here, on the connection's event loop before it reads on: global sees the
         // nodeup before any message the new connection brings.
-        if let global, !peer.isHidden { global.send(GlobalInternal.nodeup(peer.name)) }
+        if let global, !peer.isHidden { global.send(GlobalInternal.nodeup(peer.name, conn)) }
         failureDetector.connectionUp(peer.name, flags: peer.flags, router: self)
     }
 
@@ -249,11 +249,14 @@ final class DistributionRouter: RemoteRouter, Sendable {
     /// Tells `server` (global_name_server) of visible nodes from now on, starting with
     /// those already up.
     func setGlobalServer(_ server: Pid?) {
-        let up = state.withLock { s -> [String] in
+        let up = state.withLock { s -> [(String, Connection)] in
             s.globalServer = server
-            return s.connections.values.compactMap { $0.phase == .up && !($0.peer?.isHidden ?? true) ? $0.peer?.name : nil }
+            return s.connections.values.compactMap { c in
+                guard c.phase == .up, let peer = c.peer, !peer.isHidden else { return nil }
+                return (peer.name, c)
+            }
         }
-        if let server { for n in up { server.send(GlobalInternal.nodeup(n)) } }
+        if let server { for (n, c) in up { server.send(GlobalInternal.nodeup(n, c)) } }
     }
 
     /// `net_kernel:monitor_nodes(On, Options)`: on adds one subscription with these options;
@@ -302,7 +305,15 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid) {
-        guard let term = encode(message), let c = connection(to: node) else { return }
+        guard let c = connection(to: node) else { return }
+        send(message, toName: name, via: c, from: from)
+    }
+
+    /// REG_SEND over this connection only: nothing if it has closed, even when a newer one
+    /// to the same node is up (global's volatile sends, which speak of the connection they
+    /// knew).
+    func send(_ message: any Sendable, toName name: String, via c: Connection, from: Pid) {
+        guard let term = encode(message) else { return }
         if let token = traceToken(of: message, to: c) {
             c.send(control: .tuple([.integer(Control.regSendTT), .pid(from), .atom(""), .atom(Atom(name)), token]), payload: term, isMessage: true)
             return

@@ -9,7 +9,8 @@ enum GlobalInternal: Sendable {
     case extraNodedown(String)
     /// A visible node connected / disconnected (the router sends these, nodeup before any
     /// traffic of the connection, nodedown after all of it).
-    case nodeup(String)
+    /// The nodeup carries its connection: global's volatile sends go over that one only.
+    case nodeup(String, Connection)
     case nodedown(String)
 }
 
@@ -63,6 +64,8 @@ final class GlobalServer {
     var syncs: [Sync] = []
     var globalLockDown = false
     var lostConnections: [String: (xCreation: Term, opId: Int, at: ContinuousClock.Instant)] = [:]
+    /// Each visible node's connection as of its last nodeup (until its nodedown).
+    var connections: [String: Connection] = [:]
     let creationExtension: Term = .integer(Int.random(in: 1...Int(Int32.max)) << 8)
     static let vsn = 8
 
@@ -250,7 +253,7 @@ final class GlobalServer {
         case ("remove_connection", 2):
             guard let node = c[1].atomName else { return malformed(t) }
             if isPotentiallyKnown(node) {
-                me.node.disconnect(node)
+                disconnectKnown(node)
                 handleNodedown(node, .removeConnection)
                 log.warning("'global' at node \(home) disconnected node \(node) in order to prevent overlapping partitions")
             }
@@ -277,9 +280,11 @@ final class GlobalServer {
 
     func handleInternal(_ i: GlobalInternal) {
         switch i {
-        case .nodeup(let node):
+        case .nodeup(let node, let connection):
+            connections[node] = connection
             if options.connectAll { handleNodeup(node) }
         case .nodedown(let node):
+            connections[node] = nil
             notifySynced(node)   // a sync waiting for a node that went down is done with it
             handleNodedown(node, .disconnected)
         case .extraNodedown(let node):
@@ -487,7 +492,7 @@ final class GlobalServer {
         let rmNode = nodeB == home ? nodeA : nodeB
         guard isPotentiallyKnown(rmNode) else { return }
         if nodeVsn(rmNode) < 7 {
-            me.node.disconnect(rmNode)
+            disconnectKnown(rmNode)
             log.warning("'global' at node \(home) disconnected old node \(rmNode) in order to prevent overlapping partitions")
         } else {
             volatileSend(rmNode, .tuple([.atom("remove_connection"), .atom(Atom(home))]))
@@ -704,9 +709,23 @@ final class GlobalServer {
     }
 
     /// `gns_volatile_send/2`: only over an existing connection (noconnect).
+    /// Closes the connection to `node` that global knows (its last nodeup's), never a newer
+    /// one: a remove_connection that was sent over a connection that has since been
+    /// replaced (read after a SIGSTOP, say) speaks of the old one. Closing the new one would
+    /// make this node report a lost connection that the peer's own partition did not cause,
+    /// and every other node would then cut the peer.
+    func disconnectKnown(_ node: String) {
+        connections[node]?.close(reason: "disconnected", down: .disconnected)
+    }
+
+    /// gns_volatile_send: `noconnect`, and more: only over the connection whose nodeup
+    /// global has seen. A lost_connection sent while global has not yet handled the nodedown
+    /// of a connection that a newer one already replaced would otherwise reach the peer over
+    /// the new connection and make it cut a live one (a node that resumes after SIGSTOP
+    /// reports losing one node to another that it has just reconnected to).
     func volatileSend(_ node: String, _ message: Term) {
-        guard let router = Distribution.router(of: me.node), router.connection(to: Node.named(node), dial: false) != nil else { return }
-        me.send(message, to: MultiCall.server, on: Node.named(node))
+        guard let connection = connections[node], connection.phase == .up else { return }
+        connection.router.send(message, toName: MultiCall.server, via: connection, from: me.pid)
     }
 
     func volatileMulticast(_ message: Term, ignoring: String, minVersion: Int, alsoPending: Bool) {
