@@ -209,9 +209,11 @@ let package = Package(
         ),
         .testTarget(name: "ParleyRuntimeTests", dependencies: ["ParleyRuntime"], swiftSettings: strict),
         // Helpers several test targets share (stress scaling, polling).
+        // Starts ParleyTestSupport's stall watchdog before any test (PARLEY_STALL_DUMP=1).
+        .target(name: "CParleyTestWatchdog", path: "Tests/CParleyTestWatchdog"),
         .target(
             name: "ParleyTestSupport",
-            dependencies: [.product(name: "Tracing", package: "swift-distributed-tracing")],
+            dependencies: ["CParleyTestWatchdog", "ParleyRuntime", .product(name: "Tracing", package: "swift-distributed-tracing")],
             path: "Tests/ParleyTestSupport",
             swiftSettings: strict
         ),

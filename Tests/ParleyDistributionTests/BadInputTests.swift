@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
@@ -203,14 +204,6 @@ enum Wire {
     /// REG_SEND: `{6, From, '', Name}`.
     static func regSend(from name: String, to registered: String) -> Term {
         .tuple([.integer(Control.regSend), .pid(pid(on: name)), .atom(""), .atom(Atom(registered))])
-    }
-}
-
-/// Runs blocking socket code on a thread of its own, off Swift's cooperative pool (two
-/// threads on this machine, which the node's processes and the other suites need).
-func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
-        Thread.detachNewThread { c.resume(with: Result { try body() }) }
     }
 }
 

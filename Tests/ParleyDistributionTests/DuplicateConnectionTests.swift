@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution

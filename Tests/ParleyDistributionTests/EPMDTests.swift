@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Testing
 
 import ParleyDistribution
@@ -122,7 +123,7 @@ struct EPMDTests {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
         let a = try await EPMDClient.register(name: "alpha", port: 5555, hidden: false, epmdPort: epmd.boundPort)
         let b = try await EPMDClient.register(name: "beta", port: 6666, hidden: true, epmdPort: epmd.boundPort)
-        let output = try runToEnd(epmdBinary, ["-port", String(epmd.boundPort), "-names"])
+        let output = try await runChild([epmdBinary, "-port", String(epmd.boundPort), "-names"]).output
         #expect(output.contains("up and running on port \(epmd.boundPort)"))
         #expect(output.contains("name alpha at port 5555"))
         #expect(output.contains("name beta at port 6666"))
@@ -388,20 +389,6 @@ private func poll<T>(for limit: Duration, _ body: () async throws -> T?) async t
         try await Task.sleep(for: .milliseconds(50))
     }
     return nil
-}
-
-/// Runs a program to its end and returns its standard output.
-private func runToEnd(_ path: String, _ arguments: [String]) throws -> String {
-    let process = Foundation.Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
 }
 
 private func loopback(port: Int) -> sockaddr_in {

@@ -34,8 +34,9 @@ final class GlobalCluster: @unchecked Sendable {
     /// prevent_overlapping_partitions on) registered with this cluster's EPMD.
     func erlang(_ prefix: String = "erl", eval: String = "ok") async throws -> ExternalNode {
         let name = ExternalNode.uniqueName(prefix)
+        let beams = try await Cluster.beamDirectory()
         let node = try ExternalNode.launch(name: name, executable: "/usr/bin/erl", arguments: [
-            "-name", name, "-setcookie", Self.cookie, "-noshell", "-start_epmd", "false", "-pa", Cluster.beamDirectory, "-eval", eval,
+            "-name", name, "-setcookie", Self.cookie, "-noshell", "-start_epmd", "false", "-pa", beams, "-eval", eval,
         ], environment: ["ERL_EPMD_PORT": String(epmd.boundPort)])
         erlangNodes.append(node)
         let up = await eventually(within: .seconds(30)) {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ParleyTestSupport
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
@@ -51,22 +52,30 @@ enum Cluster {
         }
     }
 
-    /// The directory holding the compiled Erlang helper module.
-    static let beamDirectory: String = {
-        let dir = NSTemporaryDirectory() + "parley-erl-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        // Every test shares it, so it goes when the test process exits (a C callback: it
-        // names the folder again rather than capture it).
-        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-erl-\(getpid())") }
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang")
-        let sources = ["parley_interop.erl", "gossip_peer.erl"].map { folder.appendingPathComponent($0).path }
-        let erlc = Foundation.Process()
-        erlc.executableURL = URL(fileURLWithPath: "/usr/bin/erlc")
-        erlc.arguments = ["-o", dir] + sources
-        try? erlc.run()
-        erlc.waitUntilExit()
-        return dir
-    }()
+    /// The directory holding the compiled Erlang helper modules, compiled once (erlc waited
+    /// for off the cooperative pool: a lazy static would hold every thread that reads it
+    /// while erlc runs).
+    static func beamDirectory() async throws -> String {
+        let task = beams.withLock { t -> Task<String, any Error> in
+            if let t { return t }
+            let fresh = Task<String, any Error> {
+                let dir = NSTemporaryDirectory() + "parley-erl-\(getpid())"
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                // Every test shares it, so it goes when the test process exits (a C callback:
+                // it names the folder again rather than capture it).
+                atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-erl-\(getpid())") }
+                let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang")
+                let sources = ["parley_interop.erl", "gossip_peer.erl"].map { folder.appendingPathComponent($0).path }
+                let erlc = try await runChild(["/usr/bin/erlc", "-o", dir] + sources)
+                guard erlc.status == 0 else { throw DistributionError.connectFailed(node: "erlc", reason: erlc.output) }
+                return dir
+            }
+            t = fresh
+            return fresh
+        }
+        return try await task.value
+    }
+    private static let beams = Locked<Task<String, any Error>?>(nil)
 
     /// The test node (`Tests/ParleyTestNode`), built beside this test bundle: a Parley node
     /// with the fixtures these tests talk to.
@@ -95,8 +104,9 @@ final class ExternalNode: Sendable {
     /// Starts an Erlang node running `parley_interop:start()`, and waits until it answers a ping.
     static func erlang(cookie: String = Cluster.cookie, waitForPing: Bool = true, eval: String = "parley_interop:start()") async throws -> ExternalNode {
         let name = uniqueName("erl")
+        let beams = try await Cluster.beamDirectory()
         let node = try launch(name: name, executable: "/usr/bin/erl", arguments: [
-            "-name", name, "-setcookie", cookie, "-noshell", "-pa", Cluster.beamDirectory,
+            "-name", name, "-setcookie", cookie, "-noshell", "-pa", beams,
             "-eval", eval,
         ])
         if waitForPing {

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Synchronization
 import Testing
 @_spi(Distribution) @testable import Parley
@@ -20,12 +21,9 @@ extension DistributionTests {
             openssl x509 -req -in node.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out node.pem -days 2 2>/dev/null
             openssl req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 2 -subj /CN=rogue 2>/dev/null
             """
-            let p = Foundation.Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", script]
             do {
-                try p.run()
-                p.waitUntilExit()
+                let openssl = try runChildBlocking(["/bin/sh", "-c", script])
+                guard openssl.status == 0 else { throw ChildError.spawnFailed("openssl: \(openssl.output)", 0) }
             } catch {
                 try? FileManager.default.removeItem(atPath: dir)
                 throw error

@@ -25,15 +25,19 @@ struct SlowTerminate: GenServer {
     }
 }
 
-/// A server whose init asks for a continue that takes 300 ms.
+/// A server whose init asks for a continue that holds its thread until the test opens the
+/// gate (or 10 s pass), and records whether the gate opened while it held it.
 struct SlowContinue: GenServer {
     typealias Call = String
     typealias Reply = [String]
     typealias Continue = String
+    let release: Gate
     var log: [String] = []
     mutating func initialize(_ me: CallbackProcess) throws -> InitResult { .ok(continue: "slow") }
     mutating func handleContinue(_ value: String, _ me: CallbackProcess) -> HandleResult {
-        usleep(300_000)
+        let t0 = ContinuousClock.now
+        while !release.isOpen && ContinuousClock.now - t0 < .seconds(10) { usleep(1000) }
+        release.noteSeenWhileBusy()
         log.append("continued")
         return .noreply
     }
@@ -150,13 +154,15 @@ struct OTPOrderingRuleTests {
     // gen_server.erl acks init (start returns), then runs handle_continue before any
     // message. Elixir 1.14, init returning {:ok, [], {:continue, :slow}} and a
     // handle_continue that sleeps 300 ms: start_link returns after 0 ms, and the first call
-    // sees [:continued].
+    // sees [:continued]. Here the continue waits for a gate the test opens only once start
+    // has returned: start returned while the continue still ran, with no bound on time.
     @Test("{ok, State, {continue, C}}: start returns at once; handle_continue runs before the first message")
     func continueAfterInitRunsAfterStart() async throws {
-        let started = ContinuousClock.now
-        let server = try SlowContinue().start()
-        #expect(ContinuousClock.now - started < .milliseconds(250))
-        #expect(try await server.call("get", timeout: .seconds(10)) == ["continued"])
+        let gate = Gate()
+        let server = try SlowContinue(release: gate).start()
+        gate.openIt()
+        #expect(try await server.call("get", timeout: .seconds(20)) == ["continued"])
+        #expect(gate.seenWhileBusy == 1, "start returned only after the continue (which waited 10 s for the gate)")
         try await server.stop()
     }
 

@@ -4,6 +4,7 @@ import ParleyDistribution
 @testable import ParleyObserver
 import ServiceLifecycle
 import ParleyOTP
+import ParleyTestSupport
 import Testing
 
 @Suite("Observer: the HTTP API behind the page", .serialized, .timeLimit(.minutes(2)))
@@ -442,20 +443,9 @@ struct ObserverAPITests {
             io:format("bad=~p~n", [gen_server:call({parley_observer, B}, hello)]),
             halt().
             """
-        let erl = Foundation.Process()
-        erl.executableURL = URL(fileURLWithPath: "/usr/bin/erl")
-        erl.arguments = ["-name", "obs_erl_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1", "-setcookie", "observer-test", "-noshell", "-eval", script]
-        erl.environment = ProcessInfo.processInfo.environment.merging(["ERL_EPMD_PORT": "\(epmd)"]) { $1 }
-        let out = Pipe()
-        erl.standardOutput = out
-        erl.standardError = out
-        try erl.run()
-        defer { if erl.isRunning { Foundation.kill(erl.processIdentifier, SIGKILL) } }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while erl.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if erl.isRunning { Foundation.kill(erl.processIdentifier, SIGKILL) }
-        erl.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let erl = try await runChild(["/usr/bin/erl", "-name", "obs_erl_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1", "-setcookie", "observer-test",
+                                      "-noshell", "-eval", script], environment: ["ERL_EPMD_PORT": "\(epmd)"], timeout: .seconds(30))
+        let text = erl.output
         #expect(text.contains("status=200 type=application/json; charset=utf-8 node_named=true"), "erl printed: \(text)")
         #expect(text.contains("missing=404"), "erl printed: \(text)")
         #expect(text.contains("bad={error,badarg}"), "erl printed: \(text)")

@@ -40,7 +40,8 @@ struct ObserverRoutes: Sendable {
         }
         router.get("api/processes/:pid") { _, context in
             let pid = try pid(context)
-            guard let detail = await ProcessLookup.detail(pid, node: node, stateTimeout: .seconds(2)) else {
+            // sys:get_status's default timeout (5 s): a busy server's state still shows.
+            guard let detail = await ProcessLookup.detail(pid, node: node, stateTimeout: .seconds(5)) else {
                 throw HTTPError(.notFound, message: "no such process")
             }
             return detail
