@@ -42,7 +42,7 @@ struct Tour: AsyncParsableCommand {
         try await chapter("9. CSP channels: the talk's core.async examples, live", channelsChapter)
         try await chapter("10. transducers, combinators (mult, pub/sub, pipeline), and one select over a mailbox and channels", channelsAndProcessesChapter)
         try await chapter("11. distribution: a second Parley node and an Erlang node, as OS processes", distributionChapter)
-        try await chapter("12. a cluster that forms itself: gossip between visible nodes, a stopped node found out in under 2 s, an Erlang node meshed by :global", clusterChapter)
+        try await chapter("12. a cluster that forms itself: gossip between visible nodes, a stopped node found out in under 2 s, an Erlang node meshed by :global, pg groups and Phoenix.PubSub across both", clusterChapter)
         try await chapter("13. the observer: this node's web dashboard, and what its page reads", observerChapter)
         try await chapter("14. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")

@@ -127,6 +127,85 @@ import ParleyOTP
         if !gone { try await me.sleep(for: .milliseconds(20)) }
     }
     print("  Process.exit(pid, :kill)  ->  global:whereis_name(tour_jobs) on \(e1): \(gone ? "undefined" : "still there")")
+    try await processGroups(me, here: here, e1: e1)
+}
+
+/// pg: the same scope on the Erlang node and here; members of one group on both sides, a
+/// message to every member, and an exit that leaves.
+private func processGroups(_ me: Process, here: LocalNode, e1: String) async throws {
+    let lobby = Term.atom("lobby")
+    _ = try await rpc(here, e1, "pg", "start", [.atom("tour_pg")])
+    let erlMember = try await rpc(here, e1, "erlang", "spawn", [.atom("timer"), .atom("sleep"), .list([.atom("infinity")])])
+    _ = try await rpc(here, e1, "pg", "join", [.atom("tour_pg"), lobby, erlMember])
+    let pg = try ProcessGroups.start(scope: "tour_pg", on: here)
+    defer { pg.stop() }
+    let t0 = ContinuousClock.now
+    let got = Locked<[Term]>([])
+    let mine = try here.spawn(SpawnOptions(label: "tour pg member")) { me in
+        while true { let t = try await me.receive(Term.self); got.withLock { $0.append(t) } }
+    }
+    try await pg.join(lobby, mine)
+    var both = false
+    while !both, ContinuousClock.now - t0 < .seconds(10) {
+        let onErlang = (try? await rpc(here, e1, "pg", "get_members", [.atom("tour_pg"), lobby]))?.listElements?.count ?? 0
+        both = pg.members(lobby).count == 2 && onErlang == 2
+        if !both { try await me.sleep(for: .milliseconds(10)) }
+    }
+    print("  pg: ProcessGroups.start(scope: \"tour_pg\") here and pg:start(tour_pg) on \(e1); a member of lobby on each side")
+    print("    pg.members(lobby) here: \(pg.members(lobby).map { "\($0)" }.joined(separator: ", "))   (both sides agree after \((ContinuousClock.now - t0).formatted(.units(allowed: [.milliseconds]))))")
+    _ = try await rpc(here, e1, "erlang", "send", [.pid(mine), .atom("hello_from_erlang")])
+    let t1 = ContinuousClock.now
+    while got.withLock({ $0.isEmpty }), ContinuousClock.now - t1 < .seconds(5) { try await me.sleep(for: .milliseconds(5)) }
+    print("    on \(e1): [P ! hello_from_erlang || P <- pg:get_members(tour_pg, lobby), node(P) =/= node()]  ->  our member got \(got.withLock { $0.first.map { "\($0)" } ?? "nothing" })")
+    Process.exit(mine, .kill)
+    var left = false
+    let t2 = ContinuousClock.now
+    while !left, ContinuousClock.now - t2 < .seconds(5) {
+        left = (try? await rpc(here, e1, "pg", "get_members", [.atom("tour_pg"), lobby]))?.listElements?.count == 1
+        if !left { try await me.sleep(for: .milliseconds(10)) }
+    }
+    print("    Process.exit(member, :kill)  ->  pg:get_members(tour_pg, lobby) on \(e1) has \(left ? "only its own member" : "ours still") after \((ContinuousClock.now - t2).formatted(.units(allowed: [.milliseconds])))")
+    try await pubSub(me, here: here, e1: e1)
+}
+
+/// Phoenix.PubSub's wire: on the Erlang node, a process in the adapter's pg group stands in
+/// for an Elixir app's worker (its mailbox shows what a broadcast from here sends it); from
+/// the Erlang node, a `forward_to_local` to our worker's name reaches our subscriber.
+private func pubSub(_ me: Process, here: LocalNode, e1: String) async throws {
+    let scope = Term.atom(Atom(PhoenixPubSub.scope)), group = Term.atom("Elixir.Tour.PubSub.Adapter")
+    _ = try await rpc(here, e1, "pg", "start", [scope])
+    let worker = try await rpc(here, e1, "erlang", "spawn", [.atom("timer"), .atom("sleep"), .list([.atom("infinity")])])
+    _ = try await rpc(here, e1, "pg", "join", [scope, group, worker])
+    let pubsub = try await PhoenixPubSub.start(name: "Tour.PubSub", on: here)
+    defer { pubsub.stop() }
+    let got = Locked<[Term]>([])
+    let subscriber = try here.spawn(SpawnOptions(label: "tour subscriber")) { me in
+        try pubsub.subscribe(me, to: "room:lobby")
+        while true { let t = try await me.receive(Term.self); got.withLock { $0.append(t) } }
+    }
+    _ = subscriber
+    let t0 = ContinuousClock.now
+    while !pubsub.scopeMembers(of: 0).contains(where: { $0.nodeName == e1 }) || pubsub.subscribers(of: "room:lobby").isEmpty,
+          ContinuousClock.now - t0 < .seconds(10) {
+        try await me.sleep(for: .milliseconds(10))
+    }
+    print("  Phoenix.PubSub: PhoenixPubSub.start(name: \"Tour.PubSub\") joins pg scope Elixir.Phoenix.PubSub, group Elixir.Tour.PubSub.Adapter,")
+    print("  where a process on \(e1) stands in for an Elixir app's worker")
+    pubsub.broadcast(.tuple([.atom("new_msg"), .string("hi from Swift")]), to: "room:lobby")
+    var mailbox = Term.nil
+    let t1 = ContinuousClock.now
+    while ContinuousClock.now - t1 < .seconds(5) {
+        mailbox = (try? await rpc(here, e1, "erlang", "process_info", [worker, .atom("messages")])) ?? .nil
+        if case .tuple(let t) = mailbox, t.count == 2, t[1].listElements?.isEmpty == false { break }
+        try await me.sleep(for: .milliseconds(10))
+    }
+    print("    pubsub.broadcast({new_msg, \"hi from Swift\"}, to: \"room:lobby\")  ->  its mailbox on \(e1): \(mailbox)")
+    let forward = Term.tuple([.atom("forward_to_local"), .string("room:lobby"), .tuple([.atom("from_elixir"), 1]), .atom(Atom(PhoenixPubSub.defaultDispatcher))])
+    _ = try await rpc(here, e1, "erlang", "send", [.tuple([group, .atom(Atom(here.name))]), forward])
+    let t2 = ContinuousClock.now
+    while got.withLock({ $0.isEmpty }), ContinuousClock.now - t2 < .seconds(5) { try await me.sleep(for: .milliseconds(5)) }
+    print("    on \(e1): {'Elixir.Tour.PubSub.Adapter', node} ! {forward_to_local, <<\"room:lobby\">>, {from_elixir, 1}, 'Elixir.Phoenix.PubSub'}")
+    print("      ->  our subscriber got \(got.withLock { $0.first.map { "\($0)" } ?? "nothing" })   (Phoenix.PubSub.direct_broadcast's message)")
 }
 
 /// The failure detector: SIGSTOP one node (its sockets stay open; Erlang's net tick would

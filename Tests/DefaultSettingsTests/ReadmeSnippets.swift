@@ -61,6 +61,7 @@ func readme3() async throws {
         let (pid, ref) = me.spawnMonitor { p in _ = try await p.receive() }
         Process.exit(pid, .kill)                          // untrappable; reason becomes .killed
         let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
+        print(exit.from == worker, exit.reason, down.reason)     // true error: MyError() killed
     }
 }
 
@@ -249,6 +250,28 @@ func readmeGlobal(jobs: Pid, cache: Pid) async throws {
     let erlPid = Global.whereis("logger")                  // read locally, no message
     try await Global.register("cache", cache, resolve: .custom { _, a, b in min(a, b) })
     _ = (ok, erlPid)
+}
+
+// README: "Process groups: Erlang's pg".
+func readmeProcessGroups(me: Process) async throws {
+    let pg = try ProcessGroups.start(scope: "chat")        // pg:start_link(chat)
+    try await pg.join("lobby", me.pid)                     // pg:join(chat, lobby, self())
+    for member in pg.members("lobby") {                    // pg:get_members(chat, lobby), no call
+        member.send(Term.tuple([.atom("said"), .binary(Array("hi".utf8))]))
+    }
+    let (ref, groups) = try await pg.monitorScope(for: me.pid)   // {Ref, join | leave, Group, Pids}
+    try await pg.leave("lobby", me.pid)                    // false: not_joined
+    _ = (ref, groups)
+}
+
+// README: "Phoenix.PubSub".
+func readmePhoenixPubSub(me: Process) async throws {
+    let pubsub = try await PhoenixPubSub.start(name: "MyApp.PubSub", poolSize: 1)  // the app's name: and pool_size:
+    try pubsub.subscribe(me, to: "room:1")                  // Phoenix.PubSub.subscribe(MyApp.PubSub, "room:1")
+    pubsub.broadcast(.tuple([.atom("new_msg"), .string("hi")]), to: "room:1")
+    pubsub.broadcastToChannels(topic: "room:1", event: "new_msg", payload: .map([.string("body"): .string("hi")]))
+    let got = try await me.receive(Term.self)              // what the app broadcast
+    if let b = PhoenixPubSub.ChannelBroadcast(got) { print(b.event, b.payload) }   // %Phoenix.Socket.Broadcast{}
 }
 
 // README: "Clusters that form themselves".

@@ -65,7 +65,7 @@ enum Cluster {
                 // it names the folder again rather than capture it).
                 atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-erl-\(getpid())") }
                 let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Erlang")
-                let sources = ["parley_interop.erl", "gossip_peer.erl"].map { folder.appendingPathComponent($0).path }
+                let sources = ["parley_interop.erl", "gossip_peer.erl", "pubsub_peer.erl"].map { folder.appendingPathComponent($0).path }
                 let erlc = try await runChild(["/usr/bin/erlc", "-o", dir] + sources)
                 guard erlc.status == 0 else { throw DistributionError.connectFailed(node: "erlc", reason: erlc.output) }
                 return dir

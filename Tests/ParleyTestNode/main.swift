@@ -136,6 +136,23 @@ do {
     }
     if !topologies.isEmpty { _ = try Cluster.start(topologies) }
     if let name = options["clash"] { try clash(name) }
+    if let spec = options["pg"], let colon = spec.firstIndex(of: ":") {
+        // `--pg SCOPE:GROUP`: a pg scope, a member `pg_member` in GROUP (it sends whatever it
+        // gets to the sender of `{From, Term}`), and `pg_members`, which answers
+        // `{From, Group}` with the group's members as this node sees them.
+        let pg = try ProcessGroups.start(scope: String(spec[..<colon]))
+        let group = Term.atom(Atom(String(spec[spec.index(after: colon)...])))
+        let member = try Process.spawn(SpawnOptions(name: "pg_member"), state: ()) { _, message, me in
+            if let (to, term) = echoed(message) { me.send(term, to: to) }
+            return .continue
+        }
+        try await pg.join(group, member)
+        try Process.spawn(SpawnOptions(name: "pg_members"), state: ()) { _, message, me in
+            if let (to, term) = echoed(message) { me.send(Term.list(pg.members(term).map { .pid($0) }), to: to) }
+            return .continue
+        }
+        print("pg member: \(member)")
+    }
     try Process.spawn(SpawnOptions(name: "echo"), state: ()) { _, message, me in
         if let (to, term) = echoed(message) { me.send(term, to: to) }
         return .continue
