@@ -156,7 +156,7 @@ private func processGroups(_ me: Process, here: LocalNode, e1: String) async thr
     _ = try await rpc(here, e1, "erlang", "send", [.pid(mine), .atom("hello_from_erlang")])
     let t1 = ContinuousClock.now
     while got.withLock({ $0.isEmpty }), ContinuousClock.now - t1 < .seconds(5) { try await me.sleep(for: .milliseconds(5)) }
-    print("    on \(e1): [P ! hello_from_erlang || P <- pg:get_members(tour_pg, lobby), node(P) =/= node()]  ->  our member got \(got.withLock { $0.first.map { "\($0)" } ?? "nothing" })")
+    print("    on \(e1): erlang:send(P, hello_from_erlang) for our member P of pg:get_members(tour_pg, lobby)  ->  our member got \(got.withLock { $0.first.map { "\($0)" } ?? "nothing" })")
     Process.exit(mine, .kill)
     var left = false
     let t2 = ContinuousClock.now
@@ -203,9 +203,10 @@ private func pubSub(_ me: Process, here: LocalNode, e1: String) async throws {
     let forward = Term.tuple([.atom("forward_to_local"), .string("room:lobby"), .tuple([.atom("from_elixir"), 1]), .atom(Atom(PhoenixPubSub.defaultDispatcher))])
     _ = try await rpc(here, e1, "erlang", "send", [.tuple([group, .atom(Atom(here.name))]), forward])
     let t2 = ContinuousClock.now
-    while got.withLock({ $0.isEmpty }), ContinuousClock.now - t2 < .seconds(5) { try await me.sleep(for: .milliseconds(5)) }
+    func fromErlang() -> Term? { got.withLock { $0.first { if case .tuple(let t) = $0 { return t.first == .atom("from_elixir") } else { return false } } } }
+    while fromErlang() == nil, ContinuousClock.now - t2 < .seconds(5) { try await me.sleep(for: .milliseconds(5)) }
     print("    on \(e1): {'Elixir.Tour.PubSub.Adapter', node} ! {forward_to_local, <<\"room:lobby\">>, {from_elixir, 1}, 'Elixir.Phoenix.PubSub'}")
-    print("      ->  our subscriber got \(got.withLock { $0.first.map { "\($0)" } ?? "nothing" })   (Phoenix.PubSub.direct_broadcast's message)")
+    print("      ->  our subscriber got \(fromErlang().map { "\($0)" } ?? "nothing")   (Phoenix.PubSub.direct_broadcast's message)")
 }
 
 /// The failure detector: SIGSTOP one node (its sockets stay open; Erlang's net tick would

@@ -160,8 +160,10 @@ public final class PhoenixPubSub: Sendable {
     func broadcast(_ message: Term, to topic: String, except: Pid?, dispatcher: String) {
         let index = Int(UInt(bitPattern: (except ?? workers[0]).hashValue) % UInt(broadcastPoolSize))
         let forward = Self.forward(message, topic: topic, dispatcher: dispatcher)
+        // Through this node's own connections (the node may not be the default one).
+        let router = Distribution.router(of: node)
         for member in scope.members(.atom(Atom(groups[index]))) where member.nodeName != node.name {
-            member.send(forward)
+            router?.send(forward, to: member, from: workers[index])
         }
         Self.deliver(message, to: topic, in: subscribers, except: except)
     }
