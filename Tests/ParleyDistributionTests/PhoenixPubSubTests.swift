@@ -106,6 +106,33 @@ struct PhoenixPubSubTests {
         #expect(try await erl.rpc("erlang", "whereis", [.atom("Elixir.Phoenix.PubSub")]) == erlScope)
     }
 
+    @Test("Between two nodes of this OS process (LocalNode values, neither the default): their pg scopes find each other, and a broadcast from one reaches the other's subscriber once")
+    func hostedNodes() async throws {
+        try await LocalNodeDistributionTests.withNodes { b, c in
+            let name = "Hosted\(UInt32.random(in: 0...UInt32.max))"
+            let onB = try await PhoenixPubSub.start(name: name, on: b)
+            let onC = try await PhoenixPubSub.start(name: name, on: c)
+            defer { onB.stop(); onC.stop() }
+            #expect(await c.ping(b.name))
+            let inbox = Inbox()
+            let subscriber = try c.spawn(SpawnOptions(), state: ()) { _, m, me in
+                switch m {
+                case let order as Order:
+                    if case .subscribe(let t) = order { try onC.subscribe(me, to: t) }
+                case let t as Term: inbox.terms.withLock { $0.append(t) }
+                default: break
+                }
+                return .continue
+            }
+            subscriber.send(Order.subscribe("news"))
+            #expect(await eventually { onC.subscribers(of: "news") == [subscriber] })
+            #expect(await eventually { onB.scopeMembers(of: 0).contains { $0.nodeName == c.name } })
+            onB.broadcast(.atom("from_b"), to: "news")
+            #expect(await eventually { inbox.count(.atom("from_b")) == 1 })
+            #expect(ProcessGroups(scope: PhoenixPubSub.scope, on: b).localMembers(.atom(Atom(onB.groups[0]))).count == 1)
+        }
+    }
+
     enum Order: Sendable {
         case subscribe(String)
         case unsubscribe(String)
