@@ -72,7 +72,10 @@ public struct ProcessGroups: Sendable {
         let groups = ProcessGroups(scope: scope, on: node)
         _ = try node.spawn(SpawnOptions(name: scope, label: "pg scope \(scope)")) { me in
             var server = ProcessGroupsServer(me: me, scope: scope, table: table, log: logger)
-            defer { tables.withLock { t in if t[groups.key] === table { t[groups.key] = nil } } }
+            defer {
+                tables.withLock { t in if t[groups.key] === table { t[groups.key] = nil } }
+                Distribution.router(of: me.node)?.monitorNodes(me.pid, false)
+            }
             try await server.run()
         }
         tables.withLock { $0[groups.key] = table }
