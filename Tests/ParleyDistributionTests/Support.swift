@@ -85,10 +85,14 @@ enum Cluster {
 }
 
 /// An OS process running a node (erl, or the test node), killed when the test is done.
+/// Its standard input is a pipe this object holds: erl, elixir and the test node are told
+/// to exit at its end of file, so a test process that dies (a crash, a fatal error) takes
+/// its nodes with it instead of leaving them running.
 final class ExternalNode: Sendable {
     let name: String
     let process: Foundation.Process
     let output = Locked("")
+    let input = Pipe()
 
     private init(name: String, process: Foundation.Process) {
         self.name = name
@@ -134,12 +138,20 @@ final class ExternalNode: Sendable {
     static func launch(name: String, executable: String, arguments: [String], environment: [String: String] = [:]) throws -> ExternalNode {
         let p = Foundation.Process()
         p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
+        // Halt at the end of standard input (first, so that an -eval that never returns
+        // does not keep it from being set up).
+        switch URL(fileURLWithPath: executable).lastPathComponent {
+        case "erl": p.arguments = ["-eval", "spawn(fun() -> io:get_line(''), erlang:halt() end)"] + arguments
+        case "elixir": p.arguments = ["-e", "spawn(fn -> IO.gets(\"\"); System.halt() end)"] + arguments
+        case "ParleyTestNode": p.arguments = arguments + ["--exit-on-eof", "yes"]
+        default: p.arguments = arguments
+        }
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = pipe
         let node = ExternalNode(name: name, process: p)
+        p.standardInput = node.input
         pipe.fileHandleForReading.readabilityHandler = { h in
             let data = h.availableData
             if !data.isEmpty { node.output.withLock { $0 += String(decoding: data, as: UTF8.self) } }

@@ -98,6 +98,14 @@ if options["global-executor"] == "yes" {
     }
     print("global executor: Parley's schedulers")
 }
+if options["exit-on-eof"] == "yes" {
+    // The test process holds our standard input: at its end of file (it exited, or died),
+    // so do we.
+    Thread.detachNewThread {
+        while FileHandle.standardInput.availableData.count > 0 {}
+        exit(0)
+    }
+}
 var config = Distribution.Configuration(name: name, cookie: cookie)
 config.tickTime = .seconds(Int(options["tick-time"] ?? "60") ?? 60)
 config.epmdPort = options["epmd-port"].flatMap(Int.init)
