@@ -1,4 +1,5 @@
 import Foundation
+import ParleyTestSupport
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
@@ -48,18 +49,8 @@ final class PrivateNetwork: @unchecked Sendable {
     /// (cooperative) thread.
     @discardableResult
     static func run(_ args: [String]) -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        let argv = args.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawnp(&pid, args[0], &actions, nil, argv, environ) == 0 else { return -1 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard let pid = try? spawnChild(args) else { return -1 }
+        let status = reap(pid)
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -1
     }
 
@@ -208,26 +199,12 @@ final class NetnsChild: Sendable {
         // "/dev/null" discards (CPU hogs' output): creating it as a file would replace the
         // device with a regular file that grows without bound.
         if log != "/dev/null" { FileManager.default.createFile(atPath: log, contents: nil) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        // The child gets the default signal mask: one spawned from a Swift task otherwise
-        // inherits a mask that blocks SIGTERM and SIGHUP.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw DistributionError.connectFailed(node: name, reason: "posix_spawn: \(rc)") }
+        let pid: pid_t
+        do {
+            pid = try spawnChild(arguments, output: log, append: true)
+        } catch {
+            throw DistributionError.connectFailed(node: name, reason: "\(error)")
+        }
         self.pid = pid
     }
 
@@ -243,8 +220,7 @@ final class NetnsChild: Sendable {
     func kill() {
         guard !reaped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Foundation.kill(pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
+        reap(pid)
     }
 
     deinit { kill() }

@@ -10,11 +10,6 @@ extension DistributionTests {
 /// not installable here) over Erlang's real `pg`.
 @Suite("Phoenix.PubSub: a Swift service in an Elixir app's PubSub (PG2 adapter over OTP 25's pg)", .serialized, .enabled(if: Cluster.erlInstalled))
 struct PhoenixPubSubTests {
-    final class Inbox: Sendable {
-        let terms = Locked<[Term]>([])
-        func count(_ t: Term) -> Int { terms.withLock { $0.filter { $0 == t }.count } }
-    }
-
     @Test("Broadcasts both ways with a pool of 2: Erlang's (from processes that pick either group) reach a Swift subscriber once each; ours reach Erlang's subscribers once, with the default dispatcher; broadcast_from skips its sender; direct broadcasts by the worker's name; a channel broadcast is a %Phoenix.Socket.Broadcast{} for Phoenix.Channel.Server")
     func bothWays() async throws {
         _ = try await Cluster.node()
@@ -29,7 +24,7 @@ struct PhoenixPubSubTests {
         let pubsub = try await PhoenixPubSub.start(name: name, poolSize: 2)
         defer { pubsub.stop() }
         #expect(pubsub.groups == ["Elixir.\(name).Adapter", "Elixir.\(name).Adapter_2"])
-        let inbox = Inbox()
+        let inbox = TermInbox()
         // Phoenix subscribes the calling process: the subscriber does it when told.
         let subscriber = try Process.spawn(SpawnOptions(), state: ()) { _, m, me in
             switch m {
@@ -114,7 +109,7 @@ struct PhoenixPubSubTests {
             let onC = try await PhoenixPubSub.start(name: name, on: c)
             defer { onB.stop(); onC.stop() }
             #expect(await c.ping(b.name))
-            let inbox = Inbox()
+            let inbox = TermInbox()
             let subscriber = try c.spawn(SpawnOptions(), state: ()) { _, m, me in
                 switch m {
                 case let order as Order:

@@ -4,6 +4,21 @@ import Testing
 @testable import ParleyDistribution
 import Synchronization
 
+/// A Parley process's inbox: the terms it received, for the pg and PubSub tests.
+final class TermInbox: Sendable {
+    let terms = Locked<[Term]>([])
+    /// A process that records every term it receives.
+    func spawn() -> Pid {
+        let terms = self.terms
+        return try! Process.spawn(SpawnOptions(), state: ()) { _, m, _ in
+            if let t = m as? Term { terms.withLock { $0.append(t) } }
+            return .continue
+        }
+    }
+    func has(_ t: Term) -> Bool { terms.withLock { $0.contains(t) } }
+    func count(_ t: Term) -> Int { terms.withLock { $0.filter { $0 == t }.count } }
+}
+
 extension DistributionTests {
 /// Process groups with the real thing: a scope of Debian's OTP 25 (`pg.erl`, kernel 8.5.3)
 /// and a Parley scope of the same name see each other's members; a second Erlang scope with
@@ -11,19 +26,6 @@ extension DistributionTests {
 /// any message it does not expect, so that is the check that every shape we send is right).
 @Suite("pg: Parley's scopes with Erlang's pg and with each other", .serialized, .enabled(if: Cluster.erlInstalled))
 struct ProcessGroupsTests {
-    /// A Parley process that records every term it receives.
-    final class Inbox: Sendable {
-        let terms = Locked<[Term]>([])
-        func spawn() -> Pid {
-            let terms = self.terms
-            return try! Process.spawn(SpawnOptions(), state: ()) { _, m, _ in
-                if let t = m as? Term { terms.withLock { $0.append(t) } }
-                return .continue
-            }
-        }
-        func has(_ t: Term) -> Bool { terms.withLock { $0.contains(t) } }
-    }
-
     func pids(_ t: Term) -> [Pid] { (t.listElements ?? []).compactMap(\.pidValue) }
 
     @Test("With an OTP 25 node: the scope finds Erlang's (discover, sync), members join and leave both ways, a process may join twice, an exit leaves, another Erlang scope stays apart, a lost connection drops the peer's members and a new one brings them back; Erlang's scope process is the same one throughout")
@@ -57,13 +59,13 @@ struct ProcessGroupsTests {
         #expect(pg.localMembers(lobby).isEmpty && pg.groups() == [lobby] && pg.localGroups().isEmpty)
 
         // A subscription sees Erlang's changes as pg's {Ref, join | leave, Group, Pids}.
-        let watcher = Inbox()
+        let watcher = TermInbox()
         let watcherPid = watcher.spawn()
         let (ref, now) = try await pg.monitorScope(for: watcherPid)
         #expect(now == [lobby: [erlPid]])
 
         // A Parley member: Erlang sees it, sends to it by the group, sees it leave.
-        let inbox = Inbox()
+        let inbox = TermInbox()
         let member = inbox.spawn()
         try await pg.join(lobby, member)
         #expect(pg.members(lobby) == [member, erlPid] && pg.localMembers(lobby) == [member])
@@ -116,7 +118,7 @@ struct ProcessGroupsTests {
         let lobby = Term.atom("lobby")
         let pg = try ProcessGroups.start(scope: scope)
         defer { pg.stop() }
-        let inbox = Inbox()
+        let inbox = TermInbox()
         let mine = inbox.spawn()
         try await pg.join("lobby", mine)
 

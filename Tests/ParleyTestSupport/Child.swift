@@ -32,17 +32,19 @@ public func runChild(_ arguments: [String], environment: [String: String] = [:],
     try await offThread { try runChildBlocking(arguments, environment: environment, timeout: timeout) }
 }
 
-/// ``runChild(_:environment:timeout:)`` on the calling thread (for one that may block).
-public func runChildBlocking(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) throws -> ChildResult {
-    let file = NSTemporaryDirectory() + "parley-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).out"
-    defer { unlink(file) }
+/// Starts a program with posix_spawnp: standard input from /dev/null, standard output and
+/// error into `output` (appended to with `append`, else created or truncated), the default
+/// signal mask (a child spawned from a Swift concurrency thread would inherit one that
+/// blocks SIGTERM and SIGHUP), and the environment with `environment` laid over it.
+/// Returns its pid; the caller reaps it.
+public func spawnChild(_ arguments: [String], output: String = "/dev/null", append: Bool = false,
+                       environment: [String: String] = [:]) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, file, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o644)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
-    // A child spawned from a Swift concurrency thread would inherit its blocked signals.
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -58,6 +60,22 @@ public func runChildBlocking(_ arguments: [String], environment: [String: String
     var pid: pid_t = 0
     let rc = posix_spawnp(&pid, arguments[0], &actions, &attributes, cArgs, cEnv)
     guard rc == 0 else { throw ChildError.spawnFailed(arguments[0], rc) }
+    return pid
+}
+
+/// Waits for `pid` to end (retrying on EINTR); returns its raw wait status.
+@discardableResult
+public func reap(_ pid: pid_t) -> Int32 {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return status
+}
+
+/// ``runChild(_:environment:timeout:)`` on the calling thread (for one that may block).
+public func runChildBlocking(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) throws -> ChildResult {
+    let file = NSTemporaryDirectory() + "parley-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).out"
+    defer { unlink(file) }
+    let pid = try spawnChild(arguments, output: file, environment: environment)
     let deadline = ContinuousClock.now + timeout
     var status: Int32 = 0
     while true {

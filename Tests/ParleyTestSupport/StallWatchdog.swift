@@ -75,17 +75,8 @@ public enum StallWatchdog {
     /// gdb attached to this process, every thread's backtrace into `file`.
     static func dump(to file: String) {
         let args = ["/usr/bin/gdb", "-q", "-p", "\(getpid())", "-batch", "-iex", "set debuginfod enabled off", "-iex", "set complaints 0", "-ex", "thread apply all bt 30"]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, file, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var pid: pid_t = 0
-        let cArgs = args.map { strdup($0) } + [nil]
-        defer { for a in cArgs { free(a) } }
-        guard posix_spawn(&pid, args[0], &actions, nil, cArgs, environ) == 0 else { return }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard let pid = try? spawnChild(args, output: file) else { return }
+        reap(pid)
     }
 }
 

@@ -141,12 +141,12 @@ public final class PhoenixPubSub: Sendable {
     /// `Phoenix.PubSub.direct_broadcast(node, pubsub, topic, message)`: the subscribers on one
     /// node, through its worker's registered name (no pg needed on either side).
     public func directBroadcast(_ message: Term, to topic: String, on nodeName: String, dispatcher: String = PhoenixPubSub.defaultDispatcher) {
-        let forward = Self.forward(message, topic: topic, dispatcher: dispatcher)
         if nodeName == node.name {
             localBroadcast(message, to: topic)
         } else {
             // REG_SEND from the first worker, to the worker registered under the first group.
-            Distribution.router(of: node)?.send(forward, toName: groups[0], on: Node.named(nodeName), from: workers[0])
+            Distribution.router(of: node)?.send(Self.forward(message, topic: topic, dispatcher: dispatcher), toName: groups[0],
+                                                on: Node.named(nodeName), from: workers[0])
         }
     }
 
