@@ -1,0 +1,288 @@
+import Logging
+@_spi(Distribution) import Parley
+
+/// Names that live across a cluster and survive node loss: Swarm's registry (and Horde's),
+/// the Parley way.
+///
+/// Each node that runs a registry of the same name is a member. Every member keeps every
+/// entry, so a lookup is a local read. A name belongs to one member, its *owner* on a
+/// ``Placement`` (a consistent-hash ring by default); that owner serialises the name's
+/// registrations, so two nodes that register one name at once get one winner and a clear
+/// ``Failure/alreadyRegistered(_:_:)`` for the other. A registration returns once every
+/// member has it: a lookup from any node finds it then.
+///
+/// - ``registerName(_:start:arguments:timeout:)`` starts a ``HandoffServer`` worker on the
+///   name's owner (from a start function each node ``define(_:_:)``d, as Swarm's
+///   `{M, F, A}`).
+/// - When a member joins or leaves gracefully, the names whose owner changes move with
+///   their state (``Handoff``); messages sent to a moving name are held and delivered in
+///   order. When a member dies, its workers restart on their new owners, from their last
+///   ``WorkerContext/checkpoint(_:_:)`` if they made one.
+/// - A netsplit leaves each side with every name (``Placement/ring(virtualNodes:)``) or
+///   only the quorum side (``Placement/staticQuorum(_:virtualNodes:)``); on heal one
+///   holder per name stays, chosen by the placements' fencing epochs, and the other hands
+///   it its state (``HandoffServer/resolveConflict(_:_:)``) and its messages.
+///
+/// ```swift
+/// let workers = try await DistributedRegistry.start("workers")
+/// workers.define("counter") { context in Counter() }   // on every node
+/// let pid = try await workers.registerName("counter-1", start: "counter")
+/// let n = try await workers.call("counter-1", Term.atom("bump"))
+/// ```
+public struct DistributedRegistry: Sendable {
+    /// The registry's name: its process is registered under it on each member.
+    public let name: String
+    let node: LocalNode
+    /// How long a worker may take to answer a handoff.
+    public var handoffTimeout: Duration = .seconds(5)
+    /// How long to wait for a connected node's first sync before taking it for a node
+    /// that runs no registry.
+    public var syncTimeout: Duration = .seconds(5)
+
+    /// A handle to the registry `name` on `node` (started with ``start(_:on:placement:logger:)``).
+    public init(_ name: String = DistributedRegistry.defaultName, on node: LocalNode = .default) {
+        self.name = name
+        self.node = node
+    }
+
+    /// The default registry name.
+    public static let defaultName = "parley_registry"
+
+    /// Errors of the registry's operations.
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The name has a holder already (Swarm's `{:error, {:already_registered, pid}}`).
+        case alreadyRegistered(String, Pid)
+        /// No process has the name.
+        case notRegistered(String)
+        /// No member may hold names now: a quorum placement without its quorum (Swarm's
+        /// `{:error, :no_node_available}`).
+        case noNodeAvailable(String)
+        /// The owner has no start function under this key (``define(_:_:)`` it on every node).
+        case undefinedWorker(String)
+        /// The worker's `initialize` failed or ignored.
+        case startFailed(String, String)
+        /// Only a process of this node can be registered here.
+        case notLocal(Pid)
+        /// No registry of this name runs on this node.
+        case noRegistry(String)
+        /// The registry did not answer in time.
+        case timeout(String)
+
+        public var description: String {
+            switch self {
+            case .alreadyRegistered(let n, let p): return "\(n) is registered already, to \(p)"
+            case .notRegistered(let n): return "no process is registered as \(n)"
+            case .noNodeAvailable(let n): return "no node may hold \(n) now (the registry has no quorum)"
+            case .undefinedWorker(let k): return "no worker is defined as \(k) on the name's owner"
+            case .startFailed(let n, let why): return "the worker for \(n) did not start: \(why)"
+            case .notLocal(let p): return "\(p) is not a process of this node"
+            case .noRegistry(let r): return "no registry \(r) runs on this node"
+            case .timeout(let n): return "the registry did not answer about \(n) in time"
+            }
+        }
+
+        var term: Term {
+            switch self {
+            case .alreadyRegistered(_, let p): return .tuple([.atom("error"), .tuple([.atom("already_registered"), .pid(p)])])
+            case .noNodeAvailable: return .tuple([.atom("error"), .atom("no_node_available")])
+            case .undefinedWorker(let k): return .tuple([.atom("error"), .tuple([.atom("undefined_worker"), .string(k)])])
+            case .startFailed(_, let why): return .tuple([.atom("error"), .tuple([.atom("start_failed"), .string(why)])])
+            default: return .tuple([.atom("error"), .string(description)])
+            }
+        }
+
+        init(_ t: Term, name: String) {
+            guard case .tuple(let e) = t, e.count == 2 else { self = .startFailed(name, "\(t)"); return }
+            switch e[1] {
+            case .tuple(let r) where r.count == 2 && r[0] == .atom("already_registered"):
+                self = r[1].pidValue.map { .alreadyRegistered(name, $0) } ?? .startFailed(name, "\(t)")
+            case .atom("no_node_available"):
+                self = .noNodeAvailable(name)
+            case .tuple(let r) where r.count == 2 && r[0] == .atom("undefined_worker"):
+                self = .undefinedWorker(r[1].stringValue ?? "\(r[1])")
+            case .tuple(let r) where r.count == 2 && r[0] == .atom("start_failed"):
+                self = .startFailed(name, r[1].stringValue ?? "\(r[1])")
+            default:
+                self = .startFailed(name, e[1].stringValue ?? "\(e[1])")
+            }
+        }
+    }
+
+    // MARK: Running
+
+    struct Key: Hashable {
+        let node: ObjectIdentifier
+        let name: String
+    }
+
+    static let shared = Locked<[Key: RegistryShared]>([:])
+    /// Worker definitions, by node and registry; made before or after the start.
+    static let definitions = Locked<[Key: [String: WorkerStarter]]>([:])
+
+    func starter(_ key: String) -> WorkerStarter? { Self.definitions.withLock { $0[self.key]?[key] } }
+
+    var key: Key { Key(node: ObjectIdentifier(node), name: name) }
+
+    var state: RegistryShared? { Self.shared.withLock { $0[key] } }
+
+    /// Starts the registry `name` on `node` and returns once it has synced with every
+    /// member it is connected to: its first lookup already sees the whole registry
+    /// (Swarm's joiners waited for an anti-entropy round, #44). It finds the members it
+    /// connects to later by itself.
+    ///
+    /// ```swift
+    /// let registry = try await DistributedRegistry.start("workers", placement: .staticQuorum(2))
+    /// ```
+    /// - Throws: ``ProcessError/nameTaken(_:by:)`` if the name is registered already.
+    @discardableResult
+    public static func start(_ name: String = DistributedRegistry.defaultName, on node: LocalNode = .default,
+                             placement: any Placement = .ring(), handoffTimeout: Duration = .seconds(5),
+                             syncTimeout: Duration = .seconds(5),
+                             logger: Logger = Logger(label: "parley.registry")) async throws -> DistributedRegistry {
+        var registry = DistributedRegistry(name, on: node)
+        registry.handoffTimeout = handoffTimeout
+        registry.syncTimeout = syncTimeout
+        let shared = RegistryShared()
+        let key = registry.key
+        let fixed = registry
+        let pid = try node.spawn(SpawnOptions(name: name, label: "registry \(name)")) { me in
+            var server = RegistryServer(me: me, registry: fixed, shared: shared, placement: placement, log: logger)
+            defer {
+                Self.shared.withLock { s in if s[key] === shared { s[key] = nil } }
+                Distribution.router(of: me.node)?.monitorNodes(me.pid, false)
+            }
+            try await server.run()
+        }
+        Self.shared.withLock { $0[key] = shared }
+        _ = try? await Gen.call(pid, RegistryLocal.awaitSync, timeout: syncTimeout + .seconds(1))
+        return registry
+    }
+
+    /// Leaves the cluster gracefully: every worker here hands off to its new owner (its
+    /// state travels, its messages follow), plain names are removed, then the registry
+    /// stops. A SIGTERM handler calls this for a rolling deploy that loses nothing.
+    public func stop(timeout: Duration = .seconds(30)) async {
+        guard let pid = node.whereis(name) else { return }
+        _ = try? await Gen.call(pid, RegistryLocal.leave, timeout: timeout)
+        Process.exit(pid, .shutdown)
+    }
+
+    /// Whether the registry runs on this node.
+    public var isRunning: Bool { node.whereis(name) != nil }
+
+    /// The members (node names, this one included), sorted.
+    public var members: [String] { state?.view.withLock { $0.members } ?? [] }
+
+    // MARK: Workers
+
+    /// Defines a worker kind under `key`: how to make the server that a registration with
+    /// `start: key` runs. Every node must define the same keys (Swarm's `{M, F, A}` must
+    /// exist on every node): a name starts on its owner, which may be any member. Define
+    /// them before ``start(_:on:placement:handoffTimeout:syncTimeout:logger:)``: names may
+    /// move to a node as soon as its registry starts.
+    ///
+    /// ```swift
+    /// registry.define("counter") { context in Counter(name: context.name) }
+    /// ```
+    public func define<Server: HandoffServer>(_ key: String, _ make: @escaping @Sendable (WorkerContext) -> Server) {
+        let node = self.node
+        let starter: WorkerStarter = { context, registryPid, handed, held throws(StartError) in
+            try HandoffProcess.start(make(context), name: context.name, registry: registryPid, node: node, handed: handed, held: held)
+        }
+        Self.definitions.withLock { $0[self.key, default: [:]][key] = starter }
+    }
+
+    // MARK: Names
+
+    /// Starts the worker defined as `key` under `name` on the name's owner and returns its
+    /// pid once every member knows it (Swarm's `register_name(name, m, f, a)`).
+    ///
+    /// ```swift
+    /// let pid = try await registry.registerName("cart:42", start: "cart", arguments: .integer(42))
+    /// ```
+    /// - Throws: ``Failure/alreadyRegistered(_:_:)`` (with the holder),
+    ///   ``Failure/noNodeAvailable(_:)``, ``Failure/undefinedWorker(_:)``,
+    ///   ``Failure/startFailed(_:_:)``, ``Failure/noRegistry(_:)``, ``Failure/timeout(_:)``.
+    @discardableResult
+    public func registerName(_ name: String, start key: String, arguments: Term = .list([]),
+                             timeout: Duration = .seconds(15)) async throws(Failure) -> Pid {
+        try await request(.register(name: name, what: .worker(WorkerSpec(key: key, arguments: arguments))), name: name, timeout: timeout)
+    }
+
+    /// Registers a running process of this node under `name` (Swarm's `register_name(name,
+    /// pid)`): it never moves, and its name goes when it exits or its node does.
+    ///
+    /// - Throws: ``Failure/alreadyRegistered(_:_:)``, ``Failure/notLocal(_:)``, …
+    public func register(_ name: String, _ pid: Pid, timeout: Duration = .seconds(15)) async throws(Failure) {
+        guard pid.holdsProcess, pid.nodeName == node.name else { throw .notLocal(pid) }
+        _ = try await request(.register(name: name, what: .pid(pid)), name: name, timeout: timeout)
+    }
+
+    /// Removes `name` on every member; its process keeps running (Swarm's
+    /// `unregister_name`). Returns once every member has removed it.
+    /// - Throws: ``Failure/notRegistered(_:)``.
+    public func unregister(_ name: String, timeout: Duration = .seconds(15)) async throws(Failure) {
+        _ = try await request(.unregister(name: name), name: name, timeout: timeout)
+    }
+
+    func request(_ r: RegistryLocal, name: String, timeout: Duration) async throws(Failure) -> Pid {
+        guard let server = node.whereis(self.name) else { throw .noRegistry(self.name) }
+        let reply: any Sendable
+        do {
+            reply = try await Gen.call(server, r, timeout: timeout)
+        } catch {
+            if case .timeout = error { throw .timeout(name) }
+            throw .noRegistry(self.name)
+        }
+        guard let result = reply as? Result<Pid, Failure> else { throw .noRegistry(self.name) }
+        return try result.get()
+    }
+
+    /// The holder of `name`, from this node's copy of the registry: a local read. Waits
+    /// only while this node's first sync is under way.
+    public func whereis(_ name: String) async -> Pid? {
+        if let hit = lookup(name) { return hit }
+        if let s = state, s.view.withLock({ $0.syncing }), let server = node.whereis(self.name) {
+            _ = try? await Gen.call(server, RegistryLocal.awaitSync, timeout: syncTimeout + .seconds(1))
+            return lookup(name)
+        }
+        return nil
+    }
+
+    /// The holder of `name` in this node's copy, without waiting.
+    public func lookup(_ name: String) -> Pid? { state?.entries.withLock { $0[name]?.pid } }
+
+    /// The entry of `name` (holder, epoch, worker), without waiting.
+    public func entry(_ name: String) -> RegistryEntry? { state?.entries.withLock { $0[name] } }
+
+    /// Every name and its holder (Swarm's `registered/0`).
+    public func registered() -> [String: Pid] {
+        state?.entries.withLock { $0.mapValues(\.pid) } ?? [:]
+    }
+
+    /// Sends `message` to the holder of `name` (a ``Term``, or a Gen call or cast, to reach
+    /// another node). A worker that is moving holds it for its successor.
+    /// - Throws: ``Failure/notRegistered(_:)``.
+    public func send(_ message: any Sendable, to name: String) async throws(Failure) {
+        guard let pid = await whereis(name) else { throw .notRegistered(name) }
+        Process.send(message, to: pid)
+    }
+
+    /// Calls the GenServer registered as `name`, on whichever node holds it (a `:via` call).
+    /// A call that reaches a worker while it moves is answered by its successor.
+    ///
+    /// ```swift
+    /// let count = try await registry.call("counter-1", Term.atom("get"))
+    /// ```
+    /// - Throws: ``Gen/CallError``; ``Gen/CallError/noproc(_:)`` when no process has the name.
+    public func call(_ name: String, _ request: any Sendable, timeout: Duration = Gen.defaultTimeout) async throws(Gen.CallError) -> any Sendable {
+        guard let pid = await whereis(name) else { throw .noproc(name) }
+        return try await Gen.call(pid, request, timeout: timeout)
+    }
+
+    /// Casts to the GenServer registered as `name` (dropped when nobody has it).
+    public func cast(_ name: String, _ request: any Sendable) async {
+        guard let pid = await whereis(name) else { return }
+        Gen.cast(pid, request)
+    }
+}

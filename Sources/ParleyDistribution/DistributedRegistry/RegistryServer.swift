@@ -1,0 +1,765 @@
+import Logging
+@_spi(Distribution) import Parley
+
+/// What the API asks of the registry process of its node.
+enum RegistryLocal: Sendable {
+    /// `Gen.call`: register `name` (through its owner); replies `Result<Pid, Failure>`.
+    case register(name: String, what: Registration)
+    /// `Gen.call`: remove `name` everywhere; replies `Result<Pid, Failure>`.
+    case unregister(name: String)
+    /// `Gen.call`: reply `true` once the first sync with every connected member is done.
+    case awaitSync
+    /// `Gen.call`: hand every name off, then exit; replies `true`.
+    case leave
+    /// Send: a worker's checkpoint.
+    case checkpoint(name: String, holder: Pid, state: Term)
+}
+
+enum Registration: Sendable {
+    case pid(Pid)
+    case worker(WorkerSpec)
+
+    var term: Term {
+        switch self {
+        case .pid(let p): return .tuple([.atom("pid"), .pid(p)])
+        case .worker(let w): return .tuple([.atom("start"), .string(w.key), w.arguments])
+        }
+    }
+
+    init?(_ t: Term) {
+        guard case .tuple(let f) = t else { return nil }
+        if f.count == 2, f[0] == .atom("pid"), case .pid(let p) = f[1] { self = .pid(p); return }
+        if f.count == 3, f[0] == .atom("start"), let key = f[1].stringValue { self = .worker(WorkerSpec(key: key, arguments: f[2])); return }
+        return nil
+    }
+}
+
+/// Starts a defined worker: context, registry process, handed-over state, whether it
+/// waits for its predecessor's drained marker.
+typealias WorkerStarter = @Sendable (WorkerContext, Pid, Term?, Bool) throws(StartError) -> Pid
+
+/// What the API reads without asking the registry process, and what it was given.
+final class RegistryShared: Sendable {
+    let entries = Locked<[String: RegistryEntry]>([:])
+    /// Members (node names, this one included) and whether the first sync is still going.
+    let view = Locked<(members: [String], syncing: Bool)>(([], true))
+}
+
+/// The registry process of one node: registered under the registry's name, so that its
+/// peers reach it as `{Name, Node}`. Every member keeps every entry; a name's owner on the
+/// placement serialises its registrations; a holder's node watches it.
+struct RegistryServer {
+    let me: Process
+    let registry: DistributedRegistry
+    let shared: RegistryShared
+    let placement: any Placement
+    let log: Logger
+    var nodeName: String { me.node.name }
+
+    /// Peers: node → registry process, and the monitor of `{Name, Node}`.
+    var peers: [String: Pid] = [:]
+    var peerMonitors: [Reference: String] = [:]
+    var monitorOf: [String: Reference] = [:]
+    /// Nodes asked to sync that have not answered (nor turned out to run no registry).
+    var syncing: [String: Reference] = [:]
+    /// Nodes leaving gracefully: no longer on the ring.
+    var leaving: Set<String> = []
+    var leavingMyself: Gen.From?
+    /// Monitors of holders on this node.
+    var holderMonitors: [Pid: Reference] = [:]
+    /// Epochs of names that had a holder once, so a new placement fences an old one.
+    var retired: [String: Int] = [:]
+    var checkpoints: [String: Term] = [:]
+    var nextTag = 1
+    /// Registrations waiting for every member's ack.
+    var acks: [Int: Ack] = [:]
+    /// Registrations sent to their owner: tag → (caller, name, what, owner).
+    var forwarded: [Int: (from: Gen.From, name: String, what: Registration, owner: String)] = [:]
+    /// Requests that wait for the first sync.
+    var deferred: [(Gen.From, RegistryLocal)] = []
+    var syncWaiters: [Gen.From] = []
+    /// Names moving away from this node.
+    var moves: [String: Move] = [:]
+    /// New holders here waiting for a predecessor on `node`.
+    var heldFrom: [Pid: String] = [:]
+    /// The last time the process ran, to tell that this node was frozen (SIGSTOP, a VM
+    /// pause) long enough for its peers to declare it down.
+    var lastAwake: ContinuousClock.Instant = .now
+    var frozenAt: ContinuousClock.Instant? = nil
+    var watching = false
+    /// Names whose worker answered `.ignore` since the members last changed.
+    var ignored: Set<String> = []
+    var rebalanceScheduled = false
+
+    struct Ack {
+        var waiting: Set<String>
+        var then: Then
+        enum Then {
+            case reply(Gen.From, Pid)
+            case replyRemote(Pid, Int, Pid)
+            case unregistered(Gen.From, Pid)
+            case moved(name: String, old: Pid)
+            case nothing
+        }
+    }
+
+    struct Move {
+        let tag: Int
+        let target: String
+        let old: Pid
+        /// The epoch of the new placement.
+        let epoch: Int
+        var phase: Phase
+        enum Phase { case asking, starting, tracking }
+    }
+
+    struct Heartbeat: Sendable {}
+    struct Rebalance: Sendable {}
+    struct MoveTimeout: Sendable { let name: String; let tag: Int }
+    struct SyncTimeout: Sendable { let node: String }
+    struct Retry: Sendable { let from: Gen.From; let name: String; let what: Registration }
+
+    static let heartbeat: Duration = .milliseconds(250)
+    /// A gap this long between heartbeats means the node was frozen.
+    static let frozenGap: Duration = .seconds(2)
+
+    init(me: Process, registry: DistributedRegistry, shared: RegistryShared, placement: any Placement, log: Logger) {
+        self.me = me
+        self.registry = registry
+        self.shared = shared
+        self.placement = placement
+        self.log = log
+    }
+
+    // MARK: Loop
+
+    mutating func run() async throws {
+        watch()
+        publishView()
+        _ = me.sendAfter(Heartbeat(), after: Self.heartbeat)
+        while true {
+            let m = try await me.receive()
+            awake()
+            handle(m)
+            if leavingMyself != nil, moves.isEmpty { return finishLeaving() }
+        }
+    }
+
+    mutating func awake() {
+        let now = ContinuousClock.now
+        if now - lastAwake > Self.frozenGap { frozenAt = now }
+        lastAwake = now
+    }
+
+    /// Whether this node was frozen a moment ago (its lost peers declared it down).
+    var wasFrozen: Bool {
+        guard let f = frozenAt else { return false }
+        return ContinuousClock.now - f < .seconds(10)
+    }
+
+    mutating func watch() {
+        guard !watching, let router = Distribution.router(of: me.node) else { return }
+        watching = true
+        router.monitorNodes(me.pid, true)
+        for peer in router.connectedNodes { discover(peer.name) }
+    }
+
+    mutating func discover(_ node: String) {
+        guard node != nodeName, peers[node] == nil, syncing[node] == nil else { return }
+        let ref = monitorPeer(node)
+        syncing[node] = ref
+        me.send(Term.tuple([.atom("discover"), .pid(me.pid)]), to: registry.name, on: Node.named(node))
+        _ = me.sendAfter(SyncTimeout(node: node), after: registry.syncTimeout)
+        publishView()
+    }
+
+    mutating func monitorPeer(_ node: String) -> Reference {
+        if let ref = monitorOf[node] { return ref }
+        let ref = me.monitor(registry.name, on: Node.named(node))
+        monitorOf[node] = ref
+        peerMonitors[ref] = node
+        return ref
+    }
+
+    mutating func handle(_ m: any Sendable) {
+        switch m {
+        case is Heartbeat:
+            if !watching { watch() }
+            _ = me.sendAfter(Heartbeat(), after: Self.heartbeat)
+        case let c as Gen.CallMessage:
+            guard let r = c.request as? RegistryLocal else { return }
+            local(r, from: c.from)
+        case let r as RegistryLocal:
+            if case .checkpoint(let name, let holder, let state) = r { checkpoint(name, holder, state) }
+        case let a as HandoffAnswer:
+            answered(a)
+        case let d as DownMessage:
+            down(d)
+        case is Rebalance:
+            rebalanceScheduled = false
+            rebalance()
+        case let r as Retry:
+            local(.register(name: r.name, what: r.what), from: r.from)
+        case let t as MoveTimeout:
+            moveTimedOut(t)
+        case let t as SyncTimeout:
+            if syncing[t.node] != nil {
+                log.debug("registry \(registry.name): \(t.node) did not answer its sync in time; it is not a member")
+                syncing[t.node] = nil
+                syncDone()
+            }
+        case let t as Term:
+            wire(t)
+        default:
+            log.warning("registry \(registry.name) ignored an unexpected \(type(of: m))")
+        }
+    }
+
+    // MARK: The view
+
+    /// Nodes on the ring: this one (unless leaving) and every synced peer not leaving.
+    var ringMembers: [String] {
+        var m = peers.keys.filter { !leaving.contains($0) }
+        if leavingMyself == nil { m.append(nodeName) }
+        return m.sorted()
+    }
+
+    func owner(of name: String) -> String? {
+        let members = ringMembers
+        return members.isEmpty ? nil : placement.owner(of: name, among: members)
+    }
+
+    func publishView() {
+        let members = ([nodeName] + peers.keys).sorted()
+        let syncing = !self.syncing.isEmpty
+        shared.view.withLock { $0 = (members, syncing) }
+    }
+
+    var entries: [String: RegistryEntry] { shared.entries.withLock { $0 } }
+    func entry(_ name: String) -> RegistryEntry? { shared.entries.withLock { $0[name] } }
+
+    mutating func set(_ e: RegistryEntry) {
+        shared.entries.withLock { $0[e.name] = e }
+        if e.node == nodeName, holderMonitors[e.pid] == nil { holderMonitors[e.pid] = me.monitor(e.pid) }
+    }
+
+    mutating func remove(_ name: String) -> RegistryEntry? {
+        guard let e = shared.entries.withLock({ $0.removeValue(forKey: name) }) else { return nil }
+        retired[name] = max(retired[name] ?? 0, e.epoch)
+        return e
+    }
+
+    func nextEpoch(_ name: String) -> Int { max(entry(name)?.epoch ?? 0, retired[name] ?? 0) + 1 }
+
+    func connected(_ node: String) -> Bool {
+        node == nodeName || peers[node] != nil || syncing[node] != nil
+    }
+
+    // MARK: Requests of this node's API
+
+    mutating func local(_ r: RegistryLocal, from: Gen.From) {
+        if !syncing.isEmpty, case .register = r { deferred.append((from, r)); return }
+        switch r {
+        case .register(let name, let what):
+            guard let owner = owner(of: name) else {
+                return Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.failure(.noNodeAvailable(name)))
+            }
+            if owner == nodeName {
+                register(name, what, reply: { server, result in
+                    if case .success(let pid) = result, let e = server.entry(name) {
+                        server.track(e, then: { .reply(from, pid) })
+                    } else {
+                        Gen.reply(from, result)
+                    }
+                })
+            } else {
+                let tag = take()
+                forwarded[tag] = (from, name, what, owner)
+                send(to: owner, .tuple([.atom("register"), .pid(me.pid), .integer(tag), .string(name), what.term]))
+            }
+        case .unregister(let name):
+            guard let e = remove(name) else {
+                return Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.failure(.notRegistered(name)))
+            }
+            checkpoints[name] = nil
+            untrackHolder(e)
+            broadcast(untrack: e, then: .unregistered(from, e.pid))
+        case .awaitSync:
+            if syncing.isEmpty { Gen.reply(from, true) } else { syncWaiters.append(from) }
+        case .leave:
+            leavingMyself = from
+            for (_, pid) in peers { me.send(Term.tuple([.atom("leaving"), .pid(me.pid)]), to: pid) }
+            membersChanged()
+        case .checkpoint(let name, let holder, let state):
+            checkpoint(name, holder, state)
+        }
+    }
+
+    mutating func take() -> Int {
+        defer { nextTag += 1 }
+        return nextTag
+    }
+
+    /// The owner's side of a registration: refuse a taken name, start a worker here or
+    /// take a process of the caller's node; `reply` gets the outcome before the track.
+    mutating func register(_ name: String, _ what: Registration,
+                           reply: (inout RegistryServer, Result<Pid, DistributedRegistry.Failure>) -> Void) {
+        if let e = entry(name) { return reply(&self, .failure(.alreadyRegistered(name, e.pid))) }
+        let epoch = nextEpoch(name)
+        switch what {
+        case .pid(let pid):
+            set(RegistryEntry(name: name, pid: pid, epoch: epoch, worker: nil))
+            reply(&self, .success(pid))
+        case .worker(let spec):
+            switch start(spec, name: name, handed: nil, held: false) {
+            case .success(let pid):
+                set(RegistryEntry(name: name, pid: pid, epoch: epoch, worker: spec))
+                reply(&self, .success(pid))
+            case .failure(let f):
+                reply(&self, .failure(f))
+            }
+        }
+    }
+
+    func start(_ spec: WorkerSpec, name: String, handed: Term?, held: Bool) -> Result<Pid, DistributedRegistry.Failure> {
+        guard let starter = registry.starter(spec.key) else { return .failure(.undefinedWorker(spec.key)) }
+        let context = WorkerContext(name: name, registry: registry, arguments: spec.arguments)
+        do throws(StartError) {
+            return .success(try starter(context, me.pid, handed, held))
+        } catch {
+            return .failure(.startFailed(name, error.description))
+        }
+    }
+
+    // MARK: Broadcasts
+
+    /// Tells every peer of `e` and does `then` once each has applied it (or is gone).
+    mutating func track(_ e: RegistryEntry, then: () -> Ack.Then) {
+        let tag = take()
+        let waiting = Set(peers.keys)
+        for (_, pid) in peers { me.send(Term.tuple([.atom("track"), .pid(me.pid), e.term, .integer(tag)]), to: pid) }
+        acks[tag] = Ack(waiting: waiting, then: then())
+        if waiting.isEmpty { acked(tag, by: nil) }
+    }
+
+    mutating func broadcast(untrack e: RegistryEntry, then: Ack.Then?) {
+        let tag = then == nil ? 0 : take()
+        for (_, pid) in peers {
+            me.send(Term.tuple([.atom("untrack"), .pid(me.pid), .string(e.name), .pid(e.pid), .integer(tag)]), to: pid)
+        }
+        if let then {
+            acks[tag] = Ack(waiting: Set(peers.keys), then: then)
+            if peers.isEmpty { acked(tag, by: nil) }
+        }
+    }
+
+    mutating func acked(_ tag: Int, by node: String?) {
+        guard var a = acks[tag] else { return }
+        if let node { a.waiting.remove(node) }
+        guard a.waiting.isEmpty else { acks[tag] = a; return }
+        acks[tag] = nil
+        switch a.then {
+        case .reply(let from, let pid):
+            Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.success(pid))
+        case .replyRemote(let to, let remoteTag, let pid):
+            me.send(Term.tuple([.atom("registered"), .integer(remoteTag), .tuple([.atom("ok"), .pid(pid)])]), to: to)
+        case .unregistered(let from, let pid):
+            Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.success(pid))
+        case .moved(let name, let old):
+            old.send(HandoffOrder.finish)
+            if moves[name]?.old == old { moves[name] = nil }
+        case .nothing:
+            break
+        }
+    }
+
+    func send(to node: String, _ t: Term) {
+        if let pid = peers[node] { me.send(t, to: pid) } else { me.send(t, to: registry.name, on: Node.named(node)) }
+    }
+
+    /// This node stops watching a holder it no longer has an entry for.
+    mutating func untrackHolder(_ e: RegistryEntry) {
+        if let ref = holderMonitors.removeValue(forKey: e.pid) { me.demonitor(ref) }
+    }
+
+    // MARK: Applying what peers say
+
+    /// Applies a placement heard from a peer (or a sync): the winner of a conflict stays
+    /// everywhere; a loser held here gives way to it.
+    mutating func apply(_ e: RegistryEntry) {
+        if e.node == nodeName {
+            // Only this node knows what runs here: an entry for a process of ours that
+            // is dead, or replaced, is stale.
+            guard e.pid.isAlive else { return }
+        } else if !connected(e.node) {
+            return
+        }
+        guard let old = entry(e.name) else { return set(e) }
+        if old.pid == e.pid {
+            if e.epoch > old.epoch { set(e) }
+            return
+        }
+        if RegistryEntry.wins(e, over: old) {
+            set(e)
+            if old.node == nodeName { evict(old, winner: e) }
+        } else if e.node == nodeName {
+            evict(e, winner: old)
+        }
+    }
+
+    /// A holder here lost its name to `winner`: a worker hands its state and messages to
+    /// it and exits; a plain process exits with `{shutdown, name_conflict}`.
+    mutating func evict(_ loser: RegistryEntry, winner: RegistryEntry) {
+        untrackHolder(loser)
+        moves[loser.name] = nil
+        log.info("registry \(registry.name): \(loser.name) on \(loser.pid) gives way to \(winner.pid)@\(winner.node) (epoch \(loser.epoch) vs \(winner.epoch))")
+        if loser.worker != nil {
+            loser.pid.send(HandoffOrder.evict(winner: winner.pid))
+        } else {
+            Process.exit(loser.pid, .shutdownWith(Term.atom("name_conflict")))
+        }
+    }
+
+    mutating func wire(_ t: Term) {
+        guard case .tuple(let c) = t, let op = c.first?.atomName else { return unexpected(t) }
+        switch (op, c.count) {
+        case ("discover", 2):
+            guard case .pid(let peer) = c[1] else { return unexpected(t) }
+            added(peer)
+            me.send(syncTerm(), to: peer)
+            membersChanged()
+        case ("sync", 4):
+            guard case .pid(let peer) = c[1], let items = c[2].listElements, let cps = c[3].listElements else { return unexpected(t) }
+            added(peer)
+            let node = peer.nodeName
+            syncing[node] = nil
+            for item in items { if let e = RegistryEntry(item) { apply(e) } }
+            for cp in cps {
+                if case .tuple(let p) = cp, p.count == 2, let name = p[0].stringValue, checkpoints[name] == nil { checkpoints[name] = p[1] }
+            }
+            syncDone()
+            membersChanged()
+        case ("track", 4):
+            guard case .pid(let peer) = c[1], let e = RegistryEntry(c[2]), let tag = c[3].intValue else { return unexpected(t) }
+            apply(e)
+            if tag != 0 { me.send(Term.tuple([.atom("ack"), .pid(me.pid), .integer(tag)]), to: peer) }
+        case ("untrack", 5):
+            guard case .pid(let peer) = c[1], let name = c[2].stringValue, case .pid(let holder) = c[3], let tag = c[4].intValue else {
+                return unexpected(t)
+            }
+            if let e = entry(name), e.pid == holder {
+                _ = remove(name)
+                checkpoints[name] = nil
+                untrackHolder(e)
+            }
+            if tag != 0 { me.send(Term.tuple([.atom("ack"), .pid(me.pid), .integer(tag)]), to: peer) }
+        case ("ack", 3):
+            guard case .pid(let peer) = c[1], let tag = c[2].intValue else { return unexpected(t) }
+            acked(tag, by: peer.nodeName)
+        case ("register", 5):
+            guard case .pid(let peer) = c[1], let tag = c[2].intValue, let name = c[3].stringValue, let what = Registration(c[4]) else {
+                return unexpected(t)
+            }
+            remoteRegister(peer, tag, name, what)
+        case ("registered", 3):
+            guard let tag = c[1].intValue, let f = forwarded.removeValue(forKey: tag) else { return }
+            if c[2] == .tuple([.atom("error"), .atom("not_owner")]) {
+                // The owner's view and ours differ for a moment: ask again when ours changed.
+                _ = me.sendAfter(Retry(from: f.from, name: f.name, what: f.what), after: .milliseconds(50))
+                return
+            }
+            Gen.reply(f.from, Self.result(c[2], name: f.name))
+        case ("handoff", 6):
+            guard case .pid(let peer) = c[1], let tag = c[2].intValue, let e = RegistryEntry(c[3]), case .pid(let old) = c[5] else {
+                return unexpected(t)
+            }
+            takeOver(e, state: c[4] == .atom("undefined") ? nil : c[4], old: old, from: peer, tag: tag)
+        case ("handoff_started", 4):
+            guard let name = c[1].stringValue, let tag = c[2].intValue, case .pid(let new) = c[3] else { return unexpected(t) }
+            started(name, tag, new)
+        case ("handoff_failed", 4):
+            guard let name = c[1].stringValue, let tag = c[2].intValue else { return unexpected(t) }
+            guard let move = moves[name], move.tag == tag else { return }
+            log.warning("registry \(registry.name): \(name) stays on \(nodeName) for now: \(move.target) could not take it over (\(c[3]))")
+            moves[name] = nil
+            move.old.send(HandoffOrder.cancel)
+            rebalanceLater()
+        case ("checkpoint", 3):
+            guard let name = c[1].stringValue else { return unexpected(t) }
+            checkpoints[name] = c[2]
+        case ("leaving", 2):
+            guard case .pid(let peer) = c[1] else { return unexpected(t) }
+            leaving.insert(peer.nodeName)
+            membersChanged()
+        case ("nodeup", 2), ("nodeup", 3):
+            guard let node = c[1].atomName else { return }
+            discover(node)
+        case ("nodedown", 2), ("nodedown", 3):
+            break
+        default:
+            unexpected(t)
+        }
+    }
+
+    static func result(_ t: Term, name: String) -> Result<Pid, DistributedRegistry.Failure> {
+        if case .tuple(let r) = t, r.count == 2, r[0] == .atom("ok"), case .pid(let p) = r[1] { return .success(p) }
+        return .failure(DistributedRegistry.Failure(t, name: name))
+    }
+
+    mutating func added(_ peer: Pid) {
+        let node = peer.nodeName
+        guard node != nodeName else { return }
+        _ = monitorPeer(node)
+        if peers[node] == nil {
+            peers[node] = peer
+            leaving.remove(node)
+            log.debug("registry \(registry.name): \(node) is a member")
+        }
+        publishView()
+    }
+
+    func syncTerm() -> Term {
+        let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
+        return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
+                       .list(checkpoints.map { .tuple([.string($0.key), $0.value]) })])
+    }
+
+    mutating func syncDone() {
+        publishView()
+        guard syncing.isEmpty else { return }
+        for w in syncWaiters { Gen.reply(w, true) }
+        syncWaiters = []
+        let waiting = deferred
+        deferred = []
+        for (from, r) in waiting { local(r, from: from) }
+    }
+
+    mutating func remoteRegister(_ peer: Pid, _ tag: Int, _ name: String, _ what: Registration) {
+        let me = self.me
+        func answer(_ r: Term) { me.send(Term.tuple([.atom("registered"), .integer(tag), r]), to: peer) }
+        // This node must own the name in its own view; if not, the caller's view is out
+        // of date: it retries when its view changes.
+        guard owner(of: name) == nodeName else { return answer(.tuple([.atom("error"), .atom("not_owner")])) }
+        register(name, what, reply: { server, result in
+            switch result {
+            case .success(let pid):
+                if let e = server.entry(name) { server.track(e, then: { .replyRemote(peer, tag, pid) }) }
+            case .failure(let f):
+                answer(f.term)
+            }
+        })
+    }
+
+    mutating func checkpoint(_ name: String, _ holder: Pid, _ state: Term) {
+        guard let e = entry(name), e.pid == holder else { return }
+        checkpoints[name] = state
+        for (_, pid) in peers { me.send(Term.tuple([.atom("checkpoint"), .string(name), state]), to: pid) }
+    }
+
+    // MARK: Deaths
+
+    mutating func down(_ d: DownMessage) {
+        if let node = peerMonitors.removeValue(forKey: d.ref) {
+            monitorOf[node] = nil
+            return lost(node)
+        }
+        guard holderMonitors[d.pid] == d.ref else { return }
+        holderMonitors[d.pid] = nil
+        heldFrom[d.pid] = nil
+        // A holder of this node exited: its name goes (Swarm's rule; a supervisor restarts it).
+        for (name, e) in entries where e.pid == d.pid {
+            _ = remove(name)
+            checkpoints[name] = nil
+            if let move = moves[name], move.old == d.pid { moves[name] = nil }
+            broadcast(untrack: e, then: nil)
+        }
+    }
+
+    /// A peer's registry is gone (its node died, the connection dropped, or it stopped).
+    mutating func lost(_ node: String) {
+        let wasPeer = peers.removeValue(forKey: node) != nil
+        leaving.remove(node)
+        if syncing.removeValue(forKey: node) != nil { syncDone() }
+        publishView()
+        guard wasPeer else { return }
+        let frozen = wasFrozen
+        log.info("registry \(registry.name): lost \(node)\(frozen ? " (this node was frozen: its peers declared it down)" : "")")
+        // Acks it owed are not coming.
+        for tag in Array(acks.keys) { acked(tag, by: node) }
+        // Registrations sent to it go to the new owner.
+        for (tag, f) in forwarded where f.owner == node {
+            forwarded[tag] = nil
+            local(.register(name: f.name, what: f.what), from: f.from)
+        }
+        // Moves to it stop.
+        for (name, move) in moves where move.target == node {
+            switch move.phase {
+            case .asking, .starting:
+                moves[name] = nil
+                move.old.send(HandoffOrder.cancel)
+            case .tracking:
+                break
+            }
+        }
+        for (pid, from) in heldFrom where from == node {
+            heldFrom[pid] = nil
+            pid.send(HandoffOrder.release)
+        }
+        if frozen {
+            // The peers that lost this node restart its names themselves: the holders here
+            // are stale, so they stop rather than race the new ones.
+            for (_, e) in entries where e.node == nodeName && e.worker != nil {
+                _ = remove(e.name)
+                untrackHolder(e)
+                Process.exit(e.pid, .shutdownWith(Term.atom("fenced")))
+            }
+        }
+        // Its names: gone, and the workers among them restart on their new owners.
+        for (name, e) in entries where e.node == node {
+            _ = remove(name)
+            guard let spec = e.worker, !frozen, owner(of: name) == nodeName else { continue }
+            switch start(spec, name: name, handed: checkpoints[name], held: false) {
+            case .success(let pid):
+                let fresh = RegistryEntry(name: name, pid: pid, epoch: max(e.epoch, retired[name] ?? 0) + 1, worker: spec)
+                set(fresh)
+                log.info("registry \(registry.name): restarted \(name) here after \(node) was lost")
+                track(fresh, then: { .nothing })
+            case .failure(let f):
+                log.error("registry \(registry.name): could not restart \(name) after \(node) was lost: \(f)")
+            }
+        }
+        membersChanged()
+    }
+
+    // MARK: Moves
+
+    /// Moves every worker held here whose owner is now another member; stops the workers
+    /// that no member may hold (a quorum placement without its quorum).
+    mutating func rebalance() {
+        guard syncing.isEmpty || leavingMyself != nil else { return }
+        for (name, e) in entries where e.node == nodeName && e.worker != nil && moves[name] == nil && !ignored.contains(name) {
+            guard let owner = owner(of: name) else {
+                if leavingMyself != nil { continue }
+                log.warning("registry \(registry.name): no quorum: \(name) stops")
+                _ = remove(name)
+                untrackHolder(e)
+                broadcast(untrack: e, then: nil)
+                Process.exit(e.pid, .shutdownWith(Term.atom("no_quorum")))
+                continue
+            }
+            guard owner != nodeName, peers[owner] != nil else { continue }
+            let tag = take()
+            moves[name] = Move(tag: tag, target: owner, old: e.pid, epoch: nextEpoch(name), phase: .asking)
+            e.pid.send(HandoffOrder.begin(tag: tag))
+            _ = me.sendAfter(MoveTimeout(name: name, tag: tag), after: registry.handoffTimeout)
+        }
+    }
+
+    /// Tries the moves again in a second (a failed or timed-out one).
+    mutating func rebalanceLater() {
+        guard !rebalanceScheduled else { return }
+        rebalanceScheduled = true
+        _ = me.sendAfter(Rebalance(), after: .seconds(1))
+    }
+
+    /// The members changed: every name is asked again, `.ignore` or not.
+    mutating func membersChanged() {
+        ignored.removeAll()
+        rebalance()
+    }
+
+    mutating func answered(_ a: HandoffAnswer) {
+        guard let (name, move) = moves.first(where: { $0.value.tag == a.tag }), move.phase == .asking,
+              let e = entry(name), e.pid == move.old else {
+            // A late answer to a move given up meanwhile: the worker holds its messages.
+            switch a.decision {
+            case .restart, .resume: a.pid.send(HandoffOrder.cancel)
+            case .ignore, .failed: break
+            }
+            return
+        }
+        let state: Term
+        switch a.decision {
+        case .ignore:
+            moves[name] = nil
+            ignored.insert(name)
+            return
+        case .failed(let why):
+            log.warning("registry \(registry.name): \(name) stays for now: \(why)")
+            moves[name] = nil
+            rebalanceLater()
+            return
+        case .restart:
+            state = .atom("undefined")
+        case .resume(let s):
+            state = s
+        }
+        moves[name]?.phase = .starting
+        let next = e.with(pid: e.pid, epoch: move.epoch)
+        send(to: move.target, .tuple([.atom("handoff"), .pid(me.pid), .integer(move.tag), next.term, state, .pid(e.pid)]))
+    }
+
+    /// The new owner's side of a move.
+    mutating func takeOver(_ e: RegistryEntry, state: Term?, old: Pid, from peer: Pid, tag: Int) {
+        func fail(_ why: String) {
+            me.send(Term.tuple([.atom("handoff_failed"), .string(e.name), .integer(tag), .string(why)]), to: peer)
+        }
+        guard let spec = e.worker else { return fail("not a worker") }
+        if let mine = entry(e.name), mine.node == nodeName, mine.pid != old { return fail("already held here") }
+        switch start(spec, name: e.name, handed: state, held: true) {
+        case .success(let pid):
+            let placed = e.with(pid: pid, epoch: e.epoch)
+            set(placed)
+            heldFrom[pid] = old.nodeName
+            if let s = state, checkpoints[e.name] != nil { checkpoints[e.name] = s }
+            me.send(Term.tuple([.atom("handoff_started"), .string(e.name), .integer(tag), .pid(pid)]), to: peer)
+        case .failure(let f):
+            fail(f.description)
+        }
+    }
+
+    mutating func started(_ name: String, _ tag: Int, _ new: Pid) {
+        guard let move = moves[name], move.tag == tag, move.phase == .starting else {
+            // The move was given up meanwhile: the new holder must not keep the name.
+            Process.exit(new, .shutdownWith(Term.atom("handoff_cancelled")))
+            return
+        }
+        move.old.send(HandoffOrder.forward(to: new))
+        moves[name]?.phase = .tracking
+        guard let e = entry(name) else { return }
+        untrackHolder(e)
+        let placed = e.with(pid: new, epoch: move.epoch)
+        set(placed)
+        track(placed, then: { .moved(name: name, old: move.old) })
+    }
+
+    mutating func moveTimedOut(_ t: MoveTimeout) {
+        guard let move = moves[t.name], move.tag == t.tag, move.phase != .tracking else { return }
+        log.warning("registry \(registry.name): \(t.name) stays on \(nodeName) for now: its handoff to \(move.target) timed out")
+        moves[t.name] = nil
+        move.old.send(HandoffOrder.cancel)
+        rebalanceLater()
+    }
+
+    // MARK: Leaving
+
+    /// Every move is done: the plain names here go; a worker that stayed (it answered
+    /// `.ignore`, or its move failed) stops, and its new owner restarts it when this
+    /// process is gone.
+    func finishLeaving() {
+        for (_, e) in entries where e.node == nodeName {
+            if e.worker != nil {
+                Process.exit(e.pid, .shutdown)
+                continue
+            }
+            for (_, pid) in peers {
+                me.send(Term.tuple([.atom("untrack"), .pid(me.pid), .string(e.name), .pid(e.pid), .integer(0)]), to: pid)
+            }
+        }
+        if let from = leavingMyself { Gen.reply(from, true) }
+    }
+
+    func unexpected(_ t: Term) {
+        log.warning("registry \(registry.name) ignored an unexpected message: \(DistributionRouter.summary(t))")
+    }
+}

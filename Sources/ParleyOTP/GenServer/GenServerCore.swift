@@ -1,0 +1,52 @@
+import Parley
+
+/// A GenServer's message handling without its process, for a process kind that wraps a
+/// GenServer and handles some messages of its own first (ParleyDistribution's
+/// `DistributedRegistry` runs its `HandoffServer` workers with it). Not public API.
+@_spi(Handoff)
+public struct GenServerCore<Server: GenServer> {
+    var process: GenServerProcess<Server>
+
+    public init(_ server: consuming Server, name: ServerName? = nil) {
+        process = GenServerProcess(server: server, parent: nil, name: name)
+    }
+
+    /// The server's state.
+    public var server: Server {
+        get { process.server }
+        _modify { yield &process.server }
+    }
+
+    /// Runs `initialize`, as `GenServer.start` does: `false` for `.ignore`; throws
+    /// `ProcessExit` for `.stop`; a continue runs before the next message is handled.
+    public mutating func initialize(_ me: CallbackProcess) throws -> Bool {
+        let result: GenServerInitResult<Server>
+        do {
+            result = try process.server.initialize(me)
+        } catch let e as ProcessExit {
+            throw e
+        } catch {
+            throw ProcessExit(.error(error))
+        }
+        switch result.kind {
+        case .ignore: return false
+        case .stop(let reason): throw ProcessExit(reason)
+        case .ok: break
+        }
+        if let next = result.next {
+            process.continueAfterInit = next
+            me.send(GenServerProtocol<Server>.InitContinue(), to: me.pid)
+        }
+        return true
+    }
+
+    /// Handles one message as the GenServer's own process would.
+    public mutating func handle(_ message: any Sendable, _ me: CallbackProcess) -> Next {
+        process.handle(message, me)
+    }
+
+    /// Runs `terminate` with `reason` (and reports an abnormal one), as a stop does.
+    public mutating func terminate(_ reason: ExitReason, _ me: CallbackProcess) -> Next {
+        process.terminate(reason, me)
+    }
+}

@@ -1,0 +1,392 @@
+import Foundation
+import Synchronization
+import Testing
+@_spi(Distribution) @testable import Parley
+@testable import ParleyDistribution
+import ParleyOTP
+
+/// A worker that counts what it is sent, for the registry's tests. Its registration's
+/// arguments say how it answers a handoff: `resume` (the default), `restart`, `ignore`,
+/// or `checkpoint` (resume, and checkpoint after every cast).
+struct Tally: HandoffServer {
+    typealias Call = Term
+    typealias Reply = Term
+    typealias Cast = Term
+    typealias HandoffState = Int
+
+    let context: WorkerContext
+    var count = 0
+    var merged: [Int] = []
+
+    var mode: String { context.arguments.atomName ?? "resume" }
+
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
+        switch request.atomName {
+        case "get": return .reply(.integer(count))
+        case "node": return .reply(.atom(Atom(me.node.name)))
+        case "merged": return .reply(.list(merged.map { .integer($0) }))
+        default:
+            count += 1
+            return .reply(.integer(count))
+        }
+    }
+
+    mutating func handleCast(_ request: Term, _ me: CallbackProcess) throws -> HandleResult {
+        if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { count += n }
+        if mode == "checkpoint" { try context.checkpoint(count, me) }
+        return .noreply
+    }
+
+    mutating func handleInfo(_ message: any Sendable, _ me: CallbackProcess) throws -> HandleResult {
+        if let t = message as? Term, t == .atom("bump") { count += 1 }
+        return .noreply
+    }
+
+    func beginHandoff(_ me: CallbackProcess) -> Handoff<Int> {
+        switch mode {
+        case "restart": return .restart
+        case "ignore": return .ignore
+        default: return .resume(count)
+        }
+    }
+
+    mutating func endHandoff(_ state: Int, _ me: CallbackProcess) { count = state }
+
+    mutating func resolveConflict(_ other: Int, _ me: CallbackProcess) {
+        merged.append(other)
+        count += other
+    }
+}
+
+extension DistributionTests {
+/// `DistributedRegistry`: Swarm's registry semantics (`register_name/4` on the ring owner,
+/// `{:swarm, :begin_handoff}` with `:restart`/`{:resume, state}`/`:ignore`, restart on the
+/// new owner when a node dies, `StaticQuorumRing`'s `:no_node_available`), with what
+/// Swarm and Horde users miss: registrations visible everywhere when they return, a
+/// joiner that has the registry before it answers, no message lost during a move, state
+/// kept across a node's death by checkpoints, and fenced stale holders.
+@Suite("Distributed registry", .serialized)
+struct DistributedRegistryTests {
+    /// `count` nodes of this OS process, in a full mesh, stopped on every path.
+    static func withCluster(_ count: Int, _ body: ([LocalNode]) async throws -> Void) async throws {
+        _ = try await Cluster.node()
+        var nodes: [LocalNode] = []
+        func stopAll() async {
+            // Registries first, so none restarts names of the nodes stopping after it.
+            let registries = Self.running.withLock { $0 }
+            for n in nodes { Self.killProcesses(n, registries) }
+            for n in nodes { await n.stopDistribution() }
+        }
+        do {
+            for i in 0..<count {
+                let n = try LocalNode(name: ExternalNode.uniqueName("reg\(i)_"))
+                nodes.append(n)
+                var config = Distribution.Configuration(name: n.name, cookie: Cluster.cookie)
+                config.tickTime = .seconds(4)
+                try await n.startDistribution(config)
+            }
+            for a in nodes { for b in nodes where a !== b { #expect(await a.ping(b.name)) } }
+            try await body(nodes)
+        } catch {
+            await stopAll()
+            throw error
+        }
+        await stopAll()
+    }
+
+    /// What SIGKILL does to a node, in this OS process: its registry and every holder on
+    /// it die at once, then its connections drop. (Stopping distribution alone would
+    /// leave its registry running, and reaching the others' pids in memory.)
+    static func kill(_ node: LocalNode, _ registries: [DistributedRegistry]) async {
+        killProcesses(node, registries)
+        await node.stopDistribution()
+    }
+
+    static func killProcesses(_ node: LocalNode, _ registries: [DistributedRegistry]) {
+        for r in registries where r.node === node {
+            if let pid = node.whereis(r.name) { Process.exit(pid, .kill) }
+            for (_, pid) in r.registered() where pid.nodeName == node.name { Process.exit(pid, .kill) }
+        }
+    }
+
+    /// The registries the tests started, for the teardown.
+    static let running = Mutex<[DistributedRegistry]>([])
+
+    static func uniqueRegistry() -> String { "reg_\(UInt32.random(in: 0...UInt32.max))" }
+
+    /// Starts the registry on each node (in order) and defines the tally worker.
+    static func start(_ name: String, on nodes: [LocalNode], placement: any Placement = .ring()) async throws -> [DistributedRegistry] {
+        var result: [DistributedRegistry] = []
+        for n in nodes {
+            DistributedRegistry(name, on: n).define("tally") { Tally(context: $0) }
+            let r = try await DistributedRegistry.start(name, on: n, placement: placement)
+            running.withLock { $0.append(r) }
+            result.append(r)
+        }
+        return result
+    }
+
+    static func attempt(_ body: () async throws(DistributedRegistry.Failure) -> Pid) async -> Result<Pid, DistributedRegistry.Failure> {
+        do throws(DistributedRegistry.Failure) { return .success(try await body()) } catch { return .failure(error) }
+    }
+
+    static func get(_ r: DistributedRegistry, _ name: String) async -> Int? {
+        (try? await r.call(name, Term.atom("get"), timeout: .seconds(10)) as? Term)?.intValue
+    }
+
+    // MARK: Placement
+
+    @Test("The ring (libring's HashRing, Swarm's default): every node computes the same owner; names spread over the members; a joining member takes about 1/N of the names and nothing else moves; a leaving member's names go and only they")
+    func ring() {
+        let ring = HashRing(), again = HashRing()
+        let three = ["a@h", "b@h", "c@h"], four = ["a@h", "b@h", "c@h", "d@h"]
+        let names = (0..<3000).map { "name-\($0)" }
+        var spread: [String: Int] = [:]
+        var moved = 0
+        for n in names {
+            let o3 = ring.owner(of: n, among: three)!
+            spread[o3, default: 0] += 1
+            #expect(again.owner(of: n, among: three) == o3)
+            let o4 = ring.owner(of: n, among: four)!
+            if o4 != o3 {
+                moved += 1
+                #expect(o4 == "d@h", "a join moves names only to the joiner")
+            }
+        }
+        for m in three { #expect((700...1300).contains(spread[m] ?? 0), "\(m) owns \(spread[m] ?? 0) of 3000") }
+        #expect((450...1100).contains(moved), "a fourth member took \(moved) of 3000 names (about 750 expected)")
+        #expect(ring.owner(of: "x", among: ["only@h"]) == "only@h")
+        #expect(ring.owner(of: "x", among: []) == nil)
+    }
+
+    @Test("StaticQuorumRing: no owner below the quorum (Swarm's :no_node_available), the ring's owner from it on")
+    func staticQuorum() {
+        let q = StaticQuorumRing.staticQuorum(2)
+        #expect(q.owner(of: "n", among: ["a@h"]) == nil)
+        #expect(q.owner(of: "n", among: ["a@h", "b@h"]) == HashRing().owner(of: "n", among: ["a@h", "b@h"]))
+    }
+
+    @Test("Fencing: of two holders of a name the higher epoch wins, at equal epochs the node that sorts first, a pure function of the two entries so every node picks the same")
+    func conflictRule() {
+        let p1 = Pid(node: Node.named("a@h"), id: 1, serial: 0, creation: 1)
+        let p2 = Pid(node: Node.named("b@h"), id: 1, serial: 0, creation: 1)
+        let a1 = RegistryEntry(name: "n", pid: p1, epoch: 1, worker: nil)
+        let b2 = RegistryEntry(name: "n", pid: p2, epoch: 2, worker: nil)
+        let b1 = RegistryEntry(name: "n", pid: p2, epoch: 1, worker: nil)
+        #expect(RegistryEntry.wins(b2, over: a1) && !RegistryEntry.wins(a1, over: b2))
+        #expect(RegistryEntry.wins(a1, over: b1) && !RegistryEntry.wins(b1, over: a1))
+        #expect(RegistryEntry(a1.term) == a1)
+        let w = RegistryEntry(name: "w", pid: p2, epoch: 7, worker: WorkerSpec(key: "tally", arguments: .atom("resume")))
+        #expect(RegistryEntry(w.term) == w)
+    }
+
+    // MARK: Registering
+
+    @Test("registerName starts the worker on the name's ring owner and returns once every member has it: a lookup or a call from any node finds it at once (Horde #22, #214, #247 miss until a sync); a second registration gets {already_registered, Pid}")
+    func readYourWrites() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            #expect(regs[0].members.count == 3)
+            for i in 0..<30 {
+                let name = "w\(i)"
+                let pid = try await regs[i % 3].registerName(name, start: "tally")
+                for r in regs { #expect(r.lookup(name) == pid, "\(name) seen on \(r.node.name)") }
+                let owner = HashRing().owner(of: name, among: nodes.map(\.name).sorted())
+                #expect(pid.nodeName == owner)
+                let n = try await regs[(i + 1) % 3].call(name, Term.atom("bump"))
+                #expect(n as? Term == .integer(1))
+            }
+            #expect(Set(regs[0].registered().values.map(\.nodeName)).count == 3, "names spread over the members")
+            let holder = regs[0].lookup("w0")!
+            await #expect(throws: DistributedRegistry.Failure.alreadyRegistered("w0", holder)) {
+                try await regs[2].registerName("w0", start: "tally")
+            }
+        }
+    }
+
+    @Test("Two nodes registering one name at once: one winner, the other gets already_registered with the winner's pid, never two holders")
+    func concurrentRegistrations() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            for i in 0..<20 {
+                let name = "race\(i)"
+                async let a = Self.attempt { () async throws(DistributedRegistry.Failure) -> Pid in try await regs[0].registerName(name, start: "tally") }
+                async let b = Self.attempt { () async throws(DistributedRegistry.Failure) -> Pid in try await regs[1].registerName(name, start: "tally") }
+                let (ra, rb) = await (a, b)
+                let winners = [ra, rb].compactMap { try? $0.get() }
+                #expect(winners.count == 1, "\(name): \(ra) \(rb)")
+                guard let winner = winners.first else { continue }
+                for r in [ra, rb] {
+                    if case .failure(let f) = r { #expect(f == .alreadyRegistered(name, winner)) }
+                }
+                for r in regs { #expect(r.lookup(name) == winner) }
+            }
+        }
+    }
+
+    @Test("register(name, pid) for a running local process (Swarm's register_name/2): found everywhere; the name goes everywhere when the process exits; unregister removes it and leaves the process running; typed errors for a remote pid, an unknown name, a missing worker definition and a missing registry")
+    func plainNamesAndErrors() async throws {
+        try await Self.withCluster(2) { nodes in
+            let name = Self.uniqueRegistry()
+            let regs = try await Self.start(name, on: nodes)
+            let p = try nodes[0].spawn(SpawnOptions(), state: ()) { _, m, _ in (m as? Term) == .atom("stop") ? .stop(.normal) : .continue }
+            try await regs[0].register("plain", p)
+            #expect(regs[1].lookup("plain") == p)
+            await #expect(throws: DistributedRegistry.Failure.notLocal(p)) { try await regs[1].register("other", p) }
+            try await regs[1].unregister("plain")
+            #expect(regs[0].lookup("plain") == nil && regs[1].lookup("plain") == nil && p.isAlive)
+            await #expect(throws: DistributedRegistry.Failure.notRegistered("plain")) { try await regs[1].unregister("plain") }
+            try await regs[0].register("plain", p)
+            p.send(Term.atom("stop"))
+            #expect(await eventually { regs[1].lookup("plain") == nil && regs[0].lookup("plain") == nil })
+            await #expect(throws: DistributedRegistry.Failure.undefinedWorker("nothing")) {
+                try await regs[0].registerName("x", start: "nothing")
+            }
+            await #expect(throws: DistributedRegistry.Failure.notRegistered("nobody")) { try await regs[0].send(Term.atom("hi"), to: "nobody") }
+            await #expect(throws: DistributedRegistry.Failure.noRegistry("absent")) {
+                try await DistributedRegistry("absent", on: nodes[0]).registerName("x", start: "tally")
+            }
+        }
+    }
+
+    // MARK: Moving
+
+    @Test("A node joins: the names it now owns move to it (about 1/N), each with its handed-off state ({:resume, state}), delivered before any other message; the others stay; casts sent all along are all counted")
+    func joinRebalances() async throws {
+        try await Self.withCluster(3) { nodes in
+            let name = Self.uniqueRegistry()
+            let first = try await Self.start(name, on: Array(nodes[0..<2]))
+            let names = (0..<60).map { "j\($0)" }
+            for n in names {
+                try await first[0].registerName(n, start: "tally")
+                for _ in 0..<3 { await first[1].cast(n, Term.tuple([.atom("add"), .integer(1)])) }
+            }
+            for n in names { #expect(await Self.get(first[0], n) == 3) }
+            let before = first[0].registered()
+            // A sender keeps casting to every name while the third node joins.
+            let sender = Task {
+                var sent = 0
+                for round in 0..<5 {
+                    for n in names {
+                        await first[0].cast(n, Term.tuple([.atom("add"), .integer(1)]))
+                        sent += 1
+                    }
+                    if round == 0 { try? await Task.sleep(for: .milliseconds(5)) }
+                }
+                return sent
+            }
+            let third = try await Self.start(name, on: [nodes[2]])[0]
+            #expect(third.registered().count == names.count, "the joiner has the whole registry when start returns")
+            _ = await sender.value
+            let all = nodes.map(\.name).sorted()
+            #expect(await eventually(within: .seconds(20)) {
+                names.allSatisfy { n in first[0].lookup(n)?.nodeName == HashRing().owner(of: n, among: all) }
+            })
+            let moved = names.filter { before[$0] != first[0].lookup($0) }
+            #expect(moved.allSatisfy { first[0].lookup($0)?.nodeName == nodes[2].name })
+            #expect((8...35).contains(moved.count), "\(moved.count) of 60 moved")
+            for n in names {
+                #expect(await Self.get(third, n) == 8, "\(n): 3 before the join and 5 during it")
+                #expect(first[1].lookup(n) == third.lookup(n))
+            }
+        }
+    }
+
+    @Test("A graceful stop (SIGTERM in a rolling deploy) hands every name off before the registry exits: state kept, no message lost, calls by name answered throughout")
+    func gracefulStop() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            let names = (0..<45).map { "g\($0)" }
+            for n in names {
+                try await regs[0].registerName(n, start: "tally")
+                await regs[0].cast(n, Term.tuple([.atom("add"), .integer(10)]))
+            }
+            let onC = names.filter { regs[0].lookup($0)?.nodeName == nodes[2].name }
+            #expect(!onC.isEmpty)
+            let caller = Task {
+                var answered = 0
+                for _ in 0..<3 {
+                    for n in names where (try? await regs[1].call(n, Term.atom("bump"), timeout: .seconds(10))) != nil { answered += 1 }
+                }
+                return answered
+            }
+            await regs[2].stop()
+            #expect(!regs[2].isRunning)
+            #expect(await caller.value == names.count * 3, "every call by name was answered")
+            #expect(await eventually { names.allSatisfy { regs[0].lookup($0).map { $0.nodeName != nodes[2].name } ?? false } })
+            for n in names { #expect(await Self.get(regs[0], n) == 13, "\(n): 10 and three bumps") }
+            #expect(regs[0].members.count == 2)
+        }
+    }
+
+    @Test("Handoff answers: :ignore keeps the worker where it is; :restart starts it afresh on the new owner")
+    func ignoreAndRestart() async throws {
+        try await Self.withCluster(3) { nodes in
+            let name = Self.uniqueRegistry()
+            let regs = try await Self.start(name, on: Array(nodes[0..<2]))
+            for i in 0..<30 {
+                try await regs[0].registerName("i\(i)", start: "tally", arguments: .atom("ignore"))
+                try await regs[0].registerName("r\(i)", start: "tally", arguments: .atom("restart"))
+                await regs[0].cast("i\(i)", Term.tuple([.atom("add"), .integer(2)]))
+                await regs[0].cast("r\(i)", Term.tuple([.atom("add"), .integer(2)]))
+            }
+            let before = regs[0].registered()
+            let third = try await Self.start(name, on: [nodes[2]])[0]
+            let all = nodes.map(\.name).sorted()
+            let restarting = (0..<30).map { "r\($0)" }.filter { HashRing().owner(of: $0, among: all) == nodes[2].name }
+            #expect(!restarting.isEmpty)
+            #expect(await eventually { restarting.allSatisfy { third.lookup($0)?.nodeName == nodes[2].name } })
+            for n in restarting { #expect(await Self.get(third, n) == 0) }
+            for i in 0..<30 {
+                #expect(regs[0].lookup("i\(i)") == before["i\(i)"])
+                #expect(await Self.get(third, "i\(i)") == 2)
+            }
+        }
+    }
+
+    // MARK: Node loss
+
+    @Test("A node dies: its workers restart on their new owners within 2 s, from their last checkpoint (neither Swarm nor Horde keeps state across a node's death); the dead node's plain names go")
+    func nodeLoss() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            let names = (0..<30).map { "k\($0)" }
+            for n in names {
+                try await regs[0].registerName(n, start: "tally", arguments: .atom("checkpoint"))
+                await regs[0].cast(n, Term.tuple([.atom("add"), .integer(7)]))
+            }
+            for n in names { #expect(await Self.get(regs[0], n) == 7) }
+            let p = try nodes[2].spawn(SpawnOptions(), state: ()) { _, _, _ in .continue }
+            try await regs[2].register("plain-on-c", p)
+            let onC = names.filter { regs[0].lookup($0)?.nodeName == nodes[2].name }
+            #expect(!onC.isEmpty)
+            let killed = ContinuousClock.now
+            await Self.kill(nodes[2], regs)
+            #expect(await eventually(within: .seconds(10)) {
+                onC.allSatisfy { n in regs[0].lookup(n).map { $0.nodeName != nodes[2].name && regs[1].lookup(n) == $0 } ?? false }
+            })
+            let failover = ContinuousClock.now - killed
+            #expect(failover < .seconds(2), "failover took \(failover)")
+            #expect(regs[0].lookup("plain-on-c") == nil)
+            for n in names { let got = await Self.get(regs[1], n); #expect(got == 7, "\(n) kept its checkpoint: \(String(describing: got)) on \(String(describing: regs[1].lookup(n)?.nodeName)) onC \(onC.contains(n))") }
+            #expect(regs[0].entry(onC[0])!.epoch == 2)
+        }
+    }
+
+    @Test("StaticQuorumRing: a member alone below the quorum stops its names and refuses registrations with no_node_available")
+    func quorum() async throws {
+        try await Self.withCluster(2) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes, placement: .staticQuorum(2))
+            for i in 0..<10 { try await regs[0].registerName("q\(i)", start: "tally") }
+            let mine = (0..<10).map { "q\($0)" }.filter { regs[0].lookup($0)?.nodeName == nodes[0].name }
+            let pids = mine.compactMap { regs[0].lookup($0) }
+            await Self.kill(nodes[1], regs)
+            #expect(await eventually { regs[0].registered().isEmpty })
+            #expect(await eventually { pids.allSatisfy { !$0.isAlive } })
+            await #expect(throws: DistributedRegistry.Failure.noNodeAvailable("q-late")) {
+                try await regs[0].registerName("q-late", start: "tally")
+            }
+        }
+    }
+}
+}
