@@ -120,6 +120,7 @@ let package = Package(
             name: "ParleyServiceLifecycle",
             dependencies: [
                 "ParleyOTP",
+                "ParleyDistribution",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -187,6 +188,7 @@ let package = Package(
             dependencies: [
                 "Parley",
                 "ParleyOTP",
+                "ParleyServiceLifecycle",
                 "ParleyDistribution",
                 "ParleyCluster",
                 "ParleyObserver",

@@ -5,6 +5,7 @@ import Glibc
 import Parley
 import ParleyCluster
 import ParleyDistribution
+import ParleyServiceLifecycle
 import ParleyOTP
 import ParleyObserver
 
@@ -102,6 +103,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(help: "Check the options (the name with its variables, each --cluster spec) and print what would start, without starting a node.")
     var dryRun = false
 
+    @Option(help: "Run a distributed registry of this name, with the demo worker kind 'counter' (calls: bump, get, node); SIGTERM then hands its names to the other members before the node exits.")
+    var registry: String?
+
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -167,6 +171,24 @@ struct NodeCommand: AsyncParsableCommand {
         if !topologies.isEmpty {
             _ = try Cluster.start(topologies)
             print("cluster topologies: \(topologies.map(\.name).joined(separator: ", ")) (a visible node)")
+        }
+        if let registry {
+            // The registry runs as a service: SIGTERM (or SIGINT) hands every name off, then
+            // the node stops.
+            RegistryCounter.define(in: registry)
+            let service = DistributedRegistryService(registry)
+            let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],
+                                     logger: Logger(label: "parley.node"))
+            Task {
+                _ = try? await service.started()
+                print("node \(full) ready on port \(Distribution.port ?? 0): registered \(Process.registered().joined(separator: ", "))")
+                fflush(nil)
+            }
+            try await group.run()
+            print("registry \(registry): every name handed off")
+            fflush(nil)
+            await Distribution.stop()
+            return
         }
         print("node \(full) ready on port \(Distribution.port ?? 0): registered \(Process.registered().joined(separator: ", "))")
         fflush(nil)

@@ -17,6 +17,9 @@ struct Tour: AsyncParsableCommand {
     @Option(help: "The observer's port with --observe.")
     var observePort = 4040
 
+    @Option(help: "Run only these chapters (repeatable: --only 12 --only 13).")
+    var only: [Int] = []
+
     func run() async throws {
         try runtime.apply()
         print("""
@@ -43,8 +46,9 @@ struct Tour: AsyncParsableCommand {
         try await chapter("10. transducers, combinators (mult, pub/sub, pipeline), and one select over a mailbox and channels", channelsAndProcessesChapter)
         try await chapter("11. distribution: a second Parley node and an Erlang node, as OS processes", distributionChapter)
         try await chapter("12. a cluster that forms itself: gossip between visible nodes, a stopped node found out in under 2 s, an Erlang node meshed by :global, pg groups and Phoenix.PubSub across both", clusterChapter)
-        try await chapter("13. the observer: this node's web dashboard, and what its page reads", observerChapter)
-        try await chapter("14. a million processes", { me in try await aMillion(me, n) })
+        try await chapter("13. named work that survives node loss: a distributed registry on four nodes, a SIGKILLed node's workers back elsewhere from their checkpoints, a graceful stop that hands state over", registryChapter)
+        try await chapter("14. the observer: this node's web dashboard, and what its page reads", observerChapter)
+        try await chapter("15. a million processes", { me in try await aMillion(me, n) })
         print("The tour is over. `parley bench` runs the peer workloads; see BENCHMARKS.md.")
         if let (o, server) = observer {
             try await ObserverDemo.start()
@@ -56,6 +60,7 @@ struct Tour: AsyncParsableCommand {
     }
 
     private func chapter(_ title: String, _ body: @escaping @Sendable @concurrent (Process) async throws -> Void) async throws {
+        if !only.isEmpty, let number = Int(title.prefix { $0.isNumber }), !only.contains(number) { return }
         print("== \(title)")
         try await Process.run { me in try await body(me) }
         print("")

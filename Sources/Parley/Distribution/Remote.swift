@@ -77,6 +77,16 @@ public enum Remote {
         guard let p = pid.process, !messages.isEmpty else { return }
         if p.kind == .callback {
             for m in messages { deliverFromWire(m, to: pid) }
+        } else if messages.contains(where: { exactMessage($0, as: Gen.ReplyMessage.self) != nil }) {
+            // A reply to a call the process made to a process of this OS process, answered
+            // from another node (a server that forwarded the call, as a moving registry
+            // worker does): the caller waits on its reply slot, not in its mailbox.
+            var rest: [any Sendable] = []
+            for m in messages {
+                if let r = exactMessage(m, as: Gen.ReplyMessage.self), p.acceptReply(r.tag.id, r.reply) { continue }
+                rest.append(m)
+            }
+            if !rest.isEmpty { p.deliver(contentsOf: rest) }
         } else {
             p.deliver(contentsOf: messages)
         }

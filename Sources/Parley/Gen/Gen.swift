@@ -233,7 +233,14 @@ public enum Gen {
             case .unreachable:
                 return
             case .local:
-                break
+                // A caller of this node whose tag came back from the wire: the call went
+                // through another node (a server there forwarded it here), so the tag has no
+                // owner in memory. The caller's pid owns the alias, as in Erlang.
+                if let p = from.pid.process {
+                    if p.acceptReply(from.tag.id, reply) { return }
+                    if Remote.isActiveAlias(from.tag, of: from.pid) { p.deliver(ReplyMessage(tag: from.tag, reply: reply)) }
+                }
+                return
             }
         }
         from.tag.send(ReplyMessage(tag: from.tag, reply: reply))

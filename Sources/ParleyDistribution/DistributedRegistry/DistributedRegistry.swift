@@ -265,7 +265,17 @@ public struct DistributedRegistry: Sendable {
     /// - Throws: ``Failure/notRegistered(_:)``.
     public func send(_ message: any Sendable, to name: String) async throws(Failure) {
         guard let pid = await whereis(name) else { throw .notRegistered(name) }
-        Process.send(message, to: pid)
+        deliver(message, to: pid)
+    }
+
+    /// Sends from this registry's node: a task of another node (the default one, in a
+    /// process that hosts several) goes through this node's connections.
+    func deliver(_ message: any Sendable, to pid: Pid) {
+        if pid.holdsProcess || LocalNode.current === node {
+            Process.send(message, to: pid)
+        } else {
+            Distribution.router(of: node)?.send(message, to: pid, from: nil)
+        }
     }
 
     /// Calls the GenServer registered as `name`, on whichever node holds it (a `:via` call).
@@ -277,12 +287,23 @@ public struct DistributedRegistry: Sendable {
     /// - Throws: ``Gen/CallError``; ``Gen/CallError/noproc(_:)`` when no process has the name.
     public func call(_ name: String, _ request: any Sendable, timeout: Duration = Gen.defaultTimeout) async throws(Gen.CallError) -> any Sendable {
         guard let pid = await whereis(name) else { throw .noproc(name) }
-        return try await Gen.call(pid, request, timeout: timeout)
+        if LocalNode.current === node { return try await Gen.call(pid, request, timeout: timeout) }
+        // A caller of another node of this OS process calls from a process of this one, so
+        // that a reply from wherever the name moves reaches it over this node's connections.
+        let result: Result<any Sendable, Gen.CallError>
+        do {
+            result = try await node.run { _ in
+                do throws(Gen.CallError) { return .success(try await Gen.call(pid, request, timeout: timeout)) } catch { return .failure(error) }
+            }
+        } catch {
+            throw .cancelled
+        }
+        return try result.get()
     }
 
     /// Casts to the GenServer registered as `name` (dropped when nobody has it).
     public func cast(_ name: String, _ request: any Sendable) async {
         guard let pid = await whereis(name) else { return }
-        Gen.cast(pid, request)
+        deliver(Gen.CastMessage(request: request), to: pid)
     }
 }
