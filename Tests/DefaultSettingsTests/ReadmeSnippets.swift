@@ -274,6 +274,36 @@ func readmePhoenixPubSub(me: Process) async throws {
     if let b = PhoenixPubSub.ChannelBroadcast(got) { print(b.event, b.payload) }   // %Phoenix.Socket.Broadcast{}
 }
 
+// README: "Named work that survives node loss".
+struct Cart: HandoffServer {
+    typealias Call = Term
+    typealias Reply = Term
+    typealias HandoffState = [String]
+    let context: WorkerContext
+    var items: [String] = []
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
+        if let item = request.stringValue {
+            items.append(item)
+            try context.checkpoint(items, me)            // kept if this node dies
+        }
+        return .reply(.list(items.map { .string($0) }))
+    }
+    func beginHandoff(_ me: CallbackProcess) -> Handoff<[String]> { .resume(items) }     // or .restart, .ignore
+    mutating func endHandoff(_ state: [String], _ me: CallbackProcess) { items = state }  // before any message
+    mutating func resolveConflict(_ other: [String], _ me: CallbackProcess) { items += other }
+}
+
+func readmeDistributedRegistry(me: Process) async throws {
+    DistributedRegistry("carts").define("cart") { context in Cart(context: context) }   // on every node
+    let carts = try await DistributedRegistry.start("carts")
+    let pid = try await carts.registerName("cart:42", start: "cart")   // placed on its owner
+    _ = try await carts.call("cart:42", Term.string("apple"))          // from any node, a local lookup
+    await carts.cast("cart:42", Term.atom("noop"))
+    try await carts.send(Term.atom("hello"), to: "cart:42")
+    try await carts.register("session:7", me.pid)                      // a running process: it never moves
+    print(carts.registered(), carts.members, carts.entry("cart:42")?.epoch ?? 0, pid)
+}
+
 // README: "Clusters that form themselves".
 func readmeCluster() async throws {
     struct NodesFile: ClusterStrategy {

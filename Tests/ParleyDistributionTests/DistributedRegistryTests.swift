@@ -58,6 +58,25 @@ struct Tally: HandoffServer {
     }
 }
 
+/// A worker that records the numbers cast to it, in the order it handles them.
+struct Sequence: HandoffServer {
+    typealias Call = Term
+    typealias Reply = Term
+    typealias Cast = Term
+    typealias HandoffState = [Int]
+    var seen: [Int] = []
+
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
+        .reply(.list(seen.map { .integer($0) }))
+    }
+    mutating func handleCast(_ request: Term, _ me: CallbackProcess) throws -> HandleResult {
+        if let n = request.intValue { seen.append(n) }
+        return .noreply
+    }
+    func beginHandoff(_ me: CallbackProcess) -> Handoff<[Int]> { .resume(seen) }
+    mutating func endHandoff(_ state: [Int], _ me: CallbackProcess) { seen = state }
+}
+
 extension DistributionTests {
 /// `DistributedRegistry`: Swarm's registry semantics (`register_name/4` on the ring owner,
 /// `{:swarm, :begin_handoff}` with `:restart`/`{:resume, state}`/`:ignore`, restart on the
@@ -288,6 +307,41 @@ struct DistributedRegistryTests {
             for n in names {
                 #expect(await Self.get(third, n) == 8, "\(n): 3 before the join and 5 during it")
                 #expect(first[1].lookup(n) == third.lookup(n))
+            }
+        }
+    }
+
+    @Test("Order during moves: one sender's casts to names that move (a join, then a graceful stop) reach the holders in the order sent, none twice and none lost (Erlang's per-pair order, kept across the move)")
+    func orderAcrossMoves() async throws {
+        try await Self.withCluster(3) { nodes in
+            let name = Self.uniqueRegistry()
+            for n in nodes { DistributedRegistry(name, on: n).define("sequence") { _ in Sequence() } }
+            let first = try await Self.start(name, on: Array(nodes[0..<2]))
+            let names = (0..<24).map { "s\($0)" }
+            for n in names { try await first[0].registerName(n, start: "sequence") }
+            // The sender casts 1, 2, 3, … to every name, round-robin, until both moves are over.
+            let done = Mutex(false)
+            let sender = Task {
+                var i = 0
+                while !done.withLock({ $0 }) || i < 50 {
+                    i += 1
+                    for n in names { await first[0].cast(n, Term.integer(i)) }
+                    if i % 10 == 0 { try? await Task.sleep(for: .milliseconds(1)) }
+                }
+                return i
+            }
+            try await Task.sleep(for: .milliseconds(10))
+            let third = try await DistributedRegistry.start(name, on: nodes[2])
+            Self.running.withLock { $0.append(third) }
+            #expect(await eventually { names.contains { first[0].lookup($0)?.nodeName == nodes[2].name } })
+            await first[1].stop()
+            done.withLock { $0 = true }
+            let last = await sender.value
+            let moved = names.filter { first[0].lookup($0)?.nodeName != nodes[0].name }
+            #expect(!moved.isEmpty)
+            for n in names {
+                let seen = (try await first[0].call(n, Term.atom("get"), timeout: .seconds(10)) as? Term)?.listElements?.compactMap(\.intValue)
+                #expect(seen == Array(1...last), "\(n) on \(first[0].lookup(n)?.nodeName ?? "?"): \(seen.map { "\($0.count) numbers, first out of order at \(zip($0, 1...).first { $0.0 != $0.1 }.map { "\($0.1)" } ?? "-")" } ?? "no answer")")
             }
         }
     }
