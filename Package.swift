@@ -223,7 +223,7 @@ let package = Package(
         // counter, pong, forward); it shares no code with the `parley` command.
         .executableTarget(
             name: "ParleyTestNode",
-            dependencies: ["ParleyDistribution", "ParleyCluster", "ParleyOTP"],
+            dependencies: ["ParleyDistribution", "ParleyCluster", "ParleyOTP", "ParleyServiceLifecycle"],
             path: "Tests/ParleyTestNode",
             swiftSettings: strict
         ),

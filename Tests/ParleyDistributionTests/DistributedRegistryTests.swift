@@ -27,6 +27,7 @@ struct Tally: HandoffServer {
         case "merged": return .reply(.list(merged.map { .integer($0) }))
         default:
             count += 1
+            if mode == "checkpoint" { try context.checkpoint(count, me) }
             return .reply(.integer(count))
         }
     }

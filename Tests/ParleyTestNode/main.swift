@@ -11,6 +11,11 @@
 // `reachable: N` and `nodedown: N` lines (and `nodedown-reason: N REASON`) as connections
 // come and go and the failure detector decides.
 //
+// With --registry NAME it runs a DistributedRegistry of that name (after --connect and
+// --cluster), with the worker kind `tally` (calls: `bump` adds one and checkpoints, `get`),
+// as a service: SIGTERM hands its names off, prints `registry handed off` and exits.
+// `--connect` takes several nodes, comma-separated.
+//
 // Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
 // (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
 // Term) and `forward` (sends everything it gets to the pid it was spawned with).
@@ -18,6 +23,7 @@ import Foundation
 import ParleyCluster
 import ParleyDistribution
 import ParleyOTP
+import ParleyServiceLifecycle
 
 struct Counter: GenServer, Sendable {
     var value = 0
@@ -32,6 +38,25 @@ struct Counter: GenServer, Sendable {
         if request == .atom("reset") { value = 0 }
         return .noreply
     }
+}
+
+/// The registry tests' worker: counts bumps, checkpoints each, hands its count over.
+struct TestTally: HandoffServer {
+    typealias Call = Term
+    typealias Reply = Term
+    typealias HandoffState = Int
+    let context: WorkerContext
+    var count = 0
+    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
+        if request == .atom("bump") {
+            count += 1
+            try context.checkpoint(count, me)
+        }
+        return .reply(.integer(count))
+    }
+    func beginHandoff(_ me: CallbackProcess) -> Handoff<Int> { .resume(count) }
+    mutating func endHandoff(_ state: Int, _ me: CallbackProcess) { count = state }
+    mutating func resolveConflict(_ other: Int, _ me: CallbackProcess) { count = max(count, other) }
 }
 
 /// `{From, Term}` → `Term` to `From`.
@@ -177,9 +202,29 @@ do {
     }
     print("node \(full) ready on port \(Distribution.port ?? 0)")
     fflush(nil)
-    if let peer = options["connect"] {
-        try await Distribution.connect(peer)
-        print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")
+    if let peers = options["connect"] {
+        for peer in peers.split(separator: ",").map(String.init) {
+            try await Distribution.connect(peer)
+            print("connected to \(peer): Node.ping -> \(await Distribution.ping(peer) ? "pong" : "pang")")
+            fflush(nil)
+        }
+    }
+    if let registry = options["registry"] {
+        // SIGTERM reaches this process even if its parent started it with the signal blocked.
+        var terms = sigset_t()
+        sigemptyset(&terms)
+        sigaddset(&terms, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &terms, nil)
+        DistributedRegistry(registry).define("tally") { TestTally(context: $0) }
+        let service = DistributedRegistryService(registry)
+        Task {
+            try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "parley.node")).run()
+            print("registry handed off")
+            fflush(nil)
+            exit(0)
+        }
+        _ = try await service.started()
+        print("registry \(registry) ready")
         fflush(nil)
     }
     if let seconds = options["exit-after"].flatMap(Int.init) {

@@ -121,7 +121,7 @@ struct RegistryServer {
 
     static let heartbeat: Duration = .milliseconds(250)
     /// A gap this long between heartbeats means the node was frozen.
-    static let frozenGap: Duration = .seconds(2)
+    static let frozenGap: Duration = .seconds(1)
 
     init(me: Process, registry: DistributedRegistry, shared: RegistryShared, placement: any Placement, log: Logger) {
         self.me = me
