@@ -438,6 +438,79 @@ struct DistributedRegistryTests {
         }
     }
 
+    // MARK: Netsplits
+
+    @Test("A healed split: two nodes that registered the same names while apart meet; one holder per name stays, the same on both (the fencing rule of `conflictRule`), the other hands it its state (resolveConflict adds it here) and exits, and the name then sits on its ring owner; plain names that clash keep the winner and the loser exits with {shutdown, name_conflict}")
+    func healedSplit() async throws {
+        _ = try await Cluster.node()
+        let a = try LocalNode(name: ExternalNode.uniqueName("split_a_"))
+        let b = try LocalNode(name: ExternalNode.uniqueName("split_b_"))
+        var started: [DistributedRegistry] = []
+        defer {
+            Self.running.withLock { $0 += started }
+        }
+        do {
+            for n in [a, b] {
+                var config = Distribution.Configuration(name: n.name, cookie: Cluster.cookie)
+                config.tickTime = .seconds(4)
+                try await n.startDistribution(config)
+            }
+            // Two sides that never met: each registry is alone.
+            let regs = try await Self.start(Self.uniqueRegistry(), on: [a, b])
+            started = regs
+            #expect(regs[0].members == [a.name] && regs[1].members == [b.name])
+            let names = (0..<10).map { "split\($0)" }
+            var sides: [[Pid]] = [[], []]
+            for (i, r) in regs.enumerated() {
+                for n in names {
+                    sides[i].append(try await r.registerName(n, start: "tally"))
+                    await r.cast(n, Term.tuple([.atom("add"), .integer(i == 0 ? 1 : 10)]))
+                }
+            }
+            // On b, split0 was placed twice: its epoch is higher there.
+            try await regs[1].unregister("split0")
+            let again = try await regs[1].registerName("split0", start: "tally")
+            await regs[1].cast("split0", Term.tuple([.atom("add"), .integer(100)]))
+            #expect(regs[1].entry("split0")?.epoch == 2)
+            let plainA = try a.spawn(SpawnOptions(), state: ()) { _, _, _ in .continue }
+            let plainB = try b.spawn(SpawnOptions(), state: ()) { _, _, _ in .continue }
+            try await regs[0].register("plain", plainA)
+            try await regs[1].register("plain", plainB)
+            // The split heals.
+            #expect(await a.ping(b.name))
+            #expect(await eventually { regs[0].members.count == 2 && regs[1].members.count == 2 })
+            let first = [a.name, b.name].min()!
+            // Then each name sits on its ring owner (the winner moves there if it is not).
+            let owners = Dictionary(uniqueKeysWithValues: names.map { ($0, HashRing().owner(of: $0, among: [a.name, b.name].sorted())!) })
+            #expect(await eventually {
+                names.allSatisfy { n in regs[0].lookup(n)?.nodeName == owners[n] && regs[0].lookup(n) == regs[1].lookup(n) }
+            })
+            for (i, n) in names.enumerated() {
+                let holder = regs[0].lookup(n)
+                // The loser's state went to the winner (resolveConflict adds it): split0's
+                // winner was b's, of the higher epoch (100 + a's 1); the others' a's or b's,
+                // 1 + 10 either way.
+                let expected = n == "split0" ? 100 + 1 : 11
+                let got = await Self.get(regs[0], n)
+                #expect(got == expected, "\(n) merged: \(String(describing: got))")
+                // Every other holder exited (b's first split0 was unregistered, not a holder:
+                // it runs on, as Swarm's does).
+                let others: [Pid] = (n == "split0" ? [sides[0][i], again] : [sides[0][i], sides[1][i]]).filter { $0 != holder }
+                for l in others { #expect(await eventually(within: .seconds(10)) { !l.isAlive }, "\(n): \(l) exited") }
+            }
+            let keeper = plainA.nodeName == first ? plainA : plainB
+            let loser = keeper == plainA ? plainB : plainA
+            #expect(await eventually { regs[0].lookup("plain") == keeper && regs[1].lookup("plain") == keeper && !loser.isAlive })
+        } catch {
+            await a.stopDistribution()
+            await b.stopDistribution()
+            throw error
+        }
+        for r in started { Self.killProcesses(r.node, [r]) }
+        await a.stopDistribution()
+        await b.stopDistribution()
+    }
+
     // MARK: Node loss
 
     @Test("A node dies: its workers restart on their new owners within 2 s, from their last checkpoint (neither Swarm nor Horde keeps state across a node's death); the dead node's plain names go")

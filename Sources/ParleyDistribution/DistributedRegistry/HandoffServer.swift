@@ -214,7 +214,17 @@ struct HandoffProcess<Server: HandoffServer> {
                 if case .held = mode { return serve(me) }
                 return .continue
             case .resolve(let state):
-                if case .forwarding(let target) = mode { forward(t, to: target, me); return .continue }
+                switch mode {
+                case .forwarding(let target):
+                    forward(t, to: target, me, wrap: false)
+                    return .continue
+                case .holding:
+                    // Its state is on its way to a successor: the merge goes with the rest.
+                    stash.append(t)
+                    return .continue
+                case .serving, .held:
+                    break
+                }
                 if let other = try? TermDecoder().decode(Server.HandoffState.self, from: state) {
                     core.server.resolveConflict(other, me)
                 } else {
@@ -250,7 +260,7 @@ struct HandoffProcess<Server: HandoffServer> {
         let waiting = stash
         stash = []
         for m in waiting {
-            if case .stop(let r) = core.handle(m, me) { return .stop(r) }
+            if case .stop(let r) = handle(m, me) { return .stop(r) }
         }
         return .continue
     }
@@ -329,8 +339,10 @@ struct HandoffProcess<Server: HandoffServer> {
     }
 
     /// Sends `m` to the successor: as a Swift value on this node, as a term to another.
+    /// A conflict's state goes as it is, for the successor to merge.
     func forward(_ m: any Sendable, to target: Pid, _ me: CallbackProcess, wrap: Bool = true) {
         if !wrap { me.send(m, to: target); return }
+        if let t = m as? Term, case .resolve? = HandoffWire.parse(t) { me.send(t, to: target); return }
         if target.holdsProcess { me.send(HandoffForward(message: m), to: target); return }
         do {
             me.send(HandoffWire.forward(try MessageCodec.term(for: m)), to: target)
