@@ -19,12 +19,15 @@ struct Tally: HandoffServer {
     var merged: [Int] = []
 
     var mode: String { context.arguments.atomName ?? "resume" }
+    struct Crash: Error {}
 
     mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) throws -> CallResult {
         switch request.atomName {
         case "get": return .reply(.integer(count))
         case "node": return .reply(.atom(Atom(me.node.name)))
         case "merged": return .reply(.list(merged.map { .integer($0) }))
+        case "crash": throw Crash()
+        case "stop": return .stop(.normal, reply: .atom("ok"))
         default:
             count += 1
             if mode == "checkpoint" { try context.checkpoint(count, me) }

@@ -1,5 +1,6 @@
 import Logging
 @_spi(Distribution) import Parley
+import ParleyOTP
 
 /// Names that live across a cluster and survive node loss: Swarm's registry (and Horde's),
 /// the Parley way.
@@ -38,8 +39,13 @@ public struct DistributedRegistry: Sendable {
     /// How long to wait for a connected node's first sync before taking it for a node
     /// that runs no registry.
     public var syncTimeout: Duration = .seconds(5)
+    /// Supervised children (``DistributedSupervisor``): at most this many restarts on one
+    /// node in ``period`` (OTP's `max_restarts`, 3 by default).
+    public var intensity: Int = 3
+    /// OTP's `max_seconds`, 5 s by default.
+    public var period: Duration = .seconds(5)
 
-    /// A handle to the registry `name` on `node` (started with ``start(_:on:placement:logger:)``).
+    /// A handle to the registry `name` on `node` (started with ``start(_:on:placement:handoffTimeout:syncTimeout:intensity:period:logger:)``).
     public init(_ name: String = DistributedRegistry.defaultName, on node: LocalNode = .default) {
         self.name = name
         self.node = node
@@ -137,11 +143,13 @@ public struct DistributedRegistry: Sendable {
     @discardableResult
     public static func start(_ name: String = DistributedRegistry.defaultName, on node: LocalNode = .default,
                              placement: any Placement = .ring(), handoffTimeout: Duration = .seconds(5),
-                             syncTimeout: Duration = .seconds(5),
+                             syncTimeout: Duration = .seconds(5), intensity: Int = 3, period: Duration = .seconds(5),
                              logger: Logger = Logger(label: "parley.registry")) async throws -> DistributedRegistry {
         var registry = DistributedRegistry(name, on: node)
         registry.handoffTimeout = handoffTimeout
         registry.syncTimeout = syncTimeout
+        registry.intensity = intensity
+        registry.period = period
         let shared = RegistryShared()
         let key = registry.key
         let fixed = registry
@@ -178,7 +186,7 @@ public struct DistributedRegistry: Sendable {
     /// Defines a worker kind under `key`: how to make the server that a registration with
     /// `start: key` runs. Every node must define the same keys (Swarm's `{M, F, A}` must
     /// exist on every node): a name starts on its owner, which may be any member. Define
-    /// them before ``start(_:on:placement:handoffTimeout:syncTimeout:logger:)``: names may
+    /// them before ``start(_:on:placement:handoffTimeout:syncTimeout:intensity:period:logger:)``: names may
     /// move to a node as soon as its registry starts.
     ///
     /// ```swift
@@ -207,6 +215,15 @@ public struct DistributedRegistry: Sendable {
     public func registerName(_ name: String, start key: String, arguments: Term = .list([]),
                              timeout: Duration = .seconds(15)) async throws(Failure) -> Pid {
         try await request(.register(name: name, what: .worker(WorkerSpec(key: key, arguments: arguments))), name: name, timeout: timeout)
+    }
+
+    func registerName(_ name: String, spec: WorkerSpec, timeout: Duration) async throws(Failure) -> Pid {
+        try await request(.register(name: name, what: .worker(spec)), name: name, timeout: timeout)
+    }
+
+    /// Removes `name` everywhere and stops its process.
+    func terminate(_ name: String, timeout: Duration) async throws(Failure) {
+        _ = try await request(.terminate(name: name), name: name, timeout: timeout)
     }
 
     /// Registers a running process of this node under `name` (Swarm's `register_name(name,

@@ -1,4 +1,5 @@
 @_spi(Distribution) import Parley
+import ParleyOTP
 
 /// One name's placement, as every member of a ``DistributedRegistry`` keeps it.
 public struct RegistryEntry: Sendable, Equatable, CustomStringConvertible {
@@ -29,7 +30,7 @@ public struct RegistryEntry: Sendable, Equatable, CustomStringConvertible {
 
     /// `{Name, Pid, Epoch, plain | {Key, Args}}`.
     var term: Term {
-        .tuple([.string(name), .pid(pid), .integer(epoch), worker.map { .tuple([.string($0.key), $0.arguments]) } ?? .atom("plain")])
+        .tuple([.string(name), .pid(pid), .integer(epoch), worker?.term ?? .atom("plain")])
     }
 
     init(name: String, pid: Pid, epoch: Int, worker: WorkerSpec?) {
@@ -45,8 +46,8 @@ public struct RegistryEntry: Sendable, Equatable, CustomStringConvertible {
         let worker: WorkerSpec?
         if f[3] == .atom("plain") {
             worker = nil
-        } else if case .tuple(let w) = f[3], w.count == 2, let key = w[0].stringValue {
-            worker = WorkerSpec(key: key, arguments: w[1])
+        } else if let w = WorkerSpec(f[3]) {
+            worker = w
         } else {
             return nil
         }
@@ -61,4 +62,40 @@ public struct RegistryEntry: Sendable, Equatable, CustomStringConvertible {
 public struct WorkerSpec: Sendable, Equatable {
     public let key: String
     public let arguments: Term
+    /// When the worker's node restarts it after it exits (a ``DistributedSupervisor``
+    /// child's restart type); `nil` for a registry's worker, whose name goes when it exits
+    /// (Swarm's rule).
+    public let restart: ChildSpec.Restart?
+
+    public init(key: String, arguments: Term, restart: ChildSpec.Restart? = nil) {
+        self.key = key
+        self.arguments = arguments
+        self.restart = restart
+    }
+
+    /// `{Key, Args}`, or `{Key, Args, permanent | transient | temporary}`.
+    var term: Term {
+        guard let restart else { return .tuple([.string(key), arguments]) }
+        let r: String
+        switch restart {
+        case .permanent: r = "permanent"
+        case .transient: r = "transient"
+        case .temporary: r = "temporary"
+        }
+        return .tuple([.string(key), arguments, .atom(Atom(r))])
+    }
+
+    init?(_ t: Term) {
+        guard case .tuple(let w) = t, (2...3).contains(w.count), let key = w[0].stringValue else { return nil }
+        var restart: ChildSpec.Restart? = nil
+        if w.count == 3 {
+            switch w[2].atomName {
+            case "permanent": restart = .permanent
+            case "transient": restart = .transient
+            case "temporary": restart = .temporary
+            default: return nil
+            }
+        }
+        self.init(key: key, arguments: w[1], restart: restart)
+    }
 }

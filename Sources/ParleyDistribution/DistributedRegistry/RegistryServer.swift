@@ -1,5 +1,6 @@
 import Logging
 @_spi(Distribution) import Parley
+import ParleyOTP
 
 /// What the API asks of the registry process of its node.
 enum RegistryLocal: Sendable {
@@ -7,6 +8,9 @@ enum RegistryLocal: Sendable {
     case register(name: String, what: Registration)
     /// `Gen.call`: remove `name` everywhere; replies `Result<Pid, Failure>`.
     case unregister(name: String)
+    /// `Gen.call`: remove `name` everywhere and stop its process (a supervisor's
+    /// `terminate_child`); replies `Result<Pid, Failure>`.
+    case terminate(name: String)
     /// `Gen.call`: reply `true` once the first sync with every connected member is done.
     case awaitSync
     /// `Gen.call`: hand every name off, then exit; replies `true`.
@@ -22,14 +26,14 @@ enum Registration: Sendable {
     var term: Term {
         switch self {
         case .pid(let p): return .tuple([.atom("pid"), .pid(p)])
-        case .worker(let w): return .tuple([.atom("start"), .string(w.key), w.arguments])
+        case .worker(let w): return .tuple([.atom("start"), w.term])
         }
     }
 
     init?(_ t: Term) {
-        guard case .tuple(let f) = t else { return nil }
-        if f.count == 2, f[0] == .atom("pid"), case .pid(let p) = f[1] { self = .pid(p); return }
-        if f.count == 3, f[0] == .atom("start"), let key = f[1].stringValue { self = .worker(WorkerSpec(key: key, arguments: f[2])); return }
+        guard case .tuple(let f) = t, f.count == 2 else { return nil }
+        if f[0] == .atom("pid"), case .pid(let p) = f[1] { self = .pid(p); return }
+        if f[0] == .atom("start"), let w = WorkerSpec(f[1]) { self = .worker(w); return }
         return nil
     }
 }
@@ -90,6 +94,8 @@ struct RegistryServer {
     /// Names whose worker answered `.ignore` since the members last changed.
     var ignored: Set<String> = []
     var rebalanceScheduled = false
+    /// When this node restarted supervised children lately (the restart intensity).
+    var restartTimes: [ContinuousClock.Instant] = []
 
     struct Ack {
         var waiting: Set<String>
@@ -277,13 +283,19 @@ struct RegistryServer {
                 forwarded[tag] = (from, name, what, owner)
                 send(to: owner, .tuple([.atom("register"), .pid(me.pid), .integer(tag), .string(name), what.term]))
             }
-        case .unregister(let name):
+        case .unregister(let name), .terminate(let name):
             guard let e = remove(name) else {
                 return Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.failure(.notRegistered(name)))
             }
             checkpoints[name] = nil
             untrackHolder(e)
-            broadcast(untrack: e, then: .unregistered(from, e.pid))
+            var stop = false
+            if case .terminate = r {
+                // The holder's node stops it, after removing the entry (else it would
+                // restart a supervised child).
+                if e.node == nodeName { me.exit(e.pid, .shutdown) } else { stop = true }
+            }
+            broadcast(untrack: e, then: .unregistered(from, e.pid), stop: stop)
         case .awaitSync:
             if syncing.isEmpty { Gen.reply(from, true) } else { syncWaiters.append(from) }
         case .leave:
@@ -342,10 +354,12 @@ struct RegistryServer {
         if waiting.isEmpty { acked(tag, by: nil) }
     }
 
-    mutating func broadcast(untrack e: RegistryEntry, then: Ack.Then?) {
+    mutating func broadcast(untrack e: RegistryEntry, then: Ack.Then?, stop: Bool = false) {
         let tag = then == nil ? 0 : take()
         for (_, pid) in peers {
-            me.send(Term.tuple([.atom("untrack"), .pid(me.pid), .string(e.name), .pid(e.pid), .integer(tag)]), to: pid)
+            var t: [Term] = [.atom("untrack"), .pid(me.pid), .string(e.name), .pid(e.pid), .integer(tag)]
+            if stop { t.append(.atom("stop")) }
+            me.send(Term.tuple(t), to: pid)
         }
         if let then {
             acks[tag] = Ack(waiting: Set(peers.keys), then: then)
@@ -443,7 +457,7 @@ struct RegistryServer {
             guard case .pid(let peer) = c[1], let e = RegistryEntry(c[2]), let tag = c[3].intValue else { return unexpected(t) }
             apply(e)
             if tag != 0 { me.send(Term.tuple([.atom("ack"), .pid(me.pid), .integer(tag)]), to: peer) }
-        case ("untrack", 5):
+        case ("untrack", 5), ("untrack", 6):
             guard case .pid(let peer) = c[1], let name = c[2].stringValue, case .pid(let holder) = c[3], let tag = c[4].intValue else {
                 return unexpected(t)
             }
@@ -452,6 +466,8 @@ struct RegistryServer {
                 checkpoints[name] = nil
                 untrackHolder(e)
             }
+            // `{untrack, …, stop}`: a supervisor's terminate_child; the holder's node stops it.
+            if c.count == 6, c[5] == .atom("stop"), holder.nodeName == nodeName { me.exit(holder, .shutdown) }
             if tag != 0 { me.send(Term.tuple([.atom("ack"), .pid(me.pid), .integer(tag)]), to: peer) }
         case ("ack", 3):
             guard case .pid(let peer) = c[1], let tag = c[2].intValue else { return unexpected(t) }
@@ -566,13 +582,50 @@ struct RegistryServer {
         guard holderMonitors[d.pid] == d.ref else { return }
         holderMonitors[d.pid] = nil
         heldFrom[d.pid] = nil
-        // A holder of this node exited: its name goes (Swarm's rule; a supervisor restarts it).
+        // A holder of this node exited: its name goes (Swarm's rule), unless it is a
+        // supervised child that its restart type says to restart (a supervisor's rule).
         for (name, e) in entries where e.pid == d.pid {
+            if let move = moves[name], move.old == d.pid { moves[name] = nil }
+            if let spec = e.worker, Self.restarts(spec.restart, after: d.reason), withinIntensity(name) {
+                switch start(spec, name: name, handed: checkpoints[name], held: false) {
+                case .success(let pid):
+                    let fresh = e.with(pid: pid, epoch: nextEpoch(name))
+                    set(fresh)
+                    log.info("registry \(registry.name): restarted \(name) after it exited (\(d.reason))")
+                    track(fresh, then: { .nothing })
+                    continue
+                case .failure(let f):
+                    log.error("registry \(registry.name): could not restart \(name): \(f)")
+                }
+            }
             _ = remove(name)
             checkpoints[name] = nil
-            if let move = moves[name], move.old == d.pid { moves[name] = nil }
             broadcast(untrack: e, then: nil)
         }
+    }
+
+    /// OTP's restart rules: permanent always, transient after an abnormal exit, temporary
+    /// never (and a registry's own worker, with no restart type, never).
+    static func restarts(_ restart: ChildSpec.Restart?, after reason: ExitReason) -> Bool {
+        switch restart {
+        case .permanent?: return true
+        case .transient?: return reason.isAbnormal
+        case .temporary?, nil: return false
+        }
+    }
+
+    /// A supervisor's restart intensity, per node: at most `intensity` restarts in any
+    /// `period`. Past it, the child that exited last is given up (logged).
+    mutating func withinIntensity(_ name: String) -> Bool {
+        let now = ContinuousClock.now
+        let period = registry.period
+        restartTimes.removeAll { now - $0 > period }
+        guard restartTimes.count < registry.intensity else {
+            log.error("registry \(registry.name): \(name) is not restarted: more than \(registry.intensity) restarts on this node in \(registry.period)")
+            return false
+        }
+        restartTimes.append(now)
+        return true
     }
 
     /// A peer's registry is gone (its node died, the connection dropped, or it stopped).
