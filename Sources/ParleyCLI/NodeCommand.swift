@@ -174,7 +174,13 @@ struct NodeCommand: AsyncParsableCommand {
         }
         if let registry {
             // The registry runs as a service: SIGTERM (or SIGINT) hands every name off, then
-            // the node stops.
+            // the node stops. (A parent that started this process from a Swift task passed
+            // SIGTERM blocked: unblock it.)
+            var terms = sigset_t()
+            sigemptyset(&terms)
+            sigaddset(&terms, SIGTERM)
+            sigaddset(&terms, SIGINT)
+            pthread_sigmask(SIG_UNBLOCK, &terms, nil)
             RegistryCounter.define(in: registry)
             let service = DistributedRegistryService(registry)
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint],

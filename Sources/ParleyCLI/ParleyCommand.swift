@@ -6,7 +6,7 @@ struct ParleyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley",
         abstract: "BEAM-style processes for Swift, on a scheduler of their own.",
-        subcommands: [Tour.self, Bench.self, NodeCommand.self, ObserverCommand.self],
+        subcommands: [Tour.self, Bench.self, NodeCommand.self, ObserverCommand.self, Demo.self],
         defaultSubcommand: Tour.self
     )
 }

@@ -441,6 +441,40 @@ struct DistributedRegistryTests {
         }
     }
 
+    @Test("Members that were not connected to each other (hidden nodes that each know only a third) connect through the registry, as global meshes visible nodes: every member sees every other, and when one dies its names restart on the owners every survivor agrees on")
+    func meshesItsMembers() async throws {
+        _ = try await Cluster.node()
+        var nodes: [LocalNode] = []
+        var regs: [DistributedRegistry] = []
+        do {
+            for i in 0..<3 {
+                let n = try LocalNode(name: ExternalNode.uniqueName("mesh\(i)_"))
+                nodes.append(n)
+                var config = Distribution.Configuration(name: n.name, cookie: Cluster.cookie)
+                config.tickTime = .seconds(4)
+                try await n.startDistribution(config)
+            }
+            // b and c each know a only.
+            #expect(await nodes[1].ping(nodes[0].name))
+            #expect(await nodes[2].ping(nodes[0].name))
+            #expect(!nodes[1].connectedNodes.contains(nodes[2].name))
+            regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            #expect(await eventually { regs.allSatisfy { $0.members.count == 3 } }, "\(regs.map(\.members))")
+            #expect(nodes[1].connectedNodes.contains(nodes[2].name))
+            let names = (0..<30).map { "m\($0)" }
+            for n in names { try await regs[0].registerName(n, start: "tally", arguments: .atom("checkpoint")) }
+            await Self.kill(nodes[1], regs)
+            let owners = Dictionary(uniqueKeysWithValues: names.map { ($0, HashRing().owner(of: $0, among: [nodes[0].name, nodes[2].name].sorted())!) })
+            #expect(await eventually {
+                names.allSatisfy { n in regs[0].lookup(n)?.nodeName == owners[n] && regs[2].lookup(n) == regs[0].lookup(n) }
+            })
+        } catch {
+            for n in nodes { Self.killProcesses(n, regs); await n.stopDistribution() }
+            throw error
+        }
+        for n in nodes { Self.killProcesses(n, regs); await n.stopDistribution() }
+    }
+
     // MARK: Netsplits
 
     @Test("A healed split: two nodes that registered the same names while apart meet; one holder per name stays, the same on both (the fencing rule of `conflictRule`), the other hands it its state (resolveConflict adds it here) and exits, and the name then sits on its ring owner; plain names that clash keep the winner and the loser exits with {shutdown, name_conflict}")

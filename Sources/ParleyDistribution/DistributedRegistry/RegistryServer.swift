@@ -442,9 +442,17 @@ struct RegistryServer {
             added(peer)
             me.send(syncTerm(), to: peer)
             membersChanged()
-        case ("sync", 4):
+        case ("sync", 4), ("sync", 5):
             guard case .pid(let peer) = c[1], let items = c[2].listElements, let cps = c[3].listElements else { return unexpected(t) }
             added(peer)
+            // The peer's members: a registry needs a full mesh of its members (as Swarm
+            // relies on global's), so this node connects to those it does not know; their
+            // nodeup brings their sync.
+            if c.count == 5, let members = c[4].listElements, let router = Distribution.router(of: me.node) {
+                for case .atom(let m) in members where m.name != nodeName && peers[m.name] == nil && syncing[m.name] == nil {
+                    _ = router.connection(to: Node.named(m.name))
+                }
+            }
             let node = peer.nodeName
             syncing[node] = nil
             for item in items { if let e = RegistryEntry(item) { apply(e) } }
@@ -500,6 +508,9 @@ struct RegistryServer {
             moves[name] = nil
             move.old.send(HandoffOrder.cancel)
             rebalanceLater()
+        case ("takeover", 3):
+            guard let e = RegistryEntry(c[2]) else { return unexpected(t) }
+            takeover(e)
         case ("checkpoint", 3):
             guard let name = c[1].stringValue else { return unexpected(t) }
             checkpoints[name] = c[2]
@@ -537,7 +548,8 @@ struct RegistryServer {
     func syncTerm() -> Term {
         let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
         return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
-                       .list(checkpoints.map { .tuple([.string($0.key), $0.value]) })])
+                       .list(checkpoints.map { .tuple([.string($0.key), $0.value]) }),
+                       .list(peers.keys.sorted().map { .atom(Atom($0)) })])
     }
 
     mutating func syncDone() {
@@ -667,10 +679,16 @@ struct RegistryServer {
                 Process.exit(e.pid, .shutdownWith(Term.atom("fenced")))
             }
         }
-        // Its names: gone, and the workers among them restart on their new owners.
+        // Its names: gone, and the workers among them restart on their new owners. An owner
+        // that is another member is told too, in case it did not know the entry (it was
+        // not connected to the dead node): it restarts it unless it has a holder already.
         for (name, e) in entries where e.node == node {
             _ = remove(name)
-            guard let spec = e.worker, !frozen, owner(of: name) == nodeName else { continue }
+            guard let spec = e.worker, !frozen, let owner = owner(of: name) else { continue }
+            if owner != nodeName {
+                send(to: owner, .tuple([.atom("takeover"), .pid(me.pid), e.term]))
+                continue
+            }
             switch start(spec, name: name, handed: checkpoints[name], held: false) {
             case .success(let pid):
                 let fresh = RegistryEntry(name: name, pid: pid, epoch: max(e.epoch, retired[name] ?? 0) + 1, worker: spec)
@@ -682,6 +700,24 @@ struct RegistryServer {
             }
         }
         membersChanged()
+    }
+
+    /// A peer saw `e`'s node die and says this node owns the name: restart it here unless
+    /// a holder of it is known that does not live on a node this one has lost.
+    mutating func takeover(_ e: RegistryEntry) {
+        // Only once this node has lost that node too (until then its own nodedown decides).
+        guard let spec = e.worker, !wasFrozen, owner(of: e.name) == nodeName, !connected(e.node) else { return }
+        // A holder it knows of elsewhere (a restart that came first) stays.
+        guard entry(e.name) == nil else { return }
+        switch start(spec, name: e.name, handed: checkpoints[e.name], held: false) {
+        case .success(let pid):
+            let fresh = RegistryEntry(name: e.name, pid: pid, epoch: max(e.epoch, retired[e.name] ?? 0) + 1, worker: spec)
+            set(fresh)
+            log.info("registry \(registry.name): restarted \(e.name) here after \(e.node) was lost (a peer's word)")
+            track(fresh, then: { .nothing })
+        case .failure(let f):
+            log.error("registry \(registry.name): could not restart \(e.name) after \(e.node) was lost: \(f)")
+        }
     }
 
     // MARK: Moves
