@@ -304,6 +304,14 @@ func readmeDistributedRegistry(me: Process) async throws {
     print(carts.registered(), carts.members, carts.entry("cart:42")?.epoch ?? 0, pid)
 }
 
+func readmeDistributedSupervisor() async throws {
+    DistributedSupervisor("jobs").define("cart") { context in Cart(context: context) }   // on every node
+    let jobs = try await DistributedSupervisor.start("jobs")
+    try await jobs.startChild("cart:7", start: "cart", restart: .transient)
+    print(jobs.whichChildren().map { "\($0.id) on \($0.node)" }, jobs.countChildren().active)
+    try await jobs.terminateChild("cart:7")                        // wherever it runs
+}
+
 // README: "Clusters that form themselves".
 func readmeCluster() async throws {
     struct NodesFile: ClusterStrategy {
