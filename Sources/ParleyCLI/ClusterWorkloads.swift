@@ -1,6 +1,7 @@
 import Foundation
 import Parley
 import ParleyDistribution
+import ParleyOTP
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -21,14 +22,23 @@ import Glibc
 ///   nodes and a registration on each), then looks names up 100,000 times.
 ///
 /// Each figure comes out twice, `"peer":"parley"` and `"peer":"erlang"`.
+///
+/// - `cluster-registry.register`, `.whereis`, `.call`, `.failover`: the same mesh of 4, each
+///   running a `DistributedRegistry` (`parley node --registry`): one node registers 500
+///   workers by name (`registerName`, each started on its ring owner and acked by every
+///   member), looks names up 100,000 times and calls 2,000 of them by name; then a node is
+///   SIGKILLed and the milliseconds until every one of its workers runs elsewhere (seen from
+///   the first node) are the failover. Parley only: Erlang has no such registry; its
+///   `:global` figures above (the same counts on the same mesh) are the comparison.
 enum ClusterWorkloads {
-    static let names = ["cluster-mesh", "cluster-detect", "cluster-global"]
+    static let names = ["cluster-mesh", "cluster-detect", "cluster-global", "cluster-registry"]
     static let meshSizes = [2, 4, 8, 16]
 
     static func run(_ name: String, me: Process) async throws -> [Workloads.Result] {
         try await RemoteWorkloads.ensureNode()
         var out: [Workloads.Result] = []
         let erlang = FileManager.default.isExecutableFile(atPath: "/usr/bin/erl")
+        if name == "cluster-registry" { return try await registry(me) }
         for kind in erlang ? [false, true] : [false] {
             let peer = kind ? "erlang" : "parley"
             switch name {
@@ -110,6 +120,42 @@ enum ClusterWorkloads {
         return (Double(k) / (Double(regNs) / 1e9), Double(lookupNs) / Double(lookups))
     }
 
+    static let registryName = "bench_registry"
+
+    /// A mesh of 4 registry members; 500 registrations, 100,000 lookups and 2,000 calls by
+    /// name on the first; then a SIGKILL of the last and the failover as the first sees it.
+    static func registry(_ me: Process) async throws -> [Workloads.Result] {
+        var nodes: [RemoteWorkloads.Peer] = []
+        defer { for p in nodes { p.stop() } }
+        for _ in 0..<4 { nodes.append(try RemoteWorkloads.Peer.launchParley(visible: true, extra: ["--registry", registryName])) }
+        for p in nodes { try await p.waitUntilUp() }
+        try await connectToFirst(me, nodes)
+        let k = 500, lookups = 100_000, calls = 2_000
+        _ = try await nodes[0].spawn(me, parley: "registry-bench", erlang: ("", "", []),
+                                     args: .tuple([.integer(k), .integer(lookups), .integer(calls), .atom(Atom(nodes[3].name)), .pid(me.pid)]))
+        func reply(_ tag: String, within limit: Duration) async throws -> [Term] {
+            let m = try await me.receive(Term.self, after: limit,
+                                         where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
+            guard case .tuple(let t)? = m else { throw ValidationErrorText("registry-bench: no \(tag) within \(limit)") }
+            return t
+        }
+        let r = try await reply("registry", within: .seconds(300))
+        guard r.count == 4, let regNs = r[1].intValue, let lookupNs = r[2].intValue, let callNs = r[3].intValue else {
+            throw ValidationErrorText("registry-bench answered \(r)")
+        }
+        _ = try await reply("watching", within: .seconds(30))
+        let t0 = MonotonicClock.now
+        kill(nodes[3].process.processIdentifier, SIGKILL)
+        _ = try await reply("restarted", within: .seconds(60))
+        let failover = Double(MonotonicClock.now - t0) / 1e6
+        return [
+            .init(workload: "cluster-registry.register", value: Double(k) / (Double(regNs) / 1e9), unit: "reg/s", peer: "parley"),
+            .init(workload: "cluster-registry.whereis", value: Double(lookupNs) / Double(lookups), unit: "ns/lookup", peer: "parley"),
+            .init(workload: "cluster-registry.call", value: Double(callNs) / Double(calls) / 1000, unit: "us/call", peer: "parley"),
+            .init(workload: "cluster-registry.failover", value: failover, unit: "ms", peer: "parley"),
+        ]
+    }
+
     // MARK: Nodes
 
     /// `n` visible nodes of one kind, up and answering, connected to nobody but this node
@@ -176,6 +222,35 @@ enum ClusterWorkloads {
                 if case .tuple(let t) = m, t.count == 2, t[0] == .atom("nodedown"), t[1] == .atom(victim) { break }
             }
             me.send(Term.tuple([.atom("down")]), to: to)
+        }
+        Distribution.register(spawnable: "registry-bench") { me, args in
+            // {K, Lookups, Calls, Victim, ReplyTo} on a `parley node --registry`: waits for 4
+            // members, registers K counters by name, looks names up, calls some by name;
+            // {registry, RegisterNs, LookupNs, CallNs}; then {watching} and, once every
+            // worker of Victim runs elsewhere, {restarted}.
+            guard case .tuple(let a) = args, a.count == 5, let k = a[0].intValue, let lookups = a[1].intValue,
+                  let calls = a[2].intValue, case .atom(let victim) = a[3], case .pid(let to) = a[4] else { return }
+            let registry = DistributedRegistry(ClusterWorkloads.registryName)
+            while registry.members.count < 4 { try await me.sleep(for: .milliseconds(5)) }
+            let names = (0..<k).map { "bench-\($0)" }
+            let t0 = MonotonicClock.now
+            for n in names { try await registry.registerName(n, start: "counter") }
+            let regNs = MonotonicClock.now - t0
+            var found = 0
+            let t1 = MonotonicClock.now
+            for j in 0..<lookups where registry.lookup(names[j % k]) != nil { found += 1 }
+            let lookupNs = MonotonicClock.now - t1
+            guard found == lookups else { return }
+            let t2 = MonotonicClock.now
+            for j in 0..<calls { _ = try await registry.call(names[j % k], Term.atom("bump")) }
+            let callNs = MonotonicClock.now - t2
+            me.send(Term.tuple([.atom("registry"), .integer(Int(regNs)), .integer(Int(lookupNs)), .integer(Int(callNs))]), to: to)
+            let onVictim = names.filter { registry.lookup($0)?.nodeName == victim.name }
+            me.send(Term.tuple([.atom("watching")]), to: to)
+            while !onVictim.allSatisfy({ n in registry.lookup(n).map { $0.nodeName != victim.name } ?? false }) {
+                try await me.sleep(for: .milliseconds(1))
+            }
+            me.send(Term.tuple([.atom("restarted")]), to: to)
         }
         Distribution.register(spawnable: "global-bench") { me, args in
             // {K, Lookups, ReplyTo}: K processes registered one after the other, then

@@ -129,11 +129,11 @@ enum RemoteWorkloads {
 
         /// A `parley node` process, not yet up (``waitUntilUp()``); `visible` for the cluster
         /// workloads.
-        static func launchParley(visible: Bool = false) throws -> Peer {
+        static func launchParley(visible: Bool = false, extra: [String] = []) throws -> Peer {
             let name = "parley_peer_\(getpid())_\(UInt32.random(in: 0...UInt32.max))@127.0.0.1"
             let exe = URL(fileURLWithPath: CommandLine.arguments[0]).path
             let p = try launch(exe, ["node", "--name", name, "--cookie", cookie, "--run-woken", "\(runWoken.withLock { $0 })",
-                                     "--busy-wait", "\(busyWait.withLock { $0 })"] + (visible ? ["--visible", "--no-observer-agent"] : []))
+                                     "--busy-wait", "\(busyWait.withLock { $0 })"] + (visible ? ["--visible", "--no-observer-agent"] : []) + extra)
             return Peer(name: name, process: p, isErlang: false)
         }
 
