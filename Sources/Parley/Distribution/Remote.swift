@@ -48,6 +48,14 @@ public enum Remote {
         return p.withShared { s in !s.mailbox.isDead && s.accepts(alias: ref.id) }
     }
 
+    /// A reply from another node to a call that process `pid` made to a process of this OS
+    /// process (a server that forwarded the call, as a moving registry worker does): the
+    /// caller waits on its reply slot, not in its mailbox. True if the slot took it.
+    public static func acceptReplyFromWire(_ tag: Reference, _ reply: any Sendable, to pid: Pid) -> Bool {
+        guard let p = pid.process, p.kind != .callback else { return false }
+        return p.acceptReply(tag.id, reply)
+    }
+
     /// Delivers a message that arrived from another node. An idle callback process handles it
     /// at once on the calling (I/O) thread, one message at most, as the BEAM's scheduler runs
     /// the process a port's input wakes: no thread hand-off on the way in. Anything else is
@@ -77,16 +85,6 @@ public enum Remote {
         guard let p = pid.process, !messages.isEmpty else { return }
         if p.kind == .callback {
             for m in messages { deliverFromWire(m, to: pid) }
-        } else if messages.contains(where: { exactMessage($0, as: Gen.ReplyMessage.self) != nil }) {
-            // A reply to a call the process made to a process of this OS process, answered
-            // from another node (a server that forwarded the call, as a moving registry
-            // worker does): the caller waits on its reply slot, not in its mailbox.
-            var rest: [any Sendable] = []
-            for m in messages {
-                if let r = exactMessage(m, as: Gen.ReplyMessage.self), p.acceptReply(r.tag.id, r.reply) { continue }
-                rest.append(m)
-            }
-            if !rest.isEmpty { p.deliver(contentsOf: rest) }
         } else {
             p.deliver(contentsOf: messages)
         }

@@ -270,7 +270,7 @@ final class Connection: Sendable {
             }
             let payload = try r.readVersioned()
             if r.remaining > 0 { throw .trailingBytes(r.remaining) }
-            if to.holdsProcess { inbox.add(MessageCodec.message(from: payload, to: to), to: to) }
+            if to.holdsProcess, let m = MessageCodec.incoming(from: payload, to: to) { inbox.add(m, to: to) }
             return
         }
         let control = try r.readVersioned()

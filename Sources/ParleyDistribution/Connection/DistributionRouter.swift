@@ -415,8 +415,8 @@ final class DistributionRouter: RemoteRouter, Sendable {
     /// when this node propagates contexts (``Gen/propagatesContext``), and its reply will go
     /// back with the token, as a BEAM server's does (the caller keeps its token: an Erlang
     /// process that receives a message without one drops its own).
-    private func message(_ payload: Term, to: Pid, token: Term?) -> any Sendable {
-        let message = MessageCodec.message(from: payload, to: to)
+    private func message(_ payload: Term, to: Pid, token: Term?) -> (any Sendable)? {
+        guard let message = MessageCodec.incoming(from: payload, to: to) else { return nil }
         guard let token, let call = message as? Gen.CallMessage else { return message }
         keepReplyToken(token, for: call, server: to)
         guard Gen.propagatesContext, let context = MessageCodec.context(fromTraceToken: token) else { return call }
@@ -433,7 +433,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
             guard case .pid(let to) = c[2], let payload else { return malformed(control, conn) }
             // Batched per process until the end of this read (or the next signal, so that a
             // message and a later exit signal to the same process stay in order).
-            if to.holdsProcess { inbox.add(message(payload, to: to, token: c.count == 4 ? c[3] : nil), to: to) }
+            if to.holdsProcess, let m = message(payload, to: to, token: c.count == 4 ? c[3] : nil) { inbox.add(m, to: to) }
             return
         case (Control.regSend, 4), (Control.regSendTT, 5):
             guard case .atom(let name) = c[3], let payload else { return malformed(control, conn) }
@@ -443,7 +443,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
                 failureDetector.received(payload, from: conn, router: self)
                 return
             }
-            if let to = home.whereis(name.name) { inbox.add(message(payload, to: to, token: c.count == 5 ? c[4] : nil), to: to) }
+            if let to = home.whereis(name.name), let m = message(payload, to: to, token: c.count == 5 ? c[4] : nil) { inbox.add(m, to: to) }
             return
         default:
             break

@@ -44,8 +44,20 @@ enum MessageCodec {
         }
     }
 
+    /// The Swift message a term from the wire becomes for local process `target`, or nil
+    /// when it was a call's reply that the caller's reply slot took (a call that went to a
+    /// process of this OS process and was answered from another node).
+    static func incoming(from term: Term, to target: Pid) -> (any Sendable)? {
+        decode(term, to: target, acceptReply: true)
+    }
+
     /// The Swift message a term from the wire becomes for local process `target`.
     static func message(from term: Term, to target: Pid) -> any Sendable {
+        decode(term, to: target, acceptReply: false) ?? term
+    }
+
+    @inline(__always)
+    private static func decode(_ term: Term, to target: Pid, acceptReply: Bool) -> (any Sendable)? {
         guard case .tuple(let items) = term else { return term }
         if items.count == 3, case .atom(genCall) = items[0], case .tuple(let from) = items[1], from.count == 2,
            case .pid(let caller) = from[0], let (tag, aliasForm) = callTag(from[1]) {
@@ -55,6 +67,7 @@ enum MessageCodec {
             return Gen.CastMessage(request: items[1])
         }
         if items.count == 2, let (tag, _) = callTag(items[0]), Remote.isActiveAlias(tag, of: target) {
+            if acceptReply, Remote.acceptReplyFromWire(tag, items[1], to: target) { return nil }
             return Gen.ReplyMessage(tag: tag, reply: items[1])
         }
         return term
