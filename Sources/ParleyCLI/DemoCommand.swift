@@ -97,7 +97,7 @@ struct ClusterDemo: AsyncParsableCommand {
         let onB = names.filter { sup.registry.lookup($0)?.nodeName == b }
         print("  kill -9 b (it runs \(onB.count)):")
         let t2 = ContinuousClock.now
-        children[0].kill()
+        children[0].signal(SIGKILL)
         var back: [String: Duration] = [:]
         while back.count < onB.count, ContinuousClock.now - t2 < .seconds(10) {
             for n in onB where back[n] == nil {

@@ -76,7 +76,7 @@ import ParleyOTP
     let victim = others[0]
     let onVictim = names.filter { ra.lookup($0)?.nodeName == victim }
     let t2 = ContinuousClock.now
-    children[0].kill()
+    children[0].signal(SIGKILL)
     var back = false
     while !back, ContinuousClock.now - t2 < .seconds(10) {
         back = onVictim.allSatisfy { n in ra.lookup(n).map { $0.nodeName != victim } ?? false }

@@ -94,7 +94,9 @@ public struct HashRing: Placement {
 
 /// ``HashRing`` behind a static quorum; see ``Placement/staticQuorum(_:virtualNodes:)``.
 public struct StaticQuorumRing: Placement {
+    /// The fewest members that may hold names.
     public let quorum: Int
+    /// The ring that places names while the quorum is present.
     public let ring: HashRing
 
     public func owner(of name: String, among members: [String]) -> String? {

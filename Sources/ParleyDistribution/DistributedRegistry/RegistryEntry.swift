@@ -60,7 +60,9 @@ public struct RegistryEntry: Sendable, Equatable, CustomStringConvertible {
 /// How a worker is started: the key it was defined under with
 /// ``DistributedRegistry/define(_:_:)`` on every node (Swarm's `{M, F, A}`) and its arguments.
 public struct WorkerSpec: Sendable, Equatable {
+    /// The key the worker kind was defined under.
     public let key: String
+    /// The registration's arguments (``WorkerContext/arguments``).
     public let arguments: Term
     /// When the worker's node restarts it after it exits (a ``DistributedSupervisor``
     /// child's restart type); `nil` for a registry's worker, whose name goes when it exits

@@ -74,10 +74,15 @@ public struct DistributedSupervisor: Sendable {
 
     /// A child, as every member sees it.
     public struct Child: Sendable, Equatable {
+        /// The child's id: its name in the registry.
         public let id: String
+        /// Its process.
         public let pid: Pid
+        /// The node it runs on.
         public var node: String { pid.nodeName }
+        /// The kind it was started from (``DistributedSupervisor/define(_:_:)``).
         public let key: String
+        /// Its restart type.
         public let restart: ChildSpec.Restart
     }
 
