@@ -304,6 +304,14 @@ func readmeDistributedRegistry(me: Process) async throws {
     print(carts.registered(), carts.members, carts.entry("cart:42")?.epoch ?? 0, pid)
 }
 
+func readmeRegistryGroups(carts: DistributedRegistry, me: Process) async throws {
+    try await carts.join("audit", me.pid)                 // returns once every member has it
+    try await carts.join("audit", name: "cart:42")        // whichever process holds the name
+    carts.publish(Term.atom("flush"), to: "audit")
+    let replies = await carts.multicall("audit", Term.atom("stats"), timeout: .seconds(1))   // late ones left out
+    print(carts.members("audit"), replies.count)
+}
+
 func readmeDistributedSupervisor() async throws {
     DistributedSupervisor("jobs").define("cart") { context in Cart(context: context) }   // on every node
     let jobs = try await DistributedSupervisor.start("jobs")

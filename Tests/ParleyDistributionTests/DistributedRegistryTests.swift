@@ -272,6 +272,42 @@ struct DistributedRegistryTests {
         }
     }
 
+    @Test("Groups (Swarm's join, leave, members, publish, multi_call): a process and a name join a group and every node lists both when join returns; publish reaches each; multicall gathers the replies that come in time and leaves out the rest; a name member follows its name to its new holder; a member that exits or leaves is gone everywhere")
+    func groups() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            let got = Mutex(0)
+            let plain = try nodes[1].spawn(SpawnOptions(), state: ()) { _, m, _ in
+                if (m as? Term) == .atom("bump") { got.withLock { $0 += 1 } }
+                return .continue
+            }
+            let w = try await regs[0].registerName("grouped", start: "tally")
+            await #expect(throws: DistributedRegistry.Failure.notLocal(plain)) { try await regs[0].join("g", plain) }
+            try await regs[1].join("g", plain)
+            try await regs[2].join("g", name: "grouped")
+            for r in regs { #expect(Set(r.members("g")) == [plain, w], "\(r.node.name)") }
+            #expect(regs[0].groups() == ["g"])
+            regs[2].publish(Term.atom("bump"), to: "g")
+            #expect(await eventually { got.withLock { $0 } == 1 })
+            #expect(await eventually { await Self.get(regs[0], "grouped") == 1 })
+            let replies = await regs[0].multicall("g", Term.atom("get"), timeout: .seconds(1))
+            #expect(replies.count == 1 && (replies[w] as? Term) == .integer(1), "the plain process does not answer calls: left out")
+            #expect(try await regs[1].leave("g", plain))
+            #expect(try await !regs[1].leave("g", plain), "not a member any more")
+            for r in regs { #expect(r.members("g") == [w]) }
+            try await regs[1].join("g", plain)
+            Process.exit(plain, .kill)
+            #expect(await eventually { regs.allSatisfy { $0.members("g") == [w] } }, "an exit leaves")
+            // The name member follows its name when its holder's node leaves.
+            let holderNode = try #require(nodes.firstIndex { $0.name == w.nodeName })
+            let stays = (holderNode + 1) % 3
+            await regs[holderNode].stop()
+            #expect(await eventually { regs[stays].lookup("grouped").map { $0 != w } ?? false })
+            let moved = try #require(regs[stays].lookup("grouped"))
+            #expect(regs[stays].members("g") == [moved])
+        }
+    }
+
     // MARK: Moving
 
     @Test("A node joins: the names it now owns move to it (about 1/N), each with its handed-off state ({:resume, state}), delivered before any other message; the others stay; casts sent all along are all counted")

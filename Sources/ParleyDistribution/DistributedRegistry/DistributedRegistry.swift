@@ -318,6 +318,96 @@ public struct DistributedRegistry: Sendable {
         return try result.get()
     }
 
+    // MARK: Groups
+
+    /// `pid`, a process of this node, joins `group` on every member (Swarm's `join/2`);
+    /// returns once every member has it. It leaves when it exits or its node goes.
+    ///
+    /// ```swift
+    /// try await registry.join("workers", me.pid)
+    /// registry.publish(Term.atom("reload"), to: "workers")
+    /// ```
+    /// - Throws: ``Failure/notLocal(_:)``, ``Failure/noRegistry(_:)``, ``Failure/timeout(_:)``.
+    public func join(_ group: String, _ pid: Pid, timeout: Duration = .seconds(15)) async throws(Failure) {
+        guard pid.holdsProcess, pid.nodeName == node.name else { throw .notLocal(pid) }
+        _ = try await groupRequest(.joinGroup(group: group, member: .pid(pid)), group: group, timeout: timeout)
+    }
+
+    /// The name `name` joins `group`: the group reaches whichever process holds the name,
+    /// through moves and restarts, until the name leaves.
+    public func join(_ group: String, name: String, timeout: Duration = .seconds(15)) async throws(Failure) {
+        _ = try await groupRequest(.joinGroup(group: group, member: .name(name)), group: group, timeout: timeout)
+    }
+
+    /// `pid` leaves `group` everywhere; false if it was not a member.
+    @discardableResult
+    public func leave(_ group: String, _ pid: Pid, timeout: Duration = .seconds(15)) async throws(Failure) -> Bool {
+        try await groupRequest(.leaveGroup(group: group, member: .pid(pid)), group: group, timeout: timeout)
+    }
+
+    /// The name `name` leaves `group`; false if it was not a member.
+    @discardableResult
+    public func leave(_ group: String, name: String, timeout: Duration = .seconds(15)) async throws(Failure) -> Bool {
+        try await groupRequest(.leaveGroup(group: group, member: .name(name)), group: group, timeout: timeout)
+    }
+
+    func groupRequest(_ r: RegistryLocal, group: String, timeout: Duration) async throws(Failure) -> Bool {
+        guard let server = node.whereis(self.name) else { throw .noRegistry(self.name) }
+        do {
+            return (try await Gen.call(server, r, timeout: timeout) as? Bool) ?? false
+        } catch {
+            if case .timeout = error { throw .timeout(group) }
+            throw .noRegistry(self.name)
+        }
+    }
+
+    /// The processes of `group` (Swarm's `members/1`), from this node's copy: its process
+    /// members and the current holders of its name members.
+    public func members(_ group: String) -> [Pid] {
+        guard let s = state else { return [] }
+        let members = s.groups.withLock { $0[group] ?? [] }
+        var pids: [Pid] = []
+        for m in members {
+            switch m {
+            case .pid(let p): pids.append(p)
+            case .name(let n): if let p = lookup(n) { pids.append(p) }
+            }
+        }
+        return Array(Set(pids)).sorted()
+    }
+
+    /// Every group with at least one member.
+    public func groups() -> [String] { state?.groups.withLock { $0.keys.sorted() } ?? [] }
+
+    /// Sends `message` to every member of `group` (Swarm's `publish/2`).
+    public func publish(_ message: any Sendable, to group: String) {
+        for pid in members(group) { deliver(message, to: pid) }
+    }
+
+    /// Calls every member of `group` in parallel and returns the replies that came within
+    /// `timeout`, by member (Swarm's `multi_call/3`: failures and timeouts are left out).
+    public func multicall(_ group: String, _ request: any Sendable, timeout: Duration = Gen.defaultTimeout) async -> [Pid: any Sendable] {
+        let targets = members(group)
+        return await withTaskGroup(of: (Pid, (any Sendable)?).self) { tasks in
+            for pid in targets {
+                tasks.addTask {
+                    let reply: (any Sendable)?
+                    if LocalNode.current === node {
+                        reply = try? await Gen.call(pid, request, timeout: timeout)
+                    } else {
+                        reply = try? await node.run { _ -> Result<any Sendable, Gen.CallError> in
+                            do throws(Gen.CallError) { return .success(try await Gen.call(pid, request, timeout: timeout)) } catch { return .failure(error) }
+                        }.get()
+                    }
+                    return (pid, reply)
+                }
+            }
+            var replies: [Pid: any Sendable] = [:]
+            for await (pid, reply) in tasks { if let reply { replies[pid] = reply } }
+            return replies
+        }
+    }
+
     /// Casts to the GenServer registered as `name` (dropped when nobody has it).
     public func cast(_ name: String, _ request: any Sendable) async {
         guard let pid = await whereis(name) else { return }

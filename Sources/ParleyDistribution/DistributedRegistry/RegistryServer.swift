@@ -17,6 +17,31 @@ enum RegistryLocal: Sendable {
     case leave
     /// Send: a worker's checkpoint.
     case checkpoint(name: String, holder: Pid, state: Term)
+    /// `Gen.call`: `member` joins `group` on every member; replies `true`.
+    case joinGroup(group: String, member: GroupMember)
+    /// `Gen.call`: `member` leaves `group` everywhere; replies whether it was a member.
+    case leaveGroup(group: String, member: GroupMember)
+}
+
+/// A member of a registry group: a process of some node, or a registered name (whichever
+/// process holds it now: the membership survives moves and restarts).
+enum GroupMember: Hashable, Sendable {
+    case pid(Pid)
+    case name(String)
+
+    var term: Term {
+        switch self {
+        case .pid(let p): return .tuple([.atom("pid"), .pid(p)])
+        case .name(let n): return .tuple([.atom("name"), .string(n)])
+        }
+    }
+
+    init?(_ t: Term) {
+        guard case .tuple(let f) = t, f.count == 2 else { return nil }
+        if f[0] == .atom("pid"), case .pid(let p) = f[1] { self = .pid(p); return }
+        if f[0] == .atom("name"), let n = f[1].stringValue { self = .name(n); return }
+        return nil
+    }
 }
 
 enum Registration: Sendable {
@@ -45,6 +70,7 @@ typealias WorkerStarter = @Sendable (WorkerContext, Pid, Term?, Bool) throws(Sta
 /// What the API reads without asking the registry process, and what it was given.
 final class RegistryShared: Sendable {
     let entries = Locked<[String: RegistryEntry]>([:])
+    let groups = Locked<[String: Set<GroupMember>]>([:])
     /// Members (node names, this one included) and whether the first sync is still going.
     let view = Locked<(members: [String], syncing: Bool)>(([], true))
 }
@@ -91,6 +117,8 @@ struct RegistryServer {
     var lastAwake: ContinuousClock.Instant = .now
     var frozenAt: ContinuousClock.Instant? = nil
     var watching = false
+    /// Monitors of group members of this node.
+    var memberMonitors: [Pid: Reference] = [:]
     /// Names whose worker answered `.ignore` since the members last changed.
     var ignored: Set<String> = []
     var rebalanceScheduled = false
@@ -104,6 +132,7 @@ struct RegistryServer {
             case reply(Gen.From, Pid)
             case replyRemote(Pid, Int, Pid)
             case unregistered(Gen.From, Pid)
+            case replied(Gen.From, Bool)
             case moved(name: String, old: Pid)
             case nothing
         }
@@ -304,7 +333,57 @@ struct RegistryServer {
             membersChanged()
         case .checkpoint(let name, let holder, let state):
             checkpoint(name, holder, state)
+        case .joinGroup(let group, let member):
+            groupChange(group, member, joined: true)
+            groupBroadcast("gjoin", group, member, then: .replied(from, true))
+        case .leaveGroup(let group, let member):
+            let was = groupChange(group, member, joined: false)
+            if was { groupBroadcast("gleave", group, member, then: .replied(from, true)) } else { Gen.reply(from, false) }
         }
+    }
+
+    // MARK: Groups
+
+    /// Applies a join or a leave here; returns whether anything changed.
+    @discardableResult
+    mutating func groupChange(_ group: String, _ member: GroupMember, joined: Bool) -> Bool {
+        let changed = shared.groups.withLock { g -> Bool in
+            if joined { return g[group, default: []].insert(member).inserted }
+            guard g[group]?.remove(member) != nil else { return false }
+            if g[group]?.isEmpty == true { g[group] = nil }
+            return true
+        }
+        if joined, case .pid(let p) = member, p.nodeName == nodeName, memberMonitors[p] == nil {
+            memberMonitors[p] = me.monitor(p)
+        }
+        return changed
+    }
+
+    mutating func groupBroadcast(_ op: String, _ group: String, _ member: GroupMember, then: Ack.Then?) {
+        let tag = then == nil ? 0 : take()
+        for (_, pid) in peers { me.send(Term.tuple([.atom(Atom(op)), .pid(me.pid), .string(group), member.term, .integer(tag)]), to: pid) }
+        if let then {
+            acks[tag] = Ack(waiting: Set(peers.keys), then: then)
+            if peers.isEmpty { acked(tag, by: nil) }
+        }
+    }
+
+    /// A process member of this node exited: it leaves every group, everywhere.
+    mutating func memberExited(_ pid: Pid) {
+        let left = shared.groups.withLock { g -> [String] in
+            var left: [String] = []
+            for (name, members) in g where members.contains(.pid(pid)) {
+                left.append(name)
+                g[name]?.remove(.pid(pid))
+                if g[name]?.isEmpty == true { g[name] = nil }
+            }
+            return left
+        }
+        for group in left { groupBroadcast("gleave", group, .pid(pid), then: nil) }
+    }
+
+    var groupsTerm: Term {
+        .list(shared.groups.withLock { $0 }.map { .tuple([.string($0.key), .list($0.value.map(\.term))]) })
     }
 
     mutating func take() -> Int {
@@ -379,6 +458,8 @@ struct RegistryServer {
             me.send(Term.tuple([.atom("registered"), .integer(remoteTag), .tuple([.atom("ok"), .pid(pid)])]), to: to)
         case .unregistered(let from, let pid):
             Gen.reply(from, Result<Pid, DistributedRegistry.Failure>.success(pid))
+        case .replied(let from, let value):
+            Gen.reply(from, value)
         case .moved(let name, let old):
             old.send(HandoffOrder.finish)
             if moves[name]?.old == old { moves[name] = nil }
@@ -442,7 +523,7 @@ struct RegistryServer {
             added(peer)
             me.send(syncTerm(), to: peer)
             membersChanged()
-        case ("sync", 4), ("sync", 5):
+        case ("sync", 4), ("sync", 5), ("sync", 6):
             guard case .pid(let peer) = c[1], let items = c[2].listElements, let cps = c[3].listElements else { return unexpected(t) }
             added(peer)
             // The peer's members: a registry needs a full mesh of its members (as Swarm
@@ -456,6 +537,18 @@ struct RegistryServer {
             let node = peer.nodeName
             syncing[node] = nil
             for item in items { if let e = RegistryEntry(item) { apply(e) } }
+            if c.count == 6, let groups = c[5].listElements {
+                for g in groups {
+                    guard case .tuple(let p) = g, p.count == 2, let group = p[0].stringValue, let ms = p[1].listElements else { continue }
+                    for m in ms {
+                        guard let member = GroupMember(m) else { continue }
+                        // A process of a node this one does not reach (or one of its own
+                        // that this node does not know of) is not taken on hearsay.
+                        if case .pid(let pid) = member, pid.nodeName == nodeName || !connected(pid.nodeName) { continue }
+                        groupChange(group, member, joined: true)
+                    }
+                }
+            }
             for cp in cps {
                 if case .tuple(let p) = cp, p.count == 2, let name = p[0].stringValue, checkpoints[name] == nil { checkpoints[name] = p[1] }
             }
@@ -508,6 +601,12 @@ struct RegistryServer {
             moves[name] = nil
             move.old.send(HandoffOrder.cancel)
             rebalanceLater()
+        case ("gjoin", 5), ("gleave", 5):
+            guard case .pid(let peer) = c[1], let group = c[2].stringValue, let member = GroupMember(c[3]), let tag = c[4].intValue else {
+                return unexpected(t)
+            }
+            groupChange(group, member, joined: op == "gjoin")
+            if tag != 0 { me.send(Term.tuple([.atom("ack"), .pid(me.pid), .integer(tag)]), to: peer) }
         case ("takeover", 3):
             guard let e = RegistryEntry(c[2]) else { return unexpected(t) }
             takeover(e)
@@ -549,7 +648,7 @@ struct RegistryServer {
         let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
         return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
                        .list(checkpoints.map { .tuple([.string($0.key), $0.value]) }),
-                       .list(peers.keys.sorted().map { .atom(Atom($0)) })])
+                       .list(peers.keys.sorted().map { .atom(Atom($0)) }), groupsTerm])
     }
 
     mutating func syncDone() {
@@ -590,6 +689,10 @@ struct RegistryServer {
         if let node = peerMonitors.removeValue(forKey: d.ref) {
             monitorOf[node] = nil
             return lost(node)
+        }
+        if memberMonitors[d.pid] == d.ref {
+            memberMonitors[d.pid] = nil
+            memberExited(d.pid)
         }
         guard holderMonitors[d.pid] == d.ref else { return }
         holderMonitors[d.pid] = nil
@@ -649,6 +752,13 @@ struct RegistryServer {
         guard wasPeer else { return }
         let frozen = wasFrozen
         log.info("registry \(registry.name): lost \(node)\(frozen ? " (this node was frozen: its peers declared it down)" : "")")
+        // Its processes leave every group.
+        shared.groups.withLock { g in
+            for (name, members) in g {
+                let kept = members.filter { if case .pid(let p) = $0 { return p.nodeName != node } else { return true } }
+                g[name] = kept.isEmpty ? nil : kept
+            }
+        }
         // Acks it owed are not coming.
         for tag in Array(acks.keys) { acked(tag, by: node) }
         // Registrations sent to it go to the new owner.
