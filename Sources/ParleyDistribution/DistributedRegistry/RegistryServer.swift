@@ -529,7 +529,7 @@ struct RegistryServer {
             // The peer's members: a registry needs a full mesh of its members (as Swarm
             // relies on global's), so this node connects to those it does not know; their
             // nodeup brings their sync.
-            if c.count == 5, let members = c[4].listElements, let router = Distribution.router(of: me.node) {
+            if c.count >= 5, let members = c[4].listElements, let router = Distribution.router(of: me.node) {
                 for case .atom(let m) in members where m.name != nodeName && peers[m.name] == nil && syncing[m.name] == nil {
                     _ = router.connection(to: Node.named(m.name))
                 }
