@@ -96,38 +96,32 @@ struct ClusterDemo: AsyncParsableCommand {
         let b = others[0], c = others[1]
         let onB = names.filter { sup.registry.lookup($0)?.nodeName == b }
         print("  kill -9 b (it runs \(onB.count)):")
+        /// Waits until each of `moving` runs off `node`, and prints when, where and with what
+        /// count each arrived.
+        func report(_ moving: [String], leaving node: String, within limit: Duration, from t: ContinuousClock.Instant, kept: String) async throws {
+            var arrived: [String: Duration] = [:]
+            while arrived.count < moving.count, ContinuousClock.now - t < limit {
+                for n in moving where arrived[n] == nil {
+                    if let p = sup.registry.lookup(n), p.nodeName != node { arrived[n] = ContinuousClock.now - t }
+                }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            for n in moving {
+                guard let at = arrived[n] else { print("    \(n) did not run elsewhere within \(limit)"); continue }
+                let got = await count(n)
+                print("    +\(ms(at))  \(n) on \(short(sup.registry.lookup(n)?.nodeName ?? "?")), count \(got.map(String.init) ?? "?") (\(got == index(n) ? kept : "expected \(index(n))"))")
+            }
+        }
         let t2 = ContinuousClock.now
         children[0].signal(SIGKILL)
-        var back: [String: Duration] = [:]
-        while back.count < onB.count, ContinuousClock.now - t2 < .seconds(10) {
-            for n in onB where back[n] == nil {
-                if let p = sup.registry.lookup(n), p.nodeName != b { back[n] = ContinuousClock.now - t2 }
-            }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        for n in onB {
-            guard let t = back[n] else { print("    \(n) did not come back within 10 s"); continue }
-            let got = await count(n)
-            print("    +\(ms(t))  \(n) on \(short(sup.registry.lookup(n)?.nodeName ?? "?")), count \(got.map(String.init) ?? "?") (\(got == index(n) ? "from its checkpoint" : "expected \(index(n))"))")
-        }
+        try await report(onB, leaving: b, within: .seconds(10), from: t2, kept: "from its checkpoint")
 
         // SIGTERM c: a graceful stop hands its workers over.
         let onC = names.filter { sup.registry.lookup($0)?.nodeName == c }
         print("  kill -TERM c (a rolling deploy's stop; it runs \(onC.count)):")
         let t3 = ContinuousClock.now
         children[1].signal(SIGTERM)
-        var moved: [String: Duration] = [:]
-        while moved.count < onC.count, ContinuousClock.now - t3 < .seconds(30) {
-            for n in onC where moved[n] == nil {
-                if let p = sup.registry.lookup(n), p.nodeName != c { moved[n] = ContinuousClock.now - t3 }
-            }
-            try await Task.sleep(for: .milliseconds(1))
-        }
-        for n in onC {
-            guard let t = moved[n] else { print("    \(n) was not handed over within 30 s"); continue }
-            let got = await count(n)
-            print("    +\(ms(t))  \(n) on \(short(sup.registry.lookup(n)?.nodeName ?? "?")), count \(got.map(String.init) ?? "?") (\(got == index(n) ? "handed over" : "expected \(index(n))"))")
-        }
+        try await report(onC, leaving: c, within: .seconds(30), from: t3, kept: "handed over")
         let leaver = children[1]
         let exited = await Task.detached { () -> Bool in
             let deadline = ContinuousClock.now + .seconds(10)

@@ -14,23 +14,24 @@ struct ReceiveTimeoutTests {
     @Test("a longer after-timeout never fires at the deadline of an earlier, shorter one that a message satisfied")
     func neverEarlyAfterShorterReceive() async throws {
         let (first, waited) = try await Process.run { me -> (Int?, Duration) in
-            // The first receive waits (its timer is armed at +1 s), and a message ends it
-            // after 20 ms: its queue entry stays, due at +1 s. The second must wait its own
-            // 2 s, not end at that +1 s entry.
+            // The first receive waits (its timer is armed at +5 s), and a message ends it
+            // after 20 ms: its queue entry stays, due at +5 s. The second must wait its own
+            // 7 s, not end at that +5 s entry. (5 s, not 1: under the thread sanitizer at
+            // the crowded start of a run, the 20 ms sender once took over a second to run.)
             let parent = me.pid
             try Process.spawn { _ in
                 try await Task.sleep(for: .milliseconds(20))
                 parent.send(1)
             }
-            let first = try await me.receive(Int.self, after: .seconds(1))
-            // The second receive waits 2 s: the entry at +1 s must not end it.
+            let first = try await me.receive(Int.self, after: .seconds(5))
+            // The second receive waits 7 s: the entry at +5 s must not end it.
             let t0 = ContinuousClock.now
-            let second = try await me.receive(Int.self, after: .seconds(2))
+            let second = try await me.receive(Int.self, after: .seconds(7))
             #expect(second == nil)
             return (first, ContinuousClock.now - t0)
         }
         #expect(first == 1)
-        #expect(waited >= .seconds(2), "fired early, at an earlier receive's deadline: \(waited)")
+        #expect(waited >= .seconds(7), "fired early, at an earlier receive's deadline: \(waited)")
         #expect(waited < .seconds(30), "late: \(waited)")
     }
 

@@ -20,24 +20,7 @@ public struct GenServerCore<Server: GenServer> {
     /// Runs `initialize`, as `GenServer.start` does: `false` for `.ignore`; throws
     /// `ProcessExit` for `.stop`; a continue runs before the next message is handled.
     public mutating func initialize(_ me: CallbackProcess) throws -> Bool {
-        let result: GenServerInitResult<Server>
-        do {
-            result = try process.server.initialize(me)
-        } catch let e as ProcessExit {
-            throw e
-        } catch {
-            throw ProcessExit(.error(error))
-        }
-        switch result.kind {
-        case .ignore: return false
-        case .stop(let reason): throw ProcessExit(reason)
-        case .ok: break
-        }
-        if let next = result.next {
-            process.continueAfterInit = next
-            me.send(GenServerProtocol<Server>.InitContinue(), to: me.pid)
-        }
-        return true
+        try process.runInitialize(me)
     }
 
     /// Handles one message as the GenServer's own process would.

@@ -60,24 +60,7 @@ struct GenServerProcess<Server: GenServer> {
                     throw error
                 }
             }
-            let result: Server.InitResult
-            do {
-                result = try state.server.initialize(me)
-            } catch let e as ProcessExit {
-                throw e
-            } catch {
-                throw ProcessExit(.error(error))
-            }
-            switch result.kind {
-            case .ignore: return nil
-            case .stop(let reason): throw ProcessExit(reason)
-            case .ok: break
-            }
-            if let next = result.next {
-                // Something to handle, so that the continue runs even if no message comes.
-                state.continueAfterInit = next
-                me.send(Rules.InitContinue(), to: me.pid)
-            }
+            guard try state.runInitialize(me) else { return nil }
             return Transfer(state)
         }
         do throws(StartError) {
@@ -95,6 +78,31 @@ struct GenServerProcess<Server: GenServer> {
     }
 
     /// One message: the callback it is for, then what its result asks for.
+    /// `initialize`, by OTP's rules: false for `ignore`; throws `ProcessExit` for `stop` (or
+    /// an error); a continue is handled before the first message.
+    @usableFromInline
+    mutating func runInitialize(_ me: CallbackProcess) throws -> Bool {
+        let result: Server.InitResult
+        do {
+            result = try server.initialize(me)
+        } catch let e as ProcessExit {
+            throw e
+        } catch {
+            throw ProcessExit(.error(error))
+        }
+        switch result.kind {
+        case .ignore: return false
+        case .stop(let reason): throw ProcessExit(reason)
+        case .ok: break
+        }
+        if let next = result.next {
+            // Something to handle, so that the continue runs even if no message comes.
+            continueAfterInit = next
+            me.send(Rules.InitContinue(), to: me.pid)
+        }
+        return true
+    }
+
     @inlinable
     mutating func handle(_ message: any Sendable, _ me: CallbackProcess) -> Next {
         if continueAfterInit != nil, case .stop(let reason) = runContinueAfterInit(me) { return .stop(reason) }
