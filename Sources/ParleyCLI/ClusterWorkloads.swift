@@ -30,6 +30,10 @@ import Glibc
 ///   SIGKILLed and the milliseconds until every one of its workers runs elsewhere (seen from
 ///   the first node) are the failover. Parley only: Erlang has no such registry; its
 ///   `:global` figures above (the same counts on the same mesh) are the comparison.
+/// - `cluster-registry.register-10k`, `.join-move-10k`, `.failover-10k`: 10,000 names on three
+///   members (registered 32 at a time), then the milliseconds until a joining fourth holds
+///   every name the ring now gives it (their state handed over), then until a SIGKILLed
+///   member's names all run elsewhere.
 enum ClusterWorkloads {
     static let names = ["cluster-mesh", "cluster-detect", "cluster-global", "cluster-registry"]
     static let meshSizes = [2, 4, 8, 16]
@@ -148,11 +152,48 @@ enum ClusterWorkloads {
         kill(nodes[3].process.processIdentifier, SIGKILL)
         _ = try await reply("restarted", within: .seconds(60))
         let failover = Double(MonotonicClock.now - t0) / 1e6
-        return [
+        return try await registryScale(me) + [
             .init(workload: "cluster-registry.register", value: Double(k) / (Double(regNs) / 1e9), unit: "reg/s", peer: "parley"),
             .init(workload: "cluster-registry.whereis", value: Double(lookupNs) / Double(lookups), unit: "ns/lookup", peer: "parley"),
             .init(workload: "cluster-registry.call", value: Double(callNs) / Double(calls) / 1000, unit: "us/call", peer: "parley"),
             .init(workload: "cluster-registry.failover", value: failover, unit: "ms", peer: "parley"),
+        ]
+    }
+
+    /// 10,000 names: three registry members, the first registers them (32 in flight); a
+    /// fourth joins and the names it now owns move to it; then a member is SIGKILLed and its
+    /// names restart on the others. Each time as the first member sees it.
+    static func registryScale(_ me: Process) async throws -> [Workloads.Result] {
+        var nodes: [RemoteWorkloads.Peer] = []
+        defer { for p in nodes { p.stop() } }
+        for _ in 0..<4 { nodes.append(try RemoteWorkloads.Peer.launchParley(visible: true, extra: ["--registry", registryName])) }
+        for p in nodes { try await p.waitUntilUp() }
+        // Three members first; the fourth connects later.
+        try await connectToFirst(me, Array(nodes.prefix(3)))
+        let k = 10_000
+        let bench = try await nodes[0].spawn(me, parley: "registry-scale", erlang: ("", "", []), args: .tuple([.integer(k), .pid(me.pid)]))
+        func reply(_ tag: String, within limit: Duration) async throws -> [Term] {
+            let m = try await me.receive(Term.self, after: limit,
+                                         where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
+            guard case .tuple(let t)? = m, t.count >= 2 else { throw ValidationErrorText("registry-scale: no \(tag) within \(limit)") }
+            return t
+        }
+        guard let regNs = try await reply("registered", within: .seconds(300))[1].intValue else { throw ValidationErrorText("registry-scale: bad answer") }
+        // The join: the fourth is told to connect to the first as the first starts its clock.
+        me.send(Term.tuple([.atom("joining"), .atom(Atom(nodes[3].name))]), to: bench)
+        _ = try await nodes[3].spawn(me, parley: "connect", erlang: ("", "", []), args: .atom(Atom(nodes[0].name)))
+        let moved = try await reply("moved", within: .seconds(300))
+        guard moved.count == 3, let moveNs = moved[1].intValue, let count = moved[2].intValue else { throw ValidationErrorText("registry-scale: \(moved)") }
+        // The kill: the first starts its clock, then the second dies.
+        me.send(Term.tuple([.atom("killing"), .atom(Atom(nodes[1].name))]), to: bench)
+        kill(nodes[1].process.processIdentifier, SIGKILL)
+        let failed = try await reply("restarted", within: .seconds(300))
+        guard failed.count == 3, let failNs = failed[1].intValue, let restarted = failed[2].intValue else { throw ValidationErrorText("registry-scale: \(failed)") }
+        FileHandle.standardError.write(Data("registry-scale: \(k) names; \(count) moved to the joiner; \(restarted) restarted after the kill\n".utf8))
+        return [
+            .init(workload: "cluster-registry.register-10k", value: Double(k) / (Double(regNs) / 1e9), unit: "reg/s", peer: "parley"),
+            .init(workload: "cluster-registry.join-move-10k", value: Double(moveNs) / 1e6, unit: "ms", peer: "parley"),
+            .init(workload: "cluster-registry.failover-10k", value: Double(failNs) / 1e6, unit: "ms", peer: "parley"),
         ]
     }
 
@@ -251,6 +292,43 @@ enum ClusterWorkloads {
                 try await me.sleep(for: .milliseconds(1))
             }
             me.send(Term.tuple([.atom("restarted")]), to: to)
+        }
+        Distribution.register(spawnable: "registry-scale") { me, args in
+            // {K, ReplyTo} on a `parley node --registry`: waits for 3 members, registers K
+            // counters (32 in flight): {registered, Ns}. On {joining, Node}: once every name
+            // the ring gives Node among the 4 members runs there, {moved, Ns, Count}. On
+            // {killing, Node}: once none runs there, {restarted, Ns, Count}.
+            guard case .tuple(let a) = args, a.count == 2, let k = a[0].intValue, case .pid(let to) = a[1] else { return }
+            let registry = DistributedRegistry(ClusterWorkloads.registryName)
+            while registry.members.count < 3 { try await me.sleep(for: .milliseconds(5)) }
+            let names = (0..<k).map { "scale-\($0)" }
+            let t0 = MonotonicClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var pending = names[...]
+                for _ in 0..<32 { if let n = pending.popFirst() { group.addTask { _ = try await registry.registerName(n, start: "counter", timeout: .seconds(60)) } } }
+                while try await group.next() != nil {
+                    if let n = pending.popFirst() { group.addTask { _ = try await registry.registerName(n, start: "counter", timeout: .seconds(60)) } }
+                }
+            }
+            me.send(Term.tuple([.atom("registered"), .integer(Int(MonotonicClock.now - t0))]), to: to)
+            func order(_ tag: String) async throws -> String {
+                let m = try await me.receive(Term.self, where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
+                guard case .tuple(let t) = m, t.count == 2, case .atom(let node) = t[1] else { return "" }
+                return node.name
+            }
+            let joiner = try await order("joining")
+            let t1 = MonotonicClock.now
+            while registry.members.count < 4 { try await me.sleep(for: .milliseconds(1)) }
+            let ring = HashRing()
+            let members = registry.members
+            let moving = names.filter { ring.owner(of: $0, among: members) == joiner }
+            while !moving.allSatisfy({ registry.lookup($0)?.nodeName == joiner }) { try await me.sleep(for: .milliseconds(1)) }
+            me.send(Term.tuple([.atom("moved"), .integer(Int(MonotonicClock.now - t1)), .integer(moving.count)]), to: to)
+            let victim = try await order("killing")
+            let t2 = MonotonicClock.now
+            let lost = names.filter { registry.lookup($0)?.nodeName == victim }
+            while !lost.allSatisfy({ n in registry.lookup(n).map { $0.nodeName != victim } ?? false }) { try await me.sleep(for: .milliseconds(1)) }
+            me.send(Term.tuple([.atom("restarted"), .integer(Int(MonotonicClock.now - t2)), .integer(lost.count)]), to: to)
         }
         Distribution.register(spawnable: "global-bench") { me, args in
             // {K, Lookups, ReplyTo}: K processes registered one after the other, then

@@ -119,6 +119,20 @@ final class PrivateNetwork: @unchecked Sendable {
     /// Plugs it back in.
     func heal(_ k: Int) throws { try sh(["ip", "-n", hub, "link", "set", "pa\(id.suffix(6))\(k)", "up"]) }
 
+    /// A partition: hosts `ks` move to a second bridge of their own, so they reach each other
+    /// and nobody else (not dnsmasq either). Connections across stay open and go silent.
+    func split(_ ks: [Int]) throws {
+        if Self.run(["ip", "-n", hub, "link", "show", "br1"]) != 0 {
+            try sh(["ip", "-n", hub, "link", "add", "br1", "type", "bridge"])
+            try sh(["ip", "-n", hub, "link", "set", "br1", "up"])
+        }
+        for k in ks { try sh(["ip", "-n", hub, "link", "set", "pa\(id.suffix(6))\(k)", "master", "br1"]) }
+    }
+    /// The partition heals: hosts `ks` go back to the one bridge.
+    func rejoin(_ ks: [Int]) throws {
+        for k in ks { try sh(["ip", "-n", hub, "link", "set", "pa\(id.suffix(6))\(k)", "master", "br0"]) }
+    }
+
     var hostsFile: String { folder + "/hosts" }
 
     /// A and SRV records: `names` maps a name to its addresses; `srv` to its targets.
@@ -216,6 +230,14 @@ final class NetnsChild: Sendable {
     func lines() -> [String] { output.split(separator: "\n").map(String.init) }
 
     func signal(_ sig: Int32) { if !reaped.load(ordering: .acquiring) { Foundation.kill(pid, sig) } }
+
+    /// Whether the process has exited (it is reaped then); its exit status, if it has.
+    func exited() -> Int32? {
+        var status: Int32 = 0
+        guard !reaped.load(ordering: .acquiring), waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        reaped.store(true, ordering: .releasing)
+        return status
+    }
 
     func kill() {
         guard !reaped.exchange(true, ordering: .acquiringAndReleasing) else { return }

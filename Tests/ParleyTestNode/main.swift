@@ -14,7 +14,9 @@
 // With --registry NAME it runs a DistributedRegistry of that name (after --connect and
 // --cluster), with the worker kind `tally` (calls: `bump` adds one and checkpoints, `get`),
 // as a service: SIGTERM hands its names off, prints `registry handed off` and exits.
-// `--connect` takes several nodes, comma-separated.
+// `--connect` takes several nodes, comma-separated. With --scenario DIR too, it has the
+// worker kind `gcount` and runs the commands the registry scenarios leave in DIR
+// (Scenario.swift).
 //
 // Fixtures: a registered `echo` ({From, Term} sends Term back to From), a `counter` GenServer
 // (`get`, `{add, N}`; cast `reset`), and the spawnables `pong` (answers {From, Term} with
@@ -216,6 +218,8 @@ do {
         sigaddset(&terms, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &terms, nil)
         DistributedRegistry(registry).define("tally") { TestTally(context: $0) }
+        DistributedRegistry(registry).define("gcount") { GCount(context: $0) }
+        if options["scenario"] != nil { try startExitTracker() }
         let service = DistributedRegistryService(registry)
         Task {
             try await ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm], logger: Logger(label: "parley.node")).run()
@@ -224,6 +228,7 @@ do {
             exit(0)
         }
         _ = try await service.started()
+        if let directory = options["scenario"] { runScenarioCommands(directory: directory, registry: DistributedRegistry(registry)) }
         print("registry \(registry) ready")
         fflush(nil)
     }

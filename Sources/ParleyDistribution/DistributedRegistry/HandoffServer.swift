@@ -29,6 +29,7 @@ public struct NoHandoffState: Codable, Sendable, Equatable {
 ///   ``WorkerContext/checkpoint(_:_:)`` after its node died.
 /// - ``resolveConflict(_:_:)`` runs in the process that keeps the name when a healed
 ///   partition finds two (the other one's `beginHandoff` state, if it gave `.resume`).
+/// - ``handoffCancelled(_:)`` runs when a move it answered did not happen: it keeps the name.
 ///
 /// Messages sent to the name while it moves are held and reach the new process in the
 /// order they were sent: none is lost.
@@ -58,12 +59,17 @@ public protocol HandoffServer: GenServer {
     /// This process keeps the name after a partition healed; `other` is the state of the
     /// process that gave it up. The default ignores it.
     mutating func resolveConflict(_ other: HandoffState, _ me: CallbackProcess)
+    /// The move that ``beginHandoff(_:)`` answered did not happen (the new owner could not
+    /// take the name, or it timed out): this process keeps the name and serves again,
+    /// the messages that waited first. The default does nothing.
+    mutating func handoffCancelled(_ me: CallbackProcess)
 }
 
 extension HandoffServer {
     public mutating func beginHandoff(_ me: CallbackProcess) -> Handoff<HandoffState> { .restart }
     public mutating func endHandoff(_ state: HandoffState, _ me: CallbackProcess) {}
     public mutating func resolveConflict(_ other: HandoffState, _ me: CallbackProcess) {}
+    public mutating func handoffCancelled(_ me: CallbackProcess) {}
 }
 
 /// What a worker gets at start: its name and a way to checkpoint its state.
@@ -113,6 +119,9 @@ enum HandoffOrder: Sendable {
     /// The name went to `winner` (a healed partition): give it this process's state and
     /// its messages, then exit.
     case evict(winner: Pid)
+    /// (Old holder, its node leaving) forward what is queued, then a marker the successor
+    /// answers to `replyTo` with `{flushed, tag}`.
+    case flush(tag: Int, replyTo: Pid)
 }
 
 /// A worker's answer to ``HandoffOrder/begin(tag:)``.
@@ -140,14 +149,21 @@ enum HandoffWire {
     static func forward(_ m: Term) -> Term { .tuple([.atom(tag), .atom("forward"), m]) }
     static let drained: Term = .tuple([.atom(tag), .atom("drained")])
     static func resolve(_ s: Term) -> Term { .tuple([.atom(tag), .atom("resolve"), s]) }
+    /// Follows what an old holder forwarded, to its successor, which answers
+    /// `{flushed, Tag}` to `replyTo`: everything before the marker has arrived.
+    static func flush(_ t: Int, replyTo: Pid) -> Term { .tuple([.atom(tag), .atom("flush"), .integer(t), .pid(replyTo)]) }
+    static func flushed(_ t: Int) -> Term { .tuple([.atom("flushed"), .integer(t)]) }
 
-    enum Kind { case forward(Term), drained, resolve(Term) }
+    enum Kind { case forward(Term), drained, resolve(Term), flush(Int, Pid) }
     static func parse(_ t: Term) -> Kind? {
         guard case .tuple(let items) = t, items.count >= 2, items[0] == .atom(tag) else { return nil }
         switch (items[1].atomName, items.count) {
         case ("forward", 3): return .forward(items[2])
         case ("drained", 2): return .drained
         case ("resolve", 3): return .resolve(items[2])
+        case ("flush", 4):
+            guard let t = items[2].intValue, case .pid(let to) = items[3] else { return nil }
+            return .flush(t, to)
         default: return nil
         }
     }
@@ -212,6 +228,11 @@ struct HandoffProcess<Server: HandoffServer> {
                 return received(MessageCodec.message(from: inner, to: me.pid), forwarded: true, me)
             case .drained:
                 if case .held = mode { return serve(me) }
+                return .continue
+            case .flush(let tag, let replyTo):
+                // Along the chain of successors, behind what was forwarded; the last one
+                // answers: everything forwarded before the marker is here.
+                if case .forwarding(let target) = mode { forward(t, to: target, me, wrap: false) } else { me.send(HandoffWire.flushed(tag), to: replyTo) }
                 return .continue
             case .resolve(let state):
                 switch mode {
@@ -303,6 +324,7 @@ struct HandoffProcess<Server: HandoffServer> {
             return .continue
         case .cancel:
             guard case .holding = mode else { return .continue }
+            core.server.handoffCancelled(me)
             return serve(me)
         case .finish:
             guard case .forwarding(let target) = mode else { return .continue }
@@ -311,6 +333,13 @@ struct HandoffProcess<Server: HandoffServer> {
             return .continue
         case .release:
             if case .held = mode { return serve(me) }
+            return .continue
+        case .flush(let tag, let replyTo):
+            if case .forwarding(let target) = mode {
+                forward(HandoffWire.flush(tag, replyTo: replyTo), to: target, me, wrap: false)
+            } else {
+                me.send(HandoffWire.flushed(tag), to: replyTo)
+            }
             return .continue
         case .evict(let winner):
             switch mode {

@@ -110,6 +110,15 @@ struct RegistryServer {
     var syncWaiters: [Gen.From] = []
     /// Names moving away from this node.
     var moves: [String: Move] = [:]
+    /// Workers of lost nodes that another member owns now, kept until some holder of the
+    /// name shows up: if that owner is lost too before it restarts them (a partition
+    /// takes nodes one nodedown at a time), the next owner restarts them instead.
+    var orphans: [String: RegistryEntry] = [:]
+    var beats = 0
+    /// Old holders of the names this node handed off while leaving.
+    var handedOff: [Pid] = []
+    /// A leave's last step: each old holder's flush marker sent, the answers awaited.
+    var flushing: (tag: Int, waiting: Int)? = nil
     /// New holders here waiting for a predecessor on `node`.
     var heldFrom: [Pid: String] = [:]
     /// The last time the process ran, to tell that this node was frozen (SIGSTOP, a VM
@@ -151,6 +160,10 @@ struct RegistryServer {
     struct Heartbeat: Sendable {}
     struct Rebalance: Sendable {}
     struct MoveTimeout: Sendable { let name: String; let tag: Int }
+    struct FlushTimeout: Sendable { let tag: Int }
+    /// How long a leave waits for its flush markers' answers (a successor that died
+    /// answers none).
+    static let flushTimeout: Duration = .seconds(5)
     struct SyncTimeout: Sendable { let node: String }
     struct Retry: Sendable { let from: Gen.From; let name: String; let what: Registration }
 
@@ -176,8 +189,25 @@ struct RegistryServer {
             let m = try await me.receive()
             awake()
             handle(m)
-            if leavingMyself != nil, moves.isEmpty { return finishLeaving() }
+            if leavingMyself != nil, moves.isEmpty {
+                if flushing == nil { flush() }
+                if flushing?.waiting == 0 { return finishLeaving() }
+            }
         }
+    }
+
+    /// Every move of a leave is done, so every member has the new holders, and whatever a
+    /// member sent to an old holder before its ack is in that holder's mailbox (one
+    /// connection keeps its order). Each old holder forwards it all, then a marker; once
+    /// every successor has answered its marker, the messages are there and this node may
+    /// go (its process exit would lose what was still queued here, or in its sockets).
+    mutating func flush() {
+        let tag = take()
+        let old = handedOff.filter(\.isAlive)
+        handedOff = []
+        flushing = (tag, old.count)
+        for pid in old { pid.send(HandoffOrder.flush(tag: tag, replyTo: me.pid)) }
+        if !old.isEmpty { _ = me.sendAfter(FlushTimeout(tag: tag), after: Self.flushTimeout) }
     }
 
     mutating func awake() {
@@ -221,6 +251,8 @@ struct RegistryServer {
         case is Heartbeat:
             if !watching { watch() }
             _ = me.sendAfter(Heartbeat(), after: Self.heartbeat)
+            beats += 1
+            if beats % 4 == 0, !orphans.isEmpty { reviewOrphans() }
         case let c as Gen.CallMessage:
             guard let r = c.request as? RegistryLocal else { return }
             local(r, from: c.from)
@@ -237,6 +269,11 @@ struct RegistryServer {
             local(.register(name: r.name, what: r.what), from: r.from)
         case let t as MoveTimeout:
             moveTimedOut(t)
+        case let t as FlushTimeout:
+            if let f = flushing, f.tag == t.tag, f.waiting > 0 {
+                log.warning("registry \(registry.name): \(f.waiting) handed-off names did not confirm their last messages within \(Self.flushTimeout); leaving anyway")
+                flushing?.waiting = 0
+            }
         case let t as SyncTimeout:
             if syncing[t.node] != nil {
                 log.debug("registry \(registry.name): \(t.node) did not answer its sync in time; it is not a member")
@@ -275,6 +312,7 @@ struct RegistryServer {
 
     mutating func set(_ e: RegistryEntry) {
         shared.entries.withLock { $0[e.name] = e }
+        orphans[e.name] = nil
         if e.node == nodeName, holderMonitors[e.pid] == nil { holderMonitors[e.pid] = me.monitor(e.pid) }
     }
 
@@ -462,6 +500,7 @@ struct RegistryServer {
             Gen.reply(from, value)
         case .moved(let name, let old):
             old.send(HandoffOrder.finish)
+            if leavingMyself != nil { handedOff.append(old) }
             if moves[name]?.old == old { moves[name] = nil }
         case .nothing:
             break
@@ -613,6 +652,9 @@ struct RegistryServer {
         case ("checkpoint", 3):
             guard let name = c[1].stringValue else { return unexpected(t) }
             checkpoints[name] = c[2]
+        case ("flushed", 2):
+            guard let tag = c[1].intValue else { return unexpected(t) }
+            if let f = flushing, f.tag == tag, f.waiting > 0 { flushing?.waiting -= 1 }
         case ("leaving", 2):
             guard case .pid(let peer) = c[1] else { return unexpected(t) }
             leaving.insert(peer.nodeName)
@@ -792,42 +834,65 @@ struct RegistryServer {
         // Its names: gone, and the workers among them restart on their new owners. An owner
         // that is another member is told too, in case it did not know the entry (it was
         // not connected to the dead node): it restarts it unless it has a holder already.
+        // Until some holder shows up the name is an orphan here, and orphans of earlier
+        // losses whose owner was this node go to the next owner.
+        var lostNames: [RegistryEntry] = []
         for (name, e) in entries where e.node == node {
             _ = remove(name)
-            guard let spec = e.worker, !frozen, let owner = owner(of: name) else { continue }
+            if e.worker != nil, !frozen { lostNames.append(e) }
+        }
+        if frozen { orphans = [:] }
+        for e in orphans.values.filter({ entry($0.name) == nil }) + lostNames {
+            orphans[e.name] = nil
+            guard let owner = owner(of: e.name) else { continue }
             if owner != nodeName {
+                orphans[e.name] = e
                 send(to: owner, .tuple([.atom("takeover"), .pid(me.pid), e.term]))
                 continue
             }
-            switch start(spec, name: name, handed: checkpoints[name], held: false) {
-            case .success(let pid):
-                let fresh = RegistryEntry(name: name, pid: pid, epoch: max(e.epoch, retired[name] ?? 0) + 1, worker: spec)
-                set(fresh)
-                log.info("registry \(registry.name): restarted \(name) here after \(node) was lost")
-                track(fresh, then: { .nothing })
-            case .failure(let f):
-                log.error("registry \(registry.name): could not restart \(name) after \(node) was lost: \(f)")
-            }
+            restartLost(e, note: "")
         }
         membersChanged()
+    }
+
+    /// Once a second: an orphan that still has no holder is restarted here if this node
+    /// owns it now, or its owner is told again (it may have had another view of the
+    /// members when it was first told).
+    mutating func reviewOrphans() {
+        for e in orphans.values {
+            if entry(e.name) != nil || wasFrozen { orphans[e.name] = nil; continue }
+            guard let owner = owner(of: e.name) else { continue }
+            if owner == nodeName {
+                orphans[e.name] = nil
+                restartLost(e, note: "")
+            } else {
+                send(to: owner, .tuple([.atom("takeover"), .pid(me.pid), e.term]))
+            }
+        }
+    }
+
+    /// Restarts a lost node's worker here, from its last checkpoint, one epoch above.
+    mutating func restartLost(_ e: RegistryEntry, note: String) {
+        guard let spec = e.worker else { return }
+        switch start(spec, name: e.name, handed: checkpoints[e.name], held: false) {
+        case .success(let pid):
+            let fresh = RegistryEntry(name: e.name, pid: pid, epoch: max(e.epoch, retired[e.name] ?? 0) + 1, worker: spec)
+            set(fresh)
+            log.info("registry \(registry.name): restarted \(e.name) here after \(e.node) was lost\(note)")
+            track(fresh, then: { .nothing })
+        case .failure(let f):
+            log.error("registry \(registry.name): could not restart \(e.name) after \(e.node) was lost: \(f)")
+        }
     }
 
     /// A peer saw `e`'s node die and says this node owns the name: restart it here unless
     /// a holder of it is known that does not live on a node this one has lost.
     mutating func takeover(_ e: RegistryEntry) {
         // Only once this node has lost that node too (until then its own nodedown decides).
-        guard let spec = e.worker, !wasFrozen, owner(of: e.name) == nodeName, !connected(e.node) else { return }
+        guard e.worker != nil, !wasFrozen, owner(of: e.name) == nodeName, !connected(e.node) else { return }
         // A holder it knows of elsewhere (a restart that came first) stays.
         guard entry(e.name) == nil else { return }
-        switch start(spec, name: e.name, handed: checkpoints[e.name], held: false) {
-        case .success(let pid):
-            let fresh = RegistryEntry(name: e.name, pid: pid, epoch: max(e.epoch, retired[e.name] ?? 0) + 1, worker: spec)
-            set(fresh)
-            log.info("registry \(registry.name): restarted \(e.name) here after \(e.node) was lost (a peer's word)")
-            track(fresh, then: { .nothing })
-        case .failure(let f):
-            log.error("registry \(registry.name): could not restart \(e.name) after \(e.node) was lost: \(f)")
-        }
+        restartLost(e, note: " (a peer's word)")
     }
 
     // MARK: Moves
