@@ -34,8 +34,11 @@ public struct DistributedRegistry: Sendable {
     /// The registry's name: its process is registered under it on each member.
     public let name: String
     let node: LocalNode
-    /// How long a worker may take to answer a handoff.
-    public var handoffTimeout: Duration = .seconds(5)
+    /// How long a move may take (the worker's answer, the new holder's start, every
+    /// member's ack) before it is given up and the name stays where it is. Generous: a
+    /// node handing thousands of names off under load needs seconds, and a move given up
+    /// is retried a second later.
+    public var handoffTimeout: Duration = .seconds(15)
     /// How long to wait for a connected node's first sync before taking it for a node
     /// that runs no registry.
     public var syncTimeout: Duration = .seconds(5)
@@ -142,7 +145,7 @@ public struct DistributedRegistry: Sendable {
     /// - Throws: ``ProcessError/nameTaken(_:by:)`` if the name is registered already.
     @discardableResult
     public static func start(_ name: String = DistributedRegistry.defaultName, on node: LocalNode = .default,
-                             placement: any Placement = .ring(), handoffTimeout: Duration = .seconds(5),
+                             placement: any Placement = .ring(), handoffTimeout: Duration = .seconds(15),
                              syncTimeout: Duration = .seconds(5), intensity: Int = 3, period: Duration = .seconds(5),
                              logger: Logger = Logger(label: "parley.registry")) async throws -> DistributedRegistry {
         var registry = DistributedRegistry(name, on: node)

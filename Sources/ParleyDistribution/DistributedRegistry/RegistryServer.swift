@@ -97,6 +97,16 @@ struct RegistryServer {
     var leavingMyself: Gen.From?
     /// Monitors of holders on this node.
     var holderMonitors: [Pid: Reference] = [:]
+    /// The names of each holder of this node (a holder's exit looks its names up here, not
+    /// through every entry). May list names it no longer holds; the entries decide.
+    var namesOf: [Pid: Set<String>] = [:]
+    /// New holders started here for a move that their old node has not confirmed yet
+    /// (its track), with the entry they replaced: if the old node gives the move up and
+    /// stops one, the name goes back to that entry instead of being lost.
+    var provisional: [Pid: (name: String, previous: RegistryEntry?)] = [:]
+    /// Checkpoints of this node's workers not yet sent: the latest per name, sent to every
+    /// peer as one message every ``checkpointInterval``.
+    var pendingCheckpoints: [String: Term] = [:]
     /// Epochs of names that had a holder once, so a new placement fences an old one.
     var retired: [String: Int] = [:]
     var checkpoints: [String: Term] = [:]
@@ -119,6 +129,9 @@ struct RegistryServer {
     var handedOff: [Pid] = []
     /// A leave's last step: each old holder's flush marker sent, the answers awaited.
     var flushing: (tag: Int, waiting: Int)? = nil
+    var flushTargets: [Pid] = []
+    var flushRounds = 0
+    var graceScheduled = false
     /// New holders here waiting for a predecessor on `node`.
     var heldFrom: [Pid: String] = [:]
     /// The last time the process ran, to tell that this node was frozen (SIGSTOP, a VM
@@ -161,6 +174,13 @@ struct RegistryServer {
     struct Rebalance: Sendable {}
     struct MoveTimeout: Sendable { let name: String; let tag: Int }
     struct FlushTimeout: Sendable { let tag: Int }
+    struct CheckpointFlush: Sendable {}
+    struct FlushGrace: Sendable {}
+    /// Between a leave's two rounds of flush markers.
+    static let flushGrace: Duration = .milliseconds(250)
+    /// How long a checkpoint may wait to be sent with others: what a node's sudden death
+    /// can lose of it, at most.
+    static let checkpointInterval: Duration = .milliseconds(10)
     /// How long a leave waits for its flush markers' answers (a successor that died
     /// answers none).
     static let flushTimeout: Duration = .seconds(5)
@@ -190,8 +210,18 @@ struct RegistryServer {
             awake()
             handle(m)
             if leavingMyself != nil, moves.isEmpty {
-                if flushing == nil { flush() }
-                if flushing?.waiting == 0 { return finishLeaving() }
+                if flushing == nil {
+                    flushTargets = handedOff
+                    handedOff = []
+                    flush()
+                }
+                if flushing?.waiting == 0 {
+                    if flushRounds >= 2 { return finishLeaving() }
+                    if !graceScheduled {
+                        graceScheduled = true
+                        _ = me.sendAfter(FlushGrace(), after: Self.flushGrace)
+                    }
+                }
             }
         }
     }
@@ -201,10 +231,14 @@ struct RegistryServer {
     /// connection keeps its order). Each old holder forwards it all, then a marker; once
     /// every successor has answered its marker, the messages are there and this node may
     /// go (its process exit would lose what was still queued here, or in its sockets).
+    ///
+    /// A sender that read the old holder from its copy just before its node's ack went
+    /// out may send after the ack: a second round of markers, ``flushGrace`` later, takes
+    /// those along too.
     mutating func flush() {
         let tag = take()
-        let old = handedOff.filter(\.isAlive)
-        handedOff = []
+        let old = flushTargets.filter(\.isAlive)
+        flushRounds += 1
         flushing = (tag, old.count)
         for pid in old { pid.send(HandoffOrder.flush(tag: tag, replyTo: me.pid)) }
         if !old.isEmpty { _ = me.sendAfter(FlushTimeout(tag: tag), after: Self.flushTimeout) }
@@ -267,6 +301,10 @@ struct RegistryServer {
             rebalance()
         case let r as Retry:
             local(.register(name: r.name, what: r.what), from: r.from)
+        case is CheckpointFlush:
+            flushCheckpoints()
+        case is FlushGrace:
+            flush()
         case let t as MoveTimeout:
             moveTimedOut(t)
         case let t as FlushTimeout:
@@ -313,7 +351,10 @@ struct RegistryServer {
     mutating func set(_ e: RegistryEntry) {
         shared.entries.withLock { $0[e.name] = e }
         orphans[e.name] = nil
-        if e.node == nodeName, holderMonitors[e.pid] == nil { holderMonitors[e.pid] = me.monitor(e.pid) }
+        if e.node == nodeName {
+            if holderMonitors[e.pid] == nil { holderMonitors[e.pid] = me.monitor(e.pid) }
+            namesOf[e.pid, default: []].insert(e.name)
+        }
     }
 
     mutating func remove(_ name: String) -> RegistryEntry? {
@@ -521,6 +562,7 @@ struct RegistryServer {
     /// Applies a placement heard from a peer (or a sync): the winner of a conflict stays
     /// everywhere; a loser held here gives way to it.
     mutating func apply(_ e: RegistryEntry) {
+        provisional[e.pid] = nil
         if e.node == nodeName {
             // Only this node knows what runs here: an entry for a process of ours that
             // is dead, or replaced, is stale.
@@ -652,6 +694,11 @@ struct RegistryServer {
         case ("checkpoint", 3):
             guard let name = c[1].stringValue else { return unexpected(t) }
             checkpoints[name] = c[2]
+        case ("checkpoints", 2):
+            guard let items = c[1].listElements else { return unexpected(t) }
+            for case .tuple(let p) in items where p.count == 2 {
+                if let name = p[0].stringValue { checkpoints[name] = p[1] }
+            }
         case ("flushed", 2):
             guard let tag = c[1].intValue else { return unexpected(t) }
             if let f = flushing, f.tag == tag, f.waiting > 0 { flushing?.waiting -= 1 }
@@ -722,7 +769,18 @@ struct RegistryServer {
     mutating func checkpoint(_ name: String, _ holder: Pid, _ state: Term) {
         guard let e = entry(name), e.pid == holder else { return }
         checkpoints[name] = state
-        for (_, pid) in peers { me.send(Term.tuple([.atom("checkpoint"), .string(name), state]), to: pid) }
+        if pendingCheckpoints.isEmpty { _ = me.sendAfter(CheckpointFlush(), after: Self.checkpointInterval) }
+        pendingCheckpoints[name] = state
+    }
+
+    /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer: a
+    /// worker that checkpoints on every message costs its peers one message per interval,
+    /// not one per checkpoint.
+    mutating func flushCheckpoints() {
+        guard !pendingCheckpoints.isEmpty else { return }
+        let batch = Term.tuple([.atom("checkpoints"), .list(pendingCheckpoints.map { .tuple([.string($0.key), $0.value]) })])
+        pendingCheckpoints = [:]
+        for (_, pid) in peers { me.send(batch, to: pid) }
     }
 
     // MARK: Deaths
@@ -739,9 +797,19 @@ struct RegistryServer {
         guard holderMonitors[d.pid] == d.ref else { return }
         holderMonitors[d.pid] = nil
         heldFrom[d.pid] = nil
+        if let p = provisional.removeValue(forKey: d.pid) {
+            // The old node gave the move up and stopped this new holder: the name stays
+            // with the entry it had.
+            namesOf[d.pid] = nil
+            if entry(p.name)?.pid == d.pid {
+                if let previous = p.previous { shared.entries.withLock { $0[p.name] = previous } } else { _ = remove(p.name) }
+            }
+            return
+        }
         // A holder of this node exited: its name goes (Swarm's rule), unless it is a
         // supervised child that its restart type says to restart (a supervisor's rule).
-        for (name, e) in entries where e.pid == d.pid {
+        for name in namesOf.removeValue(forKey: d.pid) ?? [] {
+            guard let e = entry(name), e.pid == d.pid else { continue }
             if let move = moves[name], move.old == d.pid { moves[name] = nil }
             if let spec = e.worker, Self.restarts(spec.restart, after: d.reason), withinIntensity(name) {
                 switch start(spec, name: name, handed: checkpoints[name], held: false) {
@@ -820,6 +888,7 @@ struct RegistryServer {
         }
         for (pid, from) in heldFrom where from == node {
             heldFrom[pid] = nil
+            provisional[pid] = nil
             pid.send(HandoffOrder.release)
         }
         if frozen {
@@ -973,6 +1042,7 @@ struct RegistryServer {
         switch start(spec, name: e.name, handed: state, held: true) {
         case .success(let pid):
             let placed = e.with(pid: pid, epoch: e.epoch)
+            provisional[pid] = (e.name, entry(e.name))
             set(placed)
             heldFrom[pid] = old.nodeName
             if let s = state, checkpoints[e.name] != nil { checkpoints[e.name] = s }
