@@ -98,7 +98,12 @@ public struct WorkerContext: Sendable {
     /// - Throws: ``TermEncodingError`` if the state has no term form.
     public func checkpoint<State: Encodable>(_ state: State, _ me: some ProcessContext) throws {
         let term = try TermEncoder().encode(state)
-        registry.node.whereis(registry.name)?.send(RegistryLocal.checkpoint(name: name, holder: me.pid, state: term))
+        guard let shared = registry.state else { return }
+        let first = shared.pendingCheckpoints.withLock { p in
+            defer { p[name] = (me.pid, term) }
+            return p.isEmpty
+        }
+        if first { registry.node.whereis(registry.name)?.send(RegistryServer.CheckpointsPending()) }
     }
 }
 

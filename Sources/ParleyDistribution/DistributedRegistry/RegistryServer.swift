@@ -73,6 +73,10 @@ final class RegistryShared: Sendable {
     let groups = Locked<[String: Set<GroupMember>]>([:])
     /// Members (node names, this one included) and whether the first sync is still going.
     let view = Locked<(members: [String], syncing: Bool)>(([], true))
+    /// Checkpoints its workers made and the server has not taken yet: the latest per name,
+    /// with the process that made it (a worker writes here instead of sending the server a
+    /// message per checkpoint).
+    let pendingCheckpoints = Locked<[String: (holder: Pid, state: Term)]>([:])
 }
 
 /// The registry process of one node: registered under the registry's name, so that its
@@ -120,6 +124,11 @@ struct RegistryServer {
     var syncWaiters: [Gen.From] = []
     /// Names moving away from this node.
     var moves: [String: Move] = [:]
+    /// Names to move once a place in the window is free (``startMoves()``).
+    var moveQueue: [String] = []
+    var queued: Set<String> = []
+    /// Moves under way at once.
+    static let movesInFlight = 64
     /// Workers of lost nodes that another member owns now, kept until some holder of the
     /// name shows up: if that owner is lost too before it restarts them (a partition
     /// takes nodes one nodedown at a time), the next owner restarts them instead.
@@ -175,6 +184,8 @@ struct RegistryServer {
     struct MoveTimeout: Sendable { let name: String; let tag: Int }
     struct FlushTimeout: Sendable { let tag: Int }
     struct CheckpointFlush: Sendable {}
+    /// From a worker whose checkpoint found the pending ones empty.
+    struct CheckpointsPending: Sendable {}
     struct FlushGrace: Sendable {}
     /// Between a leave's two rounds of flush markers.
     static let flushGrace: Duration = .milliseconds(250)
@@ -209,7 +220,8 @@ struct RegistryServer {
             let m = try await me.receive()
             awake()
             handle(m)
-            if leavingMyself != nil, moves.isEmpty {
+            if !moveQueue.isEmpty, moves.count < Self.movesInFlight { startMoves() }
+            if leavingMyself != nil, moves.isEmpty, moveQueue.isEmpty {
                 if flushing == nil {
                     flushTargets = handedOff
                     handedOff = []
@@ -303,6 +315,8 @@ struct RegistryServer {
             local(.register(name: r.name, what: r.what), from: r.from)
         case is CheckpointFlush:
             flushCheckpoints()
+        case is CheckpointsPending:
+            _ = me.sendAfter(CheckpointFlush(), after: Self.checkpointInterval)
         case is FlushGrace:
             flush()
         case let t as MoveTimeout:
@@ -777,10 +791,26 @@ struct RegistryServer {
     /// worker that checkpoints on every message costs its peers one message per interval,
     /// not one per checkpoint.
     mutating func flushCheckpoints() {
+        absorbCheckpoints()
         guard !pendingCheckpoints.isEmpty else { return }
         let batch = Term.tuple([.atom("checkpoints"), .list(pendingCheckpoints.map { .tuple([.string($0.key), $0.value]) })])
         pendingCheckpoints = [:]
         for (_, pid) in peers { me.send(batch, to: pid) }
+    }
+
+    /// Takes the checkpoints the workers left in the shared table (before a restart here
+    /// reads them, too); the next flush sends them.
+    mutating func absorbCheckpoints() {
+        let taken: [String: (holder: Pid, state: Term)] = shared.pendingCheckpoints.withLock { p in
+            let all = p
+            p = [:]
+            return all
+        }
+        for (name, c) in taken {
+            guard let e = entry(name), e.pid == c.holder else { continue }
+            checkpoints[name] = c.state
+            pendingCheckpoints[name] = c.state
+        }
     }
 
     // MARK: Deaths
@@ -796,6 +826,7 @@ struct RegistryServer {
         }
         guard holderMonitors[d.pid] == d.ref else { return }
         holderMonitors[d.pid] = nil
+        absorbCheckpoints()
         heldFrom[d.pid] = nil
         if let p = provisional.removeValue(forKey: d.pid) {
             // The old node gave the move up and stopped this new holder: the name stays
@@ -980,7 +1011,21 @@ struct RegistryServer {
                 Process.exit(e.pid, .shutdownWith(Term.atom("no_quorum")))
                 continue
             }
-            guard owner != nodeName, peers[owner] != nil else { continue }
+            guard owner != nodeName, peers[owner] != nil, !queued.contains(name) else { continue }
+            queued.insert(name)
+            moveQueue.append(name)
+        }
+        startMoves()
+    }
+
+    /// Starts queued moves while fewer than ``movesInFlight`` are under way: a worker stops
+    /// serving when asked, so asking thousands at once (a node that leaves) would keep each
+    /// of them waiting behind all the others; a window keeps each name's gap short.
+    mutating func startMoves() {
+        while moves.count < Self.movesInFlight, let name = moveQueue.popLast() {
+            queued.remove(name)
+            guard let e = entry(name), e.node == nodeName, e.worker != nil, moves[name] == nil, !ignored.contains(name),
+                  let owner = owner(of: name), owner != nodeName, peers[owner] != nil else { continue }
             let tag = take()
             moves[name] = Move(tag: tag, target: owner, old: e.pid, epoch: nextEpoch(name), phase: .asking)
             e.pid.send(HandoffOrder.begin(tag: tag))
