@@ -312,17 +312,18 @@ extension DistributionTests.NetworkNamespaceTests {
         let rollStart = monotonicNanos()
         let stopLoad = try s.sendUntilStopped(on: client, "w", all)
         for k in [1, 2, 3, 4] {
-            let t = ContinuousClock.now
+            let t = ContinuousClock.now, termAt = monotonicNanos()
             try await s.terminate(k)
-            let off = ContinuousClock.now - t
+            let off = ContinuousClock.now - t, backAt = monotonicNanos()
             try await s.start(k)
             #expect(await s.settle())
-            print("registry scenario: s\(k) handed off in \(off), back and rebalanced after \(ContinuousClock.now - t)")
+            print("registry scenario: s\(k) handed off in \(off), back and rebalanced after \(ContinuousClock.now - t) (SIGTERM at +\(ms(termAt - rollStart)), restarted at +\(ms(backAt - rollStart)))")
         }
         let rolled = try await stopLoad()
         tally(rolled)
         let roll = s.history.report(since: rollStart)
-        print("registry scenario: rolling restart: \(roll.handoffs) handoffs, longest gap \(ms(roll.longestGap)) (\(roll.describeGaps()))")
+        let worst = roll.gaps.max { $0.length < $1.length }
+        print("registry scenario: rolling restart: \(roll.handoffs) handoffs, longest gap \(ms(roll.longestGap)) from +\(ms((worst?.from ?? rollStart) - rollStart)) (\(roll.describeGaps()))")
         #expect(roll.longestGap < 500_000_000, "no name without a holder for more than 500 ms: \(roll.describeGaps())")
         #expect(roll.live.filter { $0.value.count != 1 }.isEmpty, "one holder per name: \(roll.live.filter { $0.value.count != 1 }.prefix(3).map { "\($0.key): \($0.value) [\(s.history.trace($0.key))]" })")
         counts = try await s.counts(on: client, "w", all)

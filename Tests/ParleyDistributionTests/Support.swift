@@ -79,8 +79,12 @@ enum Cluster {
 
     /// The test node (`Tests/ParleyTestNode`), built beside this test bundle: a Parley node
     /// with the fixtures these tests talk to.
+    /// The test node built beside this test bundle, or PARLEY_TEST_NODE (a release build of
+    /// it, for the registry scenarios at full size: `swift build -c release --product
+    /// ParleyTestNode`).
     static var parleyExecutable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ParleyTestNode").path
+        if let path = ProcessInfo.processInfo.environment["PARLEY_TEST_NODE"], !path.isEmpty { return path }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("ParleyTestNode").path
     }
 }
 

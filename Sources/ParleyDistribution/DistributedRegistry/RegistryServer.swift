@@ -750,7 +750,11 @@ struct RegistryServer {
     func syncTerm() -> Term {
         let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
         return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
-                       .list(checkpoints.map { .tuple([.string($0.key), $0.value]) }),
+                       // Each member sends the checkpoints of its own workers: together
+                       // they are every checkpoint, not one copy per member.
+                       .list(checkpoints.compactMap { name, state in
+                           entry(name)?.node == nodeName ? .tuple([.string(name), state]) : nil
+                       }),
                        .list(peers.keys.sorted().map { .atom(Atom($0)) }), groupsTerm])
     }
 
