@@ -17,6 +17,7 @@ struct Tally: HandoffServer {
     let context: WorkerContext
     var count = 0
     var merged: [Int] = []
+    var cancelled = 0
 
     var mode: String { context.arguments.atomName ?? "resume" }
     struct Crash: Error {}
@@ -26,6 +27,7 @@ struct Tally: HandoffServer {
         case "get": return .reply(.integer(count))
         case "node": return .reply(.atom(Atom(me.node.name)))
         case "merged": return .reply(.list(merged.map { .integer($0) }))
+        case "cancelled": return .reply(.integer(cancelled))
         case "crash": throw Crash()
         case "stop": return .stop(.normal, reply: .atom("ok"))
         default:
@@ -55,6 +57,8 @@ struct Tally: HandoffServer {
     }
 
     mutating func endHandoff(_ state: Int, _ me: CallbackProcess) { count = state }
+
+    mutating func handoffCancelled(_ me: CallbackProcess) { cancelled += 1 }
 
     mutating func resolveConflict(_ other: Int, _ me: CallbackProcess) {
         merged.append(other)
@@ -441,6 +445,36 @@ struct DistributedRegistryTests {
             for i in 0..<30 {
                 #expect(regs[0].lookup("i\(i)") == before["i\(i)"])
                 #expect(await Self.get(third, "i\(i)") == 2)
+            }
+        }
+    }
+
+    @Test("A move that cannot happen (the new owner has no definition of the worker) is given up: the worker gets handoffCancelled, keeps its name, its state and the messages that waited, and serves again")
+    func cancelledMove() async throws {
+        try await Self.withCluster(2) { nodes in
+            let name = Self.uniqueRegistry()
+            DistributedRegistry(name, on: nodes[0]).define("only_here") { Tally(context: $0) }
+            let a = try await DistributedRegistry.start(name, on: nodes[0])
+            Self.running.withLock { $0.append(a) }
+            for i in 0..<20 {
+                try await a.registerName("c\(i)", start: "only_here")
+                await a.cast("c\(i)", Term.tuple([.atom("add"), .integer(3)]))
+            }
+            let before = a.registered()
+            // The second member defines nothing: every move to it fails there.
+            let b = try await DistributedRegistry.start(name, on: nodes[1])
+            Self.running.withLock { $0.append(b) }
+            let all = nodes.map(\.name).sorted()
+            let owned = (0..<20).map { "c\($0)" }.filter { HashRing().owner(of: $0, among: all) == nodes[1].name }
+            #expect(!owned.isEmpty)
+            var cancelled: [String: Int] = [:]
+            #expect(await eventually(within: .seconds(20)) {
+                for n in owned { cancelled[n] = (try? await a.call(n, Term.atom("cancelled"), timeout: .seconds(5)) as? Term)?.intValue ?? 0 }
+                return cancelled.values.allSatisfy { $0 >= 1 }
+            }, "every move to the node without the definition was cancelled: \(cancelled)")
+            for n in owned {
+                #expect(a.lookup(n) == before[n] && b.lookup(n) == before[n], "\(n) stays with its process")
+                #expect(await Self.get(a, n) == 3)
             }
         }
     }
