@@ -569,6 +569,7 @@ struct RegistryServer {
     /// This node stops watching a holder it no longer has an entry for.
     mutating func untrackHolder(_ e: RegistryEntry) {
         if let ref = holderMonitors.removeValue(forKey: e.pid) { me.demonitor(ref) }
+        namesOf[e.pid] = nil
     }
 
     // MARK: Applying what peers say
