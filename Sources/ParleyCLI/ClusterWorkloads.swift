@@ -137,12 +137,7 @@ enum ClusterWorkloads {
         let k = 500, lookups = 100_000, calls = 2_000
         _ = try await nodes[0].spawn(me, parley: "registry-bench", erlang: ("", "", []),
                                      args: .tuple([.integer(k), .integer(lookups), .integer(calls), .atom(Atom(nodes[3].name)), .pid(me.pid)]))
-        func reply(_ tag: String, within limit: Duration) async throws -> [Term] {
-            let m = try await me.receive(Term.self, after: limit,
-                                         where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
-            guard case .tuple(let t)? = m else { throw ValidationErrorText("registry-bench: no \(tag) within \(limit)") }
-            return t
-        }
+        func reply(_ tag: String, within limit: Duration) async throws -> [Term] { try await tagged(me, tag, within: limit, from: "registry-bench") }
         let r = try await reply("registry", within: .seconds(300))
         guard r.count == 4, let regNs = r[1].intValue, let lookupNs = r[2].intValue, let callNs = r[3].intValue else {
             throw ValidationErrorText("registry-bench answered \(r)")
@@ -172,13 +167,9 @@ enum ClusterWorkloads {
         try await connectToFirst(me, Array(nodes.prefix(3)))
         let k = 10_000
         let bench = try await nodes[0].spawn(me, parley: "registry-scale", erlang: ("", "", []), args: .tuple([.integer(k), .pid(me.pid)]))
-        func reply(_ tag: String, within limit: Duration) async throws -> [Term] {
-            let m = try await me.receive(Term.self, after: limit,
-                                         where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
-            guard case .tuple(let t)? = m, t.count >= 2 else { throw ValidationErrorText("registry-scale: no \(tag) within \(limit)") }
-            return t
-        }
-        guard let regNs = try await reply("registered", within: .seconds(300))[1].intValue else { throw ValidationErrorText("registry-scale: bad answer") }
+        func reply(_ tag: String, within limit: Duration) async throws -> [Term] { try await tagged(me, tag, within: limit, from: "registry-scale") }
+        let registered = try await reply("registered", within: .seconds(300))
+        guard registered.count == 2, let regNs = registered[1].intValue else { throw ValidationErrorText("registry-scale: \(registered)") }
         // The join: the fourth is told to connect to the first as the first starts its clock.
         me.send(Term.tuple([.atom("joining"), .atom(Atom(nodes[3].name))]), to: bench)
         _ = try await nodes[3].spawn(me, parley: "connect", erlang: ("", "", []), args: .atom(Atom(nodes[0].name)))
@@ -195,6 +186,14 @@ enum ClusterWorkloads {
             .init(workload: "cluster-registry.join-move-10k", value: Double(moveNs) / 1e6, unit: "ms", peer: "parley"),
             .init(workload: "cluster-registry.failover-10k", value: Double(failNs) / 1e6, unit: "ms", peer: "parley"),
         ]
+    }
+
+    /// The next `{tag, ...}` message's elements, within `limit`.
+    static func tagged(_ me: Process, _ tag: String, within limit: Duration, from who: String) async throws -> [Term] {
+        let m = try await me.receive(Term.self, after: limit,
+                                     where: { if case .tuple(let t) = $0 { return t.first == .atom(Atom(tag)) } else { return false } })
+        guard case .tuple(let t)? = m else { throw ValidationErrorText("\(who): no \(tag) within \(limit)") }
+        return t
     }
 
     // MARK: Nodes

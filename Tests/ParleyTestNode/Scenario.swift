@@ -34,11 +34,15 @@ func monotonicNow() -> UInt64 {
 }
 
 /// One history line, written at once (line buffering would lose the tail to a SIGKILL).
-func history(_ event: String, _ name: String, _ me: CallbackProcess, _ total: Int? = nil) {
-    var line = "H \(monotonicNow()) \(event) \(name) \(Distribution.nodeName) \(me.pid)"
-    if let total { line += " \(total)" }
+func history(_ event: String, _ name: String, _ pid: Pid, _ detail: String? = nil) {
+    var line = "H \(monotonicNow()) \(event) \(name) \(Distribution.nodeName) \(pid)"
+    if let detail { line += " \(detail)" }
     line += "\n"
     line.withUTF8 { _ = write(1, $0.baseAddress, $0.count) }
+}
+
+func history(_ event: String, _ name: String, _ me: CallbackProcess, _ total: Int? = nil) {
+    history(event, name, me.pid, total.map(String.init))
 }
 
 /// The scenarios' worker: a grow-only counter (a G-Counter CRDT), one count per node that
@@ -99,8 +103,7 @@ func startExitTracker() throws {
             if let t = m as? Tracked {
                 names[me.monitor(t.pid)] = (t.name, t.pid)
             } else if let d = m as? DownMessage, let (name, pid) = names.removeValue(forKey: d.ref) {
-                let line = "H \(monotonicNow()) exit \(name) \(Distribution.nodeName) \(pid) \(d.reason)\n"
-                line.withCString { _ = write(1, $0, strlen($0)) }
+                history("exit", name, pid, "\(d.reason)")
             }
         }
     }

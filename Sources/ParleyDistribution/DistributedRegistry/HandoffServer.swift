@@ -237,9 +237,7 @@ struct HandoffProcess<Server: HandoffServer> {
                 if case .held = mode { return serve(me) }
                 return .continue
             case .flush(let tag, let replyTo):
-                // Along the chain of successors, behind what was forwarded; the last one
-                // answers: everything forwarded before the marker is here.
-                if case .forwarding(let target) = mode { forward(t, to: target, me, wrap: false) } else { me.send(HandoffWire.flushed(tag), to: replyTo) }
+                flushMarker(tag, replyTo: replyTo, me)
                 return .continue
             case .resolve(let state):
                 switch mode {
@@ -342,11 +340,7 @@ struct HandoffProcess<Server: HandoffServer> {
             if case .held = mode { return serve(me) }
             return .continue
         case .flush(let tag, let replyTo):
-            if case .forwarding(let target) = mode {
-                forward(HandoffWire.flush(tag, replyTo: replyTo), to: target, me, wrap: false)
-            } else {
-                me.send(HandoffWire.flushed(tag), to: replyTo)
-            }
+            flushMarker(tag, replyTo: replyTo, me)
             return .continue
         case .evict(let winner):
             switch mode {
@@ -369,6 +363,16 @@ struct HandoffProcess<Server: HandoffServer> {
     }
 
     struct Lingered: Sendable {}
+
+    /// A leave's flush marker goes along the chain of successors, behind what was
+    /// forwarded; the last one answers: everything forwarded before the marker is there.
+    func flushMarker(_ tag: Int, replyTo: Pid, _ me: CallbackProcess) {
+        if case .forwarding(let target) = mode {
+            forward(HandoffWire.flush(tag, replyTo: replyTo), to: target, me, wrap: false)
+        } else {
+            me.send(HandoffWire.flushed(tag), to: replyTo)
+        }
+    }
 
     func drained(_ target: Pid, _ me: CallbackProcess) {
         forward(HandoffWire.drained, to: target, me, wrap: false)

@@ -15,8 +15,6 @@ enum RegistryLocal: Sendable {
     case awaitSync
     /// `Gen.call`: hand every name off, then exit; replies `true`.
     case leave
-    /// Send: a worker's checkpoint.
-    case checkpoint(name: String, holder: Pid, state: Term)
     /// `Gen.call`: `member` joins `group` on every member; replies `true`.
     case joinGroup(group: String, member: GroupMember)
     /// `Gen.call`: `member` leaves `group` everywhere; replies whether it was a member.
@@ -138,7 +136,6 @@ struct RegistryServer {
     var handedOff: [Pid] = []
     /// A leave's last step: each old holder's flush marker sent, the answers awaited.
     var flushing: (tag: Int, waiting: Int)? = nil
-    var flushTargets: [Pid] = []
     var flushRounds = 0
     var graceScheduled = false
     /// New holders here waiting for a predecessor on `node`.
@@ -222,11 +219,7 @@ struct RegistryServer {
             handle(m)
             if !moveQueue.isEmpty, moves.count < Self.movesInFlight { startMoves() }
             if leavingMyself != nil, moves.isEmpty, moveQueue.isEmpty {
-                if flushing == nil {
-                    flushTargets = handedOff
-                    handedOff = []
-                    flush()
-                }
+                if flushing == nil { flush() }
                 if flushing?.waiting == 0 {
                     if flushRounds >= 2 { return finishLeaving() }
                     if !graceScheduled {
@@ -249,7 +242,7 @@ struct RegistryServer {
     /// those along too.
     mutating func flush() {
         let tag = take()
-        let old = flushTargets.filter(\.isAlive)
+        let old = handedOff.filter(\.isAlive)
         flushRounds += 1
         flushing = (tag, old.count)
         for pid in old { pid.send(HandoffOrder.flush(tag: tag, replyTo: me.pid)) }
@@ -302,8 +295,6 @@ struct RegistryServer {
         case let c as Gen.CallMessage:
             guard let r = c.request as? RegistryLocal else { return }
             local(r, from: c.from)
-        case let r as RegistryLocal:
-            if case .checkpoint(let name, let holder, let state) = r { checkpoint(name, holder, state) }
         case let a as HandoffAnswer:
             answered(a)
         case let d as DownMessage:
@@ -424,8 +415,6 @@ struct RegistryServer {
             leavingMyself = from
             for (_, pid) in peers { me.send(Term.tuple([.atom("leaving"), .pid(me.pid)]), to: pid) }
             membersChanged()
-        case .checkpoint(let name, let holder, let state):
-            checkpoint(name, holder, state)
         case .joinGroup(let group, let member):
             groupChange(group, member, joined: true)
             groupBroadcast("gjoin", group, member, then: .replied(from, true))
@@ -783,13 +772,6 @@ struct RegistryServer {
                 answer(f.term)
             }
         })
-    }
-
-    mutating func checkpoint(_ name: String, _ holder: Pid, _ state: Term) {
-        guard let e = entry(name), e.pid == holder else { return }
-        checkpoints[name] = state
-        if pendingCheckpoints.isEmpty { _ = me.sendAfter(CheckpointFlush(), after: Self.checkpointInterval) }
-        pendingCheckpoints[name] = state
     }
 
     /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer: a
