@@ -75,6 +75,14 @@ import ParleyOTP
     // SIGKILL one OS-process node.
     let victim = others[0]
     let onVictim = names.filter { ra.lookup($0)?.nodeName == victim }
+    // Its last checkpoints leave it as soon as its registry runs: wait until r1 holds them.
+    let tc = ContinuousClock.now
+    while ContinuousClock.now - tc < .seconds(10) {
+        var all = true
+        for n in onVictim where await ra.lastCheckpoint(of: n) != .integer(names.firstIndex(of: n)! + 1) { all = false }
+        if all { break }
+        try await me.sleep(for: .milliseconds(1))
+    }
     let t2 = ContinuousClock.now
     children[0].signal(SIGKILL)
     var back = false

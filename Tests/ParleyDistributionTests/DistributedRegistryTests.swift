@@ -647,6 +647,30 @@ struct DistributedRegistryTests {
         }
     }
 
+    @Test("lastCheckpoint(of:): every member holds each name's latest checkpoint as soon as the holder's registry runs: after twenty checkpoints in a row each member reads the twentieth, and a kill right then restarts the name from it; a name that never checkpointed reads nil")
+    func lastCheckpointEverywhere() async throws {
+        try await Self.withCluster(3) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            // A name held on node 2, checkpointed by calls from node 0.
+            var name = ""
+            for i in 0..<100 {
+                try await regs[0].registerName("c\(i)", start: "tally", arguments: .atom("checkpoint"))
+                if regs[0].lookup("c\(i)")?.nodeName == nodes[2].name { name = "c\(i)"; break }
+            }
+            #expect(!name.isEmpty)
+            try await regs[0].registerName("plain", start: "tally")
+            _ = try await regs[0].call("plain", Term.atom("bump"))
+            for _ in 0..<20 { _ = try await regs[0].call(name, Term.atom("bump")) }
+            for r in regs {
+                #expect(await eventually(within: .seconds(5)) { await r.lastCheckpoint(of: name) == .integer(20) }, "on \(r.node.name)")
+                #expect(await r.lastCheckpoint(of: "plain") == nil)
+            }
+            await Self.kill(nodes[2], regs)
+            #expect(await eventually(within: .seconds(10)) { regs[0].lookup(name).map { $0.nodeName != nodes[2].name } ?? false })
+            #expect(await Self.get(regs[0], name) == 20, "restarted from the twentieth checkpoint")
+        }
+    }
+
     @Test("StaticQuorumRing: a member alone below the quorum stops its names and refuses registrations with no_node_available")
     func quorum() async throws {
         try await Self.withCluster(2) { nodes in

@@ -84,9 +84,11 @@ public struct WorkerContext: Sendable {
     /// Replicates `state` to every member of the registry, so that if this node dies the
     /// name restarts elsewhere with it (in ``HandoffServer/endHandoff(_:_:)``) instead of
     /// afresh. Neither Swarm nor Horde has this. A later checkpoint replaces an earlier one;
-    /// call it from the worker's own handlers. Checkpoints leave the node in batches every
-    /// 10 ms (the latest per name), so checkpointing on every message stays cheap; a
-    /// sudden death loses at most the last 10 ms of them.
+    /// call it from the worker's own handlers. The registry server sends checkpoints to every
+    /// member as soon as it runs, the latest per name and several in one message when
+    /// workers checkpoint faster than it sends, so checkpointing on every message stays
+    /// cheap; a sudden death loses only those not yet written to the wire. A member's copy
+    /// is readable with ``DistributedRegistry/lastCheckpoint(of:)``.
     ///
     /// ```swift
     /// mutating func handleCast(_ amount: Int, _ me: CallbackProcess) throws -> HandleResult {

@@ -13,6 +13,8 @@ enum RegistryLocal: Sendable {
     case terminate(name: String)
     /// `Gen.call`: reply `true` once the first sync with every connected member is done.
     case awaitSync
+    /// `Gen.call`: reply the last checkpoint of `name` this node holds, as `Term?`.
+    case lastCheckpoint(name: String)
     /// `Gen.call`: hand every name off, then exit; replies `true`.
     case leave
     /// `Gen.call`: `member` joins `group` on every member; replies `true`.
@@ -107,7 +109,7 @@ struct RegistryServer {
     /// stops one, the name goes back to that entry instead of being lost.
     var provisional: [Pid: (name: String, previous: RegistryEntry?)] = [:]
     /// Checkpoints of this node's workers not yet sent: the latest per name, sent to every
-    /// peer as one message every ``checkpointInterval``.
+    /// peer in one message.
     var pendingCheckpoints: [String: Term] = [:]
     /// Epochs of names that had a holder once, so a new placement fences an old one.
     var retired: [String: Int] = [:]
@@ -180,15 +182,12 @@ struct RegistryServer {
     struct Rebalance: Sendable {}
     struct MoveTimeout: Sendable { let name: String; let tag: Int }
     struct FlushTimeout: Sendable { let tag: Int }
-    struct CheckpointFlush: Sendable {}
-    /// From a worker whose checkpoint found the pending ones empty.
+    /// From a worker whose checkpoint found the pending ones empty: the server sends them
+    /// all when it reaches this message, with every checkpoint left meanwhile.
     struct CheckpointsPending: Sendable {}
     struct FlushGrace: Sendable {}
     /// Between a leave's two rounds of flush markers.
     static let flushGrace: Duration = .milliseconds(250)
-    /// How long a checkpoint may wait to be sent with others: what a node's sudden death
-    /// can lose of it, at most.
-    static let checkpointInterval: Duration = .milliseconds(10)
     /// How long a leave waits for its flush markers' answers (a successor that died
     /// answers none).
     static let flushTimeout: Duration = .seconds(5)
@@ -304,10 +303,8 @@ struct RegistryServer {
             rebalance()
         case let r as Retry:
             local(.register(name: r.name, what: r.what), from: r.from)
-        case is CheckpointFlush:
-            flushCheckpoints()
         case is CheckpointsPending:
-            _ = me.sendAfter(CheckpointFlush(), after: Self.checkpointInterval)
+            flushCheckpoints()
         case is FlushGrace:
             flush()
         case let t as MoveTimeout:
@@ -411,6 +408,9 @@ struct RegistryServer {
             broadcast(untrack: e, then: .unregistered(from, e.pid), stop: stop)
         case .awaitSync:
             if syncing.isEmpty { Gen.reply(from, true) } else { syncWaiters.append(from) }
+        case .lastCheckpoint(let name):
+            absorbCheckpoints()
+            Gen.reply(from, checkpoints[name])
         case .leave:
             leavingMyself = from
             for (_, pid) in peers { me.send(Term.tuple([.atom("leaving"), .pid(me.pid)]), to: pid) }
@@ -774,9 +774,8 @@ struct RegistryServer {
         })
     }
 
-    /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer: a
-    /// worker that checkpoints on every message costs its peers one message per interval,
-    /// not one per checkpoint.
+    /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer, as soon
+    /// as the server runs: workers that checkpoint faster than it sends share a message.
     mutating func flushCheckpoints() {
         absorbCheckpoints()
         guard !pendingCheckpoints.isEmpty else { return }
