@@ -71,6 +71,9 @@ import ParleyOTP
     }
     print("  registerName(\"counter-1\" … \"counter-12\", start: \"counter\") from r1: \(took.formatted(.units(allowed: [.milliseconds]))) for 12, each visible on every node when it returns")
     print("  placed by the ring: \(placement()); counter-i was bumped i times by name from r2")
+    // From a process of r2 (a ServerRef calls from its caller's node).
+    let via = try await b.run { _ in try? await ServerRef<RegistryCounter>(name: .via(rb, "counter-12")).call(.atom("get")) }
+    print("  via naming from r2: ServerRef<RegistryCounter>(name: .via(registry, \"counter-12\")).call(get) = \(via.map { "\($0)" } ?? "no answer") (held on \(short(ra.lookup("counter-12")?.nodeName ?? "?")))")
 
     // SIGKILL one OS-process node.
     let victim = others[0]

@@ -304,6 +304,23 @@ func readmeDistributedRegistry(me: Process) async throws {
     print(carts.registered(), carts.members, carts.entry("cart:42")?.epoch ?? 0, pid)
 }
 
+/// The README's via-named server: an AsyncGenServer with Codable calls.
+struct Ledger: AsyncGenServer, Sendable {
+    enum Call: Sendable, Codable { case total, add(Int) }
+    typealias Reply = Int
+    var sum = 0
+    mutating func handleCall(_ request: Call, from: Gen.From, _ me: Process) async throws -> CallResult {
+        if case .add(let n) = request { sum += n }
+        return .reply(sum)
+    }
+}
+
+func readmeRegistryVia(carts: DistributedRegistry) async throws {
+    let ledger = try await Ledger().start(name: .via(carts, "ledger"))              // registered cluster-wide
+    let total = try await ServerRef<Ledger>(name: .via(carts, "ledger")).call(.total)   // from any member
+    print(ledger, total)
+}
+
 func readmeRegistryGroups(carts: DistributedRegistry, me: Process) async throws {
     try await carts.join("audit", me.pid)                 // returns once every member has it
     try await carts.join("audit", name: "cart:42")        // whichever process holds the name

@@ -182,7 +182,7 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
         let result: Server.InitResult
         do {
             if case .via(let registry, let key)? = proto.name {
-                do throws(RegistryError) { try registry.registerName(key, me.pid) } catch {
+                do throws(RegistryError) { try await registry.registerNameAsync(key, me.pid) } catch {
                     if case .alreadyRegistered(_, let owner) = error { return fail(.alreadyStarted(owner), me, ack) }
                     throw error
                 }

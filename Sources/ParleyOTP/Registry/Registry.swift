@@ -15,6 +15,12 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible {
     /// Via naming through a registry whose values are neither `Void` nor optional needs the
     /// value to store: name the server with ``Registry/via(_:value:)``.
     case valueNeeded(valueType: String)
+    /// The registry registers through other nodes (a cluster-wide one), so it cannot answer
+    /// a synchronous start: name an ``AsyncGenServer`` with it, whose start awaits the
+    /// registration (``NameRegistry/registerNameAsync(_:_:)``).
+    case awaitRequired(registry: String)
+    /// The registry could not register the name now (the registry's own error, described).
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -23,6 +29,8 @@ public enum RegistryError: Error, Sendable, CustomStringConvertible {
         case .wrongKeyType(let k, let t): return "via key \(k) is not a \(t), the registry's key type"
         case .duplicateKeys: return "via naming needs a registry with unique keys; this one has duplicate keys"
         case .valueNeeded(let t): return "via naming in a registry of \(t) values needs a value: use registry.via(key, value:)"
+        case .awaitRequired(let r): return "\(r) registers through the cluster: name an AsyncGenServer with it (its start awaits the registration)"
+        case .unavailable(let why): return "the name could not be registered: \(why)"
         }
     }
 }
@@ -37,6 +45,16 @@ public protocol NameRegistry: Sendable {
     func unregisterName(_ key: any Hashable & Sendable)
     /// The pid under `key`, if any.
     func whereisName(_ key: any Hashable & Sendable) -> Pid?
+    /// Registers from an async context: what an ``AsyncGenServer``'s start calls, so that
+    /// a registry that asks other nodes (``RegistryError/awaitRequired(registry:)`` from
+    /// the synchronous form) can wait for them. By default, the synchronous form.
+    func registerNameAsync(_ key: any Hashable & Sendable, _ pid: Pid) async throws(RegistryError)
+}
+
+extension NameRegistry {
+    public func registerNameAsync(_ key: any Hashable & Sendable, _ pid: Pid) async throws(RegistryError) {
+        try registerName(key, pid)
+    }
 }
 
 /// Elixir's `Registry`: a local key-value store of processes, with unique or duplicate keys,
