@@ -95,8 +95,8 @@ struct ClusterDemo: AsyncParsableCommand {
         // kill -9 b: its workers come back elsewhere.
         let b = others[0], c = others[1]
         let onB = names.filter { sup.registry.lookup($0)?.nodeName == b }
-        // A checkpoint leaves b as soon as b's registry runs; a kill -9 loses those still on
-        // b. Wait until a holds b's last ones (b sends them to a and c in one go).
+        // A checkpoint leaves b for the name's next owner (a or c) when b's registry runs;
+        // a kill -9 loses those still on b. Wait until each is where a restart reads it.
         let tc = ContinuousClock.now
         var replicated = false
         while !replicated, ContinuousClock.now - tc < .seconds(10) {
@@ -104,7 +104,7 @@ struct ClusterDemo: AsyncParsableCommand {
             for n in onB where await sup.registry.lastCheckpoint(of: n) != .integer(index(n)) { replicated = false }
             if !replicated { try await Task.sleep(for: .milliseconds(1)) }
         }
-        print("  b's last checkpoints \(replicated ? "replicated (a holds them after \(ms(ContinuousClock.now - tc).trimmingCharacters(in: .whitespaces)))" : "not on a within 10 s")")
+        print("  b's last checkpoints \(replicated ? "are on their next owners (lastCheckpoint(of:), after \(ms(ContinuousClock.now - tc).trimmingCharacters(in: .whitespaces)))" : "did not reach their next owners within 10 s")")
         print("  kill -9 b (it runs \(onB.count)):")
         /// Waits until each of `moving` runs off `node`, and prints when, where and with what
         /// count each arrived.

@@ -78,7 +78,7 @@ import ParleyOTP
     // SIGKILL one OS-process node.
     let victim = others[0]
     let onVictim = names.filter { ra.lookup($0)?.nodeName == victim }
-    // Its last checkpoints leave it as soon as its registry runs: wait until r1 holds them.
+    // Its last checkpoints leave it for each name's next owner: wait until they are there.
     let tc = ContinuousClock.now
     while ContinuousClock.now - tc < .seconds(10) {
         var all = true

@@ -647,7 +647,7 @@ struct DistributedRegistryTests {
         }
     }
 
-    @Test("lastCheckpoint(of:): every member holds each name's latest checkpoint as soon as the holder's registry runs: after twenty checkpoints in a row each member reads the twentieth, and a kill right then restarts the name from it; a name that never checkpointed reads nil")
+    @Test("Checkpoints go to each name's next owner (the member that restarts it if the holder's node dies): after twenty checkpoints in a row lastCheckpoint(of:) reads the twentieth from every member (asked of that owner), and a kill right then restarts the name from it there; a name that never checkpointed reads nil")
     func lastCheckpointEverywhere() async throws {
         try await Self.withCluster(3) { nodes in
             let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)

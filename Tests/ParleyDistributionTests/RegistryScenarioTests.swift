@@ -324,7 +324,7 @@ extension DistributionTests.NetworkNamespaceTests {
         let roll = s.history.report(since: rollStart)
         let worst = roll.gaps.max { $0.length < $1.length }
         print("registry scenario: rolling restart: \(roll.handoffs) handoffs, longest gap \(ms(roll.longestGap)) from +\(ms((worst?.from ?? rollStart) - rollStart)) (\(roll.describeGaps()))")
-        #expect(roll.longestGap < 500_000_000, "no name without a holder for more than 500 ms: \(roll.describeGaps())")
+        #expect(roll.longestGap < 500_000_000, "no name without a holder for more than 500 ms: \(roll.describeGaps()); the worst: \(worst.map { s.history.trace($0.name) } ?? "")")
         #expect(roll.live.filter { $0.value.count != 1 }.isEmpty, "one holder per name: \(roll.live.filter { $0.value.count != 1 }.prefix(3).map { "\($0.key): \($0.value) [\(s.history.trace($0.key))]" })")
         counts = try await s.counts(on: client, "w", all)
         let lost = expected.reduce(0) { $0 + $1.value - (counts[$1.key] ?? 0) }

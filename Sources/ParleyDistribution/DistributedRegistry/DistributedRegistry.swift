@@ -269,10 +269,11 @@ public struct DistributedRegistry: Sendable {
         return nil
     }
 
-    /// The last checkpoint of `name` that this node holds (every member keeps every
-    /// name's latest, to restart it from if its node dies), or `nil` if none reached it.
-    /// Decode it with `TermDecoder`. A deploy script can wait on it before stopping a
-    /// node the hard way; the demo waits on it before its `kill -9`.
+    /// The checkpoint `name` would restart from if its holder's node died now: the last
+    /// one its next owner holds (the member that restarts it then; checkpoints go there),
+    /// asked of that member; `nil` if none reached it. Decode it with `TermDecoder`. A
+    /// deploy script can wait on it before stopping a node the hard way; the demo waits on
+    /// it before its `kill -9`.
     ///
     /// ```swift
     /// if let t = await registry.lastCheckpoint(of: "account-42") {
@@ -281,7 +282,20 @@ public struct DistributedRegistry: Sendable {
     /// ```
     public func lastCheckpoint(of name: String) async -> Term? {
         guard let server = node.whereis(self.name) else { return nil }
-        return (try? await Gen.call(server, RegistryLocal.lastCheckpoint(name: name))) as? Term
+        switch (try? await Gen.call(server, RegistryLocal.lastCheckpoint(name: name))) as? CheckpointPlace {
+        case .here(let t)?:
+            return t
+        case .at(let member)?:
+            // From a process of this node, over its connections.
+            let registry = self.name
+            let answer = try? await node.run { _ in
+                try? await Gen.call(registry, on: Node.named(member), Term.tuple([.atom("last_checkpoint"), .string(name)]))
+            }
+            guard let t = answer.flatMap({ $0 }) as? Term, t != .atom("undefined") else { return nil }
+            return t
+        case nil:
+            return nil
+        }
     }
 
     /// The holder of `name` in this node's copy, without waiting.

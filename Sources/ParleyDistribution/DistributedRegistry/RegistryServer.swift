@@ -2,6 +2,12 @@ import Logging
 @_spi(Distribution) import Parley
 import ParleyOTP
 
+/// Where a name's last checkpoint is: here (with it), or on its next owner.
+enum CheckpointPlace: Sendable {
+    case here(Term?)
+    case at(String)
+}
+
 /// What the API asks of the registry process of its node.
 enum RegistryLocal: Sendable {
     /// `Gen.call`: register `name` (through its owner); replies `Result<Pid, Failure>`.
@@ -13,7 +19,8 @@ enum RegistryLocal: Sendable {
     case terminate(name: String)
     /// `Gen.call`: reply `true` once the first sync with every connected member is done.
     case awaitSync
-    /// `Gen.call`: reply the last checkpoint of `name` this node holds, as `Term?`.
+    /// `Gen.call`: where the checkpoint a restart of `name` would read is: replies a
+    /// ``CheckpointPlace``.
     case lastCheckpoint(name: String)
     /// `Gen.call`: hand every name off, then exit; replies `true`.
     case leave
@@ -98,6 +105,17 @@ struct RegistryServer {
     var syncing: [String: Reference] = [:]
     /// Nodes leaving gracefully: no longer on the ring.
     var leaving: Set<String> = []
+    /// Whether this node has applied the syncs of every node it found (or given up on
+    /// them): while not, no peer moves a name to it, so a member that rejoins under load
+    /// takes names once it is free to start them, not while thousands of entries queue
+    /// ahead of each move (a gap with no holder).
+    var ready = false
+    /// Peers that said they are ready (in a sync, or `{ready, Pid, Bool}`): names move only
+    /// to them.
+    var readyPeers: Set<String> = []
+    /// Names the last rebalance left here because their owner is not ready yet: a leave
+    /// waits for them (readiness comes within a sync timeout, or the peer is lost).
+    var waitingForReadyOwner = 0
     var leavingMyself: Gen.From?
     /// Monitors of holders on this node.
     var holderMonitors: [Pid: Reference] = [:]
@@ -111,6 +129,10 @@ struct RegistryServer {
     /// Checkpoints of this node's workers not yet sent: the latest per name, sent to every
     /// peer in one message.
     var pendingCheckpoints: [String: Term] = [:]
+    /// The member each worker of this node last sent its checkpoint to.
+    var replicatedTo: [String: String] = [:]
+    var lastCheckpointFlush = ContinuousClock.now - .seconds(1)
+    var checkpointFlushScheduled = false
     /// Epochs of names that had a holder once, so a new placement fences an old one.
     var retired: [String: Int] = [:]
     var checkpoints: [String: Term] = [:]
@@ -183,8 +205,14 @@ struct RegistryServer {
     struct MoveTimeout: Sendable { let name: String; let tag: Int }
     struct FlushTimeout: Sendable { let tag: Int }
     /// From a worker whose checkpoint found the pending ones empty: the server sends them
-    /// all when it reaches this message, with every checkpoint left meanwhile.
+    /// all when it reaches this message (with every checkpoint left meanwhile), or, if it
+    /// sent some less than ``checkpointInterval`` ago, that long after the last ones.
     struct CheckpointsPending: Sendable {}
+    struct CheckpointFlush: Sendable {}
+    /// The least time between two checkpoint messages to the peers: under load the
+    /// checkpoints of every worker of a node travel together, 100 times a second at most;
+    /// a quiet node's leave at once.
+    static let checkpointInterval: Duration = .milliseconds(10)
     struct FlushGrace: Sendable {}
     /// Between a leave's two rounds of flush markers.
     static let flushGrace: Duration = .milliseconds(250)
@@ -211,13 +239,14 @@ struct RegistryServer {
     mutating func run() async throws {
         watch()
         publishView()
+        if syncing.isEmpty { setReady(true) }
         _ = me.sendAfter(Heartbeat(), after: Self.heartbeat)
         while true {
             let m = try await me.receive()
             awake()
             handle(m)
             if !moveQueue.isEmpty, moves.count < Self.movesInFlight { startMoves() }
-            if leavingMyself != nil, moves.isEmpty, moveQueue.isEmpty {
+            if leavingMyself != nil, moves.isEmpty, moveQueue.isEmpty, waitingForReadyOwner == 0 {
                 if flushing == nil { flush() }
                 if flushing?.waiting == 0 {
                     if flushRounds >= 2 { return finishLeaving() }
@@ -271,6 +300,7 @@ struct RegistryServer {
         guard node != nodeName, peers[node] == nil, syncing[node] == nil else { return }
         let ref = monitorPeer(node)
         syncing[node] = ref
+        setReady(false)
         me.send(Term.tuple([.atom("discover"), .pid(me.pid)]), to: registry.name, on: Node.named(node))
         _ = me.sendAfter(SyncTimeout(node: node), after: registry.syncTimeout)
         publishView()
@@ -292,6 +322,11 @@ struct RegistryServer {
             beats += 1
             if beats % 4 == 0, !orphans.isEmpty { reviewOrphans() }
         case let c as Gen.CallMessage:
+            if let t = c.request as? Term, case .tuple(let q) = t, q.count == 2, q[0] == .atom("last_checkpoint"), let name = q[1].stringValue {
+                // A member's lastCheckpoint(of:), asking the name's next owner.
+                absorbCheckpoints()
+                return Gen.reply(c.from, checkpoints[name] ?? .atom("undefined"))
+            }
             guard let r = c.request as? RegistryLocal else { return }
             local(r, from: c.from)
         case let a as HandoffAnswer:
@@ -304,6 +339,15 @@ struct RegistryServer {
         case let r as Retry:
             local(.register(name: r.name, what: r.what), from: r.from)
         case is CheckpointsPending:
+            let since = ContinuousClock.now - lastCheckpointFlush
+            if since >= Self.checkpointInterval {
+                flushCheckpoints()
+            } else if !checkpointFlushScheduled {
+                checkpointFlushScheduled = true
+                _ = me.sendAfter(CheckpointFlush(), after: Self.checkpointInterval - since)
+            }
+        case is CheckpointFlush:
+            checkpointFlushScheduled = false
             flushCheckpoints()
         case is FlushGrace:
             flush()
@@ -409,8 +453,15 @@ struct RegistryServer {
         case .awaitSync:
             if syncing.isEmpty { Gen.reply(from, true) } else { syncWaiters.append(from) }
         case .lastCheckpoint(let name):
+            // Where a restart would read it: the next owner of the name, after its holder's node.
             absorbCheckpoints()
-            Gen.reply(from, checkpoints[name])
+            let others = ringMembers.filter { $0 != entry(name)?.node }
+            let next = others.isEmpty ? nil : placement.owner(of: name, among: others)
+            if let next, next != nodeName, peers[next] != nil {
+                Gen.reply(from, CheckpointPlace.at(next))
+            } else {
+                Gen.reply(from, CheckpointPlace.here(checkpoints[name]))
+            }
         case .leave:
             leavingMyself = from
             for (_, pid) in peers { me.send(Term.tuple([.atom("leaving"), .pid(me.pid)]), to: pid) }
@@ -607,8 +658,11 @@ struct RegistryServer {
             guard case .pid(let peer) = c[1] else { return unexpected(t) }
             added(peer)
             me.send(syncTerm(), to: peer)
+            // Still waiting for its sync: the discover this node sent may have found no
+            // registry there yet (it started after this one), so ask again, now that it runs.
+            if syncing[peer.nodeName] != nil { me.send(Term.tuple([.atom("discover"), .pid(me.pid)]), to: peer) }
             membersChanged()
-        case ("sync", 4), ("sync", 5), ("sync", 6):
+        case ("sync", 4), ("sync", 5), ("sync", 6), ("sync", 7):
             guard case .pid(let peer) = c[1], let items = c[2].listElements, let cps = c[3].listElements else { return unexpected(t) }
             added(peer)
             // The peer's members: a registry needs a full mesh of its members (as Swarm
@@ -621,8 +675,9 @@ struct RegistryServer {
             }
             let node = peer.nodeName
             syncing[node] = nil
+            if c.count < 7 || c[6] == .atom("true") { readyPeers.insert(node) } else { readyPeers.remove(node) }
             for item in items { if let e = RegistryEntry(item) { apply(e) } }
-            if c.count == 6, let groups = c[5].listElements {
+            if c.count >= 6, let groups = c[5].listElements {
                 for g in groups {
                     guard case .tuple(let p) = g, p.count == 2, let group = p[0].stringValue, let ms = p[1].listElements else { continue }
                     for m in ms {
@@ -706,6 +761,14 @@ struct RegistryServer {
         case ("flushed", 2):
             guard let tag = c[1].intValue else { return unexpected(t) }
             if let f = flushing, f.tag == tag, f.waiting > 0 { flushing?.waiting -= 1 }
+        case ("ready", 3):
+            guard case .pid(let peer) = c[1] else { return unexpected(t) }
+            if c[2] == .atom("true") {
+                readyPeers.insert(peer.nodeName)
+                rebalance()
+            } else {
+                readyPeers.remove(peer.nodeName)
+            }
         case ("leaving", 2):
             guard case .pid(let peer) = c[1] else { return unexpected(t) }
             leaving.insert(peer.nodeName)
@@ -740,17 +803,25 @@ struct RegistryServer {
     func syncTerm() -> Term {
         let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
         return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
-                       // Each member sends the checkpoints of its own workers: together
-                       // they are every checkpoint, not one copy per member.
-                       .list(checkpoints.compactMap { name, state in
-                           entry(name)?.node == nodeName ? .tuple([.string(name), state]) : nil
-                       }),
-                       .list(peers.keys.sorted().map { .atom(Atom($0)) }), groupsTerm])
+                       // Checkpoints go to each name's next owner (replicateCheckpoints,
+                       // once the peer is a member), not with the sync.
+                       .list([]),
+                       .list(peers.keys.sorted().map { .atom(Atom($0)) }), groupsTerm,
+                       .atom(ready ? "true" : "false")])
+    }
+
+    /// Tells the peers whether they may move names to this node: not while it waits for a
+    /// sync, again once every sync is applied.
+    mutating func setReady(_ now: Bool) {
+        guard ready != now else { return }
+        ready = now
+        for (_, pid) in peers { me.send(Term.tuple([.atom("ready"), .pid(me.pid), .atom(now ? "true" : "false")]), to: pid) }
     }
 
     mutating func syncDone() {
         publishView()
         guard syncing.isEmpty else { return }
+        setReady(true)
         for w in syncWaiters { Gen.reply(w, true) }
         syncWaiters = []
         let waiting = deferred
@@ -774,14 +845,49 @@ struct RegistryServer {
         })
     }
 
-    /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer, as soon
-    /// as the server runs: workers that checkpoint faster than it sends share a message.
+    /// Sends the pending checkpoints, one `{checkpoints, [{Name, State}]}` per peer: workers
+    /// that checkpoint often share a message.
     mutating func flushCheckpoints() {
+        lastCheckpointFlush = ContinuousClock.now
         absorbCheckpoints()
         guard !pendingCheckpoints.isEmpty else { return }
-        let batch = Term.tuple([.atom("checkpoints"), .list(pendingCheckpoints.map { .tuple([.string($0.key), $0.value]) })])
+        let pending = pendingCheckpoints
         pendingCheckpoints = [:]
-        for (_, pid) in peers { me.send(batch, to: pid) }
+        sendCheckpoints(pending)
+    }
+
+    /// Sends each checkpoint to the name's next owner, the member that restarts the name if
+    /// this node dies (the owner among the others): one `{checkpoints, [{Name, State}]}`
+    /// per peer. Only there, so a node's checkpoints cost its peers one copy in all, not
+    /// one each.
+    mutating func sendCheckpoints(_ items: [String: Term]) {
+        let others = ringMembers.filter { $0 != nodeName }
+        guard !others.isEmpty else { return }
+        var byPeer: [String: [Term]] = [:]
+        for (name, state) in items {
+            guard let next = placement.owner(of: name, among: others), peers[next] != nil else { continue }
+            byPeer[next, default: []].append(.tuple([.string(name), state]))
+            replicatedTo[name] = next
+        }
+        for (node, list) in byPeer { if let pid = peers[node] { me.send(Term.tuple([.atom("checkpoints"), .list(list)]), to: pid) } }
+    }
+
+    /// The members changed: each worker of this node whose next owner is another member
+    /// now sends it its last checkpoint (a new member, or one that replaces a lost or
+    /// leaving one, has none of them yet).
+    mutating func replicateCheckpoints() {
+        absorbCheckpoints()
+        let others = ringMembers.filter { $0 != nodeName }
+        guard !others.isEmpty else { return }
+        var moved: [String: Term] = [:]
+        var kept: [String: String] = [:]
+        for (name, state) in checkpoints {
+            guard let e = entry(name), e.node == nodeName else { continue }
+            guard let next = placement.owner(of: name, among: others) else { continue }
+            if replicatedTo[name] == next, peers[next] != nil { kept[name] = next } else { moved[name] = state }
+        }
+        replicatedTo = kept
+        if !moved.isEmpty { sendCheckpoints(moved) }
     }
 
     /// Takes the checkpoints the workers left in the shared table (before a restart here
@@ -874,6 +980,7 @@ struct RegistryServer {
     mutating func lost(_ node: String) {
         let wasPeer = peers.removeValue(forKey: node) != nil
         leaving.remove(node)
+        readyPeers.remove(node)
         if syncing.removeValue(forKey: node) != nil { syncDone() }
         publishView()
         guard wasPeer else { return }
@@ -964,6 +1071,7 @@ struct RegistryServer {
         case .success(let pid):
             let fresh = RegistryEntry(name: e.name, pid: pid, epoch: max(e.epoch, retired[e.name] ?? 0) + 1, worker: spec)
             set(fresh)
+            if let cp = checkpoints[e.name] { sendCheckpoints([e.name: cp]) }   // its next owner now
             log.info("registry \(registry.name): restarted \(e.name) here after \(e.node) was lost\(note)")
             track(fresh, then: { .nothing })
         case .failure(let f):
@@ -987,6 +1095,7 @@ struct RegistryServer {
     /// that no member may hold (a quorum placement without its quorum).
     mutating func rebalance() {
         guard syncing.isEmpty || leavingMyself != nil else { return }
+        waitingForReadyOwner = 0
         for (name, e) in entries where e.node == nodeName && e.worker != nil && moves[name] == nil && !ignored.contains(name) {
             guard let owner = owner(of: name) else {
                 if leavingMyself != nil { continue }
@@ -998,6 +1107,7 @@ struct RegistryServer {
                 continue
             }
             guard owner != nodeName, peers[owner] != nil, !queued.contains(name) else { continue }
+            guard readyPeers.contains(owner) else { waitingForReadyOwner += 1; continue }
             queued.insert(name)
             moveQueue.append(name)
         }
@@ -1011,7 +1121,7 @@ struct RegistryServer {
         while moves.count < Self.movesInFlight, let name = moveQueue.popLast() {
             queued.remove(name)
             guard let e = entry(name), e.node == nodeName, e.worker != nil, moves[name] == nil, !ignored.contains(name),
-                  let owner = owner(of: name), owner != nodeName, peers[owner] != nil else { continue }
+                  let owner = owner(of: name), owner != nodeName, peers[owner] != nil, readyPeers.contains(owner) else { continue }
             let tag = take()
             moves[name] = Move(tag: tag, target: owner, old: e.pid, epoch: nextEpoch(name), phase: .asking)
             e.pid.send(HandoffOrder.begin(tag: tag))
@@ -1030,6 +1140,7 @@ struct RegistryServer {
     mutating func membersChanged() {
         ignored.removeAll()
         rebalance()
+        replicateCheckpoints()
     }
 
     mutating func answered(_ a: HandoffAnswer) {
@@ -1076,7 +1187,10 @@ struct RegistryServer {
             provisional[pid] = (e.name, entry(e.name))
             set(placed)
             heldFrom[pid] = old.nodeName
-            if let s = state, checkpoints[e.name] != nil { checkpoints[e.name] = s }
+            if let s = state, checkpoints[e.name] != nil {
+                checkpoints[e.name] = s
+                sendCheckpoints([e.name: s])   // to the name's next owner after this node
+            }
             me.send(Term.tuple([.atom("handoff_started"), .string(e.name), .integer(tag), .pid(pid)]), to: peer)
         case .failure(let f):
             fail(f.description)
