@@ -81,14 +81,15 @@ public struct WorkerContext: Sendable {
     /// The arguments of the registration.
     public let arguments: Term
 
-    /// Replicates `state` to every member of the registry, so that if this node dies the
-    /// name restarts elsewhere with it (in ``HandoffServer/endHandoff(_:_:)``) instead of
-    /// afresh. Neither Swarm nor Horde has this. A later checkpoint replaces an earlier one;
-    /// call it from the worker's own handlers. The registry server sends checkpoints to every
-    /// member as soon as it runs, the latest per name and several in one message when
-    /// workers checkpoint faster than it sends, so checkpointing on every message stays
-    /// cheap; a sudden death loses only those not yet written to the wire. A member's copy
-    /// is readable with ``DistributedRegistry/lastCheckpoint(of:)``.
+    /// Replicates `state` to the name's next owner (the member that restarts the name if
+    /// this node dies), so that the name restarts there with it (in
+    /// ``HandoffServer/endHandoff(_:_:)``) instead of afresh. Neither Swarm nor Horde has
+    /// this. A later checkpoint replaces an earlier one; call it from the worker's own
+    /// handlers. The registry server sends checkpoints at once when the node is quiet and
+    /// at most every 10 ms under load, the latest per name and many in one message, so
+    /// checkpointing on every message stays cheap; a sudden death loses only those not yet
+    /// written to the wire. When the members change the last one goes to the new next
+    /// owner. ``DistributedRegistry/lastCheckpoint(of:)`` reads what a restart would use.
     ///
     /// ```swift
     /// mutating func handleCast(_ amount: Int, _ me: CallbackProcess) throws -> HandleResult {
