@@ -113,6 +113,8 @@ struct RegistryServer {
     /// Peers that said they are ready (in a sync, or `{ready, Pid, Bool}`): names move only
     /// to them.
     var readyPeers: Set<String> = []
+    /// Peers this node sent its sync to (since they became peers).
+    var syncSent: Set<String> = []
     /// Names the last rebalance left here because their owner is not ready yet: a leave
     /// waits for them (readiness comes within a sync timeout, or the peer is lost).
     var waitingForReadyOwner = 0
@@ -657,12 +659,9 @@ struct RegistryServer {
         case ("discover", 2):
             guard case .pid(let peer) = c[1] else { return unexpected(t) }
             added(peer)
-            me.send(syncTerm(), to: peer)
-            // Still waiting for its sync: the discover this node sent may have found no
-            // registry there yet (it started after this one), so ask again, now that it runs.
-            if syncing[peer.nodeName] != nil { me.send(Term.tuple([.atom("discover"), .pid(me.pid)]), to: peer) }
+            sendSync(to: peer)
             membersChanged()
-        case ("sync", 4), ("sync", 5), ("sync", 6), ("sync", 7):
+        case ("sync", 4), ("sync", 5), ("sync", 6), ("sync", 7), ("sync", 8):
             guard case .pid(let peer) = c[1], let items = c[2].listElements, let cps = c[3].listElements else { return unexpected(t) }
             added(peer)
             // The peer's members: a registry needs a full mesh of its members (as Swarm
@@ -676,6 +675,9 @@ struct RegistryServer {
             let node = peer.nodeName
             syncing[node] = nil
             if c.count < 7 || c[6] == .atom("true") { readyPeers.insert(node) } else { readyPeers.remove(node) }
+            // It waits for this node's sync, and this node has sent none: the discover this
+            // node sent found no registry there (it started after this one).
+            if c.count >= 8, c[7] == .atom("true"), !syncSent.contains(node) { sendSync(to: peer) }
             for item in items { if let e = RegistryEntry(item) { apply(e) } }
             if c.count >= 6, let groups = c[5].listElements {
                 for g in groups {
@@ -800,14 +802,20 @@ struct RegistryServer {
         publishView()
     }
 
-    func syncTerm() -> Term {
+    /// Sends this node's sync to `peer`, asking for its own if this node still waits for it.
+    mutating func sendSync(to peer: Pid) {
+        syncSent.insert(peer.nodeName)
+        me.send(syncTerm(wanted: syncing[peer.nodeName] != nil), to: peer)
+    }
+
+    func syncTerm(wanted: Bool) -> Term {
         let all = entries.values.filter { $0.node == nodeName ? $0.pid.isAlive : true }
         return .tuple([.atom("sync"), .pid(me.pid), .list(all.map(\.term)),
                        // Checkpoints go to each name's next owner (replicateCheckpoints,
                        // once the peer is a member), not with the sync.
                        .list([]),
                        .list(peers.keys.sorted().map { .atom(Atom($0)) }), groupsTerm,
-                       .atom(ready ? "true" : "false")])
+                       .atom(ready ? "true" : "false"), .atom(wanted ? "true" : "false")])
     }
 
     /// Tells the peers whether they may move names to this node: not while it waits for a
@@ -981,6 +989,7 @@ struct RegistryServer {
         let wasPeer = peers.removeValue(forKey: node) != nil
         leaving.remove(node)
         readyPeers.remove(node)
+        syncSent.remove(node)
         if syncing.removeValue(forKey: node) != nil { syncDone() }
         publishView()
         guard wasPeer else { return }
