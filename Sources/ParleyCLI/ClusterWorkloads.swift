@@ -28,8 +28,10 @@ import Glibc
 ///   workers by name (`registerName`, each started on its ring owner and acked by every
 ///   member), looks names up 100,000 times and calls 2,000 of them by name; then a node is
 ///   SIGKILLed and the milliseconds until every one of its workers runs elsewhere (seen from
-///   the first node) are the failover. Parley only: Erlang has no such registry; its
-///   `:global` figures above (the same counts on the same mesh) are the comparison.
+///   the first node) are the failover. Erlang has no such registry: its `"peer":"erlang"`
+///   figures for `.register` and `.whereis` are `:global`'s on the same mesh of 4 with the
+///   same counts (the comparison; `cluster-global.*` measures the same on Erlang),
+///   and for `.register-10k` `:global` registering 10,000 names, 32 at a time, on 3 nodes.
 /// - `cluster-registry.register-10k`, `.join-move-10k`, `.failover-10k`: 10,000 names on three
 ///   members (registered 32 at a time), then the milliseconds until a joining fourth holds
 ///   every name the ring now gives it (their state handed over), then until a SIGKILLed
@@ -124,6 +126,24 @@ enum ClusterWorkloads {
         return (Double(k) / (Double(regNs) / 1e9), Double(lookupNs) / Double(lookups))
     }
 
+    /// Erlang's side of `cluster-registry.register-10k`: a mesh of 3 Erlang nodes, the first
+    /// registers 10,000 processes under `:global` names, 32 at a time; registrations per second.
+    static func globalScale(_ me: Process) async throws -> Double {
+        let nodes = try await start(3, erlang: true)
+        defer { for p in nodes { p.stop() } }
+        try await connectToFirst(me, nodes)
+        for p in nodes {
+            _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(2), .pid(me.pid)]),
+                                  args: .tuple([.integer(2), .pid(me.pid)]))
+        }
+        try await expect(me, "meshed", count: 3, within: .seconds(60))
+        let k = 10_000
+        _ = try await nodes[0].spawn(me, parley: "", erlang: ("remote_peer", "global_scale", [.integer(k), .integer(32), .pid(me.pid)]))
+        let t = try await tagged(me, "global_scale", within: .seconds(600), from: "global_scale")
+        guard t.count == 2, let ns = t[1].intValue else { throw ValidationErrorText("global_scale answered \(t)") }
+        return Double(k) / (Double(ns) / 1e9)
+    }
+
     static let registryName = "bench_registry"
 
     /// A mesh of 4 registry members; 500 registrations, 100,000 lookups and 2,000 calls by
@@ -147,7 +167,16 @@ enum ClusterWorkloads {
         kill(nodes[3].process.processIdentifier, SIGKILL)
         _ = try await reply("restarted", within: .seconds(60))
         let failover = Double(MonotonicClock.now - t0) / 1e6
-        return try await registryScale(me) + [
+        var erlang: [Workloads.Result] = []
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/erl") {
+            let (regs, lookup) = try await global(me, erlang: true)
+            erlang = [
+                .init(workload: "cluster-registry.register", value: regs, unit: "reg/s", peer: "erlang"),
+                .init(workload: "cluster-registry.whereis", value: lookup, unit: "ns/lookup", peer: "erlang"),
+                .init(workload: "cluster-registry.register-10k", value: try await globalScale(me), unit: "reg/s", peer: "erlang"),
+            ]
+        }
+        return try await registryScale(me) + erlang + [
             .init(workload: "cluster-registry.register", value: Double(k) / (Double(regNs) / 1e9), unit: "reg/s", peer: "parley"),
             .init(workload: "cluster-registry.whereis", value: Double(lookupNs) / Double(lookups), unit: "ns/lookup", peer: "parley"),
             .init(workload: "cluster-registry.call", value: Double(callNs) / Double(calls) / 1000, unit: "us/call", peer: "parley"),
@@ -386,6 +415,20 @@ enum ClusterWorkloads {
         Lookups = Found,
         [P ! stop || P <- Holders],
         To ! {global, T1 - T0, T2 - T1}.
+    %% {K, Conc, ReplyTo}: K processes registered under global names by Conc registrants at
+    %% once (registrant W takes names W, W + Conc, ...); {global_scale, Ns}.
+    global_scale(K, Conc, To) ->
+        Self = self(),
+        T0 = erlang:monotonic_time(nanosecond),
+        [spawn_link(fun() -> scale_from(W, Conc, K), Self ! {scale_done, W} end) || W <- lists:seq(0, Conc - 1)],
+        [receive {scale_done, W} -> ok end || W <- lists:seq(0, Conc - 1)],
+        T1 = erlang:monotonic_time(nanosecond),
+        To ! {global_scale, T1 - T0}.
+    scale_from(I, _, K) when I >= K -> ok;
+    scale_from(I, Conc, K) ->
+        P = spawn(fun() -> receive stop -> ok end end),
+        yes = global:register_name({scale, I}, P),
+        scale_from(I + Conc, Conc, K).
     lookup(_, _, N, N, Found) -> Found;
     lookup(Names, K, J, N, Found) ->
         case global:whereis_name(element(J rem K + 1, Names)) of

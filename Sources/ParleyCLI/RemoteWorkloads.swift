@@ -208,7 +208,7 @@ enum RemoteWorkloads {
     %% The far end of remote-pp and remote-tput on an Erlang node (as bench/peers/erlang/peers.erl),
     %% and of the cluster workloads.
     -module(remote_peer).
-    -export([pong/0, sink/2, mesh_watch/2, down_watch/2, global_bench/3]).
+    -export([pong/0, sink/2, mesh_watch/2, down_watch/2, global_bench/3, global_scale/3]).
     pong() -> receive {From, V} -> From ! V, pong(); stop -> ok end.
     sink(0, From) -> From ! done;
     sink(N, From) -> receive {msg, _} -> sink(N - 1, From) end.

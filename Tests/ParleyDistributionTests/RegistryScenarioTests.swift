@@ -144,6 +144,17 @@ final class RegistryScenario: @unchecked Sendable {
         return t
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to host `k`'s node; returns when.
+    func freeze(_ k: Int, _ stop: Bool) -> UInt64 {
+        let t = monotonicNanos()
+        current[k]!.signal(stop ? SIGSTOP : SIGCONT)
+        return t
+    }
+
+    /// The index of host `k`'s running node among the incarnations (a history holder's
+    /// "incarnation/pid" prefix).
+    func incarnation(_ k: Int) -> Int { incarnations.firstIndex { $0.child === current[k]! }! }
+
     /// SIGTERM, and waits for the node to hand its names off and exit (status 0).
     func terminate(_ k: Int) async throws {
         let child = current[k]!
@@ -421,5 +432,72 @@ extension DistributionTests.NetworkNamespaceTests {
         #expect(healed.live.filter { $0.value.count != 1 }.isEmpty, "one live holder per name: \(healed.live.filter { $0.value.count != 1 }.prefix(3).map { "\($0.key): \($0.value) [\(s.history.trace($0.key))]" })")
         let counts = try await s.counts(on: 2, "w", before).merging(try await s.counts(on: 4, "p", during)) { a, _ in a }
         #expect(mismatches(counts, expected).isEmpty, "every bump of both sides counted once: \(mismatches(counts, expected).prefix(5))")
+    }
+}
+
+extension DistributionTests.NetworkNamespaceTests {
+    @Test("Registry freeze, 4 nodes and a client node in namespaces, under load: a SIGSTOPped node is declared down by the failure detector and its names restart on the others within 2 s of that; woken by SIGCONT, it stops its stale holders (fenced) instead of racing or merging with the new ones: one live holder per name, every name held, each count within [sent - sent to the frozen node, sent]",
+          .timeLimit(.minutes(10)))
+    func registryFreeze() async throws {
+        let net = try PrivateNetwork()
+        defer { net.teardown() }
+        let s = try RegistryScenario(net, hosts: [1, 2, 3, 4, 5])
+        let client = 5, n = scenarioNames, all = 0..<n, frozen = 3
+        for k in [client, 1, 2, 3, 4] { try await s.start(k) }
+        let reg = try await s.register(on: client, "w", all)
+        #expect(reg.ok == n, "\(reg.lines.prefix(8))")
+        #expect(await s.settle())
+        let frozenName = s.name(frozen), inc = s.incarnation(frozen)
+        let stale = Set(try await s.holders(on: client).filter { $0.value == frozenName }.map(\.key))
+        #expect(!stale.isEmpty)
+
+        let stopLoad = try s.sendUntilStopped(on: client, "w", all)
+        try await Task.sleep(for: .seconds(1))
+        let stoppedAt = s.freeze(frozen, true)
+        // Declared down: its names restart on the others (the client's copy shows them there).
+        let restarted = await eventually(within: .seconds(30)) {
+            let t = ContinuousClock.now
+            let h = (try? await s.holders(on: client)) ?? [:]
+            return h.count == n && !h.values.contains(frozenName)
+        }
+        // (The views are asked for only on failure: the frozen node answers nobody.)
+        if !restarted { Issue.record("the frozen node's names restarted elsewhere: \(await s.describeViews())") }
+        let thawedAt = s.freeze(frozen, false)
+        let frozenFor = thawedAt - stoppedAt
+        // Woken: its stale holders stop; it rejoins and takes names back by handoff.
+        let converged = await eventually(within: .seconds(60)) {
+            let h = (try? await s.holders(on: client)) ?? [:]
+            return h.count == n && h.values.contains(frozenName) && s.history.report().duplicates.isEmpty
+        }
+        let sent = try await stopLoad()
+        #expect(await s.settle(quiet: .seconds(2)))
+        let history = s.history, report = history.report()
+        if !converged { Issue.record("the woken node rejoined, one holder per name: duplicates \(report.duplicates.prefix(5)); \(await s.describeViews())") }
+
+        let restarts = history.events.filter { $0.t > stoppedAt && $0.t < thawedAt && $0.kind == .start && stale.contains($0.name) && !$0.holder.hasPrefix("\(inc)/") }
+        let first = restarts.map(\.t).min() ?? thawedAt, last = restarts.map(\.t).max() ?? thawedAt
+        print("registry scenario: SIGSTOP: \(Set(restarts.map(\.name)).count) of \(stale.count) names restarted elsewhere, the first \(ms(first - stoppedAt)) after the SIGSTOP (the failure detector's verdict), the last \(ms(last - first)) after the first; SIGCONT after \(ms(frozenFor))")
+        #expect(Set(restarts.map(\.name)) == stale, "every name of the frozen node restarted while it was frozen")
+        #expect(last - first < 2_000_000_000, "restarted within 2 s of the verdict: \(ms(last - first))")
+
+        // Fenced: every stale holder exited after the SIGCONT; none handed off or merged.
+        let staleEnds = history.events.filter { $0.t >= thawedAt && $0.holder.hasPrefix("\(inc)/") && stale.contains($0.name) && [.exit, .handoff, .merged].contains($0.kind) }
+        let fenced = Set(staleEnds.filter { $0.kind == .exit }.map(\.name))
+        let raced = staleEnds.filter { end in end.kind != .exit && history.events.contains { $0.holder == end.holder && $0.kind == .start && $0.t < stoppedAt } }
+        print("registry scenario: SIGCONT: \(fenced.count) of \(stale.count) stale holders stopped (fenced), converged \(ms(monotonicNanos() - thawedAt)) after it")
+        #expect(fenced.isSuperset(of: stale), "every stale holder stopped when its node woke: \(stale.subtracting(fenced).sorted().prefix(5).map { "\($0) [\(history.trace($0))]" })")
+        #expect(raced.isEmpty, "no stale holder handed off or merged: \(raced.prefix(3).map { "\($0.name) \($0.kind)" })")
+        #expect(report.live.count == n && report.live.values.allSatisfy { $0.count == 1 }, "one live holder per name: \(report.live.filter { $0.value.count != 1 }.prefix(3).map { "\($0.key): \($0.value) [\(history.trace($0.key))]" })")
+
+        // Counts: everything sent, less at most what was sent to the frozen node's holders.
+        let counts = try await s.counts(on: client, "w", all)
+        let bad = all.map { "w\($0)" }.filter { name in
+            let c = counts[name] ?? -1, e = sent[name]?.all ?? 0, toFrozen = sent[name]?.to[frozenName] ?? 0
+            return c > e || c < e - toFrozen
+        }
+        let toFrozen = sent.reduce(0) { $0 + ($1.value.to[frozenName] ?? 0) }
+        let missing = sent.reduce(0) { $0 + $1.value.all - max(0, counts[$1.key] ?? 0) }
+        print("registry scenario: SIGSTOP under load: \(missing) of \(sent.reduce(0) { $0 + $1.value.all }) messages missing; \(toFrozen) were sent to the frozen node")
+        #expect(bad.isEmpty, "counts outside [sent - sent to the frozen node, sent]: \(bad.prefix(5).map { "\($0): \(counts[$0] ?? -1) of \(sent[$0]?.all ?? 0)" })")
     }
 }
