@@ -114,7 +114,7 @@ import ParleyOTP
     print("  Global.whereis(\"erl_echo\") = \(Global.whereis("erl_echo", on: here).map { "\($0)" } ?? "nil") on \(e1); Global.send({self(), hi})  ->  \(echoed)")
 
     // Parley registers a GenServer; Erlang calls it by its global name.
-    let jobs = try TourJobs().start(options: GenServerOptions(node: here)).pid!
+    let jobs = try TourCounterServer().start(options: GenServerOptions(node: here)).pid!
     let t3 = ContinuousClock.now
     let ok = try await Global.register("tour_jobs", jobs, on: here)
     print("  Global.register(\"tour_jobs\", pid)  ->  \(ok) in \((ContinuousClock.now - t3).formatted(.units(allowed: [.milliseconds]))) (locks all 5 nodes, then registers on each)")
@@ -246,16 +246,5 @@ private func rpc(_ via: LocalNode, _ node: String, _ m: String, _ f: String, _ a
     try await via.run { me in
         let call = Term.tuple([.atom("call"), .atom(Atom(m)), .atom(Atom(f)), .list(args), .pid(me.pid)])
         return try await Gen.call("rex", on: Node.named(node), call, timeout: .seconds(10)) as? Term ?? .nil
-    }
-}
-
-/// The server this chapter registers globally: `{add, N}` returns the new total.
-private struct TourJobs: GenServer, Sendable {
-    var total = 0
-    typealias Call = Term
-    typealias Reply = Term
-    mutating func handleCall(_ request: Term, from: Gen.From, _ me: CallbackProcess) -> CallResult {
-        if case .tuple(let t) = request, t.count == 2, t[0] == .atom("add"), let n = t[1].intValue { total += n }
-        return .reply(.integer(total))
     }
 }

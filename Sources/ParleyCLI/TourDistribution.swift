@@ -114,8 +114,9 @@ import ParleyOTP
     Process.exit(gl, .kill)
 }
 
-/// The counter Erlang calls in this chapter: `{add, N}` returns the new total.
-private struct TourCounterServer: GenServer, Sendable {
+/// The counter Erlang calls in the distribution chapter, and the server the cluster chapter
+/// registers globally: `{add, N}` returns the new total.
+struct TourCounterServer: GenServer, Sendable {
     var total = 0
     typealias Call = Term
     typealias Reply = Term
