@@ -274,8 +274,8 @@ final class RegistryScenario: @unchecked Sendable {
 }
 
 /// The scenarios' size: 1,000 names (CI's); `PARLEY_SCENARIO_NAMES=10000` runs the issue's
-/// full size (BENCHMARKS.md has what it measured on the project's 2-core machine: every
-/// check holds there but the 500 ms bound on a name's gap during the rolling restart).
+/// full size (BENCHMARKS.md has what it measured on the project's 2-core machine, with the
+/// test node built in release and given as `PARLEY_TEST_NODE`: every check holds there).
 let scenarioNames = ProcessInfo.processInfo.environment["PARLEY_SCENARIO_NAMES"].flatMap(Int.init) ?? 1_000
 
 /// Names whose count is not the expected one, as "name: count of expected".
