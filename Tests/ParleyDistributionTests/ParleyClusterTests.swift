@@ -34,6 +34,34 @@ struct ParleyClusterTests {
         _ = me
     }
 
+    @Test("A call to another node whose request has no term form (neither Term nor Codable) fails at once with badRequest, by pid and by name, instead of waiting for its timeout; the connection stays up")
+    func unencodableCall() async throws {
+        _ = try await Cluster.node()
+        let n2 = try await ExternalNode.parley(host: "127.0.0.2")
+        defer { n2.kill() }
+        struct NoTermForm: Sendable { let x = 1 }
+        let remote = try await Process.run { (p: Parley.Process) async throws -> Pid in
+            try await Distribution.spawn(on: n2.name, "forward", args: .pid(p.pid))
+        }
+        #expect(remote.nodeName == n2.name)
+        let t0 = ContinuousClock.now
+        for target in ["by name", "by pid"] {
+            do {
+                if target == "by name" {
+                    _ = try await Gen.call("counter", on: Node.named(n2.name), NoTermForm(), timeout: .seconds(30))
+                } else {
+                    _ = try await Gen.call(remote, NoTermForm(), timeout: .seconds(30))
+                }
+                Issue.record("\(target): a request with no term form was answered")
+            } catch {
+                guard case .badRequest(let why) = error else { Issue.record("\(target): expected badRequest, got \(error)"); continue }
+                #expect(why.contains("NoTermForm"), "\(target): \(why)")
+            }
+        }
+        #expect(ContinuousClock.now - t0 < .seconds(10), "at once, not after the 30 s timeout")
+        #expect(try await Gen.call("counter", on: Node.named(n2.name), Term.atom("get")) as? Term != nil, "the connection still serves calls")
+    }
+
     @Test("Remote spawn with a link: killing the other node's OS process delivers noconnection to the linked process, and nodedown")
     func remoteSpawnLinkAndNodeLoss() async throws {
         _ = try await Cluster.node()

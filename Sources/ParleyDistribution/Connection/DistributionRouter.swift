@@ -286,6 +286,13 @@ final class DistributionRouter: RemoteRouter, Sendable {
         do {
             return try MessageCodec.term(for: message)
         } catch {
+            // A call whose request cannot cross fails at once (`badRequest`) rather than
+            // leaving its caller to wait for the timeout; a plain message is dropped, as a
+            // send never fails.
+            if let call = message as? Gen.CallMessage {
+                Gen.reply(call.from, Gen.Rejected(reason: "the request cannot go to another node: \(error)"))
+                return nil
+            }
             let type = "\(Swift.type(of: message))"
             let first = state.withLock { $0.warnedTypes.insert(type).inserted }
             if first { log.warning("dropped a message to another node: \(error)") }
