@@ -171,11 +171,17 @@ public struct DistributedRegistry: Sendable {
 
     /// Leaves the cluster gracefully: every worker here hands off to its new owner (its
     /// state travels, its messages follow), plain names are removed, then the registry
-    /// stops. A SIGTERM handler calls this for a rolling deploy that loses nothing.
+    /// stops. Returns once its process has exited (``isRunning`` is false then). A SIGTERM
+    /// handler calls this for a rolling deploy that loses nothing.
     public func stop(timeout: Duration = .seconds(30)) async {
         guard let pid = node.whereis(name) else { return }
-        _ = try? await Gen.call(pid, RegistryLocal.leave, timeout: timeout)
-        Process.exit(pid, .shutdown)
+        // From a process of this node, monitoring first: the exit is seen whenever it comes.
+        _ = try? await node.run { me in
+            let ref = me.monitor(pid)
+            _ = try? await Gen.call(pid, RegistryLocal.leave, timeout: timeout)
+            Process.exit(pid, .shutdown)
+            _ = try await me.receive(DownMessage.self, after: .seconds(5), where: { $0.ref == ref })
+        }
     }
 
     /// Whether the registry runs on this node.
