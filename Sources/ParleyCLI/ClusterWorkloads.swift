@@ -107,14 +107,8 @@ enum ClusterWorkloads {
 
     /// A mesh of 4; 500 registrations in a row on one node, then 100,000 lookups there.
     static func global(_ me: Process, erlang: Bool) async throws -> (regsPerSecond: Double, nsPerLookup: Double) {
-        let nodes = try await start(4, erlang: erlang)
+        let nodes = try await meshed(4, erlang: erlang, me)
         defer { for p in nodes { p.stop() } }
-        try await connectToFirst(me, nodes)
-        for p in nodes {
-            _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(3), .pid(me.pid)]),
-                                  args: .tuple([.integer(3), .pid(me.pid)]))
-        }
-        try await expect(me, "meshed", count: 4, within: .seconds(60))
         let k = 500, lookups = 100_000
         _ = try await nodes[0].spawn(me, parley: "global-bench", erlang: ("remote_peer", "global_bench", [.integer(k), .integer(lookups), .pid(me.pid)]),
                                      args: .tuple([.integer(k), .integer(lookups), .pid(me.pid)]))
@@ -132,14 +126,8 @@ enum ClusterWorkloads {
     /// cluster-wide lock per name leaves nothing to gain from more registrants at once);
     /// registrations per second.
     static func globalScale(_ me: Process) async throws -> Double {
-        let nodes = try await start(3, erlang: true)
+        let nodes = try await meshed(3, erlang: true, me)
         defer { for p in nodes { p.stop() } }
-        try await connectToFirst(me, nodes)
-        for p in nodes {
-            _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(2), .pid(me.pid)]),
-                                  args: .tuple([.integer(2), .pid(me.pid)]))
-        }
-        try await expect(me, "meshed", count: 3, within: .seconds(60))
         let k = 10_000
         // One registrant: global takes a cluster-wide lock per name, so registrants at once
         // gain nothing (32 at a time registered 362 names a second here, one 366).
@@ -239,6 +227,24 @@ enum ClusterWorkloads {
         do {
             for _ in 0..<n { nodes.append(try erlang ? RemoteWorkloads.Peer.launchErlang() : RemoteWorkloads.Peer.launchParley(visible: true)) }
             for p in nodes { try await p.waitUntilUp() }
+        } catch {
+            for p in nodes { p.stop() }
+            throw error
+        }
+        return nodes
+    }
+
+    /// `n` nodes of one kind, connected to the first and seen meshed by every one of them;
+    /// stopped again if they do not mesh within 60 s.
+    static func meshed(_ n: Int, erlang: Bool, _ me: Process) async throws -> [RemoteWorkloads.Peer] {
+        let nodes = try await start(n, erlang: erlang)
+        do {
+            try await connectToFirst(me, nodes)
+            for p in nodes {
+                _ = try await p.spawn(me, parley: "mesh-watch", erlang: ("remote_peer", "mesh_watch", [.integer(n - 1), .pid(me.pid)]),
+                                      args: .tuple([.integer(n - 1), .pid(me.pid)]))
+            }
+            try await expect(me, "meshed", count: n, within: .seconds(60))
         } catch {
             for p in nodes { p.stop() }
             throw error
