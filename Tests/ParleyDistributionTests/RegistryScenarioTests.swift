@@ -284,6 +284,20 @@ func mismatches(_ counts: [String: Int], _ expected: [String: Int]) -> [String] 
         .map { "\($0): \(counts[$0].map(String.init) ?? "none") of \(expected[$0].map(String.init) ?? "none")" }
 }
 
+/// A node lost under load: each name's count (less `base`) must be what was sent to it,
+/// less at most what was sent to the lost node's holder (in flight, or processed after its
+/// last checkpoint left). The names outside that, as "name: count of sent"; how many sends
+/// are missing in all, of how many, and how many went to the lost node.
+func lossCheck(_ counts: [String: Int], since base: [String: Int] = [:], _ sent: RegistryScenario.Sent, lostAt node: String,
+               names: [String]) -> (outside: [String], missing: Int, total: Int, toLost: Int) {
+    let outside = names.filter { name in
+        let c = (counts[name] ?? -1) - (base[name] ?? 0), e = sent[name]?.all ?? 0, toLost = sent[name]?.to[node] ?? 0
+        return c > e || c < e - toLost
+    }.map { "\($0): \((counts[$0] ?? -1) - (base[$0] ?? 0)) of \(sent[$0]?.all ?? 0)" }
+    let missing = sent.reduce(0) { $0 + $1.value.all - max(0, (counts[$1.key] ?? 0) - (base[$1.key] ?? 0)) }
+    return (outside, missing, sent.reduce(0) { $0 + $1.value.all }, sent.reduce(0) { $0 + ($1.value.to[node] ?? 0) })
+}
+
 func ms(_ ns: UInt64) -> String { String(format: "%.1f ms", Double(ns) / 1e6) }
 
 extension DistributionTests.NetworkNamespaceTests {
@@ -359,14 +373,9 @@ extension DistributionTests.NetworkNamespaceTests {
         counts = try await s.counts(on: client, "w", all)
         // Each name's count: everything sent, less at most what was sent to the dead node's
         // holder (in flight, or processed after its last checkpoint left).
-        let bad = all.map { "w\($0)" }.filter { name in
-            let c = (counts[name] ?? -1) - (base[name] ?? 0), e = sent[name]?.all ?? 0, toDead = sent[name]?.to[s.name(victim)] ?? 0
-            return c > e || c < e - toDead
-        }
-        let missing = sent.reduce(0) { $0 + $1.value.all - max(0, (counts[$1.key] ?? 0) - (base[$1.key] ?? 0)) }
-        let toDead = sent.reduce(0) { $0 + ($1.value.to[s.name(victim)] ?? 0) }
-        print("registry scenario: SIGKILL under load: \(missing) of \(sent.reduce(0) { $0 + $1.value.all }) messages missing; \(toDead) were sent to the dead node")
-        #expect(bad.isEmpty, "counts outside [sent - sent to the dead node, sent]: \(bad.prefix(5).map { "\($0): \((counts[$0] ?? -1) - (base[$0] ?? 0)) of \(sent[$0]?.all ?? 0)" })")
+        let check = lossCheck(counts, since: base, sent, lostAt: s.name(victim), names: all.map { "w\($0)" })
+        print("registry scenario: SIGKILL under load: \(check.missing) of \(check.total) messages missing; \(check.toLost) were sent to the dead node")
+        #expect(check.outside.isEmpty, "counts outside [sent - sent to the dead node, sent]: \(check.outside.prefix(5))")
     }
 
     @Test("Registry netsplit, 2 against 2 in namespaces: each side keeps every name (restarted from checkpoints) and takes registrations of the same new names; healed, every name has exactly one holder, the same on every node, and each G-Counter merged in resolveConflict counts every bump of both sides once",
@@ -491,13 +500,8 @@ extension DistributionTests.NetworkNamespaceTests {
 
         // Counts: everything sent, less at most what was sent to the frozen node's holders.
         let counts = try await s.counts(on: client, "w", all)
-        let bad = all.map { "w\($0)" }.filter { name in
-            let c = counts[name] ?? -1, e = sent[name]?.all ?? 0, toFrozen = sent[name]?.to[frozenName] ?? 0
-            return c > e || c < e - toFrozen
-        }
-        let toFrozen = sent.reduce(0) { $0 + ($1.value.to[frozenName] ?? 0) }
-        let missing = sent.reduce(0) { $0 + $1.value.all - max(0, counts[$1.key] ?? 0) }
-        print("registry scenario: SIGSTOP under load: \(missing) of \(sent.reduce(0) { $0 + $1.value.all }) messages missing; \(toFrozen) were sent to the frozen node")
-        #expect(bad.isEmpty, "counts outside [sent - sent to the frozen node, sent]: \(bad.prefix(5).map { "\($0): \(counts[$0] ?? -1) of \(sent[$0]?.all ?? 0)" })")
+        let check = lossCheck(counts, sent, lostAt: frozenName, names: all.map { "w\($0)" })
+        print("registry scenario: SIGSTOP under load: \(check.missing) of \(check.total) messages missing; \(check.toLost) were sent to the frozen node")
+        #expect(check.outside.isEmpty, "counts outside [sent - sent to the frozen node, sent]: \(check.outside.prefix(5))")
     }
 }
