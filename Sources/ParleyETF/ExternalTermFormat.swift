@@ -28,7 +28,11 @@ public enum ExternalTermFormat {
 
 /// A node's name and creation as they appear in pids on the wire, and the node itself (whose
 /// table turns its own pids from the wire back into live ones).
-package struct WireIdentity: Sendable {
+///
+/// A class, passed by reference: every message to another node takes it, and as a struct each
+/// copy retained its name, its bytes and its `LocalNode` (which has a weak reference to it,
+/// so each retain took the runtime's slow side-table path).
+package final class WireIdentity: Sendable {
     package let home: LocalNode
     package let name: String
     package let creation: UInt32

@@ -62,6 +62,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
          tls: TLSContexts?) {
         self.configuration = configuration
         self.identity = WireIdentity(home: home, name: name, creation: creation)
+        self.selfNode = Node.named(name)
         self.flags = configuration.hidden ? .parley : DistributionFlags.parley.union(.published)
         self.limits = configuration.limits
         self.log = configuration.logger
@@ -74,6 +75,9 @@ final class DistributionRouter: RemoteRouter, Sendable {
 
     /// The node this router belongs to.
     var home: LocalNode { identity.home }
+    /// The interned node of this router's own name: nodes are interned, so a send compares
+    /// identities rather than names.
+    let selfNode: Node
 
     /// The node `pid` lives on: a pid of the default node is node nil in memory, here too
     /// when this router belongs to another node of the OS process.
@@ -96,7 +100,7 @@ final class DistributionRouter: RemoteRouter, Sendable {
     /// The connection to `node`, set up on first use as Erlang does (auto-connect), or nil for
     /// this node itself. With `dial: false`, only an existing connection.
     func connection(to node: Node, dial: Bool = true) -> Connection? {
-        if node.name == identity.name { return nil }
+        if node === selfNode { return nil }
         let (conn, fresh) = state.withLock { s -> (Connection?, Bool) in
             if let c = s.connections[node] { return (c, false) }
             guard dial else { return (nil, false) }

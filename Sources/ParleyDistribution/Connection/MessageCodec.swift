@@ -13,6 +13,9 @@ enum MessageCodec {
     /// The term for an outgoing message.
     /// - Throws: ``TermEncodingError/notEncodable(_:)`` for a value with no term form.
     static func term(for message: any Sendable) throws(TermEncodingError) -> Term {
+        // A metadata comparison first: most messages to other nodes are terms, and the
+        // dynamic cast below is slow.
+        if let t = exactMessage(message, as: Term.self) { return t }
         switch message {
         case let t as Term: return t
         case let c as Gen.CallMessage:
