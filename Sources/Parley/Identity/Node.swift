@@ -31,13 +31,26 @@ public final class Node: Hashable, Sendable, CustomStringConvertible {
     /// release publish its fields.
     let lastIncarnation = Atomic<Unmanaged<Incarnation>?>(nil)
 
-    private struct Host { weak var node: LocalNode? }
+    /// ``LocalNode/default`` lives as long as the OS process, so it is kept as a flag: a weak
+    /// reference to it would give it a side table, and every retain and release of the
+    /// default node (each message to another node takes one) would take the runtime's slow
+    /// path. Other nodes of the OS process may go away, so they are held weakly.
+    private struct Host {
+        var isDefault = false
+        weak var node: LocalNode?
+    }
     private let hostBox = Locked(Host())
 
     /// The node of this OS process with this name, if any (kept for ``LocalNode/default``
     /// after it stops distribution, so that links to its old pids still see `nodedown`).
-    var host: LocalNode? { hostBox.withLock { $0.node } }
-    func setHost(_ node: LocalNode?) { hostBox.withLock { $0.node = node } }
+    var host: LocalNode? { hostBox.withLock { $0.isDefault ? LocalNode.default : $0.node } }
+    func setHost(_ node: LocalNode?) {
+        let isDefault = node === LocalNode.default
+        hostBox.withLock { h in
+            h.isDefault = isDefault
+            h.node = isDefault ? nil : node
+        }
+    }
 
     /// The interned node called `name`.
     public static func named(_ name: String) -> Node {
