@@ -30,8 +30,8 @@ public enum ExternalTermFormat {
 /// table turns its own pids from the wire back into live ones).
 ///
 /// A class, passed by reference: every message to another node takes it, and as a struct each
-/// copy retained its name, its bytes and its `LocalNode` (which has a weak reference to it,
-/// so each retain took the runtime's slow side-table path).
+/// copy retained its name, its bytes and its `LocalNode` (a node held weakly anywhere has a
+/// side table, and each of its retains takes the runtime's slow path).
 package final class WireIdentity: Sendable {
     package let home: LocalNode
     package let name: String
