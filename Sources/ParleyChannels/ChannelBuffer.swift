@@ -1,5 +1,3 @@
-import DequeModule
-
 /// How a channel buffers values: core.async's buffers, as small values plugged into the one
 /// channel algorithm (``Chan``).
 ///
@@ -43,13 +41,32 @@ public enum BufferPolicy: Sendable, Hashable, CustomStringConvertible {
 
 /// A buffer's storage and its policy: core.async's `Buffer` protocol (`full?`, `add!`,
 /// `remove!`, `count`) as one struct, so that the channel code stays monomorphic.
+///
+/// The values are a ring of slots the buffer owns (not a `Deque`): its head and count live
+/// inline in the channel object, on the cache line of the channel's lock, so a send or a
+/// receive on a buffered channel moves no other line between the two threads (a `Deque`'s
+/// count and start live in its own heap header, which both sides wrote on every value).
+/// The ring starts at no more than 1024 slots and doubles up to the capacity, so a large
+/// buffer costs memory only once it fills. The channel releases the ring in its `deinit`
+/// (``release()``): the struct is stored in exactly one place, the channel's state, and is
+/// never copied out and mutated.
 @usableFromInline
 struct ChannelBuffer<Element> {
+    /// Index of the oldest value, in 0...mask.
+    @usableFromInline var head = 0
+    /// Values in the ring.
+    @usableFromInline var items = 0
+    /// Slot count minus one; the slot count is a power of two (0 slots: mask is -1).
+    @usableFromInline var mask = -1
+    // Unsafe: the ring's slots, `mask + 1` of them, of which exactly the `items` from `head`
+    // (wrapping) are initialized; owned by this buffer alone and freed by `release()`.
+    @usableFromInline var slots: UnsafeMutablePointer<Element>? = nil
     @usableFromInline
     let policy: BufferPolicy
     @usableFromInline
     let capacity: Int
-    @usableFromInline var items: Deque<Element>
+    /// Whether `policy` is `.fixed`, the one policy under which a send waits.
+    @usableFromInline let waitsWhenFull: Bool
     /// The promise buffer's value, once delivered.
     @usableFromInline var promised: Element?
 
@@ -60,20 +77,28 @@ struct ChannelBuffer<Element> {
         case .unbuffered, .promise: capacity = 0
         case .fixed(let n), .sliding(let n), .dropping(let n): capacity = n
         }
-        items = Deque(minimumCapacity: min(capacity, 1024))
+        if case .fixed = policy { waitsWhenFull = true } else { waitsWhenFull = false }
+        if capacity > 0 { grow(to: min(capacity, 1024)) }
+    }
+
+    /// Frees the ring and the values in it. Called once, by the channel's `deinit`.
+    @usableFromInline
+    mutating func release() {
+        guard let slots else { return }
+        while items > 0 { _ = removeFirstFromRing() }
+        slots.deallocate()
+        self.slots = nil
+        promised = nil
     }
 
     /// Whether a send must wait (only a fixed buffer ever is).
     @inlinable
-    var isFull: Bool {
-        if case .fixed = policy { return items.count >= capacity }
-        return false
-    }
+    var isFull: Bool { waitsWhenFull && items >= capacity }
 
     @inlinable
     var count: Int {
         if case .promise = policy { return promised == nil ? 0 : 1 }
-        return items.count
+        return items
     }
 
     @inlinable
@@ -87,16 +112,17 @@ struct ChannelBuffer<Element> {
         case .unbuffered:
             preconditionFailure("Parley: add to an unbuffered channel's buffer")
         case .fixed:
-            items.append(value)
+            appendToRing(value)
             return nil
         case .dropping:
-            if items.count >= capacity { return value }
-            items.append(value)
+            if items >= capacity { return value }
+            appendToRing(value)
             return nil
         case .sliding:
-            items.append(value)
-            if items.count > capacity { return items.removeFirst() }
-            return nil
+            // The oldest goes first, so the ring never holds more than `capacity`.
+            let dropped = items >= capacity ? removeFirstFromRing() : nil
+            appendToRing(value)
+            return dropped
         case .promise:
             if promised == nil { promised = value; return nil }
             return value
@@ -107,6 +133,40 @@ struct ChannelBuffer<Element> {
     @inlinable
     mutating func remove() -> Element {
         if case .promise = policy { return promised! }
-        return items.removeFirst()
+        return removeFirstFromRing()
+    }
+
+    @inlinable
+    mutating func appendToRing(_ value: Element) {
+        if items > mask { grow(to: items + 1) }
+        (slots.unsafelyUnwrapped + ((head &+ items) & mask)).initialize(to: value)
+        items &+= 1
+    }
+
+    @inlinable
+    mutating func removeFirstFromRing() -> Element {
+        precondition(items > 0, "Parley: remove from an empty channel buffer")
+        let v = (slots.unsafelyUnwrapped + head).move()
+        head = (head &+ 1) & mask
+        items &-= 1
+        return v
+    }
+
+    /// Reallocates the ring with room for at least `needed` values (a power of two), moving
+    /// the values to the front of the new ring.
+    @usableFromInline
+    mutating func grow(to needed: Int) {
+        var size = 1
+        while size < needed { size &*= 2 }
+        let fresh = UnsafeMutablePointer<Element>.allocate(capacity: size)
+        if let old = slots {
+            let firstRun = min(items, mask + 1 - head)
+            fresh.moveInitialize(from: old + head, count: firstRun)
+            if items > firstRun { (fresh + firstRun).moveInitialize(from: old, count: items - firstRun) }
+            old.deallocate()
+        }
+        slots = fresh
+        head = 0
+        mask = size - 1
     }
 }

@@ -53,9 +53,9 @@ extension Chan {
         lock.lock()
         let outcome = putLocked(value, cell: nil, active: nil, &fx)
         lock.unlock()
+        perform(fx)
         switch outcome {
         case .completed:
-            perform(fx)
             if Scheduler.reductionSpent() { await Scheduler.yield() }
             return true
         case .closed:
@@ -74,8 +74,9 @@ extension Chan {
         lock.lock()
         let outcome = putLocked(value, cell: cell, active: nil, &fx)
         lock.unlock()
+        perform(fx)
         switch outcome {
-        case .completed: perform(fx); return true
+        case .completed: return true
         case .closed: undeliveredInput?(value); return false
         case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
         case .queued: return nil
@@ -92,8 +93,9 @@ extension Chan {
         lock.lock()
         let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
         lock.unlock()
+        perform(fx)
         switch outcome {
-        case .completed: perform(fx); return .some(result)
+        case .completed: return .some(result)
         case .closed: return .some(nil)
         case .tooMany: throw .tooManyPending(limit: Self.pendingLimit)
         case .queued: return nil
@@ -134,9 +136,9 @@ extension Chan {
         lock.lock()
         let outcome = takeLocked(cell: nil, active: nil, result: &result, &fx)
         lock.unlock()
+        perform(fx)
         switch outcome {
         case .completed:
-            perform(fx)
             if Scheduler.reductionSpent() { await Scheduler.yield() }
             return result
         case .closed:

@@ -39,6 +39,53 @@ struct ChannelBasicsTests {
         #expect(dropped.all == [1, 2, 3])
     }
 
+    @Test("core.async fixed-buffer: FIFO holds across the buffer's growth and wrap-around (a buffer larger than 1024 fills in steps)")
+    func fixedBufferGrowsAndWraps() async throws {
+        // The ring starts at 1024 slots and doubles up to the capacity; take some first so
+        // that the values are split across the ring's end when it grows.
+        let ch = Channel<Int>(buffer: .fixed(5000))
+        var next = 0, expected = 0
+        for _ in 0..<700 { #expect(ch.offer(next)); next += 1 }
+        for _ in 0..<500 { #expect(ch.poll() == expected); expected += 1 }
+        for _ in 0..<4800 { #expect(ch.offer(next)); next += 1 }
+        #expect(ch.count == 5000)
+        #expect(!ch.offer(next), "a fixed buffer of 5000 is full at 5000")
+        while let v = ch.poll() { #expect(v == expected); expected += 1 }
+        #expect(expected == next)
+        // And again, now that the ring has its full size.
+        for i in 0..<5000 { #expect(ch.offer(i)) }
+        for i in 0..<5000 { #expect(ch.poll() == i) }
+    }
+
+    @Test("core.async sliding-buffer: the newest n survive many wrap-arounds; every dropped value is reported once, oldest first")
+    func slidingBufferWraps() async throws {
+        let dropped = Collected<Int>()
+        let ch = Channel<Int>(buffer: .sliding(3), onUndelivered: { dropped.add($0) })
+        for i in 0..<1000 { #expect(try await ch.send(i)) }
+        #expect(ch.count == 3)
+        #expect(ch.poll() == 997)
+        #expect(ch.poll() == 998)
+        #expect(ch.poll() == 999)
+        #expect(dropped.all == Array(0..<997))
+    }
+
+    @Test("A channel that goes away releases the values still in its buffer (Swift: no leak, no double release)")
+    func bufferedValuesAreReleasedWithTheChannel() async throws {
+        final class Tracked: Sendable {
+            let gone: Collected<Int>, id: Int
+            init(_ id: Int, _ gone: Collected<Int>) { self.id = id; self.gone = gone }
+            deinit { gone.add(id) }
+        }
+        let gone = Collected<Int>()
+        do {
+            let ch = Channel<Tracked>(buffer: .fixed(2000))
+            for i in 0..<1500 { #expect(ch.offer(Tracked(i, gone))) }
+            for _ in 0..<10 { _ = ch.poll() }     // taken values are released by their receiver
+            #expect(gone.all.count == 10)
+        }
+        #expect(gone.all.sorted() == Array(0..<1500), "each buffered value released exactly once")
+    }
+
     @Test("core.async promise-chan: the first value goes to every taker, forever, even after close; later puts are ignored")
     func promiseChannel() async throws {
         let ch = Channel<String>(buffer: .promise)
