@@ -41,7 +41,7 @@ public typealias Channel<Element: Sendable> = Chan<Element, Element>
 /// for try await job in jobs { print(job) }       // 0 ... 9, then the loop ends
 /// ```
 public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `state` is only read or written between `lock.lock()` and
+    // @unchecked Sendable: `state` is only read or written between `lock.lockPatiently()` and
     // `lock.unlock()`; `readyHint` is an Atomic; the rest is immutable after init.
 
     /// The most senders, and separately the most receivers, that may wait on one channel
@@ -163,7 +163,7 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
 
     @inlinable
     func withLock<R>(_ body: (inout State) -> R) -> R {
-        lock.lock()
+        lock.lockPatiently()
         defer { lock.unlock() }
         return body(&state)
     }

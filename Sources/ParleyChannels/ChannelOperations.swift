@@ -50,7 +50,7 @@ extension Chan {
     @discardableResult
     public func send(_ value: Input) async throws(ChannelError) -> Bool {
         var fx = Effects()
-        lock.lock()
+        lock.lockPatiently()
         let outcome = putLocked(value, cell: nil, active: nil, &fx)
         lock.unlock()
         perform(fx)
@@ -71,7 +71,7 @@ extension Chan {
     @inlinable
     func sendOrQueue(_ value: Input, _ cell: Cell<Input>) throws(ChannelError) -> Bool? {
         var fx = Effects()
-        lock.lock()
+        lock.lockPatiently()
         let outcome = putLocked(value, cell: cell, active: nil, &fx)
         lock.unlock()
         perform(fx)
@@ -90,7 +90,7 @@ extension Chan {
     func receiveOrQueue(_ cell: Cell<Output>) throws(ChannelError) -> Output?? {
         var fx = Effects()
         var result: Output? = nil
-        lock.lock()
+        lock.lockPatiently()
         let outcome = takeLocked(cell: cell, active: nil, result: &result, &fx)
         lock.unlock()
         perform(fx)
@@ -133,7 +133,7 @@ extension Chan {
     public func receive() async throws(ChannelError) -> Output? {
         var fx = Effects()
         var result: Output? = nil
-        lock.lock()
+        lock.lockPatiently()
         let outcome = takeLocked(cell: nil, active: nil, result: &result, &fx)
         lock.unlock()
         perform(fx)
@@ -209,7 +209,7 @@ extension Chan {
     @inlinable
     public func offer(_ value: Input) -> Bool {
         var fx = Effects()
-        lock.lock()
+        lock.lockPatiently()
         let outcome = putLocked(value, cell: nil, active: nil, &fx)
         lock.unlock()
         perform(fx)
@@ -226,7 +226,7 @@ extension Chan {
     public func poll() -> Output? {
         var fx = Effects()
         var result: Output? = nil
-        lock.lock()
+        lock.lockPatiently()
         _ = takeLocked(cell: nil, active: nil, result: &result, &fx)
         lock.unlock()
         perform(fx)
@@ -278,7 +278,7 @@ extension Chan {
     @inlinable
     public func close() {
         var fx = Effects()
-        lock.lock()
+        lock.lockPatiently()
         closeLocked(&fx)
         lock.unlock()
         perform(fx)

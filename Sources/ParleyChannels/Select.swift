@@ -39,7 +39,7 @@ extension Chan {
     func selectTake(cell: Cell<Output>?, active: Waiter?) -> (SelectAttempt, Output?) {
         var fx = Effects()
         var result: Output? = nil
-        lock.lock()
+        lock.lockPatiently()
         let outcome = takeLocked(cell: cell, active: active, result: &result, &fx)
         lock.unlock()
         perform(fx)
@@ -109,7 +109,7 @@ final class SendOperation<Input: Sendable, Output: Sendable>: SelectOperation, @
 
     private func run(cell: Cell<Input>?, active: Waiter?) -> SelectAttempt {
         var fx = Chan<Input, Output>.Effects()
-        channel.lock.lock()
+        channel.lock.lockPatiently()
         let outcome = channel.putLocked(value, cell: cell, active: active, &fx)
         channel.lock.unlock()
         channel.perform(fx)

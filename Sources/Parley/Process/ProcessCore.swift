@@ -133,7 +133,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Runs `body` with the shared state locked. Keep it short: no user code, no sends.
     @inline(__always)
     final func withShared<R, E: Error>(_ body: (inout Shared) throws(E) -> R) throws(E) -> R {
-        sharedLock.lock()
+        sharedLock.lockPatiently()
         defer { sharedLock.unlock() }
         return try body(&sharedState)
     }

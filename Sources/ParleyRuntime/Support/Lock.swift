@@ -29,15 +29,27 @@ package struct LockWord: ~Copyable, Sendable {
     @inlinable
     package func lock() {
         if state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
-        lockSlow()
+        lockSlow(firstBackoff: 1)
+    }
+
+    /// Takes the lock like ``lock()``, but a thread that finds it taken waits longer before
+    /// its first retry (64 pauses instead of 1). For locks that one thread takes many times
+    /// in a row, a channel's or a mailbox's: each early retry (a compare-and-swap) takes the
+    /// line from the holder, so both threads missed on every operation. Measured on 2 cores:
+    /// chan-mpmc 1.6 × and fan-in 1.5 × faster this way, while the scheduler's queues, whose
+    /// holders let go at once, were 13–18 % slower with it (spawn-idle), so they keep ``lock()``.
+    @inlinable
+    package func lockPatiently() {
+        if state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged { return }
+        lockSlow(firstBackoff: 64)
     }
 
     @usableFromInline
-    func lockSlow() {
+    func lockSlow(firstBackoff: UInt32) {
         // Test-and-test-and-set with exponential backoff: waiters back off further each time
         // they lose, so the holder's cache line is not hammered and it can release (and the
         // next owner take) the lock sooner under contention.
-        var backoff: UInt32 = 1
+        var backoff = firstBackoff
         var rounds = 0
         while true {
             if state.load(ordering: .relaxed) == 0,
