@@ -29,6 +29,12 @@ static inline int parley_spend_reduction(void) {
     return 0;
 }
 
+/// The reduction budget of the job running on this thread: the scheduler's configured
+/// reductions on a scheduler thread (or an I/O thread running woken processes), 0 elsewhere.
+static inline long parley_reduction_budget(void) {
+    return parley_reductions_budget;
+}
+
 /// Starts a job's budget on a scheduler thread.
 static inline void parley_reset_reductions(long budget) {
     parley_reductions_budget = budget;
