@@ -24,6 +24,10 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     ("fan-in", 0, "allocs/msg"),
     // A parked channel operation allocates its waiter (a Cell): one per side.
     ("chan-pp", 2, "allocs/roundtrip"),
+    // A buffered channel: a value sent and received allocates nothing (the ring of values is
+    // the channel's own); a side that has to wait allocates its cell, which with a buffer of
+    // 1024 is rare enough to stay under the tolerance.
+    ("chan-spsc", 0, "allocs/item"),
     // A process from spawn to exit, waiting in receive for one message: what it allocates
     // (its bytes are the memory per idle process of issue 15). Sequential: the process, the
     // Swift task (two blocks), the task's and the body's closure contexts, and the
@@ -117,6 +121,20 @@ func chanPingPong(n: Int) async throws {
     _ = try await finished.receive()
 }
 
+func chanSPSC(n: Int) async throws {
+    let c = Channel<Int>(buffer: .fixed(1024))
+    go {
+        for i in 0..<n { try await c.send(i) }
+        c.close()
+    }
+    let done = go {
+        var sum = 0
+        while let v = try await c.receive() { sum &+= v }
+        return sum
+    }
+    _ = try await done.receive()
+}
+
 let json = CommandLine.arguments.contains("--json")
 /// `--only NAME`: run one workload (with PARLEY_MALLOC_TRACE, to see what its count is made of).
 let only: String? = CommandLine.arguments.firstIndex(of: "--only").map { CommandLine.arguments[$0 + 1] }
@@ -198,6 +216,10 @@ let counts: [Count] = try await Process.run { me in
     if wanted("chan-pp") {
         try await chanPingPong(n: 10_000)
         out.append(try await count("chan-pp", n: n) { try await chanPingPong(n: n) })
+    }
+    if wanted("chan-spsc") {
+        try await chanSPSC(n: 10_000)
+        out.append(try await count("chan-spsc", n: n) { try await chanSPSC(n: n) })
     }
     return out
 }
