@@ -68,8 +68,6 @@ public final class Chan<Input: Sendable, Output: Sendable>: @unchecked Sendable 
     // Layout: the hint, the lock and the buffer's ring indices (State's first fields) are
     // declared first, so that the fields a buffered send or receive writes share the lock's
     // cache line and one line moves between a producer's and a consumer's core per value.
-    // The 8-byte atomic comes before the 4-byte lock word: the other order made the
-    // compiler's and the runtime's layouts of this generic class disagree (a crash).
     /// Buffered values plus waiting senders plus one if closed, stored under the lock and
     /// read without it by a select's first pass to skip channels that cannot be ready.
     @usableFromInline let readyHint = Atomic<Int>(0)
