@@ -65,7 +65,9 @@ struct ChannelBuffer<Element> {
     let policy: BufferPolicy
     @usableFromInline
     let capacity: Int
-    /// Whether `policy` is `.fixed`, the one policy under which a send waits.
+    /// Whether `policy` is `.fixed`, the one policy under which a send waits. Stored rather
+    /// than matched from `policy` in ``isFull`` on each send: matching the enum there made
+    /// chan-spsc 2 % slower (interleaved, six runs each).
     @usableFromInline let waitsWhenFull: Bool
     /// The promise buffer's value, once delivered.
     @usableFromInline var promised: Element?
