@@ -53,6 +53,17 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
         return nil
     }
 
+    /// The local process of a `.process` pid, with no reference taken: the pid holds one for
+    /// as long as it is borrowed. Binding the case's payload (`process`, or `case
+    /// .process(let p)`) retains and releases the receiver around the send, and with many
+    /// senders that reference count's cache line crossed cores on each message.
+    @inline(__always)
+    var unretainedProcess: Unmanaged<ProcessCore> {
+        // A `.process` target is the object's address itself (the tag of the first case of a
+        // two-class enum is all-zero spare bits; ProcessLayoutTests checks it).
+        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: unsafeBitCast(target, to: UInt.self)).unsafelyUnwrapped)
+    }
+
     init(local process: ProcessCore) {
         self.target = .process(process)
         self.id = process.id
@@ -111,7 +122,12 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     @usableFromInline
     func deliver(_ message: any Sendable, from sender: ProcessCore) {
         if let t = sender.traceSession(.send) { t.record(.send, other: self, detail: String(describing: message)) }
-        if let process { return process.deliver(message) }
+        // Matched in place, not through `process` (which returns its own reference): no
+        // retain and release of the receiver, whose reference count many senders would
+        // otherwise write on each message (its cache line then crossed cores per message).
+        if case .process = target {
+            return unretainedProcess._withUnsafeGuaranteedRef { $0.deliver(message, origin: sender.id) }
+        }
         if case .remote(let router) = Route(self, from: sender.home) { router.send(message, to: self, from: nil) }
     }
 

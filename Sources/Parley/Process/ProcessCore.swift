@@ -90,8 +90,13 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// default-node process holds no reference to its node, so spawning, sending and
     /// exiting on several cores never contend on that one object's reference count.
     let hosted: LocalNode?
-    /// The mailbox bound (0: none) and its policy (``MailboxState/Limit``).
-    let mailboxLimit: Int
+    /// The mailbox bound, or the senders' queues of an unbounded mailbox, in one word: a
+    /// bounded mailbox holds `capacity << 1 | 1` (fixed at spawn); an unbounded one holds 0
+    /// until its senders contend, then the address of its ``ArrivalShards`` (one retain,
+    /// given back in deinit), stored once under the shared lock. Releasing store, acquiring
+    /// load: a sender that sees the address sees the object initialised. One word for both
+    /// keeps the object at 136 bytes (an idle callback process at 192).
+    let mailboxWord: Atomic<UInt>
     /// A sequential process's armed receive timeout (``SequentialProcess``).
     let armedTimer = Atomic<UInt32>(0)
     /// Whether a thread is running the process (set as each run starts and ends).
@@ -114,10 +119,48 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         id = n.id
         serial = n.serial
         self.hosted = hosted
-        mailboxLimit = limit?.capacity ?? 0
+        mailboxWord = Atomic(limit.map { UInt($0.capacity) << 1 | 1 } ?? 0)
         overflow = limit?.overflow ?? .dropNewest
         sharedState = Shared(mailbox: MailboxState(status: initialStatus))
         super.init()
+    }
+
+    deinit {
+        if let shards = arrivalShards { Unmanaged.passUnretained(shards).release() }
+    }
+
+    /// The mailbox bound (0: none); its policy is `overflow` (``MailboxState/Limit``).
+    @inline(__always)
+    final var mailboxLimit: Int {
+        let w = mailboxWord.load(ordering: .relaxed)
+        return w & 1 == 1 ? Int(w >> 1) : 0
+    }
+
+    /// The senders' queues, once senders have contended (an unbounded mailbox only).
+    @inline(__always)
+    final var arrivalShards: ArrivalShards? {
+        let w = mailboxWord.load(ordering: .acquiring)
+        guard w & 1 == 0, let raw = UnsafeRawPointer(bitPattern: w) else { return nil }
+        // The word holds a retain of the object until deinit (see `mailboxWord`).
+        return Unmanaged<ArrivalShards>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// Gives an unbounded mailbox its senders' queues now (tests; the runtime does it when
+    /// senders contend). False for a bounded mailbox.
+    @discardableResult
+    final func useArrivalShards() -> Bool {
+        withShared { _ in installShards() }
+    }
+
+    /// Under the shared lock: makes the senders' queues unless the mailbox has them or is
+    /// bounded. True if it has them after.
+    private func installShards() -> Bool {
+        let w = mailboxWord.load(ordering: .relaxed)
+        if w & 1 == 1 { return false }
+        if w != 0 { return true }
+        let raw = Unmanaged.passRetained(ArrivalShards()).toOpaque()
+        mailboxWord.store(UInt(bitPattern: raw), ordering: .releasing)
+        return true
     }
 
     /// The node the process belongs to: its table, registry and router.
@@ -131,11 +174,31 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     }
 
     /// Runs `body` with the shared state locked. Keep it short: no user code, no sends.
+    /// Messages waiting in the senders' queues are moved into the mailbox first, so every
+    /// step under the lock sees all that has arrived.
     @inline(__always)
     final func withShared<R, E: Error>(_ body: (inout Shared) throws(E) -> R) throws(E) -> R {
         sharedLock.lockPatiently()
+        absorbArrivals()
         defer { sharedLock.unlock() }
         return try body(&sharedState)
+    }
+
+    /// Under the shared lock: moves what waits in the senders' queues into `incoming`, in
+    /// constant time per queue. A dead mailbox leaves them (its senders drop them).
+    @inline(__always)
+    private func absorbArrivals() {
+        let w = mailboxWord.load(ordering: .relaxed)
+        guard w & 1 == 0, w != 0 else { return }
+        absorbArrivals(Unmanaged<ArrivalShards>.fromOpaque(UnsafeRawPointer(bitPattern: w)!))
+    }
+
+    @inline(never)
+    private func absorbArrivals(_ shards: Unmanaged<ArrivalShards>) {
+        shards._withUnsafeGuaranteedRef { shards in
+            guard shards.mayHoldMessages, !sharedState.mailbox.isDead else { return }
+            shards.drain { sharedState.mailbox.absorb(&$0) }
+        }
     }
 
     @usableFromInline final var pid: Pid { Pid(local: self) }
@@ -181,6 +244,59 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         }
         perform(wake)
         if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
+    }
+
+    /// A message from local process `origin` (its id), the hot path of ``Pid/send(_:)``
+    /// between processes. Until senders contend, as ``deliver(_:alias:)``; after, through
+    /// the sender's queue of ``ArrivalShards``, where senders of other queues never wait
+    /// for it, and only a message into an empty queue takes the mailbox's lock.
+    @inline(__always)
+    final func deliver(_ message: any Sendable, origin: UInt32) {
+        let w = mailboxWord.load(ordering: .acquiring)
+        if w & 1 == 0, let raw = UnsafeRawPointer(bitPattern: w) {
+            // A dead process drops what comes (one that dies meanwhile: see arrivedInShard).
+            if isAlive, Unmanaged<ArrivalShards>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.append(message, from: origin) }) {
+                arrivedInShard()
+            }
+        } else {
+            let contended = !sharedLock.tryLock()
+            if contended { sharedLock.lockPatiently() }
+            absorbArrivals()   // the queues may have come since the load above
+            let wake = append(message, &sharedState)
+            // Senders keep contending for this lock: give them queues of their own.
+            if contended, w == 0, sharedState.mailbox.noteContention(), !sharedState.mailbox.isDead {
+                _ = installShards()
+            }
+            sharedLock.unlock()
+            perform(wake)
+        }
+        if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
+    }
+
+    /// A sender's queue went from empty to holding a message: wake the owner if it waits.
+    /// The owner drains the queues under this lock before it parks or goes idle, so either
+    /// it saw the message or it is parked by now and this wakes it. If the process died
+    /// meanwhile, what waits in the queues is taken out and dropped, outside the lock.
+    @inline(never)
+    private func arrivedInShard() {
+        sharedLock.lockPatiently()
+        var gone: [MessageQueue] = []
+        let wake: Wake
+        if sharedState.mailbox.isDead {
+            wake = .none
+            if let shards = arrivalShards {
+                while shards.drain({ q in
+                    var out = MessageQueue()
+                    swap(&out, &q)
+                    gone.append(out)
+                }) {}
+            }
+        } else {
+            wake = sharedState.mailbox.arrivedElsewhere()
+        }
+        sharedLock.unlock()
+        gone.removeAll()
+        perform(wake)
     }
 
     /// Under the lock: the mailbox's delivery, with the bound's policy and its drop count.
