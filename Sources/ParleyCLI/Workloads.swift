@@ -13,7 +13,7 @@ enum Workloads {
     }
 
     static let all = ["skynet", "genserver-call", "supervisor-restart", "ping-pong", "spawn-idle", "spawn-idle-callback", "ring", "fan-in",
-                      "ping-pong-callback", "skynet-callback", "ring-callback", "fan-in-callback"] + channelWorkloads + RemoteWorkloads.names
+                      "ping-pong-callback", "skynet-callback", "ring-callback", "fan-in-callback", "fan-in-parallel", "fan-in-callback-parallel"] + channelWorkloads + RemoteWorkloads.names
                       + ClusterWorkloads.names
 
     static func run(_ name: String, me: Process) async throws -> [Result] {
@@ -30,6 +30,8 @@ enum Workloads {
         case "fan-in": return [try await fanIn(me, producers: 4, each: 1_000_000)]
         case "ring-callback": return [try await ringCallback(me, procs: 1000, rounds: 1000)]
         case "fan-in-callback": return [try await fanInCallback(me, producers: 4, each: 1_000_000)]
+        case "fan-in-parallel": return [try await fanIn(me, producers: 4, each: 1_000_000, parallel: true)]
+        case "fan-in-callback-parallel": return [try await fanInCallback(me, producers: 4, each: 1_000_000, parallel: true)]
         case "chan-pp": return [try await chanPingPong(n: 1_000_000)]
         case "chan-pp-callback": return [try await chanPingPongCallback(n: 1_000_000)]
         case "chan-spsc": return [try await chanSPSC(n: 10_000_000)]
@@ -236,19 +238,22 @@ enum Workloads {
     }
 
     // fan-in: 4 producers send a million messages each to one consumer.
-    static func fanIn(_ me: Process, producers: Int, each: Int) async throws -> Result {
+    static func fanIn(_ me: Process, producers: Int, each: Int, parallel: Bool = false) async throws -> Result {
+        if parallel { me.enableParallelSend() }
         let t0 = MonotonicClock.now
         spawnProducers(me, producers, each: each, to: me.pid)
         for _ in 0..<(producers * each) { _ = try await me.receive() }
-        return Result(workload: "fan-in", value: Double(producers * each) / seconds(since: t0) / 1e6, unit: "M msg/s")
+        return Result(workload: parallel ? "fan-in-parallel" : "fan-in", value: Double(producers * each) / seconds(since: t0) / 1e6, unit: "M msg/s")
     }
 
     // fan-in into a callback process: 4 producers (sequential processes, as in fan-in) send a
     // million messages each to a consumer whose handler counts them.
-    static func fanInCallback(_ me: Process, producers: Int, each: Int) async throws -> Result {
+    static func fanInCallback(_ me: Process, producers: Int, each: Int, parallel: Bool = false) async throws -> Result {
         let done = me.pid
         let total = producers * each
-        let consumer = try Process.spawn(state: 0) { count, _, p in
+        var options = SpawnOptions()
+        options.parallelSend = parallel
+        let consumer = try Process.spawn(options, state: 0) { count, _, p in
             count += 1
             if count == total { p.send(count, to: done); return .stop(.normal) }
             return .continue
@@ -256,7 +261,7 @@ enum Workloads {
         let t0 = MonotonicClock.now
         spawnProducers(me, producers, each: each, to: consumer)
         _ = try await me.receive(Int.self)
-        return Result(workload: "fan-in-callback", value: Double(total) / seconds(since: t0) / 1e6, unit: "M msg/s")
+        return Result(workload: parallel ? "fan-in-callback-parallel" : "fan-in-callback", value: Double(total) / seconds(since: t0) / 1e6, unit: "M msg/s")
     }
 
     /// fan-in's senders: `producers` processes that send `each` integers to `consumer`.

@@ -1,19 +1,20 @@
 import Foundation
-import Synchronization
 @testable import Parley
+import Synchronization
 import Testing
 
-/// Senders' queues (``ArrivalShards``): once senders contend for a mailbox's lock, messages
-/// from other processes wait in a queue picked by the sender, as the BEAM's parallel signal
-/// sending optimization (Erlang/OTP 25) splits a receiver's outer signal queue. What must not
-/// change is Erlang's ordering guarantee (Erlang reference manual, "Processes", signal
-/// delivery): "if an entity sends multiple signals to the same destination entity, the order
-/// is preserved", and a sender's exit (its DOWN) comes after the messages it sent.
-@Suite("Senders' queues (many senders into one mailbox)")
+/// Parallel sends (``Process/enableParallelSend()``, ``ArrivalShards``): messages from other
+/// processes wait in a queue picked by the sender, as the BEAM's parallel signal sending
+/// optimization (Erlang/OTP 25, processes with `{message_queue_data, off_heap}`) splits the
+/// outer signal queue. What must hold is Erlang's ordering guarantee (Erlang reference
+/// manual, "Processes", signal delivery): "if an entity sends multiple signals to the same
+/// destination entity, the order is preserved", and a sender's exit (its DOWN) comes after
+/// the messages it sent. Processes that do not ask keep one queue, and with it causal order.
+@Suite("Parallel sends (many senders into one mailbox)")
 struct ArrivalShardsTests {
     typealias Box = MailboxState<Int>
 
-    @Test("the first message into an empty queue is the one that must wake the owner; a drain takes every queue's messages in the order they were queued")
+    @Test("the first message into an empty queue is the one that must wake the owner; a drain takes every queue, each in the order sent")
     func appendAndDrain() {
         let shards = ArrivalShards()
         #expect(!shards.mayHoldMessages)
@@ -26,81 +27,9 @@ struct ArrivalShardsTests {
         shards.drain { q in
             while !q.isEmpty { all.append(q.removeFirst() as! Int) }
         }
-        #expect(all == [1, 2, 10, 3], "in the order they were queued, across queues")
+        #expect(all == [1, 2, 3, 10], "queue by queue, each in the order sent")
         #expect(!shards.mayHoldMessages)
         #expect(shards.append(4, from: 3), "an emptied queue wakes again")
-    }
-
-    @Test("a drain merges the queues by arrival, in long runs and one by one, and leaves nothing behind")
-    func mergeOrder() {
-        let shards = ArrivalShards()
-        var expected: [Int] = []
-        var rng = SystemRandomNumberGenerator()
-        for i in 0..<5_000 {
-            // Runs of one sender, then single messages from random senders.
-            let origin = i < 2_000 ? UInt32(i / 500) : UInt32.random(in: 0..<20, using: &rng)
-            _ = shards.append(i, from: origin)
-            expected.append(i)
-            if i == 3_000 {
-                var got: [Int] = []
-                shards.drain { q in while !q.isEmpty { got.append(q.removeFirst() as! Int) } }
-                #expect(got == Array(0...3_000))
-                expected.removeAll()
-            }
-        }
-        var got: [Int] = []
-        while shards.drain({ q in while !q.isEmpty { got.append(q.removeFirst() as! Int) } }) {}
-        #expect(got == expected)
-        #expect(!shards.mayHoldMessages)
-    }
-
-    @Test("causal order across senders: B sends to R, then tells A, which sends to R; R gets B's message first, with senders contending (the BEAM's behaviour without its optimization)")
-    func causalOrderAcrossSenders() async throws {
-        let rounds = scaled(20_000)
-        let inOrder = try await Parley.Process.run { me -> Bool in
-            let parent = me.pid
-            let r = me.spawn { p in
-                var ok = true
-                var lastB = -1
-                for _ in 0..<(4 * rounds) {
-                    let m = try await p.receive()
-                    if let (who, i) = m as? (String, Int) {
-                        if who == "b" { lastB = i } else if who == "a", lastB < i { ok = false }
-                    }
-                }
-                p.send(ok, to: parent)
-            }
-            #expect(r.process!.useArrivalShards())
-            let a = me.spawn { p in
-                for _ in 0..<rounds {
-                    let i = try await p.receive(Int.self)
-                    p.send(("a", i), to: r)
-                    p.send(("a-noise", i), to: r)
-                }
-            }
-            me.spawn { p in
-                for i in 0..<rounds {
-                    p.send(("b", i), to: r)
-                    p.send(i, to: a)
-                    p.send(("b-noise", i), to: r)
-                    if i % 256 == 0 { await p.yield() }
-                }
-            }
-            return try await me.receive(Bool.self, after: .seconds(60)) ?? false
-        }
-        #expect(inOrder, "A's message i came after B's message i")
-    }
-
-    @Test("senders go to their own queues only after contending several times between two refills; a refill starts the count again")
-    func contentionThreshold() {
-        var m = Box(status: .running)
-        let n = Int(Box.contentionThreshold)
-        for _ in 1..<n { let t = m.noteContention(); #expect(!t) }
-        var saved = SavedQueue()
-        _ = m.refill(&saved)
-        for _ in 1..<n { let t = m.noteContention(); #expect(!t) }
-        let t = m.noteContention()
-        #expect(t, "the threshold-th contended delivery since the refill")
     }
 
     @Test("a message that waited in a sender's queue wakes a parked owner (once), schedules an idle one, and nothing is woken for a dead mailbox")
@@ -129,11 +58,11 @@ struct ArrivalShardsTests {
         if case .none = d.arrivedElsewhere() {} else { Issue.record("a dead mailbox woke someone") }
     }
 
-    @Test("with senders' queues, every message arrives, in the order each sender sent it, and each sender's DOWN after its last message (Erlang's signal ordering)")
+    @Test("with parallel sends, every message arrives, in the order each sender sent it, and each sender's DOWN after its last message (Erlang's signal ordering)")
     func perSenderOrderAndDownLast() async throws {
         let senders = 6, each = scaled(20_000)
         let result = try await Parley.Process.run { me -> (Bool, Bool, Int, Bool) in
-            #expect(me.pid.process!.useArrivalShards())
+            let enabled = me.enableParallelSend()
             let parent = me.pid
             var refs: [Reference: Int] = [:]
             var pids: [Pid] = []
@@ -162,42 +91,87 @@ struct ArrivalShardsTests {
                     downs += 1
                 }
             }
-            let shardsUsed = me.pid.process!.arrivalShards != nil
-            return (ordered, downAfterLast, next.reduce(0, +), shardsUsed)
+            return (ordered, downAfterLast, next.reduce(0, +), enabled)
         }
+        #expect(result.3, "an unbounded mailbox takes parallel sends")
         #expect(result.0, "each sender's messages in the order sent")
         #expect(result.1, "each sender's DOWN after its last message")
         #expect(result.2 == senders * each, "nothing lost")
-        #expect(result.3)
     }
 
-    @Test("senders that keep contending for one mailbox's lock get queues of their own; a bounded mailbox never does")
-    func contentionTurnsThemOn() async throws {
-        let threads = 4, each = scaled(50_000)
-        for bounded in [false, true] {
-            let got = try await Parley.Process.run { me -> (Bool, Int) in
-                var options = SpawnOptions()
-                if bounded { options.mailbox = MailboxLimit(capacity: 10_000_000) }
-                let parent = me.pid
-                let sink = try me.spawn(options) { p in
-                    var n = 0
-                    while n < threads * each {
-                        _ = try await p.receive(Int.self)
-                        n += 1
+    @Test("a process that did not ask keeps causal order between senders under contention: B sends to R, then tells A, which sends to R; R gets B's message first (as the BEAM by default)")
+    func causalOrderByDefault() async throws {
+        let rounds = scaled(20_000)
+        let inOrder = try await Parley.Process.run { me -> Bool in
+            let parent = me.pid
+            let r = me.spawn { p in
+                var ok = true
+                var lastB = -1
+                for _ in 0..<(4 * rounds) {
+                    let m = try await p.receive()
+                    if let (who, i) = m as? (String, Int) {
+                        if who == "b" { lastB = i } else if who == "a", lastB < i { ok = false }
                     }
-                    p.send(n, to: parent)
                 }
-                let core = sink.process!
-                // Several OS threads at once, each as a process of its own (`origin`).
-                DispatchQueue.concurrentPerform(iterations: threads) { t in
-                    for i in 0..<each { core.deliver(i, origin: UInt32(1000 + t)) }
-                }
-                let n = try await me.receive(Int.self, after: .seconds(60))
-                return (core.arrivalShards != nil, n ?? -1)
+                p.send(ok, to: parent)
             }
-            #expect(got.1 == threads * each, "every message arrived (bounded: \(bounded))")
-            #expect(got.0 == !bounded, "queues of their own: \(got.0) (bounded: \(bounded))")
+            let a = me.spawn { p in
+                for _ in 0..<rounds {
+                    let i = try await p.receive(Int.self)
+                    p.send(("a", i), to: r)
+                    p.send(("a-noise", i), to: r)
+                }
+            }
+            me.spawn { p in
+                for i in 0..<rounds {
+                    p.send(("b", i), to: r)
+                    p.send(i, to: a)
+                    p.send(("b-noise", i), to: r)
+                    if i % 256 == 0 { await p.yield() }
+                }
+            }
+            return try await me.receive(Bool.self, after: .seconds(60)) ?? false
         }
+        #expect(inOrder, "A's message i came after B's message i")
+    }
+
+    @Test("a bounded mailbox and an exited process refuse parallel sends; asking twice is harmless; SpawnOptions.parallelSend gives them to a callback process, which gets every message")
+    func whoMayEnable() async throws {
+        let got = try await Parley.Process.run { me -> (Bool, Bool, Bool, Int) in
+            let parent = me.pid
+            var options = SpawnOptions()
+            options.mailbox = MailboxLimit(capacity: 10)
+            let bounded = try me.spawn(options) { p in p.send(p.enableParallelSend(), to: parent) }
+            let refused = try await me.receive(Bool.self, after: .seconds(10)) ?? true
+            _ = bounded
+            let twice = me.enableParallelSend() && me.enableParallelSend()
+            let (dead, ref) = me.spawnMonitor { _ in }
+            _ = try await me.down(ref)
+            let deadRefused = dead.process!.useArrivalShards()
+            // A callback process, with senders' queues, counting what many senders send.
+            let total = 4 * scaled(5_000)
+            var parallel = SpawnOptions()
+            parallel.parallelSend = true
+            let counter = try me.spawn(parallel, state: 0) { n, _, p in
+                n += 1
+                if n == total { p.send(n, to: parent) }
+                return .continue
+            }
+            #expect(counter.process!.arrivalShards != nil, "SpawnOptions.parallelSend")
+            parallel.mailbox = MailboxLimit(capacity: 10)
+            let boundedToo = try me.spawn(parallel) { _ in }
+            #expect(boundedToo.process!.arrivalShards == nil, "ignored with a bound")
+            for _ in 0..<4 {
+                me.spawn { p in for i in 0..<(total / 4) { p.send(i, to: counter) } }
+            }
+            let n = try await me.receive(Int.self, after: .seconds(60)) ?? -1
+            me.exit(counter, .kill)
+            return (refused, twice, deadRefused, n)
+        }
+        #expect(!got.0, "a bounded mailbox refuses")
+        #expect(got.1, "asking twice")
+        #expect(!got.2, "an exited process refuses")
+        #expect(got.3 == 4 * scaled(5_000), "the callback process got every message")
     }
 
     @Test("a process that dies with messages in senders' queues drops them, and later sends to it are dropped")
@@ -209,17 +183,17 @@ struct ArrivalShardsTests {
         }
         let before = Tracked.live.load(ordering: .relaxed)
         try await Parley.Process.run { me in
-            let victim = me.spawn { p in _ = try await p.receive(String.self) }
-            #expect(victim.process!.useArrivalShards())
+            let victim = me.spawn { p in
+                p.enableParallelSend()
+                _ = try await p.receive(String.self)
+            }
             let ref = me.monitor(victim)
-            let sender = me.spawn { p in
+            me.spawn { p in
                 for _ in 0..<1000 { p.send(Tracked(), to: victim) }
                 p.send("stop", to: victim)
                 for _ in 0..<1000 { p.send(Tracked(), to: victim) }
             }
-            _ = sender
             _ = try await me.down(ref)
-            // Sends that race the exit are dropped by the sender that finds it dead.
             for _ in 0..<100 { me.send(Tracked(), to: victim) }
         }
         _ = await eventually { Tracked.live.load(ordering: .relaxed) == before }

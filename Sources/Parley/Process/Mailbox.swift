@@ -92,9 +92,6 @@ struct MailboxState<Waiter> {
     private(set) var incoming = MessageQueue()
     private(set) var waiter: Waiter? = nil
     private(set) var status: Status
-    /// Deliveries that found the lock taken since the owner last took its arrivals
-    /// (``noteContention()``); in the byte after the status, which was padding.
-    private var contended: UInt8 = 0
     private(set) var pendingDrops: Int32 = 0
     private var waitGeneration: UInt32 = 0
     private var timedOutGeneration: UInt32 = 0
@@ -158,19 +155,6 @@ struct MailboxState<Waiter> {
     /// (``arrivedElsewhere()``). The caller skips a dead mailbox (invariant 1).
     mutating func absorb(_ arrivals: inout MessageQueue) {
         incoming.append(contentsOf: &arrivals)
-    }
-
-    /// The number of deliveries that found the lock taken since the owner last took its
-    /// arrivals, before which senders keep to the lock.
-    static var contentionThreshold: UInt8 { 8 }
-
-    /// Counts a delivery that found the lock taken. True when senders have contended
-    /// ``contentionThreshold`` times since the owner last took its arrivals: a mailbox
-    /// several senders fill at once, not one that two processes pass a message back and
-    /// forth through (at most one delivery between two refills).
-    mutating func noteContention() -> Bool {
-        if contended < Self.contentionThreshold { contended &+= 1 }
-        return contended == Self.contentionThreshold
     }
 
     private mutating func wakeOwner() -> Wake {
@@ -267,7 +251,6 @@ struct MailboxState<Waiter> {
 
     /// Moves arrived messages into the owner's queue. False if none arrived.
     mutating func refill(_ saved: inout SavedQueue) -> Bool {
-        contended = 0
         if incoming.isEmpty { return false }
         saved.append(&incoming)
         return true

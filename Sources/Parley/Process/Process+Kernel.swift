@@ -139,6 +139,7 @@ extension Process {
                 e.behaviour = options.behaviour
             }
         }
+        if options.parallelSend { p.useArrivalShards() }   // refused for a bounded mailbox
         if let name = options.name { try p.home.registry.register(name, p.pid) }
         p.withTable { $0.insert(p) }
         if let parent {

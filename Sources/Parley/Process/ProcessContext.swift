@@ -218,6 +218,32 @@ extension ProcessContext {
         nonmutating set { core.withShared { s in if !s.mailbox.isDead { s.ensureExtras().trapExit = newValue } } }
     }
 
+    /// Lets many processes send to this one in parallel: from now on, messages from other
+    /// processes wait in one of several queues picked by the sender, so senders no longer
+    /// take turns at this mailbox's lock (the BEAM's parallel signal sending optimization,
+    /// which Erlang/OTP 25 applies to processes with
+    /// `process_flag(message_queue_data, off_heap)`). For a process that many others send
+    /// to at once: a logger, a collector, a router.
+    ///
+    /// What changes is order between senders, which Erlang never promised: each sender's
+    /// messages still arrive in the order sent, and its exit signal or DOWN after them; but
+    /// a message may now arrive before one that was sent, by another process, before it
+    /// was caused (B sends to this process, then tells A, which sends here too: A's message
+    /// may come first). Returns false, and changes nothing, for a bounded mailbox
+    /// (``SpawnOptions/mailbox``) or a process that has exited. It cannot be turned off.
+    ///
+    /// ```swift
+    /// let collector = Process.spawn { me in
+    ///     me.enableParallelSend()
+    ///     var total = 0
+    ///     while true { total += try await me.receive(Int.self) }
+    /// }
+    /// ```
+    @discardableResult
+    public func enableParallelSend() -> Bool {
+        core.useArrivalShards()
+    }
+
     /// A label for introspection (OTP 27's `proc_lib:set_label/1`).
     public var label: String? {
         get { core.withShared { $0.extras?.label } }

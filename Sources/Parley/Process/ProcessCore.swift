@@ -145,18 +145,18 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         return Unmanaged<ArrivalShards>.fromOpaque(raw).takeUnretainedValue()
     }
 
-    /// Gives an unbounded mailbox its senders' queues now (tests; the runtime does it when
-    /// senders contend). False for a bounded mailbox.
+    /// Gives an unbounded mailbox its senders' queues (``Process/enableParallelSend()``).
+    /// False for a bounded mailbox or a dead process.
     @discardableResult
     final func useArrivalShards() -> Bool {
         withShared { _ in installShards() }
     }
 
     /// Under the shared lock: makes the senders' queues unless the mailbox has them or is
-    /// bounded. True if it has them after.
+    /// bounded or dead. True if it has them after.
     private func installShards() -> Bool {
         let w = mailboxWord.load(ordering: .relaxed)
-        if w & 1 == 1 { return false }
+        if w & 1 == 1 || sharedState.mailbox.isDead { return false }
         if w != 0 { return true }
         let raw = Unmanaged.passRetained(ArrivalShards()).toOpaque()
         mailboxWord.store(UInt(bitPattern: raw), ordering: .releasing)
@@ -247,9 +247,10 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     }
 
     /// A message from local process `origin` (its id), the hot path of ``Pid/send(_:)``
-    /// between processes. Until senders contend, as ``deliver(_:alias:)``; after, through
-    /// the sender's queue of ``ArrivalShards``, where senders of other queues never wait
-    /// for it, and only a message into an empty queue takes the mailbox's lock.
+    /// between processes: as ``deliver(_:alias:)``, unless the process asked for parallel
+    /// sends; then through the sender's queue of ``ArrivalShards``, where senders of other
+    /// queues never wait for it, and only a message into an empty queue takes the mailbox's
+    /// lock.
     @inline(__always)
     final func deliver(_ message: any Sendable, origin: UInt32) {
         let w = mailboxWord.load(ordering: .acquiring)
@@ -259,16 +260,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
                 arrivedInShard()
             }
         } else {
-            let contended = !sharedLock.tryLock()
-            if contended { sharedLock.lockPatiently() }
-            absorbArrivals()   // the queues may have come since the load above
-            let wake = append(message, &sharedState)
-            // Senders keep contending for this lock: give them queues of their own.
-            if contended, w == 0, sharedState.mailbox.noteContention(), !sharedState.mailbox.isDead {
-                _ = installShards()
-            }
-            sharedLock.unlock()
-            perform(wake)
+            // The queues may have come since the load above: withShared drains them first.
+            perform(withShared { append(message, &$0) })
         }
         if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
     }
@@ -284,12 +277,10 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         let wake: Wake
         if sharedState.mailbox.isDead {
             wake = .none
-            if let shards = arrivalShards {
-                while shards.drain({ q in
-                    var out = MessageQueue()
-                    swap(&out, &q)
-                    gone.append(out)
-                }) {}
+            arrivalShards?.drain { q in
+                var out = MessageQueue()
+                swap(&out, &q)
+                gone.append(out)
             }
         } else {
             wake = sharedState.mailbox.arrivedElsewhere()

@@ -22,6 +22,20 @@ public struct SpawnOptions: Sendable {
     public var trapExit = false
     /// A label shown by introspection (OTP 27's `proc_lib:set_label/1`).
     public var label: String?
+    /// Let many processes send to this one in parallel (``Process/enableParallelSend()``,
+    /// the BEAM's parallel signal sending optimization): senders stop taking turns at its
+    /// mailbox's lock, and order between different senders is no longer causal (each
+    /// sender's own order is kept). Ignored with a ``mailbox`` bound.
+    ///
+    /// ```swift
+    /// var options = SpawnOptions()
+    /// options.parallelSend = true
+    /// let collector = try Process.spawn(options, state: 0) { total, m, _ in
+    ///     total += m as! Int
+    ///     return .continue
+    /// }
+    /// ```
+    public var parallelSend = false
     /// The node to spawn on; nil (the default) means the spawning process's node, or
     /// ``LocalNode/current`` for a spawn from outside any process.
     public var node: LocalNode?

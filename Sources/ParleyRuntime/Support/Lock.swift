@@ -32,12 +32,6 @@ package struct LockWord: ~Copyable, Sendable {
         lockSlow(firstBackoff: 1)
     }
 
-    /// Takes the lock if it is free; false (and nothing taken) if another thread holds it.
-    @inlinable
-    package func tryLock() -> Bool {
-        state.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged
-    }
-
     /// Takes the lock like ``lock()``, but a thread that finds it taken waits longer before
     /// its first retry (64 pauses instead of 1). For locks that one thread takes many times
     /// in a row, a channel's or a mailbox's: each early retry (a compare-and-swap) takes the
