@@ -132,6 +132,41 @@ private struct Hello: Sendable { let from: Pid }
     for i in 0..<2000 { me.send(i, to: strict) }
     let down = try await me.receive(DownMessage.self, where: { $0.ref == ref })
     print("  bounded (1000, exit) flooded: DOWN with reason \(down.reason); the runtime carries on")
+
+    // Many senders, one receiver: one queue, then the BEAM's parallel sends (OTP 25, off_heap).
+    for parallel in [false, true] {
+        let (rate, ordered) = try await collect(me, senders: 4, each: 100_000, parallel: parallel)
+        print("  4 senders x 100,000 into one process, \(parallel ? "parallel sends" : "one queue     "): \(String(format: "%5.1f", rate)) M msg/s, each sender's order kept: \(ordered)")
+    }
+    print("  (parallel sends, Process.enableParallelSend() or SpawnOptions.parallelSend, keep each sender's order, not a causal order between senders: the BEAM's rule for them)")
+}
+
+/// `senders` processes send `each` numbered messages to a collector; returns its rate and
+/// whether every sender's messages came in the order sent.
+private func collect(_ me: Process, senders: Int, each: Int, parallel: Bool) async throws -> (Double, Bool) {
+    let parent = me.pid
+    var options = SpawnOptions()
+    options.parallelSend = parallel
+    let collector = try me.spawn(options) { p in
+        var next = [Int](repeating: 0, count: senders)
+        var ordered = true
+        let t0 = MonotonicClock.now
+        for _ in 0..<(senders * each) {
+            let (s, i) = try await p.receive((Int, Int).self)
+            if i != next[s] { ordered = false }
+            next[s] = i + 1
+        }
+        p.send((Double(senders * each) / seconds(since: t0) / 1e6, ordered), to: parent)
+    }
+    for s in 0..<senders {
+        me.spawn { p in
+            for i in 0..<each {
+                p.send((s, i), to: collector)
+                if i & 4095 == 0 { await p.yield() }
+            }
+        }
+    }
+    return try await me.receive((Double, Bool).self)
 }
 
 @Sendable private func linksAndMonitors(_ me: Process) async throws {
