@@ -32,14 +32,13 @@ final class ArrivalShards: @unchecked Sendable {
 
     /// How many queues (a power of two).
     static let count = 8
-    /// One queue and its lock per 64-byte line, so senders of different queues never write
-    /// to one line.
+    /// One lock (at offset 0) and its queue (at offset 8) per 64-byte line, so senders of
+    /// different queues never write to one line. Lock and queue are reached through
+    /// pointers of their own: a modifying access to a struct holding both would cover the
+    /// lock's bytes too, and the thread sanitizer would report it against the lock's
+    /// atomic operations on another thread.
     private static let stride = 64
-
-    struct Shard: ~Copyable {
-        let lock = LockWord()
-        var queue = MessageQueue()
-    }
+    private static let queueOffset = 8
 
     /// Bit k is set while queue k holds messages. Set and cleared only with queue k's lock
     /// held; read without it to skip empty queues. Relaxed: what a reader does with a set bit
@@ -52,20 +51,28 @@ final class ArrivalShards: @unchecked Sendable {
     init() {
         base = UnsafeMutableRawPointer.allocate(byteCount: Self.count * Self.stride, alignment: Self.stride)
         for k in 0..<Self.count {
-            (base + k * Self.stride).bindMemory(to: Shard.self, capacity: 1).initialize(to: Shard())
+            (base + k * Self.stride).bindMemory(to: LockWord.self, capacity: 1).initialize(to: LockWord())
+            (base + k * Self.stride + Self.queueOffset).bindMemory(to: MessageQueue.self, capacity: 1).initialize(to: MessageQueue())
         }
     }
 
     deinit {
-        for k in 0..<Self.count { shard(k).deinitialize(count: 1) }
+        for k in 0..<Self.count {
+            lock(k).deinitialize(count: 1)
+            queue(k).deinitialize(count: 1)
+        }
         base.deallocate()
     }
 
-    // The memory at each stride was bound to Shard and initialised in init, and stays so
-    // until deinit.
+    // The memory at each line was bound (a LockWord, then a MessageQueue) and initialised in
+    // init, and stays so until deinit.
     @inline(__always)
-    private func shard(_ k: Int) -> UnsafeMutablePointer<Shard> {
-        (base + k * Self.stride).assumingMemoryBound(to: Shard.self)
+    private func lock(_ k: Int) -> UnsafeMutablePointer<LockWord> {
+        (base + k * Self.stride).assumingMemoryBound(to: LockWord.self)
+    }
+    @inline(__always)
+    private func queue(_ k: Int) -> UnsafeMutablePointer<MessageQueue> {
+        (base + k * Self.stride + Self.queueOffset).assumingMemoryBound(to: MessageQueue.self)
     }
 
     /// Appends `message` to the queue of sender `origin`. True if that queue was empty: the
@@ -73,12 +80,12 @@ final class ArrivalShards: @unchecked Sendable {
     @inline(__always)
     func append(_ message: any Sendable, from origin: UInt32) -> Bool {
         let k = Int(origin) & (Self.count - 1)
-        let s = shard(k)
-        s.pointee.lock.lockPatiently()
-        let wasEmpty = s.pointee.queue.isEmpty
-        s.pointee.queue.append(message)
+        let l = lock(k), q = queue(k)
+        l.pointee.lockPatiently()
+        let wasEmpty = q.pointee.isEmpty
+        q.pointee.append(message)
         if wasEmpty { nonEmpty.bitwiseOr(1 << UInt32(k), ordering: .relaxed) }
-        s.pointee.lock.unlock()
+        l.pointee.unlock()
         return wasEmpty
     }
 
@@ -92,11 +99,11 @@ final class ArrivalShards: @unchecked Sendable {
         while mask != 0 {
             let k = mask.trailingZeroBitCount
             mask &= mask &- 1
-            let s = shard(k)
-            s.pointee.lock.lockPatiently()
-            take(&s.pointee.queue)
+            let l = lock(k)
+            l.pointee.lockPatiently()
+            take(&queue(k).pointee)
             nonEmpty.bitwiseAnd(~(1 << UInt32(k)), ordering: .relaxed)
-            s.pointee.lock.unlock()
+            l.pointee.unlock()
         }
     }
 }
