@@ -30,4 +30,23 @@ struct ProcessLayoutTests {
         #expect(saved > sinceYield)
         #expect(saved + MemoryLayout<SavedQueue>.size == 136, "ProcessCore's fields end at \(saved + MemoryLayout<SavedQueue>.size)")
     }
+
+    @Test("a local pid's target is the process's address itself, which the send reads without retaining it (Pid.unretainedProcess)")
+    func pidPayloadIsTheAddress() {
+        let p = SequentialProcess(limit: nil, hosted: nil)
+        let pid = Pid(local: p)
+        #expect(MemoryLayout<Pid.Target>.size == 8)
+        #expect(unsafeBitCast(pid.target, to: UInt.self) == UInt(bitPattern: Unmanaged.passUnretained(p).toOpaque()))
+        #expect(pid.unretainedProcess.toOpaque() == Unmanaged.passUnretained(p).toOpaque())
+    }
+
+    @Test("the bound and the senders' queues share one word: a bound reads back, an unbounded mailbox has no bound and gets its queues on request")
+    func mailboxWord() {
+        let bounded = SequentialProcess(limit: MailboxLimit(capacity: 1000), hosted: nil)
+        #expect(bounded.mailboxLimit == 1000)
+        #expect(!bounded.useArrivalShards() && bounded.arrivalShards == nil)
+        let open = SequentialProcess(limit: nil, hosted: nil)
+        #expect(open.mailboxLimit == 0 && open.arrivalShards == nil)
+        #expect(open.useArrivalShards() && open.arrivalShards != nil && open.mailboxLimit == 0)
+    }
 }

@@ -92,7 +92,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     let hosted: LocalNode?
     /// The mailbox bound, or the senders' queues of an unbounded mailbox, in one word: a
     /// bounded mailbox holds `capacity << 1 | 1` (fixed at spawn); an unbounded one holds 0
-    /// until its senders contend, then the address of its ``ArrivalShards`` (one retain,
+    /// until the process asks for parallel sends, then the address of its ``ArrivalShards`` (one retain,
     /// given back in deinit), stored once under the shared lock. Releasing store, acquiring
     /// load: a sender that sees the address sees the object initialised. One word for both
     /// keeps the object at 136 bytes (an idle callback process at 192).
@@ -136,7 +136,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         return w & 1 == 1 ? Int(w >> 1) : 0
     }
 
-    /// The senders' queues, once senders have contended (an unbounded mailbox only).
+    /// The senders' queues, once the process asked for parallel sends (an unbounded mailbox only).
     @inline(__always)
     final var arrivalShards: ArrivalShards? {
         let w = mailboxWord.load(ordering: .acquiring)
