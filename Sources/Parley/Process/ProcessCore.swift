@@ -137,12 +137,16 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     }
 
     /// The senders' queues, once the process asked for parallel sends (an unbounded mailbox only).
-    @inline(__always)
     final var arrivalShards: ArrivalShards? {
-        let w = mailboxWord.load(ordering: .acquiring)
+        Self.shards(in: mailboxWord.load(ordering: .acquiring))?.takeUnretainedValue()
+    }
+
+    /// The senders' queues a value of `mailboxWord` holds, if any: an even, non-zero word.
+    /// Unmanaged: the word holds a retain of the object until deinit (see `mailboxWord`).
+    @inline(__always)
+    private static func shards(in w: UInt) -> Unmanaged<ArrivalShards>? {
         guard w & 1 == 0, let raw = UnsafeRawPointer(bitPattern: w) else { return nil }
-        // The word holds a retain of the object until deinit (see `mailboxWord`).
-        return Unmanaged<ArrivalShards>.fromOpaque(raw).takeUnretainedValue()
+        return Unmanaged.fromOpaque(raw)
     }
 
     /// Gives an unbounded mailbox its senders' queues (``Process/enableParallelSend()``).
@@ -188,9 +192,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// constant time per queue. A dead mailbox leaves them (its senders drop them).
     @inline(__always)
     private func absorbArrivals() {
-        let w = mailboxWord.load(ordering: .relaxed)
-        guard w & 1 == 0, w != 0 else { return }
-        absorbArrivals(Unmanaged<ArrivalShards>.fromOpaque(UnsafeRawPointer(bitPattern: w)!))
+        if let shards = Self.shards(in: mailboxWord.load(ordering: .relaxed)) { absorbArrivals(shards) }
     }
 
     @inline(never)
@@ -253,15 +255,12 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// lock.
     @inline(__always)
     final func deliver(_ message: any Sendable, origin: UInt32) {
-        let w = mailboxWord.load(ordering: .acquiring)
-        if w & 1 == 0, let raw = UnsafeRawPointer(bitPattern: w) {
-            // A dead process drops what comes (one that dies meanwhile: see arrivedInShard).
-            if isAlive, Unmanaged<ArrivalShards>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.append(message, from: origin) }) {
-                arrivedInShard()
-            }
-        } else {
-            // The queues may have come since the load above: withShared drains them first.
-            perform(withShared { append(message, &$0) })
+        // Without queues, the ordinary delivery (queues made since this load are drained by
+        // its withShared first).
+        guard let shards = Self.shards(in: mailboxWord.load(ordering: .acquiring)) else { return deliver(message) }
+        // A dead process drops what comes (one that dies meanwhile: see arrivedInShard).
+        if isAlive, shards._withUnsafeGuaranteedRef({ $0.append(message, from: origin) }) {
+            arrivedInShard()
         }
         if let t = traceSession(.receive) { t.record(.receive, detail: String(describing: message)) }
     }
