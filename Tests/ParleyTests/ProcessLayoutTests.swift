@@ -5,7 +5,7 @@ import Testing
 /// delivery and the mailbox's status when they wake the owner; the owner writes its queue
 /// and counts on each message. The two must never share a 64-byte cache line, whatever the
 /// object's alignment (a shared line cost fan-in's consumer a cache miss per receive), and
-/// the object must not grow (an idle callback process is 192 bytes). The order is
+/// the object must not grow (a `CallbackCore<Int>` is 168 bytes). The order is
 /// ProcessCore's; this checks it.
 @Suite("Process layout (senders' and owner's fields on different cache lines)")
 struct ProcessLayoutTests {

@@ -95,7 +95,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// until the process asks for parallel sends, then the address of its ``ArrivalShards`` (one retain,
     /// given back in deinit), stored once under the shared lock. Releasing store, acquiring
     /// load: a sender that sees the address sees the object initialised. One word for both
-    /// keeps the object at 136 bytes (an idle callback process at 192).
+    /// keeps the object at 136 bytes (a `CallbackCore<Int>` at 168).
     let mailboxWord: Atomic<UInt>
     /// A sequential process's armed receive timeout (``SequentialProcess``).
     let armedTimer = Atomic<UInt32>(0)
