@@ -86,13 +86,13 @@ struct MailboxState<Waiter> {
         var overflow = MailboxLimit.Overflow.dropNewest
     }
 
-    // The queue (one word), the waiter and the status first: the status is at byte 16,
-    // which the process's field order relies on (ProcessCore). 40 bytes in all; it is in
-    // every process object.
-    private(set) var incoming = MessageQueue()
-    private(set) var waiter: Waiter? = nil
+    // The status first (byte 0), then the queue (one word) and the waiter: the process's
+    // field order relies on it (ProcessCore: the owner's fields start 64 bytes or more
+    // after the status). 40 bytes in all; it is in every process object.
     private(set) var status: Status
     private(set) var pendingDrops: Int32 = 0
+    private(set) var incoming = MessageQueue()
+    private(set) var waiter: Waiter? = nil
     private var waitGeneration: UInt32 = 0
     private var timedOutGeneration: UInt32 = 0
     /// The alias of the call this process is making (0: none). A process makes one call at

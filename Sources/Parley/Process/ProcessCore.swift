@@ -13,7 +13,7 @@ import Synchronization
 @usableFromInline
 class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // @unchecked Sendable: shared mutable state lives in `sharedState` (behind `sharedLock`) or in Atomics;
-    // `saved` and `sinceYield` are touched only by the thread currently running the process,
+    // `saved` is touched only by the thread currently running the process,
     // which the scheduler serialises (each hand-over goes through a run-queue lock or the
     // mailbox lock, so it is ordered).
 
@@ -63,13 +63,14 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // write to one cache line (false sharing cost fan-in's consumer a cache miss on each
     // receive, while four producers took the lock beside the fields it reads):
     // 1. what senders write: the lock word on every delivery (bytes 16–19, right after the
-    //    object header, whose reference count senders touch too), the mailbox's status and
-    //    waiter when a delivery wakes the owner (byte 40 at most). The queue's own count
-    //    and chunks are in the chunks (``MessageQueue``), not here;
+    //    object header, whose reference count senders touch too), the mailbox's status
+    //    (byte 24) and waiter when a delivery wakes the owner. The queue's own count and
+    //    chunks are in the chunks (``MessageQueue``), not here;
     // 2. what is written once or rarely, and the alive flag the owner reads;
-    // 3. what the owner writes on each message, from byte 104 on: 64 bytes or more after
+    // 3. what the owner writes on each message, from byte 100 on: 64 bytes or more after
     //    the status, so never in its cache line (nor the lock's), wherever the allocator put
-    //    the object. 136 bytes in all, as before the queue was chunked.
+    //    the object. 128 bytes in all (a sequential process's own fields, its receive
+    //    timeout and its count since the last yield, are in ``SequentialProcess``).
     // (Offsets on 64-bit platforms; `ProcessLayoutTests` checks them.)
 
     // 1. Senders.
@@ -95,10 +96,8 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// until the process asks for parallel sends, then the address of its ``ArrivalShards`` (one retain,
     /// given back in deinit), stored once under the shared lock. Releasing store, acquiring
     /// load: a sender that sees the address sees the object initialised. One word for both
-    /// keeps the object at 136 bytes (a `CallbackCore<Int>` at 168).
+    /// keeps the object at 128 bytes.
     let mailboxWord: Atomic<UInt>
-    /// A sequential process's armed receive timeout (``SequentialProcess``).
-    let armedTimer = Atomic<UInt32>(0)
     /// Whether a thread is running the process (set as each run starts and ends).
     let onCPU = Atomic<Bool>(false)
     private let alive = Atomic<Bool>(true)
@@ -106,8 +105,6 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // 3. The owner.
     /// How many messages the owner's queue holds (for a bound's accounting and `info`).
     let savedCount = MessageCount()
-    /// Messages taken since the process last yielded its thread (sequential processes).
-    @exclusivity(unchecked) var sinceYield: UInt32 = 0
     /// Messages taken so far. Each counts one reduction, and nothing else does yet, so it
     /// is also the process's reduction count (`info`'s `messagesHandled` and `reductions`).
     let handledCount = Atomic<Int>(0)

@@ -7,7 +7,15 @@ import Synchronization
 @usableFromInline
 final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     // @unchecked Sendable: see ProcessCore; `task` is guarded by the process's shared lock
-    // (no lock object of its own: one allocation less per process).
+    // (no lock object of its own: one allocation less per process); `sinceYield` is the
+    // owner's, as ProcessCore's `saved` is.
+
+    // The owner's fields first: they follow ProcessCore's own (64 bytes or more after the
+    // mailbox's status, see ProcessCore), and only sequential processes need them.
+    /// The armed receive timeout's generation (0: none); see `armTimeout`.
+    let armedTimer = Atomic<UInt32>(0)
+    /// Messages taken since the process last yielded its thread.
+    @exclusivity(unchecked) var sinceYield: UInt32 = 0
     @exclusivity(unchecked) private var task: Task<Void, Never>? = nil
     /// The address of the Swift task running the body, to tell it from child tasks that
     /// inherit the `current` task-local. Written once before the body runs.
@@ -125,7 +133,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
 
     override var kind: Process.Kind { .sequential }
 
-    // A receive's (or a call's) timeout, armed lazily. `armedTimer` (in ProcessCore) holds
+    // A receive's (or a call's) timeout, armed lazily. `armedTimer` (above) holds
     // the generation of the receive whose timeout is armed (0: none) and the wait state's
     // `armedDeadline` its deadline; its `queuedDeadline` is the deadline of the timer queue
     // entry the process counts on to look at them (0: none). Arming takes no timer-queue lock unless no entry
