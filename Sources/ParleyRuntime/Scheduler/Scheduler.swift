@@ -309,6 +309,7 @@ public final class Scheduler: @unchecked Sendable {
         Worker.setCurrent(guest)
         body()
         var ran = 0
+        guest.jobStart = MonotonicClock.coarse
         while ran < limit, let r = guest.popLocal() {
             guest.run(r)
             ran += 1
