@@ -44,6 +44,10 @@ extension Process {
         /// The mailbox bound, if any, and messages dropped by its overflow policy.
         public let mailboxLimit: MailboxLimit?
         public let droppedMessages: Int
+        /// Whether senders reach the mailbox in parallel (``Process/enableParallelSend()``,
+        /// ``SpawnOptions/parallelSend``): what the BEAM's `process_info(Pid,
+        /// message_queue_data)` answering `off_heap` means for its parallel signal sending.
+        public let parallelSend: Bool
         /// An estimate in bytes of what the process holds: its object, its mailbox and its
         /// bookkeeping, plus for a sequential process the Swift task it runs as.
         public let memory: Int
@@ -57,6 +61,7 @@ extension Process {
             if !monitors.isEmpty { parts.append("monitors=\(monitors.count)") }
             if !monitoredBy.isEmpty { parts.append("monitored_by=\(monitoredBy.count)") }
             if trapExit { parts.append("trap_exit") }
+            if parallelSend { parts.append("parallel_send") }
             return parts.joined(separator: " ")
         }
     }
@@ -99,7 +104,7 @@ extension ProcessCore {
             links: snap.links.sorted(), monitors: snap.monitors, monitoredBy: snap.monitoredBy,
             registeredName: snap.name, label: snap.label, behaviour: snap.behaviour, trapExit: snap.trap,
             mailboxLimit: mailboxLimit > 0 ? MailboxLimit(capacity: mailboxLimit, overflow: overflow) : nil,
-            droppedMessages: snap.dropped, memory: memory)
+            droppedMessages: snap.dropped, parallelSend: arrivalShards != nil, memory: memory)
     }
 
     func infoStatus(_ s: Status) -> Process.Info.Status {

@@ -140,6 +140,7 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
     ) async throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: link, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
+        spawn.parallelSend = options.parallelSend
         spawn.behaviour = options.behaviour
         if case .local(let n)? = name { spawn.name = n }
         let tag = Reference.make()

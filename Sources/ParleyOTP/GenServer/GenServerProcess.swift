@@ -49,6 +49,7 @@ struct GenServerProcess<Server: GenServer> {
     ) throws(StartError) -> ServerRef<Server> {
         var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label, node: options.node)
         spawn.mailbox = options.mailbox
+        spawn.parallelSend = options.parallelSend
         spawn.behaviour = options.behaviour
         let name = initial.value.proto.name
         if case .local(let n)? = name { spawn.name = n }

@@ -41,13 +41,24 @@ public struct GenServerOptions: Sendable {
     /// The node to start on (``SpawnOptions/node``); nil: the starting process's node, or
     /// ``LocalNode/current``.
     public var node: LocalNode? = nil
+    /// Let many processes cast or call to the server in parallel (``SpawnOptions/parallelSend``,
+    /// the BEAM's parallel signal sending for `{message_queue_data, off_heap}`): senders stop
+    /// taking turns at its mailbox's lock; each sender's requests keep their order, requests
+    /// of different senders are no longer in causal order. Ignored with a ``mailbox`` bound.
+    ///
+    /// ```swift
+    /// let metrics = try Collector().start(options: GenServerOptions(parallelSend: true))
+    /// ```
+    public var parallelSend = false
     /// What introspection shows as the process's behaviour (a supervisor is a gen_server).
     package var behaviour = "gen_server"
-    public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil, node: LocalNode? = nil) {
+    public init(trapExit: Bool = false, mailbox: MailboxLimit? = nil, label: String? = nil, node: LocalNode? = nil,
+                parallelSend: Bool = false) {
         self.node = node
         self.trapExit = trapExit
         self.mailbox = mailbox
         self.label = label
+        self.parallelSend = parallelSend
     }
 }
 
