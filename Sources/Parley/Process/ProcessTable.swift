@@ -91,7 +91,11 @@ final class ProcessTableShard: @unchecked Sendable {
     // @unchecked Sendable: `slots`, `mask`, `lineShift`, `live` and `dead` are read and written
     // only between `lock.lock()` and `lock.unlock()`.
 
-    static let minimumCapacity = 16
+    /// 256 slots (2 KiB; 128 KiB for a node's 64 shards): a node with up to about 8,000
+    /// processes never rebuilds its table, and a burst of spawns and exits above that
+    /// rebuilds it a few times, not once per doubling from 16 (the allocation gate's
+    /// spawn-idle-callback row counted those rebuilds: 0.03 allocations per process).
+    static let minimumCapacity = 256
     static let empty: UInt = 0, tombstone: UInt = 1
     private let lock = LockWord()
     // Unsafe pointer: `mask + 1` initialized slots, owned by this shard alone (allocated in
