@@ -135,15 +135,16 @@ private struct Hello: Sendable { let from: Pid }
 
     // Many senders, one receiver: one queue, then the BEAM's parallel sends (OTP 25, off_heap).
     for parallel in [false, true] {
-        let (rate, ordered) = try await collect(me, senders: 4, each: 100_000, parallel: parallel)
-        print("  4 senders x 100,000 into one process, \(parallel ? "parallel sends" : "one queue     "): \(String(format: "%5.1f", rate)) M msg/s, each sender's order kept: \(ordered)")
+        let (rate, ordered, shown) = try await collect(me, senders: 4, each: 100_000, parallel: parallel)
+        print("  4 senders x 100,000 into one process, \(parallel ? "parallel sends" : "one queue     "): \(String(format: "%5.1f", rate)) M msg/s, each sender's order kept: \(ordered) (Process.info's parallelSend: \(shown))")
     }
-    print("  (parallel sends, Process.enableParallelSend() or SpawnOptions.parallelSend, keep each sender's order, not a causal order between senders: the BEAM's rule for them)")
+    print("  (parallel sends, Process.enableParallelSend(), SpawnOptions.parallelSend or GenServerOptions(parallelSend: true), keep each sender's order, not a causal order between senders: the BEAM's rule for them)")
 }
 
-/// `senders` processes send `each` numbered messages to a collector; returns its rate and
-/// whether every sender's messages came in the order sent.
-private func collect(_ me: Process, senders: Int, each: Int, parallel: Bool) async throws -> (Double, Bool) {
+/// `senders` processes send `each` numbered messages to a collector; returns its rate,
+/// whether every sender's messages came in the order sent, and what `Process.info` said of
+/// its parallel sends.
+private func collect(_ me: Process, senders: Int, each: Int, parallel: Bool) async throws -> (Double, Bool, Bool) {
     let parent = me.pid
     var options = SpawnOptions()
     options.parallelSend = parallel
@@ -158,6 +159,7 @@ private func collect(_ me: Process, senders: Int, each: Int, parallel: Bool) asy
         }
         p.send((Double(senders * each) / seconds(since: t0) / 1e6, ordered), to: parent)
     }
+    let shown = Process.info(collector)?.parallelSend ?? false
     for s in 0..<senders {
         me.spawn { p in
             for i in 0..<each {
@@ -166,7 +168,8 @@ private func collect(_ me: Process, senders: Int, each: Int, parallel: Bool) asy
             }
         }
     }
-    return try await me.receive((Double, Bool).self)
+    let (rate, ordered) = try await me.receive((Double, Bool).self)
+    return (rate, ordered, shown)
 }
 
 @Sendable private func linksAndMonitors(_ me: Process) async throws {
