@@ -5,10 +5,10 @@ import Synchronization
 /// finding the process a pid from the wire names. Sharded to keep spawn and exit on different
 /// schedulers from contending. Sends never look here: a local pid holds its process.
 ///
-/// Ids are handed out in order (``nextIdentity()``), so each shard is an open-addressing
-/// table indexed by the id itself, as the BEAM's process table is (`erl_ptab.c`: a pid's
-/// number is its slot): processes spawned together sit side by side, and a spawn or an exit
-/// touches the line its neighbours touched rather than a hashed bucket anywhere in tens of
+/// Ids are handed out in order (``nextIdentity()``), so each shard lays processes out by id,
+/// as the BEAM's process table does (`erl_ptab.c`: a pid's number is its slot): eight
+/// consecutive ids share a cache line (``ProcessTableShard``), so a spawn or an exit touches
+/// the line its neighbours touched rather than a hashed bucket anywhere in tens of
 /// megabytes. With Swift's `Dictionary` (SipHash, random buckets) the table was 12 % of
 /// skynet and 15 % of spawn-idle-callback (BENCHMARKS.md, 2026-12-06).
 final class ProcessTable: Sendable {
@@ -91,10 +91,10 @@ final class ProcessTableShard: @unchecked Sendable {
     // @unchecked Sendable: `slots`, `mask`, `lineShift`, `live` and `dead` are read and written
     // only between `lock.lock()` and `lock.unlock()`.
 
-    /// 256 slots (2 KiB; 128 KiB for a node's 64 shards): a node with up to about 8,000
-    /// processes never rebuilds its table, and a burst of spawns and exits above that
-    /// rebuilds it a few times, not once per doubling from 16 (the allocation gate's
-    /// spawn-idle-callback row counted those rebuilds: 0.03 allocations per process).
+    /// 256 slots (2 KiB; 128 KiB for a node's 64 shards): a node with a few thousand
+    /// processes rebuilds its table only to clear tombstones, and a burst of spawns and exits
+    /// above that rebuilds it a few times, not once per doubling from 16 (the allocation
+    /// gate's spawn-idle-callback row counted those rebuilds: 0.03 allocations per process).
     static let minimumCapacity = 256
     static let empty: UInt = 0, tombstone: UInt = 1
     private let lock = LockWord()
