@@ -138,11 +138,7 @@ struct AsyncGenServerProcess<Server: AsyncGenServer> {
     static func start(
         _ initial: Transfer<Server>, starter: Process, link: Bool, name: ServerName?, options: GenServerOptions
     ) async throws(StartError) -> ServerRef<Server> {
-        var spawn = SpawnOptions(link: link, trapExit: options.trapExit, label: options.label, node: options.node)
-        spawn.mailbox = options.mailbox
-        spawn.parallelSend = options.parallelSend
-        spawn.behaviour = options.behaviour
-        if case .local(let n)? = name { spawn.name = n }
+        let spawn = options.spawnOptions(link: link, name: name)
         let tag = Reference.make()
         let starterPid = starter.pid
         let parent = link ? starterPid : nil

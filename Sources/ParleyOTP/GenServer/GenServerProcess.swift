@@ -47,12 +47,8 @@ struct GenServerProcess<Server: GenServer> {
         _ initial: Transfer<GenServerProcess>, parent: Process?, options: GenServerOptions,
         handler: @escaping @Sendable (inout Transfer<GenServerProcess>, any Sendable, CallbackProcess) throws -> Next
     ) throws(StartError) -> ServerRef<Server> {
-        var spawn = SpawnOptions(link: parent != nil, trapExit: options.trapExit, label: options.label, node: options.node)
-        spawn.mailbox = options.mailbox
-        spawn.parallelSend = options.parallelSend
-        spawn.behaviour = options.behaviour
         let name = initial.value.proto.name
-        if case .local(let n)? = name { spawn.name = n }
+        let spawn = options.spawnOptions(link: parent != nil, name: name)
         let initialize: (CallbackProcess) throws -> sending Transfer<GenServerProcess>? = { me in
             var state = initial.take()
             if case .via(let registry, let key)? = name {

@@ -60,6 +60,19 @@ public struct GenServerOptions: Sendable {
         self.label = label
         self.parallelSend = parallelSend
     }
+
+    /// The spawn options a server started with these options gets, linked to its starter or
+    /// not, registered under `name` if it is a local one (a `via` name registers in
+    /// `initialize`). Both server kinds (GenServer, AsyncGenServer) start through it, so an
+    /// option reaches both or neither.
+    func spawnOptions(link: Bool, name: ServerName?) -> SpawnOptions {
+        var spawn = SpawnOptions(link: link, trapExit: trapExit, label: label, node: node)
+        spawn.mailbox = mailbox
+        spawn.parallelSend = parallelSend
+        spawn.behaviour = behaviour
+        if case .local(let n)? = name { spawn.name = n }
+        return spawn
+    }
 }
 
 extension GenServer {
