@@ -20,10 +20,10 @@ struct MailboxTests {
         let r1 = m.park(1, generation: 0)
         #expect(r1)
         #expect(m.status == .waiting && m.waiter == 1)
-        let r2 = m.deliver("a", savedCount: 0).wake
+        let r2 = m.deliver("a")
         #expect(isResume(r2, 1))
         #expect(m.status == .running && m.waiter == nil)
-        let r3 = m.deliver("b", savedCount: 0).wake
+        let r3 = m.deliver("b")
         #expect(isNone(r3), "a running receiver is not woken again")
         let r4 = m.park(2, generation: 0)
         #expect(!r4, "messages arrived: it must not park")
@@ -53,6 +53,15 @@ struct MailboxTests {
         _ = m.timeout(g3)
         let r11 = m.park(3, generation: g3)
         #expect(!r11, "the receive's timer fired before it parked")
+        // An earlier timer firing after the current one has fired leaves it fired.
+        _ = m.timeout(g1)
+        #expect(m.timedOut(g3))
+        #expect(!m.timedOut(g1))
+        // A new generation is not fired, whatever came before.
+        let g4 = m.nextGeneration()
+        #expect(g4 != g3 && !m.timedOut(g4))
+        let r12 = m.park(4, generation: g4)
+        #expect(r12)
     }
 
     @Test("a select's channel completion wakes the parked owner, or keeps it from parking when seen under the lock")
@@ -71,9 +80,9 @@ struct MailboxTests {
     @Test("a callback process is scheduled once per idle period, however many messages arrive (invariant 3)")
     func scheduledOnce() {
         var m = Box(status: .idle)
-        let r16 = m.deliver(1, savedCount: 0).wake
+        let r16 = m.deliver(1)
         #expect(isSchedule(r16))
-        let r17 = m.deliver(2, savedCount: 0).wake
+        let r17 = m.deliver(2)
         #expect(isNone(r17))
         var saved = SavedQueue()
         let r18 = m.refillOrIdle(&saved)
@@ -96,7 +105,7 @@ struct MailboxTests {
         var saved = SavedQueue()
         let r23 = m.refillOrIdle(&saved)
         #expect(r23 == .idle)
-        _ = m.deliver("early", savedCount: 0).wake
+        _ = m.deliver("early")
         #expect(m.status == .scheduled)
         let r24 = m.refillOrIdle(&saved)
         #expect(r24 == .more)
@@ -156,7 +165,7 @@ struct MailboxTests {
         let g = m.nextGeneration()
         let r1 = m.parkForReply(1, alias: 5, generation: g, slot: slot)
         #expect(r1)
-        let r2 = m.deliver("unrelated", savedCount: 0).wake
+        let r2 = m.deliver("unrelated")
         #expect(isNone(r2), "a delivery waits for the next receive")
         #expect(m.status == .calling)
         let r3 = m.timeout(g)
@@ -181,41 +190,39 @@ struct MailboxTests {
     @Test("a full mailbox: dropNewest drops the arrival, dropOldest the oldest (in incoming, or counted against the owner's queue), exit asks for the owner's death (invariant 5)")
     func bounds() {
         var newest = Box(status: .running)
-        let two = Box.Limit(capacity: 2, overflow: .dropNewest)
-        _ = newest.deliver(1, savedCount: 0, limit: two).wake
-        _ = newest.deliver(2, savedCount: 0, limit: two).wake
-        let third = newest.deliver(3, savedCount: 0, limit: two)
+        var two = Box.Limit(capacity: 2, overflow: .dropNewest)
+        _ = newest.deliver(1, savedCount: 0, limit: &two).wake
+        _ = newest.deliver(2, savedCount: 0, limit: &two).wake
+        let third = newest.deliver(3, savedCount: 0, limit: &two)
         #expect(third.dropped)
         #expect(newest.incoming.map { $0 as! Int } == [1, 2])
 
         var oldest = Box(status: .running)
-        let twoOldest = Box.Limit(capacity: 2, overflow: .dropOldest)
-        _ = oldest.deliver(1, savedCount: 0, limit: twoOldest).wake
-        _ = oldest.deliver(2, savedCount: 0, limit: twoOldest).wake
-        let o3 = oldest.deliver(3, savedCount: 0, limit: twoOldest)
+        var twoOldest = Box.Limit(capacity: 2, overflow: .dropOldest)
+        _ = oldest.deliver(1, savedCount: 0, limit: &twoOldest).wake
+        _ = oldest.deliver(2, savedCount: 0, limit: &twoOldest).wake
+        let o3 = oldest.deliver(3, savedCount: 0, limit: &twoOldest)
         #expect(o3.dropped)
         #expect(oldest.incoming.map { $0 as! Int } == [2, 3])
         // The oldest sit in the owner's queue: the drop is counted for the owner to apply.
         var saved = SavedQueue()
         _ = oldest.refill(&saved)
-        _ = oldest.deliver(4, savedCount: saved.count, limit: twoOldest).wake
-        #expect(oldest.pendingDrops == 1)
-        let r38 = oldest.takePendingDrops()
-        #expect(r38 == 1)
-        let r39 = saved.dropOldest(1)
+        _ = oldest.deliver(4, savedCount: saved.count, limit: &twoOldest).wake
+        #expect(twoOldest.pendingDrops == 1)
+        let r39 = saved.dropOldest(twoOldest.pendingDrops)
         #expect(r39 == 1)
         #expect(saved[0] as? Int == 3)
 
         var exit = Box(status: .running)
-        let one = Box.Limit(capacity: 1, overflow: .exit)
-        _ = exit.deliver(1, savedCount: 0, limit: one).wake
-        if case .overflowExit = exit.deliver(2, savedCount: 0, limit: one).wake {} else { Issue.record("expected overflowExit") }
+        var one = Box.Limit(capacity: 1, overflow: .exit)
+        _ = exit.deliver(1, savedCount: 0, limit: &one).wake
+        if case .overflowExit = exit.deliver(2, savedCount: 0, limit: &one).wake {} else { Issue.record("expected overflowExit") }
     }
 
     @Test("death is final: it hands back the waiter and the dropped messages once; later deliveries are dropped (invariant 1)")
     func death() {
         var m = Box(status: .running)
-        _ = m.deliver("x", savedCount: 0).wake
+        _ = m.deliver("x")
         var saved = SavedQueue()
         _ = m.refill(&saved)
         let r40 = m.park(5, generation: 0)
@@ -224,7 +231,7 @@ struct MailboxTests {
         #expect(before == .waiting && waiter == 5 && dropped.isEmpty)
         let r41 = m.die()
         #expect(r41 == nil)
-        let r42 = m.deliver("y", savedCount: 0).wake
+        let r42 = m.deliver("y")
         #expect(isNone(r42))
         #expect(m.incoming.isEmpty)
         let r43 = m.park(6, generation: 0)
@@ -238,7 +245,7 @@ struct MailboxTests {
     @Test("selective receive: the first match in arrival order from the cursor; others stay in order; a refused claim takes nothing")
     func selectiveTake() {
         var m = Box(status: .running)
-        for i in 1...5 { _ = m.deliver(i, savedCount: 0) }
+        for i in 1...5 { _ = m.deliver(i) }
         var saved = SavedQueue()
         _ = m.refill(&saved)
         var cursor = 0

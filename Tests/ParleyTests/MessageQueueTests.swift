@@ -151,7 +151,7 @@ struct MessageQueueTests {
         let n = scaled(1_000_000)
         let (incoming, refilled, moved, taken, inOrder) = try await offThread { () -> (Int, Bool, Bool, Int, Bool) in
             var m = MailboxState<Int>(status: .running)
-            for i in 0..<n { _ = m.deliver(i, savedCount: 0) }
+            for i in 0..<n { _ = m.deliver(i) }
             let incoming = m.incoming.count
             var saved = SavedQueue()
             let refilled = m.refill(&saved)

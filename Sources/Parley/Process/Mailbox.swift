@@ -20,13 +20,13 @@ import DequeModule
 ///    channel) is signalled. ``parkForReply(_:alias:generation:slot:)`` parks only if the
 ///    call's reply slot is empty and its timer has not fired; deliveries do not wake a
 ///    `.calling` process (they wait in `incoming` for its next receive). Every waker
-///    (``deliver(_:savedCount:limit:)``, ``timeout(_:)``, ``signal()``,
+///    (``deliver(_:)`` and its bounded form, ``timeout(_:)``, ``signal()``,
 ///    ``acceptReply(_:_:slot:)``, ``die()``) takes the same lock, so a wake-up is either
 ///    seen by the park or finds the waiter: none is lost.
 /// 3. A callback process is `.idle` (no messages, in no run queue) or `.scheduled` (exactly
 ///    one owner runs it: a run queue entry, a scheduler thread, or an I/O thread that
 ///    claimed it). Only the `.idle → .scheduled` transitions
-///    (``deliver(_:savedCount:limit:)``'s `.schedule`, ``claim(_:bounded:)``) hand out
+///    (``deliver(_:)``'s `.schedule`, ``claim(_:bounded:)``) hand out
 ///    ownership, so the process is never queued twice.
 /// 4. A message sent to an alias is kept only while the alias is active; a local call's
 ///    reply (or its server's DOWN) goes into the reply slot (``ReplySlot``) only while
@@ -34,7 +34,9 @@ import DequeModule
 ///    call's alias is deactivated nothing more arrives for it.
 /// 5. With a capacity, `incoming + saved - pendingDrops` never exceeds it after a delivery:
 ///    `dropOldest` drops the oldest incoming message, or, when the oldest sit in the owner's
-///    queue, counts a drop there (`pendingDrops`) that the owner applies before it scans.
+///    queue, counts a drop there (``Limit/pendingDrops``) that the owner applies before it
+///    scans. The count is the bound's, kept by the process beside the bound (only bounded
+///    mailboxes have one), not in this state.
 struct MailboxState<Waiter> {
     enum Status: UInt8 {
         case running      // sequential: running or runnable
@@ -84,17 +86,21 @@ struct MailboxState<Waiter> {
     struct Limit {
         var capacity = 0
         var overflow = MailboxLimit.Overflow.dropNewest
+        /// `dropOldest`'s drops counted against the owner's queue and not yet applied
+        /// (invariant 5): an input, and raised by a delivery that counts one.
+        var pendingDrops = 0
     }
 
-    // The status first (byte 0), then the queue (one word) and the waiter: the process's
-    // field order relies on it (ProcessCore: the owner's fields start 64 bytes or more
-    // after the status). 40 bytes in all; it is in every process object.
+    // The status first (byte 0), then the timer word, the queue (one word) and the waiter:
+    // the process's field order relies on it (ProcessCore: the owner's fields start 64
+    // bytes or more after the status). 32 bytes in all; it is in every process object.
     private(set) var status: Status
-    private(set) var pendingDrops: Int32 = 0
+    /// The generation of the current receive's or call's timer (bits 0–30; 0 until one is
+    /// drawn) and, in bit 31, whether that timer has fired. One word for both: a timer that
+    /// is not the current one changes nothing, so only the current one's firing needs keeping.
+    private var timer: UInt32 = 0
     private(set) var incoming = MessageQueue()
     private(set) var waiter: Waiter? = nil
-    private var waitGeneration: UInt32 = 0
-    private var timedOutGeneration: UInt32 = 0
     /// The alias of the call this process is making (0: none). A process makes one call at
     /// a time, so one slot covers the hot path; other aliases live in the process's extras.
     private(set) var callAlias: UInt64 = 0
@@ -107,22 +113,30 @@ struct MailboxState<Waiter> {
 
     // MARK: Senders
 
-    /// Appends a message (`savedCount`: what the owner's queue holds, for the bound).
-    /// `dropped`: a full mailbox dropped a message (the arrival, or with `dropOldest` the
-    /// oldest one), for the process to count.
-    mutating func deliver(_ message: any Sendable, savedCount: Int, limit: Limit = Limit()) -> (wake: Wake, dropped: Bool) {
+    /// Appends a message to an unbounded mailbox and says whom to wake.
+    mutating func deliver(_ message: any Sendable) -> Wake {
+        if status == .dead { return .none }
+        incoming.append(message)
+        return wakeOwner()
+    }
+
+    /// ``deliver(_:)`` into a bounded mailbox. `savedCount`: what the owner's queue holds;
+    /// `limit`: the bound, its policy and the drops pending against the owner's queue, which
+    /// a `dropOldest` delivery may raise (invariant 5). `dropped`: a full mailbox dropped a
+    /// message (the arrival, or with `dropOldest` the oldest one), for the process to count.
+    mutating func deliver(_ message: any Sendable, savedCount: Int, limit: inout Limit) -> (wake: Wake, dropped: Bool) {
         if status == .dead { return (.none, false) }
         var droppedOne = false
         if limit.capacity > 0 {
-            let length = incoming.count + savedCount - Int(pendingDrops)
+            let length = incoming.count + savedCount - limit.pendingDrops
             if length >= limit.capacity {
                 switch limit.overflow {
                 case .dropNewest:
                     return (.none, true)
                 case .dropOldest:
                     droppedOne = true
-                    if savedCount - Int(pendingDrops) > 0 {
-                        pendingDrops += 1
+                    if savedCount - limit.pendingDrops > 0 {
+                        limit.pendingDrops += 1
                     } else if !incoming.isEmpty {
                         incoming.removeFirst()
                     }
@@ -144,7 +158,7 @@ struct MailboxState<Waiter> {
     }
 
     /// A message went into a queue the owner drains under this lock before it reads
-    /// `incoming` (``ArrivalShards``): wake the owner as ``deliver(_:savedCount:limit:)``
+    /// `incoming` (``ArrivalShards``): wake the owner as ``deliver(_:)``
     /// would. A dead mailbox wakes nobody (the caller drops what waits).
     mutating func arrivedElsewhere() -> Wake {
         status == .dead ? .none : wakeOwner()
@@ -184,10 +198,15 @@ struct MailboxState<Waiter> {
 
     /// The timer of the receive that drew `generation` fired.
     mutating func timeout(_ generation: UInt32) -> Wake {
-        timedOutGeneration = generation
-        guard status == .waiting || status == .calling, waitGeneration == generation else { return .none }
+        // An earlier receive's timer (not cancelled in time) changes nothing.
+        guard generation != 0, timer & ~Self.timerFired == generation else { return .none }
+        timer |= Self.timerFired
+        guard status == .waiting || status == .calling else { return .none }
         return resumeWaiter()
     }
+
+    /// Bit 31 of `timer`: the current generation's timer has fired.
+    private static var timerFired: UInt32 { 1 << 31 }
 
     /// Claims an idle callback process's run loop for the caller, with `message` for it to
     /// handle: how a message from the wire runs on the I/O thread that read it.
@@ -256,22 +275,17 @@ struct MailboxState<Waiter> {
         return true
     }
 
-    /// Takes the drops `dropOldest` counted against the owner's queue.
-    mutating func takePendingDrops() -> Int {
-        let n = Int(pendingDrops)
-        pendingDrops = 0
-        return n
-    }
-
-    /// A generation for a receive's timer (never 0).
+    /// A generation for a receive's timer (never 0; 31 bits, wrapping): it becomes the
+    /// current one, not fired.
     mutating func nextGeneration() -> UInt32 {
-        waitGeneration &+= 1
-        if waitGeneration == 0 { waitGeneration = 1 }
-        return waitGeneration
+        var g = (timer & ~Self.timerFired) &+ 1
+        if g == Self.timerFired { g = 1 }
+        timer = g
+        return g
     }
 
     /// Whether the timer of `generation` (0: none) has fired.
-    func timedOut(_ generation: UInt32) -> Bool { generation != 0 && timedOutGeneration == generation }
+    func timedOut(_ generation: UInt32) -> Bool { generation != 0 && timer == generation | Self.timerFired }
 
     /// Parks the owner unless something would wake it at once (invariant 2). Returns false
     /// if it must not park (the caller resumes itself). `signalled`: the extra wake source

@@ -54,6 +54,9 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         @exclusivity(unchecked) var trapExit = false
         @exclusivity(unchecked) var exitReason: ExitReason?
         @exclusivity(unchecked) var dropped = 0
+        /// A bounded mailbox's drops counted against the owner's queue, not yet applied
+        /// (``MailboxState/Limit/pendingDrops``).
+        @exclusivity(unchecked) var pendingDrops = 0
         @exclusivity(unchecked) var aliases = Set<UInt64>()
         /// The trace recording this process (``Process/trace(_:_:limit:onEvent:)``).
         @exclusivity(unchecked) var trace: TraceSession?
@@ -66,11 +69,14 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     //    object header, whose reference count senders touch too), the mailbox's status
     //    (byte 24) and waiter when a delivery wakes the owner. The queue's own count and
     //    chunks are in the chunks (``MessageQueue``), not here;
-    // 2. what is written once or rarely, and the alive flag the owner reads;
-    // 3. what the owner writes on each message, from byte 100 on: 64 bytes or more after
-    //    the status, so never in its cache line (nor the lock's), wherever the allocator put
-    //    the object. 128 bytes in all (a sequential process's own fields, its receive
-    //    timeout and its count since the last yield, are in ``SequentialProcess``).
+    // 2. what is written once or rarely;
+    // 3. what the owner writes on each message, and the flags it reads and writes (running,
+    //    alive), from byte 88 on: 64 bytes or more after the status, so never in its cache
+    //    line (nor the lock's), wherever the allocator put the object. 120 bytes in all, so
+    //    that a callback process whose state is a word and a tag (`Int?`) fits a 160-byte
+    //    heap block (a sequential process's own fields, its receive timeout and its count
+    //    since the last yield, are in ``SequentialProcess``; a bounded mailbox's pending
+    //    drops are in ``Extras``).
     // (Offsets on 64-bit platforms; `ProcessLayoutTests` checks them.)
 
     // 1. Senders.
@@ -98,13 +104,15 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// load: a sender that sees the address sees the object initialised. One word for both
     /// keeps the object at 128 bytes.
     let mailboxWord: Atomic<UInt>
-    /// Whether a thread is running the process (set as each run starts and ends).
-    let onCPU = Atomic<Bool>(false)
-    private let alive = Atomic<Bool>(true)
 
     // 3. The owner.
     /// How many messages the owner's queue holds (for a bound's accounting and `info`).
     let savedCount = MessageCount()
+    /// Whether a thread is running the process (set as each run starts and ends). With the
+    /// alive flag in the four bytes after `savedCount` (else padding): both are the owner's
+    /// to read or write, and they keep the object at 120 bytes.
+    let onCPU = Atomic<Bool>(false)
+    private let alive = Atomic<Bool>(true)
     /// Messages taken so far. Each counts one reduction, and nothing else does yet, so it
     /// is also the process's reduction count (`info`'s `messagesHandled` and `reductions`).
     let handledCount = Atomic<Int>(0)
@@ -289,10 +297,12 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Under the lock: the mailbox's delivery, with the bound's policy and its drop count.
     @inline(__always)
     private func append(_ message: any Sendable, _ s: inout Shared) -> Wake {
-        if mailboxLimit == 0 { return s.mailbox.deliver(message, savedCount: 0).wake }
-        let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(),
-                                                limit: .init(capacity: mailboxLimit, overflow: overflow))
+        if mailboxLimit == 0 { return s.mailbox.deliver(message) }
+        let pending = s.extras?.pendingDrops ?? 0
+        var limit = MailboxState<UnsafeContinuation<Void, Never>>.Limit(capacity: mailboxLimit, overflow: overflow, pendingDrops: pending)
+        let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(), limit: &limit)
         if dropped { s.ensureExtras().dropped += 1 }
+        if limit.pendingDrops != pending { s.ensureExtras().pendingDrops = limit.pendingDrops }
         return wake
     }
 
@@ -426,8 +436,10 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
         // sender would count them twice and drop one message too many); the messages
         // themselves are released outside it.
         let n = withShared { s -> Int in
-            let n = s.mailbox.takePendingDrops()
-            if n > 0 { savedCount.store(saved.count - min(n, saved.count)) }
+            guard let e = s.extras, e.pendingDrops > 0 else { return 0 }
+            let n = e.pendingDrops
+            e.pendingDrops = 0
+            savedCount.store(saved.count - min(n, saved.count))
             return n
         }
         guard n > 0 else { return 0 }
