@@ -94,6 +94,32 @@ struct MailboxTests {
         #expect(isSchedule(r20))
     }
 
+    @Test("the message that wakes an idle callback process goes into the owner's queue; later ones queue behind it in incoming, in the order sent; a dead mailbox takes none (invariants 1 and 3)")
+    func wakingDeliveryIntoSaved() {
+        var m = Box(status: .idle)
+        var saved = SavedQueue()
+        let r1 = m.deliver(1, waking: &saved)
+        #expect(isSchedule(r1))
+        #expect(saved.count == 1 && m.incoming.isEmpty, "the run takes it without a refill")
+        let r2 = m.deliver(2, waking: &saved)
+        #expect(isNone(r2), "scheduled once per idle period")
+        #expect(saved.count == 1 && m.incoming.count == 1)
+        let first = saved.removeFirst()
+        #expect(first as? Int == 1)
+        let r3 = m.refillOrIdle(&saved)
+        #expect(r3 == .more)
+        #expect(saved[0] as? Int == 2)
+        var waiting = Box(status: .running)
+        var other = SavedQueue()
+        let r4 = waiting.deliver(3, waking: &other)
+        #expect(isNone(r4))
+        #expect(other.isEmpty && waiting.incoming.count == 1, "a running process's messages go to incoming")
+        _ = waiting.die()
+        let r5 = waiting.deliver(4, waking: &other)
+        #expect(isNone(r5))
+        #expect(other.isEmpty && waiting.incoming.isEmpty)
+    }
+
     @Test("claim: an idle callback process with an empty mailbox is handed over with the message; with messages queued the message goes behind them; a busy one is not claimed")
     func claim() {
         var m = Box(status: .idle)

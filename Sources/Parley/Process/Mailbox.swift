@@ -120,6 +120,25 @@ struct MailboxState<Waiter> {
         return wakeOwner()
     }
 
+    /// ``deliver(_:)``, except that the message that wakes an idle callback process goes
+    /// straight into the owner's queue (`saved`, empty while the process is idle): this
+    /// delivery hands out the run loop (invariant 3), and nothing else touches `saved`
+    /// until the run that takes it, which then needs no refill (no lock round trip) for it.
+    /// Later messages queue in `incoming` behind it, as sent.
+    mutating func deliver(_ message: any Sendable, waking saved: inout SavedQueue) -> Wake {
+        switch status {
+        case .idle:
+            status = .scheduled
+            saved.append(message)
+            return .schedule
+        case .dead:
+            return .none
+        case .running, .waiting, .calling, .scheduled:
+            incoming.append(message)
+            return wakeOwner()
+        }
+    }
+
     /// ``deliver(_:)`` into a bounded mailbox. `savedCount`: what the owner's queue holds;
     /// `limit`: the bound, its policy and the drops pending against the owner's queue, which
     /// a `dropOldest` delivery may raise (invariant 5). `dropped`: a full mailbox dropped a
@@ -372,6 +391,11 @@ struct SavedQueue {
         var out = Array(items.prefix(n))
         if out.count < n { out.append(contentsOf: unread.prefix(n - out.count)) }
         return out
+    }
+
+    /// Appends one message (an idle process's first, ``MailboxState/deliver(_:waking:)``).
+    mutating func append(_ message: any Sendable) {
+        unread.append(message)
     }
 
     /// Takes every message of `incoming` (in constant time), leaving it empty.

@@ -297,7 +297,12 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// Under the lock: the mailbox's delivery, with the bound's policy and its drop count.
     @inline(__always)
     private func append(_ message: any Sendable, _ s: inout Shared) -> Wake {
-        if mailboxLimit == 0 { return s.mailbox.deliver(message) }
+        if mailboxLimit == 0 {
+            let wake = s.mailbox.deliver(message, waking: &saved)
+            // The owner's count of `saved`, as a refill would set it (the process was idle).
+            if case .schedule = wake { savedCount.store(1) }
+            return wake
+        }
         let pending = s.extras?.pendingDrops ?? 0
         var limit = MailboxState<UnsafeContinuation<Void, Never>>.Limit(capacity: mailboxLimit, overflow: overflow, pendingDrops: pending)
         let (wake, dropped) = s.mailbox.deliver(message, savedCount: savedCount.load(), limit: &limit)
