@@ -30,11 +30,13 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     override func run(budget: Int) {
         // Reductions used up with messages left: to the back of the run queue (status stays
         // .scheduled, so senders don't enqueue it twice).
-        if drain(first: nil, max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
+        if drain(max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
     }
 
     override func runClaimed(first: (any Sendable)?, max: Int) -> Bool {
-        switch drain(first: first, max: max) {
+        let drained: Drained
+        if let first { drained = drain(first: first, max: max) } else { drained = drain(max: max) }
+        switch drained {
         case .more: Scheduler.shared.enqueue(self); return true
         case .idle: return true
         case .dead: return false
@@ -43,11 +45,31 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
 
     enum Drained { case idle, more, dead }
 
-    /// Handles up to `max` messages. The caller owns the run loop (status `.scheduled`).
-    /// Inlined into both callers, so the scheduler's run, which passes no claimed message,
-    /// carries no optional message at all (its copies and destroys were 3–4 % of ring-callback).
+    /// Handles up to `max` messages from the mailbox. The caller owns the run loop (status
+    /// `.scheduled`). The scheduler's run comes here, with no claimed message at all: an
+    /// optional one (copied, tested and destroyed on every run even when nil, since the
+    /// optimiser did not fold it away) was 3–4 % of callback ping-pong and ring.
     @inline(__always)
-    private func drain(first: (any Sendable)?, max: Int) -> Drained {
+    private func drain(max: Int) -> Drained {
+        asRunning { handler, me in handleQueued(used: 0, max: max, handler, me) }
+    }
+
+    /// ``drain(max:)`` after `first`, the message an I/O thread claimed the process with.
+    private func drain(first: any Sendable, max: Int) -> Drained {
+        asRunning { handler, me in
+            guard isAlive else { release(); return .dead }
+            if !handle(first, handler, me) { return .dead }
+            return handleQueued(used: 1, max: max, handler, me)
+        }
+    }
+
+    /// Runs `body` as this process: marked on the CPU, its node current, the running
+    /// callback set, with the handler and the context taken once for the whole run (each
+    /// copy of the closure and each `CallbackProcess` retained and released an object per
+    /// message: a third of a callback consumer's time in fan-in-callback). A stop releases
+    /// the process's references; these locals end with the run.
+    @inline(__always)
+    private func asRunning(_ body: (Handler, CallbackProcess) -> Drained) -> Drained {
         onCPU.store(true, ordering: .relaxed)
         // The handler may run off the schedulers (on a connection's I/O thread, which claims
         // a process a message from the wire wakes):
@@ -61,23 +83,16 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
             LocalNode.leave(outer)
             onCPU.store(false, ordering: .relaxed)
         }
-        // The claimed message first (the I/O thread claimed the process with it), then the
-        // mailbox. The mailbox loop handles each message as it comes out of the queue,
-        // with no optional in between: every message paid for the claimed one's optional
-        // (copies, tag checks and destroys of an `Optional<any Sendable>`), which took
-        // callback ping-pong from about 400 to 500 ns a round trip.
-        // The handler and the context are taken once per run, not per message: each copy of
-        // the closure and each `CallbackProcess` retained and released an object per message
-        // (a third of a callback consumer's time in fan-in-callback). A stop releases the
-        // process's references; these locals end with the run.
         guard let handler else { release(); return .dead }
-        let me = CallbackProcess(core: self)
-        var used = 0
-        if let first {
-            guard isAlive else { release(); return .dead }
-            used = 1
-            if !handle(first, handler, me) { return .dead }
-        }
+        return body(handler, CallbackProcess(core: self))
+    }
+
+    /// The mailbox loop: each message is handled as it comes out of the queue, with no
+    /// optional in between (every message paid for one's copies, tag checks and destroys,
+    /// which took callback ping-pong from about 400 to 500 ns a round trip).
+    @inline(__always)
+    private func handleQueued(used start: Int, max: Int, _ handler: Handler, _ me: CallbackProcess) -> Drained {
+        var used = start
         while used < max {
             guard isAlive else { release(); return .dead }
             if mailboxLimit > 0 { _ = applyPendingDrops() }
