@@ -278,7 +278,10 @@ public final class Scheduler: @unchecked Sendable {
 
     /// The job the calling scheduler thread is running (as ``noteRunning(_:)`` recorded it),
     /// or nil off the schedulers.
-    package static var runningJob: ScheduledJob? { Worker.current?.current }
+    package static var runningJob: ScheduledJob? {
+        guard let w = Worker.current else { return nil }
+        return w.current ?? w.currentJob
+    }
 
     /// Runs `body` (which resumes a task) so that the task is queued behind the work already
     /// queued on this scheduler thread rather than in its `runnext` slot.
