@@ -113,7 +113,8 @@ public struct Pid: Hashable, Sendable, CustomStringConvertible, Comparable {
     func deliver(_ message: any Sendable) {
         // A live local pid first, through the stored reference: the hot path builds no route
         // (and so takes no extra reference to the receiving process).
-        if let process { return process.deliver(message) }
+        // Matched in place, as in ``deliver(_:from:)``: no retain and release of the receiver.
+        if case .process = target { return unretainedProcess._withUnsafeGuaranteedRef { $0.deliver(message) } }
         if case .remote(let router) = Route(self, from: .current) { router.send(message, to: self, from: nil) }
     }
 

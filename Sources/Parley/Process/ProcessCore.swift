@@ -179,8 +179,13 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     @inline(__always)
     final func withTable<R>(_ body: (ProcessTable) -> R) -> R {
         if let hosted { return body(hosted.processes) }
-        return body(LocalNode.default.processes)
+        return Self.defaultTable._withUnsafeGuaranteedRef(body)
     }
+
+    /// The default node's table, unretained: `LocalNode.default` lives as long as the OS
+    /// process. Reached through the node, each spawn and exit retained and released the node
+    /// and its table, two objects every core wrote.
+    private static let defaultTable = Unmanaged.passUnretained(LocalNode.default.processes)
 
     /// Runs `body` with the shared state locked. Keep it short: no user code, no sends.
     /// Messages waiting in the senders' queues are moved into the mailbox first, so every

@@ -17,6 +17,14 @@ final class ProcessTable: Sendable {
     static let shardBits = 6
     static let shardCount = 1 << shardBits
     let shards: [ProcessTableShard] = (0..<shardCount).map { _ in ProcessTableShard() }
+    /// The shards again, unretained (`shards` holds them for the table's life): picking one
+    /// takes no reference, so spawns and exits on every core do not all write the reference
+    /// count of one shard (and, through `LocalNode.default`, of the table and the node).
+    private let shardRefs: [Unmanaged<ProcessTableShard>]
+
+    init() {
+        shardRefs = shards.map { Unmanaged.passUnretained($0) }
+    }
     /// One counter for every node of the OS process: ids never repeat between its nodes, so
     /// references and pids made here stay unique whichever node made them.
     private static let counter = Atomic<UInt64>(1)
@@ -31,24 +39,24 @@ final class ProcessTable: Sendable {
     private func key(_ p: ProcessCore) -> UInt64 { UInt64(p.serial) << 32 | UInt64(p.id) }
 
     @inline(__always)
-    private func shard(_ k: UInt64) -> ProcessTableShard {
-        shards[Int(truncatingIfNeeded: k) & (Self.shardCount - 1)]
+    private func withShard<R>(_ k: UInt64, _ body: (ProcessTableShard) -> R) -> R {
+        shardRefs[Int(truncatingIfNeeded: k) & (Self.shardCount - 1)]._withUnsafeGuaranteedRef(body)
     }
 
     func insert(_ p: ProcessCore) {
         let k = key(p)
-        shard(k).insert(k, p)
+        withShard(k) { $0.insert(k, p) }
     }
 
     func remove(_ p: ProcessCore) {
         let k = key(p)
         // The table's reference is given back outside the shard's lock: it may be the last.
-        shard(k).remove(k, p)?.release()
+        withShard(k) { $0.remove(k, p) }?.release()
     }
 
     func lookup(id: UInt32, serial: UInt32) -> ProcessCore? {
         let k = UInt64(serial) << 32 | UInt64(id)
-        return k == 0 ? nil : shard(k).lookup(k)
+        return k == 0 ? nil : withShard(k) { $0.lookup(k) }
     }
 
     var count: Int { shards.reduce(0) { $0 + $1.count } }
