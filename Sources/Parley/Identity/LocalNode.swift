@@ -132,7 +132,7 @@ public final class LocalNode: Sendable, CustomStringConvertible {
 
     /// The node a new process belongs to (the one its options name, else its parent's, else
     /// the current one), as ``ProcessCore/hosted`` holds it: nil for the default node.
-    @inline(__always)
+    @usableFromInline
     static func hosted(_ options: SpawnOptions, parent: ProcessCore?) -> LocalNode? {
         if let node = options.node { return node.pidNode == nil ? nil : node }
         if let parent { return parent.hosted }

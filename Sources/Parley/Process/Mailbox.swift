@@ -37,7 +37,9 @@ import DequeModule
 ///    queue, counts a drop there (``Limit/pendingDrops``) that the owner applies before it
 ///    scans. The count is the bound's, kept by the process beside the bound (only bounded
 ///    mailboxes have one), not in this state.
+@usableFromInline
 struct MailboxState<Waiter> {
+    @usableFromInline
     enum Status: UInt8 {
         case running      // sequential: running or runnable
         case waiting      // sequential: parked in receive, `waiter` set

@@ -60,6 +60,7 @@ extension Process {
     /// }
     /// ```
     @discardableResult
+    @inlinable
     public static func spawn<State>(
         _ options: SpawnOptions = SpawnOptions(), state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
@@ -118,7 +119,7 @@ extension Process {
         return process.pid
     }
 
-    @usableFromInline
+    @inlinable
     static func spawnCallback<State>(
         _ options: SpawnOptions, parent: ProcessCore?, state: sending State,
         handler: @escaping @Sendable (inout State, any Sendable, CallbackProcess) throws -> Next
@@ -129,6 +130,7 @@ extension Process {
     }
 
     /// Everything that must hold before a new process runs: table entry, name, flags, link.
+    @usableFromInline
     static func prepare(_ p: ProcessCore, _ options: SpawnOptions, parent: ProcessCore?, monitorRef: Reference?) throws(ProcessError) {
         if options.link && parent == nil { throw .linkWithoutParent }
         if options.trapExit || options.label != nil || options.behaviour != nil {

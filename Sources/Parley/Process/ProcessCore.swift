@@ -17,7 +17,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // which the scheduler serialises (each hand-over goes through a run-queue lock or the
     // mailbox lock, so it is ordered).
 
-    typealias Status = MailboxState<UnsafeContinuation<Void, Never>>.Status
+    @usableFromInline typealias Status = MailboxState<UnsafeContinuation<Void, Never>>.Status
     typealias Wake = MailboxState<UnsafeContinuation<Void, Never>>.Wake
 
     /// What the lock guards: the mailbox's shared half and the process's extras.
@@ -119,6 +119,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     // Owner-only (see the class comment), so the dynamic exclusivity check is redundant here.
     @exclusivity(unchecked) var saved = SavedQueue()
 
+    @usableFromInline
     init(initialStatus: Status, limit: MailboxLimit?, hosted: LocalNode?) {
         let n = ProcessTable.nextIdentity()
         id = n.id
