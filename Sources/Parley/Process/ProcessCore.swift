@@ -304,6 +304,9 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     @inline(__always)
     private func append(_ message: any Sendable, _ s: inout Shared) -> Wake {
         if mailboxLimit == 0 {
+            // Only an idle process's `saved` is the sender's to touch (no run loop holds
+            // it): asked for otherwise, even unused, the access would race with the owner's.
+            guard s.mailbox.status == .idle else { return s.mailbox.deliver(message) }
             let wake = s.mailbox.deliver(message, waking: &saved)
             // The owner's count of `saved`, as a refill would set it (the process was idle).
             if case .schedule = wake { savedCount.store(1) }
