@@ -11,6 +11,7 @@ __thread long parley_reductions_budget __attribute__((tls_model("initial-exec"))
 
 int parley_trace_sessions = 0;
 __thread void *parley_running_callback __attribute__((tls_model("initial-exec"))) = 0;
+__thread void *parley_current_worker __attribute__((tls_model("initial-exec"))) = 0;
 
 void parley_trace_sessions_add(int delta) {
     __atomic_add_fetch(&parley_trace_sessions, delta, __ATOMIC_RELAXED);

@@ -67,6 +67,15 @@ static inline void *parley_swap_running_callback(void *p) {
     return outer;
 }
 
+/// The scheduler worker this thread runs (an unretained pointer: a scheduler thread's
+/// worker lives as long as the thread; a guest worker is set only for the span of a run),
+/// or NULL. A compiler thread-local, read on every wake-up: `pthread_getspecific` behind a
+/// lazily made key cost a call and a once-check each time.
+extern __thread void *parley_current_worker __attribute__((tls_model("initial-exec")));
+
+static inline void *parley_get_current_worker(void) { return parley_current_worker; }
+static inline void parley_set_current_worker(void *w) { parley_current_worker = w; }
+
 /// Names the calling thread (shown by perf, top -H and gdb).
 void parley_set_thread_name(const char *name);
 

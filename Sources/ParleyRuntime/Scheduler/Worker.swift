@@ -8,12 +8,6 @@ import Glibc
 import Darwin
 #endif
 
-private let workerKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key, nil)
-    return key
-}()
-
 /// The guest worker of a thread that is not a scheduler thread (see ``Scheduler/runWoken``),
 /// retained by the key; released when the thread exits.
 private let guestKey: pthread_key_t = {
@@ -84,7 +78,7 @@ final class Worker: @unchecked Sendable {
 
     @usableFromInline
     static var current: Worker? {
-        guard let p = pthread_getspecific(workerKey) else { return nil }
+        guard let p = parley_get_current_worker() else { return nil }
         return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
     }
 
@@ -104,7 +98,7 @@ final class Worker: @unchecked Sendable {
 
     /// Makes this worker the calling thread's `current` (a guest's, for the span of `runWoken`), or none.
     static func setCurrent(_ w: Worker?) {
-        pthread_setspecific(workerKey, w.map { Unmanaged.passUnretained($0).toOpaque() })
+        parley_set_current_worker(w.map { Unmanaged.passUnretained($0).toOpaque() })
     }
 
     // MARK: Queue operations
@@ -178,7 +172,7 @@ final class Worker: @unchecked Sendable {
     // MARK: The loop
 
     func loop() {
-        pthread_setspecific(workerKey, Unmanaged.passUnretained(self).toOpaque())
+        parley_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
         var tick: UInt32 = 0
         jobStart = MonotonicClock.coarse
         while !scheduler.stopping.load(ordering: .relaxed) {
