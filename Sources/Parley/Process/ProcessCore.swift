@@ -102,7 +102,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     /// until the process asks for parallel sends, then the address of its ``ArrivalShards`` (one retain,
     /// given back in deinit), stored once under the shared lock. Releasing store, acquiring
     /// load: a sender that sees the address sees the object initialised. One word for both
-    /// keeps the object at 128 bytes.
+    /// keeps the object at 120 bytes.
     let mailboxWord: Atomic<UInt>
 
     // 3. The owner.
