@@ -36,7 +36,7 @@ func readme2() async throws {
         return try await me.receive(String.self, after: .seconds(1))     // receive ... after
     }
 
-    // A callback process: no Swift task while idle (about 200 bytes); its handler runs per message.
+    // A callback process: no Swift task while idle (under 200 bytes); its handler runs per message.
     // `me` is a CallbackProcess: it sends, spawns, links and monitors, but cannot wait.
     let counter = try Process.spawn(state: 0) { count, message, me in
         switch message {
