@@ -48,7 +48,10 @@ public enum ChannelErrors {
 @discardableResult
 public func go<T: Sendable>(_ body: sending @escaping () async throws -> T) -> Channel<T> {
     let result = Channel<T>(buffer: .fixed(1))
-    let run: @isolated(any) () async -> Void = {
+    // Typed as throwing though it never throws: the throwing `Task.detached` takes it as it
+    // is, where the non-throwing one wraps it in a reabstraction thunk (an allocation per
+    // spawn).
+    let run: @isolated(any) () async throws -> Void = {
         let box = RootBox()
         box.address = GoBlock.currentTaskAddress()
         await GoBlock.$root.withValue(box) {

@@ -16,7 +16,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     let armedTimer = Atomic<UInt32>(0)
     /// Messages taken since the process last yielded its thread.
     @exclusivity(unchecked) var sinceYield: UInt32 = 0
-    @exclusivity(unchecked) private var task: Task<Void, Never>? = nil
+    @exclusivity(unchecked) private var task: Task<Void, any Error>? = nil
     /// The address of the Swift task running the body, to tell it from child tasks that
     /// inherit the `current` task-local. Written once before the body runs.
     @exclusivity(unchecked) private(set) var taskAddress: UInt = 0
@@ -216,11 +216,14 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
         // With Parley as the global executor, no preference (it would only cost a check per
         // switch); otherwise a preference for Parley's executor. Written out twice, not through
         // a helper taking the closure: passing it on costs a reabstraction context per spawn.
-        let t: Task<Void, Never>
+        // The closures are typed as throwing though they never throw (`main` catches all):
+        // the throwing `Task.detached` takes them as they are, where the non-throwing one
+        // wraps each in a thunk, a 32-byte allocation per spawn.
+        let t: Task<Void, any Error>
         if Scheduler.isGlobalExecutor {
-            t = Task.detached { [self] in await self.main(body) }
+            t = Task.detached { [self] () async throws in await self.main(body) }
         } else {
-            t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] in await self.main(body) }
+            t = Task.detached(executorPreference: Scheduler.shared.executor) { [self] () async throws in await self.main(body) }
         }
         withShared { _ in task = t }
         if !isAlive { t.cancel() }
