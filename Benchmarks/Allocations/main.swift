@@ -34,14 +34,15 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     // A process from spawn to exit, waiting in receive for one message: what it allocates
     // (its bytes are the memory per idle process of issue 15). Sequential: the process, the
     // Swift task (two blocks: the task with its first context, 304 B, and its allocator's
-    // first slab, 1,016 B), the task's closure context, and the mailbox's first chunk once a
-    // message comes; the body's frames fit in the slab since a waiting receive parks in a
-    // small function of its own (they took a slab of their own before, 7.04–7.23 then). The
-    // rest is the runtime's own bookkeeping while 20,000 tasks start and end: 5.01–5.14
-    // (2026-12-06; 6.01–6.10 before the task's closure was typed as throwing, which saves
-    // the non-throwing `Task.detached`'s reabstraction thunk).
+    // first slab, 1,016 B), and the mailbox's first chunk once a message comes; the body's
+    // frames fit in the slab since a waiting receive parks in a small function of its own
+    // (they took a slab of their own before, 7.04–7.23 then). The task's closure captures
+    // only the process, which is then its context: no allocation. The rest is the
+    // runtime's own bookkeeping while 20,000 tasks start and end: 4.01–4.16 (2026-12-06;
+    // 6.01–6.10 before the closure was typed as throwing, which saves the non-throwing
+    // `Task.detached`'s reabstraction thunk, and before the body moved into the process).
     // Callback: the process and the mailbox's first chunk.
-    ("spawn-idle", 5.3, "allocs/process"),
+    ("spawn-idle", 4.3, "allocs/process"),
     ("spawn-idle-callback", 2, "allocs/process"),
 ]
 /// Allocations the runtime's own threads may make meanwhile (a timer, a log line), per message.
