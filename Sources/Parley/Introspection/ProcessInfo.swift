@@ -74,13 +74,14 @@ extension Process {
     }
 }
 
-/// Bytes a Swift task of a parked sequential process holds beyond the process object: the
-/// task object and the parked async frames, which fit in the task's first allocation since
-/// a waiting receive parks in a small function of its own. `parley bench spawn-idle`
-/// measured about 1.74 KB per sequential process in all (BENCHMARKS.md, 2026-12-04,
-/// 19:30 UTC; 2.8 KB before), of which the process object, table entry and closures are
-/// about 300 B.
-let estimatedTaskBytes = 1450
+/// Bytes a Swift task of a parked sequential process holds beyond the process object: two
+/// heap blocks, the task with its first context (304 bytes asked, a 320-byte block) and its
+/// allocator's first slab (1,016 asked, 1,024), where the parked async frames fit since a
+/// waiting receive parks in a small function of its own. `parley bench spawn-idle`
+/// measured 1,617 B per sequential process in all (BENCHMARKS.md, 2026-12-06, 09:00 UTC),
+/// of which the process object (a 192-byte block), its table slot and the benchmark's pid
+/// are the rest.
+let estimatedTaskBytes = 1344
 
 extension ProcessCore {
     func info() -> Process.Info? {
