@@ -172,7 +172,7 @@ final class Worker: @unchecked Sendable {
     // MARK: The loop
 
     func loop() {
-        parley_set_current_worker(Unmanaged.passUnretained(self).toOpaque())
+        Self.setCurrent(self)
         var tick: UInt32 = 0
         jobStart = MonotonicClock.coarse
         while !scheduler.stopping.load(ordering: .relaxed) {
