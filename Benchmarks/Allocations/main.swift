@@ -38,7 +38,7 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     // frames fit in the slab since a waiting receive parks in a small function of its own
     // (they took a slab of their own before, 7.04–7.23 then). The task's closure captures
     // only the process, which is then its context: no allocation. The rest is the
-    // runtime's own bookkeeping while 20,000 tasks start and end: 4.01–4.16 (2026-12-06;
+    // runtime's own bookkeeping while 20,000 tasks start and end: 4.01–4.17 (2026-12-06;
     // 6.01–6.10 before the closure was typed as throwing, which saves the non-throwing
     // `Task.detached`'s reabstraction thunk, and before the body moved into the process).
     // Callback: the process and the mailbox's first chunk.
