@@ -39,12 +39,44 @@ public func decoderRoundTripFailure(_ bytes: [UInt8]) -> String? {
     // A depth and inflate limit small enough that libFuzzer's default RSS limit is never the
     // thing that stops an input.
     let limits = TermLimits(maxDepth: 500, maxInflatedSize: 1 << 20)
+    // `131 68`: a distribution frame with its header (the atom cache), as a connection reads
+    // it; each of its terms must survive the round trip as a plain term.
+    if bytes.count >= 2, bytes[0] == ExternalTermFormat.version, bytes[1] == 68 {
+        guard let terms = try? distributionFrame(bytes, limits: limits) else { return nil }
+        for t in terms {
+            if let failure = roundTripFailure(t) { return "in a frame with a distribution header: \(failure)" }
+        }
+        return nil
+    }
     let first: Term
     do {
         first = try ExternalTermFormat.decode(bytes, limits: limits)
     } catch {
         return nil  // rejected with a typed error: fine
     }
+    return roundTripFailure(first)
+}
+
+/// Reads a frame after its length as a connection does once both nodes set
+/// DFLAG_DIST_HDR_ATOM_CACHE: `131 68`, the header, then terms without version bytes. Each
+/// input has a fresh connection cache, so its header must set every entry it uses.
+public func distributionFrame(_ bytes: [UInt8], limits: TermLimits) throws(TermDecodingError) -> [Term] {
+    try bytes.withUnsafeBytes { raw in
+        Result { () throws(TermDecodingError) -> [Term] in
+            var r = TermReader(raw, identity: .current, limits: limits)
+            r.cache = DecodeCache()
+            _ = try r.u8()
+            _ = try r.u8()
+            try r.readDistHeader()
+            var terms: [Term] = []
+            while r.remaining > 0 { terms.append(try r.readUnversioned()) }
+            return terms
+        }
+    }.get()
+}
+
+/// Encodes `first` and decodes it again: what went wrong, or nil if it came back the same.
+private func roundTripFailure(_ first: Term) -> String? {
     let encoded: [UInt8]
     do {
         encoded = try ExternalTermFormat.encode(first)

@@ -10,6 +10,18 @@ package final class DecodeCache {
     @exclusivity(unchecked) private var atoms = [(key: [UInt8], atom: Atom)?](repeating: nil, count: 64)
     @exclusivity(unchecked) private var nodes: [Atom: Node] = [:]
     @exclusivity(unchecked) private var pids = [Pid?](repeating: nil, count: 64)
+    /// The distribution header's atom cache as the peer has filled it (2,048 entries, made
+    /// with the first header that sets one), and the atoms the current frame's header
+    /// listed (``TermReader/readDistHeader()``).
+    @exclusivity(unchecked) private var distAtoms: [Atom?] = []
+    @exclusivity(unchecked) var frameAtoms: [Atom] = []
+
+    func distAtom(_ index: Int) -> Atom? { index < distAtoms.count ? distAtoms[index] : nil }
+
+    func setDistAtom(_ index: Int, _ atom: Atom) {
+        if distAtoms.isEmpty { distAtoms = [Atom?](repeating: nil, count: AtomRefs.cacheSize) }
+        distAtoms[index] = atom
+    }
 
     package init() {}
 

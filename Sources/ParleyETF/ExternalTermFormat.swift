@@ -47,7 +47,7 @@ package final class WireIdentity: Sendable {
         self.asciiName = name.utf8.allSatisfy { $0 < 0x80 } ? Array(name.utf8) : nil
     }
     /// The default node's, for encoding and decoding outside any connection.
-    static var current: WireIdentity {
+    package static var current: WireIdentity {
         WireIdentity(home: .default, name: LocalNode.default.name, creation: LocalNode.default.wireCreation)
     }
 

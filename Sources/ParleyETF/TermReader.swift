@@ -87,13 +87,25 @@ package struct TermReader {
         return try read()
     }
 
-    /// If the next bytes are SEND's control tuple `131 {2, '', Pid}`, reads it and returns the
-    /// pid; otherwise leaves the position where it was and returns nil.
-    package mutating func readSendControl() throws(TermDecodingError) -> Pid? {
+    /// A term without a version byte (or a compressed one): what follows a distribution
+    /// header, which stands for the terms' version bytes.
+    package mutating func readUnversioned() throws(TermDecodingError) -> Term {
+        if remaining > 0, raw[pos] == Tag.compressed {
+            pos += 1
+            return try readCompressed()
+        }
+        return try read()
+    }
+
+    /// If the next bytes are SEND's control tuple `131 {2, '', Pid}` (without the 131 after a
+    /// distribution header: `versioned` false), reads it and returns the pid; otherwise
+    /// leaves the position where it was and returns nil.
+    package mutating func readSendControl(versioned: Bool = true) throws(TermDecodingError) -> Pid? {
         let start = pos
-        guard remaining >= 8, raw[pos] == 131, raw[pos + 1] == Tag.smallTuple, raw[pos + 2] == 3,
-              raw[pos + 3] == Tag.smallInteger, raw[pos + 4] == 2 else { return nil }
-        pos += 5
+        let v = versioned ? 1 : 0
+        guard remaining >= 7 + v, !versioned || raw[pos] == 131, raw[pos + v] == Tag.smallTuple, raw[pos + v + 1] == 3,
+              raw[pos + v + 2] == Tag.smallInteger, raw[pos + v + 3] == 2 else { return nil }
+        pos += 4 + v
         // The unused cookie, '': its usual encodings are skipped without reading an atom.
         if raw[pos] == Tag.smallAtomUTF8 || raw[pos] == Tag.smallAtom, raw[pos + 1] == 0 {
             pos += 2
@@ -118,6 +130,12 @@ package struct TermReader {
         guard remaining >= 2 else { return nil }
         let header: Int, length: Int
         switch raw[pos] {
+        case Tag.atomCacheRef:
+            // A reference to the frame's header: compared by name (an Atom's name is the
+            // interned String, so a cached atom compares in a few instructions).
+            guard remaining >= 14, let a = cache?.frameAtom(Int(raw[pos + 1])), a.name == identity.name else { return nil }
+            pos += 2
+            return try localPidAfterNode()
         case Tag.smallAtomUTF8, Tag.smallAtom: header = 2; length = Int(raw[pos + 1])
         case Tag.atomUTF8, Tag.atom:
             guard remaining >= 3 else { return nil }
@@ -128,6 +146,12 @@ package struct TermReader {
         let same = local.withUnsafeBytes { memcmp($0.baseAddress!, raw.baseAddress! + pos + header, length) == 0 }
         guard same else { return nil }
         pos += header + length
+        return try localPidAfterNode()
+    }
+
+    /// NEW_PID_EXT's id, serial and creation after a node atom that is this node's name.
+    @inline(__always)
+    mutating func localPidAfterNode() throws(TermDecodingError) -> Pid {
         let id = try u32(), serial = try u32(), creation = try u32()
         guard creation == identity.creation else {
             // This node's name from an earlier incarnation: a pid that is not ours.
@@ -202,6 +226,7 @@ package struct TermReader {
         case Tag.smallAtomUTF8: return try atomText(length: Int(try u8()), utf8: true)
         case Tag.atom: return try atomText(length: Int(try u16()), utf8: false)
         case Tag.smallAtom: return try atomText(length: Int(try u8()), utf8: false)
+        case Tag.atomCacheRef: return try cachedAtom(at: at)
         default: throw .unknownTag(tag, at: at)
         }
     }
@@ -292,6 +317,7 @@ package struct TermReader {
         case Tag.smallAtomUTF8: return .atom(try atomText(length: Int(try u8()), utf8: true))
         case Tag.atom: return .atom(try atomText(length: Int(try u16()), utf8: false))
         case Tag.smallAtom: return .atom(try atomText(length: Int(try u8()), utf8: false))
+        case Tag.atomCacheRef: return .atom(try cachedAtom(at: at))
         case Tag.newPid, Tag.pid:
             let n = try readAtom()
             let id = try u32(), serial = try u32()
@@ -346,6 +372,10 @@ package struct TermReader {
             // Size counts itself: the fun is `size` bytes from the size field on.
             guard size >= 4 else { throw .invalid("fun of size \(size)", at: at) }
             if size - 4 > remaining { throw .lengthTooLarge(size, at: at) }
+            // Under a distribution header the fun's atoms may be references to the frame's
+            // list, which mean nothing once the fun is sent on: its bytes are made anew with
+            // each atom's text.
+            if let cache, !cache.frameAtoms.isEmpty { return .fun(Fun(bytes: try funWithAtomTexts(at: at, size: size))) }
             pos = at
             return .fun(Fun(bytes: try bytes(size + 1)))
         default:

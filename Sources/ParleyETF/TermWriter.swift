@@ -6,6 +6,13 @@ protocol TermSink {
     mutating func put16(_ v: UInt16)
     mutating func put32(_ v: UInt32)
     mutating func put<C: Collection>(bytes: C) where C.Element == UInt8
+    /// An atom: its text, or a reference to the frame's atom cache entries (``ScratchSink``
+    /// under a distribution header).
+    mutating func atom(_ name: String) throws(TermEncodingError)
+}
+
+extension TermSink {
+    mutating func atom(_ name: String) throws(TermEncodingError) { try TermWriter.writeAtom(name, into: &self) }
 }
 
 extension Array: TermSink where Element == UInt8 {
@@ -82,7 +89,7 @@ enum TermWriter {
             let bits = d.bitPattern
             out.put(Tag.newFloat); out.put32(UInt32(bits >> 32)); out.put32(UInt32(truncatingIfNeeded: bits))
         case .atom(let a):
-            try writeAtom(a.name, into: &out)
+            try out.atom(a.name)
         case .binary(let b):
             out.put(Tag.binary); out.put32(UInt32(b.count)); out.put(bytes: b)
         case .bitBinary(let b, let bits):
@@ -90,26 +97,26 @@ enum TermWriter {
         case .pid(let p):
             out.put(Tag.newPid)
             let (name, creation) = identity.parts(of: p)
-            try writeAtom(name, into: &out)
+            try out.atom(name)
             out.put32(p.id); out.put32(p.serial); out.put32(creation)
         case .port(let p):
             if p.id > UInt64(UInt32.max) {
-                out.put(Tag.v4Port); try writeAtom(p.node.name, into: &out)
+                out.put(Tag.v4Port); try out.atom(p.node.name)
                 out.put32(UInt32(p.id >> 32)); out.put32(UInt32(truncatingIfNeeded: p.id))
             } else {
-                out.put(Tag.newPort); try writeAtom(p.node.name, into: &out); out.put32(UInt32(p.id))
+                out.put(Tag.newPort); try out.atom(p.node.name); out.put32(UInt32(p.id))
             }
             out.put32(p.creation)
         case .reference(let r):
             let words = r.words
             out.put(Tag.newerReference); out.put16(UInt16(words.count))
-            try writeAtom(r.node?.name ?? identity.name, into: &out)
+            try out.atom(r.node?.name ?? identity.name)
             out.put32(r.node == nil ? identity.creation : r.creation)
             for w in words { out.put32(w) }
         case .export(let m, let f, let arity):
             out.put(Tag.export)
-            try writeAtom(m.name, into: &out)
-            try writeAtom(f.name, into: &out)
+            try out.atom(m.name)
+            try out.atom(f.name)
             out.put(Tag.smallInteger); out.put(arity)
         case .fun(let f):
             out.put(bytes: f.bytes)
@@ -140,6 +147,14 @@ package struct ScratchSink: TermSink {
     let capacity: Int
     var count = 0
     var spill: [UInt8]? = nil
+    /// Under a distribution header (the peer negotiated DFLAG_DIST_HDR_ATOM_CACHE): the
+    /// frame's atoms, which its terms name by index (ATOM_CACHE_REF), and no version byte
+    /// before the message. Nil: a pass-through frame (`112 131 Control 131 Message`).
+    package var refs: AtomRefs? = nil
+    /// In a pass-through frame, where the message's version byte is (see ``startMessage()``),
+    /// so that a frame encoded before the peer's flags were known can be sent under a
+    /// distribution header without it.
+    package private(set) var messageAt: Int? = nil
 
     package init(_ buffer: UnsafeMutableRawBufferPointer) {
         base = buffer.baseAddress!
@@ -183,6 +198,29 @@ package struct ScratchSink: TermSink {
         }
     }
 
+    /// Bytes written so far.
+    var position: Int { spill?.count ?? count }
+
+    /// An atom: a reference to the frame's atom list if it has room (eight), else its text.
+    mutating func atom(_ name: String) throws(TermEncodingError) {
+        if refs != nil {
+            guard name.utf8.count < 256 || name.unicodeScalars.count <= 255 else { throw .atomTooLong(name) }
+            if let i = refs!.index(adding: name) {
+                put(Tag.atomCacheRef); put(UInt8(i))
+                return
+            }
+        }
+        try TermWriter.writeAtom(name, into: &self)
+    }
+
+    /// Starts the message after the control message: its version byte in a pass-through
+    /// frame (where it is noted), nothing under a distribution header.
+    package mutating func startMessage() {
+        guard refs == nil else { return }
+        messageAt = position
+        put(ExternalTermFormat.version)
+    }
+
     /// The bytes written, for the duration of `body`.
     package func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if let spill { return try spill.withUnsafeBytes(body) }
@@ -195,7 +233,7 @@ extension TermWriter {
     static func writePid<S: TermSink>(_ p: Pid, into out: inout S, identity: WireIdentity) throws(TermEncodingError) {
         out.put(Tag.newPid)
         let (name, creation) = identity.parts(of: p)
-        try writeAtom(name, into: &out)
+        try out.atom(name)
         out.put32(p.id); out.put32(p.serial); out.put32(creation)
     }
 }

@@ -152,9 +152,11 @@ final class RawClient: @unchecked Sendable {
         return nil
     }
 
-    /// A Parley node's flags without the failure detector's: this fake node answers no
-    /// probes, as an Erlang node does not, so it is not monitored.
-    static let flags = DistributionFlags.parley.subtracting(.parleyFailureDetector)
+    /// A Parley node's flags without the failure detector's (this fake node answers no
+    /// probes, as an Erlang node does not, so it is not monitored) and without the
+    /// distribution header's atom cache (it reads frames as `112 131 ...`; erts, like Parley,
+    /// sends the header only to a node that sets the flag).
+    static let flags = DistributionFlags.parley.subtracting([.parleyFailureDetector, .distHeaderAtomCache])
 
     /// The status frames the node sent in the last handshake (`ok`, `alive`, ...).
     private(set) var statuses: [String] = []

@@ -82,7 +82,8 @@ struct AsyncGenServerTests {
         let events = Events()
         let server = try await Waiter(events: events).start()
         #expect(events.all == ["initialized"])
-        async let reply = server.call(.slow("a"))
+        // 30 s, not gen_server's 5: a bound for a busy machine (the callback waits 100 ms).
+        async let reply = server.call(.slow("a"), timeout: .seconds(30))
         #expect(await eventually { events.all.contains("call a started") })
         server.cast("b")
         #expect(try await reply == "done a")

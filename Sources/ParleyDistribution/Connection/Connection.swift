@@ -26,6 +26,8 @@ final class Connection: Sendable {
     /// skip the lock when nobody waits: a missed wake-up is caught by the holder's own
     /// periodic re-check).
     let heldSenders = Atomic<Int>(0)
+    /// Whether frames take the distribution header (set once, as the connection comes up).
+    let distHeader = Atomic<Bool>(false)
     /// Frames (ticks excluded) and bytes read from the peer. Written only by the channel's
     /// event loop (a load and a store, no read-modify-write); read relaxed by introspection,
     /// which needs no ordering with anything else.
@@ -68,14 +70,16 @@ final class Connection: Sendable {
 
     // MARK: Sending
 
-    /// Queues one frame: `Len 112 131 Control [131 Payload]` (no atom cache). Messages
-    /// (`isMessage`, REG_SEND) may hold their sender while the connection is busy; signals
-    /// (links, monitors, exits) never do: they are sent from places that must not block.
+    /// Queues one frame: `Len 112 131 Control [131 Payload]`, or, once both nodes set
+    /// DFLAG_DIST_HDR_ATOM_CACHE, `Len 131 68 Header Control [Payload]` with the frame's atoms
+    /// named by index. Messages (`isMessage`, REG_SEND) may hold their sender while the
+    /// connection is busy; signals (links, monitors, exits) never do: they are sent from
+    /// places that must not block.
     func send(control: Term, payload: Term? = nil, isMessage: Bool = false) {
         send(mayHold: isMessage) { out, identity throws(TermEncodingError) in
             try out.write(control, identity: identity)
             if let payload {
-                out.put(131)
+                out.startMessage()
                 try out.write(payload, identity: identity)
             }
         }
@@ -86,29 +90,35 @@ final class Connection: Sendable {
     func send(_ payload: Term, to pid: Pid) {
         send(mayHold: true) { out, identity throws(TermEncodingError) in
             try out.writeSendControl(to: pid, identity: identity)
-            out.put(131)
+            out.startMessage()
             try out.write(payload, identity: identity)
         }
     }
 
-    /// Encodes a frame body (after `112 131`) into stack scratch outside the lock, then
-    /// appends the whole frame to the outgoing buffer under it. With `mayHold`, a sender that
-    /// finds the connection busy is held until it is not (``Configuration/bufferBusyLimit``).
+    /// Encodes a frame body (what follows its header) into stack scratch outside the lock,
+    /// then appends the whole frame to the outgoing buffer under it, where its header is
+    /// made (the atom cache's entries are decided in the order frames go on the wire). With
+    /// `mayHold`, a sender that finds the connection busy is held until it is not
+    /// (``Configuration/bufferBusyLimit``).
     private func send(mayHold: Bool = false, _ encode: (inout ScratchSink, WireIdentity) throws(TermEncodingError) -> Void) {
         let identity = router.identity
         let next: State.Enqueued = withUnsafeTemporaryAllocation(byteCount: 512, alignment: 8) { scratch in
             var sink = ScratchSink(scratch)
+            // Relaxed: a sender that still sees false makes a pass-through body, which the
+            // locked enqueue turns into a headed frame if the connection has come up since.
+            if distHeader.load(ordering: .relaxed) { sink.refs = AtomRefs() }
             do {
                 try encode(&sink, identity)
             } catch {
                 router.log.warning("dropped a message to \(node): \(error)")
                 return .nothing
             }
+            let refs = sink.refs, messageAt = sink.messageAt
             return sink.withBytes { bytes in
                 var held: Parker? = nil
                 while true {
                     let next = state.withLock { s in
-                        let next = s.enqueue(bytes, mayHold: mayHold, held: &held)
+                        let next = s.enqueue(bytes, refs: refs, messageAt: messageAt, mayHold: mayHold, held: &held)
                         if case .hold = next { heldSenders.wrappingAdd(1, ordering: .relaxed) }
                         return next
                     }
@@ -175,7 +185,14 @@ final class Connection: Sendable {
     /// The handshake on `channel` completed: the connection is up. False if another attempt
     /// won or the connection closed meanwhile: then `channel` is not used.
     func attach(_ channel: any NIOCore.Channel, peer: PeerInfo, tickTime: Duration) -> Bool {
-        guard let waiters = state.withLock({ $0.attach(channel, peer: peer) }) else { return false }
+        // DFLAG_DIST_HDR_ATOM_CACHE on both sides: every frame takes the distribution header
+        // from now on (dist_util keeps the flags both set).
+        let headed = peer.flags.contains(.distHeaderAtomCache) && router.flags.contains(.distHeaderAtomCache)
+        guard let waiters = state.withLock({ s -> [CheckedContinuation<Void, any Error>]? in
+            let w = s.attach(channel, peer: peer, distHeader: headed)
+            if w != nil { distHeader.store(headed, ordering: .relaxed) }
+            return w
+        }) else { return false }
         let period = TimeAmount.nanoseconds(Int64(tickTime.components.seconds) * 1_000_000_000 / 4 + Int64(tickTime.components.attoseconds / 4_000_000_000))
         // Strong: close() cancels the task, which breaks the cycle. A weak reference would
         // give the connection a side table, and every retain on the send and read paths
@@ -256,25 +273,39 @@ final class Connection: Sendable {
         }
     }
 
-    /// One frame's bytes after its length, `112 131 Control [131 Payload]`, in `r`.
+    /// One frame's bytes after its length, in `r`: `112 131 Control [131 Payload]`, or
+    /// `131 68 Header Control [Payload]` (the distribution header, whose atom cache references
+    /// the terms then use, and which stands for their version bytes).
     func receive(_ r: inout TermReader, inbox: Inbox) throws(TermDecodingError) {
-        let pass = try r.u8()
-        guard pass == 112 else { throw .unknownTag(pass, at: 0) }
+        let first = try r.u8()
+        let versioned: Bool
+        switch first {
+        case 112:
+            versioned = true
+            r.forgetFrameAtoms()   // a pass-through frame refers to none
+        case ExternalTermFormat.version:
+            let tag = try r.u8()
+            guard tag == 68 else { throw .unknownTag(tag, at: 1) }
+            try r.readDistHeader()
+            versioned = false
+        default:
+            throw .unknownTag(first, at: 0)
+        }
         // SEND, the common case, is read without building its control tuple.
-        if let to = try r.readSendControl() {
+        if let to = try r.readSendControl(versioned: versioned) {
             // A SEND without its message is malformed but harmless: ignored, as the router
             // ignores other malformed control messages.
             guard r.remaining > 0 else {
                 router.handle(control: .tuple([.integer(Control.send), .atom(""), .pid(to)]), payload: nil, from: self, inbox: inbox)
                 return
             }
-            let payload = try r.readVersioned()
+            let payload = versioned ? try r.readVersioned() : try r.readUnversioned()
             if r.remaining > 0 { throw .trailingBytes(r.remaining) }
             if to.holdsProcess, let m = MessageCodec.incoming(from: payload, to: to) { inbox.add(m, to: to) }
             return
         }
-        let control = try r.readVersioned()
-        let payload = r.remaining > 0 ? try r.readVersioned() : nil
+        let control = versioned ? try r.readVersioned() : try r.readUnversioned()
+        let payload = r.remaining > 0 ? (versioned ? try r.readVersioned() : try r.readUnversioned()) : nil
         if r.remaining > 0 { throw .trailingBytes(r.remaining) }
         router.handle(control: control, payload: payload, from: self, inbox: inbox)
     }

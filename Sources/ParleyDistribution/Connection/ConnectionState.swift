@@ -30,8 +30,17 @@ struct ConnectionState<Waiter> {
     enum Phase: Equatable { case connecting, up, closed }
 
     private(set) var phase: Phase = .connecting
-    /// Frames waiting to be written, each `Len 112 131 ...`.
+    /// Frames waiting to be written: `Len 112 131 ...` (pass-through), or `Len 131 68 ...`
+    /// once both nodes set DFLAG_DIST_HDR_ATOM_CACHE (``distHeader``).
     private(set) var buffer: ByteBuffer
+    /// Frames queued while connecting, before the peer's flags say which header they take;
+    /// written into `buffer` by ``attach(_:peer:distHeader:)``. Their bytes count toward busy.
+    private var pending: [(bytes: [UInt8], messageAt: Int?)] = []
+    private var pendingBytes = 0
+    /// Whether frames go with the distribution header and its atom cache (set at attach).
+    private(set) var distHeader = false
+    /// What the peer's atom cache holds, as the frames queued so far have filled it.
+    private var atomsOut = AtomCacheOut()
     private(set) var channel: (any NIOCore.Channel)? = nil
     private(set) var peer: PeerInfo? = nil
     /// Handshakes in flight for this node (an outgoing dial, an incoming accept).
@@ -68,7 +77,7 @@ struct ConnectionState<Waiter> {
     }
 
     /// Busy: our buffer has reached the limit, or SwiftNIO's queue has.
-    var isBusy: Bool { busyLimit > 0 && (buffer.readableBytes >= busyLimit || nioBusy) }
+    var isBusy: Bool { busyLimit > 0 && (buffer.readableBytes + pendingBytes >= busyLimit || nioBusy) }
 
     // MARK: Coming up
 
@@ -96,10 +105,15 @@ struct ConnectionState<Waiter> {
 
     /// The handshake on `channel` completed. Returns the waiters to resume, or nil if the
     /// connection is no longer connecting (another attempt won, or it closed): then this
-    /// channel is not used.
-    mutating func attach(_ channel: any NIOCore.Channel, peer: PeerInfo) -> [Waiter]? {
+    /// channel is not used. `distHeader`: both nodes set DFLAG_DIST_HDR_ATOM_CACHE, so every
+    /// frame from now on starts with a distribution header (erts refuses a pass-through one).
+    mutating func attach(_ channel: any NIOCore.Channel, peer: PeerInfo, distHeader: Bool = false) -> [Waiter]? {
         guard phase == .connecting else { return nil }
         phase = .up
+        self.distHeader = distHeader
+        for f in pending { f.bytes.withUnsafeBytes { _ = write($0, refs: nil, messageAt: f.messageAt) } }
+        pending = []
+        pendingBytes = 0
         self.channel = channel
         self.peer = peer
         upSince = MonotonicClock.now
@@ -151,21 +165,30 @@ struct ConnectionState<Waiter> {
     /// sender instead (busy_dist_port). Erlang checks for busy before it queues, so one
     /// message larger than the limit still goes when the queue is short. `held` is the
     /// sender's parker from an earlier round, reused.
-    mutating func enqueue(_ bytes: UnsafeRawBufferPointer, mayHold: Bool, held parker: inout Parker?) -> Enqueued {
+    ///
+    /// `bytes` is the frame after its header: encoded with `refs` (the frame's atoms, named
+    /// by index in its terms) when the sender saw the distribution header negotiated,
+    /// otherwise as a pass-through frame's `Control [131 Message]`, with the message's
+    /// version byte at `messageAt`.
+    mutating func enqueue(_ bytes: UnsafeRawBufferPointer, refs: AtomRefs? = nil, messageAt: Int? = nil,
+                          mayHold: Bool, held parker: inout Parker?) -> Enqueued {
         guard phase != .closed else { return .nothing }
         if mayHold, isBusy, let p = parker ?? Self.parkerIfMayBlock() {
             parker = p
             held.append(p)
             return .hold(p)
         }
-        buffer.writeInteger(UInt32(bytes.count + 2))
-        buffer.writeInteger(UInt16(112 << 8 | 131))
-        buffer.writeBytes(bytes)
-        wroteSinceTick = true
         framesOut &+= 1
-        bytesOut &+= bytes.count &+ 6
         // While connecting, the flush that follows the handshake writes what is queued.
-        guard phase == .up, let ch = channel else { return .nothing }
+        guard phase == .up, let ch = channel else {
+            // Only an up connection has told its senders to use references (refs is nil).
+            pending.append((Array(bytes), messageAt))
+            pendingBytes &+= bytes.count
+            bytesOut &+= bytes.count &+ 6
+            return .nothing
+        }
+        bytesOut &+= write(bytes, refs: refs, messageAt: messageAt)
+        wroteSinceTick = true
         // A burst from a process running on this connection's own event loop (woken there
         // by a read): a scheduled flush cannot run until it returns, so write as it goes.
         // A scheduled flush, if any, stays so.
@@ -175,6 +198,49 @@ struct ConnectionState<Waiter> {
         if flushScheduled { return .nothing }
         flushScheduled = true
         return .scheduleFlush(ch)
+    }
+
+    /// Writes one frame into `buffer` with the header the connection uses; returns its size
+    /// with its length. Pass-through: `Len 112 131 Control [131 Message]`. Distribution
+    /// header: `Len 131 68 N Flags Refs Control [Message]`, the message without its version
+    /// byte (a frame encoded as pass-through loses it here, and lists no atoms).
+    private mutating func write(_ bytes: UnsafeRawBufferPointer, refs: AtomRefs?, messageAt: Int?) -> Int {
+        guard distHeader else {
+            // References are only made once the header is negotiated, which stays so.
+            guard refs == nil else { return 0 }
+            buffer.writeInteger(UInt32(bytes.count + 2))
+            buffer.writeInteger(UInt16(112 << 8 | 131))
+            buffer.writeBytes(bytes)
+            return bytes.count &+ 6
+        }
+        if let refs {
+            // The header is assembled in stack scratch (writing to `buffer` from the cache's
+            // callback would be a second access to `self`), then copied in once.
+            let plan = atomsOut.plan(refs)
+            buffer.writeInteger(UInt32(plan.size + bytes.count))
+            withUnsafeTemporaryAllocation(byteCount: plan.size, alignment: 1) { scratch in
+                var at = 0
+                atomsOut.write(refs, plan) { piece in
+                    guard let from = piece.baseAddress, piece.count > 0 else { return }
+                    scratch.baseAddress!.advanced(by: at).copyMemory(from: from, byteCount: piece.count)
+                    at += piece.count
+                }
+                buffer.writeBytes(UnsafeRawBufferPointer(scratch))
+            }
+            buffer.writeBytes(bytes)
+            return plan.size &+ bytes.count &+ 4
+        }
+        let dropped = messageAt == nil ? 0 : 1
+        buffer.writeInteger(UInt32(3 + bytes.count - dropped))
+        buffer.writeInteger(UInt16(131 << 8 | 68))
+        buffer.writeInteger(UInt8(0))
+        if let m = messageAt {
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[..<m]))
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[(m + 1)...]))
+        } else {
+            buffer.writeBytes(bytes)
+        }
+        return 3 &+ bytes.count &- dropped &+ 4
     }
 
     /// How much a sender on the connection's own event loop queues before writing it itself.
@@ -258,6 +324,8 @@ struct ConnectionState<Waiter> {
         let wasUp = phase == .up
         phase = .closed
         buffer.clear()
+        pending = []
+        pendingBytes = 0
         defer {
             waiters = []
             held = []

@@ -50,10 +50,12 @@ public struct DistributionFlags: OptionSet, Sendable, Hashable, CustomStringConv
     public static let mandatory27: Self = mandatory25.union([.unlinkId, .v4NC, .mandatory25Digest])
 
     /// What a Parley node advertises: the mandatory sets of OTP 25 to 27, monitors (gen_server
-    /// calls monitor the callee), small atom tags, and sequential-trace labels of any term
-    /// (a call's trace context travels as a map label); no atom cache, fragments, or spawn
-    /// requests.
-    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags, .bigSeqTraceLabels, .parleyFailureDetector])
+    /// calls monitor the callee), small atom tags, sequential-trace labels of any term (a
+    /// call's trace context travels as a map label), and the distribution header's atom
+    /// cache (frames name their atoms by cache index, as Erlang nodes do between
+    /// themselves); no fragments or spawn requests.
+    public static let parley: Self = mandatory27.union([.distMonitor, .distMonitorName, .smallAtomTags, .bigSeqTraceLabels,
+                                                        .distHeaderAtomCache, .parleyFailureDetector])
 
     public var description: String { "0x" + String(rawValue, radix: 16) }
 }
