@@ -155,6 +155,9 @@ enum RemoteWorkloads {
                 if let dir { return dir }
                 let d = NSTemporaryDirectory() + "parley-bench-erl-\(getpid())"
                 try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+                // The Erlang peers load the module from it while they run: it goes when the
+                // bench exits (a C callback, so it names the folder again rather than capture it).
+                atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "parley-bench-erl-\(getpid())") }
                 try erlangSource.write(toFile: d + "/remote_peer.erl", atomically: true, encoding: .utf8)
                 let erlc = try launch("/usr/bin/erlc", ["-o", d, d + "/remote_peer.erl"])
                 erlc.waitUntilExit()

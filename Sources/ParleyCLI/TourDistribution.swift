@@ -85,6 +85,9 @@ import ParleyOTP
     guard await TourNode.waitForPing(erlName) else { print("  the Erlang node did not come up"); return }
     let peerInfo = Distribution.peers.first { $0.name == erlName }
     print("  erl -name \(erlName): Node.ping -> :pong after \(ms(since: t2)) ms; flags \(peerInfo.map { "\($0.flags)" } ?? "?") (OTP 25's mandatory set included)")
+    if let peerInfo, peerInfo.flags.contains(.distHeaderAtomCache) {
+        print("    both nodes offer DFLAG_DIST_HDR_ATOM_CACHE: each frame lists its atoms in the distribution header, and a node name or '$gen_call' crosses as text once, then as a cache index")
+    }
     let gl = me.spawn { io in   // a group leader for rpc: answers io requests
         while true {
             if case .tuple(let t) = try await io.receive(Term.self), t.count == 4, let from = t[1].pidValue {

@@ -45,6 +45,40 @@ struct ProcessTableTests {
         #expect(shard.remove(Self.key(order[0]), order[0]) == nil)
     }
 
+    @Test("A rebuild places entries from the slots' own bits while the table is small enough for them, and from each process's id above that: both give tables that look up, walk and remove right")
+    func rebuildFromSlotsOrProcesses() {
+        // hashBits 6: the slots alone place entries up to 64 lines (512 slots); the table
+        // grows past that, so later rebuilds read the processes. The default keeps 16 bits.
+        for shard in [ProcessTableShard(hashBits: 6), ProcessTableShard()] {
+            var live: [UInt64: ProcessCore] = [:]
+            var gone: [UInt64] = []
+            var all: [ProcessCore] = []
+            var oldest = 0
+            for round in 0..<6_000 {
+                let p = SequentialProcess(limit: nil, hosted: nil)
+                shard.insert(Self.key(p), p)
+                live[Self.key(p)] = p
+                all.append(p)
+                // One in three rounds the oldest leaves, so tombstones and rebuilds mix in.
+                if round % 3 == 2 {
+                    let q = all[oldest]
+                    oldest += 1
+                    #expect(shard.remove(Self.key(q), q) != nil)
+                    live[Self.key(q)] = nil
+                    gone.append(Self.key(q))
+                }
+            }
+            #expect(shard.capacity > 512)
+            Self.check(shard, live, absent: gone)
+            for (k, p) in live where k % 2 == 0 {
+                #expect(shard.remove(k, p) != nil)
+                live[k] = nil
+                gone.append(k)
+            }
+            Self.check(shard, live, absent: gone)
+        }
+    }
+
     @Test("long-lived processes among a sliding window of short-lived ones: lookups stay right and the table stays near its live count")
     func longLivedAmongChurn() {
         let shard = ProcessTableShard()

@@ -80,7 +80,8 @@ final class ProcessTable: Sendable {
 }
 
 /// One shard of a ``ProcessTable``: open addressing on 8-byte slots, each the address of a
-/// process (holding +1 on it), 0 if empty or 1 if its process left (a tombstone).
+/// process (holding +1 on it) with where its id goes in the spare bits, 0 if empty or 1 if
+/// its process left (a tombstone).
 ///
 /// Where an id goes: the shard's ids, `key >> shardBits`, are taken in groups of eight
 /// consecutive ones, and a group gets one 64-byte line of eight slots, picked by Fibonacci
@@ -94,7 +95,8 @@ final class ProcessTable: Sendable {
 /// A removal leaves a tombstone (no entries move, no process is read); inserts reuse
 /// tombstones. The table is rebuilt, to half full or less, when live entries and tombstones
 /// pass 3/4 of the slots, and when live entries fall below 1/8 (memory goes back after a
-/// burst of processes exits). Only a lookup by id and a rebuild read a process's id.
+/// burst of processes exits). Only a lookup by id reads a process's id (of a slot whose
+/// place bits match), and a rebuild of a shard over 2^16 lines (half a million slots).
 final class ProcessTableShard: @unchecked Sendable {
     // @unchecked Sendable: `slots`, `mask`, `lineShift`, `live` and `dead` are read and written
     // only between `lock.lock()` and `lock.unlock()`.
@@ -105,6 +107,14 @@ final class ProcessTableShard: @unchecked Sendable {
     /// gate's spawn-idle-callback row counted those rebuilds: 0.03 allocations per process).
     static let minimumCapacity = 256
     static let empty: UInt = 0, tombstone: UInt = 1
+    /// A live slot's address bits. The rest carry where its key goes: bits 0–2 its place in
+    /// its group of eight, bits 48 and up the top bits of its group's hash (`hashBits` of
+    /// them), so a rebuild moves an entry without reading its process (a cache miss per live
+    /// entry, 3–4 % of spawn-idle-callback when it did). Objects are 16-byte aligned, and
+    /// user-space addresses fit in 47 bits on x86_64 and 48 on arm64 (Linux hands out higher
+    /// ones only to a mapping that asks for them): `insert` checks it.
+    static let addressMask: UInt = 0x0000_FFFF_FFFF_FFF0
+    private static let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
     private let lock = LockWord()
     // Unsafe pointer: `mask + 1` initialized slots, owned by this shard alone (allocated in
     // `init`/`rebuild`, freed in `rebuild`/`deinit`). A slot above 1 holds +1 on its process.
@@ -112,10 +122,15 @@ final class ProcessTableShard: @unchecked Sendable {
     private var mask: Int
     /// 64 minus log2 of the number of lines (Fibonacci hashing keeps the top bits).
     private var lineShift: UInt64
+    /// How many top bits of a group's hash a slot keeps (16; fewer in tests): a table of up
+    /// to 2^hashBits lines (2^19 slots with 16) rebuilds from the slots alone; a larger one
+    /// reads each live process's id, as it always did.
+    private let hashBits: UInt64
     private var live = 0
     private var dead = 0
 
-    init() {
+    init(hashBits: Int = 16) {
+        self.hashBits = UInt64(hashBits)
         (slots, mask, lineShift) = Self.table(Self.minimumCapacity)
     }
 
@@ -134,7 +149,7 @@ final class ProcessTableShard: @unchecked Sendable {
     @inline(__always)
     private static func process(_ slot: UInt) -> Unmanaged<ProcessCore> {
         // The slot holds a retained ProcessCore's address (above `tombstone`), see `insert`.
-        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot)!)
+        Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: slot & addressMask)!)
     }
 
     @inline(__always)
@@ -142,12 +157,32 @@ final class ProcessTableShard: @unchecked Sendable {
         process(slot)._withUnsafeGuaranteedRef { UInt64($0.serial) << 32 | UInt64($0.id) }
     }
 
+    /// A live slot's bits besides the address, for key `k`: its place in its group of eight
+    /// and the top `hashBits` bits of the group's hash.
+    @inline(__always)
+    private func placeBits(_ k: UInt64) -> UInt {
+        let n = k >> UInt64(ProcessTable.shardBits)
+        let hash = (n >> 3) &* Self.golden
+        return UInt(n & 7) | UInt(hash >> (64 - hashBits)) << 48
+    }
+
     /// The first slot to try for `k`: slot `id % 8` of the line its group of eight hashes to.
     @inline(__always)
     private func home(_ k: UInt64) -> Int {
         let n = k >> UInt64(ProcessTable.shardBits)
-        let line = ((n >> 3) &* 0x9E37_79B9_7F4A_7C15) >> lineShift
+        let line = ((n >> 3) &* Self.golden) >> lineShift
         return Int(truncatingIfNeeded: line << 3 | n & 7) & mask
+    }
+
+    /// `home` of a live slot's key, from the slot's own bits when the table has few enough
+    /// lines for them (the line is the hash's top `64 - lineShift` bits, of the `hashBits`
+    /// kept), otherwise from its process.
+    @inline(__always)
+    private func home(slot s: UInt) -> Int {
+        let lineBits = 64 - lineShift
+        guard lineBits <= hashBits else { return home(Self.key(s)) }
+        let line = UInt64(s >> 48) >> (hashBits - lineBits)
+        return Int(truncatingIfNeeded: line << 3 | UInt64(s & 7)) & mask
     }
 
     var count: Int {
@@ -162,13 +197,15 @@ final class ProcessTableShard: @unchecked Sendable {
 
     func insert(_ k: UInt64, _ p: ProcessCore) {
         let address = UInt(bitPattern: Unmanaged.passRetained(p).toOpaque())
+        precondition(address & ~Self.addressMask == 0, "a process at \(address), outside the 48-bit, 16-byte aligned addresses the process table packs")
+        let slot = address | placeBits(k)
         lock.lock()
         if (live + dead + 1) * 4 > (mask + 1) * 3 { rebuild(for: live + 1) }
         // Ids never repeat, so `k` is not here: the first free slot takes it.
         var i = home(k)
         while slots[i] > Self.tombstone { i = (i + 1) & mask }
         if slots[i] == Self.tombstone { dead -= 1 }
-        slots[i] = address
+        slots[i] = slot
         live += 1
         lock.unlock()
     }
@@ -176,11 +213,11 @@ final class ProcessTableShard: @unchecked Sendable {
     /// Removes `p` (whose key is `k`); returns the table's reference for the caller to
     /// release, or nil if `p` is not here.
     func remove(_ k: UInt64, _ p: ProcessCore) -> Unmanaged<ProcessCore>? {
-        let address = UInt(bitPattern: Unmanaged.passUnretained(p).toOpaque())
+        let slot = UInt(bitPattern: Unmanaged.passUnretained(p).toOpaque()) | placeBits(k)
         lock.lock()
         defer { lock.unlock() }
         var i = home(k)
-        while slots[i] != address {
+        while slots[i] != slot {
             if slots[i] == Self.empty { return nil }
             i = (i + 1) & mask
         }
@@ -188,17 +225,19 @@ final class ProcessTableShard: @unchecked Sendable {
         live -= 1
         dead += 1
         if live * 8 < mask + 1 && mask + 1 > Self.minimumCapacity { rebuild(for: live) }
-        return Self.process(address)
+        return Self.process(slot)
     }
 
     func lookup(_ k: UInt64) -> ProcessCore? {
+        let place = placeBits(k)
         lock.lock()
         defer { lock.unlock() }
         var i = home(k)
         while true {
             let s = slots[i]
             if s == Self.empty { return nil }
-            if s != Self.tombstone, Self.key(s) == k { return Self.process(s).takeUnretainedValue() }
+            // Only a slot whose place bits match can be `k`'s: others are passed unread.
+            if s & ~Self.addressMask == place, s != Self.tombstone, Self.key(s) == k { return Self.process(s).takeUnretainedValue() }
             i = (i + 1) & mask
         }
     }
@@ -220,7 +259,7 @@ final class ProcessTableShard: @unchecked Sendable {
         (slots, mask, lineShift) = Self.table(capacity)
         dead = 0
         for i in 0..<oldCount where old[i] > Self.tombstone {
-            var j = home(Self.key(old[i]))
+            var j = home(slot: old[i])
             while slots[j] != Self.empty { j = (j + 1) & mask }
             slots[j] = old[i]
         }
