@@ -3,6 +3,9 @@ import Glibc
 #endif
 @_spi(Distribution) import Parley
 
+/// What one connection decodes over and over: the same atoms (`msg`, `'$gen_call'`, node
+/// names), the same nodes, the same local pids. Direct-mapped and small; a hit skips the
+/// atom table's lock and hashing, or the process table's. Owned by one connection and used
 /// only on its event loop.
 package final class DecodeCache {
     // Only the owning connection's event loop thread touches these (see the class comment),

@@ -238,10 +238,6 @@ extension TermWriter {
     }
 }
 
-/// What one connection decodes over and over: the same atoms (`msg`, `'$gen_call'`, node
-/// names), the same nodes, the same local pids. Direct-mapped and small; a hit skips the
-/// atom table's lock and hashing, or the process table's. Owned by one connection and used
-
 // The distribution layer's entry points: the generic writer is specialized for the scratch
 // sink here, in its own module, so the send path makes no generic calls across modules.
 extension ScratchSink {
