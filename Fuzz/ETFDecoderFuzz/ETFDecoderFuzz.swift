@@ -58,15 +58,15 @@ public func decoderRoundTripFailure(_ bytes: [UInt8]) -> String? {
 }
 
 /// Reads a frame after its length as a connection does once both nodes set
-/// DFLAG_DIST_HDR_ATOM_CACHE: `131 68`, the header, then terms without version bytes. Each
-/// input has a fresh connection cache, so its header must set every entry it uses.
-public func distributionFrame(_ bytes: [UInt8], limits: TermLimits) throws(TermDecodingError) -> [Term] {
+/// DFLAG_DIST_HDR_ATOM_CACHE: `131 68`, the header, then terms without version bytes. The
+/// fuzzer gives each input a fresh connection cache, so its header must set every entry it
+/// uses; the header tests pass one cache through a sequence of frames.
+package func distributionFrame(_ bytes: [UInt8], limits: TermLimits, cache: DecodeCache = DecodeCache()) throws(TermDecodingError) -> [Term] {
     try bytes.withUnsafeBytes { raw in
         Result { () throws(TermDecodingError) -> [Term] in
             var r = TermReader(raw, identity: .current, limits: limits)
-            r.cache = DecodeCache()
-            _ = try r.u8()
-            _ = try r.u8()
+            r.cache = cache
+            guard try r.u8() == ExternalTermFormat.version, try r.u8() == 68 else { throw .badVersion(0) }
             try r.readDistHeader()
             var terms: [Term] = []
             while r.remaining > 0 { terms.append(try r.readUnversioned()) }

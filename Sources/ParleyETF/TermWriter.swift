@@ -95,10 +95,7 @@ enum TermWriter {
         case .bitBinary(let b, let bits):
             out.put(Tag.bitBinary); out.put32(UInt32(b.count)); out.put(bits); out.put(bytes: b)
         case .pid(let p):
-            out.put(Tag.newPid)
-            let (name, creation) = identity.parts(of: p)
-            try out.atom(name)
-            out.put32(p.id); out.put32(p.serial); out.put32(creation)
+            try writePid(p, into: &out, identity: identity)
         case .port(let p):
             if p.id > UInt64(UInt32.max) {
                 out.put(Tag.v4Port); try out.atom(p.node.name)
@@ -126,14 +123,20 @@ enum TermWriter {
     }
 
     static func writeAtom<S: TermSink>(_ name: String, into out: inout S) throws(TermEncodingError) {
+        try checkLength(ofAtom: name)
         let utf8 = name.utf8
         if utf8.count < 256 {
             out.put(Tag.smallAtomUTF8); out.put(UInt8(utf8.count))
         } else {
-            guard name.unicodeScalars.count <= 255 else { throw .atomTooLong(name) }
             out.put(Tag.atomUTF8); out.put16(UInt16(utf8.count))
         }
         out.put(bytes: utf8)
+    }
+
+    /// Erlang's limit on an atom: 255 characters (a name under 256 bytes is within it).
+    @inline(__always)
+    static func checkLength(ofAtom name: String) throws(TermEncodingError) {
+        guard name.utf8.count < 256 || name.unicodeScalars.count <= 255 else { throw .atomTooLong(name) }
     }
 }
 
@@ -204,7 +207,7 @@ package struct ScratchSink: TermSink {
     /// An atom: a reference to the frame's atom list if it has room (eight), else its text.
     mutating func atom(_ name: String) throws(TermEncodingError) {
         if refs != nil {
-            guard name.utf8.count < 256 || name.unicodeScalars.count <= 255 else { throw .atomTooLong(name) }
+            try TermWriter.checkLength(ofAtom: name)
             if let i = refs!.index(adding: name) {
                 put(Tag.atomCacheRef); put(UInt8(i))
                 return

@@ -30,19 +30,10 @@ extension DistributionTests.CodecTests {
             return out.header(for: refs) + body
         }
 
-        /// Reads one frame as Connection does: `131 68`, the header, then the terms.
+        /// Reads one frame as Connection does (`131 68`, the header, then the terms), with the
+        /// fuzzer's reader, keeping the connection's cache in `cache`.
         func read(_ bytes: [UInt8], _ cache: DecodeCache) throws -> [Term] {
-            try bytes.withUnsafeBytes { raw in
-                try Result { () throws(TermDecodingError) -> [Term] in
-                    var r = TermReader(raw, identity: me, limits: TermLimits())
-                    r.cache = cache
-                    guard try r.u8() == 131, try r.u8() == 68 else { throw .badVersion(0) }
-                    try r.readDistHeader()
-                    var terms: [Term] = []
-                    while r.remaining > 0 { terms.append(try r.readUnversioned()) }
-                    return terms
-                }.get()
-            }
+            try distributionFrame(bytes, limits: TermLimits(), cache: cache)
         }
 
         @Test("Frames round-trip through the header: atoms go as new cache entries (index and text) the first time and as the index alone after, in the order frames are sent")
