@@ -14,6 +14,12 @@ private let epmdBinary = "/usr/bin/epmd"
 private let erlBinary = "/usr/bin/erl"
 private let haveEPMD = FileManager.default.isExecutableFile(atPath: epmdBinary)
 private let haveErl = FileManager.default.isExecutableFile(atPath: erlBinary)
+/// The client's timeout in these tests (the API's default is 5 s). Under the thread
+/// sanitizer, with every suite starting at once on two cores, one CI run saw all nine
+/// embedded-EPMD tests' first requests go unanswered for more than 5 s at the suite's start
+/// (the real-epmd tests, whose requests come after starting an OS process, passed): these
+/// tests check EPMD's protocol, not how fast a starved process answers.
+private let patience: Duration = .seconds(30)
 
 /// The rules checked here are those of erl_dist_protocol's "EPMD Protocol" section, run
 /// against Erlang's own `epmd` (OTP 25) and against ``EmbeddedEPMD``, each on a private port
@@ -70,13 +76,13 @@ struct EPMDTests {
     func realUnknownName() async throws {
         let epmd = try await RealEPMD.start()
         defer { epmd.stop() }
-        #expect(try await EPMDClient.lookup(name: "nobody", epmdPort: epmd.port) == nil)
+        #expect(try await EPMDClient.lookup(name: "nobody", epmdPort: epmd.port, timeout: patience) == nil)
     }
 
     @Test("embedded: PORT_PLEASE2 for an unknown name (PORT2_RESP Result 1) is nil")
     func embeddedUnknownName() async throws {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
-        #expect(try await EPMDClient.lookup(name: "nobody", epmdPort: epmd.boundPort) == nil)
+        #expect(try await EPMDClient.lookup(name: "nobody", epmdPort: epmd.boundPort, timeout: patience) == nil)
         await epmd.stop()
     }
 
@@ -99,20 +105,20 @@ struct EPMDTests {
         erl.standardError = FileHandle.nullDevice
         try erl.run()
         defer { hardStop(erl) }
-        let info = try await poll(for: .seconds(40)) { try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort) }
+        let info = try await poll(for: .seconds(40)) { try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort, timeout: patience) }
         let found = try #require(info)
         #expect(found.name == "probe")
         #expect(found.nodeType == .normal)
         #expect(found.protocol == 0)
         #expect(found.highestVersion == 6)
         #expect(found.port > 0)
-        let names = try await EPMDClient.names(epmdPort: epmd.boundPort)
+        let names = try await EPMDClient.names(epmdPort: epmd.boundPort, timeout: patience)
         #expect(names.contains(EPMDNameEntry(name: "probe", port: found.port)))
 
         // The node's death closes its ALIVE2 connection, which unregisters it.
         hardStop(erl)
         let gone = try await poll(for: .seconds(20)) {
-            try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort) == nil ? true : nil
+            try await EPMDClient.lookup(name: "probe", epmdPort: epmd.boundPort, timeout: patience) == nil ? true : nil
         }
         #expect(gone == true)
         await epmd.stop()
@@ -121,8 +127,8 @@ struct EPMDTests {
     @Test("embedded: `epmd -names` (Erlang's own NAMES_REQ client) prints our registrations", .enabled(if: haveEPMD))
     func epmdNamesCLIReadsEmbedded() async throws {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
-        let a = try await EPMDClient.register(name: "alpha", port: 5555, hidden: false, epmdPort: epmd.boundPort)
-        let b = try await EPMDClient.register(name: "beta", port: 6666, hidden: true, epmdPort: epmd.boundPort)
+        let a = try await EPMDClient.register(name: "alpha", port: 5555, hidden: false, epmdPort: epmd.boundPort, timeout: patience)
+        let b = try await EPMDClient.register(name: "beta", port: 6666, hidden: true, epmdPort: epmd.boundPort, timeout: patience)
         let output = try await runChild([epmdBinary, "-port", String(epmd.boundPort), "-names"]).output
         #expect(output.contains("up and running on port \(epmd.boundPort)"))
         #expect(output.contains("name alpha at port 5555"))
@@ -154,7 +160,7 @@ struct EPMDTests {
         // took over 1 s between its connect and its ALIVE2_REQ and was closed as stalled.
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1", requestTimeout: .seconds(5))
         let port = epmd.boundPort
-        let keep = try await EPMDClient.register(name: "steady", port: 4242, hidden: false, epmdPort: port)
+        let keep = try await EPMDClient.register(name: "steady", port: 4242, hidden: false, epmdPort: port, timeout: patience)
 
         // Garbage: "hello..." reads as a length of 26725, over the 1 KiB request limit.
         #expect(await rawSession(port: port, send: Array("hello world\r\n".utf8)).closed)
@@ -173,7 +179,7 @@ struct EPMDTests {
         #expect(await rawSession(port: port, send: [], wait: .seconds(15)).closed)
         #expect(await rawSession(port: port, send: [0, 10, 122], wait: .seconds(15)).closed)
 
-        let info = try await EPMDClient.lookup(name: "steady", epmdPort: port)
+        let info = try await EPMDClient.lookup(name: "steady", epmdPort: port, timeout: patience)
         #expect(info?.port == 4242)
         #expect(keep.isActive)
         await keep.close()
@@ -183,11 +189,11 @@ struct EPMDTests {
     @Test("embedded: stop() closes the ALIVE2 connections, so every name is unregistered")
     func embeddedStopUnregisters() async throws {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
-        let registration = try await EPMDClient.register(name: "s", port: 1234, hidden: false, epmdPort: epmd.boundPort)
+        let registration = try await EPMDClient.register(name: "s", port: 1234, hidden: false, epmdPort: epmd.boundPort, timeout: patience)
         await epmd.stop()
         let closed = try await poll(for: .seconds(20)) { registration.isActive ? nil : true }
         #expect(closed == true)
-        await #expect(throws: EPMDError.self) { try await EPMDClient.names(epmdPort: epmd.boundPort) }
+        await #expect(throws: EPMDError.self) { try await EPMDClient.names(epmdPort: epmd.boundPort, timeout: patience) }
     }
 
     @Test("ensureRunning: nil when an EPMD already listens on the port, a new server when none does")
@@ -204,7 +210,7 @@ struct EPMDTests {
         let port = freePort()
         let started = try #require(try await EmbeddedEPMD.ensureRunning(port: port, host: "127.0.0.1"))
         #expect(started.boundPort == port)
-        #expect(try await EPMDClient.names(epmdPort: port).isEmpty)
+        #expect(try await EPMDClient.names(epmdPort: port, timeout: patience).isEmpty)
         await started.stop()
     }
 
@@ -219,7 +225,7 @@ struct EPMDTests {
         config.embeddedEPMDAddress = "127.0.0.1"
         try await node.startDistribution(config)
         let listening = listeningAddresses(port: port)
-        let names = try? await EPMDClient.names(epmdPort: port)
+        let names = try? await EPMDClient.names(epmdPort: port, timeout: patience)
         await node.stopDistribution()
         #expect(listening == ["127.0.0.1"], "listening on \(listening)")
         #expect(names?.contains { $0.name == "epmd_loopback_\(port)" } == true)
@@ -231,7 +237,7 @@ struct EPMDTests {
     func clientUnreachable() async throws {
         let port = freePort()
         await #expect {
-            _ = try await EPMDClient.lookup(name: "x", epmdPort: port)
+            _ = try await EPMDClient.lookup(name: "x", epmdPort: port, timeout: patience)
         } throws: { error in
             guard case .unreachable(_, let p, let why) = error as? EPMDError else { return false }
             return p == port && why.contains("refused")
@@ -263,11 +269,11 @@ struct EPMDTests {
     @Test("client: ALIVE2_REQ names are 1 to 255 bytes (Nlen); others fail before any I/O")
     func clientRejectsInvalidNames() async {
         await #expect(throws: EPMDError.invalidName("")) {
-            _ = try await EPMDClient.register(name: "", port: 1, hidden: false, epmdPort: 1)
+            _ = try await EPMDClient.register(name: "", port: 1, hidden: false, epmdPort: 1, timeout: patience)
         }
         let long = String(repeating: "n", count: 256)
         await #expect(throws: EPMDError.invalidName(long)) {
-            _ = try await EPMDClient.register(name: long, port: 1, hidden: false, epmdPort: 1)
+            _ = try await EPMDClient.register(name: long, port: 1, hidden: false, epmdPort: 1, timeout: patience)
         }
     }
 
@@ -275,7 +281,7 @@ struct EPMDTests {
     func droppedRegistrationUnregisters() async throws {
         let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1")
         do {
-            let registration = try await EPMDClient.register(name: "dropped", port: 1, hidden: false, epmdPort: epmd.boundPort)
+            let registration = try await EPMDClient.register(name: "dropped", port: 1, hidden: false, epmdPort: epmd.boundPort, timeout: patience)
             #expect(registration.isActive)
         }
         let gone = try await poll(for: .seconds(20)) { epmd.registeredNames.isEmpty ? true : nil }
@@ -286,31 +292,31 @@ struct EPMDTests {
     // MARK: Shared checks
 
     private func checkRegisterLookupNames(epmdPort: Int) async throws {
-        let normal = try await EPMDClient.register(name: "parleya", port: 45001, hidden: false, epmdPort: epmdPort)
-        let hidden = try await EPMDClient.register(name: "parleyb", port: 45002, hidden: true, epmdPort: epmdPort)
+        let normal = try await EPMDClient.register(name: "parleya", port: 45001, hidden: false, epmdPort: epmdPort, timeout: patience)
+        let hidden = try await EPMDClient.register(name: "parleyb", port: 45002, hidden: true, epmdPort: epmdPort, timeout: patience)
         // Real epmd may give two different names the same creation: it only has to differ
         // between incarnations of one name (checkCreationChanges).
         #expect(normal.creation != 0 && hidden.creation != 0)
 
-        let a = try #require(try await EPMDClient.lookup(name: "parleya", epmdPort: epmdPort))
+        let a = try #require(try await EPMDClient.lookup(name: "parleya", epmdPort: epmdPort, timeout: patience))
         #expect(a == EPMDNodeInfo(name: "parleya", port: 45001, nodeType: .normal, highestVersion: 6, lowestVersion: 6))
         // The host part of a full node name is not sent.
-        let b = try #require(try await EPMDClient.lookup(name: "parleyb@somewhere", epmdPort: epmdPort))
+        let b = try #require(try await EPMDClient.lookup(name: "parleyb@somewhere", epmdPort: epmdPort, timeout: patience))
         #expect(b.port == 45002 && b.nodeType == .hidden)
 
-        let names = try await EPMDClient.names(epmdPort: epmdPort)
+        let names = try await EPMDClient.names(epmdPort: epmdPort, timeout: patience)
         #expect(Set(names) == [EPMDNameEntry(name: "parleya", port: 45001), EPMDNameEntry(name: "parleyb", port: 45002)])
         await normal.close()
         await hidden.close()
     }
 
     private func checkCloseUnregisters(epmdPort: Int) async throws {
-        let registration = try await EPMDClient.register(name: "transient", port: 45003, hidden: false, epmdPort: epmdPort)
-        #expect(try await EPMDClient.lookup(name: "transient", epmdPort: epmdPort) != nil)
+        let registration = try await EPMDClient.register(name: "transient", port: 45003, hidden: false, epmdPort: epmdPort, timeout: patience)
+        #expect(try await EPMDClient.lookup(name: "transient", epmdPort: epmdPort, timeout: patience) != nil)
         await registration.close()
         #expect(!registration.isActive)
         let gone = try await poll(for: .seconds(20)) {
-            try await EPMDClient.lookup(name: "transient", epmdPort: epmdPort) == nil ? true : nil
+            try await EPMDClient.lookup(name: "transient", epmdPort: epmdPort, timeout: patience) == nil ? true : nil
         }
         #expect(gone == true)
         // Closing twice is harmless.
@@ -320,12 +326,12 @@ struct EPMDTests {
     private func checkCreationChanges(epmdPort: Int) async throws {
         var creations: [UInt32] = []
         for _ in 0..<3 {
-            let registration = try await EPMDClient.register(name: "again", port: 7000, hidden: false, epmdPort: epmdPort)
+            let registration = try await EPMDClient.register(name: "again", port: 7000, hidden: false, epmdPort: epmdPort, timeout: patience)
             creations.append(registration.creation)
             await registration.close()
             // Wait for EPMD to see the close, or the next ALIVE2_REQ is refused as taken.
             _ = try await poll(for: .seconds(20)) {
-                try await EPMDClient.lookup(name: "again", epmdPort: epmdPort) == nil ? true : nil
+                try await EPMDClient.lookup(name: "again", epmdPort: epmdPort, timeout: patience) == nil ? true : nil
             }
         }
         #expect(!creations.contains(0))
@@ -333,12 +339,12 @@ struct EPMDTests {
     }
 
     private func checkNameTaken(epmdPort: Int) async throws {
-        let first = try await EPMDClient.register(name: "taken", port: 45004, hidden: false, epmdPort: epmdPort)
+        let first = try await EPMDClient.register(name: "taken", port: 45004, hidden: false, epmdPort: epmdPort, timeout: patience)
         await #expect(throws: EPMDError.nameTaken("taken")) {
-            _ = try await EPMDClient.register(name: "taken", port: 45005, hidden: false, epmdPort: epmdPort)
+            _ = try await EPMDClient.register(name: "taken", port: 45005, hidden: false, epmdPort: epmdPort, timeout: patience)
         }
         // The refusal leaves the first registration in place.
-        #expect(try await EPMDClient.lookup(name: "taken", epmdPort: epmdPort)?.port == 45004)
+        #expect(try await EPMDClient.lookup(name: "taken", epmdPort: epmdPort, timeout: patience)?.port == 45004)
         await first.close()
     }
 }
@@ -359,7 +365,7 @@ private struct RealEPMD {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let epmd = RealEPMD(process: process, port: port)
-        let up = try? await poll(for: .seconds(20)) { (try? await EPMDClient.names(epmdPort: port)) != nil ? true : nil }
+        let up = try? await poll(for: .seconds(20)) { (try? await EPMDClient.names(epmdPort: port, timeout: patience)) != nil ? true : nil }
         if up != true {
             epmd.stop()
             throw EPMDError.unreachable(host: "127.0.0.1", port: port, underlying: "epmd did not start")
