@@ -41,14 +41,15 @@ let budgets: [(name: String, budget: Double, unit: String)] = [
     // runtime's own bookkeeping while 20,000 tasks start and end: 4.01–4.17 (2026-12-06;
     // 6.01–6.10 before the closure was typed as throwing, which saves the non-throwing
     // `Task.detached`'s reabstraction thunk, and before the body moved into the process).
-    // Callback: the process and the mailbox's first chunk. 4.5, not 4.3: a fresh-clone CI
-    // run read 4.40 (2026-12-06, 16:10 UTC) with a runtime byte-identical to builds that read
-    // 4.08–4.17 here, so the bookkeeping moves with timing beyond the tolerance; the waits
-    // around the count now ask `isAlive` for the exits (no allocation) rather than `info`.
+    // 4.5, not 4.3: a fresh-clone CI run read 4.40 (2026-12-06, 16:10 UTC) with a runtime
+    // byte-identical to builds that read 4.08–4.17 here, so the bookkeeping moves with
+    // timing beyond the tolerance; the waits around the count ask `isAlive` for the exits
+    // (no allocation) rather than `info`.
     ("spawn-idle", 4.5, "allocs/process"),
-    // 2.15, not 2.0: 2.01 in most runs, 2.11 in one of ten here (2026-12-06) with the same
-    // runtime; what moves with timing was not found (a table rebuild or a run queue's growth
-    // inside the window are candidates).
+    // Callback: the process and the mailbox's first chunk. 2.15, not 2.0: 2.01 in most
+    // runs, 2.11 in one of ten here (2026-12-06) with the same runtime; what moves with
+    // timing was not found (a table rebuild or a run queue's growth inside the window are
+    // candidates).
     ("spawn-idle-callback", 2.15, "allocs/process"),
 ]
 /// Allocations the runtime's own threads may make meanwhile (a timer, a log line), per message.
