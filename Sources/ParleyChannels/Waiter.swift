@@ -141,7 +141,7 @@ package class Waiter: ScheduledJob, @unchecked Sendable {
         case .task(let c):
             if wakeBehind { Scheduler.wakeBehind { c.resume() } } else { c.resume() }
         case .thread(let p): p.unpark()
-        case .schedule: Scheduler.shared.enqueue(self)
+        case .schedule: Scheduler.withShared { $0.enqueue(self) }
         case .wakeable(let w): w.wakeFromChannel()
         }
     }

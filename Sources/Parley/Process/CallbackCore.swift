@@ -36,14 +36,14 @@ final class CallbackCore<State>: ProcessCore, @unchecked Sendable {
     override func run(budget: Int) {
         // Reductions used up with messages left: to the back of the run queue (status stays
         // .scheduled, so senders don't enqueue it twice).
-        if drain(max: budget) == .more { Scheduler.shared.enqueueAtBack(self) }
+        if drain(max: budget) == .more { Scheduler.withShared { $0.enqueueAtBack(self) } }
     }
 
     override func runClaimed(first: (any Sendable)?, max: Int) -> Bool {
         let drained: Drained
         if let first { drained = drain(first: first, max: max) } else { drained = drain(max: max) }
         switch drained {
-        case .more: Scheduler.shared.enqueue(self); return true
+        case .more: Scheduler.withShared { $0.enqueue(self) }; return true
         case .idle: return true
         case .dead: return false
         }

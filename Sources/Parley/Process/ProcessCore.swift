@@ -230,7 +230,7 @@ class ProcessCore: ScheduledJob, ChannelWakeable, @unchecked Sendable {
     final func perform(_ wake: Wake) {
         switch wake {
         case .none: break
-        case .schedule: Scheduler.shared.enqueue(self)
+        case .schedule: Scheduler.withShared { $0.enqueue(self) }
         case .resume(let c): c.resume()
         case .overflowExit: ExitSignals.propagate(die(.mailboxOverflow, external: true))
         }

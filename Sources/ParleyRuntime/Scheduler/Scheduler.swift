@@ -69,6 +69,19 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: The shared scheduler
 
+    /// Runs `body` with ``shared``, borrowed: a call through `Scheduler.shared` retained and
+    /// released the scheduler object around it, a write to one reference count that every
+    /// wake-up on every core made (its cache line then crossed cores with the messages).
+    /// Unretained: `shared` is a global constant, never released.
+    ///
+    /// ```swift
+    /// Scheduler.withShared { $0.enqueue(job) }
+    /// ```
+    @inlinable @inline(__always)
+    public static func withShared<R>(_ body: (Scheduler) throws -> R) rethrows -> R {
+        try Unmanaged.passUnretained(shared)._withUnsafeGuaranteedRef(body)
+    }
+
     private static let pending = Locked<(configuration: Configuration?, started: Bool)>((nil, false))
 
     /// The process-wide scheduler, started on first use with the configuration given to
@@ -113,16 +126,28 @@ public final class Scheduler: @unchecked Sendable {
 
     @usableFromInline
     func wake(_ r: Runnable) {
-        if let w = Worker.current, w.scheduler === self {
-            if w.yieldRequested {
-                w.yieldRequested = false
-                pushGlobal(r)
-            } else {
-                w.pushNext(r)
-            }
-        } else {
-            pushGlobal(r)
+        // The calling thread's worker, borrowed: `Worker.current` returned a strong
+        // reference, whose retain and release cost every wake-up two atomic writes.
+        // Unretained: a thread's current worker outlives the job the thread runs.
+        if let p = parley_get_current_worker(),
+           Unmanaged<Worker>.fromOpaque(p)._withUnsafeGuaranteedRef({ wakeOn($0, r) }) {
+            return
         }
+        pushGlobal(r)
+    }
+
+    /// `r` to worker `w`'s runnext slot (the global queue if its current job asked to yield
+    /// first); false if `w` belongs to another scheduler.
+    @inline(__always)
+    private func wakeOn(_ w: Worker, _ r: Runnable) -> Bool {
+        guard w.scheduler === self else { return false }
+        if w.yieldRequested {
+            w.yieldRequested = false
+            pushGlobal(r)
+        } else {
+            w.pushNext(r)
+        }
+        return true
     }
 
     func pushGlobal(_ r: Runnable) {
@@ -243,9 +268,8 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Records which job the current scheduler thread is running, so that a long schedule is
     /// reported with its pid and name. Sequential processes call it when they resume.
-    @inlinable
     public static func noteRunning(_ job: ScheduledJob) {
-        if let w = Worker.current { w.current = job }
+        Worker.withCurrent { $0.current = job }
     }
 
     /// Sends the current Swift task to the back of its scheduler's run queue, as the BEAM does
@@ -255,9 +279,9 @@ public final class Scheduler: @unchecked Sendable {
     /// for i in 0..<1_000_000 { work(i); if i % 4000 == 0 { await Scheduler.yield() } }
     /// ```
     public static func yield() async {
-        if let w = Worker.current { w.yieldRequested = true }
+        Worker.withCurrent { $0.yieldRequested = true }
         await Task.yield()
-        if let w = Worker.current { w.yieldRequested = false }
+        Worker.withCurrent { $0.yieldRequested = false }
     }
 
     /// Counts one reduction for the Swift task running on this scheduler thread and says
@@ -279,17 +303,15 @@ public final class Scheduler: @unchecked Sendable {
     /// The job the calling scheduler thread is running (as ``noteRunning(_:)`` recorded it),
     /// or nil off the schedulers.
     package static var runningJob: ScheduledJob? {
-        guard let w = Worker.current else { return nil }
-        return w.current ?? w.currentJob
+        Worker.withCurrent { $0.current ?? $0.currentJob } ?? nil
     }
 
     /// Runs `body` (which resumes a task) so that the task is queued behind the work already
     /// queued on this scheduler thread rather than in its `runnext` slot.
     package static func wakeBehind(_ body: () -> Void) {
-        guard let w = Worker.current else { body(); return }
-        w.yieldRequested = true
+        guard Worker.withCurrent({ $0.yieldRequested = true }) != nil else { body(); return }
         body()
-        w.yieldRequested = false
+        Worker.withCurrent { $0.yieldRequested = false }
     }
 
     /// Runs `body` on the calling thread, then, on the same thread, the processes and tasks
@@ -381,6 +403,9 @@ public final class ParleyExecutor: TaskExecutor, @unchecked Sendable {
     fileprivate(set) var scheduler: Scheduler!
 
     public func enqueue(_ job: consuming ExecutorJob) {
-        scheduler.wake(.task(UnownedJob(job)))
+        // Borrowed, not retained: a scheduler and its workers hold one another and are never
+        // freed, shut down or not.
+        let job = UnownedJob(job)
+        Unmanaged.passUnretained(scheduler)._withUnsafeGuaranteedRef { $0.wake(.task(job)) }
     }
 }

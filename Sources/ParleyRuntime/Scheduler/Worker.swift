@@ -82,6 +82,16 @@ final class Worker: @unchecked Sendable {
         return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
     }
 
+    /// Runs `body` with the calling thread's worker, borrowed (nil off the schedulers):
+    /// ``current`` returns a strong reference, and its retain and release are two atomic
+    /// writes on paths that run once per message. Unretained: a thread's current worker
+    /// outlives anything the thread runs meanwhile.
+    @inline(__always)
+    static func withCurrent<R>(_ body: (Worker) throws -> R) rethrows -> R? {
+        guard let p = parley_get_current_worker() else { return nil }
+        return try Unmanaged<Worker>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
+    }
+
     /// The calling thread's guest worker for `scheduler`: a run queue that only this thread
     /// fills and drains, never stolen from, never parked. Index -1 keeps it out of the
     /// scheduler's worker list.
