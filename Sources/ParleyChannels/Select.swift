@@ -383,8 +383,10 @@ package enum SelectEngine {
     @usableFromInline
     package static func scheduleTimeout(_ owner: Waiter, _ x: SelectExtras) -> ScheduledTimer? {
         guard let d = x.deadline else { return nil }
-        return Scheduler.shared.timers.schedule(at: d) {
-            if owner.claim() { owner.winner = Waiter.timeoutIndex; owner.signal() }
+        return Scheduler.withShared {
+            $0.timers.schedule(at: d) {
+                if owner.claim() { owner.winner = Waiter.timeoutIndex; owner.signal() }
+            }
         }
     }
 

@@ -190,7 +190,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// Puts the entry ``WaitState/needsEntry(by:)`` asked for in the timer queue (outside
     /// the shared lock).
     private func queueEntry(_ deadline: UInt64) {
-        Scheduler.shared.timers.schedule(at: deadline, target: self, tag: deadline)
+        Scheduler.withShared { $0.timers.schedule(at: deadline, target: self, tag: deadline) }
     }
 
     /// Arms a timeout at `deadline` under the shared lock; returns its generation and whether
@@ -214,7 +214,7 @@ final class SequentialProcess: ProcessCore, TimerTarget, @unchecked Sendable {
     /// or the next sweep), so it does not keep the process's object alive.
     func dropQueuedTimer() {
         let q = withShared { _ in waitState?.queuedDeadline.exchange(0, ordering: .relaxed) ?? 0 }
-        if q != 0 { Scheduler.shared.timers.noteCancelled(deadline: q) }
+        if q != 0 { Scheduler.withShared { $0.timers.noteCancelled(deadline: q) } }
     }
 
     func start(_ body: @escaping @Sendable @concurrent (Process) async throws -> Void) {

@@ -78,7 +78,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Scheduler.withShared { $0.enqueue(job) }
     /// ```
     @inlinable @inline(__always)
-    public static func withShared<R>(_ body: (Scheduler) throws -> R) rethrows -> R {
+    package static func withShared<R>(_ body: (Scheduler) throws -> R) rethrows -> R {
         try Unmanaged.passUnretained(shared)._withUnsafeGuaranteedRef(body)
     }
 
