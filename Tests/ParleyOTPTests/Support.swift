@@ -22,6 +22,17 @@ func eventually(_ condition: () async -> Bool) async -> Bool {
     return await condition()
 }
 
+/// Polls `condition` until it holds or `limit` has passed (by the clock, however slowly the
+/// polls come round).
+func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return await condition()
+}
+
 /// Scales stress tests down under the thread sanitizer (`.ci/run` sets PARLEY_STRESS_SCALE).
 let stressScale: Double = {
     if let s = getenv("PARLEY_STRESS_SCALE"), let v = Double(String(cString: s)) { return v }

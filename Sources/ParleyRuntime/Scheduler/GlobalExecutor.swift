@@ -48,7 +48,7 @@ extension Scheduler {
         // once, before the jobs it routes exist, as SwiftNIO does.
         let slot = symbol.assumingMemoryBound(to: EnqueueHook?.self)
         guard slot.pointee == nil else { return false }
-        let hook: EnqueueHook = { job, _ in Scheduler.shared.wake(.task(job)) }
+        let hook: EnqueueHook = { job, _ in Scheduler.withShared { $0.wake(.task(job)) } }
         slot.pointee = hook
         installed.store(true, ordering: .releasing)
         return true
