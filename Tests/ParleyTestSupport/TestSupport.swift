@@ -12,9 +12,13 @@ public let stressScale: Double = {
 /// `n` scaled by ``stressScale``, at least 10.
 public func scaled(_ n: Int) -> Int { max(10, Int(Double(n) * stressScale)) }
 
-/// Polls `condition` for up to 5 s.
+/// Polls `condition` every 10 ms until it holds, for up to 30 s by the clock: a passing
+/// check returns as soon as it holds, and a slow start (every suite at once under the thread
+/// sanitizer took 10-29 s a test in one CI run) is not a failure. Counting 500 polls of a
+/// nominal 10 ms gave up after 5-10 s.
 public func eventually(_ condition: () -> Bool) async -> Bool {
-    for _ in 0..<500 {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while ContinuousClock.now < deadline {
         if condition() { return true }
         try? await Task.sleep(for: .milliseconds(10))
     }
