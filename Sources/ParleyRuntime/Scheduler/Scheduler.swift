@@ -126,8 +126,8 @@ public final class Scheduler: @unchecked Sendable {
 
     @usableFromInline
     func wake(_ r: Runnable) {
-        // The calling thread's worker, borrowed: `Worker.current` returned a strong
-        // reference, whose retain and release cost every wake-up two atomic writes.
+        // The calling thread's worker, borrowed: a strong reference's retain and release
+        // cost every wake-up two atomic writes.
         // Unretained: a thread's current worker outlives the job the thread runs.
         if let p = parley_get_current_worker(),
            Unmanaged<Worker>.fromOpaque(p)._withUnsafeGuaranteedRef({ wakeOn($0, r) }) {
@@ -298,7 +298,7 @@ public final class Scheduler: @unchecked Sendable {
 
     /// Whether the calling thread is one of a scheduler's threads (where blocking stalls
     /// every process queued on it).
-    public static var isSchedulerThread: Bool { Worker.current != nil }
+    public static var isSchedulerThread: Bool { parley_get_current_worker() != nil }
 
     /// The job the calling scheduler thread is running (as ``noteRunning(_:)`` recorded it),
     /// or nil off the schedulers.
@@ -329,7 +329,7 @@ public final class Scheduler: @unchecked Sendable {
     /// Scheduler.shared.runWoken(limit: 64) { deliverMessagesRead(from: socket) }
     /// ```
     public func runWoken(limit: Int, _ body: () -> Void) {
-        if Worker.current != nil { body(); return }
+        if parley_get_current_worker() != nil { body(); return }
         let guest = Worker.guest(of: self)
         Worker.setCurrent(guest)
         body()

@@ -76,16 +76,10 @@ final class Worker: @unchecked Sendable {
         self.budget = scheduler.configuration.reductions
     }
 
-    @usableFromInline
-    static var current: Worker? {
-        guard let p = parley_get_current_worker() else { return nil }
-        return Unmanaged<Worker>.fromOpaque(p).takeUnretainedValue()
-    }
-
-    /// Runs `body` with the calling thread's worker, borrowed (nil off the schedulers):
-    /// ``current`` returns a strong reference, and its retain and release are two atomic
-    /// writes on paths that run once per message. Unretained: a thread's current worker
-    /// outlives anything the thread runs meanwhile.
+    /// Runs `body` with the calling thread's worker, borrowed (nil off the schedulers): a
+    /// strong reference's retain and release are two atomic writes on paths that run once per
+    /// message. Unretained: a thread's current worker outlives anything the thread runs
+    /// meanwhile.
     @inline(__always)
     static func withCurrent<R>(_ body: (Worker) throws -> R) rethrows -> R? {
         guard let p = parley_get_current_worker() else { return nil }
