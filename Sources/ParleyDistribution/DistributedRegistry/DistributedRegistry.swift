@@ -319,6 +319,9 @@ public struct DistributedRegistry: Sendable {
     /// another node). A worker that is moving holds it for its successor.
     /// - Throws: ``Failure/notRegistered(_:)``.
     public func send(_ message: any Sendable, to name: String) async throws(Failure) {
+        // Found in this node's copy: sent at once, with no suspension between the lookup
+        // and the send (see ``cast(_:_:)``).
+        if let pid = lookup(name) { return deliver(message, to: pid) }
         guard let pid = await whereis(name) else { throw .notRegistered(name) }
         deliver(message, to: pid)
     }
@@ -448,6 +451,11 @@ public struct DistributedRegistry: Sendable {
 
     /// Casts to the GenServer registered as `name` (dropped when nobody has it).
     public func cast(_ name: String, _ request: any Sendable) async {
+        // Found in this node's copy: sent at once. A task that read the holder and was then
+        // suspended before sending could send to a holder that has moved on since its node
+        // acknowledged the move; the move's grace (``RegistryServer``) covers a short gap,
+        // and this keeps the gap to a few instructions.
+        if let pid = lookup(name) { return deliver(Gen.CastMessage(request: request), to: pid) }
         guard let pid = await whereis(name) else { return }
         deliver(Gen.CastMessage(request: request), to: pid)
     }

@@ -216,7 +216,8 @@ struct RegistryServer {
     /// a quiet node's leave at once.
     static let checkpointInterval: Duration = .milliseconds(10)
     struct FlushGrace: Sendable {}
-    /// Between a leave's two rounds of flush markers.
+    /// Between a leave's two rounds of flush markers, and between a move's last ack and
+    /// its old holder's drained marker.
     static let flushGrace: Duration = .milliseconds(250)
     /// How long a leave waits for its flush markers' answers (a successor that died
     /// answers none).
@@ -596,7 +597,14 @@ struct RegistryServer {
         case .replied(let from, let value):
             Gen.reply(from, value)
         case .moved(let name, let old):
-            old.send(HandoffOrder.finish)
+            // Every member has the new holder, and what each sent to the old one before its
+            // ack is in the old one's mailbox (one connection keeps its order), but a sender
+            // that read the old holder from its node's copy just before that node's ack may
+            // send after it. The old holder says it is drained (and the new one serves the
+            // messages sent to it directly) only ``flushGrace`` later, so that such a message
+            // is forwarded ahead of them: each sender's messages stay in the order sent. A
+            // timer, not this process: it fires even if this registry has left meanwhile.
+            Process.sendAfter(HandoffOrder.finish, to: old, after: Self.flushGrace)
             if leavingMyself != nil { handedOff.append(old) }
             if moves[name]?.old == old { moves[name] = nil }
         case .nothing:
