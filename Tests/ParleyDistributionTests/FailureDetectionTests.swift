@@ -76,7 +76,7 @@ struct FailureDetectionTests {
         let peer = try await ExternalNode.parley()
         defer { peer.kill() }
         let got = Locked<[Term]>([])
-        let watcher = try Process.spawn { me in
+        let watcher = Process.spawn { me in
             Distribution.monitorNodes(me.pid, options: [.nodedownReason, .suspicion])
             defer { Distribution.monitorNodes(me.pid, false, options: [.nodedownReason, .suspicion]) }
             while true {

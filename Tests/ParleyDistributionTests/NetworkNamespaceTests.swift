@@ -212,7 +212,7 @@ final class NetnsChild: Sendable {
         self.log = log
         // "/dev/null" discards (CPU hogs' output): creating it as a file would replace the
         // device with a regular file that grows without bound.
-        if log != "/dev/null" { FileManager.default.createFile(atPath: log, contents: nil) }
+        if log != "/dev/null" { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let pid: pid_t
         do {
             pid = try spawnChild(arguments, output: log, append: true)

@@ -207,7 +207,7 @@ final class RegistryScenario: @unchecked Sendable {
     func sendUntilStopped(on k: Int, _ prefix: String, _ range: Range<Int>) throws -> @Sendable () async throws -> Sent {
         let base = try post(k, "send \(prefix) \(range.lowerBound) \(range.upperBound) 3600")
         return { [self] in
-            FileManager.default.createFile(atPath: base + ".stop", contents: nil)
+            _ = FileManager.default.createFile(atPath: base + ".stop", contents: nil)
             return Self.sent(try await answer(base))
         }
     }
@@ -465,7 +465,6 @@ extension DistributionTests.NetworkNamespaceTests {
         let stoppedAt = s.freeze(frozen, true)
         // Declared down: its names restart on the others (the client's copy shows them there).
         let restarted = await eventually(within: .seconds(30)) {
-            let t = ContinuousClock.now
             let h = (try? await s.holders(on: client)) ?? [:]
             return h.count == n && !h.values.contains(frozenName)
         }

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import ParleyTestSupport
+@_exported import ParleyTestSupport
 import Testing
 @_spi(Distribution) @testable import Parley
 @testable import ParleyDistribution
@@ -219,16 +219,6 @@ final class LogCapture: Sendable {
             capture.records.withLock { $0.append(line) }
         }
     }
-}
-
-/// Polls `condition` until it holds or `limit` passes.
-func eventually(within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
 }
 
 /// A plain OS thread that calls `send` with 0, 1, … `count - 1` and counts the calls that

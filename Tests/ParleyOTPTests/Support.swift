@@ -1,4 +1,5 @@
 import Logging
+@_exported import ParleyTestSupport
 import ParleyOTP
 import Testing
 #if canImport(Glibc)
@@ -12,33 +13,6 @@ final class Events: Sendable {
     var all: [String] { items.withLock { $0 } }
     func count(_ s: String) -> Int { all.filter { $0 == s }.count }
 }
-
-/// Polls `condition` every 10 ms until it holds, for up to 30 s by the clock: a passing
-/// check returns as soon as it holds, and a slow start (every suite at once under the thread
-/// sanitizer took 10-29 s a test in one CI run) is not a failure. Counting 500 polls of a
-/// nominal 10 ms gave up after 5-10 s.
-func eventually(_ condition: () async -> Bool) async -> Bool {
-    await eventually(within: .seconds(30), condition)
-}
-
-/// Polls `condition` until it holds or `limit` has passed (by the clock, however slowly the
-/// polls come round).
-func eventually(within limit: Duration, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
-}
-
-/// Scales stress tests down under the thread sanitizer (`.ci/run` sets PARLEY_STRESS_SCALE).
-let stressScale: Double = {
-    if let s = getenv("PARLEY_STRESS_SCALE"), let v = Double(String(cString: s)) { return v }
-    return 1
-}()
-
-func scaled(_ n: Int) -> Int { max(10, Int(Double(n) * stressScale)) }
 
 /// A counter server, as in the docs.
 struct Counter: GenServer, Sendable {

@@ -12,15 +12,19 @@ public let stressScale: Double = {
 /// `n` scaled by ``stressScale``, at least 10.
 public func scaled(_ n: Int) -> Int { max(10, Int(Double(n) * stressScale)) }
 
-/// Polls `condition` every 10 ms until it holds, for up to 30 s by the clock: a passing
-/// check returns as soon as it holds, and a slow start (every suite at once under the thread
-/// sanitizer took 10-29 s a test in one CI run) is not a failure. Counting 500 polls of a
-/// nominal 10 ms gave up after 5-10 s.
-public func eventually(_ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + .seconds(30)
+/// Polls `condition` every `poll` until it holds, for up to `limit` by the clock (30 s by
+/// default): a passing check returns as soon as it holds, and a slow start (every suite at
+/// once under the thread sanitizer took 10-29 s a test in one CI run) is not a failure.
+/// Counting 500 polls of a nominal 10 ms gave up after 5-10 s. Every test target uses this
+/// one.
+public func eventually(
+    within limit: Duration = .seconds(30), every poll: Duration = .milliseconds(10),
+    _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + limit
     while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
+        if try await condition() { return true }
+        try? await Task.sleep(for: poll)
     }
-    return condition()
+    return try await condition()
 }
