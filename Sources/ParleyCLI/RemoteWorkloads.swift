@@ -91,10 +91,13 @@ enum RemoteWorkloads {
     }
 
     /// 1,000,000 messages `{msg, <<64 bytes>>}`; the sink answers `done` when it has them all.
+    /// The sender suspends while the connection is busy, as Erlang's `!` does
+    /// (`sendSuspending`): woken on the connection's I/O thread by the spawn's reply, it
+    /// would otherwise queue the whole burst in memory before the connection writes again.
     static func throughput(_ me: Process, _ sink: Pid, n: Int) async throws -> Double {
         let message = Term.tuple([.atom("msg"), .binary(Array(repeating: UInt8(ascii: "x"), count: 64))])
         let t0 = MonotonicClock.now
-        for _ in 0..<n { me.send(message, to: sink) }
+        for _ in 0..<n { await me.sendSuspending(message, to: sink) }
         _ = try await me.receive(Term.self) { $0 == .atom("done") }
         return Double(n) / (Double(MonotonicClock.now - t0) / 1e9) / 1e6
     }

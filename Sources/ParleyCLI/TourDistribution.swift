@@ -135,7 +135,8 @@ private func us(since t: UInt64) -> Int { Int((MonotonicClock.now - t) / 1_000) 
 /// An OS process running a node for the tour.
 /// busy_dist_port: the peer stops reading (SIGSTOP); a thread sending 32 MiB to it is held
 /// once `bufferBusyLimit` (1 MiB) is queued instead of filling memory; SIGCONT, and every
-/// message arrives in order.
+/// message arrives in order. Then the same burst from a process with `sendSuspending`,
+/// which suspends the process rather than holding its thread.
 func busyPortDemo(_ me: Process, peer: String, _ child: TourNode) async throws {
     let n = 2000, size = 16 << 10
     let forward = try await Distribution.spawn(on: peer, "forward", args: .pid(me.pid))
@@ -166,6 +167,37 @@ func busyPortDemo(_ me: Process, peer: String, _ child: TourNode) async throws {
     print("  kill -STOP the peer; a thread sends \(n) × 16 KiB (32 MiB) to it: \(heldText)")
     print("    (bufferBusyLimit = 1 MiB: busy_dist_port holds the sender rather than queue the backlog)")
     print("  kill -CONT: all \(next) came back through the peer, \(ordered ? "in order" : "OUT OF ORDER")")
+
+    // The same burst from a process, with sendSuspending: the process is suspended, its
+    // thread free for other processes, until the connection drains.
+    child.signal(SIGSTOP)
+    let sent = TourProgress()
+    me.spawn { p in
+        for i in 0..<n {
+            await p.sendSuspending(Term.tuple([.integer(i), payload]), to: forward)
+            sent.value.add(1, ordering: .relaxed)
+        }
+    }
+    var suspended = -1
+    last = -1
+    for _ in 0..<100 {
+        try await me.sleep(for: .milliseconds(50))
+        let now = sent.value.load(ordering: .relaxed)
+        if now == last && now > 0 { suspended = now; break }
+        last = now
+    }
+    child.signal(SIGCONT)
+    next = 0
+    ordered = true
+    while next < n {
+        let m = try await me.receive(Term.self)
+        if m.tupleElements?.first != .integer(next) { ordered = false }
+        next += 1
+    }
+    let suspendedText = suspended < 0 ? "never suspended" : "suspended after \(suspended) (\((suspended * size) >> 20) MiB)"
+    print("  again from a process, with `await me.sendSuspending(_:to:)`: \(suspendedText)")
+    print("    (as `!` suspends an Erlang process on a busy port: the thread goes on with other processes)")
+    print("  kill -CONT: all \(next) came back, \(ordered ? "in order" : "OUT OF ORDER")")
 }
 
 /// A counter a plain thread bumps while the tour watches.

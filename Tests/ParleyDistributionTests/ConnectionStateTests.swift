@@ -159,6 +159,31 @@ struct ConnectionStateTests {
         #expect(r17 == [ObjectIdentifier(b)])
     }
 
+    @Test("busy_dist_port suspends a process instead of holding its thread (sendSuspending): kept only while busy, handed back by the transition that ends the busy state or by close, each once (invariant 4)")
+    func busySuspendsProcesses() {
+        var s = fresh(busyLimit: 100)
+        s.attemptStarted()
+        _ = s.attach(EmbeddedChannel(), peer: peer)
+        let idle = s.suspend(1)
+        #expect(!idle)  // not busy: goes on at once, nothing kept
+        _ = enqueue(&s, 150)
+        let kept = [s.suspend(2), s.suspend(3)]
+        #expect(kept == [true, true])
+        let early = s.resumable()
+        #expect(early.isEmpty)  // still busy
+        _ = s.takeForFlush(scheduled: true)
+        let resumed = s.resumable(), again = s.resumable()
+        #expect(resumed == [2, 3])
+        #expect(again.isEmpty)  // each once
+        s.writabilityChanged(false)  // SwiftNIO's queue is past its high water mark
+        let nio = s.suspend(4), whileNIOBusy = s.resumable()
+        #expect(nio && whileNIOBusy.isEmpty)
+        let closed = s.close()?.suspended
+        #expect(closed == [4])
+        let afterClose = s.suspend(5)
+        #expect(!afterClose)  // closed: nothing is kept
+    }
+
     @Test("SwiftNIO's queue past its high water mark makes the connection busy until it is writable again")
     func writability() {
         var s = fresh(busyLimit: 1000)

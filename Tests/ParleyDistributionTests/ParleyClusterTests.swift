@@ -173,6 +173,73 @@ struct ParleyClusterTests {
         #expect(result.releasedAfterLoss)
     }
 
+    @Test("busy_dist_port suspends the sender (erlang:send_nosuspend/2's docs: a send to a busy distribution port suspends the caller; checked on OTP 25, where the sender's status reads suspended): sendSuspending from a process woken on the connection's I/O thread stops once about the limit is queued and gives the thread back (another node's round trip goes through that thread meanwhile), goes on when the node reads again, and every message arrives in order")
+    func sendSuspendingFromTheIOThread() async throws {
+        _ = try await Cluster.node()
+        let n2 = try await ExternalNode.parley()
+        defer { n2.kill() }
+        let n3 = try await ExternalNode.parley()
+        defer { n3.kill() }
+        let n = 2000
+        let size = 16 << 10  // 2000 × 16 KiB = 32 MiB, far past the 1 MiB limit and the socket buffers
+        let payload = Term.binary(Array(repeating: 7, count: size))
+        let sent = Locked(0)
+        let stopped = n2.process.processIdentifier
+        let result = try await Process.run { (me: Parley.Process) async throws -> (woken: String, held: Int, roundTrip: Bool, ordered: Bool) in
+            let top = me.pid
+            // Q checks that the burst comes back through n2 whole and in order.
+            let q = me.spawn { q in
+                var next = 0, ordered = true
+                while next < n {
+                    let v = try await q.receive(Term.self)
+                    if case .tuple(let t) = v, t.first == .integer(next) {} else { ordered = false }
+                    next += 1
+                }
+                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
+            }
+            let toQ = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
+            let pong = try await Distribution.spawn(on: n3.name, "pong")
+            // P is woken on the I/O thread by `go` from n2, stops n2 (SIGSTOP: it no longer
+            // reads), then sends the whole burst with sendSuspending.
+            let p = me.spawn { p in
+                _ = try await p.receive(Term.self) { $0 == .atom("go") }
+                let thread = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "unknown"
+                p.send(Term.tuple([.atom("thread"), .string(thread)]), to: top)
+                kill(stopped, SIGSTOP)
+                for i in 0..<n {
+                    await p.sendSuspending(Term.tuple([.integer(i), payload]), to: toQ)
+                    sent.withLock { $0 += 1 }
+                }
+            }
+            let toP = try await Distribution.spawn(on: n2.name, "forward", args: .pid(p))
+            me.send(Term.atom("go"), to: toP)
+            let t = try await me.receive(Term.self) { if case .tuple(let x) = $0 { return x.first == .atom("thread") }; return false }
+            // Suspended: the count stops moving well before the 32 MiB are queued (inside the
+            // 4 s net tick timeout, which would close the connection).
+            var last = -1, held = -1
+            for _ in 0..<40 {
+                try? await Task.sleep(for: .milliseconds(50))
+                let now = sent.withLock { $0 }
+                if now == last && now > 0 { held = now; break }
+                last = now
+            }
+            // The I/O thread is free meanwhile: a round trip to n3 goes through it.
+            me.send(Term.tuple([.pid(me.pid), 1]), to: pong)
+            let roundTrip = try await me.receive(Term.self, after: .seconds(3)) { $0 == 1 } != nil
+            kill(stopped, SIGCONT)
+            let o = try await me.receive(Term.self, after: .seconds(60)) { if case .tuple(let x) = $0 { return x.first == .atom("ordered") }; return false }
+            guard case .tuple(let tt) = t else { return ("", held, roundTrip, false) }
+            return (tt[1].stringValue ?? "", held, roundTrip, o == .tuple([.atom("ordered"), .atom("true")]))
+        }
+        kill(stopped, SIGCONT)
+        // SwiftNIO names its event loop threads NIO-ELT-…; Parley's own are parley-sched-….
+        #expect(result.woken.hasPrefix("NIO-ELT"), "woken on \(result.woken)")
+        #expect(result.held > 0 && result.held * size < 16 << 20, "sender suspended after \(result.held) messages")
+        #expect(result.roundTrip)
+        #expect(result.ordered)
+        #expect(sent.withLock { $0 } == n)
+    }
+
     @Test("Spawning a function the remote node does not offer is a typed error")
     func unknownSpawnable() async throws {
         _ = try await Cluster.node()

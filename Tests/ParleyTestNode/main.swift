@@ -73,7 +73,7 @@ func echoed(_ message: any Sendable) -> (to: Pid, term: Term)? {
 /// `global NAME: NODE` whenever the name's holder changes, and `holder of NAME exited: R`
 /// if its process dies (killed by global's resolver after the heal).
 func clash(_ name: String) throws {
-    try Process.spawn { me in
+    Process.spawn { me in
         var hadPeers = false, registered = false, last = ""
         while true {
             let peers = LocalNode.default.peers.filter { !$0.isHidden }.count

@@ -14,6 +14,9 @@ public protocol RemoteRouter: AnyObject, Sendable {
     func send(_ message: any Sendable, to pid: Pid, from: Pid?)
     /// `{Name, Node} ! Message`.
     func send(_ message: any Sendable, toName name: String, on node: Node, from: Pid)
+    /// `To ! Message` from a process that suspends (its task, not its thread) while the
+    /// connection to `pid`'s node is busy: ``Process/sendSuspending(_:to:)``.
+    func sendSuspending(_ message: any Sendable, to pid: Pid, from: Pid?) async
     /// Sets up the remote half of a link from local `from` to remote `to`. Returns false if
     /// the node cannot be reached (the caller then sees `noconnection`).
     func link(from: Pid, to: Pid) -> Bool
@@ -30,6 +33,14 @@ public protocol RemoteRouter: AnyObject, Sendable {
     func demonitor(watcher: Pid, target: Pid, ref: Reference)
     /// A local process that remote `watcher` monitors has died (MONITOR_P_EXIT).
     func monitorFired(ref: Reference, watcher: Pid, target: Pid, reason: ExitReason)
+}
+
+@_spi(Distribution)
+extension RemoteRouter {
+    /// A router without busy connections never suspends a sender.
+    public func sendSuspending(_ message: any Sendable, to pid: Pid, from: Pid?) async {
+        send(message, to: pid, from: from)
+    }
 }
 
 /// Entry points for `ParleyDistribution`: signals arriving from other nodes for processes of

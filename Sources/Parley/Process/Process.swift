@@ -50,6 +50,33 @@ public struct Process: ProcessContext {
         case callback
     }
 
+    // MARK: Sending with back-pressure
+
+    /// Sends `message` to `pid` as ``send(_:to:)-(_,Pid)`` does, after waiting, suspended,
+    /// while the connection to `pid`'s node is busy (more than
+    /// `Distribution.Configuration.bufferBusyLimit` queued for it), as the BEAM suspends a
+    /// process that sends to a busy distribution port. Use it for long bursts to another
+    /// node: the plain `send` holds a scheduler thread while the connection is busy, and
+    /// queues past the limit from a connection's I/O thread (where a process woken by a
+    /// message from another node runs), which stops that connection's writing until the
+    /// burst ends; this one gives the thread back instead, so the connection keeps writing
+    /// and what waits in memory stays near the limit. A process that waited here resumes on
+    /// a scheduler thread. To a pid of this node, or to a node that is not busy, it sends at
+    /// once; if the connection closes meanwhile, the message is dropped, as any message to a
+    /// node we are not connected to. Each sender's order is kept across both kinds of send.
+    ///
+    /// ```swift
+    /// for row in rows {
+    ///     await me.sendSuspending(Term.binary(row), to: remoteSink)
+    /// }
+    /// ```
+    public func sendSuspending(_ message: any Sendable, to pid: Pid) async {
+        guard case .remote(let router) = Route(pid, from: core.home) else { return send(message, to: pid) }
+        guard core.isAlive else { return }
+        if let t = core.traceSession(.send) { t.record(.send, other: pid, detail: String(describing: message)) }
+        await router.sendSuspending(message, to: pid, from: nil)
+    }
+
     // MARK: Receiving
 
     @usableFromInline

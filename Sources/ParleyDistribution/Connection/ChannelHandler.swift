@@ -239,9 +239,17 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// SwiftNIO's queue passed its high water mark or drained to its low one: senders held
-    /// on the busy connection may go on.
+    /// on the busy connection may go on. A process suspended on it (`sendSuspending`)
+    /// resumes on this I/O thread, as one woken by a read does (``channelRead(context:data:)``):
+    /// a burst then goes on where the connection writes, in turns of about half the limit.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        connection.writabilityChanged(context.channel.isWritable)
+        let writable = context.channel.isWritable
+        let inline = router.configuration.runWokenOnIOThread
+        if writable, inline > 0 {
+            router.scheduler.runWoken(limit: inline) { connection.writabilityChanged(writable) }
+        } else {
+            connection.writabilityChanged(writable)
+        }
         context.fireChannelWritabilityChanged()
     }
 

@@ -26,6 +26,9 @@ final class Connection: Sendable {
     /// skip the lock when nobody waits: a missed wake-up is caught by the holder's own
     /// periodic re-check).
     let heldSenders = Atomic<Int>(0)
+    /// Whether the connection is busy, as the last transition under `state`'s lock left it
+    /// (written under the lock; read relaxed by ``suspendWhileBusy()``, whose lock decides).
+    let busyHint = Atomic<Bool>(false)
     /// Whether frames take the distribution header (set once, as the connection comes up).
     let distHeader = Atomic<Bool>(false)
     /// Frames (ticks excluded) and bytes read from the peer. Written only by the channel's
@@ -120,6 +123,7 @@ final class Connection: Sendable {
                     let next = state.withLock { s in
                         let next = s.enqueue(bytes, refs: refs, messageAt: messageAt, mayHold: mayHold, held: &held)
                         if case .hold = next { heldSenders.wrappingAdd(1, ordering: .relaxed) }
+                        noteBusy(s)
                         return next
                     }
                     guard case .hold(let p) = next else { return next }
@@ -143,25 +147,65 @@ final class Connection: Sendable {
     /// The channel's writability changed (on its event loop): SwiftNIO's queue passed its
     /// high water mark, or drained to the low one.
     func writabilityChanged(_ writable: Bool) {
-        state.withLock { $0.writabilityChanged(writable) }
+        state.withLock { s in
+            s.writabilityChanged(writable)
+            noteBusy(s)
+        }
         if writable { releaseHeldSenders() }
     }
 
-    /// Releases the senders held on a busy connection once it is no longer busy (or closed).
+    /// Releases the senders held on a busy connection once it is no longer busy (or closed),
+    /// and resumes the processes suspended on it.
     func releaseHeldSenders() {
         guard heldSenders.load(ordering: .relaxed) > 0 else { return }
-        let released = state.withLock { s in
-            let r = s.releasable()
-            heldSenders.wrappingSubtract(r.count, ordering: .relaxed)
-            return r
+        let (released, resumed) = state.withLock { s in
+            let r = s.releasable(), t = s.resumable()
+            heldSenders.wrappingSubtract(r.count + t.count, ordering: .relaxed)
+            return (r, t)
         }
         for p in released { p.unpark() }
+        for t in resumed { t.resume() }
+    }
+
+    /// Mirrors the state's busy flag into `busyHint` (under the lock; stores only a change).
+    @inline(__always)
+    private func noteBusy(_ s: borrowing State) {
+        let busy = s.phase != .closed && s.isBusy
+        if busyHint.load(ordering: .relaxed) != busy { busyHint.store(busy, ordering: .relaxed) }
+    }
+
+    /// Waits while the connection is busy (``Configuration/bufferBusyLimit``): the task
+    /// suspends, which frees its thread (an event loop thread too), until a flush or the
+    /// channel's writability ends the busy state, or the connection closes. Returns at once
+    /// when it is not busy.
+    func suspendWhileBusy() async {
+        // Relaxed hint: a stale false lets one more message queue, as the thread path's
+        // check-then-queue does; a stale true takes the lock, which decides.
+        guard busyHint.load(ordering: .relaxed) else { return }
+        await suspendUntilNotBusy()
+    }
+
+    @inline(never)
+    private func suspendUntilNotBusy() async {
+        // The continuation never throws: close resumes it normally (the send that follows
+        // is dropped, as sends to a node we are not connected to are).
+        try? await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let kept = state.withLock { s in
+                let kept = s.suspend(c)
+                if kept { heldSenders.wrappingAdd(1, ordering: .relaxed) }
+                return kept
+            }
+            if !kept { c.resume() }
+        }
     }
 
     /// Writes everything queued (on the channel's event loop). `scheduled`: this is the one
     /// scheduled flush, not a sender's own.
     func flush(scheduled: Bool = true) {
-        if let (buffer, channel) = state.withLock({ $0.takeForFlush(scheduled: scheduled) }) {
+        if let (buffer, channel) = state.withLock({ s in
+            defer { noteBusy(s) }
+            return s.takeForFlush(scheduled: scheduled)
+        }) {
             channel.writeAndFlush(buffer, promise: nil)
             router.busyWait?.noteActivity()
         }
@@ -235,11 +279,15 @@ final class Connection: Sendable {
     /// Closes the connection: drops what is queued, and tells the router (which fires
     /// `noconnection` for every link and monitor across it).
     func close(reason: String, down: NodeDownReason = .connectionClosed) {
-        guard let closed = state.withLock({ $0.close() }) else { return }
+        guard let closed = state.withLock({ s in
+            defer { noteBusy(s) }
+            return s.close()
+        }) else { return }
         // Senders held on the busy connection go on; what they send now is dropped, as
         // messages to a node we are not connected to are.
-        heldSenders.wrappingSubtract(closed.held.count, ordering: .relaxed)
+        heldSenders.wrappingSubtract(closed.held.count + closed.suspended.count, ordering: .relaxed)
         for p in closed.held { p.unpark() }
+        for t in closed.suspended { t.resume() }
         closed.ticker?.cancel()
         closed.channel?.close(promise: nil)
         for w in closed.waiters { w.resume(throwing: DistributionError.connectFailed(node: node.name, reason: reason)) }

@@ -21,7 +21,8 @@ import ParleyRuntime
 ///    our dial, which then gives up); only the owner of a connecting connection is pending.
 /// 4. **A held sender is released** by the transition that ends the busy state (a flush, the
 ///    channel writable again) or by close; a held sender whose timed park ran out removes
-///    itself (``forget(_:)``), so none is left behind.
+///    itself (``forget(_:)``), so none is left behind. A suspended process (``suspend(_:)``)
+///    is resumed by the same transitions, exactly once.
 /// 5. **The ticker lives only while up**: one that is started after the close is handed
 ///    back to be cancelled (``tickerStarted(_:)``).
 /// 6. **At most one flush is scheduled** at a time; frames queued before the handshake are
@@ -64,6 +65,9 @@ struct ConnectionState<Waiter> {
     private(set) var silentTicks = 0
     /// Senders held while the connection is busy (Erlang's busy_dist_port).
     private(set) var held: [Parker] = []
+    /// Processes suspended while the connection is busy (``Connection/suspendWhileBusy()``):
+    /// resumed by the same transitions that release `held` (invariant 4).
+    private(set) var suspended: [Waiter] = []
     /// SwiftNIO's queue has passed its high water mark and not yet drained to the low one
     /// (the channel's writability as the handler last saw it: kept here so that a send never
     /// touches the channel object the loop works on).
@@ -282,6 +286,24 @@ struct ConnectionState<Waiter> {
         return held
     }
 
+    /// A process waits for the connection to stop being busy before it sends (a send that
+    /// suspends instead of holding its thread, as the BEAM suspends a process that sends to
+    /// a busy distribution port). False, and nothing kept, when it is not busy or is closed:
+    /// the caller goes on at once. Otherwise `waiter` is kept until ``resumable()`` or
+    /// ``close()`` hands it back (invariant 4).
+    mutating func suspend(_ waiter: Waiter) -> Bool {
+        guard phase != .closed, isBusy else { return false }
+        suspended.append(waiter)
+        return true
+    }
+
+    /// The suspended processes to resume, now that the connection is no longer busy.
+    mutating func resumable() -> [Waiter] {
+        guard phase == .closed || !isBusy, !suspended.isEmpty else { return [] }
+        defer { suspended = [] }
+        return suspended
+    }
+
     // MARK: Net ticks
 
     /// What one net tick does.
@@ -313,6 +335,7 @@ struct ConnectionState<Waiter> {
         let waiters: [Waiter]
         let ticker: RepeatedTask?
         let held: [Parker]
+        let suspended: [Waiter]
         /// It had come up (a peer was known): watchers get nodedown.
         let wasUp: Bool
     }
@@ -329,10 +352,11 @@ struct ConnectionState<Waiter> {
         defer {
             waiters = []
             held = []
+            suspended = []
             ticker = nil
             channel = nil
         }
-        return Closed(channel: channel, waiters: waiters, ticker: ticker, held: held, wasUp: wasUp)
+        return Closed(channel: channel, waiters: waiters, ticker: ticker, held: held, suspended: suspended, wasUp: wasUp)
     }
 
     // MARK: Simultaneous connects

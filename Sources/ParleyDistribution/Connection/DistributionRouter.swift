@@ -305,7 +305,20 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     func send(_ message: any Sendable, to pid: Pid, from: Pid?) {
-        guard let node = peerNode(of: pid), let term = encode(message), let c = connection(to: node) else { return }
+        guard let node = peerNode(of: pid), let c = connection(to: node) else { return }
+        send(message, to: pid, via: c)
+    }
+
+    /// As ``send(_:to:from:)``, the task first suspended while the connection is busy (the
+    /// check is one relaxed load when it is not).
+    func sendSuspending(_ message: any Sendable, to pid: Pid, from: Pid?) async {
+        guard let node = peerNode(of: pid), let c = connection(to: node) else { return }
+        if c.busyHint.load(ordering: .relaxed) { await c.suspendWhileBusy() }
+        send(message, to: pid, via: c)
+    }
+
+    private func send(_ message: any Sendable, to pid: Pid, via c: Connection) {
+        guard let term = encode(message) else { return }
         if let token = traceToken(of: message, to: c) {
             // SEND_TT: a call's trace context, or the token a call came with going back with
             // its reply, in the token slot.

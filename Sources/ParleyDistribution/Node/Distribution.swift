@@ -67,10 +67,12 @@ public enum Distribution {
         /// (the BEAM's way: the scheduler that reads a socket runs the process its data
         /// wakes), so a message from another node reaches a waiting process without a thread
         /// hand-off. Such a process runs on the I/O thread until it waits again or spends its
-        /// reductions; a long burst of sends from there is not held by ``bufferBusyLimit``
-        /// (it waits in memory for the socket until the process waits). 0 hands every woken
-        /// process to the scheduler threads instead, which keeps I/O apart from processes
-        /// that compute or send long between receives.
+        /// reductions; a long burst of plain sends from there is not held by
+        /// ``bufferBusyLimit`` (it waits in memory for the socket until the process waits),
+        /// while one sent with `Process.sendSuspending(_:to:)` suspends the process whenever
+        /// the connection is busy, and it resumes here when the connection drains. 0 hands
+        /// every woken process to the scheduler threads instead, which keeps I/O apart from
+        /// processes that compute or send long between receives.
         public var runWokenOnIOThread: Int = 64
         /// After a read or a write, keep one CPU from going idle this long (one thread of the
         /// idle scheduling class spins; it yields to any other thread at once), as the BEAM's
@@ -83,9 +85,11 @@ public enum Distribution {
         /// SwiftNIO's, reaches it, the connection is busy: a sender is held in `send` until it
         /// drains to half, as the BEAM suspends a process that sends to a busy distribution
         /// port, so a fast producer cannot fill memory with a slow peer's backlog. Only
-        /// threads that may block are held (scheduler threads and plain threads); a sender on
-        /// an event loop thread, such as a process woken on a connection's I/O thread, queues
-        /// past the limit, since blocking there could stop the very I/O it waits for.
+        /// threads that may block are held (scheduler threads and plain threads); a plain
+        /// `send` on an event loop thread, such as a process woken on a connection's I/O
+        /// thread, queues past the limit, since blocking there could stop the very I/O it
+        /// waits for. `Process.sendSuspending(_:to:)` suspends the process instead, on any
+        /// thread.
         /// A single message larger than the limit still goes when the connection is not busy.
         /// nil: never busy (queues grow without bound).
         ///
