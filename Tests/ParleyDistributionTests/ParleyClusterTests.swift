@@ -240,6 +240,44 @@ struct ParleyClusterTests {
         #expect(sent.withLock { $0 } == n)
     }
 
+    @Test("A process killed while sendSuspending waits sends nothing more (Erlang: exit(Pid, kill) ends a process suspended on a busy port, and it sends nothing after): only what it sent before the kill arrives")
+    func killedWhileSuspendedSendsNothing() async throws {
+        _ = try await Cluster.node()
+        let n2 = try await ExternalNode.parley()
+        defer { n2.kill() }
+        let size = 16 << 10
+        let payload = Term.binary(Array(repeating: 7, count: size))
+        let sent = Locked(0)
+        let stopped = n2.process.processIdentifier
+        let (before, arrived) = try await Process.run { (me: Parley.Process) async throws -> (Int, Int) in
+            let toMe = try await Distribution.spawn(on: n2.name, "forward", args: .pid(me.pid))
+            kill(stopped, SIGSTOP)
+            let p = me.spawn { p in
+                for i in 0..<2000 {
+                    await p.sendSuspending(Term.tuple([.integer(i), payload]), to: toMe)
+                    sent.withLock { $0 += 1 }
+                }
+            }
+            var last = -1
+            for _ in 0..<40 {
+                try? await Task.sleep(for: .milliseconds(50))
+                let now = sent.withLock { $0 }
+                if now == last && now > 0 { break }
+                last = now
+            }
+            Process.exit(p, .kill)
+            let before = sent.withLock { $0 }
+            kill(stopped, SIGCONT)
+            // What was sent before the kill comes back; then nothing more.
+            var arrived = 0
+            while try await me.receive(Term.self, after: .seconds(arrived < before ? 30 : 1)) != nil { arrived += 1 }
+            return (before, arrived)
+        }
+        kill(stopped, SIGCONT)
+        #expect(before > 0 && before < 2000)
+        #expect(arrived == before)
+    }
+
     @Test("Spawning a function the remote node does not offer is a typed error")
     func unknownSpawnable() async throws {
         _ = try await Cluster.node()

@@ -60,10 +60,14 @@ public struct Process: ProcessContext {
     /// queues past the limit from a connection's I/O thread (where a process woken by a
     /// message from another node runs), which stops that connection's writing until the
     /// burst ends; this one gives the thread back instead, so the connection keeps writing
-    /// and what waits in memory stays near the limit. A process that waited here resumes on
-    /// a scheduler thread. To a pid of this node, or to a node that is not busy, it sends at
-    /// once; if the connection closes meanwhile, the message is dropped, as any message to a
-    /// node we are not connected to. Each sender's order is kept across both kinds of send.
+    /// and what waits in memory stays near the limit. A process that waited here resumes
+    /// where the drain is seen: on the connection's I/O thread (as a process woken by a read
+    /// does, `Distribution.Configuration.runWokenOnIOThread`), else on a scheduler thread.
+    /// To a pid of this node, or to a node that is not busy, it sends at once; if the
+    /// connection closes meanwhile, the message is dropped, as any message to a node we are
+    /// not connected to, and so is the message of a process killed while it waited (the
+    /// wait itself ends when the connection drains or closes). Each sender's order is kept
+    /// across both kinds of send.
     ///
     /// ```swift
     /// for row in rows {
@@ -74,7 +78,7 @@ public struct Process: ProcessContext {
         guard case .remote(let router) = Route(pid, from: core.home) else { return send(message, to: pid) }
         guard core.isAlive else { return }
         if let t = core.traceSession(.send) { t.record(.send, other: pid, detail: String(describing: message)) }
-        await router.sendSuspending(message, to: pid, from: nil)
+        await router.sendSuspending(message, to: pid, from: core.pid)
     }
 
     // MARK: Receiving

@@ -22,9 +22,12 @@ final class Connection: Sendable {
     /// Set by every read; the ticker clears it (relaxed: a heuristic for liveness, no data
     /// is published through it).
     let readSinceTick = Atomic<Bool>(false)
-    /// How many senders are held (written under `state`'s lock; read relaxed by flushes to
-    /// skip the lock when nobody waits: a missed wake-up is caught by the holder's own
-    /// periodic re-check).
+    /// How many senders are held or suspended (written under `state`'s lock; read relaxed
+    /// by releases to skip the lock when nobody waits). No wake-up is missed: only
+    /// `takeForFlush`, `writabilityChanged` and `close` end the busy state, each under the
+    /// lock, and a release follows each; a sender kept under the lock before that section
+    /// is visible to the release's load through the lock, and one that comes after it sees
+    /// the connection not busy and is not kept. A held thread also re-checks every 50 ms.
     let heldSenders = Atomic<Int>(0)
     /// Whether the connection is busy, as the last transition under `state`'s lock left it
     /// (written under the lock; read relaxed by ``suspendWhileBusy()``, whose lock decides).

@@ -310,10 +310,14 @@ final class DistributionRouter: RemoteRouter, Sendable {
     }
 
     /// As ``send(_:to:from:)``, the task first suspended while the connection is busy (the
-    /// check is one relaxed load when it is not).
+    /// check is one relaxed load when it is not). A sender `from` that was killed while it
+    /// waited sends nothing (a killed process's later effects are discarded).
     func sendSuspending(_ message: any Sendable, to pid: Pid, from: Pid?) async {
         guard let node = peerNode(of: pid), let c = connection(to: node) else { return }
-        if c.busyHint.load(ordering: .relaxed) { await c.suspendWhileBusy() }
+        if c.busyHint.load(ordering: .relaxed) {
+            await c.suspendWhileBusy()
+            if let from, from.holdsProcess, !from.isAlive { return }
+        }
         send(message, to: pid, via: c)
     }
 
