@@ -149,24 +149,32 @@ func busyPortDemo(_ me: Process, peer: String, _ child: TourNode) async throws {
             progress.value.add(1, ordering: .relaxed)
         }
     }.start()
-    var held = -1, last = -1
-    for _ in 0..<100 {
-        try await me.sleep(for: .milliseconds(50))
-        let now = progress.value.load(ordering: .relaxed)
-        if now == last && now > 0 { held = now; break }
-        last = now
+    // The count once it stops moving (-1 if it never does within 5 s).
+    func whenStill(_ count: TourProgress) async throws -> Int {
+        var last = -1
+        for _ in 0..<100 {
+            try await me.sleep(for: .milliseconds(50))
+            let now = count.value.load(ordering: .relaxed)
+            if now == last && now > 0 { return now }
+            last = now
+        }
+        return -1
     }
+    let held = try await whenStill(progress)
     child.signal(SIGCONT)
-    var next = 0, ordered = true
-    while next < n {
-        let m = try await me.receive(Term.self)
-        if m.tupleElements?.first != .integer(next) { ordered = false }
-        next += 1
+    // Every message comes back through the peer: whether in the order sent.
+    func receiveBack() async throws -> Bool {
+        var ordered = true
+        for i in 0..<n {
+            if try await me.receive(Term.self).tupleElements?.first != .integer(i) { ordered = false }
+        }
+        return ordered
     }
+    let ordered = try await receiveBack()
     let heldText = held < 0 ? "never held" : "held after \(held) (\((held * size) >> 20) MiB, most of it in the kernel's socket buffers)"
     print("  kill -STOP the peer; a thread sends \(n) × 16 KiB (32 MiB) to it: \(heldText)")
     print("    (bufferBusyLimit = 1 MiB: busy_dist_port holds the sender rather than queue the backlog)")
-    print("  kill -CONT: all \(next) came back through the peer, \(ordered ? "in order" : "OUT OF ORDER")")
+    print("  kill -CONT: all \(n) came back through the peer, \(ordered ? "in order" : "OUT OF ORDER")")
 
     // The same burst from a process, with sendSuspending: the process is suspended, its
     // thread free for other processes, until the connection drains.
@@ -178,26 +186,13 @@ func busyPortDemo(_ me: Process, peer: String, _ child: TourNode) async throws {
             sent.value.add(1, ordering: .relaxed)
         }
     }
-    var suspended = -1
-    last = -1
-    for _ in 0..<100 {
-        try await me.sleep(for: .milliseconds(50))
-        let now = sent.value.load(ordering: .relaxed)
-        if now == last && now > 0 { suspended = now; break }
-        last = now
-    }
+    let suspended = try await whenStill(sent)
     child.signal(SIGCONT)
-    next = 0
-    ordered = true
-    while next < n {
-        let m = try await me.receive(Term.self)
-        if m.tupleElements?.first != .integer(next) { ordered = false }
-        next += 1
-    }
+    let inOrder = try await receiveBack()
     let suspendedText = suspended < 0 ? "never suspended" : "suspended after \(suspended) (\((suspended * size) >> 20) MiB)"
     print("  again from a process, with `await me.sendSuspending(_:to:)`: \(suspendedText)")
     print("    (as `!` suspends an Erlang process on a busy port: the thread goes on with other processes)")
-    print("  kill -CONT: all \(next) came back, \(ordered ? "in order" : "OUT OF ORDER")")
+    print("  kill -CONT: all \(n) came back, \(inOrder ? "in order" : "OUT OF ORDER")")
 }
 
 /// A counter a plain thread bumps while the tour watches.

@@ -94,15 +94,7 @@ struct ParleyClusterTests {
         let (thread, inOrder) = try await Process.run { (me: Parley.Process) async throws -> (String, Bool) in
             let top = me.pid
             // Q checks that the burst comes back through n2 whole and in order.
-            let q = me.spawn { q in
-                var next = 0, ordered = true
-                while next < n {
-                    let v = try await q.receive(Term.self)
-                    if v != .integer(next) { ordered = false }
-                    next += 1
-                }
-                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
-            }
+            let q = spawnOrderChecker(me, count: n, reportTo: top)
             let toQ = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
             // P waits for `go` from n2, then sends the whole burst without waiting once.
             let p = me.spawn { p in
@@ -135,15 +127,7 @@ struct ParleyClusterTests {
         let result = try await Process.run { (me: Parley.Process) async throws -> (held: Int, ordered: Bool, releasedAfterLoss: Bool) in
             let top = me.pid
             // Q counts what comes back through n2 and checks the order.
-            let q = me.spawn { q in
-                var next = 0, ordered = true
-                while next < n {
-                    let v = try await q.receive(Term.self)
-                    if case .tuple(let t) = v, t.first == .integer(next) {} else { ordered = false }
-                    next += 1
-                }
-                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
-            }
+            let q = spawnOrderChecker(me, count: n, reportTo: top)
             let forward = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
 
             // n2 stops reading: SIGSTOP its OS process. The sender is a plain thread (it may
@@ -188,15 +172,7 @@ struct ParleyClusterTests {
         let result = try await Process.run { (me: Parley.Process) async throws -> (woken: String, held: Int, roundTrip: Bool, ordered: Bool) in
             let top = me.pid
             // Q checks that the burst comes back through n2 whole and in order.
-            let q = me.spawn { q in
-                var next = 0, ordered = true
-                while next < n {
-                    let v = try await q.receive(Term.self)
-                    if case .tuple(let t) = v, t.first == .integer(next) {} else { ordered = false }
-                    next += 1
-                }
-                q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
-            }
+            let q = spawnOrderChecker(me, count: n, reportTo: top)
             let toQ = try await Distribution.spawn(on: n2.name, "forward", args: .pid(q))
             let pong = try await Distribution.spawn(on: n3.name, "pong")
             // P is woken on the I/O thread by `go` from n2, stops n2 (SIGSTOP: it no longer
@@ -216,13 +192,7 @@ struct ParleyClusterTests {
             let t = try await me.receive(Term.self) { if case .tuple(let x) = $0 { return x.first == .atom("thread") }; return false }
             // Suspended: the count stops moving well before the 32 MiB are queued (inside the
             // 4 s net tick timeout, which would close the connection).
-            var last = -1, held = -1
-            for _ in 0..<40 {
-                try? await Task.sleep(for: .milliseconds(50))
-                let now = sent.withLock { $0 }
-                if now == last && now > 0 { held = now; break }
-                last = now
-            }
+            let held = await countOnceStill { sent.withLock { $0 } } ?? -1
             // The I/O thread is free meanwhile: a round trip to n3 goes through it.
             me.send(Term.tuple([.pid(me.pid), 1]), to: pong)
             let roundTrip = try await me.receive(Term.self, after: .seconds(3)) { $0 == 1 } != nil
@@ -258,13 +228,7 @@ struct ParleyClusterTests {
                     sent.withLock { $0 += 1 }
                 }
             }
-            var last = -1
-            for _ in 0..<40 {
-                try? await Task.sleep(for: .milliseconds(50))
-                let now = sent.withLock { $0 }
-                if now == last && now > 0 { break }
-                last = now
-            }
+            _ = await countOnceStill { sent.withLock { $0 } }
             Process.exit(p, .kill)
             let before = sent.withLock { $0 }
             kill(stopped, SIGCONT)
@@ -304,4 +268,20 @@ struct ParleyClusterTests {
         #expect(exit.reason.description == "shoo")
     }
 }
+}
+
+/// A process that receives `n` messages, each `i` or a tuple that starts with `i`, for `i`
+/// from 0 on, then sends `{ordered, true|false}` to `top`: whether they came whole and in
+/// order.
+private func spawnOrderChecker(_ me: Parley.Process, count n: Int, reportTo top: Pid) -> Pid {
+    me.spawn { q in
+        var next = 0, ordered = true
+        while next < n {
+            let v = try await q.receive(Term.self)
+            let index: Term? = if case .tuple(let t) = v { t.first } else { v }
+            if index != .integer(next) { ordered = false }
+            next += 1
+        }
+        q.send(Term.tuple([.atom("ordered"), .atom(ordered ? "true" : "false")]), to: top)
+    }
 }

@@ -221,6 +221,19 @@ final class LogCapture: Sendable {
     }
 }
 
+/// Reads `count` every 50 ms until it is above 0 and has not moved since the last look: then
+/// returns it (a sender held or suspended there); nil if it still moved after `looks` looks.
+func countOnceStill(looks: Int = 40, _ count: () -> Int) async -> Int? {
+    var last = -1
+    for _ in 0..<looks {
+        try? await Task.sleep(for: .milliseconds(50))
+        let now = count()
+        if now == last && now > 0 { return now }
+        last = now
+    }
+    return nil
+}
+
 /// A plain OS thread that calls `send` with 0, 1, … `count - 1` and counts the calls that
 /// returned: a sender that may be held.
 final class SenderThread: Sendable {
@@ -241,14 +254,7 @@ final class SenderThread: Sendable {
     /// The count once it has stopped moving for one 50 ms look (the sender is held), or nil
     /// if it still moved after `looks` of them.
     func countOnceStill(looks: Int = 40) async -> Int? {
-        var last = -1
-        for _ in 0..<looks {
-            try? await Task.sleep(for: .milliseconds(50))
-            let now = sent.load(ordering: .relaxed)
-            if now == last && now > 0 { return now }
-            last = now
-        }
-        return nil
+        await ParleyDistributionTests.countOnceStill(looks: looks) { sent.load(ordering: .relaxed) }
     }
 
     /// Whether the thread finished within `limit`.
