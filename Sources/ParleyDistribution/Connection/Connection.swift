@@ -30,7 +30,8 @@ final class Connection: Sendable {
     /// the connection not busy and is not kept. A held thread also re-checks every 50 ms.
     let heldSenders = Atomic<Int>(0)
     /// Whether the connection is busy, as the last transition under `state`'s lock left it
-    /// (written under the lock; read relaxed by ``suspendWhileBusy()``, whose lock decides).
+    /// (written under the lock; read relaxed by the router's `sendSuspending` before it
+    /// calls ``suspendWhileBusy()``, whose lock decides).
     let busyHint = Atomic<Bool>(false)
     /// Whether frames take the distribution header (set once, as the connection comes up).
     let distHeader = Atomic<Bool>(false)
@@ -180,16 +181,11 @@ final class Connection: Sendable {
     /// Waits while the connection is busy (``Configuration/bufferBusyLimit``): the task
     /// suspends, which frees its thread (an event loop thread too), until a flush or the
     /// channel's writability ends the busy state, or the connection closes. Returns at once
-    /// when it is not busy.
-    func suspendWhileBusy() async {
-        // Relaxed hint: a stale false lets one more message queue, as the thread path's
-        // check-then-queue does; a stale true takes the lock, which decides.
-        guard busyHint.load(ordering: .relaxed) else { return }
-        await suspendUntilNotBusy()
-    }
-
+    /// when it is not busy. Callers check `busyHint` first (relaxed: a stale false lets one
+    /// more message queue, as the thread path's check-then-queue does; a stale true only
+    /// brings them here, where the lock decides).
     @inline(never)
-    private func suspendUntilNotBusy() async {
+    func suspendWhileBusy() async {
         // The continuation never throws: close resumes it normally (the send that follows
         // is dropped, as sends to a node we are not connected to are).
         try? await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
