@@ -22,11 +22,7 @@ struct ChannelIntrospectionTests {
         #expect(try await ch.send(1))
         #expect(try await ch.send(2))
         let third = go { try await ch.send(3) }          // a full fixed buffer: this send waits
-        var waited = false
-        for _ in 0..<500 where !waited {
-            if listed(name)?.pendingSends == 1 { waited = true } else { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(waited, "a send into a full fixed buffer is a pending put")
+        #expect(await eventually { listed(name)?.pendingSends == 1 }, "a send into a full fixed buffer is a pending put")
         s = try #require(listed(name))
         #expect(s.count == 2)
         #expect(try await ch.receive() == 1)
@@ -42,11 +38,7 @@ struct ChannelIntrospectionTests {
         let name = "introspect-\(UInt32.random(in: 0...UInt32.max))"
         let ch = Channel<String>().observed(as: name)
         let taker = go { try await ch.receive() }
-        var waited = false
-        for _ in 0..<500 where !waited {
-            if listed(name)?.pendingReceives == 1 { waited = true } else { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(waited)
+        #expect(await eventually { listed(name)?.pendingReceives == 1 })
         #expect(listed(name)?.buffer == "unbuffered")
         #expect(try await ch.send("x"))
         #expect(try await taker.receive() == "x")

@@ -156,9 +156,10 @@ struct EPMDTests {
 
     @Test("embedded: garbage, a 65535 length, a bad ALIVE2, an unknown request and a stalled client are closed; lookups still work")
     func embeddedSurvivesBadInput() async throws {
-        // 5 s for a request: under the thread sanitizer's crowded start, a good client once
-        // took over 1 s between its connect and its ALIVE2_REQ and was closed as stalled.
-        let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1", requestTimeout: .seconds(5))
+        // 10 s for a request: under the thread sanitizer's crowded start, a good client once
+        // took over 1 s between its connect and its ALIVE2_REQ, and on a machine loaded by two
+        // busy loops beside the whole suite, over 5 s; either was closed as stalled.
+        let epmd = try await EmbeddedEPMD.start(port: 0, host: "127.0.0.1", requestTimeout: .seconds(10))
         let port = epmd.boundPort
         let keep = try await EPMDClient.register(name: "steady", port: 4242, hidden: false, epmdPort: port, timeout: patience)
 
@@ -175,9 +176,12 @@ struct EPMDTests {
         // Unknown request type 'A'.
         let unknown = await rawSession(port: port, send: [0, 1, 0x41])
         #expect(unknown.closed && unknown.reply.isEmpty)
-        // Stalled: connects and sends nothing; half a request then nothing.
-        #expect(await rawSession(port: port, send: [], wait: .seconds(15)).closed)
-        #expect(await rawSession(port: port, send: [0, 10, 122], wait: .seconds(15)).closed)
+        // Stalled: connects and sends nothing; half a request then nothing (both at once: each
+        // is closed after the 10 s request timeout).
+        async let silent = rawSession(port: port, send: [], wait: .seconds(30))
+        async let half = rawSession(port: port, send: [0, 10, 122], wait: .seconds(30))
+        #expect(await silent.closed)
+        #expect(await half.closed)
 
         let info = try await EPMDClient.lookup(name: "steady", epmdPort: port, timeout: patience)
         #expect(info?.port == 4242)

@@ -192,8 +192,12 @@ final class ExternalNode: Sendable {
 /// a mask that blocks it) and sleeps until Foundation has reaped it. Not waitUntilExit: it
 /// spins a run loop on the calling thread (a cooperative one, in tests) until the reaper
 /// runs; two tests killing nodes at once took both cooperative threads of two cores.
+/// From a Parley process (a scheduler thread) it only sends the signal: waiting there would
+/// hold one of the two scheduler threads, and a test holding the other one until some
+/// process runs would stall every suite (a CI run lost 10 s that way).
 func killAndReap(_ process: Foundation.Process) {
     if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+    if Scheduler.isSchedulerThread { return }
     let deadline = ContinuousClock.now + .seconds(10)
     while process.isRunning, ContinuousClock.now < deadline { usleep(2_000) }
 }

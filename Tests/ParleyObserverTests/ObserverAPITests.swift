@@ -209,11 +209,7 @@ struct ObserverAPITests {
             defer { Process.exit(sup.pid, .kill) }
             let first = try await sup.child("crasher").pid!
             Process.exit(first, .custom("crash for the test"))
-            var restarted = false
-            for _ in 0..<500 where !restarted {
-                if let now = try await sup.child("crasher").pid, now != first { restarted = true } else { try await Task.sleep(for: .milliseconds(10)) }
-            }
-            #expect(restarted)
+            #expect(try await eventually { try await sup.child("crasher").pid.map { $0 != first } ?? false })
             let reply = try json(try await http(port, "api/supervision"))
             let trees = try #require(reply["trees"] as? [[String: Any]])
             let mine = try #require(trees.first { $0["pid"] as? String == sup.pid.description })
@@ -401,11 +397,9 @@ struct ObserverAPITests {
                 #expect(started.status == 200, "\(started.body)")
                 let sent = try await http(port, "POST", "api/processes/\(pidText)/send?node=\(c.name)", headers: action, body: #"{"message":"over the wire"}"#)
                 #expect(sent.status == 200, "\(sent.body)")
-                var traced = false
-                for _ in 0..<100 where !traced {
+                let traced = try await eventually(every: .milliseconds(50)) {
                     let t = try json(try await http(port, "api/processes/\(pidText)/trace?node=\(c.name)&after=0"))
-                    traced = ((t["events"] as? [[String: Any]]) ?? []).contains { ($0["detail"] as? String)?.contains("over the wire") == true }
-                    if !traced { try await Task.sleep(for: .milliseconds(50)) }
+                    return ((t["events"] as? [[String: Any]]) ?? []).contains { ($0["detail"] as? String)?.contains("over the wire") == true }
                 }
                 #expect(traced, "the receive event, read through b")
                 // Stopped, the stream from c gives its events and the stop, then ends.

@@ -1,3 +1,4 @@
+import Foundation
 import Parley
 import Testing
 
@@ -193,18 +194,26 @@ struct SignalTests {
     func killedProcessEffectsDiscarded() async throws {
         let got = try await Parley.Process.run { me in
             let parent = me.pid
+            let spinning = Locked(false)
             let victim = me.spawn { p in
                 _ = try await p.receive(String.self)
-                // Killed while "running" this stretch: the send below must be discarded.
-                var spin = 0
-                while Parley.Process.isAlive(p.pid) && spin < 50_000_000 { spin += 1 }
+                // Killed while "running" this stretch: the send below must be discarded. It
+                // holds its scheduler thread until the kill, so the killer is a plain thread:
+                // one that needed a scheduler thread (or a Parley timer) could wait behind
+                // another test's job that holds the other one, and both would stall.
+                spinning.withLock { $0 = true }
+                let t0 = ContinuousClock.now
+                while Parley.Process.isAlive(p.pid) && ContinuousClock.now - t0 < .seconds(30) {}
                 p.send("after kill", to: parent)
                 _ = try await p.receive()
                 p.send("unreachable", to: parent)
             }
             me.send("go", to: victim)
-            try await me.sleep(for: .milliseconds(5))
-            Parley.Process.exit(victim, .kill)
+            _ = try await offThread {
+                let t0 = ContinuousClock.now
+                while !spinning.withLock({ $0 }) && ContinuousClock.now - t0 < .seconds(30) { usleep(1000) }
+                Parley.Process.exit(victim, .kill)
+            }
             return try await me.receive(String.self, after: .milliseconds(200))
         }
         #expect(got == nil)

@@ -8,11 +8,8 @@ import Testing
 /// Limits follow recon_trace: a count, or a rate, after which tracing stops by itself.
 @Suite("Tracing (erlang:trace/3, recon_trace's limits)", .serialized, .timeLimit(.minutes(1)))
 struct TraceTests {
-    /// Waits until `session` has stopped (10 s at most).
-    func stopped(_ session: TraceSession) async -> Bool {
-        for _ in 0..<1000 where session.isActive { try? await Task.sleep(for: .milliseconds(10)) }
-        return !session.isActive
-    }
+    /// Waits until `session` has stopped.
+    func stopped(_ session: TraceSession) async -> Bool { await eventually { !session.isActive } }
 
     @Test("send, receive and procs events come in the order OTP 25 reports them, and the trace ends with the process's exit")
     func lifeInOrder() async throws {
@@ -63,8 +60,7 @@ struct TraceTests {
         defer { Process.exit(echo, .kill) }
         let session = try Process.trace(echo, .receive, limit: .total(10))
         for i in 0..<3 { echo.send(i) }
-        var seen = 0
-        for _ in 0..<500 where seen < 3 { seen = session.events.count; if seen < 3 { try await Task.sleep(for: .milliseconds(10)) } }
+        _ = await eventually { session.events.count >= 3 }
         #expect(session.events.map(\.kind) == [.receive, .receive, .receive])
         #expect(session.events.map(\.detail) == ["0", "1", "2"], "a callback process's messages, in order")
         session.stop()
