@@ -41,8 +41,19 @@ struct DistributedRegistryProcessTests {
             for n in names { c[n] = (try? await here.call(n, Term.atom("get"), timeout: .seconds(10)) as? Term)?.intValue ?? -1 }
             return c
         }
-        /// The names whose count is not 1 (-1: the call failed), for the failure messages.
-        func off(_ c: [String: Int]) -> [String: Int] { c.filter { $0.value != 1 } }
+        /// The names whose count is not 1 (-1: the call failed), for the failure messages,
+        /// with where this node places the first few and what a call to them says.
+        func off(_ c: [String: Int]) async -> String {
+            let wrong = c.filter { $0.value != 1 }
+            guard !wrong.isEmpty else { return "" }
+            var why: [String] = []
+            for n in wrong.keys.sorted().prefix(3) {
+                let err: String
+                do { _ = try await here.call(n, Term.atom("get"), timeout: .seconds(10)); err = "answers now" } catch { err = "\(error)" }
+                why.append("\(n) at \(here.lookup(n).map { "\($0) on \($0.nodeName)" } ?? "nowhere"): \(err)")
+            }
+            return "\(wrong.count) names: \(wrong.sorted { $0.key < $1.key }.prefix(20)); \(why.joined(separator: "; ")); members \(here.members)"
+        }
         /// The counts once every name answers: a call that fails while a name moves (a
         /// handoff, a restart) is tried again; a wrong count stays wrong, so waiting hides none.
         func settledCounts() async -> [String: Int] {
@@ -60,7 +71,7 @@ struct DistributedRegistryProcessTests {
         #expect(await Self.waitForLine(leaving, "registry handed off"), "\(leaving.output.withLock { $0 })")
         #expect(await eventually { !leaving.process.isRunning })
         #expect(await eventually { on(leaving).isEmpty && here.members.count == 4 })
-        do { let c = await settledCounts(); #expect(off(c).isEmpty, "every count handed over: \(off(c))") }
+        do { let c = await settledCounts(), o = await off(c); #expect(o.isEmpty, "every count handed over: \(o)") }
 
         // SIGKILL: a crash.
         let victim = nodes[2], lost = on(victim)
@@ -70,7 +81,7 @@ struct DistributedRegistryProcessTests {
         #expect(await eventually(within: .seconds(10)) { lost.allSatisfy { here.lookup($0).map { $0.nodeName != victim.name } ?? false } })
         let failover = ContinuousClock.now - killed
         #expect(failover < .seconds(2), "failover after SIGKILL took \(failover)")
-        do { let c = await settledCounts(); #expect(off(c).isEmpty, "every count from its checkpoint: \(off(c))") }
+        do { let c = await settledCounts(), o = await off(c); #expect(o.isEmpty, "every count from its checkpoint: \(o)") }
 
         // SIGSTOP until declared down, then SIGCONT.
         let frozen = nodes[1], stale = on(frozen).compactMap { here.lookup($0) }
@@ -94,7 +105,7 @@ struct DistributedRegistryProcessTests {
             return dead == stale.count
         }
         #expect(fenced, "the frozen node's stale holders exited: \(frozen.output.withLock { $0 }.suffix(2000))")
-        do { let c = await settledCounts(); #expect(off(c).isEmpty, "one live holder per name, with its count: \(off(c))") }
+        do { let c = await settledCounts(), o = await off(c); #expect(o.isEmpty, "one live holder per name, with its count: \(o)") }
     }
 }
 }

@@ -215,7 +215,9 @@ final class NetnsChild: Sendable {
         if log != "/dev/null" { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let pid: pid_t
         do {
-            pid = try spawnChild(arguments, output: log, append: true)
+            // Without the test process's own EPMD port: a namespace has its own 4369, as
+            // the pods these tests stand for do (their SRV records name it).
+            pid = try spawnChild(arguments, output: log, append: true, removing: ["ERL_EPMD_PORT"])
         } catch {
             throw DistributionError.connectFailed(node: name, reason: "\(error)")
         }

@@ -12,7 +12,7 @@ struct ObserverAPITests {
     @Test("System: node, schedulers (utilization 0...1 as scheduler:utilization/1), live process count, memory")
     func system() async throws {
         try await withObserver { _, port in
-            let pids = try (0..<5).map { _ in try Process.spawn { me in _ = try await me.receive() } }
+            let pids = (0..<5).map { _ in Process.spawn { me in _ = try await me.receive() } }
             defer { pids.forEach { Process.exit($0, .kill) } }
             let s = try json(try await http(port, "api/system"))
             let schedulers = try #require(s["schedulers"] as? [[String: Any]])
@@ -73,7 +73,7 @@ struct ObserverAPITests {
             let state = try #require(detail["state"] as? String)
             #expect(state.contains("<redacted>") && !state.contains("sk_live_SECRET"), "formatStatus hides the key: \(state)")
 
-            let sink = try Process.spawn { me in try await me.sleep(for: .seconds(60)) }
+            let sink = Process.spawn { me in try await me.sleep(for: .seconds(60)) }
             defer { Process.exit(sink, .kill) }
             for i in 0..<30 { sink.send("m\(i)") }
             // Parked again after the last delivery woke it: only a parked owner's own queue
@@ -101,9 +101,9 @@ struct ObserverAPITests {
     @Test("Kill: needs the action header; sends the exit signal with the reason (a monitor sees it)")
     func kill() async throws {
         try await withObserver { _, port in
-            let target = try Process.spawn { me in _ = try await me.receive() }
+            let target = Process.spawn { me in _ = try await me.receive() }
             let reason = Locked<ExitReason?>(nil)
-            let watcher = try Process.spawn { me in
+            let watcher = Process.spawn { me in
                 let ref = me.monitor(target)
                 let down = try await me.receive(DownMessage.self) { $0.ref == ref }
                 reason.withLock { $0 = down.reason }
@@ -126,7 +126,7 @@ struct ObserverAPITests {
     func send() async throws {
         try await withObserver { _, port in
             let got = Locked<String?>(nil)
-            let target = try Process.spawn { me in
+            let target = Process.spawn { me in
                 let s = try await me.receive(String.self)
                 got.withLock { $0 = s }
             }
@@ -141,7 +141,7 @@ struct ObserverAPITests {
     @Test("allowActions: false refuses kill and send, and the process lives on")
     func readOnly() async throws {
         try await withObserver(.init(allowActions: false)) { _, port in
-            let target = try Process.spawn { me in _ = try await me.receive() }
+            let target = Process.spawn { me in _ = try await me.receive() }
             defer { Process.exit(target, .kill) }
             for action in ["kill", "send"] {
                 let r = try await http(port, "POST", "api/processes/\(urlForm(target))/\(action)",
@@ -285,7 +285,7 @@ struct ObserverAPITests {
     @Test("Tracing: start needs the action header; events arrive (receive with the message as text), the rate limit stops it, and the download is one JSON event per line")
     func tracing() async throws {
         try await withObserver { _, port in
-            let target = try Process.spawn { me in while true { _ = try await me.receive() } }
+            let target = Process.spawn { me in while true { _ = try await me.receive() } }
             defer { Process.exit(target, .kill) }
             let path = "api/processes/\(urlForm(target))/trace"
             let body = #"{"flags":["receive"],"limit":5,"perSeconds":60}"#

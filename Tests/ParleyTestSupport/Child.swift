@@ -35,10 +35,11 @@ public func runChild(_ arguments: [String], environment: [String: String] = [:],
 /// Starts a program with posix_spawnp: standard input from /dev/null, standard output and
 /// error into `output` (appended to with `append`, else created or truncated), the default
 /// signal mask (a child spawned from a Swift concurrency thread would inherit one that
-/// blocks SIGTERM and SIGHUP), and the environment with `environment` laid over it.
+/// blocks SIGTERM and SIGHUP), and the environment with `environment` laid over it and the
+/// variables in `removing` taken out.
 /// Returns its pid; the caller reaps it.
 public func spawnChild(_ arguments: [String], output: String = "/dev/null", append: Bool = false,
-                       environment: [String: String] = [:]) throws -> pid_t {
+                       environment: [String: String] = [:], removing: Set<String> = []) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -54,6 +55,7 @@ public func spawnChild(_ arguments: [String], output: String = "/dev/null", appe
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
+    for k in removing { env[k] = nil }
     let cArgs = arguments.map { strdup($0) } + [nil]
     let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { for p in cArgs + cEnv { free(p) } }

@@ -10,7 +10,7 @@ struct KillStormTests {
     func killStorm() async throws {
         for _ in 0..<3 {
             let n = scaled(20_000)
-            let pids = try (0..<n).map { _ in try Process.spawn { me in _ = try await me.receive() } }
+            let pids = (0..<n).map { _ in Process.spawn { me in _ = try await me.receive() } }
             let walker = Task {
                 var walks = 0
                 while !Task.isCancelled { _ = LocalNode.current.summaries(); walks += 1; await Task.yield() }

@@ -21,7 +21,7 @@ struct LocalCallTests {
         let server = try Self.silent()
         let t0 = ContinuousClock.now
         let outcome = try await Process.run { _ -> String in
-            let killer = try Process.spawn { _ in
+            let killer = Process.spawn { _ in
                 try await Task.sleep(for: .milliseconds(50))
                 Process.exit(server, .kill)
             }
@@ -75,7 +75,7 @@ struct LocalCallTests {
             do { _ = try await Gen.call(server, 1, timeout: .milliseconds(20)); return false } catch Gen.CallError.timeout { return true } catch { return false }
         }
         #expect(timedOut)
-        let caller = try Process.spawn { _ in _ = try await Gen.call(server, 2, timeout: nil) }
+        let caller = Process.spawn { _ in _ = try await Gen.call(server, 2, timeout: nil) }
         #expect(await eventually { Process.info(server)?.monitoredBy.contains(caller) == true })
         Process.exit(caller, .kill)
         #expect(await eventually { Process.info(server)?.monitoredBy.isEmpty == true })
