@@ -164,10 +164,10 @@ struct ConnectionStateTests {
         var s = fresh(busyLimit: 100)
         s.attemptStarted()
         _ = s.attach(EmbeddedChannel(), peer: peer)
-        let idle = s.suspend(1)
+        let idle = s.suspend(1, token: 1)
         #expect(!idle)  // not busy: goes on at once, nothing kept
         _ = enqueue(&s, 150)
-        let kept = [s.suspend(2), s.suspend(3)]
+        let kept = [s.suspend(2, token: 2), s.suspend(3, token: 3)]
         #expect(kept == [true, true])
         let early = s.resumable()
         #expect(early.isEmpty)  // still busy
@@ -176,12 +176,44 @@ struct ConnectionStateTests {
         #expect(resumed == [2, 3])
         #expect(again.isEmpty)  // each once
         s.writabilityChanged(false)  // SwiftNIO's queue is past its high water mark
-        let nio = s.suspend(4), whileNIOBusy = s.resumable()
+        let nio = s.suspend(4, token: 4), whileNIOBusy = s.resumable()
         #expect(nio && whileNIOBusy.isEmpty)
         let closed = s.close()?.suspended
         #expect(closed == [4])
-        let afterClose = s.suspend(5)
+        let afterClose = s.suspend(5, token: 5)
         #expect(!afterClose)  // closed: nothing is kept
+    }
+
+    // Erlang: exit(Pid, kill) ends a process suspended on a busy distribution port at once
+    // (OTP 25: is_process_alive is false right after, the receiver still stopped).
+    @Test("A killed suspended process is handed back alone, at once; a kill that comes before its suspension keeps it from being kept; one after its resumption is forgotten")
+    func killedSuspendedProcess() {
+        var s = fresh(busyLimit: 100)
+        s.attemptStarted()
+        _ = s.attach(EmbeddedChannel(), peer: peer)
+        _ = enqueue(&s, 150)
+        let kept = [s.suspend(1, token: 1), s.suspend(2, token: 2)]
+        #expect(kept == [true, true])
+        let killed = s.cancelSuspended(1)
+        #expect(killed == 1)
+        #expect(s.suspended.map(\.token) == [2])  // the other stays suspended
+        // Killed before it suspends: it is not kept, though the connection is busy.
+        let none = s.cancelSuspended(3)
+        #expect(none == nil)
+        let late = s.suspend(3, token: 3)
+        #expect(!late)
+        let again = s.suspend(4, token: 3)  // the note is used once
+        #expect(again)
+        _ = s.takeForFlush(scheduled: true)
+        let resumed = s.resumable()
+        #expect(resumed == [2, 4])
+        // Killed after it was resumed: nothing to hand back; the sender forgets the note.
+        let afterResume = s.cancelSuspended(2)
+        #expect(afterResume == nil)
+        s.forgetCancelled(2)
+        _ = enqueue(&s, 150)
+        let later = s.suspend(5, token: 2)  // a reused token would be kept again
+        #expect(later)
     }
 
     @Test("SwiftNIO's queue past its high water mark makes the connection busy until it is writable again")

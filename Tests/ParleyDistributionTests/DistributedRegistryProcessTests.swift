@@ -52,7 +52,8 @@ struct DistributedRegistryProcessTests {
                 do { _ = try await here.call(n, Term.atom("get"), timeout: .seconds(10)); err = "answers now" } catch { err = "\(error)" }
                 why.append("\(n) at \(here.lookup(n).map { "\($0) on \($0.nodeName)" } ?? "nowhere"): \(err)")
             }
-            return "\(wrong.count) names: \(wrong.sorted { $0.key < $1.key }.prefix(20)); \(why.joined(separator: "; ")); members \(here.members)"
+            let logs = nodes.filter { $0.process.isRunning }.map { "== \($0.name)\n\($0.output.withLock { $0 }.suffix(6000))" }
+            return "\(wrong.count) names: \(wrong.sorted { $0.key < $1.key }.prefix(20)); \(why.joined(separator: "; ")); members \(here.members)\n\(logs.joined(separator: "\n"))"
         }
         /// The counts once every name answers: a call that fails while a name moves (a
         /// handoff, a restart) is tried again; a wrong count stays wrong, so waiting hides none.

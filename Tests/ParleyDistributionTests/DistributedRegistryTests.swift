@@ -95,7 +95,8 @@ extension DistributionTests {
 @Suite("Distributed registry", .serialized)
 struct DistributedRegistryTests {
     /// `count` nodes of this OS process, in a full mesh, stopped on every path.
-    static func withCluster(_ count: Int, _ body: ([LocalNode]) async throws -> Void) async throws {
+    static func withCluster(_ count: Int, configure: (inout Distribution.Configuration) -> Void = { _ in },
+                            _ body: ([LocalNode]) async throws -> Void) async throws {
         _ = try await Cluster.node()
         var nodes: [LocalNode] = []
         func stopAll() async {
@@ -110,6 +111,7 @@ struct DistributedRegistryTests {
                 nodes.append(n)
                 var config = Distribution.Configuration(name: n.name, cookie: Cluster.cookie)
                 config.tickTime = .seconds(4)
+                configure(&config)
                 try await n.startDistribution(config)
             }
             for a in nodes { for b in nodes where a !== b { #expect(await a.ping(b.name)) } }
@@ -645,6 +647,58 @@ struct DistributedRegistryTests {
             for n in names { let got = await Self.get(regs[1], n); #expect(got == 7, "\(n) kept its checkpoint: \(String(describing: got)) on \(String(describing: regs[1].lookup(n)?.nodeName)) onC \(onC.contains(n))") }
             #expect(regs[0].entry(onC[0])!.epoch == 2)
         }
+    }
+
+    // A registry tells a node that was frozen (its peers declared it down and restarted its
+    // names) from one that was only slow by whether the OS process stood still. Swarm and
+    // Horde do not fence; the rule here is that a node fences only what its peers restart.
+    @Test("Waiting is not being frozen: with every scheduler thread held for 1.5 s (no registry process runs), a node dies; the survivors restart its names and keep their own, as after any node loss (only an OS process that stood still, SIGSTOP or a paused VM, fences its names)")
+    func starvedIsNotFrozen() async throws {
+        // Every process on the scheduler threads (none woken on a connection's I/O thread),
+        // so that holding those threads holds the registries.
+        try await Self.withCluster(3, configure: { $0.runWokenOnIOThread = 0 }) { nodes in
+            let regs = try await Self.start(Self.uniqueRegistry(), on: nodes)
+            let names = (0..<30).map { "s\($0)" }
+            for n in names {
+                try await regs[0].registerName(n, start: "tally", arguments: .atom("checkpoint"))
+                await regs[0].cast(n, Term.tuple([.atom("add"), .integer(7)]))
+            }
+            for n in names { #expect(await Self.get(regs[0], n) == 7) }
+            let onC = names.filter { regs[0].lookup($0)?.nodeName == nodes[2].name }
+            #expect(!onC.isEmpty)
+            // One sleeper per scheduler thread, each holding its thread 1.5 s and waiting for
+            // nothing (queued from here, each goes to a free thread).
+            let started = Locked(0)
+            for _ in 0..<Scheduler.shared.count {
+                Process.spawn { _ in
+                    started.withLock { $0 += 1 }
+                    usleep(1_500_000)
+                }
+            }
+            #expect(await eventually(every: .milliseconds(1)) { started.withLock { $0 } == Scheduler.shared.count })
+            await Self.kill(nodes[2], regs)
+            #expect(await eventually(within: .seconds(15)) {
+                onC.allSatisfy { n in regs[0].lookup(n).map { $0.nodeName != nodes[2].name && regs[1].lookup(n) == $0 } ?? false }
+            }, "the dead node's names restarted")
+            for n in names {
+                let got = await Self.get(regs[1], n)
+                #expect(got == 7, "\(n) alive with its count: \(String(describing: got)) on \(String(describing: regs[1].lookup(n)?.nodeName)) (on the dead node: \(onC.contains(n)))")
+            }
+        }
+    }
+
+    @Test("The freeze rule: a gap of more than a second between the watch's beats is a freeze for the window after it; a watch that has not beaten for a second (right after a SIGCONT) counts as frozen; steady beats are not")
+    func freezeClock() {
+        let s: UInt64 = 1_000_000_000, gap = s, window = 10 * s
+        var c = FreezeClock(startedAt: 0)
+        for t in stride(from: s / 10, through: 5 * s, by: Int(s / 10)) { c.beat(at: t, gap: gap) }
+        #expect(!c.wasFrozen(at: 5 * s + s / 20, gap: gap, window: window))
+        #expect(c.wasFrozen(at: 7 * s, gap: gap, window: window), "no beat for 2 s: standing still now")
+        c.beat(at: 8 * s, gap: gap)  // the first beat after a 3 s gap
+        #expect(c.lastFreeze == 8 * s)
+        #expect(c.wasFrozen(at: 8 * s + s / 20, gap: gap, window: window))
+        for t in stride(from: 8 * s + s / 10, through: 18 * s + s / 10, by: Int(s / 10)) { c.beat(at: t, gap: gap) }
+        #expect(!c.wasFrozen(at: 18 * s + s / 10, gap: gap, window: window), "past the window")
     }
 
     @Test("Checkpoints go to each name's next owner (the member that restarts it if the holder's node dies): after twenty checkpoints in a row lastCheckpoint(of:) reads the twentieth from every member (asked of that owner), and a kill right then restarts the name from it there; a name that never checkpointed reads nil")

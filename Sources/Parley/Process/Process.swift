@@ -65,9 +65,9 @@ public struct Process: ProcessContext {
     /// does, `Distribution.Configuration.runWokenOnIOThread`), else on a scheduler thread.
     /// To a pid of this node, or to a node that is not busy, it sends at once; if the
     /// connection closes meanwhile, the message is dropped, as any message to a node we are
-    /// not connected to, and so is the message of a process killed while it waited (the
-    /// wait itself ends when the connection drains or closes). Each sender's order is kept
-    /// across both kinds of send.
+    /// not connected to. A process killed while it waits ends its wait at once, as
+    /// `exit(Pid, kill)` ends a process the BEAM suspended on a busy port: its message and
+    /// any later ones are dropped. Each sender's order is kept across both kinds of send.
     ///
     /// ```swift
     /// for row in rows {

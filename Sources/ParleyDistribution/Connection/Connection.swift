@@ -33,6 +33,9 @@ final class Connection: Sendable {
     /// (written under the lock; read relaxed by the router's `sendSuspending` before it
     /// calls ``suspendWhileBusy()``, whose lock decides).
     let busyHint = Atomic<Bool>(false)
+    /// Numbers each ``suspendWhileBusy()`` for its cancellation (relaxed: only uniqueness
+    /// matters).
+    private let suspensions = Atomic<UInt64>(0)
     /// Whether frames take the distribution header (set once, as the connection comes up).
     let distHeader = Atomic<Bool>(false)
     /// Frames (ticks excluded) and bytes read from the peer. Written only by the channel's
@@ -186,16 +189,30 @@ final class Connection: Sendable {
     /// brings them here, where the lock decides).
     @inline(never)
     func suspendWhileBusy() async {
+        let token = suspensions.wrappingAdd(1, ordering: .relaxed).newValue
         // The continuation never throws: close resumes it normally (the send that follows
-        // is dropped, as sends to a node we are not connected to are).
-        try? await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            let kept = state.withLock { s in
-                let kept = s.suspend(c)
-                if kept { heldSenders.wrappingAdd(1, ordering: .relaxed) }
-                return kept
+        // is dropped, as sends to a node we are not connected to are). A kill cancels the
+        // process's task: it resumes at once, and its send is dropped.
+        await withTaskCancellationHandler {
+            try? await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let kept = state.withLock { s in
+                    let kept = s.suspend(c, token: token)
+                    if kept { heldSenders.wrappingAdd(1, ordering: .relaxed) }
+                    return kept
+                }
+                if !kept { c.resume() }
             }
-            if !kept { c.resume() }
+        } onCancel: {
+            let waiter = state.withLock { s in
+                let w = s.cancelSuspended(token)
+                if w != nil { heldSenders.wrappingSubtract(1, ordering: .relaxed) }
+                return w
+            }
+            waiter?.resume()
         }
+        // Out of the handler's reach now: a cancellation that came after the resumption left
+        // its token behind.
+        if Task.isCancelled { state.withLock { $0.forgetCancelled(token) } }
     }
 
     /// Writes everything queued (on the channel's event loop). `scheduled`: this is the one

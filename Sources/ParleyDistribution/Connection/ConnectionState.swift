@@ -21,8 +21,9 @@ import ParleyRuntime
 ///    our dial, which then gives up); only the owner of a connecting connection is pending.
 /// 4. **A held sender is released** by the transition that ends the busy state (a flush, the
 ///    channel writable again) or by close; a held sender whose timed park ran out removes
-///    itself (``forget(_:)``), so none is left behind. A suspended process (``suspend(_:)``)
-///    is resumed by the same transitions, exactly once.
+///    itself (``forget(_:)``), so none is left behind. A suspended process (``suspend(_:token:)``)
+///    is resumed by the same transitions, or when it is killed (``cancelSuspended(_:)``),
+///    exactly once.
 /// 5. **The ticker lives only while up**: one that is started after the close is handed
 ///    back to be cancelled (``tickerStarted(_:)``).
 /// 6. **At most one flush is scheduled** at a time; frames queued before the handshake are
@@ -65,9 +66,14 @@ struct ConnectionState<Waiter> {
     private(set) var silentTicks = 0
     /// Senders held while the connection is busy (Erlang's busy_dist_port).
     private(set) var held: [Parker] = []
-    /// Processes suspended while the connection is busy (``Connection/suspendWhileBusy()``):
-    /// resumed by the same transitions that release `held` (invariant 4).
-    private(set) var suspended: [Waiter] = []
+    /// Processes suspended while the connection is busy (``Connection/suspendWhileBusy()``),
+    /// each with its suspension's token: resumed by the same transitions that release
+    /// `held`, or one alone when it is killed (invariant 4).
+    private(set) var suspended: [(token: UInt64, waiter: Waiter)] = []
+    /// Tokens of suspensions cancelled (their process killed) when they were not kept: before
+    /// their ``suspend(_:token:)``, which then keeps nothing, or after their resumption, until
+    /// the sender forgets them (``forgetCancelled(_:)``).
+    private var cancelledTokens: Set<UInt64> = []
     /// SwiftNIO's queue has passed its high water mark and not yet drained to the low one
     /// (the channel's writability as the handler last saw it: kept here so that a send never
     /// touches the channel object the loop works on).
@@ -289,11 +295,13 @@ struct ConnectionState<Waiter> {
     /// A process waits for the connection to stop being busy before it sends (a send that
     /// suspends instead of holding its thread, as the BEAM suspends a process that sends to
     /// a busy distribution port). False, and nothing kept, when it is not busy or is closed:
-    /// the caller goes on at once. Otherwise `waiter` is kept until ``resumable()`` or
-    /// ``close()`` hands it back (invariant 4).
-    mutating func suspend(_ waiter: Waiter) -> Bool {
+    /// the caller goes on at once; also when this suspension (`token`) was cancelled
+    /// already. Otherwise `waiter` is kept until ``resumable()``, ``close()`` or
+    /// ``cancelSuspended(_:)`` hands it back (invariant 4).
+    mutating func suspend(_ waiter: Waiter, token: UInt64) -> Bool {
+        if cancelledTokens.remove(token) != nil { return false }
         guard phase != .closed, isBusy else { return false }
-        suspended.append(waiter)
+        suspended.append((token, waiter))
         return true
     }
 
@@ -301,8 +309,22 @@ struct ConnectionState<Waiter> {
     mutating func resumable() -> [Waiter] {
         guard phase == .closed || !isBusy, !suspended.isEmpty else { return [] }
         defer { suspended = [] }
-        return suspended
+        return suspended.map(\.waiter)
     }
+
+    /// The process suspended as `token` was killed (its task cancelled): its waiter, to
+    /// resume at once, if it is kept; otherwise nil, and the token is noted, so that a
+    /// ``suspend(_:token:)`` still to come keeps nothing (Erlang: `exit(Pid, kill)` ends a
+    /// process suspended on a busy port at once).
+    mutating func cancelSuspended(_ token: UInt64) -> Waiter? {
+        if let i = suspended.firstIndex(where: { $0.token == token }) { return suspended.remove(at: i).waiter }
+        cancelledTokens.insert(token)
+        return nil
+    }
+
+    /// The sender of a cancelled suspension is past the point where its cancellation could
+    /// come: its token, if noted, is dropped.
+    mutating func forgetCancelled(_ token: UInt64) { cancelledTokens.remove(token) }
 
     // MARK: Net ticks
 
@@ -356,7 +378,7 @@ struct ConnectionState<Waiter> {
             ticker = nil
             channel = nil
         }
-        return Closed(channel: channel, waiters: waiters, ticker: ticker, held: held, suspended: suspended, wasUp: wasUp)
+        return Closed(channel: channel, waiters: waiters, ticker: ticker, held: held, suspended: suspended.map(\.waiter), wasUp: wasUp)
     }
 
     // MARK: Simultaneous connects

@@ -166,10 +166,6 @@ struct RegistryServer {
     var graceScheduled = false
     /// New holders here waiting for a predecessor on `node`.
     var heldFrom: [Pid: String] = [:]
-    /// The last time the process ran, to tell that this node was frozen (SIGSTOP, a VM
-    /// pause) long enough for its peers to declare it down.
-    var lastAwake: ContinuousClock.Instant = .now
-    var frozenAt: ContinuousClock.Instant? = nil
     var watching = false
     /// Monitors of group members of this node.
     var memberMonitors: [Pid: Reference] = [:]
@@ -226,8 +222,6 @@ struct RegistryServer {
     struct Retry: Sendable { let from: Gen.From; let name: String; let what: Registration }
 
     static let heartbeat: Duration = .milliseconds(250)
-    /// A gap this long between heartbeats means the node was frozen.
-    static let frozenGap: Duration = .seconds(1)
 
     init(me: Process, registry: DistributedRegistry, shared: RegistryShared, placement: any Placement, log: Logger) {
         self.me = me
@@ -240,13 +234,13 @@ struct RegistryServer {
     // MARK: Loop
 
     mutating func run() async throws {
+        FreezeWatch.start()
         watch()
         publishView()
         if syncing.isEmpty { setReady(true) }
         _ = me.sendAfter(Heartbeat(), after: Self.heartbeat)
         while true {
             let m = try await me.receive()
-            awake()
             handle(m)
             if !moveQueue.isEmpty, moves.count < Self.movesInFlight { startMoves() }
             if leavingMyself != nil, moves.isEmpty, moveQueue.isEmpty, waitingForReadyOwner == 0 {
@@ -280,17 +274,9 @@ struct RegistryServer {
         if !old.isEmpty { _ = me.sendAfter(FlushTimeout(tag: tag), after: Self.flushTimeout) }
     }
 
-    mutating func awake() {
-        let now = ContinuousClock.now
-        if now - lastAwake > Self.frozenGap { frozenAt = now }
-        lastAwake = now
-    }
-
-    /// Whether this node was frozen a moment ago (its lost peers declared it down).
-    var wasFrozen: Bool {
-        guard let f = frozenAt else { return false }
-        return ContinuousClock.now - f < .seconds(10)
-    }
+    /// Whether this node was frozen a moment ago (its lost peers declared it down): the OS
+    /// process stood still (``FreezeWatch``), not merely this process waiting for a thread.
+    var wasFrozen: Bool { FreezeWatch.wasFrozen(within: .seconds(10)) }
 
     mutating func watch() {
         guard !watching, let router = Distribution.router(of: me.node) else { return }

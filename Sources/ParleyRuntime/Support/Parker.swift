@@ -98,7 +98,7 @@ extension Parker {
 }
 
 /// Starts a detached OS thread running `body`.
-func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+package func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     final class Box: @unchecked Sendable {
         // @unchecked Sendable: written once before the thread starts, read once by it.
         let body: @Sendable () -> Void
