@@ -53,7 +53,7 @@ package enum FreezeWatch {
     package static func start() {
         let first = clock.withLock { c -> Bool in
             guard c == nil else { return false }
-            c = FreezeClock(startedAt: MonotonicClock.now)
+            c = FreezeClock(startedAt: now())
             return true
         }
         guard first else { return }
@@ -61,8 +61,8 @@ package enum FreezeWatch {
             let gap = MonotonicClock.nanoseconds(Self.gap)
             while true {
                 usleep(periodMicroseconds)
-                let now = MonotonicClock.now
-                clock.withLock { $0?.beat(at: now, gap: gap) }
+                let t = now()
+                clock.withLock { $0?.beat(at: t, gap: gap) }
             }
         }
     }
@@ -70,9 +70,22 @@ package enum FreezeWatch {
     /// Whether the process was frozen for more than ``gap`` within `window` (false before
     /// ``start()``).
     package static func wasFrozen(within window: Duration) -> Bool {
-        let now = MonotonicClock.now
+        let t = now()
         return clock.withLock { c in
-            c?.wasFrozen(at: now, gap: MonotonicClock.nanoseconds(gap), window: MonotonicClock.nanoseconds(window)) ?? false
+            c?.wasFrozen(at: t, gap: MonotonicClock.nanoseconds(gap), window: MonotonicClock.nanoseconds(window)) ?? false
         }
+    }
+
+    /// Nanoseconds of a clock that also runs while the machine sleeps (CLOCK_BOOTTIME on
+    /// Linux; CLOCK_MONOTONIC counts sleep on Darwin): a suspended laptop or VM stood still
+    /// as a stopped process does, and its peers may have declared it down meanwhile.
+    static func now() -> UInt64 {
+        var ts = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        #else
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        #endif
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 }
