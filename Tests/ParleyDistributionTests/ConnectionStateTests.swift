@@ -14,6 +14,14 @@ private func fresh(busyLimit: Int = 0) -> State {
 
 private let peer = PeerInfo(name: "erl@127.0.0.1", flags: .parley, creation: 7)
 
+/// A connection whose handshake attached its channel: up.
+private func up(busyLimit: Int = 0) -> State {
+    var s = fresh(busyLimit: busyLimit)
+    s.attemptStarted()
+    _ = s.attach(EmbeddedChannel(), peer: peer)
+    return s
+}
+
 /// Queues a frame body of `count` bytes.
 private func enqueue(_ s: inout State, _ count: Int, mayHold: Bool = false) -> State.Enqueued {
     var held: Parker? = nil
@@ -125,9 +133,7 @@ struct ConnectionStateTests {
 
     @Test("busy_dist_port: a message sender is held once the queue reaches the limit (Erlang checks before it queues, so one message over the limit still goes); signals are never held; a flush releases the held (invariant 4)")
     func busyHoldsSenders() {
-        var s = fresh(busyLimit: 100)
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up(busyLimit: 100)
         _ = enqueue(&s, 150, mayHold: true)  // over the limit, but the queue was short: it goes
         #expect(s.isBusy)
         guard case .hold(let parker) = enqueue(&s, 10, mayHold: true) else { Issue.record("a sender was not held"); return }
@@ -146,9 +152,7 @@ struct ConnectionStateTests {
 
     @Test("A held sender whose park timed out takes itself off; closing releases every held sender")
     func heldSendersLeave() {
-        var s = fresh(busyLimit: 10)
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up(busyLimit: 10)
         _ = enqueue(&s, 20)
         guard case .hold(let a) = enqueue(&s, 1, mayHold: true), case .hold(let b) = enqueue(&s, 1, mayHold: true) else {
             Issue.record("senders were not held"); return
@@ -161,9 +165,7 @@ struct ConnectionStateTests {
 
     @Test("busy_dist_port suspends a process instead of holding its thread (sendSuspending): kept only while busy, handed back by the transition that ends the busy state or by close, each once (invariant 4)")
     func busySuspendsProcesses() {
-        var s = fresh(busyLimit: 100)
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up(busyLimit: 100)
         let idle = s.suspend(1, token: 1)
         #expect(!idle)  // not busy: goes on at once, nothing kept
         _ = enqueue(&s, 150)
@@ -188,9 +190,7 @@ struct ConnectionStateTests {
     // (OTP 25: is_process_alive is false right after, the receiver still stopped).
     @Test("A killed suspended process is handed back alone, at once; a kill that comes before its suspension keeps it from being kept; one after its resumption is forgotten")
     func killedSuspendedProcess() {
-        var s = fresh(busyLimit: 100)
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up(busyLimit: 100)
         _ = enqueue(&s, 150)
         let kept = [s.suspend(1, token: 1), s.suspend(2, token: 2)]
         #expect(kept == [true, true])
@@ -218,9 +218,7 @@ struct ConnectionStateTests {
 
     @Test("SwiftNIO's queue past its high water mark makes the connection busy until it is writable again")
     func writability() {
-        var s = fresh(busyLimit: 1000)
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up(busyLimit: 1000)
         s.writabilityChanged(false)
         #expect(s.isBusy)
         s.writabilityChanged(true)
@@ -229,9 +227,7 @@ struct ConnectionStateTests {
 
     @Test("net_ticktime: a tick goes out only when nothing was written since the last one; four silent tick periods disconnect")
     func ticks() {
-        var s = fresh()
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up()
         guard case .sendTick = s.tick(heard: true) else { Issue.record("no tick on an idle connection"); return }
         s.queueTick()
         #expect(s.buffer.readableBytes == 4)
@@ -255,9 +251,7 @@ struct ConnectionStateTests {
     @Test("A ticker started after the connection closed is handed back to be cancelled, so it cannot keep the connection alive (invariant 5)")
     func lateTicker() {
         let loop = EmbeddedEventLoop()
-        var s = fresh()
-        s.attemptStarted()
-        _ = s.attach(EmbeddedChannel(), peer: peer)
+        var s = up()
         let kept = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in }
         let r18 = s.tickerStarted(kept)
         #expect(r18 == nil)
